@@ -1,0 +1,111 @@
+// Argument checking for the bindings: numpy arrays are taken as they are (never copied or
+// converted behind the caller's back); a wrong type, dtype or layout raises TypeError naming
+// the op and the argument, a wrong shape raises ValueError (std::invalid_argument).
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <string>
+#include <vector>
+
+#include "cnnkit/common.hpp"
+
+namespace cnnkit::bind {
+
+namespace py = pybind11;
+
+inline std::string shape_of(const py::array& a) {
+  std::string s = "[";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(a.shape(i));
+  }
+  return s + "]";
+}
+
+inline std::string type_name(const py::handle& obj) {
+  return py::str(py::type::handle_of(obj).attr("__name__"));
+}
+
+// A float32 numpy array (any layout); TypeError otherwise.
+inline py::array float32_array(const py::handle& obj, const char* op, const char* name) {
+  if (!py::isinstance<py::array>(obj)) {
+    throw py::type_error(std::string(op) + ": " + name + " must be a numpy.ndarray of float32, got " +
+                         type_name(obj));
+  }
+  py::array arr = py::reinterpret_borrow<py::array>(obj);
+  if (!arr.dtype().is(py::dtype::of<float>())) {
+    throw py::type_error(std::string(op) + ": " + name + " must have dtype float32, got " +
+                         std::string(py::str(arr.dtype())) +
+                         " (convert explicitly, e.g. x.astype(np.float32))");
+  }
+  return arr;
+}
+
+// A float32, C-contiguous array of the given rank.
+inline py::array float32_contiguous(const py::handle& obj, const char* op, const char* name,
+                                    int ndim) {
+  py::array arr = float32_array(obj, op, name);
+  if (arr.ndim() != ndim) {
+    throw_invalid(op, ": ", name, " must be ", ndim, "-D, got shape ", shape_of(arr));
+  }
+  if (!(arr.flags() & py::array::c_style)) {
+    throw py::type_error(std::string(op) + ": " + name +
+                         " must be C-contiguous (use np.ascontiguousarray)");
+  }
+  return arr;
+}
+
+inline void require_writable(const py::array& arr, const char* op, const char* name) {
+  if (!arr.writeable()) {
+    throw py::type_error(std::string(op) + ": " + name + " is read-only");
+  }
+}
+
+// A 2-D float32 matrix with unit stride along one axis, seen without copying as a row-major
+// matrix (`data`, leading dimension `ld`) that is possibly transposed: a Fortran-ordered
+// array or a `.T` view is the transpose of a row-major one, and a slice keeps its row stride.
+struct MatrixArg {
+  py::array array;
+  float* data = nullptr;
+  index_t rows = 0, cols = 0;  // logical shape of the numpy array
+  index_t ld = 1;              // row stride of the row-major storage, in floats
+  bool transposed = false;     // storage is row-major [cols x rows]
+};
+
+inline MatrixArg matrix_arg(const py::handle& obj, const char* op, const char* name) {
+  MatrixArg m;
+  m.array = float32_array(obj, op, name);
+  const py::array& a = m.array;
+  if (a.ndim() != 2) {
+    throw_invalid(op, ": ", name, " must be 2-D, got shape ", shape_of(a));
+  }
+  m.rows = a.shape(0);
+  m.cols = a.shape(1);
+  m.data = static_cast<float*>(const_cast<void*>(a.data()));
+  const py::ssize_t s0 = a.strides(0), s1 = a.strides(1), fs = sizeof(float);
+  auto fits = [](py::ssize_t stride, index_t min_floats) {
+    return stride > 0 && stride % sizeof(float) == 0 && stride / index_t(sizeof(float)) >= min_floats;
+  };
+  if (m.rows == 0 || m.cols == 0) {  // nothing is read or written
+    m.ld = std::max<index_t>(1, m.cols);
+    return m;
+  }
+  const bool row_major = (s1 == fs || m.cols <= 1) && (m.rows <= 1 || fits(s0, m.cols));
+  const bool col_major = (s0 == fs || m.rows <= 1) && (m.cols <= 1 || fits(s1, m.rows));
+  if (row_major) {
+    m.ld = m.rows <= 1 ? std::max<index_t>(1, m.cols) : s0 / fs;
+  } else if (col_major) {
+    m.transposed = true;
+    m.ld = m.cols <= 1 ? std::max<index_t>(1, m.rows) : s1 / fs;
+  } else {
+    throw py::type_error(std::string(op) + ": " + name + " of shape " + shape_of(a) +
+                         " has strides (" + std::to_string(s0) + ", " + std::to_string(s1) +
+                         ") bytes; one axis must be contiguous and strides positive "
+                         "(use np.ascontiguousarray)");
+  }
+  return m;
+}
+
+}  // namespace cnnkit::bind

@@ -1,0 +1,56 @@
+// Bindings: CPU features, ISA selection, threads, peak probe.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "cnnkit/runtime.hpp"
+
+namespace cnnkit::bind {
+
+namespace py = pybind11;
+
+void bind_runtime(py::module_& m) {
+  m.def("_init_runtime", &init_runtime, "Read CNNKIT_ISA and pick the kernel table.");
+  m.def("cpu_info", []() {
+    const CpuFeatures& f = cpu_features();
+    py::dict features;
+    features["sse4_2"] = f.sse42;
+    features["avx"] = f.avx;
+    features["fma"] = f.fma;
+    features["avx2"] = f.avx2;
+    features["avx512f"] = f.avx512f;
+    features["avx512dq"] = f.avx512dq;
+    features["avx512bw"] = f.avx512bw;
+    features["avx512vl"] = f.avx512vl;
+    features["os_saves_avx_state"] = f.os_avx;
+    features["os_saves_avx512_state"] = f.os_avx512;
+    py::list supported;
+    for (Isa isa : {Isa::ref, Isa::avx2, Isa::avx512}) {
+      if (isa_supported(isa)) supported.append(isa_name(isa));
+    }
+    py::dict d;
+    d["vendor"] = f.vendor;
+    d["brand"] = f.brand;
+    d["features"] = features;
+    d["supported_isas"] = supported;
+    d["best_isa"] = isa_name(best_isa());
+    d["isa"] = isa_name(active_isa());
+    d["num_threads"] = get_num_threads();
+    d["openmp"] = openmp_enabled();
+    const KernelTable& kt = kernels();
+    d["sgemm_tile"] = py::make_tuple(kt.sgemm_mr, kt.sgemm_nr);
+    return d;
+  });
+  m.def("get_isa", []() { return std::string(isa_name(active_isa())); });
+  m.def("set_isa", [](const std::string& name) { set_isa(parse_isa(name)); }, py::arg("name"));
+  m.def("get_num_threads", &get_num_threads);
+  m.def("set_num_threads", &set_num_threads, py::arg("n"));
+  m.def(
+      "fma_peak_gflops",
+      [](int threads, double seconds, int repeats) {
+        py::gil_scoped_release release;
+        return fma_peak_gflops(threads, seconds, repeats);
+      },
+      py::arg("threads"), py::arg("seconds") = 0.2, py::arg("repeats") = 3);
+}
+
+}  // namespace cnnkit::bind

@@ -1,0 +1,38 @@
+// Shared helpers for the C++ core: index type and argument errors.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+namespace cnnkit {
+
+// All sizes and offsets are 64-bit: a conv output can exceed 2^31 elements.
+using index_t = std::int64_t;
+
+// "[8, 4, 32, 32]" for error messages.
+inline std::string shape_str(std::initializer_list<index_t> dims) {
+  std::ostringstream os;
+  os << '[';
+  bool first = true;
+  for (index_t d : dims) {
+    if (!first) os << ", ";
+    os << d;
+    first = false;
+  }
+  os << ']';
+  return os.str();
+}
+
+// Builds a message from any streamable pieces and throws std::invalid_argument
+// (which pybind11 turns into ValueError). Never call inside an OpenMP region.
+template <typename... Parts>
+[[noreturn]] void throw_invalid(const Parts&... parts) {
+  std::ostringstream os;
+  (os << ... << parts);
+  throw std::invalid_argument(os.str());
+}
+
+}  // namespace cnnkit

@@ -1,0 +1,235 @@
+// The GEMM engine: Goto/BLIS loops around a register-blocked micro-kernel.
+//
+//   C[M x N] = epilogue(op(A)[M x K] @ op(B)[K x N])
+//
+// Loops, outer to inner (per thread):
+//   K blocks of kc (~384)       -- a kc-deep A micro-panel (14 x 384 floats = 21 KB) fits in L1
+//   M blocks of mc (<= 1008)    -- packed once per K block, shared by all threads (L3)
+//   N chunks of nb              -- packed per thread, kc x nb <= 512 KB stays in L2
+//   A micro-panels (m <= MR)    -- stays in L1 while ...
+//   B micro-panels (NR wide)    -- ... the chunk's micro-panels stream from L2 through the kernel
+// Threads form a tm x tn grid over (rows, columns) so that every thread owns a disjoint block of
+// C (no reductions, deterministic). Row panels and K blocks are balanced (e.g. M = 64 is split
+// 13+13+13+13+12 rather than 14+14+14+14+8) so no micro-kernel call runs mostly empty.
+// The first K block applies beta (beta == 0 never reads C); the last applies bias and ReLU.
+#include <algorithm>
+#include <cstring>
+
+#include "cnnkit/gemm.hpp"
+#include "cnnkit/runtime.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace cnnkit {
+namespace {
+
+constexpr index_t kKC = 384;
+constexpr index_t kMC = 1008;
+constexpr index_t kBChunkFloats = 128 * 1024;  // per-thread packed B chunk: 512 KB of L2
+// Below this many FLOPs per thread, waking another thread costs more than it saves.
+constexpr double kMinFlopsPerThread = 4.0e6;
+// Problems whose B fits in this many floats may read B in place (no packing) on one thread.
+constexpr index_t kDirectBFloats = 64 * 1024;
+
+index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
+
+// Part `i` of `total` split into `parts` near-equal pieces: [begin, begin + len).
+void balanced(index_t total, index_t parts, index_t i, index_t* begin, index_t* len) {
+  const index_t base = total / parts, rem = total % parts;
+  *begin = i * base + std::min(i, rem);
+  *len = base + (i < rem ? 1 : 0);
+}
+
+struct Plan {
+  int mr = 1, nr = 1;
+  index_t nkb = 1, kc_max = 0;  // K blocks
+  index_t nmb = 1, mc_max = 0;  // M blocks
+  index_t nb_max = 0;           // per-thread B chunk width (multiple of nr)
+  int tm = 1, tn = 1;           // thread grid
+  bool direct_b = false;
+  std::size_t a_floats = 0, b_floats = 0;  // workspace: shared A block, per-thread B chunk
+};
+
+Plan make_plan(const KernelTable& kt, index_t M, index_t N, index_t K, int threads) {
+  Plan p;
+  p.mr = kt.sgemm_mr;
+  p.nr = kt.sgemm_nr;
+  p.nkb = std::max<index_t>(1, ceil_div(K, kKC));
+  p.kc_max = ceil_div(K, p.nkb);
+  p.nmb = std::max<index_t>(1, ceil_div(M, kMC));
+  p.mc_max = ceil_div(M, p.nmb);
+
+  const index_t row_panels = ceil_div(p.mc_max, p.mr);
+  const index_t col_panels = ceil_div(N, p.nr);
+  const double flops = 2.0 * double(M) * double(N) * double(K);
+  index_t nt = std::max(1, threads);
+  nt = std::min<index_t>(nt, std::max<index_t>(1, index_t(flops / kMinFlopsPerThread)));
+  nt = std::min<index_t>(nt, std::max<index_t>(1, row_panels * col_panels));
+
+  // Thread grid: least (compute + duplicated B packing) per thread; ties favour splitting N,
+  // which keeps each thread's packed B private and unduplicated.
+  double best = 0;
+  for (index_t tn = nt; tn >= 1; --tn) {
+    if (nt % tn) continue;
+    const index_t tm = nt / tn;
+    const double tiles = double(ceil_div(row_panels, tm)) * double(ceil_div(col_panels, tn));
+    const double cost = tiles * p.mr * p.nr / 16.0 + double(ceil_div(col_panels, tn)) * p.nr / 4.0;
+    if (tn == nt || cost < best) {
+      best = cost;
+      p.tm = int(tm);
+      p.tn = int(tn);
+    }
+  }
+  const index_t cols_per_thread = ceil_div(col_panels, p.tn) * p.nr;
+  const index_t nb_cap = std::max<index_t>(p.nr, kBChunkFloats / std::max<index_t>(1, p.kc_max));
+  const index_t chunks = std::max<index_t>(1, ceil_div(cols_per_thread, nb_cap));
+  p.nb_max = ceil_div(ceil_div(cols_per_thread, chunks), p.nr) * p.nr;
+  p.direct_b = nt == 1 && K * N <= kDirectBFloats;
+  p.a_floats = std::size_t(p.mc_max + p.mr) * std::size_t(p.kc_max);
+  p.b_floats = p.direct_b ? 0 : std::size_t(p.nb_max) * std::size_t(p.kc_max);
+  return p;
+}
+
+// C = beta * C + bias, then ReLU: what the product contributes when K == 0.
+void epilogue_only(index_t M, index_t N, const GemmOutput& out) {
+  for (index_t i = 0; i < M; ++i) {
+    float* c = out.c + i * out.ldc;
+    for (index_t j = 0; j < N; ++j) {
+      float v = out.beta == 0.0f ? 0.0f : out.beta * c[j];
+      if (out.bias_row) v += out.bias_row[i];
+      if (out.bias_col) v += out.bias_col[j];
+      if (out.relu) v = std::max(v, 0.0f);
+      c[j] = v;
+    }
+  }
+}
+
+struct Worker {
+  const Plan& p;
+  const KernelTable& kt;
+  index_t M, N, K;
+  const GemmOperandA& a;
+  const GemmOperandB& b;
+  const GemmOutput& out;
+  float* a_buf;  // shared packed A block
+  float* b_bufs; // nt private B chunks of p.b_floats each
+
+  void run(int tid, int nt) const {
+    const int tr = tid / p.tn, tc = tid % p.tn;
+    // This thread's columns: a balanced share of the NR-wide column panels.
+    index_t cp0, cpn;
+    balanced(ceil_div(N, p.nr), p.tn, tc, &cp0, &cpn);
+    const index_t j_begin = cp0 * p.nr, j_end = std::min(N, (cp0 + cpn) * p.nr);
+    float* b_buf = b_bufs + std::size_t(tid) * p.b_floats;
+
+    for (index_t kb = 0; kb < p.nkb; ++kb) {
+      index_t p0, kc;
+      balanced(K, p.nkb, kb, &p0, &kc);
+      UkrEpilogue ep;
+      ep.alpha = out.alpha;
+      ep.beta = kb == 0 ? out.beta : 1.0f;
+      const bool last = kb + 1 == p.nkb;
+      ep.relu = last && out.relu;
+
+      for (index_t mb = 0; mb < p.nmb; ++mb) {
+        index_t m0, mc;
+        balanced(M, p.nmb, mb, &m0, &mc);
+        const index_t npanels = ceil_div(mc, p.mr);
+        // Pack the shared A block; panel q holds rows [r0, r0 + m) and starts at r0 * kc.
+        for (index_t q = tid; q < npanels; q += nt) {
+          index_t r0, m;
+          balanced(mc, npanels, q, &r0, &m);
+          a.pack(m0 + r0, int(m), p0, int(kc), a_buf + r0 * kc);
+        }
+#ifdef _OPENMP
+        if (nt > 1) {
+#pragma omp barrier
+        }
+#endif
+        index_t q_begin, q_count;
+        balanced(npanels, p.tm, tr, &q_begin, &q_count);
+        for (index_t j0 = j_begin; j0 < j_end; j0 += p.nb_max) {
+          const index_t nb = std::min(p.nb_max, j_end - j0);
+          const float* bp = nullptr;
+          index_t ldb = p.nr;
+          if (p.direct_b) {
+            bp = b.direct(p0, j0, &ldb);
+          }
+          if (bp == nullptr) b.pack(p0, int(kc), j0, int(nb), p.nr, b_buf);
+          for (index_t q = q_begin; q < q_begin + q_count; ++q) {
+            index_t r0, m;
+            balanced(mc, npanels, q, &r0, &m);
+            const index_t i0 = m0 + r0;
+            const float* ap = a_buf + r0 * kc;
+            ep.bias_row = last && out.bias_row ? out.bias_row + i0 : nullptr;
+            for (index_t jj = 0; jj < nb; jj += p.nr) {
+              const int n = int(std::min<index_t>(p.nr, nb - jj));
+              const index_t j = j0 + jj;
+              ep.bias_col = last && out.bias_col ? out.bias_col + j : nullptr;
+              const float* bpanel = bp ? bp + jj : b_buf + jj * kc;
+              const index_t ld = bp ? ldb : p.nr;
+              kt.sgemm_ukr(int(m), n, kc, ap, bpanel, ld, out.c + i0 * out.ldc + j, out.ldc, ep);
+            }
+          }
+        }
+#ifdef _OPENMP
+        if (nt > 1) {
+#pragma omp barrier
+        }
+#endif
+      }
+    }
+  }
+};
+
+}  // namespace
+
+std::size_t gemm_workspace_floats(index_t M, index_t N, index_t K, int threads) {
+  if (threads <= 0) threads = get_num_threads();
+  const Plan p = make_plan(kernels(), M, N, K, threads);
+  const Plan p1 = make_plan(kernels(), M, N, K, 1);
+  return std::max(p.a_floats + std::size_t(p.tm) * p.tn * p.b_floats, p1.a_floats + p1.b_floats);
+}
+
+void gemm(index_t M, index_t N, index_t K, const GemmOperandA& a, const GemmOperandB& b,
+          const GemmOutput& out, int threads, float* workspace) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    epilogue_only(M, N, out);
+    return;
+  }
+  if (threads <= 0) threads = get_num_threads();
+  const KernelTable& kt = kernels();
+  const Plan p = make_plan(kt, M, N, K, threads);
+  const int nt = p.tm * p.tn;
+  if (workspace == nullptr) {
+    // Enough for the plan and for the one-thread fallback below.
+    const Plan p1 = make_plan(kt, M, N, K, 1);
+    workspace = thread_workspace(0, std::max(p.a_floats + std::size_t(nt) * p.b_floats,
+                                             p1.a_floats + p1.b_floats));
+  }
+  const Worker w{p, kt, M, N, K, a, b, out, workspace, workspace + p.a_floats};
+  if (nt == 1) {
+    w.run(0, 1);
+    return;
+  }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+  {
+    // The runtime may give fewer threads than asked (e.g. nested regions); the grid needs all.
+    if (omp_get_num_threads() == nt) {
+      w.run(omp_get_thread_num(), nt);
+    } else if (omp_get_thread_num() == 0) {
+      const Plan p1 = make_plan(kt, M, N, K, 1);
+      const Worker w1{p1, kt, M, N, K, a, b, out, workspace, workspace + p1.a_floats};
+      w1.run(0, 1);
+    }
+  }
+#else
+  w.run(0, 1);
+#endif
+}
+
+}  // namespace cnnkit

@@ -1,0 +1,109 @@
+// CPU feature detection with CPUID and XGETBV.
+//
+// A CPUID bit only says the core has an instruction set; the OS must also save the wider
+// register state on context switches, which XGETBV(0) reports in XCR0: bits 1-2 (SSE/AVX
+// state) for AVX/AVX2/FMA, and bits 5-7 (opmask, ZMM0-15 upper halves, ZMM16-31) for AVX-512.
+#include <cstdint>
+#include <cstring>
+
+#include "cnnkit/runtime.hpp"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#define CNNKIT_X86 1
+#endif
+
+namespace cnnkit {
+namespace {
+
+#ifdef CNNKIT_X86
+struct Regs {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+};
+
+Regs cpuid(unsigned leaf, unsigned sub = 0) {
+  Regs r;
+  __cpuid_count(leaf, sub, r.a, r.b, r.c, r.d);
+  return r;
+}
+
+std::uint64_t xgetbv0() {
+  unsigned lo = 0, hi = 0;
+  // Encoded as bytes so the baseline build needs no -mxsave.
+  __asm__ volatile(".byte 0x0f, 0x01, 0xd0" : "=a"(lo), "=d"(hi) : "c"(0));
+  return (static_cast<std::uint64_t>(hi) << 32) | lo;
+}
+#endif
+
+CpuFeatures detect() {
+  CpuFeatures f;
+#ifdef CNNKIT_X86
+  const unsigned max_leaf = cpuid(0).a;
+  {
+    Regs v = cpuid(0);
+    char vendor[13] = {};
+    std::memcpy(vendor, &v.b, 4);
+    std::memcpy(vendor + 4, &v.d, 4);
+    std::memcpy(vendor + 8, &v.c, 4);
+    f.vendor = vendor;
+  }
+  if (cpuid(0x80000000u).a >= 0x80000004u) {
+    char brand[49] = {};
+    for (unsigned i = 0; i < 3; ++i) {
+      Regs r = cpuid(0x80000002u + i);
+      std::memcpy(brand + 16 * i, &r, 16);
+    }
+    f.brand = brand;
+    while (!f.brand.empty() && f.brand.back() == ' ') f.brand.pop_back();
+    while (!f.brand.empty() && f.brand.front() == ' ') f.brand.erase(f.brand.begin());
+  }
+  if (max_leaf < 1) return f;
+  const Regs l1 = cpuid(1);
+  f.sse42 = (l1.c >> 20) & 1;
+  const bool osxsave = (l1.c >> 27) & 1;
+  const bool cpu_avx = (l1.c >> 28) & 1;
+  const bool cpu_fma = (l1.c >> 12) & 1;
+  std::uint64_t xcr0 = osxsave ? xgetbv0() : 0;
+  f.os_avx = (xcr0 & 0x6) == 0x6;
+  f.os_avx512 = f.os_avx && (xcr0 & 0xe0) == 0xe0;
+  f.avx = cpu_avx && f.os_avx;
+  f.fma = cpu_fma && f.os_avx;
+  if (max_leaf >= 7) {
+    const Regs l7 = cpuid(7, 0);
+    f.avx2 = f.avx && ((l7.b >> 5) & 1);
+    f.avx512f = f.os_avx512 && ((l7.b >> 16) & 1);
+    f.avx512dq = f.os_avx512 && ((l7.b >> 17) & 1);
+    f.avx512bw = f.os_avx512 && ((l7.b >> 30) & 1);
+    f.avx512vl = f.os_avx512 && ((l7.b >> 31) & 1);
+  }
+#endif
+  return f;
+}
+
+}  // namespace
+
+const CpuFeatures& cpu_features() {
+  static const CpuFeatures features = detect();
+  return features;
+}
+
+bool isa_supported(Isa isa) {
+  const CpuFeatures& f = cpu_features();
+  switch (isa) {
+    case Isa::ref:
+      return true;
+    case Isa::avx2:
+      return f.avx2 && f.fma;
+    case Isa::avx512:
+      return f.avx512f && f.avx512dq && f.avx512bw && f.avx512vl && f.fma;
+  }
+  return false;
+}
+
+Isa best_isa() {
+  if (isa_supported(Isa::avx512)) return Isa::avx512;
+  if (isa_supported(Isa::avx2)) return Isa::avx2;
+  return Isa::ref;
+}
+
+}  // namespace cnnkit

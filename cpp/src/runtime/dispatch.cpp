@@ -1,0 +1,105 @@
+// The kernel tables (one per ISA) and the switch between them.
+//
+// Each table starts as a copy of the one below it and overrides what its ISA implements:
+// ref -> avx2 -> avx512. So an op without an AVX-512 kernel still gets its AVX2 (or reference)
+// kernel on an AVX-512 machine, and forcing CNNKIT_ISA=ref exercises the portable code.
+#include <atomic>
+#include <cstdlib>
+#include <string>
+
+#include "cnnkit/runtime.hpp"
+
+namespace cnnkit {
+namespace {
+
+struct Tables {
+  KernelTable ref, avx2, avx512;
+  Tables() {
+    register_ref_kernels(ref);
+    ref.isa = "ref";
+    avx2 = ref;
+    avx2::register_kernels(avx2);
+    avx2.isa = "avx2";
+    avx512 = avx2;
+    avx512::register_kernels(avx512);
+    avx512.isa = "avx512";
+  }
+  const KernelTable& of(Isa isa) const {
+    switch (isa) {
+      case Isa::avx512:
+        return avx512;
+      case Isa::avx2:
+        return avx2;
+      default:
+        return ref;
+    }
+  }
+};
+
+const Tables& tables() {
+  static const Tables t;
+  return t;
+}
+
+std::atomic<int> g_isa{-1};
+
+}  // namespace
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::ref:
+      return "ref";
+    case Isa::avx2:
+      return "avx2";
+    case Isa::avx512:
+      return "avx512";
+  }
+  return "?";
+}
+
+Isa parse_isa(const std::string& name) {
+  if (name == "ref") return Isa::ref;
+  if (name == "avx2") return Isa::avx2;
+  if (name == "avx512") return Isa::avx512;
+  throw_invalid("set_isa: unknown ISA '", name, "'; expected one of 'ref', 'avx2', 'avx512'");
+}
+
+void set_isa(Isa isa) {
+  if (!isa_supported(isa)) {
+    throw_invalid("set_isa: this CPU cannot run '", isa_name(isa), "' (best available: '",
+                  isa_name(best_isa()), "')");
+  }
+  g_isa.store(static_cast<int>(isa));
+}
+
+Isa active_isa() {
+  int v = g_isa.load();
+  if (v < 0) {
+    init_runtime();
+    v = g_isa.load();
+  }
+  return static_cast<Isa>(v);
+}
+
+const KernelTable& kernels() { return tables().of(active_isa()); }
+
+void init_runtime() {
+  const char* env = std::getenv("CNNKIT_ISA");
+  if (env != nullptr && *env != '\0') {
+    Isa isa;
+    try {
+      isa = parse_isa(env);
+    } catch (const std::invalid_argument&) {
+      throw_invalid("CNNKIT_ISA='", env, "' is not a known ISA; expected 'ref', 'avx2' or 'avx512'");
+    }
+    if (!isa_supported(isa)) {
+      throw_invalid("CNNKIT_ISA='", env, "' but this CPU cannot run it (best available: '",
+                    isa_name(best_isa()), "')");
+    }
+    g_isa.store(static_cast<int>(isa));
+  } else {
+    g_isa.store(static_cast<int>(best_isa()));
+  }
+}
+
+}  // namespace cnnkit

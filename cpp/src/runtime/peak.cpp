@@ -1,0 +1,55 @@
+// In-process FMA peak probe: the yardstick for "fraction of peak" in the benchmarks.
+// Measured rather than computed from a clock rate, because a shared VM's clock and its
+// neighbours vary; benchmarks run it in the same process as the code they rate.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+
+#include "cnnkit/runtime.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace cnnkit {
+
+double fma_peak_gflops(int threads, double seconds, int repeats) {
+  if (threads < 1) throw_invalid("fma_peak_gflops: threads must be >= 1, got ", threads);
+  if (!(seconds > 0)) throw_invalid("fma_peak_gflops: seconds must be > 0, got ", seconds);
+  const KernelTable& kt = kernels();
+  using clock = std::chrono::steady_clock;
+  // Calibrate the iteration count on one thread.
+  std::int64_t iters = 1 << 16;
+  for (;;) {
+    const auto t0 = clock::now();
+    volatile float sink = kt.fma_chains(iters);
+    (void)sink;
+    const double dt = std::chrono::duration<double>(clock::now() - t0).count();
+    if (dt > 0.02 || iters > (std::int64_t(1) << 40)) {
+      iters = std::max<std::int64_t>(1, std::int64_t(double(iters) * seconds / dt));
+      break;
+    }
+    iters *= 4;
+  }
+  double best = 0;
+  for (int r = 0; r < std::max(1, repeats); ++r) {
+    const auto t0 = clock::now();
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads)
+    {
+      volatile float sink = kt.fma_chains(iters);
+      (void)sink;
+    }
+    const int used = threads;
+#else
+    volatile float sink = kt.fma_chains(iters);
+    (void)sink;
+    const int used = 1;
+#endif
+    const double dt = std::chrono::duration<double>(clock::now() - t0).count();
+    best = std::max(best, double(used) * double(iters) * kt.fma_chain_flops / dt / 1e9);
+  }
+  return best;
+}
+
+}  // namespace cnnkit

@@ -1,0 +1,68 @@
+"""cnnkit: convolutional neural networks on the CPU.
+
+A C++17 core (OpenMP threads, AVX-512/AVX2 kernels chosen at run time, a reference path for
+every op) under a PyTorch-style Python API.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+from . import _core
+
+_core._init_runtime()  # reads CNNKIT_ISA; a bad value raises ValueError here
+
+from . import ops  # noqa: E402
+
+__version__ = "0.1.0"
+
+
+def cpu_info() -> dict:
+    """What the CPU offers and what cnnkit uses.
+
+    Returns a dict with ``vendor``, ``brand``, ``features`` (CPUID bits confirmed by the OS
+    through XGETBV), ``supported_isas``, ``best_isa``, ``isa`` (in use), ``num_threads``,
+    ``openmp`` and ``sgemm_tile`` (the micro-kernel's MR x NR).
+    """
+    return _core.cpu_info()
+
+
+def get_isa() -> str:
+    """The instruction set whose kernels are in use: ``"ref"``, ``"avx2"`` or ``"avx512"``."""
+    return _core.get_isa()
+
+
+def set_isa(name: str) -> None:
+    """Force the kernels of one instruction set (``"ref"``, ``"avx2"`` or ``"avx512"``).
+
+    The environment variable ``CNNKIT_ISA`` does the same at import. Raises ValueError for an
+    unknown name or one this CPU cannot run.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"set_isa: name must be a str, got {type(name).__name__}")
+    _core.set_isa(name)
+
+
+def get_num_threads() -> int:
+    """Threads each op uses (default: OpenMP's default, which honours OMP_NUM_THREADS)."""
+    return _core.get_num_threads()
+
+
+def set_num_threads(n: int) -> None:
+    """Set the number of threads each op uses; ``n`` must be an integer >= 1."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"set_num_threads: n must be >= 1, got {n}")
+    _core.set_num_threads(int(n))
+
+
+__all__ = [
+    "cpu_info",
+    "get_isa",
+    "set_isa",
+    "get_num_threads",
+    "set_num_threads",
+    "ops",
+    "__version__",
+]
