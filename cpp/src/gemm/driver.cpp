@@ -88,7 +88,8 @@ Plan make_plan(const KernelTable& kt, index_t M, index_t N, index_t K, int threa
   p.nb_max = ceil_div(ceil_div(cols_per_thread, chunks), p.nr) * p.nr;
   p.direct_b = nt == 1 && K * N <= kDirectBFloats;
   p.a_floats = std::size_t(p.mc_max + p.mr) * std::size_t(p.kc_max);
-  p.b_floats = p.direct_b ? 0 : std::size_t(p.nb_max) * std::size_t(p.kc_max);
+  // Allocated even when B may be read in place: not every operand can be.
+  p.b_floats = std::size_t(p.nb_max) * std::size_t(p.kc_max);
   return p;
 }
 
