@@ -29,7 +29,7 @@ constexpr index_t kKC = 384;
 constexpr index_t kMC = 1008;
 constexpr index_t kBChunkFloats = 128 * 1024;  // per-thread packed B chunk: 512 KB of L2
 // Below this many FLOPs per thread, waking another thread costs more than it saves.
-constexpr double kMinFlopsPerThread = 4.0e6;
+constexpr double kMinFlopsPerThread = 1.0e6;
 // Problems whose B fits in this many floats may read B in place (no packing) on one thread.
 constexpr index_t kDirectBFloats = 64 * 1024;
 
