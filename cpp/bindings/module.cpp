@@ -4,10 +4,12 @@
 namespace cnnkit::bind {
 void bind_runtime(pybind11::module_& m);
 void bind_gemm(pybind11::module_& m);
+void bind_conv(pybind11::module_& m);
 }  // namespace cnnkit::bind
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "cnnkit C++ core (use the cnnkit package, not this module, directly)";
   cnnkit::bind::bind_runtime(m);
   cnnkit::bind::bind_gemm(m);
+  cnnkit::bind::bind_conv(m);
 }
