@@ -23,6 +23,7 @@
 #include "cnnkit/gemm.hpp"
 #include "cnnkit/runtime.hpp"
 #include "conv/image_operands.hpp"
+#include "util/reduce.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -38,6 +39,11 @@ inline int thread_id() {
   return 0;
 #endif
 }
+
+// Backward data as a forward convolution puts the input channels on the GEMM's M side; with
+// fewer than this many (a first layer's 3 colours) the micro-kernel runs mostly empty and the
+// GEMM + col2im formulation (M = C F F) is faster.
+constexpr index_t kMinRowsForTransposedConv = 16;
 
 PatchGeom forward_geom(const Conv2dParams& p) {
   return PatchGeom{p.C / p.groups, p.H,        p.W,        p.Fh,    p.Fw,  p.stride_h, p.stride_w,
@@ -170,7 +176,7 @@ void conv2d_backward_data(const Conv2dParams& p, const float* diff_dst, const fl
   if (p.N == 0) return;
   const index_t G = p.groups, Cg = p.C / G, Kg = p.K / G, FF = p.Fh * p.Fw;
   const index_t rows = Cg * FF, HoWo = p.Ho * p.Wo, HW = p.H * p.W;
-  if (p.stride_h == 1 && p.stride_w == 1) {
+  if (p.stride_h == 1 && p.stride_w == 1 && Cg >= kMinRowsForTransposedConv) {
     // dX = conv(dY, W') with W'[g][c][(k, fy, fx)] = W[g Kg + k][c][Fh-1-fy][Fw-1-fx].
     std::vector<float> wt(std::size_t(G) * Cg * Kg * FF);
     for (index_t grp = 0; grp < G; ++grp) {
@@ -213,16 +219,7 @@ void conv2d_backward_data(const Conv2dParams& p, const float* diff_dst, const fl
       out.c = buf;
       out.ldc = nc;
       gemm(rows, nc, Kg, wa, MatrixOperandB(dy + j0, HoWo, false), out, gemm_threads, gemm_ws);
-      for (index_t r = 0; r < rows; ++r) {  // col2im of this chunk
-        const index_t fx = r % p.Fw, fy = (r / p.Fw) % p.Fh, c = r / FF;
-        float* plane = dx + c * HW;
-        const float* b = buf + r * nc;
-        for (index_t j = 0; j < nc; ++j) {
-          const index_t oy = (j0 + j) / p.Wo, ox = (j0 + j) % p.Wo;
-          const index_t iy = oy * g.sh - g.ph + fy * g.dh, ix = ox * g.sw - g.pw + fx * g.dw;
-          if (iy >= 0 && iy < p.H && ix >= 0 && ix < p.W) plane[iy * p.W + ix] += b[j];
-        }
-      }
+      for (index_t r = 0; r < rows; ++r) scatter_add_patch_row(g, dx, r, j0, nc, buf + r * nc);
     }
   };
   if (parallel_items) {
@@ -247,34 +244,53 @@ void conv2d_backward_weights(const Conv2dParams& p, const float* diff_dst, const
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (index_t k = 0; k < p.K; ++k) {
       double s = 0;
-      for (index_t n = 0; n < p.N; ++n) {
-        const float* d = diff_dst + (n * p.K + k) * HoWo;
-        float part = 0;
-        for (index_t j = 0; j < HoWo; ++j) part += d[j];
-        s += part;
-      }
+      for (index_t n = 0; n < p.N; ++n) s += sum_floats(diff_dst + (n * p.K + k) * HoWo, HoWo);
       diff_bias[k] = float(s);
     }
   }
   std::memset(diff_weights, 0, sizeof(float) * wsize);
   if (p.N == 0) return;
-  auto item = [&](index_t n, index_t grp, float* dw, int threads, float* ws) {
-    GemmOutput out;
-    out.c = dw + grp * Kg * rows;
-    out.ldc = rows;
-    out.beta = 1.0f;
-    const MatrixOperandA dya(diff_dst + n * p.K * HoWo + grp * Kg * HoWo, HoWo, false);
+  // dW[k][r] = sum over pixels of dY[k][pixel] * P[r][pixel]: dot products along the pixels,
+  // where dY rows are contiguous and patch rows are gathered contiguous (a chunk of pixels
+  // at a time, bounded memory); the 1x1 case reads the image rows in place.
+  const KernelTable& kt = kernels();
+  const bool pointwise = g.is_pointwise();
+  const index_t chunk = std::min<index_t>(HoWo, std::max<index_t>(256, (index_t(1) << 20) / rows));
+  // Row stride of the gathered patch rows: a multiple of 16 floats but not of 256 (1 KB). The
+  // dot tile streams 4 dY rows and 6 patch rows; if all ten sat a multiple of 4 KB apart they
+  // would share L1 sets and evict each other (measured: half the speed at 32x32 outputs).
+  index_t ld = (chunk + 15) / 16 * 16;
+  if (ld % 256 == 0) ld += 16;
+  const std::size_t tsize = std::size_t(pointwise ? Cg : rows) * ld;
+  // Rows [r0, r1) of one image's group into dw ([K x rows], leading dimension rows); t holds
+  // the gathered patch rows (row stride ld).
+  auto rows_of_item = [&](index_t n, index_t grp, index_t r0, index_t r1, float* dw, float* t) {
+    const float* dy = diff_dst + n * p.K * HoWo + grp * Kg * HoWo;
     const float* x = src + n * p.C * HW + grp * Cg * HW;
-    if (g.is_pointwise()) {
-      gemm(Kg, rows, HoWo, dya, MatrixOperandB(x, HW, true), out, threads, ws);
-    } else {
-      gemm(Kg, rows, HoWo, dya, ImagePatchesTB(x, g), out, threads, ws);
+    float* dwg = dw + grp * Kg * rows;
+    float* b = t;
+    for (index_t j0 = 0; j0 < HoWo; j0 += chunk) {
+      const index_t nc = std::min(chunk, HoWo - j0);
+      for (index_t r = r0; r < r1; ++r) {
+        if (pointwise) {
+          std::memcpy(b + (r - r0) * ld, x + r * HW + j0, sizeof(float) * nc);
+        } else {
+          gather_patch_row(g, x, r, j0, nc, b + (r - r0) * ld);
+        }
+      }
+      for (index_t jb = r0; jb < r1; jb += kt.dot_nr) {
+        const int nb = int(std::min<index_t>(kt.dot_nr, r1 - jb));
+        for (index_t ib = 0; ib < Kg; ib += kt.dot_mr) {
+          const int mb = int(std::min<index_t>(kt.dot_mr, Kg - ib));
+          kt.dot_nt_tile(mb, nb, nc, dy + ib * HoWo + j0, HoWo, b + (jb - r0) * ld, ld,
+                         dwg + ib * rows + jb, rows);
+        }
+      }
     }
   };
   if (p.N >= nt && nt > 1) {
     // Per-thread partial sums over a static share of the images, added in thread order.
-    const std::size_t gws = gemm_workspace_floats(Kg, rows, HoWo, 1);
-    const std::size_t per = std::size_t(wsize) + gws;
+    const std::size_t per = std::size_t(wsize) + tsize;
     float* ws = thread_workspace(1, per * nt);
     // Zeroed here, not in the region: a partial whose thread the runtime did not start adds 0.
     for (int t = 0; t < nt; ++t) std::memset(ws + per * t, 0, sizeof(float) * wsize);
@@ -283,7 +299,7 @@ void conv2d_backward_weights(const Conv2dParams& p, const float* diff_dst, const
       float* part = ws + per * thread_id();
 #pragma omp for schedule(static)
       for (index_t n = 0; n < p.N; ++n) {
-        for (index_t grp = 0; grp < G; ++grp) item(n, grp, part, 1, part + wsize);
+        for (index_t grp = 0; grp < G; ++grp) rows_of_item(n, grp, 0, rows, part, part + wsize);
       }
 #pragma omp for schedule(static)
       for (index_t i = 0; i < wsize; ++i) {
@@ -293,8 +309,22 @@ void conv2d_backward_weights(const Conv2dParams& p, const float* diff_dst, const
       }
     }
   } else {
+    // Few images: threads split the patch rows (disjoint columns of dW, no reduction).
+    float* ws = thread_workspace(1, tsize * nt);
+    const index_t blocks = (rows + kt.dot_nr - 1) / kt.dot_nr;
     for (index_t n = 0; n < p.N; ++n) {
-      for (index_t grp = 0; grp < G; ++grp) item(n, grp, diff_weights, nt, nullptr);
+      for (index_t grp = 0; grp < G; ++grp) {
+#pragma omp parallel num_threads(nt)
+        {
+          int t = thread_id(), team = 1;
+#ifdef _OPENMP
+          team = omp_get_num_threads();
+#endif
+          const index_t b0 = blocks * t / team, b1 = blocks * (t + 1) / team;
+          rows_of_item(n, grp, b0 * kt.dot_nr, std::min(rows, b1 * kt.dot_nr), diff_weights,
+                       ws + tsize * t);
+        }
+      }
     }
   }
 }

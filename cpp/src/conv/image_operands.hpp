@@ -3,6 +3,7 @@
 #pragma once
 
 #include "cnnkit/gemm.hpp"
+#include "cnnkit/kernels.hpp"
 
 namespace cnnkit {
 
@@ -22,6 +23,10 @@ struct PatchGeom {
 void gather_patch_row(const PatchGeom& g, const float* x, index_t row, index_t j0, index_t n,
                       float* out);
 
+// The adjoint of gather_patch_row (col2im): x[c][iy][ix] += in[t] for the same positions.
+void scatter_add_patch_row(const PatchGeom& g, float* x, index_t row, index_t j0, index_t n,
+                           const float* in);
+
 // op(B) = patches [C Fh Fw x Ho Wo] of image x (forward: W @ patches).
 class ImagePatchesB final : public GemmOperandB {
  public:
@@ -32,6 +37,9 @@ class ImagePatchesB final : public GemmOperandB {
   const float* x_;
   PatchGeom g_;
 };
+
+// Portable kernel behind ImagePatchesB (see PackPatchPanel in kernels.hpp).
+void pack_patch_panel_ref(const PatchPanel& pp, index_t p0, int kc, int nr, float* dst);
 
 // op(B) = patches^T [Ho Wo x C Fh Fw] (weight gradient: dY @ patches^T).
 class ImagePatchesTB final : public GemmOperandB {

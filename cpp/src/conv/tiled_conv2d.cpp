@@ -17,6 +17,7 @@
 #include "cnnkit/conv.hpp"
 #include "cnnkit/gemm.hpp"
 #include "cnnkit/runtime.hpp"
+#include "util/reduce.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -201,8 +202,7 @@ void tiled_conv2d_backward(const TiledConv2dParams& tp, const float* diff_dst, c
       if (tp.bias_per_position) {
         for (index_t n = 0; n < p.N; ++n) s += diff_dst[n * p.K * HoWo + i];
       } else {
-        for (index_t n = 0; n < p.N; ++n)
-          for (index_t j = 0; j < HoWo; ++j) s += diff_dst[(n * p.K + i) * HoWo + j];
+        for (index_t n = 0; n < p.N; ++n) s += sum_floats(diff_dst + (n * p.K + i) * HoWo, HoWo);
       }
       diff_bias[i] = float(s);
     }

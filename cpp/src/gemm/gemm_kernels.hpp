@@ -10,6 +10,10 @@ constexpr int kSgemmMrRef = 4, kSgemmNrRef = 16;
 void sgemm_ukr_4x16_ref(int m, int n, std::int64_t k, const float* a, const float* b,
                         std::int64_t ldb, float* c, std::int64_t ldc, const UkrEpilogue& ep);
 
+// Dot-product tile (DotNtTile): 4 x 4 portable.
+void dot_nt_tile_ref(int m, int n, std::int64_t k, const float* a, std::int64_t lda, const float* b,
+                     std::int64_t ldb, float* c, std::int64_t ldc);
+
 namespace avx2 {
 // 6 x 16: 12 ymm accumulators + 2 B vectors + 1 broadcast of the 16 ymm registers.
 constexpr int kSgemmMr = 6, kSgemmNr = 16;
@@ -22,6 +26,10 @@ namespace avx512 {
 constexpr int kSgemmMr = 14, kSgemmNr = 32;
 void sgemm_ukr_14x32_avx512(int m, int n, std::int64_t k, const float* a, const float* b,
                             std::int64_t ldb, float* c, std::int64_t ldc, const UkrEpilogue& ep);
+// 4 x 6 dot-product tile: 24 zmm accumulators + 4 A vectors + 1 B vector.
+constexpr int kDotMr = 4, kDotNr = 6;
+void dot_nt_tile_avx512(int m, int n, std::int64_t k, const float* a, std::int64_t lda,
+                        const float* b, std::int64_t ldb, float* c, std::int64_t ldc);
 }  // namespace avx512
 
 }  // namespace cnnkit

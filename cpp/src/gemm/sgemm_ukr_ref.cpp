@@ -31,4 +31,17 @@ void sgemm_ukr_4x16_ref(int m, int n, std::int64_t k, const float* a, const floa
   }
 }
 
+void dot_nt_tile_ref(int m, int n, std::int64_t k, const float* a, std::int64_t lda, const float* b,
+                     std::int64_t ldb, float* c, std::int64_t ldc) {
+  for (int i = 0; i < m; ++i) {
+    for (int j = 0; j < n; ++j) {
+      const float* ai = a + i * lda;
+      const float* bj = b + j * ldb;
+      float s = 0.0f;
+      for (std::int64_t p = 0; p < k; ++p) s += ai[p] * bj[p];
+      c[i * ldc + j] += s;
+    }
+  }
+}
+
 }  // namespace cnnkit

@@ -1,6 +1,7 @@
 // Fills the kernel table with the portable reference kernels (the base every ISA overrides).
 #include <cstdint>
 
+#include "conv/image_operands.hpp"
 #include "gemm/gemm_kernels.hpp"
 
 namespace cnnkit {
@@ -26,6 +27,10 @@ void register_ref_kernels(KernelTable& t) {
   t.sgemm_mr = kSgemmMrRef;
   t.sgemm_nr = kSgemmNrRef;
   t.sgemm_ukr = sgemm_ukr_4x16_ref;
+  t.pack_patch_panel = pack_patch_panel_ref;
+  t.dot_mr = 4;
+  t.dot_nr = 4;
+  t.dot_nt_tile = dot_nt_tile_ref;
   t.fma_chains = fma_chains_ref;
   t.fma_chain_flops = 8.0 * 2;
 }
