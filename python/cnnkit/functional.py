@@ -50,7 +50,8 @@ __all__ = [
 
 # --------------------------------------------------------------------------- helpers
 def _f32(a) -> np.ndarray:
-    return np.ascontiguousarray(a, dtype=np.float32)
+    # np.asarray(order="C"), not np.ascontiguousarray, which turns 0-d arrays into 1-d
+    return np.asarray(a, dtype=np.float32, order="C")
 
 
 def _opt_f32(a):
@@ -60,7 +61,7 @@ def _opt_f32(a):
 def _labels(target) -> np.ndarray:
     if isinstance(target, Tensor):
         target = target.data
-    return np.ascontiguousarray(target, dtype=np.int64)
+    return np.asarray(target, dtype=np.int64, order="C")
 
 
 def _pair(value, name: str, op: str) -> tuple:

@@ -12,7 +12,8 @@ __all__ = ["BatchNorm1d", "BatchNorm2d", "LocalResponseNorm"]
 
 
 class _BatchNorm(Module):
-    """PyTorch's batch norm: parameters ``weight`` (1) and ``bias`` (0); buffers
+    """PyTorch's batch norm: parameters ``weight`` (1) and ``bias`` (0, absent with
+    ``bias=False``); buffers
     ``running_mean`` (0), ``running_var`` (1) and ``num_batches_tracked`` (int64, 0-d).
 
     Training mode normalises with the batch statistics and moves the running statistics by
@@ -23,13 +24,16 @@ class _BatchNorm(Module):
     _ranks: tuple = ()
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = True,
-                 track_running_stats: bool = True):
+                 track_running_stats: bool = True, *, bias: bool = True):
         super().__init__()
         self.num_features, self.eps, self.momentum = int(num_features), eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         if affine:
             self.weight = Parameter(np.ones(num_features, dtype=np.float32))
-            self.bias = Parameter(np.zeros(num_features, dtype=np.float32))
+            if bias:
+                self.bias = Parameter(np.zeros(num_features, dtype=np.float32))
+            else:
+                self.register_parameter("bias", None)
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
@@ -72,7 +76,8 @@ class _BatchNorm(Module):
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+                f"affine={self.affine}, bias={self.bias is not None}, "
+                f"track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):

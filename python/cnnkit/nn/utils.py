@@ -41,6 +41,7 @@ def _fold_batch_norm(layer, bn: _BatchNorm) -> None:
     beta = np.zeros_like(mean)
     if bn.weight is not None:
         s = s * bn.weight.data.astype(np.float64)
+    if bn.bias is not None:
         beta = bn.bias.data.astype(np.float64)
     w = layer.weight.data.astype(np.float64)
     w = w * s.reshape((-1,) + (1,) * (w.ndim - 1))
