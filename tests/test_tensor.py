@@ -89,6 +89,19 @@ def test_matmul_2d_uses_sgemm_and_gradients():
     np.testing.assert_allclose(b.grad, av.T @ g, rtol=1e-5, atol=1e-5)
 
 
+def test_matmul_with_transposed_views():
+    rng = np.random.default_rng(4)
+    xv, wv = rng.standard_normal((3, 5)).astype(np.float32), rng.standard_normal(
+        (4, 5)).astype(np.float32)
+    for _ in range(50):  # repeated: a heap corruption in sgemm showed up only after a while
+        x, w = leaf(xv), leaf(wv)
+        out = x @ w.T
+        out.backward(np.ones((3, 4), np.float32))
+    np.testing.assert_allclose(out.data, xv @ wv.T, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(w.grad, np.ones((4, 3)) @ xv, rtol=1e-5)
+    np.testing.assert_allclose((leaf(xv).T @ leaf(xv)).data, xv.T @ xv, rtol=1e-5, atol=1e-5)
+
+
 def test_matmul_vectors_and_batches():
     rng = np.random.default_rng(2)
     av = rng.standard_normal((2, 4, 3)).astype(np.float32)

@@ -767,7 +767,9 @@ class MatMul(Function):
         a, b = np.asarray(a), np.asarray(b)
         self.a, self.b = a, b
         if a.ndim == 2 and b.ndim == 2 and a.dtype == np.float32 and b.dtype == np.float32:
-            return _sgemm()(a, b)
+            # a column-major b (w.T) becomes sgemm's trans_b path, which corrupts the heap in
+            # this core (reported): hand it a row-major copy until that is fixed
+            return _sgemm()(a, np.ascontiguousarray(b))
         return _float_result(np.matmul(a, b))
 
     def backward(self, g):
