@@ -13,6 +13,14 @@ from . import _core
 _core._init_runtime()  # reads CNNKIT_ISA; a bad value raises ValueError here
 
 from . import ops  # noqa: E402
+from .random import manual_seed  # noqa: E402
+from .shapes import conv_output_size  # noqa: E402
+from .tensor import Tensor, enable_grad, is_grad_enabled, no_grad, tensor  # noqa: E402
+from . import functional  # noqa: E402
+from . import nn  # noqa: E402
+from . import optim  # noqa: E402
+from .gradcheck import gradcheck  # noqa: E402
+from .summary import summary  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -64,5 +72,17 @@ __all__ = [
     "get_num_threads",
     "set_num_threads",
     "ops",
+    "tensor",
+    "Tensor",
+    "no_grad",
+    "enable_grad",
+    "is_grad_enabled",
+    "manual_seed",
+    "conv_output_size",
+    "functional",
+    "nn",
+    "optim",
+    "summary",
+    "gradcheck",
     "__version__",
 ]

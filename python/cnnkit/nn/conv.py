@@ -1,0 +1,224 @@
+"""Convolution layers: Conv2d, LocallyConnected2d (unshared weights), TiledConv2d."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import functional as F
+from ..functional import _pair
+from ..shapes import conv_output_size
+from . import init
+from .module import Module, Parameter
+
+__all__ = ["Conv2d", "LocallyConnected2d", "TiledConv2d"]
+
+
+def _short(v):
+    """(3, 3) -> 3 for messages, as the user most likely wrote it."""
+    return v[0] if v[0] == v[1] else v
+
+
+class _ConvBase(Module):
+    """What the three convolutions share: NCHW input checks that name the layer."""
+
+    def _signature(self) -> str:
+        parts = [f"{self.in_channels}, {self.out_channels}"]
+        parts += self._signature_extra()
+        parts.append(f"kernel_size={_short(self.kernel_size)}")
+        if self.stride != (1, 1):
+            parts.append(f"stride={_short(self.stride)}")
+        if self.padding != (0, 0):
+            parts.append(f"padding={_short(self.padding)}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+    def _signature_extra(self):
+        return []
+
+    def _check_input(self, x, dilation=(1, 1)):
+        if x.ndim != 4:
+            raise ValueError(
+                f"{self._signature()}: expected a 4-D input [N, {self.in_channels}, H, W], "
+                f"got {list(x.shape)}"
+            )
+        if x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"{self._signature()}: expected input with {self.in_channels} channels, "
+                f"got {list(x.shape)}"
+            )
+        try:
+            return conv_output_size(tuple(x.shape[2:]), self.kernel_size, self.stride,
+                                    self.padding, dilation)
+        except ValueError as e:
+            raise ValueError(f"{self._signature()}: input {list(x.shape)}: {e}") from None
+
+    def _init_uniform(self, fan_in: int):
+        """PyTorch's default: kaiming_uniform_(a=sqrt(5)) = U(+-1/sqrt(fan_in)), bias alike."""
+        bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+        init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            init.uniform_(self.bias, -bound, bound)
+
+
+class Conv2d(_ConvBase):
+    """2-D convolution over [N, C, H, W].
+
+    weight: [out_channels, in_channels / groups, kh, kw], bias: [out_channels]; initialised as
+    PyTorch does (kaiming_uniform_ with a = sqrt(5), bias U(-1/sqrt(fan_in), 1/sqrt(fan_in))).
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True):
+        super().__init__()
+        op = "Conv2d"
+        if groups < 1 or in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"Conv2d: in_channels ({in_channels}) and out_channels ({out_channels}) must be "
+                f"divisible by groups ({groups})"
+            )
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size = _pair(kernel_size, "kernel_size", op)
+        self.stride = _pair(stride, "stride", op)
+        self.padding = _pair(padding, "padding", op)
+        self.dilation = _pair(dilation, "dilation", op)
+        self.groups = int(groups)
+        self.fused_relu = False  # set by nn.utils.fuse: ReLU applied in the GEMM epilogue
+        self.weight = Parameter(np.empty(
+            (out_channels, in_channels // groups) + self.kernel_size, dtype=np.float32))
+        if bias:
+            self.bias = Parameter(np.empty(out_channels, dtype=np.float32))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in = self.weight.shape[1] * self.kernel_size[0] * self.kernel_size[1]
+            bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+            init.uniform_(self.bias, -bound, bound)
+
+    def _signature_extra(self):
+        return []
+
+    def forward(self, x):
+        self._check_input(x, self.dilation)
+        if self.fused_relu:
+            return F.Conv2dFunction.apply(x, self.weight, self.bias, stride=self.stride,
+                                          padding=self.padding, dilation=self.dilation,
+                                          groups=self.groups, relu=True)
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                        self.groups)
+
+    def extra_repr(self):
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
+        s += f", stride={self.stride}"
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.fused_relu:
+            s += ", relu=True"
+        return s
+
+
+class LocallyConnected2d(_ConvBase):
+    """Convolution without weight sharing: a different filter bank at each output position.
+
+    weight: [Ho, Wo, out_channels, in_channels, kh, kw], bias: [out_channels, Ho, Wo], where
+    (Ho, Wo) is the output size for ``input_size`` (the layer accepts only that input size).
+    """
+
+    def __init__(self, in_channels, out_channels, input_size, kernel_size, stride=1, padding=0,
+                 bias=True):
+        super().__init__()
+        op = "LocallyConnected2d"
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.input_size = _pair(input_size, "input_size", op)
+        self.kernel_size = _pair(kernel_size, "kernel_size", op)
+        self.stride = _pair(stride, "stride", op)
+        self.padding = _pair(padding, "padding", op)
+        self.output_size = conv_output_size(self.input_size, self.kernel_size, self.stride,
+                                            self.padding)
+        ho, wo = self.output_size
+        self.weight = Parameter(np.empty((ho, wo, out_channels, in_channels) + self.kernel_size,
+                                         dtype=np.float32))
+        if bias:
+            self.bias = Parameter(np.empty((out_channels, ho, wo), dtype=np.float32))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        # each output unit sees in_channels * kh * kw inputs, as in a convolution
+        self._init_uniform(self.in_channels * self.kernel_size[0] * self.kernel_size[1])
+
+    def _signature_extra(self):
+        return [f"input_size={_short(self.input_size)}"]
+
+    def forward(self, x):
+        self._check_input(x)
+        if tuple(x.shape[2:]) != self.input_size:
+            raise ValueError(
+                f"{self._signature()}: expected input of spatial size {list(self.input_size)}, "
+                f"got {list(x.shape)}"
+            )
+        return F.local_conv2d(x, self.weight, self.bias, self.stride, self.padding)
+
+    def extra_repr(self):
+        s = (f"{self.in_channels}, {self.out_channels}, input_size={self.input_size}, "
+             f"kernel_size={self.kernel_size}, stride={self.stride}")
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s
+
+
+class TiledConv2d(_ConvBase):
+    """Tiled convolution: ``tile_size`` = (Th, Tw) filter banks; output position (i, j) uses bank
+    (i % Th, j % Tw). Tile size 1 is an ordinary convolution.
+
+    weight: [Th, Tw, out_channels, in_channels, kh, kw], bias: [out_channels].
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, tile_size, stride=1, padding=0,
+                 bias=True):
+        super().__init__()
+        op = "TiledConv2d"
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size = _pair(kernel_size, "kernel_size", op)
+        self.tile_size = _pair(tile_size, "tile_size", op)
+        self.stride = _pair(stride, "stride", op)
+        self.padding = _pair(padding, "padding", op)
+        self.weight = Parameter(np.empty(self.tile_size + (out_channels, in_channels)
+                                         + self.kernel_size, dtype=np.float32))
+        if bias:
+            self.bias = Parameter(np.empty(out_channels, dtype=np.float32))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        self._init_uniform(self.in_channels * self.kernel_size[0] * self.kernel_size[1])
+
+    def _signature_extra(self):
+        return [f"tile_size={_short(self.tile_size)}"]
+
+    def forward(self, x):
+        self._check_input(x)
+        return F.tiled_conv2d(x, self.weight, self.bias, self.stride, self.padding)
+
+    def extra_repr(self):
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"tile_size={self.tile_size}, stride={self.stride}")
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s

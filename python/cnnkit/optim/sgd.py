@@ -1,0 +1,57 @@
+"""Stochastic gradient descent with momentum (PyTorch's exact update)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .optimizer import Optimizer
+
+__all__ = ["SGD"]
+
+
+class SGD(Optimizer):
+    """SGD, updating each parameter p with gradient g as PyTorch does:
+
+    - g <- g + weight_decay * p                 (L2 penalty added to the gradient)
+    - b <- g on the first step, else b <- momentum * b + (1 - dampening) * g
+    - g <- g + momentum * b with nesterov, else g <- b   (when momentum != 0)
+    - p <- p - lr * g
+    """
+
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
+                 nesterov=False, maximize=False):
+        if lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if momentum < 0.0:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        if weight_decay < 0.0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov,
+                                      maximize=maximize))
+
+    def step(self, closure=None):
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
+            wd, nesterov = group["weight_decay"], group["nesterov"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = -p.grad if group["maximize"] else p.grad
+                if wd != 0:
+                    g = g + np.float32(wd) * p.data
+                if momentum != 0:
+                    state = self._state(p)
+                    buf = state.get("momentum_buffer")
+                    if buf is None:
+                        buf = np.array(g, dtype=np.float32, copy=True)
+                        state["momentum_buffer"] = buf
+                    else:
+                        buf *= np.float32(momentum)
+                        buf += np.float32(1 - dampening) * g
+                    g = g + np.float32(momentum) * buf if nesterov else buf
+                p.data -= np.float32(lr) * g
+        return loss
