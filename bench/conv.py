@@ -1,0 +1,182 @@
+"""Convolution layers: cnnkit against PyTorch (oneDNN), each in its own process, same shapes.
+
+Each process times forward, backward-data and backward-weights (best of --repeats) for every
+layer; the two alternate --rounds times and the table gives medians. GFLOP/s counts
+2*N*K*Ho*Wo*C/groups*Fh*Fw per pass; "of peak" is against the FMA probe run in the cnnkit process.
+Peak memory: growth of the peak RSS over one AlexNet conv1 forward+backward at batch 128.
+
+    python3 bench/conv.py [--rounds 3] [--threads 2] [--write-readme]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+from _common import median, write_readme_table
+
+# name: (N, C, H, W, K, F, stride, padding, groups)
+LAYERS = {
+    "AlexNet conv1 (b16)": (16, 3, 227, 227, 96, 11, 4, 0, 1),
+    "AlexNet conv2 (b16)": (16, 96, 27, 27, 256, 5, 1, 2, 1),
+    "AlexNet conv3 (b16)": (16, 256, 13, 13, 384, 3, 1, 1, 1),
+    "AlexNet conv4 (b16)": (16, 384, 13, 13, 384, 3, 1, 1, 1),
+    "AlexNet conv5 (b16)": (16, 384, 13, 13, 256, 3, 1, 1, 1),
+    "CIFAR 3->32, 32x32 (b128)": (128, 3, 32, 32, 32, 3, 1, 1, 1),
+    "CIFAR 32->32, 32x32 (b128)": (128, 32, 32, 32, 32, 3, 1, 1, 1),
+    "CIFAR 32->64, 32x32 (b128)": (128, 32, 32, 32, 64, 3, 1, 1, 1),
+    "CIFAR 64->64, 16x16 (b128)": (128, 64, 16, 16, 64, 3, 1, 1, 1),
+    "VGG 128->128, 56x56 (b8)": (8, 128, 56, 56, 128, 3, 1, 1, 1),
+    "ResNet 1x1 256->64, 56x56 (b8)": (8, 256, 56, 56, 64, 1, 1, 0, 1),
+    "depthwise 3x3 128, 56x56 (b8)": (8, 128, 56, 56, 128, 3, 1, 1, 128),
+}
+
+
+def flops(N, C, H, W, K, F, s, p, g):
+    Ho = (H + 2 * p - F) // s + 1
+    Wo = (W + 2 * p - F) // s + 1
+    return 2.0 * N * K * Ho * Wo * (C // g) * F * F, Ho, Wo
+
+
+def best(fn, repeats):
+    fn()
+    b = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        b = min(b, time.perf_counter() - t)
+    return b
+
+
+def worker(lib, repeats, threads):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    out = {}
+    if lib == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+        conv_bwd = torch.ops.aten.convolution_backward
+    else:
+        import cnnkit
+
+        cnnkit.set_num_threads(threads)
+        core = cnnkit._core
+        out["_peak"] = core.fma_peak_gflops(threads, 0.3, 3)
+    for name, (N, C, H, W, K, F, s, p, g) in LAYERS.items():
+        _, Ho, Wo = flops(N, C, H, W, K, F, s, p, g)
+        x = rng.standard_normal((N, C, H, W), dtype=np.float32)
+        w = (rng.standard_normal((K, C // g, F, F), dtype=np.float32) * 0.1).astype(np.float32)
+        b = np.zeros(K, np.float32)
+        dy = rng.standard_normal((N, K, Ho, Wo), dtype=np.float32)
+        if lib == "torch":
+            xt, wt, bt, dyt = (torch.from_numpy(a) for a in (x, w, b, dy))
+            f = lambda: torch.nn.functional.conv2d(xt, wt, bt, s, p, 1, g)  # noqa: E731
+            d = lambda: conv_bwd(dyt, xt, wt, [K], [s, s], [p, p], [1, 1], False, [0, 0], g,  # noqa: E731
+                                 [True, False, False])
+            wg = lambda: conv_bwd(dyt, xt, wt, [K], [s, s], [p, p], [1, 1], False, [0, 0], g,  # noqa: E731
+                                  [False, True, True])
+        else:
+            f = lambda: core.conv2d_forward(x, w, b, (s, s), (p, p), (1, 1), g)  # noqa: E731
+            d = lambda: core.conv2d_backward_data(dy, w, (H, W), (s, s), (p, p), (1, 1), g)  # noqa: E731
+            wg = lambda: core.conv2d_backward_weights(dy, x, (F, F), (s, s), (p, p), (1, 1), g, True)  # noqa: E731
+        out[name] = [best(f, repeats), best(d, repeats), best(wg, repeats)]
+    print(json.dumps(out))
+
+
+def memory_worker(lib):
+    import resource
+
+    import numpy as np
+
+    N, C, H, W, K, F, s, p, g = 128, 3, 227, 227, 96, 11, 4, 0, 1
+    x = np.ones((N, C, H, W), np.float32)
+    w = np.full((K, C, F, F), 0.01, np.float32)
+    if lib == "torch":
+        import torch
+
+        torch.set_num_threads(2)
+        xt, wt = torch.from_numpy(x), torch.from_numpy(w).requires_grad_(True)
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        y = torch.nn.functional.conv2d(xt, wt, None, s, p)
+        y.backward(torch.ones_like(y))
+    else:
+        import cnnkit
+
+        core = cnnkit._core
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        y = core.conv2d_forward(x, w, None, (s, s), (p, p), (1, 1), 1)
+        dy = np.ones_like(y)
+        core.conv2d_backward_weights(dy, x, (F, F), (s, s), (p, p), (1, 1), 1, True)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"growth_mb": (peak - base) / 1024.0}))
+
+
+def run(args_list, threads):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    r = subprocess.run([sys.executable, __file__, *args_list], capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        raise SystemExit(r.stderr)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--worker", choices=["cnnkit", "torch"])
+    ap.add_argument("--memory", choices=["cnnkit", "torch"])
+    ap.add_argument("--write-readme", action="store_true")
+    args = ap.parse_args()
+    if args.worker:
+        return worker(args.worker, args.repeats, args.threads)
+    if args.memory:
+        return memory_worker(args.memory)
+
+    ours, theirs, peaks = [], [], []
+    for _ in range(args.rounds):
+        o = run(["--worker", "cnnkit", "--repeats", str(args.repeats), "--threads", str(args.threads)], args.threads)
+        peaks.append(o.pop("_peak"))
+        ours.append(o)
+        theirs.append(run(["--worker", "torch", "--repeats", str(args.repeats), "--threads", str(args.threads)],
+                          args.threads))
+    peak = median(peaks)
+    mem_ck = run(["--memory", "cnnkit"], args.threads)["growth_mb"]
+    mem_pt = run(["--memory", "torch"], args.threads)["growth_mb"]
+
+    lines = [
+        f"`python3 bench/conv.py --rounds {args.rounds}`: {args.threads} threads, PyTorch "
+        f"(oneDNN) in a separate process, medians of {args.rounds} alternating rounds of best-of-"
+        f"{args.repeats}; FMA peak probe {peak:.0f} GFLOP/s. GFLOP/s: fwd / bwd-data / bwd-weights.",
+        "",
+        "| layer | cnnkit GFLOP/s | of peak | PyTorch GFLOP/s | speed-up fwd | speed-up fwd+bwd |",
+        "|---|---|---|---|---:|---:|",
+    ]
+    for name, cfg in LAYERS.items():
+        fl, _, _ = flops(*cfg)
+        t_ck = [median([r[name][i] for r in ours]) for i in range(3)]
+        t_pt = [median([r[name][i] for r in theirs]) for i in range(3)]
+        g_ck = [fl / t / 1e9 for t in t_ck]
+        g_pt = [fl / t / 1e9 for t in t_pt]
+        eff = [100 * g / peak for g in g_ck]
+        lines.append(
+            f"| {name} | {g_ck[0]:.0f} / {g_ck[1]:.0f} / {g_ck[2]:.0f} | {eff[0]:.0f} / {eff[1]:.0f} / {eff[2]:.0f} % "
+            f"| {g_pt[0]:.0f} / {g_pt[1]:.0f} / {g_pt[2]:.0f} | {t_pt[0] / t_ck[0]:.2f}x | {sum(t_pt) / sum(t_ck):.2f}x |"
+        )
+    lines.append("")
+    lines.append(f"Peak RSS growth over AlexNet conv1 forward + weight gradient at batch 128: "
+                 f"cnnkit {mem_ck:.0f} MB, PyTorch {mem_pt:.0f} MB (the output alone is 149 MB).")
+    table = "\n".join(lines)
+    print(table)
+    if args.write_readme:
+        write_readme_table("conv-results", table)
+
+
+if __name__ == "__main__":
+    main()
