@@ -757,6 +757,14 @@ def _sgemm():
     return _core.sgemm
 
 
+def _matrix(x):
+    """x itself when sgemm can read it in place (one contiguous axis), else a C-contiguous copy."""
+    s0, s1 = x.strides
+    if (s1 == 4 and s0 >= 4 * x.shape[1]) or (s0 == 4 and s1 >= 4 * x.shape[0]):
+        return x
+    return np.ascontiguousarray(x)
+
+
 class MatMul(Function):
     """Matrix product with numpy's rules (1-D operands, batched stacks broadcast).
 
@@ -767,9 +775,7 @@ class MatMul(Function):
         a, b = np.asarray(a), np.asarray(b)
         self.a, self.b = a, b
         if a.ndim == 2 and b.ndim == 2 and a.dtype == np.float32 and b.dtype == np.float32:
-            # a column-major b (w.T) becomes sgemm's trans_b path, which corrupts the heap in
-            # this core (reported): hand it a row-major copy until that is fixed
-            return _sgemm()(a, np.ascontiguousarray(b))
+            return _sgemm()(_matrix(a), _matrix(b))
         return _float_result(np.matmul(a, b))
 
     def backward(self, g):
@@ -777,10 +783,8 @@ class MatMul(Function):
         if a.ndim == 2 and b.ndim == 2 and a.dtype == np.float32 and b.dtype == np.float32:
             g = np.ascontiguousarray(g, dtype=np.float32)
             sgemm = _sgemm()
-            # g @ b.T with b transposed into a C-contiguous copy: sgemm(trans_b=True) corrupts
-            # the heap in this core (reported); restore trans_b once it is fixed.
-            da = sgemm(g, np.ascontiguousarray(b.T)) if self.needs_input_grad[0] else None
-            db = sgemm(a, g, True, False) if self.needs_input_grad[1] else None
+            da = sgemm(g, _matrix(b), False, True) if self.needs_input_grad[0] else None
+            db = sgemm(_matrix(a), g, True, False) if self.needs_input_grad[1] else None
             return da, db
         # promote 1-D operands as numpy does, then undo the promotion in the gradients
         a2 = a[None, :] if a.ndim == 1 else a
