@@ -11,6 +11,9 @@
 // the GEMM engine packs straight from the image (image_operands.cpp): no column matrix, so
 // memory does not grow with the batch. Output size: Ho = floor((H + 2P - D(F-1) - 1) / S) + 1.
 //
+// Fast paths in order: 1x1 stride 1 unpadded (the image is the B matrix, no packing of
+// patches); depthwise (groups == C: direct loops, depthwise.cpp); implicit GEMM.
+//
 // Threads: over (image, group) items with a one-thread GEMM each when there are enough items,
 // otherwise items in turn with a threaded GEMM. The weight gradient sums per-thread partials
 // in thread order, so results are bitwise reproducible for a given thread count.
@@ -22,6 +25,7 @@
 
 #include "cnnkit/gemm.hpp"
 #include "cnnkit/runtime.hpp"
+#include "conv/depthwise.hpp"
 #include "conv/image_operands.hpp"
 #include "util/reduce.hpp"
 
@@ -97,6 +101,128 @@ void check_params(const Conv2dParams& p) {
   if (p.Ho <= 0 || p.Wo <= 0) throw_invalid("conv2d: parameters were not validated");
 }
 
+
+// Images with fewer output pixels than this take the GEMM path for the weight gradient.
+constexpr index_t kMinPixelsForDotWeightGrad = 400;
+
+// Runs item(n, grp, dw, threads, slot) over all images and groups, summing into diff_weights:
+// with enough images, each thread accumulates a static share into its own partial (zeroed
+// first), and the partials are added in thread order (bitwise reproducible); otherwise items
+// run in turn and item() uses all threads on diff_weights directly.
+template <typename Item>
+void accumulate_weight_grad(const Conv2dParams& p, float* diff_weights, std::size_t extra_per_thread,
+                            Item item) {
+  const index_t wsize = p.K * (p.C / p.groups) * p.Fh * p.Fw;
+  const int nt = get_num_threads();
+  std::memset(diff_weights, 0, sizeof(float) * wsize);
+  if (p.N == 0) return;
+  if (p.N >= nt && nt > 1) {
+    const std::size_t per = std::size_t(wsize) + extra_per_thread;
+    float* ws = thread_workspace(1, per * nt);
+    // Zeroed here, not in the region: a partial whose thread the runtime did not start adds 0.
+    for (int t = 0; t < nt; ++t) std::memset(ws + per * t, 0, sizeof(float) * wsize);
+#pragma omp parallel num_threads(nt)
+    {
+      const int t = thread_id();
+      float* part = ws + per * t;
+#pragma omp for schedule(static)
+      for (index_t n = 0; n < p.N; ++n) {
+        for (index_t grp = 0; grp < p.groups; ++grp) item(n, grp, part, 1, part + wsize);
+      }
+#pragma omp for schedule(static)
+      for (index_t i = 0; i < wsize; ++i) {
+        float s = 0;
+        for (int u = 0; u < nt; ++u) s += ws[per * u + i];
+        diff_weights[i] = s;
+      }
+    }
+  } else {
+    float* ws = thread_workspace(1, extra_per_thread * nt + 1);
+    for (index_t n = 0; n < p.N; ++n) {
+      for (index_t grp = 0; grp < p.groups; ++grp) item(n, grp, diff_weights, nt, ws);
+    }
+  }
+}
+
+void backward_weights_gemm(const Conv2dParams& p, const PatchGeom& g, const float* diff_dst,
+                           const float* src, float* diff_weights) {
+  const index_t Cg = p.C / p.groups, Kg = p.K / p.groups, HoWo = p.Ho * p.Wo, HW = p.H * p.W;
+  const index_t rows = g.rows();
+  const std::size_t gws = gemm_workspace_floats(Kg, rows, HoWo, 1);
+  accumulate_weight_grad(p, diff_weights, gws,
+                         [&](index_t n, index_t grp, float* dw, int threads, float* ws) {
+    GemmOutput out;
+    out.c = dw + grp * Kg * rows;
+    out.ldc = rows;
+    out.beta = 1.0f;
+    const MatrixOperandA dya(diff_dst + n * p.K * HoWo + grp * Kg * HoWo, HoWo, false);
+    const float* x = src + n * p.C * HW + grp * Cg * HW;
+    float* gw = threads == 1 ? ws : nullptr;
+    if (g.is_pointwise()) {
+      gemm(Kg, rows, HoWo, dya, MatrixOperandB(x, HW, true), out, threads, gw);
+    } else {
+      gemm(Kg, rows, HoWo, dya, ImagePatchesTB(x, g), out, threads, gw);
+    }
+  });
+}
+
+void backward_weights_dot(const Conv2dParams& p, const PatchGeom& g, const float* diff_dst,
+                          const float* src, float* diff_weights) {
+  const index_t Cg = p.C / p.groups, Kg = p.K / p.groups, HoWo = p.Ho * p.Wo, HW = p.H * p.W;
+  const index_t rows = g.rows();
+  const KernelTable& kt = kernels();
+  const bool pointwise = g.is_pointwise();
+  const index_t chunk = std::min<index_t>(HoWo, std::max<index_t>(256, (index_t(1) << 20) / rows));
+  // Row stride of the gathered patch rows: a multiple of 16 floats but not of 256 (1 KB). The
+  // dot tile streams 4 dY rows and 6 patch rows; if all ten sat a multiple of 4 KB apart they
+  // would share L1 sets and evict each other (measured: half the speed at 32x32 outputs).
+  index_t ld = (chunk + 15) / 16 * 16;
+  if (ld % 256 == 0) ld += 16;
+  // Patch rows [r0, r1) of one image's group into dw ([K x rows], leading dimension rows).
+  auto rows_of_item = [&](index_t n, index_t grp, index_t r0, index_t r1, float* dw, float* t) {
+    const float* dy = diff_dst + n * p.K * HoWo + grp * Kg * HoWo;
+    const float* x = src + n * p.C * HW + grp * Cg * HW;
+    float* dwg = dw + grp * Kg * rows;
+    for (index_t j0 = 0; j0 < HoWo; j0 += chunk) {
+      const index_t nc = std::min(chunk, HoWo - j0);
+      for (index_t r = r0; r < r1; ++r) {
+        if (pointwise) {
+          std::memcpy(t + (r - r0) * ld, x + r * HW + j0, sizeof(float) * nc);
+        } else {
+          gather_patch_row(g, x, r, j0, nc, t + (r - r0) * ld);
+        }
+      }
+      for (index_t jb = r0; jb < r1; jb += kt.dot_nr) {
+        const int nb = int(std::min<index_t>(kt.dot_nr, r1 - jb));
+        for (index_t ib = 0; ib < Kg; ib += kt.dot_mr) {
+          const int mb = int(std::min<index_t>(kt.dot_mr, Kg - ib));
+          kt.dot_nt_tile(mb, nb, nc, dy + ib * HoWo + j0, HoWo, t + (jb - r0) * ld, ld,
+                         dwg + ib * rows + jb, rows);
+        }
+      }
+    }
+  };
+  const std::size_t tsize = std::size_t(rows) * ld;
+  accumulate_weight_grad(p, diff_weights, tsize,
+                         [&](index_t n, index_t grp, float* dw, int threads, float* t) {
+    if (threads == 1) {
+      rows_of_item(n, grp, 0, rows, dw, t);
+      return;
+    }
+    // Few images: threads split the patch rows (disjoint columns of dW, no reduction).
+    const index_t blocks = (rows + kt.dot_nr - 1) / kt.dot_nr;
+#pragma omp parallel num_threads(threads)
+    {
+      int u = thread_id(), team = 1;
+#ifdef _OPENMP
+      team = omp_get_num_threads();
+#endif
+      const index_t b0 = blocks * u / team, b1 = blocks * (u + 1) / team;
+      rows_of_item(n, grp, b0 * kt.dot_nr, std::min(rows, b1 * kt.dot_nr), dw, t + tsize * u);
+    }
+  });
+}
+
 }  // namespace
 
 Conv2dParams conv2d_params(index_t N, index_t C, index_t H, index_t W, index_t K,
@@ -163,6 +289,7 @@ void conv2d_forward(const Conv2dParams& p, const float* src, const float* weight
                     const float* bias, float* dst, bool relu) {
   check_params(p);
   if (p.N == 0) return;
+  if (is_depthwise(p)) return depthwise_forward(p, src, weights, bias, dst, relu);
   const PatchGeom g = forward_geom(p);
   const index_t Kg = p.K / p.groups;
   ImplicitGemm ig{g,       p.N,     p.groups, Kg,    src, p.C * p.H * p.W, g.C * p.H * p.W,
@@ -174,6 +301,7 @@ void conv2d_backward_data(const Conv2dParams& p, const float* diff_dst, const fl
                           float* diff_src) {
   check_params(p);
   if (p.N == 0) return;
+  if (is_depthwise(p)) return depthwise_backward_data(p, diff_dst, weights, diff_src);
   const index_t G = p.groups, Cg = p.C / G, Kg = p.K / G, FF = p.Fh * p.Fw;
   const index_t rows = Cg * FF, HoWo = p.Ho * p.Wo, HW = p.H * p.W;
   if (p.stride_h == 1 && p.stride_w == 1 && Cg >= kMinRowsForTransposedConv) {
@@ -236,9 +364,8 @@ void conv2d_backward_data(const Conv2dParams& p, const float* diff_dst, const fl
 void conv2d_backward_weights(const Conv2dParams& p, const float* diff_dst, const float* src,
                              float* diff_weights, float* diff_bias) {
   check_params(p);
-  const index_t G = p.groups, Cg = p.C / G, Kg = p.K / G, HoWo = p.Ho * p.Wo, HW = p.H * p.W;
+  const index_t HoWo = p.Ho * p.Wo;
   const PatchGeom g = forward_geom(p);
-  const index_t rows = g.rows(), wsize = p.K * rows;
   const int nt = get_num_threads();
   if (diff_bias) {
 #pragma omp parallel for schedule(static) num_threads(nt)
@@ -248,84 +375,18 @@ void conv2d_backward_weights(const Conv2dParams& p, const float* diff_dst, const
       diff_bias[k] = float(s);
     }
   }
-  std::memset(diff_weights, 0, sizeof(float) * wsize);
-  if (p.N == 0) return;
-  // dW[k][r] = sum over pixels of dY[k][pixel] * P[r][pixel]: dot products along the pixels,
-  // where dY rows are contiguous and patch rows are gathered contiguous (a chunk of pixels
-  // at a time, bounded memory); the 1x1 case reads the image rows in place.
-  const KernelTable& kt = kernels();
-  const bool pointwise = g.is_pointwise();
-  const index_t chunk = std::min<index_t>(HoWo, std::max<index_t>(256, (index_t(1) << 20) / rows));
-  // Row stride of the gathered patch rows: a multiple of 16 floats but not of 256 (1 KB). The
-  // dot tile streams 4 dY rows and 6 patch rows; if all ten sat a multiple of 4 KB apart they
-  // would share L1 sets and evict each other (measured: half the speed at 32x32 outputs).
-  index_t ld = (chunk + 15) / 16 * 16;
-  if (ld % 256 == 0) ld += 16;
-  const std::size_t tsize = std::size_t(pointwise ? Cg : rows) * ld;
-  // Rows [r0, r1) of one image's group into dw ([K x rows], leading dimension rows); t holds
-  // the gathered patch rows (row stride ld).
-  auto rows_of_item = [&](index_t n, index_t grp, index_t r0, index_t r1, float* dw, float* t) {
-    const float* dy = diff_dst + n * p.K * HoWo + grp * Kg * HoWo;
-    const float* x = src + n * p.C * HW + grp * Cg * HW;
-    float* dwg = dw + grp * Kg * rows;
-    float* b = t;
-    for (index_t j0 = 0; j0 < HoWo; j0 += chunk) {
-      const index_t nc = std::min(chunk, HoWo - j0);
-      for (index_t r = r0; r < r1; ++r) {
-        if (pointwise) {
-          std::memcpy(b + (r - r0) * ld, x + r * HW + j0, sizeof(float) * nc);
-        } else {
-          gather_patch_row(g, x, r, j0, nc, b + (r - r0) * ld);
-        }
-      }
-      for (index_t jb = r0; jb < r1; jb += kt.dot_nr) {
-        const int nb = int(std::min<index_t>(kt.dot_nr, r1 - jb));
-        for (index_t ib = 0; ib < Kg; ib += kt.dot_mr) {
-          const int mb = int(std::min<index_t>(kt.dot_mr, Kg - ib));
-          kt.dot_nt_tile(mb, nb, nc, dy + ib * HoWo + j0, HoWo, b + (jb - r0) * ld, ld,
-                         dwg + ib * rows + jb, rows);
-        }
-      }
-    }
-  };
-  if (p.N >= nt && nt > 1) {
-    // Per-thread partial sums over a static share of the images, added in thread order.
-    const std::size_t per = std::size_t(wsize) + tsize;
-    float* ws = thread_workspace(1, per * nt);
-    // Zeroed here, not in the region: a partial whose thread the runtime did not start adds 0.
-    for (int t = 0; t < nt; ++t) std::memset(ws + per * t, 0, sizeof(float) * wsize);
-#pragma omp parallel num_threads(nt)
-    {
-      float* part = ws + per * thread_id();
-#pragma omp for schedule(static)
-      for (index_t n = 0; n < p.N; ++n) {
-        for (index_t grp = 0; grp < G; ++grp) rows_of_item(n, grp, 0, rows, part, part + wsize);
-      }
-#pragma omp for schedule(static)
-      for (index_t i = 0; i < wsize; ++i) {
-        float s = 0;
-        for (int t = 0; t < nt; ++t) s += ws[per * t + i];
-        diff_weights[i] = s;
-      }
-    }
+  // Two formulations of dW[k][r] = sum over pixels of dY[k][pixel] * P[r][pixel]:
+  //  - dot products along the pixels (dot_nt_tile): dY rows are contiguous and patch rows are
+  //    gathered contiguous, no transposition; best when an image has many pixels, since each
+  //    tile's accumulators are reduced once per image;
+  //  - the GEMM engine with P^T packed straight from the image (ImagePatchesTB): best for
+  //    small images (AlexNet's 13x13), where per-image dot products would be too short.
+  if (is_depthwise(p)) {
+    depthwise_backward_weights(p, diff_dst, src, diff_weights);
+  } else if (HoWo >= kMinPixelsForDotWeightGrad) {
+    backward_weights_dot(p, g, diff_dst, src, diff_weights);
   } else {
-    // Few images: threads split the patch rows (disjoint columns of dW, no reduction).
-    float* ws = thread_workspace(1, tsize * nt);
-    const index_t blocks = (rows + kt.dot_nr - 1) / kt.dot_nr;
-    for (index_t n = 0; n < p.N; ++n) {
-      for (index_t grp = 0; grp < G; ++grp) {
-#pragma omp parallel num_threads(nt)
-        {
-          int t = thread_id(), team = 1;
-#ifdef _OPENMP
-          team = omp_get_num_threads();
-#endif
-          const index_t b0 = blocks * t / team, b1 = blocks * (t + 1) / team;
-          rows_of_item(n, grp, b0 * kt.dot_nr, std::min(rows, b1 * kt.dot_nr), diff_weights,
-                       ws + tsize * t);
-        }
-      }
-    }
+    backward_weights_gemm(p, g, diff_dst, src, diff_weights);
   }
 }
 
