@@ -24,7 +24,12 @@ inline void valid_cols(index_t Wo, index_t W, index_t sw, index_t off, index_t* 
   *hi = std::clamp(h, *lo, Wo);
 }
 
+// Filters wider than this take the generic path (conv2d_* checks is_depthwise() first).
+constexpr index_t kMaxTaps = 64;
+
 }  // namespace
+
+bool depthwise_supported(const Conv2dParams& p) { return p.Fw <= kMaxTaps; }
 
 void depthwise_forward(const Conv2dParams& p, const float* src, const float* weights,
                        const float* bias, float* dst, bool relu) {
@@ -37,6 +42,10 @@ void depthwise_forward(const Conv2dParams& p, const float* src, const float* wei
     const float* w = weights + k * FF;
     float* y = dst + nk * HoWo;
     const float b = bias ? bias[k] : 0.0f;
+    index_t lo[kMaxTaps], hi[kMaxTaps];
+    for (index_t fx = 0; fx < p.Fw; ++fx) {
+      valid_cols(p.Wo, p.W, p.stride_w, fx * p.dil_w - p.pad_w, &lo[fx], &hi[fx]);
+    }
     for (index_t oy = 0; oy < p.Ho; ++oy) {
       float* yr = y + oy * p.Wo;
       for (index_t ox = 0; ox < p.Wo; ++ox) yr[ox] = b;
@@ -47,13 +56,11 @@ void depthwise_forward(const Conv2dParams& p, const float* src, const float* wei
         for (index_t fx = 0; fx < p.Fw; ++fx) {
           const float wv = w[fy * p.Fw + fx];
           const index_t off = fx * p.dil_w - p.pad_w;
-          index_t lo, hi;
-          valid_cols(p.Wo, p.W, p.stride_w, off, &lo, &hi);
           if (p.stride_w == 1) {
             const float* xs = xr + off;
-            for (index_t ox = lo; ox < hi; ++ox) yr[ox] += wv * xs[ox];
+            for (index_t ox = lo[fx]; ox < hi[fx]; ++ox) yr[ox] += wv * xs[ox];
           } else {
-            for (index_t ox = lo; ox < hi; ++ox) yr[ox] += wv * xr[ox * p.stride_w + off];
+            for (index_t ox = lo[fx]; ox < hi[fx]; ++ox) yr[ox] += wv * xr[ox * p.stride_w + off];
           }
         }
       }
@@ -73,6 +80,10 @@ void depthwise_backward_data(const Conv2dParams& p, const float* diff_dst, const
     const index_t n = nc / p.C, c = nc % p.C;
     float* dx = diff_src + nc * HW;
     std::memset(dx, 0, sizeof(float) * HW);
+    index_t lo[kMaxTaps], hi[kMaxTaps];
+    for (index_t fx = 0; fx < p.Fw; ++fx) {
+      valid_cols(p.Wo, p.W, p.stride_w, fx * p.dil_w - p.pad_w, &lo[fx], &hi[fx]);
+    }
     for (index_t k = c * mult; k < (c + 1) * mult; ++k) {
       const float* dy = diff_dst + (n * p.K + k) * HoWo;
       const float* w = weights + k * FF;
@@ -85,13 +96,11 @@ void depthwise_backward_data(const Conv2dParams& p, const float* diff_dst, const
           for (index_t fx = 0; fx < p.Fw; ++fx) {
             const float wv = w[fy * p.Fw + fx];
             const index_t off = fx * p.dil_w - p.pad_w;
-            index_t lo, hi;
-            valid_cols(p.Wo, p.W, p.stride_w, off, &lo, &hi);
             if (p.stride_w == 1) {
               float* d = dxr + off;
-              for (index_t ox = lo; ox < hi; ++ox) d[ox] += wv * dyr[ox];
+              for (index_t ox = lo[fx]; ox < hi[fx]; ++ox) d[ox] += wv * dyr[ox];
             } else {
-              for (index_t ox = lo; ox < hi; ++ox) dxr[ox * p.stride_w + off] += wv * dyr[ox];
+              for (index_t ox = lo[fx]; ox < hi[fx]; ++ox) dxr[ox * p.stride_w + off] += wv * dyr[ox];
             }
           }
         }

@@ -5,7 +5,10 @@
 
 namespace cnnkit {
 
-inline bool is_depthwise(const Conv2dParams& p) { return p.groups == p.C && p.groups > 1; }
+bool depthwise_supported(const Conv2dParams& p);
+inline bool is_depthwise(const Conv2dParams& p) {
+  return p.groups == p.C && p.groups > 1 && depthwise_supported(p);
+}
 
 void depthwise_forward(const Conv2dParams& p, const float* src, const float* weights,
                        const float* bias, float* dst, bool relu);
