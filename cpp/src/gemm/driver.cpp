@@ -29,7 +29,7 @@ constexpr index_t kKC = 384;
 constexpr index_t kMC = 1008;
 constexpr index_t kBChunkFloats = 128 * 1024;  // per-thread packed B chunk: 512 KB of L2
 // Below this many FLOPs per thread, waking another thread costs more than it saves.
-constexpr double kMinFlopsPerThread = 4.0e6;
+constexpr double kMinFlopsPerThread = 1.0e6;
 // Problems whose B fits in this many floats may read B in place (no packing) on one thread.
 constexpr index_t kDirectBFloats = 64 * 1024;
 
@@ -88,7 +88,8 @@ Plan make_plan(const KernelTable& kt, index_t M, index_t N, index_t K, int threa
   p.nb_max = ceil_div(ceil_div(cols_per_thread, chunks), p.nr) * p.nr;
   p.direct_b = nt == 1 && K * N <= kDirectBFloats;
   p.a_floats = std::size_t(p.mc_max + p.mr) * std::size_t(p.kc_max);
-  p.b_floats = p.direct_b ? 0 : std::size_t(p.nb_max) * std::size_t(p.kc_max);
+  // Allocated even when B may be read in place: not every operand can be.
+  p.b_floats = std::size_t(p.nb_max) * std::size_t(p.kc_max);
   return p;
 }
 

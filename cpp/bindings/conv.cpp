@@ -1,0 +1,256 @@
+// Bindings: conv2d (forward / backward data / backward weights), locally connected and tiled.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <utility>
+
+#include "arrays.hpp"
+#include "cnnkit/conv.hpp"
+
+namespace cnnkit::bind {
+
+namespace py = pybind11;
+using Pair = std::pair<index_t, index_t>;
+
+namespace {
+
+py::array_t<float> new_array(std::initializer_list<index_t> shape) {
+  return py::array_t<float>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+}
+
+void expect_shape(const py::array& a, const char* op, const char* name,
+                  std::initializer_list<index_t> want) {
+  bool ok = a.ndim() == py::ssize_t(want.size());
+  if (ok) {
+    py::ssize_t i = 0;
+    for (index_t d : want) ok = ok && a.shape(i++) == d;
+  }
+  if (!ok) throw_invalid(op, ": ", name, " must have shape ", shape_str(want), ", got ", shape_of(a));
+}
+
+const float* ptr(const py::array& a) { return static_cast<const float*>(a.data()); }
+float* mut(py::array_t<float>& a) { return a.mutable_data(); }
+
+const float* optional_bias(const py::object& b, const char* op, std::initializer_list<index_t> want,
+                           py::array* keep) {
+  if (b.is_none()) return nullptr;
+  *keep = float32_contiguous(b, op, "bias", int(want.size()));
+  expect_shape(*keep, op, "bias", want);
+  return ptr(*keep);
+}
+
+Conv2dParams params_from(const char* op, const py::array& x, const py::array& w, Pair stride,
+                         Pair padding, Pair dilation, index_t groups) {
+  (void)op;
+  return conv2d_params(x.shape(0), x.shape(1), x.shape(2), x.shape(3), w.shape(0), w.shape(1),
+                       w.shape(2), w.shape(3), stride.first, stride.second, padding.first,
+                       padding.second, dilation.first, dilation.second, groups);
+}
+
+py::array_t<float> conv2d_forward_py(const py::object& x_obj, const py::object& w_obj,
+                                     const py::object& b_obj, Pair stride, Pair padding,
+                                     Pair dilation, index_t groups, bool relu, bool reference) {
+  const char* op = "conv2d";
+  py::array x = float32_contiguous(x_obj, op, "x", 4);
+  py::array w = float32_contiguous(w_obj, op, "weight", 4);
+  const Conv2dParams p = params_from(op, x, w, stride, padding, dilation, groups);
+  py::array keep;
+  const float* bias = optional_bias(b_obj, op, {p.K}, &keep);
+  auto y = new_array({p.N, p.K, p.Ho, p.Wo});
+  float* yp = mut(y);
+  {
+    py::gil_scoped_release release;
+    if (reference) {
+      conv2d_forward_ref(p, ptr(x), ptr(w), bias, yp, relu);
+    } else {
+      conv2d_forward(p, ptr(x), ptr(w), bias, yp, relu);
+    }
+  }
+  return y;
+}
+
+py::array_t<float> conv2d_backward_data_py(const py::object& dy_obj, const py::object& w_obj,
+                                           Pair input_hw, Pair stride, Pair padding, Pair dilation,
+                                           index_t groups, bool reference) {
+  const char* op = "conv2d_backward_data";
+  py::array dy = float32_contiguous(dy_obj, op, "diff_dst", 4);
+  py::array w = float32_contiguous(w_obj, op, "weight", 4);
+  const Conv2dParams p = conv2d_params(dy.shape(0), w.shape(1) * groups, input_hw.first,
+                                       input_hw.second, w.shape(0), w.shape(1), w.shape(2),
+                                       w.shape(3), stride.first, stride.second, padding.first,
+                                       padding.second, dilation.first, dilation.second, groups);
+  expect_shape(dy, op, "diff_dst", {p.N, p.K, p.Ho, p.Wo});
+  auto dx = new_array({p.N, p.C, p.H, p.W});
+  float* dxp = mut(dx);
+  {
+    py::gil_scoped_release release;
+    if (reference) {
+      conv2d_backward_data_ref(p, ptr(dy), ptr(w), dxp);
+    } else {
+      conv2d_backward_data(p, ptr(dy), ptr(w), dxp);
+    }
+  }
+  return dx;
+}
+
+py::tuple conv2d_backward_weights_py(const py::object& dy_obj, const py::object& x_obj,
+                                     Pair kernel_hw, Pair stride, Pair padding, Pair dilation,
+                                     index_t groups, bool need_bias, bool reference) {
+  const char* op = "conv2d_backward_weights";
+  py::array dy = float32_contiguous(dy_obj, op, "diff_dst", 4);
+  py::array x = float32_contiguous(x_obj, op, "x", 4);
+  if (groups < 1) throw_invalid(op, ": groups must be >= 1, got ", groups);
+  const Conv2dParams p = conv2d_params(x.shape(0), x.shape(1), x.shape(2), x.shape(3), dy.shape(1),
+                                       x.shape(1) / groups, kernel_hw.first, kernel_hw.second,
+                                       stride.first, stride.second, padding.first, padding.second,
+                                       dilation.first, dilation.second, groups);
+  expect_shape(dy, op, "diff_dst", {p.N, p.K, p.Ho, p.Wo});
+  auto dw = new_array({p.K, p.C / groups, p.Fh, p.Fw});
+  py::object db = py::none();
+  float* dbp = nullptr;
+  if (need_bias) {
+    auto b = new_array({p.K});
+    dbp = mut(b);
+    db = b;
+  }
+  float* dwp = mut(dw);
+  {
+    py::gil_scoped_release release;
+    if (reference) {
+      conv2d_backward_weights_ref(p, ptr(dy), ptr(x), dwp, dbp);
+    } else {
+      conv2d_backward_weights(p, ptr(dy), ptr(x), dwp, dbp);
+    }
+  }
+  return py::make_tuple(dw, db);
+}
+
+TiledConv2dParams tiled_params(const char* op, const py::array& x, const py::array& w, Pair stride,
+                               Pair padding, bool local) {
+  return tiled_conv2d_params(op, x.shape(0), x.shape(1), x.shape(2), x.shape(3), w.shape(0),
+                             w.shape(1), w.shape(2), w.shape(3), w.shape(4), w.shape(5),
+                             stride.first, stride.second, padding.first, padding.second, local);
+}
+
+py::array_t<float> tiled_forward_py(const char* op, bool local, const py::object& x_obj,
+                                    const py::object& w_obj, const py::object& b_obj, Pair stride,
+                                    Pair padding) {
+  py::array x = float32_contiguous(x_obj, op, "x", 4);
+  py::array w = float32_contiguous(w_obj, op, "weight", 6);
+  const TiledConv2dParams tp = tiled_params(op, x, w, stride, padding, local);
+  const Conv2dParams& p = tp.conv;
+  py::array keep;
+  const float* bias = local ? optional_bias(b_obj, op, {p.K, p.Ho, p.Wo}, &keep)
+                            : optional_bias(b_obj, op, {p.K}, &keep);
+  auto y = new_array({p.N, p.K, p.Ho, p.Wo});
+  float* yp = mut(y);
+  {
+    py::gil_scoped_release release;
+    tiled_conv2d_forward(tp, ptr(x), ptr(w), bias, yp);
+  }
+  return y;
+}
+
+py::tuple tiled_backward_py(const char* op, bool local, const py::object& dy_obj,
+                            const py::object& x_obj, const py::object& w_obj, Pair stride,
+                            Pair padding, bool need_dx, bool need_bias) {
+  py::array dy = float32_contiguous(dy_obj, op, "diff_dst", 4);
+  py::array x = float32_contiguous(x_obj, op, "x", 4);
+  py::array w = float32_contiguous(w_obj, op, "weight", 6);
+  const TiledConv2dParams tp = tiled_params(op, x, w, stride, padding, local);
+  const Conv2dParams& p = tp.conv;
+  expect_shape(dy, op, "diff_dst", {p.N, p.K, p.Ho, p.Wo});
+  py::object dx = py::none(), db = py::none();
+  float *dxp = nullptr, *dbp = nullptr;
+  if (need_dx) {
+    auto a = new_array({p.N, p.C, p.H, p.W});
+    dxp = mut(a);
+    dx = a;
+  }
+  if (need_bias) {
+    auto a = local ? new_array({p.K, p.Ho, p.Wo}) : new_array({p.K});
+    dbp = mut(a);
+    db = a;
+  }
+  auto dw = new_array({tp.Th, tp.Tw, p.K, p.C, p.Fh, p.Fw});
+  float* dwp = mut(dw);
+  {
+    py::gil_scoped_release release;
+    tiled_conv2d_backward(tp, ptr(dy), ptr(x), ptr(w), dxp, dwp, dbp);
+  }
+  return py::make_tuple(dx, dw, db);
+}
+
+}  // namespace
+
+void bind_conv(py::module_& m) {
+  m.def(
+      "conv2d_forward",
+      [](const py::object& x, const py::object& w, const py::object& b, Pair s, Pair pad, Pair d,
+         index_t g, bool relu) { return conv2d_forward_py(x, w, b, s, pad, d, g, relu, false); },
+      py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("stride"), py::arg("padding"),
+      py::arg("dilation"), py::arg("groups"), py::arg("relu") = false);
+  m.def(
+      "_conv2d_forward_ref",
+      [](const py::object& x, const py::object& w, const py::object& b, Pair s, Pair pad, Pair d,
+         index_t g, bool relu) { return conv2d_forward_py(x, w, b, s, pad, d, g, relu, true); },
+      py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("stride"), py::arg("padding"),
+      py::arg("dilation"), py::arg("groups"), py::arg("relu") = false);
+  m.def(
+      "conv2d_backward_data",
+      [](const py::object& dy, const py::object& w, Pair hw, Pair s, Pair pad, Pair d, index_t g) {
+        return conv2d_backward_data_py(dy, w, hw, s, pad, d, g, false);
+      },
+      py::arg("diff_dst"), py::arg("weight"), py::arg("input_hw"), py::arg("stride"),
+      py::arg("padding"), py::arg("dilation"), py::arg("groups"));
+  m.def(
+      "_conv2d_backward_data_ref",
+      [](const py::object& dy, const py::object& w, Pair hw, Pair s, Pair pad, Pair d, index_t g) {
+        return conv2d_backward_data_py(dy, w, hw, s, pad, d, g, true);
+      },
+      py::arg("diff_dst"), py::arg("weight"), py::arg("input_hw"), py::arg("stride"),
+      py::arg("padding"), py::arg("dilation"), py::arg("groups"));
+  m.def(
+      "conv2d_backward_weights",
+      [](const py::object& dy, const py::object& x, Pair khw, Pair s, Pair pad, Pair d, index_t g,
+         bool need_bias) { return conv2d_backward_weights_py(dy, x, khw, s, pad, d, g, need_bias, false); },
+      py::arg("diff_dst"), py::arg("x"), py::arg("kernel_hw"), py::arg("stride"),
+      py::arg("padding"), py::arg("dilation"), py::arg("groups"), py::arg("need_bias"));
+  m.def(
+      "_conv2d_backward_weights_ref",
+      [](const py::object& dy, const py::object& x, Pair khw, Pair s, Pair pad, Pair d, index_t g,
+         bool need_bias) { return conv2d_backward_weights_py(dy, x, khw, s, pad, d, g, need_bias, true); },
+      py::arg("diff_dst"), py::arg("x"), py::arg("kernel_hw"), py::arg("stride"),
+      py::arg("padding"), py::arg("dilation"), py::arg("groups"), py::arg("need_bias"));
+  m.def(
+      "local_conv2d_forward",
+      [](const py::object& x, const py::object& w, const py::object& b, Pair s, Pair pad) {
+        return tiled_forward_py("local_conv2d", true, x, w, b, s, pad);
+      },
+      py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("stride"), py::arg("padding"));
+  m.def(
+      "local_conv2d_backward",
+      [](const py::object& dy, const py::object& x, const py::object& w, Pair s, Pair pad,
+         bool need_dx, bool need_bias) {
+        return tiled_backward_py("local_conv2d", true, dy, x, w, s, pad, need_dx, need_bias);
+      },
+      py::arg("diff_dst"), py::arg("x"), py::arg("weight"), py::arg("stride"), py::arg("padding"),
+      py::arg("need_dx"), py::arg("need_bias"));
+  m.def(
+      "tiled_conv2d_forward",
+      [](const py::object& x, const py::object& w, const py::object& b, Pair s, Pair pad) {
+        return tiled_forward_py("tiled_conv2d", false, x, w, b, s, pad);
+      },
+      py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("stride"), py::arg("padding"));
+  m.def(
+      "tiled_conv2d_backward",
+      [](const py::object& dy, const py::object& x, const py::object& w, Pair s, Pair pad,
+         bool need_dx, bool need_bias) {
+        return tiled_backward_py("tiled_conv2d", false, dy, x, w, s, pad, need_dx, need_bias);
+      },
+      py::arg("diff_dst"), py::arg("x"), py::arg("weight"), py::arg("stride"), py::arg("padding"),
+      py::arg("need_dx"), py::arg("need_bias"));
+}
+
+}  // namespace cnnkit::bind

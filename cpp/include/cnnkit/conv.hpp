@@ -1,0 +1,68 @@
+// 2-D convolution (NCHW, float32): forward, backward data, backward weights; and the locally
+// connected / tiled variants with unshared weights.
+#pragma once
+
+#include "cnnkit/common.hpp"
+
+namespace cnnkit {
+
+struct Conv2dParams {
+  index_t N = 0, C = 0, H = 0, W = 0;  // input [N, C, H, W]
+  index_t K = 0, Fh = 0, Fw = 0;       // weight [K, C / groups, Fh, Fw]
+  index_t stride_h = 1, stride_w = 1;
+  index_t pad_h = 0, pad_w = 0;
+  index_t dil_h = 1, dil_w = 1;
+  index_t groups = 1;
+  index_t Ho = 0, Wo = 0;  // output [N, K, Ho, Wo], filled by conv2d_params()
+};
+
+// Validates the configuration (names every offending value) and computes Ho, Wo:
+//   Ho = floor((H + 2 P - D (F - 1) - 1) / S) + 1, as PyTorch.
+// `weight_in_channels` is the weight's second dimension (must equal C / groups).
+Conv2dParams conv2d_params(index_t N, index_t C, index_t H, index_t W, index_t K,
+                           index_t weight_in_channels, index_t Fh, index_t Fw, index_t stride_h,
+                           index_t stride_w, index_t pad_h, index_t pad_w, index_t dil_h,
+                           index_t dil_w, index_t groups);
+
+// dst[N, K, Ho, Wo] = conv(src, weights) + bias (bias may be null), then ReLU if relu.
+void conv2d_forward(const Conv2dParams& p, const float* src, const float* weights,
+                    const float* bias, float* dst, bool relu = false);
+
+// diff_src[N, C, H, W] = gradient of the loss w.r.t. the input, given diff_dst[N, K, Ho, Wo].
+void conv2d_backward_data(const Conv2dParams& p, const float* diff_dst, const float* weights,
+                          float* diff_src);
+
+// diff_weights[K, C/groups, Fh, Fw] (and diff_bias[K] unless null) from diff_dst and src.
+void conv2d_backward_weights(const Conv2dParams& p, const float* diff_dst, const float* src,
+                             float* diff_weights, float* diff_bias);
+
+// Plain-loop reference kernels (the oracle; also what the tests compare the fast paths with).
+void conv2d_forward_ref(const Conv2dParams& p, const float* src, const float* weights,
+                        const float* bias, float* dst, bool relu = false);
+void conv2d_backward_data_ref(const Conv2dParams& p, const float* diff_dst, const float* weights,
+                              float* diff_src);
+void conv2d_backward_weights_ref(const Conv2dParams& p, const float* diff_dst, const float* src,
+                                 float* diff_weights, float* diff_bias);
+
+// Tiled convolution: output position (i, j) uses filter bank (i mod Th, j mod Tw);
+// weight [Th, Tw, K, C, Fh, Fw]. Locally connected is Th = Ho, Tw = Wo (bias per position).
+// groups and dilation are 1 here; the rest of Conv2dParams applies.
+struct TiledConv2dParams {
+  Conv2dParams conv;
+  index_t Th = 1, Tw = 1;
+  bool bias_per_position = false;  // bias [K, Ho, Wo] (locally connected) instead of [K]
+};
+
+TiledConv2dParams tiled_conv2d_params(const char* op, index_t N, index_t C, index_t H, index_t W,
+                                      index_t Th, index_t Tw, index_t K, index_t Cw, index_t Fh,
+                                      index_t Fw, index_t stride_h, index_t stride_w,
+                                      index_t pad_h, index_t pad_w, bool local);
+
+void tiled_conv2d_forward(const TiledConv2dParams& p, const float* src, const float* weights,
+                          const float* bias, float* dst);
+// Any of diff_src / diff_weights / diff_bias may be null (not computed).
+void tiled_conv2d_backward(const TiledConv2dParams& p, const float* diff_dst, const float* src,
+                           const float* weights, float* diff_src, float* diff_weights,
+                           float* diff_bias);
+
+}  // namespace cnnkit

@@ -1,0 +1,92 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+import cnnkit
+
+
+def test_cpu_info_reports_detection_and_choice():
+    info = cnnkit.cpu_info()
+    assert info["isa"] == cnnkit.get_isa()
+    assert info["isa"] in info["supported_isas"]
+    assert "ref" in info["supported_isas"]
+    assert info["num_threads"] == cnnkit.get_num_threads()
+    f = info["features"]
+    # AVX-512 is only reported when the OS also saves the ZMM state.
+    if f["avx512f"]:
+        assert f["os_saves_avx512_state"]
+    if "avx512" in info["supported_isas"]:
+        assert f["avx512f"] and f["avx512bw"] and f["avx512dq"] and f["avx512vl"] and f["fma"]
+    if "avx2" in info["supported_isas"]:
+        assert f["avx2"] and f["fma"] and f["os_saves_avx_state"]
+    assert info["best_isa"] == info["supported_isas"][-1]
+
+
+def test_set_isa_switches_and_rejects_bad_names():
+    before = cnnkit.get_isa()
+    try:
+        for name in cnnkit.cpu_info()["supported_isas"]:
+            cnnkit.set_isa(name)
+            assert cnnkit.get_isa() == name
+            assert cnnkit.cpu_info()["isa"] == name
+        with pytest.raises(ValueError, match="unknown ISA 'sse9'"):
+            cnnkit.set_isa("sse9")
+        with pytest.raises(TypeError, match="set_isa"):
+            cnnkit.set_isa(3)
+    finally:
+        cnnkit.set_isa(before)
+
+
+def test_sgemm_tile_follows_isa():
+    before = cnnkit.get_isa()
+    tiles = {"ref": (4, 16), "avx2": (6, 16), "avx512": (14, 32)}
+    try:
+        for name in cnnkit.cpu_info()["supported_isas"]:
+            cnnkit.set_isa(name)
+            assert tuple(cnnkit.cpu_info()["sgemm_tile"]) == tiles[name]
+    finally:
+        cnnkit.set_isa(before)
+
+
+def _run(code, **env):
+    full_env = dict(os.environ)
+    full_env.update(env)
+    return subprocess.run([sys.executable, "-c", code], env=full_env, capture_output=True, text=True)
+
+
+def test_env_override_of_isa():
+    r = _run("import cnnkit; print(cnnkit.get_isa())", CNNKIT_ISA="ref")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "ref"
+
+
+def test_env_override_rejects_unknown_isa():
+    r = _run("import cnnkit", CNNKIT_ISA="neon")
+    assert r.returncode != 0
+    assert "ValueError" in r.stderr and "CNNKIT_ISA='neon'" in r.stderr
+
+
+def test_threads_default_honours_omp_num_threads_and_setter_validates():
+    r = _run("import cnnkit; print(cnnkit.get_num_threads())", OMP_NUM_THREADS="3")
+    assert r.returncode == 0, r.stderr
+    if cnnkit.cpu_info()["openmp"]:
+        assert r.stdout.strip() == "3"
+    before = cnnkit.get_num_threads()
+    try:
+        cnnkit.set_num_threads(1)
+        assert cnnkit.get_num_threads() == 1
+        cnnkit.set_num_threads(5)
+        assert cnnkit.get_num_threads() == 5
+        with pytest.raises(ValueError, match="n must be >= 1, got 0"):
+            cnnkit.set_num_threads(0)
+        with pytest.raises(TypeError, match="must be an int"):
+            cnnkit.set_num_threads(2.5)
+    finally:
+        cnnkit.set_num_threads(before)
+
+
+def test_peak_probe_is_positive_and_scales_with_isa(isa):
+    g = cnnkit._core.fma_peak_gflops(1, 0.02, 1)
+    assert g > 0.1
