@@ -1,4 +1,4 @@
-"""Shared helpers for the layer tests (issue 4): ISA fixture, finite differences, tolerances."""
+"""Shared helpers for the layer tests (issue 4): finite differences, tolerances, threads."""
 
 from __future__ import annotations
 
@@ -8,16 +8,7 @@ import pytest
 import cnnkit
 from cnnkit import _core
 
-ISAS = list(cnnkit.cpu_info()["supported_isas"])
-
-
-@pytest.fixture(params=ISAS)
-def isa(request):
-    """Runs the test once per ISA path this CPU supports, restoring the previous one after."""
-    prev = cnnkit.get_isa()
-    cnnkit.set_isa(request.param)
-    yield request.param
-    cnnkit.set_isa(prev)
+# The `isa` fixture (one run per supported ISA, default restored after) is in conftest.py.
 
 
 @pytest.fixture
@@ -61,4 +52,4 @@ def rand(rng, *shape, scale=1.0):
     return f32(rng.standard_normal(shape) * scale)
 
 
-__all__ = ["ISAS", "isa", "threads_restored", "f32", "numgrad", "assert_grad_close", "rand", "_core"]
+__all__ = ["threads_restored", "f32", "numgrad", "assert_grad_close", "rand", "_core"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import cnnkit
-from layer_helpers import _core, f32, isa, rand, threads_restored  # noqa: F401
+from layer_helpers import _core, f32, rand, threads_restored  # noqa: F401
 
 M64 = (1 << 64) - 1
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import cnnkit
-from layer_helpers import _core, assert_grad_close, f32, isa, numgrad, rand, threads_restored  # noqa: F401
+from layer_helpers import _core, assert_grad_close, f32, numgrad, rand, threads_restored  # noqa: F401
 
 
 def axes(x):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from layer_helpers import _core, assert_grad_close, f32, isa, numgrad, rand  # noqa: F401
+from layer_helpers import _core, assert_grad_close, f32, numgrad, rand
 
 
 def out_size(n, k, s, p, ceil):
