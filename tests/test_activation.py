@@ -195,4 +195,6 @@ def test_activation_parity_with_torch(isa, name):
     yt.backward(torch.tensor(dy))
     np.testing.assert_allclose(y, yt.detach().numpy(), rtol=2e-6, atol=1e-7)
     dx = _core.maxout_backward(dy, am, 2) if name == "maxout" else bwd(name, dy, x, y, PARAM[name])
-    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-5, atol=1e-7)
+    # tanh/sigmoid gradients come from y: 1 - y^2 near |y| = 1 turns a 1-ulp difference between
+    # the two libraries' y into ~1e-7 absolute (times |dy|)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-5, atol=1e-6)
