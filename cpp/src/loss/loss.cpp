@@ -119,10 +119,20 @@ double cross_entropy_forward(index_t N, index_t C, const float* logits, const in
   std::vector<double> row(N);
   parallel_ranges(N, min_rows(C), [&](index_t b, index_t e) {
     for (index_t n = b; n < e; ++n) {
+      // One exp per logit: p = exp(x - m), s = sum p (double), loss = log s - (x_t - m).
+      const float* x = logits + n * C;
       float* p = probs + n * C;
-      const double lse = shifted_logsumexp(logits + n * C, p, C);
-      row[n] = lse - double(p[target[n]]);  // -(x_t - m - lse)
-      for (index_t j = 0; j < C; ++j) p[j] = float(std::exp(double(p[j]) - lse));
+      float m = -INFINITY;
+      for (index_t j = 0; j < C; ++j) m = std::max(m, x[j]);
+      if (std::isinf(m)) m = 0.0f;
+      double s = 0.0;
+      for (index_t j = 0; j < C; ++j) {
+        p[j] = std::exp(x[j] - m);
+        s += p[j];
+      }
+      row[n] = std::log(s) - double(x[target[n]] - m);
+      const float inv = float(1.0 / s);
+      for (index_t j = 0; j < C; ++j) p[j] *= inv;
     }
   });
   double s = 0.0;

@@ -1,5 +1,6 @@
 // Fills the AVX-512 entries of the kernel table.
 #include "activation/activation_kernels.hpp"
+#include "dropout/dropout_kernels.hpp"
 #include "gemm/gemm_kernels.hpp"
 #include "norm/norm_kernels.hpp"
 #include "pool/pool_kernels.hpp"
@@ -32,6 +33,7 @@ void register_kernels(KernelTable& t) {
   t.bn_bwd_apply = bn_bwd_apply_f32_avx512;
   t.lrn_fwd = lrn_fwd_f32_avx512;
   t.lrn_bwd = lrn_bwd_f32_avx512;
+  t.dropout_fwd = dropout_fwd_f32_avx512;
 }
 
 }  // namespace avx512
