@@ -1,9 +1,11 @@
 """Layer benchmarks (issue 4): forward and backward time of cnnkit vs PyTorch, 2 threads.
 
-    PYTHONPATH=python python3 bench/layers.py [--runs 7] [--quick]
+    PYTHONPATH=python python3 bench/layers.py [--runs 7] [--repeat 3] [--quick]
 
-PyTorch runs in a separate process (this script with --torch), so the two OpenMP runtimes never
-spin against each other. Each run times an inner loop of >= 20 ms; the table gives the median
+Each side runs in its own process (this script with --side cnnkit / --side torch), so the two
+OpenMP runtimes never spin against each other, and both get OMP_WAIT_POLICY=PASSIVE: on this
+shared 2-core machine an actively spinning idle worker competes with the main thread whenever
+another process wants a core, which turns a 0.4 ms op into 8 ms (a scheduler time slice). Each run times an inner loop of >= 20 ms; the table gives the median
 over --runs runs (and the best). GB/s counts the bytes an op must move at least once (inputs
 read + outputs written, indices/masks/saved tensors included) divided by the median time.
 Writes bench/results/layers.json and bench/results/layers.md.
@@ -205,8 +207,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--torch", action="store_true", help="(internal) run the PyTorch side")
+    ap.add_argument("--side", choices=["cnnkit", "torch"], help="(internal) run one side")
     ap.add_argument("--quick", action="store_true", help="one shape per op")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="alternate cnnkit and PyTorch processes this many times; report the "
+                         "median over repeats of each side's per-process median")
     args = ap.parse_args()
     cases = CASES
     if args.quick:
@@ -215,7 +220,7 @@ def main():
             if c[0] not in seen:
                 seen.add(c[0])
                 cases.append(c)
-    if args.torch:
+    if args.side == "torch":
         import torch
 
         torch.set_num_threads(args.threads)
@@ -224,20 +229,42 @@ def main():
     import cnnkit
 
     cnnkit.set_num_threads(args.threads)
-    cmd = [sys.executable, __file__, "--torch", "--runs", str(args.runs), "--threads", str(args.threads)]
-    if args.quick:
-        cmd.append("--quick")
-    ours = run_side("cnnkit", args.runs, cases)
-    try:
-        theirs = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True,
-                                           env=dict(os.environ, OMP_WAIT_POLICY="PASSIVE")).stdout)
-    except (subprocess.CalledProcessError, json.JSONDecodeError) as e:
-        print(f"PyTorch side failed ({e}); reporting cnnkit only", file=sys.stderr)
-        theirs = {}
+    if args.side == "cnnkit":
+        print(json.dumps(run_side("cnnkit", args.runs, cases)))
+        return
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+
+    def side(name):
+        cmd = [sys.executable, __file__, "--side", name, "--runs", str(args.runs),
+               "--threads", str(args.threads)] + (["--quick"] if args.quick else [])
+        return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True,
+                                         env=env).stdout)
+    ours_all, theirs_all = [], []
+    for _ in range(max(1, args.repeat)):  # alternate A and B: noise hits both sides alike
+        ours_all.append(side("cnnkit"))
+        try:
+            theirs_all.append(side("torch"))
+        except (subprocess.CalledProcessError, json.JSONDecodeError) as e:
+            print(f"PyTorch side failed ({e}); reporting cnnkit only", file=sys.stderr)
+
+    def combine(all_runs):
+        if not all_runs:
+            return {}
+        out = {}
+        for k in all_runs[0]:
+            r = {d: (statistics.median(x[k][d][0] for x in all_runs),
+                     min(x[k][d][1] for x in all_runs)) for d in ("fwd", "bwd")}
+            r.update(fwd_bytes=all_runs[0][k]["fwd_bytes"], bwd_bytes=all_runs[0][k]["bwd_bytes"])
+            out[k] = r
+        return out
+
+    ours, theirs = combine(ours_all), combine(theirs_all)
     rows = []
     lines = [
         f"cnnkit {cnnkit.__version__} ({cnnkit.get_isa()}) vs PyTorch, {args.threads} threads, "
-        f"median of {args.runs} runs (ms); speedup = PyTorch time / cnnkit time; "
+        "OMP_WAIT_POLICY=PASSIVE for both; "
+        f"median over {args.repeat} alternating process pairs of the median of {args.runs} runs "
+        "(ms); speedup = PyTorch time / cnnkit time; "
         "GB/s = minimum bytes moved / cnnkit median time.",
         "",
         "| op | shape | cnnkit fwd | torch fwd | speedup | GB/s | cnnkit bwd | torch bwd | speedup | GB/s | fwd+bwd speedup |",
