@@ -66,14 +66,13 @@ struct ImplicitGemm {
   index_t y_img, y_grp;
   bool relu;
 
-  void item(index_t n, index_t grp, int threads, float* ws) const {
+  void item(index_t n, index_t grp, const GemmOperandA& wa, int threads, float* ws) const {
     const float* xi = x + n * x_img + grp * x_grp;
     GemmOutput out;
     out.c = y + n * y_img + grp * y_grp;
     out.ldc = g.cols();
     out.bias_row = bias ? bias + grp * M : nullptr;
     out.relu = relu;
-    const MatrixOperandA wa(a + grp * M * g.rows(), g.rows(), false);
     if (g.is_pointwise()) {
       gemm(M, g.cols(), g.rows(), wa, MatrixOperandB(xi, g.H * g.W, false), out, threads, ws);
     } else {
@@ -84,15 +83,28 @@ struct ImplicitGemm {
   void run() const {
     const int nt = get_num_threads();
     const index_t items = N * G;
+    // Each group's weights are packed into micro-panels once, not once per image.
+    std::vector<MatrixOperandA> src;
+    std::vector<PrepackedA> packed;
+    src.reserve(std::size_t(G));
+    packed.reserve(std::size_t(G));
+    const std::size_t per_group = PrepackedA::floats(M, g.rows());
+    float* storage = thread_workspace(2, per_group * G);
+    for (index_t grp = 0; grp < G; ++grp) {
+      src.emplace_back(a + grp * M * g.rows(), g.rows(), false);
+      packed.emplace_back(M, g.rows(), src.back(), storage + per_group * grp);
+    }
     if (items >= nt && nt > 1) {
       const std::size_t per = gemm_workspace_floats(M, g.cols(), g.rows(), 1);
       float* ws = thread_workspace(1, per * nt);
 #pragma omp parallel for schedule(static) num_threads(nt)
       for (index_t it = 0; it < items; ++it) {
-        item(it / G, it % G, 1, ws + per * thread_id());
+        item(it / G, it % G, packed[std::size_t(it % G)], 1, ws + per * thread_id());
       }
     } else {
-      for (index_t it = 0; it < items; ++it) item(it / G, it % G, nt, nullptr);
+      for (index_t it = 0; it < items; ++it) {
+        item(it / G, it % G, packed[std::size_t(it % G)], nt, nullptr);
+      }
     }
   }
 };
@@ -335,12 +347,23 @@ void conv2d_backward_data(const Conv2dParams& p, const float* diff_dst, const fl
   const std::size_t gws = gemm_workspace_floats(rows, chunk, Kg, gemm_threads);
   const std::size_t per = std::size_t(rows) * chunk + (parallel_items ? gws : 0);
   float* ws = thread_workspace(1, per * (parallel_items ? nt : 1));
+  // W[g]^T packed once per group, not once per image.
+  std::vector<MatrixOperandA> src;
+  std::vector<PrepackedA> packed;
+  src.reserve(std::size_t(G));
+  packed.reserve(std::size_t(G));
+  const std::size_t per_group = PrepackedA::floats(rows, Kg);
+  float* storage = thread_workspace(2, per_group * G);
+  for (index_t grp = 0; grp < G; ++grp) {
+    src.emplace_back(weights + grp * Kg * rows, rows, true);
+    packed.emplace_back(rows, Kg, src.back(), storage + per_group * grp);
+  }
   auto item = [&](index_t it, float* buf, float* gemm_ws) {
     const index_t n = it / G, grp = it % G;
     const float* dy = diff_dst + n * p.K * HoWo + grp * Kg * HoWo;
     float* dx = diff_src + n * p.C * HW + grp * Cg * HW;
     std::memset(dx, 0, sizeof(float) * Cg * HW);
-    const MatrixOperandA wa(weights + grp * Kg * rows, rows, true);
+    const GemmOperandA& wa = packed[std::size_t(grp)];
     for (index_t j0 = 0; j0 < HoWo; j0 += chunk) {
       const index_t nc = std::min(chunk, HoWo - j0);
       GemmOutput out;
