@@ -211,7 +211,9 @@ DotPlan plan_dot(const Conv2dParams& p, index_t Kg, index_t rows) {
   const int nt = get_num_threads();
   const index_t kmax = std::clamp<index_t>((128 * 1024) / Kg, 256, 4096);
   DotPlan d;
-  if (HoWo >= kmax) {
+  // Images of 512 pixels or more each give long enough dot products on their own (and dY is
+  // then read in place; gathering several images means copying their dY rows).
+  if (HoWo >= std::min<index_t>(kmax, 512)) {
     d.imgs = 1;
     d.chunk = std::min<index_t>(HoWo, std::max<index_t>(256, (index_t(1) << 20) / rows));
   } else {
@@ -237,9 +239,11 @@ void backward_weights_dot(const Conv2dParams& p, const PatchGeom& g, const DotPl
   // would share L1 sets and evict each other (measured: half the speed at 32x32 outputs).
   index_t ld = (chunk + 15) / 16 * 16;
   if (ld % 256 == 0) ld += 16;
+  // Several images per dot product: their dY rows are copied side by side (padded stride).
+  const bool copy_dy = plan.imgs > 1;
   // Patch rows [r0, r1) of images [n0, n0 + count) of one group into dw ([K x rows], leading
-  // dimension rows); t holds the gathered patch rows, then the dY rows of the chunk (copied to
-  // the padded stride; the bias gradient is summed on the way when db is given).
+  // dimension rows); t holds the gathered patch rows, then the copied dY rows. The bias
+  // gradient is summed in the same pass over dY when db is given.
   auto run = [&](index_t n0, index_t count, index_t grp, index_t r0, index_t r1, float* dw,
                  double* db, float* t) {
     float* dwg = dw + grp * Kg * rows;
@@ -261,13 +265,13 @@ void backward_weights_dot(const Conv2dParams& p, const PatchGeom& g, const DotPl
         }
         const float* dy = diff_dst + n * p.K * HoWo + grp * Kg * HoWo + pix;
         for (index_t k = 0; k < Kg; ++k) {
-          std::memcpy(a_buf + k * ld + (j - j0), dy + k * HoWo, sizeof(float) * len);
+          if (copy_dy) std::memcpy(a_buf + k * ld + (j - j0), dy + k * HoWo, sizeof(float) * len);
           if (db) db[grp * Kg + k] += sum_floats(dy + k * HoWo, len);
         }
         j += len;
       }
-      const float* a = a_buf;
-      const index_t lda = ld;
+      const float* a = copy_dy ? a_buf : diff_dst + n0 * p.K * HoWo + grp * Kg * HoWo + j0;
+      const index_t lda = copy_dy ? ld : HoWo;
       for (index_t jb = r0; jb < r1; jb += kt.dot_nr) {
         const int nb = int(std::min<index_t>(kt.dot_nr, r1 - jb));
         for (index_t ib = 0; ib < Kg; ib += kt.dot_mr) {
@@ -278,7 +282,7 @@ void backward_weights_dot(const Conv2dParams& p, const PatchGeom& g, const DotPl
       }
     }
   };
-  const std::size_t tsize = std::size_t(rows + Kg) * ld;
+  const std::size_t tsize = std::size_t(rows + (copy_dy ? Kg : 0)) * ld;
   accumulate_weight_grad(p, plan.imgs, diff_weights, bias_sums, tsize,
                          [&](index_t n0, index_t count, index_t grp, float* dw, double* db,
                              int threads, float* t) {
