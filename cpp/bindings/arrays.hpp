@@ -6,6 +6,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -106,6 +107,80 @@ inline MatrixArg matrix_arg(const py::handle& obj, const char* op, const char* n
                          "(use np.ascontiguousarray)");
   }
   return m;
+}
+
+// A float32, C-contiguous array of any rank (ndim >= min_ndim).
+inline py::array float32_c(const py::handle& obj, const char* op, const char* name,
+                           int min_ndim = 0) {
+  py::array arr = float32_array(obj, op, name);
+  if (arr.ndim() < min_ndim) {
+    throw_invalid(op, ": ", name, " must have at least ", min_ndim, " dimensions, got shape ",
+                  shape_of(arr));
+  }
+  if (!(arr.flags() & py::array::c_style)) {
+    throw py::type_error(std::string(op) + ": " + name +
+                         " must be C-contiguous (use np.ascontiguousarray)");
+  }
+  return arr;
+}
+
+// A C-contiguous array of dtype T (int64 labels/indices, uint8 masks); ndim < 0: any rank.
+template <typename T>
+py::array typed_c(const py::handle& obj, const char* op, const char* name, const char* dtype,
+                  int ndim = -1) {
+  if (!py::isinstance<py::array>(obj)) {
+    throw py::type_error(std::string(op) + ": " + name + " must be a numpy.ndarray of " + dtype +
+                         ", got " + type_name(obj));
+  }
+  py::array arr = py::reinterpret_borrow<py::array>(obj);
+  if (!arr.dtype().is(py::dtype::of<T>())) {
+    throw py::type_error(std::string(op) + ": " + name + " must have dtype " + dtype + ", got " +
+                         std::string(py::str(arr.dtype())) + " (convert explicitly, e.g. x.astype(np." +
+                         dtype + "))");
+  }
+  if (ndim >= 0 && arr.ndim() != ndim) {
+    throw_invalid(op, ": ", name, " must be ", ndim, "-D, got shape ", shape_of(arr));
+  }
+  if (!(arr.flags() & py::array::c_style)) {
+    throw py::type_error(std::string(op) + ": " + name +
+                         " must be C-contiguous (use np.ascontiguousarray)");
+  }
+  return arr;
+}
+inline py::array int64_c(const py::handle& obj, const char* op, const char* name, int ndim = -1) {
+  return typed_c<std::int64_t>(obj, op, name, "int64", ndim);
+}
+inline py::array uint8_c(const py::handle& obj, const char* op, const char* name, int ndim = -1) {
+  return typed_c<std::uint8_t>(obj, op, name, "uint8", ndim);
+}
+
+inline std::vector<py::ssize_t> dims_of(const py::array& a) {
+  return std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim());
+}
+
+// Raises ValueError unless a and b have the same shape.
+inline void require_same_shape(const py::array& a, const char* a_name, const py::array& b,
+                               const char* b_name, const char* op) {
+  if (dims_of(a) != dims_of(b)) {
+    throw_invalid(op, ": ", b_name, " must have the shape of ", a_name, " ", shape_of(a),
+                  ", got ", shape_of(b));
+  }
+}
+
+// Raises ValueError unless `a` is 1-D of length n.
+inline void require_vector(const py::array& a, index_t n, const char* name, const char* op) {
+  if (a.ndim() != 1 || a.shape(0) != n) {
+    throw_invalid(op, ": ", name, " must have shape [", n, "], got ", shape_of(a));
+  }
+}
+
+template <typename T>
+T* mut(const py::array& a) {
+  return static_cast<T*>(const_cast<void*>(a.data()));
+}
+template <typename T>
+const T* cptr(const py::array& a) {
+  return static_cast<const T*>(a.data());
 }
 
 }  // namespace cnnkit::bind

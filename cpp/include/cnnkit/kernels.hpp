@@ -51,6 +51,55 @@ using PackPatchPanel = void (*)(const PatchPanel& pp, std::int64_t p0, int kc, i
 // pixels and both dY rows and patch rows lie along them. m <= dot_mr, n <= dot_nr.
 using DotNtTile = void (*)(int m, int n, std::int64_t k, const float* a, std::int64_t lda,
                            const float* b, std::int64_t ldb, float* c, std::int64_t ldc);
+// Element-wise activation kernels over n contiguous floats (the driver splits the tensor into
+// per-thread chunks). Forward: dst = f(src; alpha). Backward: diff_src = diff_dst * f'(...),
+// where `a` and `b` are the saved tensors the op needs (x and/or y; see activation.hpp).
+using EltwiseFwd = void (*)(const float* src, float* dst, std::int64_t n, float alpha);
+using EltwiseBwd = void (*)(const float* diff_dst, const float* a, const float* b, float* diff_src,
+                            std::int64_t n, float alpha);
+
+// One [H, W] plane of 2-D pooling (see pool.hpp for the output-size rules).
+struct Pool2dPlane {
+  std::int64_t H = 0, W = 0, Ho = 0, Wo = 0;
+  std::int64_t kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0;
+};
+// Max pooling over `planes` consecutive planes: dst/indices are [planes, Ho, Wo]; an index is the
+// flat offset h * W + w of the (first) maximum inside its plane.
+using MaxPool2dFwd = void (*)(const float* src, float* dst, std::int64_t* indices,
+                              const Pool2dPlane& p, std::int64_t planes);
+
+// Batch-norm building blocks over n contiguous floats of one channel (see norm.hpp):
+//   stats:    sum += sum(x - shift), sumsq += sum((x - shift)^2), accumulated in double
+//   apply:    dst = ((x - mean_hi) - mean_lo) * scale + shift  (mean split into two floats so a
+//             mean of 1e4 with a std of 1e-2 loses nothing)
+//   bwd_reduce: sum_dy += sum(dy), sum_dy_xmu += sum(dy * (x - mean)), in double
+//   bwd_apply:  diff_src = a * dy + b * (x - mean) + c
+using BnStats = void (*)(const float* src, std::int64_t n, float shift, double* sum,
+                         double* sumsq);
+using BnApply = void (*)(const float* src, float* dst, std::int64_t n, float mean_hi,
+                         float mean_lo, float scale, float shift);
+using BnBwdReduce = void (*)(const float* diff_dst, const float* src, std::int64_t n, float mean,
+                             double* sum_dy, double* sum_dy_xmu);
+using BnBwdApply = void (*)(const float* diff_dst, const float* src, float* diff_src,
+                            std::int64_t n, float mean, float a, float b, float c);
+
+// Local response normalisation of one image over a range of spatial positions: channel c of
+// the range starts at offset c * hw_stride; `len` positions, all C channels (see norm.hpp).
+struct LrnArgs {
+  std::int64_t C = 0, hw_stride = 0, len = 0;
+  int size = 1;
+  float alpha = 1e-4f, beta = 0.75f, k = 1.0f;
+};
+using LrnFwd = void (*)(const float* src, float* dst, float* scale, const LrnArgs& a);
+// `work` holds size * len floats of scratch owned by the calling thread.
+using LrnBwd = void (*)(const float* diff_dst, const float* src, const float* dst,
+                        const float* scale, float* diff_src, float* work, const LrnArgs& a);
+
+// Dropout over n elements whose global indices start at `first`: keep element i when
+// hash(seed, i) >= threshold (32-bit), dst = keep ? x * scale : 0, mask = keep.
+using DropoutFwd = void (*)(const float* src, float* dst, std::uint8_t* mask, std::int64_t n,
+                            std::int64_t first, std::uint64_t seed, std::uint32_t threshold,
+                            float scale);
 
 struct KernelTable {
   const char* isa = "ref";
@@ -62,6 +111,19 @@ struct KernelTable {
   DotNtTile dot_nt_tile = nullptr;
   FmaChains fma_chains = nullptr;
   double fma_chain_flops = 0;  // FLOPs per iteration of fma_chains
+
+  EltwiseFwd relu_fwd = nullptr, leaky_relu_fwd = nullptr, elu_fwd = nullptr,
+             sigmoid_fwd = nullptr, tanh_fwd = nullptr;
+  EltwiseBwd relu_bwd = nullptr, leaky_relu_bwd = nullptr, elu_bwd = nullptr,
+             sigmoid_bwd = nullptr, tanh_bwd = nullptr;
+  MaxPool2dFwd max_pool2d_fwd = nullptr;
+  BnStats bn_stats = nullptr;
+  BnApply bn_apply = nullptr;
+  BnBwdReduce bn_bwd_reduce = nullptr;
+  BnBwdApply bn_bwd_apply = nullptr;
+  LrnFwd lrn_fwd = nullptr;
+  LrnBwd lrn_bwd = nullptr;
+  DropoutFwd dropout_fwd = nullptr;
 };
 
 // Each fills in what its ISA provides; they are defined in the ISA's own translation units.

@@ -2,7 +2,11 @@
 #include <cstdint>
 
 #include "conv/image_operands.hpp"
+#include "activation/activation_kernels.hpp"
+#include "dropout/dropout_kernels.hpp"
 #include "gemm/gemm_kernels.hpp"
+#include "norm/norm_kernels.hpp"
+#include "pool/pool_kernels.hpp"
 
 namespace cnnkit {
 namespace {
@@ -33,6 +37,24 @@ void register_ref_kernels(KernelTable& t) {
   t.dot_nt_tile = dot_nt_tile_ref;
   t.fma_chains = fma_chains_ref;
   t.fma_chain_flops = 8.0 * 2;
+  t.relu_fwd = ref::relu_fwd_f32_ref;
+  t.leaky_relu_fwd = ref::leaky_relu_fwd_f32_ref;
+  t.elu_fwd = ref::elu_fwd_f32_ref;
+  t.sigmoid_fwd = ref::sigmoid_fwd_f32_ref;
+  t.tanh_fwd = ref::tanh_fwd_f32_ref;
+  t.relu_bwd = ref::relu_bwd_f32_ref;
+  t.leaky_relu_bwd = ref::leaky_relu_bwd_f32_ref;
+  t.elu_bwd = ref::elu_bwd_f32_ref;
+  t.sigmoid_bwd = ref::sigmoid_bwd_f32_ref;
+  t.tanh_bwd = ref::tanh_bwd_f32_ref;
+  t.max_pool2d_fwd = maxpool2d_fwd_f32_ref;
+  t.bn_stats = ref::bn_stats_f32_ref;
+  t.bn_apply = ref::bn_apply_f32_ref;
+  t.bn_bwd_reduce = ref::bn_bwd_reduce_f32_ref;
+  t.bn_bwd_apply = ref::bn_bwd_apply_f32_ref;
+  t.lrn_fwd = ref::lrn_fwd_f32_ref;
+  t.lrn_bwd = ref::lrn_bwd_f32_ref;
+  t.dropout_fwd = ref::dropout_fwd_f32_ref;
 }
 
 }  // namespace cnnkit

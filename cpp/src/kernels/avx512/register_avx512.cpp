@@ -1,5 +1,9 @@
 // Fills the AVX-512 entries of the kernel table.
+#include "activation/activation_kernels.hpp"
+#include "dropout/dropout_kernels.hpp"
 #include "gemm/gemm_kernels.hpp"
+#include "norm/norm_kernels.hpp"
+#include "pool/pool_kernels.hpp"
 
 namespace cnnkit {
 namespace avx512 {
@@ -17,6 +21,24 @@ void register_kernels(KernelTable& t) {
   t.dot_nt_tile = dot_nt_tile_avx512;
   t.fma_chains = fma_chains_avx512;
   t.fma_chain_flops = 24.0 * 16 * 2;
+  t.relu_fwd = relu_fwd_f32_avx512;
+  t.leaky_relu_fwd = leaky_relu_fwd_f32_avx512;
+  t.elu_fwd = elu_fwd_f32_avx512;
+  t.sigmoid_fwd = sigmoid_fwd_f32_avx512;
+  t.tanh_fwd = tanh_fwd_f32_avx512;
+  t.relu_bwd = relu_bwd_f32_avx512;
+  t.leaky_relu_bwd = leaky_relu_bwd_f32_avx512;
+  t.elu_bwd = elu_bwd_f32_avx512;
+  t.sigmoid_bwd = sigmoid_bwd_f32_avx512;
+  t.tanh_bwd = tanh_bwd_f32_avx512;
+  t.max_pool2d_fwd = maxpool2d_fwd_f32_avx512;
+  t.bn_stats = bn_stats_f32_avx512;
+  t.bn_apply = bn_apply_f32_avx512;
+  t.bn_bwd_reduce = bn_bwd_reduce_f32_avx512;
+  t.bn_bwd_apply = bn_bwd_apply_f32_avx512;
+  t.lrn_fwd = lrn_fwd_f32_avx512;
+  t.lrn_bwd = lrn_bwd_f32_avx512;
+  t.dropout_fwd = dropout_fwd_f32_avx512;
 }
 
 }  // namespace avx512

@@ -1,0 +1,164 @@
+// Bindings: batch normalisation and local response normalisation.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include "arrays.hpp"
+#include "cnnkit/norm.hpp"
+
+namespace cnnkit::bind {
+
+namespace py = pybind11;
+
+namespace {
+
+// [N, C, ...] -> (N, C, product of the rest).
+void ncs(const py::array& x, index_t* N, index_t* C, index_t* S) {
+  *N = x.shape(0);
+  *C = x.shape(1);
+  *S = 1;
+  for (py::ssize_t i = 2; i < x.ndim(); ++i) *S *= x.shape(i);
+}
+
+// An optional per-channel float32 vector of length C (None -> nullptr).
+const float* channel_vec(const py::object& obj, index_t C, const char* op, const char* name,
+                         py::array* keep, bool writable = false) {
+  if (obj.is_none()) return nullptr;
+  *keep = float32_c(obj, op, name);
+  require_vector(*keep, C, name, op);
+  if (writable) require_writable(*keep, op, name);
+  return cptr<float>(*keep);
+}
+
+py::tuple bn_train_py(const py::object& x_obj, const py::object& w_obj, const py::object& b_obj,
+                      const py::object& rm_obj, const py::object& rv_obj, float momentum,
+                      float eps) {
+  const char* op = "batch_norm_forward_train";
+  py::array x = float32_c(x_obj, op, "x", 2);
+  BatchNormParams p;
+  ncs(x, &p.N, &p.C, &p.S);
+  p.momentum = momentum;
+  p.eps = eps;
+  py::array w, b, rm, rv;
+  const float* wp = channel_vec(w_obj, p.C, op, "weight", &w);
+  const float* bp = channel_vec(b_obj, p.C, op, "bias", &b);
+  float* rmp = const_cast<float*>(channel_vec(rm_obj, p.C, op, "running_mean", &rm, true));
+  float* rvp = const_cast<float*>(channel_vec(rv_obj, p.C, op, "running_var", &rv, true));
+  validate(p, true);
+  py::array_t<float> y(dims_of(x)), mean(p.C), invstd(p.C);
+  {
+    py::gil_scoped_release release;
+    batch_norm_forward_train(p, cptr<float>(x), wp, bp, rmp, rvp, y.mutable_data(),
+                             mean.mutable_data(), invstd.mutable_data());
+  }
+  return py::make_tuple(y, mean, invstd);
+}
+
+py::array bn_eval_py(const py::object& x_obj, const py::object& w_obj, const py::object& b_obj,
+                     const py::object& rm_obj, const py::object& rv_obj, float eps) {
+  const char* op = "batch_norm_forward_eval";
+  py::array x = float32_c(x_obj, op, "x", 2);
+  BatchNormParams p;
+  ncs(x, &p.N, &p.C, &p.S);
+  p.eps = eps;
+  py::array w, b, rm, rv;
+  const float* wp = channel_vec(w_obj, p.C, op, "weight", &w);
+  const float* bp = channel_vec(b_obj, p.C, op, "bias", &b);
+  if (rm_obj.is_none() || rv_obj.is_none()) {
+    throw_invalid(op, ": running_mean and running_var are required in eval mode");
+  }
+  const float* rmp = channel_vec(rm_obj, p.C, op, "running_mean", &rm);
+  const float* rvp = channel_vec(rv_obj, p.C, op, "running_var", &rv);
+  validate(p, false);
+  py::array_t<float> y(dims_of(x));
+  {
+    py::gil_scoped_release release;
+    batch_norm_forward_eval(p, cptr<float>(x), wp, bp, rmp, rvp, y.mutable_data());
+  }
+  return y;
+}
+
+py::tuple bn_backward_py(const py::object& dy_obj, const py::object& x_obj,
+                         const py::object& w_obj, const py::object& mean_obj,
+                         const py::object& invstd_obj) {
+  const char* op = "batch_norm_backward";
+  py::array dy = float32_c(dy_obj, op, "dy", 2);
+  py::array x = float32_c(x_obj, op, "x", 2);
+  require_same_shape(x, "x", dy, "dy", op);
+  BatchNormParams p;
+  ncs(x, &p.N, &p.C, &p.S);
+  py::array w, mean, invstd;
+  const float* wp = channel_vec(w_obj, p.C, op, "weight", &w);
+  const float* mp = channel_vec(mean_obj, p.C, op, "save_mean", &mean);
+  const float* ip = channel_vec(invstd_obj, p.C, op, "save_invstd", &invstd);
+  if (!mp || !ip) throw_invalid(op, ": save_mean and save_invstd are required");
+  validate(p, false);
+  py::array_t<float> dx(dims_of(x)), dw(p.C), db(p.C);
+  {
+    py::gil_scoped_release release;
+    batch_norm_backward(p, cptr<float>(dy), cptr<float>(x), wp, mp, ip, dx.mutable_data(),
+                        dw.mutable_data(), db.mutable_data());
+  }
+  return py::make_tuple(dx, dw, db);
+}
+
+LrnParams lrn_params(const py::array& x, index_t size, float alpha, float beta, float k) {
+  LrnParams p;
+  ncs(x, &p.N, &p.C, &p.S);
+  p.size = size;
+  p.alpha = alpha;
+  p.beta = beta;
+  p.k = k;
+  validate(p);
+  return p;
+}
+
+py::tuple lrn_forward_py(const py::object& x_obj, index_t size, float alpha, float beta,
+                         float k) {
+  py::array x = float32_c(x_obj, "lrn_forward", "x", 3);
+  const LrnParams p = lrn_params(x, size, alpha, beta, k);
+  py::array_t<float> y(dims_of(x)), scale(dims_of(x));
+  {
+    py::gil_scoped_release release;
+    lrn_forward(p, cptr<float>(x), y.mutable_data(), scale.mutable_data());
+  }
+  return py::make_tuple(y, scale);
+}
+
+py::array lrn_backward_py(const py::object& dy_obj, const py::object& x_obj,
+                          const py::object& y_obj, const py::object& scale_obj, index_t size,
+                          float alpha, float beta, float k) {
+  const char* op = "lrn_backward";
+  py::array dy = float32_c(dy_obj, op, "dy", 3);
+  py::array x = float32_c(x_obj, op, "x", 3);
+  py::array y = float32_c(y_obj, op, "y", 3);
+  py::array scale = float32_c(scale_obj, op, "scale", 3);
+  require_same_shape(x, "x", dy, "dy", op);
+  require_same_shape(x, "x", y, "y", op);
+  require_same_shape(x, "x", scale, "scale", op);
+  const LrnParams p = lrn_params(x, size, alpha, beta, k);
+  py::array_t<float> dx(dims_of(x));
+  {
+    py::gil_scoped_release release;
+    lrn_backward(p, cptr<float>(dy), cptr<float>(x), cptr<float>(y), cptr<float>(scale),
+                 dx.mutable_data());
+  }
+  return dx;
+}
+
+}  // namespace
+
+void bind_norm(py::module_& m) {
+  m.def("batch_norm_forward_train", &bn_train_py, py::arg("x"), py::arg("weight"),
+        py::arg("bias"), py::arg("running_mean"), py::arg("running_var"), py::arg("momentum"),
+        py::arg("eps"));
+  m.def("batch_norm_forward_eval", &bn_eval_py, py::arg("x"), py::arg("weight"), py::arg("bias"),
+        py::arg("running_mean"), py::arg("running_var"), py::arg("eps"));
+  m.def("batch_norm_backward", &bn_backward_py, py::arg("dy"), py::arg("x"), py::arg("weight"),
+        py::arg("save_mean"), py::arg("save_invstd"));
+  m.def("lrn_forward", &lrn_forward_py, py::arg("x"), py::arg("size"), py::arg("alpha"),
+        py::arg("beta"), py::arg("k"));
+  m.def("lrn_backward", &lrn_backward_py, py::arg("dy"), py::arg("x"), py::arg("y"),
+        py::arg("scale"), py::arg("size"), py::arg("alpha"), py::arg("beta"), py::arg("k"));
+}
+
+}  // namespace cnnkit::bind

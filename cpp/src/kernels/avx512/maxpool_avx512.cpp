@@ -1,0 +1,122 @@
+// AVX-512 max pooling forward (contract: MaxPool2dFwd in cnnkit/kernels.hpp).
+//
+// Vectorised over 16 output columns of one output row. Only windows that lie fully inside the
+// row horizontally ("interior" columns) take the vector path; the few border columns and any
+// stride other than 1 or 2 use the scalar loop. For stride 2 the 16 inputs at even offsets are
+// gathered from two loads with one vpermt2ps. Argmax indices are tracked as int32 lanes and
+// widened to int64 on the store. Update rule as the reference: take v when v > best or v is
+// NaN, scanning the window row-major, so ties keep the first maximum. All loads are masked to
+// the row, so nothing past the input is touched.
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "pool/pool_kernels.hpp"
+
+namespace cnnkit {
+namespace avx512 {
+namespace {
+
+inline std::int64_t imax(std::int64_t a, std::int64_t b) { return a > b ? a : b; }
+inline std::int64_t imin(std::int64_t a, std::int64_t b) { return a < b ? a : b; }
+
+void scalar_output(const float* x, const Pool2dPlane& p, std::int64_t h0, std::int64_t h1,
+                   std::int64_t j, float* y, std::int64_t* id) {
+  const std::int64_t w0 = imax(j * p.sw - p.pw, 0), w1 = imin(j * p.sw - p.pw + p.kw, p.W);
+  float best = -__builtin_inff();
+  std::int64_t arg = h0 * p.W + w0;
+  for (std::int64_t h = h0; h < h1; ++h) {
+    for (std::int64_t w = w0; w < w1; ++w) {
+      const float v = x[h * p.W + w];
+      if (v > best || __builtin_isnan(v)) {
+        best = v;
+        arg = h * p.W + w;
+      }
+    }
+  }
+  *y = best;
+  *id = arg;
+}
+
+inline __mmask16 first(std::int64_t k) {
+  return k >= 16 ? __mmask16(0xFFFF) : k <= 0 ? __mmask16(0) : __mmask16((1u << k) - 1);
+}
+
+// m (1..16) outputs starting at column j0 of output row [h0, h1).
+template <int kStride>
+inline void vector_outputs(const float* x, const Pool2dPlane& p, std::int64_t h0, std::int64_t h1,
+                           std::int64_t j0, int m, float* y, std::int64_t* id) {
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i lane_off = _mm512_mullo_epi32(lane, _mm512_set1_epi32(kStride));
+  const std::int64_t w_base = j0 * kStride - p.pw;  // first input column of output j0's window
+  const __mmask16 mo = first(m);
+  // For stride 2, lane l reads offset 2l: 2m - 1 values from the first element.
+  const __mmask16 m_lo = kStride == 1 ? mo : first(2 * m - 1);
+  const __mmask16 m_hi = kStride == 1 ? 0 : first(2 * m - 1 - 16);
+  __m512 best = _mm512_set1_ps(-__builtin_inff());
+  __m512i bidx = _mm512_add_epi32(_mm512_set1_epi32(int(h0 * p.W + w_base)), lane_off);
+  for (std::int64_t h = h0; h < h1; ++h) {
+    const float* row = x + h * p.W + w_base;
+    for (std::int64_t q = 0; q < p.kw; ++q) {
+      __m512 v;
+      if (kStride == 1) {
+        v = _mm512_maskz_loadu_ps(m_lo, row + q);
+      } else {
+        const __m512 lo = _mm512_maskz_loadu_ps(m_lo, row + q);
+        const __m512 hi = _mm512_maskz_loadu_ps(m_hi, row + q + 16);
+        v = _mm512_permutex2var_ps(lo, even, hi);
+      }
+      const __mmask16 upd = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) |
+                            _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+      best = _mm512_mask_mov_ps(best, upd, v);
+      const __m512i cidx =
+          _mm512_add_epi32(_mm512_set1_epi32(int(h * p.W + w_base + q)), lane_off);
+      bidx = _mm512_mask_mov_epi32(bidx, upd, cidx);
+    }
+  }
+  _mm512_mask_storeu_ps(y, mo, best);
+  const __m512i lo64 = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(bidx));
+  const __m512i hi64 = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(bidx, 1));
+  _mm512_mask_storeu_epi64(id, __mmask8(mo & 0xFF), lo64);
+  _mm512_mask_storeu_epi64(id + 8, __mmask8(mo >> 8), hi64);
+}
+
+}  // namespace
+
+void maxpool2d_fwd_f32_avx512(const float* src, float* dst, std::int64_t* indices,
+                              const Pool2dPlane& p, std::int64_t planes) {
+  const std::int64_t HW = p.H * p.W, HWo = p.Ho * p.Wo;
+  const bool vec = (p.sw == 1 || p.sw == 2) && HW < (std::int64_t(1) << 31) - 64;
+  // Interior output columns: window [j sw - pw, j sw - pw + kw) inside [0, W).
+  const std::int64_t j_lo = imin(p.Wo, (p.pw + p.sw - 1) / p.sw);
+  const std::int64_t j_hi =
+      p.W + p.pw - p.kw < 0 ? j_lo : imax(j_lo, imin(p.Wo, (p.W + p.pw - p.kw) / p.sw + 1));
+  for (std::int64_t c = 0; c < planes; ++c) {
+    const float* x = src + c * HW;
+    float* y = dst + c * HWo;
+    std::int64_t* id = indices + c * HWo;
+    for (std::int64_t i = 0; i < p.Ho; ++i) {
+      const std::int64_t h0 = imax(i * p.sh - p.ph, 0), h1 = imin(i * p.sh - p.ph + p.kh, p.H);
+      float* yr = y + i * p.Wo;
+      std::int64_t* ir = id + i * p.Wo;
+      if (!vec) {
+        for (std::int64_t j = 0; j < p.Wo; ++j) scalar_output(x, p, h0, h1, j, yr + j, ir + j);
+        continue;
+      }
+      for (std::int64_t j = 0; j < j_lo; ++j) scalar_output(x, p, h0, h1, j, yr + j, ir + j);
+      for (std::int64_t j = j_lo; j < j_hi; j += 16) {
+        const int m = int(imin(16, j_hi - j));
+        if (p.sw == 2) {
+          vector_outputs<2>(x, p, h0, h1, j, m, yr + j, ir + j);
+        } else {
+          vector_outputs<1>(x, p, h0, h1, j, m, yr + j, ir + j);
+        }
+      }
+      for (std::int64_t j = j_hi; j < p.Wo; ++j) scalar_output(x, p, h0, h1, j, yr + j, ir + j);
+    }
+  }
+}
+
+}  // namespace avx512
+}  // namespace cnnkit

@@ -1,0 +1,57 @@
+/* Linear (fully connected) layer, x [N, in], W [out, in], b [out]:
+ *   y  = x W^T + b        one GEMM, bias added in the micro-kernel epilogue (bias_col)
+ *   dx = dy W             [N, out] x [out, in]
+ *   dW = dy^T x           [out, N] x [N, in]
+ *   db = sum_n dy[n, :]   (column sums, each in a fixed order: deterministic)
+ * All three products go through the same GEMM engine and micro-kernels as convolution.
+ */
+#include "cnnkit/linear.hpp"
+
+#include <cstring>
+
+#include "cnnkit/gemm.hpp"
+#include "runtime/parallel.hpp"
+
+namespace cnnkit {
+
+void validate(const LinearParams& p) {
+  if (p.N < 0 || p.in < 0 || p.out < 0) {
+    throw_invalid("linear: sizes must be >= 0, got N = ", p.N, ", in = ", p.in, ", out = ", p.out);
+  }
+}
+
+void linear_forward(const LinearParams& p, const float* src, const float* weights,
+                    const float* bias, float* dst) {
+  validate(p);
+  if (p.N == 0 || p.out == 0) return;
+  GemmOutput out;
+  out.c = dst;
+  out.ldc = p.out;
+  out.bias_col = bias;
+  const index_t ld = std::max<index_t>(1, p.in);
+  gemm(p.N, p.out, p.in, MatrixOperandA(src, ld, false), MatrixOperandB(weights, ld, true), out);
+}
+
+void linear_backward(const LinearParams& p, const float* diff_dst, const float* src,
+                     const float* weights, float* diff_src, float* diff_weights,
+                     float* diff_bias) {
+  validate(p);
+  const index_t ldo = std::max<index_t>(1, p.out), ldi = std::max<index_t>(1, p.in);
+  if (diff_src && p.N > 0 && p.in > 0) {
+    sgemm(false, false, p.N, p.in, p.out, 1.0f, diff_dst, ldo, weights, ldi, 0.0f, diff_src, ldi);
+  }
+  if (p.out > 0 && p.in > 0) {
+    sgemm(true, false, p.out, p.in, p.N, 1.0f, diff_dst, ldo, src, ldi, 0.0f, diff_weights, ldi);
+  }
+  if (diff_bias && p.out > 0) {
+    parallel_ranges(p.out, 1024, [&](index_t b, index_t e) {
+      for (index_t j = b; j < e; ++j) diff_bias[j] = 0.0f;
+      for (index_t n = 0; n < p.N; ++n) {
+        const float* dy = diff_dst + n * p.out;
+        for (index_t j = b; j < e; ++j) diff_bias[j] += dy[j];
+      }
+    });
+  }
+}
+
+}  // namespace cnnkit

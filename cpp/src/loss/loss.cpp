@@ -1,0 +1,226 @@
+/* Softmax family and losses over rows x[n, :] of C logits (N rows).
+ *
+ *   softmax:     y_j = exp(x_j - m) / sum_k exp(x_k - m),  m = max_k x_k  (no overflow)
+ *                dx_j = y_j (dy_j - sum_k dy_k y_k)
+ *   log_softmax: y_j = x_j - m - log sum_k exp(x_k - m)                    (log-sum-exp)
+ *                dx_j = dy_j - exp(y_j) sum_k dy_k
+ *   cross-entropy (mean over the batch, labels t_n in [0, C)):
+ *                L = -(1/N) sum_n log softmax(x_n)[t_n]
+ *                dL/dx_n = grad (softmax(x_n) - onehot(t_n)) / N   (softmax saved by forward)
+ *   multi_margin_loss (p = 1, as PyTorch):
+ *                L = (1/N) sum_n sum_{j != t_n} max(0, margin - x_{n,t_n} + x_{n,j}) / C
+ *                dL/dx_{n,j} = grad / (N C) [margin - x_t + x_j > 0]           (j != t_n)
+ *                dL/dx_{n,t} = -grad / (N C) #{j != t_n : margin - x_t + x_j > 0}
+ *   mse:         L = (1/n) sum (x - y)^2,  dL/dx = grad 2 (x - y) / n
+ *
+ * Row sums run in a fixed order (double where a row or the batch is summed into the loss), and
+ * the batch mean is reduced from per-row values in row order: results do not depend on the
+ * thread count.
+ */
+#include "cnnkit/loss.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "runtime/parallel.hpp"
+
+namespace cnnkit {
+
+namespace {
+
+index_t min_rows(index_t C) { return std::max<index_t>(1, 16384 / std::max<index_t>(1, C)); }
+
+// y = x - max, returns log(sum exp(x - max)) (y holds x - max on return).
+double shifted_logsumexp(const float* x, float* y, index_t C) {
+  float m = -INFINITY;
+  for (index_t j = 0; j < C; ++j) m = std::max(m, x[j]);
+  if (std::isinf(m)) m = 0.0f;  // all -inf (or +inf): keep x - m well defined
+  double s = 0.0;
+  for (index_t j = 0; j < C; ++j) {
+    y[j] = x[j] - m;
+    s += std::exp(double(y[j]));
+  }
+  return std::log(s);
+}
+
+}  // namespace
+
+void softmax_forward(index_t N, index_t C, const float* src, float* dst) {
+  parallel_ranges(N, min_rows(C), [&](index_t b, index_t e) {
+    for (index_t n = b; n < e; ++n) {
+      const float* x = src + n * C;
+      float* y = dst + n * C;
+      float m = -INFINITY;
+      for (index_t j = 0; j < C; ++j) m = std::max(m, x[j]);
+      if (std::isinf(m)) m = 0.0f;
+      double s = 0.0;
+      for (index_t j = 0; j < C; ++j) {
+        y[j] = std::exp(x[j] - m);
+        s += y[j];
+      }
+      const float inv = float(1.0 / s);
+      for (index_t j = 0; j < C; ++j) y[j] *= inv;
+    }
+  });
+}
+
+void softmax_backward(index_t N, index_t C, const float* diff_dst, const float* dst,
+                      float* diff_src) {
+  parallel_ranges(N, min_rows(C), [&](index_t b, index_t e) {
+    for (index_t n = b; n < e; ++n) {
+      const float* dy = diff_dst + n * C;
+      const float* y = dst + n * C;
+      double dot = 0.0;
+      for (index_t j = 0; j < C; ++j) dot += double(dy[j]) * y[j];
+      const float d = float(dot);
+      for (index_t j = 0; j < C; ++j) diff_src[n * C + j] = y[j] * (dy[j] - d);
+    }
+  });
+}
+
+void log_softmax_forward(index_t N, index_t C, const float* src, float* dst) {
+  parallel_ranges(N, min_rows(C), [&](index_t b, index_t e) {
+    for (index_t n = b; n < e; ++n) {
+      float* y = dst + n * C;
+      const float lse = float(shifted_logsumexp(src + n * C, y, C));
+      for (index_t j = 0; j < C; ++j) y[j] -= lse;
+    }
+  });
+}
+
+void log_softmax_backward(index_t N, index_t C, const float* diff_dst, const float* dst,
+                          float* diff_src) {
+  parallel_ranges(N, min_rows(C), [&](index_t b, index_t e) {
+    for (index_t n = b; n < e; ++n) {
+      const float* dy = diff_dst + n * C;
+      const float* y = dst + n * C;
+      double s = 0.0;
+      for (index_t j = 0; j < C; ++j) s += dy[j];
+      const float sf = float(s);
+      for (index_t j = 0; j < C; ++j) diff_src[n * C + j] = dy[j] - std::exp(y[j]) * sf;
+    }
+  });
+}
+
+void validate_targets(const char* op, index_t N, index_t C, const index_t* target) {
+  for (index_t n = 0; n < N; ++n) {
+    if (target[n] < 0 || target[n] >= C) {
+      throw_invalid(op, ": target label ", target[n], " (at index ", n,
+                    ") is out of range for ", C, " classes (expected 0 <= label < ", C, ")");
+    }
+  }
+}
+
+double cross_entropy_forward(index_t N, index_t C, const float* logits, const index_t* target,
+                             float* probs) {
+  validate_targets("cross_entropy", N, C, target);
+  if (N == 0) return NAN;  // PyTorch: mean over an empty batch
+  std::vector<double> row(N);
+  parallel_ranges(N, min_rows(C), [&](index_t b, index_t e) {
+    for (index_t n = b; n < e; ++n) {
+      // One exp per logit: p = exp(x - m), s = sum p (double), loss = log s - (x_t - m).
+      const float* x = logits + n * C;
+      float* p = probs + n * C;
+      float m = -INFINITY;
+      for (index_t j = 0; j < C; ++j) m = std::max(m, x[j]);
+      if (std::isinf(m)) m = 0.0f;
+      double s = 0.0;
+      for (index_t j = 0; j < C; ++j) {
+        p[j] = std::exp(x[j] - m);
+        s += p[j];
+      }
+      row[n] = std::log(s) - double(x[target[n]] - m);
+      const float inv = float(1.0 / s);
+      for (index_t j = 0; j < C; ++j) p[j] *= inv;
+    }
+  });
+  double s = 0.0;
+  for (index_t n = 0; n < N; ++n) s += row[n];
+  return s / double(N);
+}
+
+void cross_entropy_backward(index_t N, index_t C, const float* probs, const index_t* target,
+                            float grad, float* diff_src) {
+  validate_targets("cross_entropy", N, C, target);
+  if (N == 0) return;
+  const float g = grad / float(N);
+  parallel_ranges(N, min_rows(C), [&](index_t b, index_t e) {
+    for (index_t n = b; n < e; ++n) {
+      for (index_t j = 0; j < C; ++j) diff_src[n * C + j] = g * probs[n * C + j];
+      diff_src[n * C + target[n]] = g * (probs[n * C + target[n]] - 1.0f);
+    }
+  });
+}
+
+double multi_margin_loss_forward(index_t N, index_t C, const float* src, const index_t* target,
+                                 float margin) {
+  validate_targets("multi_margin_loss", N, C, target);
+  if (N == 0) return NAN;
+  std::vector<double> row(N);
+  parallel_ranges(N, min_rows(C), [&](index_t b, index_t e) {
+    for (index_t n = b; n < e; ++n) {
+      const float* x = src + n * C;
+      const float xt = x[target[n]];
+      double s = 0.0;
+      for (index_t j = 0; j < C; ++j) {
+        if (j == target[n]) continue;
+        const float z = margin - xt + x[j];
+        if (z > 0.0f) s += z;
+      }
+      row[n] = s / double(C);
+    }
+  });
+  double s = 0.0;
+  for (index_t n = 0; n < N; ++n) s += row[n];
+  return s / double(N);
+}
+
+void multi_margin_loss_backward(index_t N, index_t C, const float* src, const index_t* target,
+                                float margin, float grad, float* diff_src) {
+  validate_targets("multi_margin_loss", N, C, target);
+  if (N == 0) return;
+  const float g = float(double(grad) / (double(N) * double(C)));
+  parallel_ranges(N, min_rows(C), [&](index_t b, index_t e) {
+    for (index_t n = b; n < e; ++n) {
+      const float* x = src + n * C;
+      float* dx = diff_src + n * C;
+      const index_t t = target[n];
+      const float xt = x[t];
+      index_t active = 0;
+      for (index_t j = 0; j < C; ++j) {
+        const bool on = j != t && margin - xt + x[j] > 0.0f;
+        dx[j] = on ? g : 0.0f;
+        active += on;
+      }
+      dx[t] = -g * float(active);
+    }
+  });
+}
+
+double mse_loss_forward(index_t n, const float* x, const float* y) {
+  if (n == 0) return NAN;
+  const int nt = threads_for(n, 65536);
+  std::vector<double> part(std::max(1, nt), 0.0);
+  parallel_ranges(n, 65536, [&](index_t b, index_t e) {
+    double s = 0.0;
+    for (index_t i = b; i < e; ++i) {
+      const double d = double(x[i]) - double(y[i]);
+      s += d * d;
+    }
+    part[current_thread()] = s;
+  });
+  double s = 0.0;
+  for (double v : part) s += v;  // per-thread partials in thread order: deterministic
+  return s / double(n);
+}
+
+void mse_loss_backward(index_t n, const float* x, const float* y, float grad, float* diff_src) {
+  if (n == 0) return;
+  const float g = float(2.0 * double(grad) / double(n));
+  parallel_ranges(n, 65536, [&](index_t b, index_t e) {
+    for (index_t i = b; i < e; ++i) diff_src[i] = g * (x[i] - y[i]);
+  });
+}
+
+}  // namespace cnnkit

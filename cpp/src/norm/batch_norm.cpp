@@ -1,0 +1,253 @@
+/* Batch normalisation over x[N, C, S] (S = H * W, or 1 for [N, C]); M = N * S values per channel.
+ *
+ * Training forward (per channel c):
+ *   mu = sum(x) / M,  var = sum((x - mu)^2) / M  (biased),  r = 1 / sqrt(var + eps)
+ *   xhat = (x - mu) r,  y = gamma xhat + beta
+ *   running_mean <- (1 - m) running_mean + m mu
+ *   running_var  <- (1 - m) running_var + m var M / (M - 1)   (unbiased, as PyTorch)
+ * Eval forward: y = gamma (x - running_mean) / sqrt(running_var + eps) + beta.
+ * Backward (training statistics):
+ *   dbeta = sum(dy),  dgamma = sum(dy xhat) = r sum(dy (x - mu))
+ *   dx = gamma r (dy - dbeta / M - xhat dgamma / M)
+ *      = a dy + b (x - mu) + c  with a = gamma r, b = -gamma r^3 sum(dy (x - mu)) / M,
+ *                                    c = -gamma r dbeta / M.
+ *
+ * Numerics: sums are accumulated in double over (x - shift), shift = the channel's first value,
+ * so sum((x - shift)^2) / M - (sum(x - shift) / M)^2 does not cancel catastrophically even for a
+ * channel with mean 1e4 and std 1e-2 (where x^2 ~ 1e8 would swamp a variance of 1e-4). The
+ * forward subtracts mu as two floats (mu_hi + mu_lo), so y keeps its accuracy when |mu| >> std.
+ *
+ * Threads own whole channels, so every channel is reduced in the same order whatever the thread
+ * count (results are bit-identical across thread counts), and the second pass over a channel
+ * (normalise) finds it still in L2 for the usual layer sizes.
+ */
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "cnnkit/norm.hpp"
+#include "cnnkit/runtime.hpp"
+#include "norm/norm_kernels.hpp"
+#include "runtime/parallel.hpp"
+
+namespace cnnkit {
+
+namespace ref {
+
+void bn_stats_f32_ref(const float* src, std::int64_t n, float shift, double* sum,
+                      double* sumsq) {
+  double s = 0, ss = 0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    const double d = double(src[i] - shift);
+    s += d;
+    ss += d * d;
+  }
+  *sum += s;
+  *sumsq += ss;
+}
+
+void bn_apply_f32_ref(const float* src, float* dst, std::int64_t n, float mean_hi, float mean_lo,
+                      float scale, float shift) {
+  for (std::int64_t i = 0; i < n; ++i) dst[i] = ((src[i] - mean_hi) - mean_lo) * scale + shift;
+}
+
+void bn_bwd_reduce_f32_ref(const float* diff_dst, const float* src, std::int64_t n, float mean,
+                           double* sum_dy, double* sum_dy_xmu) {
+  double s = 0, sx = 0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    s += diff_dst[i];
+    sx += double(diff_dst[i]) * double(src[i] - mean);
+  }
+  *sum_dy += s;
+  *sum_dy_xmu += sx;
+}
+
+void bn_bwd_apply_f32_ref(const float* diff_dst, const float* src, float* diff_src,
+                          std::int64_t n, float mean, float a, float b, float c) {
+  for (std::int64_t i = 0; i < n; ++i) diff_src[i] = a * diff_dst[i] + b * (src[i] - mean) + c;
+}
+
+}  // namespace ref
+
+namespace {
+
+// Per-channel constants of the normalisation y = ((x - mean_hi) - mean_lo) * scale + shift.
+struct Affine {
+  float mean_hi, mean_lo, scale, shift;
+};
+
+Affine make_affine(double mean, double invstd, const float* weight, const float* bias,
+                   index_t c) {
+  Affine a;
+  a.mean_hi = float(mean);
+  a.mean_lo = float(mean - double(a.mean_hi));
+  a.scale = float(invstd * (weight ? double(weight[c]) : 1.0));
+  a.shift = bias ? bias[c] : 0.0f;
+  return a;
+}
+
+// Channels per thread: at least ~32K values of work per thread.
+index_t min_channels(const BatchNormParams& p) {
+  return std::max<index_t>(1, (index_t(1) << 15) / std::max<index_t>(1, p.N * p.S));
+}
+
+}  // namespace
+
+void validate(const BatchNormParams& p, bool training) {
+  if (p.N < 0 || p.C < 1 || p.S < 0) {
+    throw_invalid("batch_norm: x must have at least one channel, got [N, C, S] = ",
+                  shape_str({p.N, p.C, p.S}));
+  }
+  if (!(p.eps > 0.0f)) throw_invalid("batch_norm: eps must be > 0, got ", p.eps);
+  if (training && p.N * p.S < 2) {
+    throw_invalid("batch_norm: expected more than 1 value per channel when training, got ",
+                  p.N * p.S, " (N = ", p.N, ", spatial size = ", p.S, ")");
+  }
+}
+
+void batch_norm_forward_train(const BatchNormParams& p, const float* src, const float* weight,
+                              const float* bias, float* running_mean, float* running_var,
+                              float* dst, float* save_mean, float* save_invstd) {
+  validate(p, true);
+  const KernelTable& kt = kernels();
+  const index_t N = p.N, C = p.C, S = p.S;
+  const double M = double(N) * double(S);
+  auto finish_channel = [&](index_t c, double shift, double sum, double sumsq) {
+    const double mo = sum / M, var = std::max(0.0, sumsq / M - mo * mo), mean = shift + mo;
+    const double invstd = 1.0 / std::sqrt(var + double(p.eps));
+    save_mean[c] = float(mean);
+    save_invstd[c] = float(invstd);
+    if (running_mean) {
+      running_mean[c] = float((1.0 - p.momentum) * running_mean[c] + p.momentum * mean);
+    }
+    if (running_var) {
+      running_var[c] =
+          float((1.0 - p.momentum) * running_var[c] + p.momentum * var * M / (M - 1.0));
+    }
+    return make_affine(mean, invstd, weight, bias, c);
+  };
+  if (S == 1) {
+    // [N, C]: a channel is a strided column; sweep rows, vectorising over channels.
+    std::vector<double> sum(C, 0.0), sumsq(C, 0.0);
+    std::vector<Affine> aff(C);
+    parallel_ranges(C, std::max<index_t>(1, 4096 / std::max<index_t>(1, N)),
+                    [&](index_t b, index_t e) {
+                      for (index_t n = 0; n < N; ++n) {
+                        const float* x = src + n * C;
+                        for (index_t c = b; c < e; ++c) {
+                          const double d = double(x[c] - src[c]);
+                          sum[c] += d;
+                          sumsq[c] += d * d;
+                        }
+                      }
+                      for (index_t c = b; c < e; ++c) aff[c] = finish_channel(c, src[c], sum[c], sumsq[c]);
+                      for (index_t n = 0; n < N; ++n) {
+                        const float* x = src + n * C;
+                        float* y = dst + n * C;
+                        for (index_t c = b; c < e; ++c) {
+                          const Affine& a = aff[c];
+                          y[c] = ((x[c] - a.mean_hi) - a.mean_lo) * a.scale + a.shift;
+                        }
+                      }
+                    });
+    return;
+  }
+  parallel_ranges(C, min_channels(p), [&](index_t b, index_t e) {
+    for (index_t c = b; c < e; ++c) {
+      const float shift = src[c * S];
+      double sum = 0, sumsq = 0;
+      for (index_t n = 0; n < N; ++n) kt.bn_stats(src + (n * C + c) * S, S, shift, &sum, &sumsq);
+      const Affine a = finish_channel(c, shift, sum, sumsq);
+      for (index_t n = 0; n < N; ++n) {
+        const index_t off = (n * C + c) * S;
+        kt.bn_apply(src + off, dst + off, S, a.mean_hi, a.mean_lo, a.scale, a.shift);
+      }
+    }
+  });
+}
+
+void batch_norm_forward_eval(const BatchNormParams& p, const float* src, const float* weight,
+                             const float* bias, const float* running_mean,
+                             const float* running_var, float* dst) {
+  validate(p, false);
+  const KernelTable& kt = kernels();
+  const index_t N = p.N, C = p.C, S = p.S;
+  std::vector<Affine> aff(C);
+  for (index_t c = 0; c < C; ++c) {
+    aff[c] = make_affine(running_mean[c], 1.0 / std::sqrt(double(running_var[c]) + p.eps), weight,
+                         bias, c);
+  }
+  if (S == 1) {
+    parallel_ranges(N, std::max<index_t>(1, 16384 / C), [&](index_t b, index_t e) {
+      for (index_t n = b; n < e; ++n) {
+        for (index_t c = 0; c < C; ++c) {
+          const Affine& a = aff[c];
+          dst[n * C + c] = ((src[n * C + c] - a.mean_hi) - a.mean_lo) * a.scale + a.shift;
+        }
+      }
+    });
+    return;
+  }
+  parallel_ranges(N * C, std::max<index_t>(1, 16384 / S), [&](index_t b, index_t e) {
+    for (index_t nc = b; nc < e; ++nc) {
+      const Affine& a = aff[nc % C];
+      kt.bn_apply(src + nc * S, dst + nc * S, S, a.mean_hi, a.mean_lo, a.scale, a.shift);
+    }
+  });
+}
+
+void batch_norm_backward(const BatchNormParams& p, const float* diff_dst, const float* src,
+                         const float* weight, const float* save_mean, const float* save_invstd,
+                         float* diff_src, float* diff_weight, float* diff_bias) {
+  validate(p, false);
+  const KernelTable& kt = kernels();
+  const index_t N = p.N, C = p.C, S = p.S;
+  const double M = double(N) * double(S);
+  struct Coef {
+    float a, b, c;
+  };
+  auto coef = [&](index_t c, double sum_dy, double sum_dy_xmu) {
+    const double r = save_invstd[c], g = weight ? weight[c] : 1.0;
+    diff_bias[c] = float(sum_dy);
+    diff_weight[c] = float(sum_dy_xmu * r);
+    return Coef{float(g * r), float(-g * r * r * r * sum_dy_xmu / M), float(-g * r * sum_dy / M)};
+  };
+  if (S == 1) {
+    std::vector<double> sdy(C, 0.0), sdx(C, 0.0);
+    std::vector<Coef> k(C);
+    parallel_ranges(C, std::max<index_t>(1, 4096 / std::max<index_t>(1, N)),
+                    [&](index_t b, index_t e) {
+                      for (index_t n = 0; n < N; ++n) {
+                        for (index_t c = b; c < e; ++c) {
+                          const double dy = diff_dst[n * C + c];
+                          sdy[c] += dy;
+                          sdx[c] += dy * double(src[n * C + c] - save_mean[c]);
+                        }
+                      }
+                      for (index_t c = b; c < e; ++c) k[c] = coef(c, sdy[c], sdx[c]);
+                      for (index_t n = 0; n < N; ++n) {
+                        for (index_t c = b; c < e; ++c) {
+                          const index_t i = n * C + c;
+                          diff_src[i] = k[c].a * diff_dst[i] + k[c].b * (src[i] - save_mean[c]) + k[c].c;
+                        }
+                      }
+                    });
+    return;
+  }
+  parallel_ranges(C, min_channels(p), [&](index_t b, index_t e) {
+    for (index_t c = b; c < e; ++c) {
+      double sum_dy = 0, sum_dy_xmu = 0;
+      for (index_t n = 0; n < N; ++n) {
+        const index_t off = (n * C + c) * S;
+        kt.bn_bwd_reduce(diff_dst + off, src + off, S, save_mean[c], &sum_dy, &sum_dy_xmu);
+      }
+      const Coef k = coef(c, sum_dy, sum_dy_xmu);
+      for (index_t n = 0; n < N; ++n) {
+        const index_t off = (n * C + c) * S;
+        kt.bn_bwd_apply(diff_dst + off, src + off, diff_src + off, S, save_mean[c], k.a, k.b, k.c);
+      }
+    }
+  });
+}
+
+}  // namespace cnnkit

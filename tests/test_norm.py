@@ -1,0 +1,226 @@
+"""Batch normalisation and local response normalisation; every ISA path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import cnnkit
+from layer_helpers import _core, assert_grad_close, f32, numgrad, rand, threads_restored  # noqa: F401
+
+
+def axes(x):
+    return (0,) + tuple(range(2, x.ndim))
+
+
+def cshape(x):
+    return (1, -1) + (1,) * (x.ndim - 2)
+
+
+def ref_bn(x, w, b, eps):
+    x = x.astype(np.float64)
+    mu = x.mean(axis=axes(x))
+    var = x.var(axis=axes(x))
+    xhat = (x - mu.reshape(cshape(x))) / np.sqrt(var.reshape(cshape(x)) + eps)
+    y = xhat * (1 if w is None else w.reshape(cshape(x))) + (0 if b is None else b.reshape(cshape(x)))
+    return y, mu, var
+
+
+BN_SHAPES = [(5, 3), (2, 1), (1, 4, 1, 2), (2, 3, 5, 7), (3, 2, 9, 17), (2, 4, 3)]
+
+
+@pytest.mark.parametrize("shape", BN_SHAPES)
+@pytest.mark.parametrize("affine", [True, False])
+def test_batch_norm_train_forward_backward(isa, shape, affine):
+    rng = np.random.default_rng(20)
+    C = shape[1]
+    x = rand(rng, *shape, scale=3.0) + 1.5
+    w = rand(rng, C) if affine else None
+    b = rand(rng, C) if affine else None
+    rm, rv = rand(rng, C), f32(rng.random(C) + 0.5)
+    rm0, rv0 = rm.copy(), rv.copy()
+    y, mean, invstd = _core.batch_norm_forward_train(x, w, b, rm, rv, 0.1, 1e-5)
+    ry, mu, var = ref_bn(x, w, b, 1e-5)
+    np.testing.assert_allclose(y, ry, rtol=1e-5, atol=2e-5)
+    np.testing.assert_allclose(mean, mu, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(invstd, 1 / np.sqrt(var + 1e-5), rtol=1e-5)
+    M = x.size // C
+    np.testing.assert_allclose(rm, 0.9 * rm0 + 0.1 * mu, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(rv, 0.9 * rv0 + 0.1 * var * M / (M - 1), rtol=1e-5, atol=1e-6)
+    # backward: analytic float64 formula and finite differences of the reference forward
+    dy = rand(rng, *shape)
+    dx, dw, db = _core.batch_norm_backward(dy, x, w, mean, invstd)
+    xhat = (x - mu.reshape(cshape(x))) / np.sqrt(var.reshape(cshape(x)) + 1e-5)
+    np.testing.assert_allclose(db, dy.astype(np.float64).sum(axis=axes(x)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dw, (dy * xhat).sum(axis=axes(x)), rtol=1e-4, atol=1e-5)
+    if x.size <= 300:
+        num = numgrad(lambda z: ref_bn(z, w, b, 1e-5)[0], x, dy)
+        assert_grad_close(dx, num, rtol=1e-3)
+
+
+def test_batch_norm_output_has_zero_mean_unit_variance(isa):
+    rng = np.random.default_rng(21)
+    x = rand(rng, 8, 5, 13, 11, scale=7.0) - 3.0
+    y, _, _ = _core.batch_norm_forward_train(x, None, None, None, None, 0.1, 1e-5)
+    y64 = y.astype(np.float64)
+    np.testing.assert_allclose(y64.mean(axis=(0, 2, 3)), 0, atol=1e-6)
+    np.testing.assert_allclose(y64.var(axis=(0, 2, 3)), 1, rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(16, 3, 10, 10), (64, 3)])
+def test_batch_norm_large_mean_small_std(isa, shape):
+    rng = np.random.default_rng(22)
+    x = f32(1e4 + 1e-2 * rng.standard_normal(shape))
+    rv = np.ones(shape[1], np.float32)
+    y, mean, invstd = _core.batch_norm_forward_train(x, None, None, None, rv, 1.0, 1e-8)
+    xd = x.astype(np.float64)  # the float32 data itself is what must be normalised
+    var = xd.var(axis=axes(x))
+    np.testing.assert_allclose(mean, xd.mean(axis=axes(x)), rtol=1e-7)
+    np.testing.assert_allclose(1 / invstd.astype(np.float64) ** 2, var + 1e-8, rtol=1e-4)
+    np.testing.assert_allclose(rv, var * (x.size // shape[1]) / (x.size // shape[1] - 1), rtol=1e-4)
+    y64 = y.astype(np.float64)
+    np.testing.assert_allclose(y64.mean(axis=axes(x)), 0, atol=1e-4)
+    np.testing.assert_allclose(y64.var(axis=axes(x)), 1, rtol=1e-3)
+
+
+def test_batch_norm_eval(isa):
+    rng = np.random.default_rng(23)
+    x = rand(rng, 3, 4, 5, 19)
+    w, b, rm, rv = rand(rng, 4), rand(rng, 4), rand(rng, 4), f32(rng.random(4) + 0.1)
+    y = _core.batch_norm_forward_eval(x, w, b, rm, rv, 1e-5)
+    ref = (x - rm.reshape(1, 4, 1, 1)) / np.sqrt(rv.reshape(1, 4, 1, 1).astype(np.float64) + 1e-5)
+    np.testing.assert_allclose(y, ref * w.reshape(1, 4, 1, 1) + b.reshape(1, 4, 1, 1), rtol=1e-5, atol=1e-5)
+    y2 = _core.batch_norm_forward_eval(x[:, :, 0, :].copy(), None, None, rm, rv, 1e-5)
+    np.testing.assert_allclose(y2, ref[:, :, 0, :], rtol=1e-5, atol=1e-5)
+
+
+def test_batch_norm_bitwise_across_thread_counts(isa, threads_restored):
+    rng = np.random.default_rng(24)
+    x = rand(rng, 4, 6, 33, 31)
+    dy = rand(rng, *x.shape)
+    res = []
+    for t in (1, 2, 3):
+        cnnkit.set_num_threads(t)
+        y, m, s = _core.batch_norm_forward_train(x, None, None, None, None, 0.1, 1e-5)
+        res.append((y, m, s) + _core.batch_norm_backward(dy, x, None, m, s))
+    for r in res[1:]:
+        for a, b in zip(res[0], r):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_batch_norm_bad_arguments():
+    x = np.zeros((4, 3, 2, 2), np.float32)
+    with pytest.raises(ValueError, match=r"batch_norm_forward_train: weight must have shape \[3\], got \[4\]"):
+        _core.batch_norm_forward_train(x, np.ones(4, np.float32), None, None, None, 0.1, 1e-5)
+    with pytest.raises(ValueError, match="expected more than 1 value per channel when training"):
+        _core.batch_norm_forward_train(np.zeros((1, 3), np.float32), None, None, None, None, 0.1, 1e-5)
+    with pytest.raises(TypeError, match="running_mean must have dtype float32"):
+        _core.batch_norm_forward_train(x, None, None, np.zeros(3), None, 0.1, 1e-5)
+    with pytest.raises(ValueError, match="x must have at least 2 dimensions"):
+        _core.batch_norm_forward_eval(np.zeros(3, np.float32), None, None, np.zeros(3, np.float32), np.ones(3, np.float32), 1e-5)
+    with pytest.raises(ValueError, match=r"dy must have the shape of x"):
+        _core.batch_norm_backward(np.zeros((4, 3), np.float32), x, None, np.zeros(3, np.float32), np.ones(3, np.float32))
+
+
+def test_batch_norm_parity_with_torch(isa):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(25)
+    for shape in [(6, 5, 7, 9), (9, 4)]:
+        C = shape[1]
+        x, w, b, dy = rand(rng, *shape) * 2 + 1, rand(rng, C), rand(rng, C), rand(rng, *shape)
+        rm, rv = np.zeros(C, np.float32), np.ones(C, np.float32)
+        trm, trv = torch.zeros(C), torch.ones(C)
+        xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+        yt = torch.nn.functional.batch_norm(xt, trm, trv, wt, bt, training=True, momentum=0.1, eps=1e-5)
+        yt.backward(torch.tensor(dy))
+        y, m, s = _core.batch_norm_forward_train(x, w, b, rm, rv, 0.1, 1e-5)
+        dx, dw, db = _core.batch_norm_backward(dy, x, w, m, s)
+        np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(rm, trm.numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(rv, trv.numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(dw, wt.grad.numpy(), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(db, bt.grad.numpy(), rtol=1e-5, atol=1e-4)
+        ye = torch.nn.functional.batch_norm(torch.tensor(x), trm, trv, torch.tensor(w), torch.tensor(b), training=False, eps=1e-5)
+        np.testing.assert_allclose(_core.batch_norm_forward_eval(x, w, b, rm, rv, 1e-5), ye.numpy(), rtol=1e-5, atol=1e-5)
+
+
+# ---- local response normalisation ----
+
+def ref_lrn(x, size, alpha, beta, k):
+    x = x.astype(np.float64)
+    C = x.shape[1]
+    sq = np.zeros_like(x)
+    for c in range(C):
+        lo, hi = max(0, c - size // 2), min(C - 1, c + (size - 1) // 2)
+        sq[:, c] = (x[:, lo:hi + 1] ** 2).sum(axis=1)
+    scale = k + alpha / size * sq
+    return x * scale ** -beta, scale
+
+
+LRN_CASES = [((2, 7, 3, 5), 5, 1e-4, 0.75, 1.0), ((1, 1, 1, 1), 5, 1e-2, 0.75, 2.0),
+             ((2, 3, 4, 37), 5, 0.5, 0.75, 2.0), ((1, 6, 2, 3), 4, 0.3, 0.6, 1.5),
+             ((2, 5, 3, 3), 1, 0.2, 0.75, 1.0), ((1, 9, 41), 3, 1.0, 1.2, 0.5),
+             ((1, 4, 2, 2), 2, 0.7, 0.75, 1.0), ((1, 16, 50, 50), 5, 5e-4, 0.75, 2.0)]
+
+
+@pytest.mark.parametrize("shape,size,alpha,beta,k", LRN_CASES)
+def test_lrn_forward_backward(isa, shape, size, alpha, beta, k):
+    rng = np.random.default_rng(26)
+    x = rand(rng, *shape, scale=2.0)
+    y, scale = _core.lrn_forward(x, size, alpha, beta, k)
+    ry, rs = ref_lrn(x, size, alpha, beta, k)
+    np.testing.assert_allclose(scale, rs, rtol=2e-6)
+    np.testing.assert_allclose(y, ry, rtol=4e-6, atol=1e-7)
+    dy = rand(rng, *shape)
+    dx = _core.lrn_backward(dy, x, y, scale, size, alpha, beta, k)
+    # analytic float64 backward
+    x64, dy64 = x.astype(np.float64), dy.astype(np.float64)
+    t = dy64 * ry / rs
+    acc = np.zeros_like(t)
+    C = shape[1]
+    for i in range(C):
+        lo, hi = max(0, i - (size - 1) // 2), min(C - 1, i + size // 2)
+        acc[:, i] = t[:, lo:hi + 1].sum(axis=1)
+    ref_dx = dy64 * rs ** -beta - 2 * alpha * beta / size * x64 * acc
+    np.testing.assert_allclose(dx, ref_dx, rtol=1e-5, atol=1e-6)
+    if x.size <= 200:
+        num = numgrad(lambda z: ref_lrn(z, size, alpha, beta, k)[0], x, dy)
+        assert_grad_close(dx, num, rtol=1e-4)
+
+
+def test_lrn_alexnet_paper_parameters():
+    # paper: b = a / (k + alpha_paper * sum a^2)^beta, n = 5, k = 2, alpha_paper = 1e-4
+    rng = np.random.default_rng(27)
+    x = rand(rng, 1, 8, 3, 3, scale=20.0)
+    y, _ = _core.lrn_forward(x, 5, 5 * 1e-4, 0.75, 2.0)
+    x64 = x.astype(np.float64)
+    paper = np.zeros_like(x64)
+    for c in range(8):
+        s = (x64[:, max(0, c - 2):min(8, c + 3)] ** 2).sum(axis=1)
+        paper[:, c] = x64[:, c] / (2.0 + 1e-4 * s) ** 0.75
+    np.testing.assert_allclose(y, paper, rtol=1e-5)
+
+
+def test_lrn_bad_arguments():
+    with pytest.raises(ValueError, match=r"local_response_norm: size must be in \[1, 1024\], got 0"):
+        _core.lrn_forward(np.zeros((1, 3, 2, 2), np.float32), 0, 1e-4, 0.75, 1.0)
+    with pytest.raises(ValueError, match="lrn_forward: x must have at least 3 dimensions"):
+        _core.lrn_forward(np.zeros((3, 2), np.float32), 5, 1e-4, 0.75, 1.0)
+    x = np.ones((1, 3, 2, 2), np.float32)
+    with pytest.raises(ValueError, match="scale must have the shape of x"):
+        _core.lrn_backward(x, x, x, np.ones((1, 3, 2, 1), np.float32), 5, 1e-4, 0.75, 1.0)
+
+
+def test_lrn_parity_with_torch(isa):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(28)
+    for shape, size, alpha, beta, k in [((2, 96, 13, 13), 5, 1e-4, 0.75, 2.0), ((3, 6, 5, 7), 4, 0.3, 0.6, 1.0)]:
+        x, dy = rand(rng, *shape, scale=3.0), rand(rng, *shape)
+        xt = torch.tensor(x, requires_grad=True)
+        yt = torch.nn.functional.local_response_norm(xt, size, alpha, beta, k)
+        yt.backward(torch.tensor(dy))
+        y, s = _core.lrn_forward(x, size, alpha, beta, k)
+        np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-5, atol=1e-6)
+        dx = _core.lrn_backward(dy, x, y, s, size, alpha, beta, k)
+        np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-4, atol=1e-5)
