@@ -7,8 +7,14 @@ augmentation, and a DataLoader that prepares the next batch in a background thre
                                     transform=cnnkit.data.Compose([prep, RandomCrop(8, 1)]))
 """
 
-from .datasets import (CIFAR10_CLASSES, ArrayDataset, load_cifar10, load_dataset, load_digits,
-                       load_mnist)
+from .datasets import (
+                       CIFAR10_CLASSES,
+                       ArrayDataset,
+                       load_cifar10,
+                       load_dataset,
+                       load_digits,
+                       load_mnist,
+)
 from .loader import DataLoader
 from .preprocessing import ChannelMean, MeanImage, preprocessing_from_state
 from .transforms import CenterCrop, Compose, RandomCrop, RandomHorizontalFlip
