@@ -126,13 +126,13 @@ def _parse_idx(data: bytes, path: str, magic: int, op: str) -> np.ndarray:
     ndim = 3 if magic == _IDX_IMAGES else 1
     kind = "image" if ndim == 3 else "label"
     header = 4 + 4 * ndim
+    got = int.from_bytes(data[:4], "big") if len(data) >= 4 else None
+    if got is not None and got != magic:
+        raise ValueError(f"{op}: {path} is not an IDX {kind} file (magic number 0x{got:08x}, "
+                         f"expected 0x{magic:08x})")
     if len(data) < header:
         raise ValueError(f"{op}: {path} is truncated: {len(data)} bytes, shorter than the "
                          f"{header}-byte IDX {kind} header")
-    got = int.from_bytes(data[:4], "big")
-    if got != magic:
-        raise ValueError(f"{op}: {path} is not an IDX {kind} file (magic number 0x{got:08x}, "
-                         f"expected 0x{magic:08x})")
     dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
     need = header + int(np.prod(dims))
     if len(data) < need:
