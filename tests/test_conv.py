@@ -279,7 +279,9 @@ def test_bitwise_deterministic_for_a_thread_count(rng):
         one = core.conv2d_backward_weights(dy, x, (3, 3), (1, 1), (1, 1), (1, 1), 1, True)[0]
         cnnkit.set_num_threads(2)
         two = core.conv2d_backward_weights(dy, x, (3, 3), (1, 1), (1, 1), (1, 1), 1, True)[0]
-        np.testing.assert_allclose(one, two, rtol=1e-5, atol=1e-5)
+        # Different thread counts sum in different orders: equal to float32 rounding, measured
+        # against the gradient's scale (entries near zero come from cancelling sums).
+        assert np.abs(one - two).max() <= 1e-5 * np.abs(one).max()
     finally:
         cnnkit.set_num_threads(before)
 

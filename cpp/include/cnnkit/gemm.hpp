@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <vector>
 
 #include "cnnkit/common.hpp"
 
@@ -14,6 +15,13 @@ class GemmOperandA {
  public:
   virtual ~GemmOperandA() = default;
   virtual void pack(index_t i0, int m, index_t p0, int kc, float* dst) const = 0;
+  // An operand packed ahead of time (PrepackedA) hands out its K block kb / M block mb exactly
+  // as the engine would have packed it, so the engine skips packing; others return null.
+  virtual const float* packed_block(index_t kb, index_t mb) const {
+    (void)kb;
+    (void)mb;
+    return nullptr;
+  }
 };
 
 // The right operand op(B), a K x N matrix: packs rows [p0, p0 + kc) x columns [j0, j0 + n) as
@@ -80,6 +88,25 @@ void gemm(index_t M, index_t N, index_t K, const GemmOperandA& a, const GemmOper
 
 // Floats of scratch memory gemm() needs for this problem and thread count.
 std::size_t gemm_workspace_floats(index_t M, index_t N, index_t K, int threads);
+
+// A left operand packed once for many products with the same A (convolution weights applied
+// to every image): gemm() then reads the packed panels instead of packing them per call.
+// Valid for the ISA that was active when it was packed.
+class PrepackedA final : public GemmOperandA {
+ public:
+  // Floats of storage needed for an M x K operand.
+  static std::size_t floats(index_t M, index_t K);
+  // Packs src (M x K) into storage (at least floats(M, K) floats, owned by the caller).
+  PrepackedA(index_t M, index_t K, const GemmOperandA& src, float* storage);
+  void pack(index_t i0, int m, index_t p0, int kc, float* dst) const override;
+  const float* packed_block(index_t kb, index_t mb) const override;
+
+ private:
+  const GemmOperandA& src_;
+  float* data_;
+  index_t nmb_;
+  std::vector<std::size_t> offsets_;  // start of block (kb, mb) at kb * nmb + mb
+};
 
 // Checks dimensions and leading dimensions; throws std::invalid_argument naming the shapes.
 void sgemm_validate(index_t M, index_t N, index_t K, bool trans_a, index_t lda, bool trans_b,

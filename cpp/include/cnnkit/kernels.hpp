@@ -101,11 +101,18 @@ using DropoutFwd = void (*)(const float* src, float* dst, std::uint8_t* mask, st
                             std::int64_t first, std::uint64_t seed, std::uint32_t threshold,
                             float scale);
 
+// Transpose for packing: dst[c * ldd + r] = src[r * lds + c] for c < cols, r < rows_out, with
+// zeros for rows <= r < rows_out (zero-padded panel columns). rows_out <= ldd.
+using TransposeF32 = void (*)(const float* src, std::int64_t lds, std::int64_t rows,
+                              std::int64_t cols, float* dst, std::int64_t ldd,
+                              std::int64_t rows_out);
+
 struct KernelTable {
   const char* isa = "ref";
   int sgemm_mr = 0;
   int sgemm_nr = 0;
   SgemmUkr sgemm_ukr = nullptr;
+  TransposeF32 transpose = nullptr;
   PackPatchPanel pack_patch_panel = nullptr;
   int dot_mr = 0, dot_nr = 0;
   DotNtTile dot_nt_tile = nullptr;

@@ -66,14 +66,13 @@ struct ImplicitGemm {
   index_t y_img, y_grp;
   bool relu;
 
-  void item(index_t n, index_t grp, int threads, float* ws) const {
+  void item(index_t n, index_t grp, const GemmOperandA& wa, int threads, float* ws) const {
     const float* xi = x + n * x_img + grp * x_grp;
     GemmOutput out;
     out.c = y + n * y_img + grp * y_grp;
     out.ldc = g.cols();
     out.bias_row = bias ? bias + grp * M : nullptr;
     out.relu = relu;
-    const MatrixOperandA wa(a + grp * M * g.rows(), g.rows(), false);
     if (g.is_pointwise()) {
       gemm(M, g.cols(), g.rows(), wa, MatrixOperandB(xi, g.H * g.W, false), out, threads, ws);
     } else {
@@ -84,15 +83,28 @@ struct ImplicitGemm {
   void run() const {
     const int nt = get_num_threads();
     const index_t items = N * G;
+    // Each group's weights are packed into micro-panels once, not once per image.
+    std::vector<MatrixOperandA> src;
+    std::vector<PrepackedA> packed;
+    src.reserve(std::size_t(G));
+    packed.reserve(std::size_t(G));
+    const std::size_t per_group = PrepackedA::floats(M, g.rows());
+    float* storage = thread_workspace(2, per_group * G);
+    for (index_t grp = 0; grp < G; ++grp) {
+      src.emplace_back(a + grp * M * g.rows(), g.rows(), false);
+      packed.emplace_back(M, g.rows(), src.back(), storage + per_group * grp);
+    }
     if (items >= nt && nt > 1) {
       const std::size_t per = gemm_workspace_floats(M, g.cols(), g.rows(), 1);
       float* ws = thread_workspace(1, per * nt);
 #pragma omp parallel for schedule(static) num_threads(nt)
       for (index_t it = 0; it < items; ++it) {
-        item(it / G, it % G, 1, ws + per * thread_id());
+        item(it / G, it % G, packed[std::size_t(it % G)], 1, ws + per * thread_id());
       }
     } else {
-      for (index_t it = 0; it < items; ++it) item(it / G, it % G, nt, nullptr);
+      for (index_t it = 0; it < items; ++it) {
+        item(it / G, it % G, packed[std::size_t(it % G)], nt, nullptr);
+      }
     }
   }
 };
@@ -102,21 +114,26 @@ void check_params(const Conv2dParams& p) {
 }
 
 
-// Images with fewer output pixels than this take the GEMM path for the weight gradient.
-constexpr index_t kMinPixelsForDotWeightGrad = 400;
+// The weight gradient takes the dot-product path when it gets dot products at least this long
+// (pixels of one or several images) ...
+constexpr index_t kMinPixelsForDotWeightGrad = 512;
+// ... and layers with more patch rows than this (C F F) take the GEMM path too (measured: the
+// GEMM wins on AlexNet conv2-5 and VGG, the dot products on first layers, 1x1 and CIFAR 3x3).
+constexpr index_t kMaxRowsForDotWeightGrad = 640;
 
-// Runs item(n, grp, dw, threads, slot) over all images and groups, summing into diff_weights:
-// with enough images, each thread accumulates a static share into its own partial (zeroed
-// first), and the partials are added in thread order (bitwise reproducible); otherwise items
-// run in turn and item() uses all threads on diff_weights directly.
+// Runs item(n0, count, grp, dw, threads, scratch) over all groups and over the images in
+// runs of `imgs`, summing into diff_weights: with enough runs, each thread accumulates a static
+// share into its own partial (zeroed first), and the partials are added in thread order
+// (bitwise reproducible); otherwise runs go in turn and item() uses all threads on diff_weights.
 template <typename Item>
-void accumulate_weight_grad(const Conv2dParams& p, float* diff_weights, std::size_t extra_per_thread,
-                            Item item) {
+void accumulate_weight_grad(const Conv2dParams& p, index_t imgs, float* diff_weights,
+                            std::size_t extra_per_thread, Item item) {
   const index_t wsize = p.K * (p.C / p.groups) * p.Fh * p.Fw;
   const int nt = get_num_threads();
   std::memset(diff_weights, 0, sizeof(float) * wsize);
   if (p.N == 0) return;
-  if (p.N >= nt && nt > 1) {
+  const index_t runs = (p.N + imgs - 1) / imgs;
+  if (runs >= nt && nt > 1) {
     const std::size_t per = std::size_t(wsize) + extra_per_thread;
     float* ws = thread_workspace(1, per * nt);
     // Zeroed here, not in the region: a partial whose thread the runtime did not start adds 0.
@@ -126,8 +143,9 @@ void accumulate_weight_grad(const Conv2dParams& p, float* diff_weights, std::siz
       const int t = thread_id();
       float* part = ws + per * t;
 #pragma omp for schedule(static)
-      for (index_t n = 0; n < p.N; ++n) {
-        for (index_t grp = 0; grp < p.groups; ++grp) item(n, grp, part, 1, part + wsize);
+      for (index_t r = 0; r < runs; ++r) {
+        const index_t n0 = r * imgs, count = std::min(imgs, p.N - n0);
+        for (index_t grp = 0; grp < p.groups; ++grp) item(n0, count, grp, part, 1, part + wsize);
       }
 #pragma omp for schedule(static)
       for (index_t i = 0; i < wsize; ++i) {
@@ -138,8 +156,9 @@ void accumulate_weight_grad(const Conv2dParams& p, float* diff_weights, std::siz
     }
   } else {
     float* ws = thread_workspace(1, extra_per_thread * nt + 1);
-    for (index_t n = 0; n < p.N; ++n) {
-      for (index_t grp = 0; grp < p.groups; ++grp) item(n, grp, diff_weights, nt, ws);
+    for (index_t n0 = 0; n0 < p.N; n0 += imgs) {
+      const index_t count = std::min(imgs, p.N - n0);
+      for (index_t grp = 0; grp < p.groups; ++grp) item(n0, count, grp, diff_weights, nt, ws);
     }
   }
 }
@@ -149,8 +168,8 @@ void backward_weights_gemm(const Conv2dParams& p, const PatchGeom& g, const floa
   const index_t Cg = p.C / p.groups, Kg = p.K / p.groups, HoWo = p.Ho * p.Wo, HW = p.H * p.W;
   const index_t rows = g.rows();
   const std::size_t gws = gemm_workspace_floats(Kg, rows, HoWo, 1);
-  accumulate_weight_grad(p, diff_weights, gws,
-                         [&](index_t n, index_t grp, float* dw, int threads, float* ws) {
+  accumulate_weight_grad(p, 1, diff_weights, gws,
+                         [&](index_t n, index_t, index_t grp, float* dw, int threads, float* ws) {
     GemmOutput out;
     out.c = dw + grp * Kg * rows;
     out.ldc = rows;
@@ -166,47 +185,91 @@ void backward_weights_gemm(const Conv2dParams& p, const PatchGeom& g, const floa
   });
 }
 
-void backward_weights_dot(const Conv2dParams& p, const PatchGeom& g, const float* diff_dst,
-                          const float* src, float* diff_weights) {
+// Dot products run along k = pixels of `imgs` images at a time (so small images still give
+// long dot products); k is capped so the Kg x k block of dY stays in L2.
+struct DotPlan {
+  index_t imgs = 1, chunk = 0;
+  bool use = false;
+};
+
+DotPlan plan_dot(const Conv2dParams& p, index_t Kg, index_t rows) {
+  const index_t HoWo = p.Ho * p.Wo;
+  const int nt = get_num_threads();
+  const index_t kmax = std::clamp<index_t>((128 * 1024) / Kg, 256, 1024);
+  DotPlan d;
+  if (HoWo >= kmax) {
+    d.imgs = 1;
+    d.chunk = std::min<index_t>(HoWo, std::max<index_t>(256, (index_t(1) << 20) / rows));
+  } else {
+    const index_t per_thread = std::max<index_t>(1, p.N / std::max(1, nt));
+    d.imgs = std::clamp<index_t>(kmax / HoWo, 1, per_thread);
+    d.chunk = d.imgs * HoWo;
+  }
+  d.use = std::min(d.chunk, HoWo * d.imgs) >= kMinPixelsForDotWeightGrad &&
+          rows <= kMaxRowsForDotWeightGrad;
+  return d;
+}
+
+void backward_weights_dot(const Conv2dParams& p, const PatchGeom& g, const DotPlan& plan,
+                          const float* diff_dst, const float* src, float* diff_weights) {
   const index_t Cg = p.C / p.groups, Kg = p.K / p.groups, HoWo = p.Ho * p.Wo, HW = p.H * p.W;
   const index_t rows = g.rows();
   const KernelTable& kt = kernels();
   const bool pointwise = g.is_pointwise();
-  const index_t chunk = std::min<index_t>(HoWo, std::max<index_t>(256, (index_t(1) << 20) / rows));
-  // Row stride of the gathered patch rows: a multiple of 16 floats but not of 256 (1 KB). The
-  // dot tile streams 4 dY rows and 6 patch rows; if all ten sat a multiple of 4 KB apart they
+  const index_t chunk = plan.chunk;
+  // Row stride of the gathered rows: a multiple of 16 floats but not of 256 (1 KB). The dot
+  // tile streams 4 dY rows and 6 patch rows; if all ten sat a multiple of 4 KB apart they
   // would share L1 sets and evict each other (measured: half the speed at 32x32 outputs).
   index_t ld = (chunk + 15) / 16 * 16;
   if (ld % 256 == 0) ld += 16;
-  // Patch rows [r0, r1) of one image's group into dw ([K x rows], leading dimension rows).
-  auto rows_of_item = [&](index_t n, index_t grp, index_t r0, index_t r1, float* dw, float* t) {
-    const float* dy = diff_dst + n * p.K * HoWo + grp * Kg * HoWo;
-    const float* x = src + n * p.C * HW + grp * Cg * HW;
+  const bool copy_dy = plan.imgs > 1;
+  // Patch rows [r0, r1) of images [n0, n0 + count) of one group into dw ([K x rows], leading
+  // dimension rows). t holds the gathered patch rows, then (several images) the dY rows.
+  auto run = [&](index_t n0, index_t count, index_t grp, index_t r0, index_t r1, float* dw,
+                 float* t) {
     float* dwg = dw + grp * Kg * rows;
-    for (index_t j0 = 0; j0 < HoWo; j0 += chunk) {
-      const index_t nc = std::min(chunk, HoWo - j0);
-      for (index_t r = r0; r < r1; ++r) {
-        if (pointwise) {
-          std::memcpy(t + (r - r0) * ld, x + r * HW + j0, sizeof(float) * nc);
-        } else {
-          gather_patch_row(g, x, r, j0, nc, t + (r - r0) * ld);
+    float* a_buf = t + rows * ld;
+    const index_t total = count * HoWo;
+    for (index_t j0 = 0; j0 < total; j0 += chunk) {
+      const index_t nc = std::min(chunk, total - j0);
+      // Walk the chunk image by image: [j, j + len) lies in image n0 + j / HoWo.
+      for (index_t j = j0; j < j0 + nc;) {
+        const index_t n = n0 + j / HoWo, pix = j % HoWo, len = std::min(HoWo - pix, j0 + nc - j);
+        const float* x = src + n * p.C * HW + grp * Cg * HW;
+        for (index_t r = r0; r < r1; ++r) {
+          float* dst = t + (r - r0) * ld + (j - j0);
+          if (pointwise) {
+            std::memcpy(dst, x + r * HW + pix, sizeof(float) * len);
+          } else {
+            gather_patch_row(g, x, r, pix, len, dst);
+          }
         }
+        if (copy_dy) {
+          const float* dy = diff_dst + n * p.K * HoWo + grp * Kg * HoWo + pix;
+          for (index_t k = 0; k < Kg; ++k) {
+            std::memcpy(a_buf + k * ld + (j - j0), dy + k * HoWo, sizeof(float) * len);
+          }
+        }
+        j += len;
       }
+      const float* a = copy_dy ? a_buf : diff_dst + n0 * p.K * HoWo + grp * Kg * HoWo + j0;
+      const index_t lda = copy_dy ? ld : HoWo;
       for (index_t jb = r0; jb < r1; jb += kt.dot_nr) {
         const int nb = int(std::min<index_t>(kt.dot_nr, r1 - jb));
         for (index_t ib = 0; ib < Kg; ib += kt.dot_mr) {
           const int mb = int(std::min<index_t>(kt.dot_mr, Kg - ib));
-          kt.dot_nt_tile(mb, nb, nc, dy + ib * HoWo + j0, HoWo, t + (jb - r0) * ld, ld,
+          kt.dot_nt_tile(mb, nb, nc, a + ib * lda, lda, t + (jb - r0) * ld, ld,
                          dwg + ib * rows + jb, rows);
         }
       }
     }
   };
-  const std::size_t tsize = std::size_t(rows) * ld;
-  accumulate_weight_grad(p, diff_weights, tsize,
-                         [&](index_t n, index_t grp, float* dw, int threads, float* t) {
+  const std::size_t tsize = std::size_t(rows + (copy_dy ? Kg : 0)) * ld;
+  accumulate_weight_grad(p, plan.imgs, diff_weights, tsize,
+                         [&](index_t n0, index_t count, index_t grp, float* dw, int threads,
+                             float* t) {
     if (threads == 1) {
-      rows_of_item(n, grp, 0, rows, dw, t);
+      run(n0, count, grp, 0, rows, dw, t);
       return;
     }
     // Few images: threads split the patch rows (disjoint columns of dW, no reduction).
@@ -218,7 +281,7 @@ void backward_weights_dot(const Conv2dParams& p, const PatchGeom& g, const float
       team = omp_get_num_threads();
 #endif
       const index_t b0 = blocks * u / team, b1 = blocks * (u + 1) / team;
-      rows_of_item(n, grp, b0 * kt.dot_nr, std::min(rows, b1 * kt.dot_nr), dw, t + tsize * u);
+      run(n0, count, grp, b0 * kt.dot_nr, std::min(rows, b1 * kt.dot_nr), dw, t + tsize * u);
     }
   });
 }
@@ -335,12 +398,23 @@ void conv2d_backward_data(const Conv2dParams& p, const float* diff_dst, const fl
   const std::size_t gws = gemm_workspace_floats(rows, chunk, Kg, gemm_threads);
   const std::size_t per = std::size_t(rows) * chunk + (parallel_items ? gws : 0);
   float* ws = thread_workspace(1, per * (parallel_items ? nt : 1));
+  // W[g]^T packed once per group, not once per image.
+  std::vector<MatrixOperandA> src;
+  std::vector<PrepackedA> packed;
+  src.reserve(std::size_t(G));
+  packed.reserve(std::size_t(G));
+  const std::size_t per_group = PrepackedA::floats(rows, Kg);
+  float* storage = thread_workspace(2, per_group * G);
+  for (index_t grp = 0; grp < G; ++grp) {
+    src.emplace_back(weights + grp * Kg * rows, rows, true);
+    packed.emplace_back(rows, Kg, src.back(), storage + per_group * grp);
+  }
   auto item = [&](index_t it, float* buf, float* gemm_ws) {
     const index_t n = it / G, grp = it % G;
     const float* dy = diff_dst + n * p.K * HoWo + grp * Kg * HoWo;
     float* dx = diff_src + n * p.C * HW + grp * Cg * HW;
     std::memset(dx, 0, sizeof(float) * Cg * HW);
-    const MatrixOperandA wa(weights + grp * Kg * rows, rows, true);
+    const GemmOperandA& wa = packed[std::size_t(grp)];
     for (index_t j0 = 0; j0 < HoWo; j0 += chunk) {
       const index_t nc = std::min(chunk, HoWo - j0);
       GemmOutput out;
@@ -381,10 +455,11 @@ void conv2d_backward_weights(const Conv2dParams& p, const float* diff_dst, const
   //    tile's accumulators are reduced once per image;
   //  - the GEMM engine with P^T packed straight from the image (ImagePatchesTB): best for
   //    small images (AlexNet's 13x13), where per-image dot products would be too short.
+  const DotPlan dot = plan_dot(p, p.K / p.groups, g.rows());
   if (is_depthwise(p)) {
     depthwise_backward_weights(p, diff_dst, src, diff_weights);
-  } else if (HoWo >= kMinPixelsForDotWeightGrad) {
-    backward_weights_dot(p, g, diff_dst, src, diff_weights);
+  } else if (dot.use) {
+    backward_weights_dot(p, g, dot, diff_dst, src, diff_weights);
   } else {
     backward_weights_gemm(p, g, diff_dst, src, diff_weights);
   }

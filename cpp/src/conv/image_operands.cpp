@@ -128,23 +128,25 @@ void pack_patch_panel_ref(const PatchPanel& pp, index_t p0, int kc, int nr, floa
 }
 
 void ImagePatchesTB::pack(index_t p0, int kc, index_t j0, int n, int nr, float* dst) const {
-  // Column j of op(B) is patch row j: gather it along the pixels into a small buffer, then
-  // spread it down the panel (stride nr).
-  constexpr int kPiece = 512;
-  float buf[kPiece];
+  // Column j of op(B) is patch row j along the pixels: gather up to nr patch rows (contiguous
+  // copies) into a small buffer, then transpose it into the panel.
+  constexpr int kRows = 32, kPiece = 256;
+  float buf[kRows * kPiece];
+  const TransposeF32 transpose = kernels().transpose;
   const index_t panel = index_t(kc) * nr;
   for (int q = 0; q * nr < n; ++q) {
     const int count = std::min(nr, n - q * nr);
-    float* dq = dst + q * panel;
-    for (int j = 0; j < count; ++j) {
+    for (int j = 0; j < count; j += kRows) {
+      const int rows = std::min(kRows, count - j);
       for (int s = 0; s < kc; s += kPiece) {
         const int len = std::min(kPiece, kc - s);
-        gather_patch_row(g_, x_, j0 + index_t(q) * nr + j, p0 + s, len, buf);
-        for (int t = 0; t < len; ++t) dq[index_t(s + t) * nr + j] = buf[t];
+        for (int r = 0; r < rows; ++r) {
+          gather_patch_row(g_, x_, j0 + index_t(q) * nr + j + r, p0 + s, len, buf + r * kPiece);
+        }
+        // Rows past `count` (the panel's zero padding) come out as zeros.
+        const int rows_out = j + kRows >= nr ? nr - j : rows;
+        transpose(buf, kPiece, rows, len, dst + q * panel + index_t(s) * nr + j, nr, rows_out);
       }
-    }
-    for (int j = count; j < nr; ++j) {
-      for (int p = 0; p < kc; ++p) dq[index_t(p) * nr + j] = 0.0f;
     }
   }
 }

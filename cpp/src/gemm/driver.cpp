@@ -138,17 +138,22 @@ struct Worker {
         index_t m0, mc;
         balanced(M, p.nmb, mb, &m0, &mc);
         const index_t npanels = ceil_div(mc, p.mr);
-        // Pack the shared A block; panel q holds rows [r0, r0 + m) and starts at r0 * kc.
-        for (index_t q = tid; q < npanels; q += nt) {
-          index_t r0, m;
-          balanced(mc, npanels, q, &r0, &m);
-          a.pack(m0 + r0, int(m), p0, int(kc), a_buf + r0 * kc);
-        }
+        // The A block: packed ahead of time, or packed now by all threads into the shared
+        // buffer; panel q holds rows [r0, r0 + m) and starts at r0 * kc.
+        const float* a_blk = a.packed_block(kb, mb);
+        if (a_blk == nullptr) {
+          for (index_t q = tid; q < npanels; q += nt) {
+            index_t r0, m;
+            balanced(mc, npanels, q, &r0, &m);
+            a.pack(m0 + r0, int(m), p0, int(kc), a_buf + r0 * kc);
+          }
 #ifdef _OPENMP
-        if (nt > 1) {
+          if (nt > 1) {
 #pragma omp barrier
-        }
+          }
 #endif
+          a_blk = a_buf;
+        }
         index_t q_begin, q_count;
         balanced(npanels, p.tm, tr, &q_begin, &q_count);
         for (index_t j0 = j_begin; j0 < j_end; j0 += p.nb_max) {
@@ -163,7 +168,7 @@ struct Worker {
             index_t r0, m;
             balanced(mc, npanels, q, &r0, &m);
             const index_t i0 = m0 + r0;
-            const float* ap = a_buf + r0 * kc;
+            const float* ap = a_blk + r0 * kc;
             ep.bias_row = last && out.bias_row ? out.bias_row + i0 : nullptr;
             for (index_t jj = 0; jj < nb; jj += p.nr) {
               const int n = int(std::min<index_t>(p.nr, nb - jj));
@@ -186,6 +191,45 @@ struct Worker {
 };
 
 }  // namespace
+
+std::size_t PrepackedA::floats(index_t M, index_t K) {
+  // The blocks tile M x K exactly; + 16 lets kernels over-read the last panel by a vector.
+  return std::size_t(std::max<index_t>(M, 0)) * std::size_t(std::max<index_t>(K, 0)) + 16;
+}
+
+PrepackedA::PrepackedA(index_t M, index_t K, const GemmOperandA& src, float* storage)
+    : src_(src), data_(storage) {
+  // Same blocking as make_plan(): K blocks, M blocks, balanced row panels of <= MR rows.
+  const int mr = kernels().sgemm_mr;
+  const index_t nkb = std::max<index_t>(1, ceil_div(K, kKC));
+  nmb_ = std::max<index_t>(1, ceil_div(M, kMC));
+  offsets_.resize(std::size_t(nkb * nmb_));
+  std::size_t at = 0;
+  for (index_t kb = 0; kb < nkb; ++kb) {
+    index_t p0, kc;
+    balanced(K, nkb, kb, &p0, &kc);
+    for (index_t mb = 0; mb < nmb_; ++mb) {
+      index_t m0, mc;
+      balanced(M, nmb_, mb, &m0, &mc);
+      offsets_[std::size_t(kb * nmb_ + mb)] = at;
+      const index_t npanels = ceil_div(mc, mr);
+      for (index_t q = 0; q < npanels; ++q) {
+        index_t r0, m;
+        balanced(mc, npanels, q, &r0, &m);
+        src.pack(m0 + r0, int(m), p0, int(kc), data_ + at + r0 * kc);
+      }
+      at += std::size_t(mc) * kc;
+    }
+  }
+}
+
+void PrepackedA::pack(index_t i0, int m, index_t p0, int kc, float* dst) const {
+  src_.pack(i0, m, p0, kc, dst);
+}
+
+const float* PrepackedA::packed_block(index_t kb, index_t mb) const {
+  return data_ + offsets_[std::size_t(kb * nmb_ + mb)];
+}
 
 std::size_t gemm_workspace_floats(index_t M, index_t N, index_t K, int threads) {
   if (threads <= 0) threads = get_num_threads();

@@ -10,6 +10,10 @@ constexpr int kSgemmMrRef = 4, kSgemmNrRef = 16;
 void sgemm_ukr_4x16_ref(int m, int n, std::int64_t k, const float* a, const float* b,
                         std::int64_t ldb, float* c, std::int64_t ldc, const UkrEpilogue& ep);
 
+// Packing transpose (TransposeF32), portable.
+void transpose_f32_ref(const float* src, std::int64_t lds, std::int64_t rows, std::int64_t cols,
+                       float* dst, std::int64_t ldd, std::int64_t rows_out);
+
 // Dot-product tile (DotNtTile): 4 x 4 portable.
 void dot_nt_tile_ref(int m, int n, std::int64_t k, const float* a, std::int64_t lda, const float* b,
                      std::int64_t ldb, float* c, std::int64_t ldc);
@@ -26,6 +30,9 @@ namespace avx512 {
 constexpr int kSgemmMr = 14, kSgemmNr = 32;
 void sgemm_ukr_14x32_avx512(int m, int n, std::int64_t k, const float* a, const float* b,
                             std::int64_t ldb, float* c, std::int64_t ldc, const UkrEpilogue& ep);
+// Packing transpose in 16 x 16 register blocks.
+void transpose_f32_avx512(const float* src, std::int64_t lds, std::int64_t rows, std::int64_t cols,
+                          float* dst, std::int64_t ldd, std::int64_t rows_out);
 // 4 x 6 dot-product tile: 24 zmm accumulators + 4 A vectors + 1 B vector.
 constexpr int kDotMr = 4, kDotNr = 6;
 void dot_nt_tile_avx512(int m, int n, std::int64_t k, const float* a, std::int64_t lda,

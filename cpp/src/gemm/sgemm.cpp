@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "cnnkit/gemm.hpp"
+#include "cnnkit/runtime.hpp"
 
 namespace cnnkit {
 
@@ -18,16 +19,8 @@ void MatrixOperandA::pack(index_t i0, int m, index_t p0, int kc, float* dst) con
     }
     return;
   }
-  // Interleave m rows of A: dst[p * m + i] = A[i0 + i][p0 + p]. Blocks of 16 columns keep the
-  // m source rows and the destination block in L1.
-  const float* src = a_ + i0 * lda_ + p0;
-  for (int pb = 0; pb < kc; pb += 16) {
-    const int pe = std::min(kc, pb + 16);
-    for (int i = 0; i < m; ++i) {
-      const float* row = src + i * lda_;
-      for (int p = pb; p < pe; ++p) dst[index_t(p) * m + i] = row[p];
-    }
-  }
+  // Interleave m rows of A: dst[p * m + i] = A[i0 + i][p0 + p], a transpose.
+  kernels().transpose(a_ + i0 * lda_ + p0, lda_, m, kc, dst, m, m);
 }
 
 void MatrixOperandB::pack(index_t p0, int kc, index_t j0, int n, int nr, float* dst) const {
@@ -53,20 +46,11 @@ void MatrixOperandB::pack(index_t p0, int kc, index_t j0, int n, int nr, float* 
     }
     return;
   }
-  // op(B)[p][j] = B[j][p]: a transpose, in blocks of 16 k values per source row.
+  // op(B)[p][j] = B[j][p]: each panel is a transpose of nr rows of B (zeros past column n).
+  const TransposeF32 transpose = kernels().transpose;
   for (int q = 0; q * nr < n; ++q) {
     const int nq = std::min(nr, n - q * nr);
-    float* dq = dst + q * panel;
-    for (int pb = 0; pb < kc; pb += 16) {
-      const int pe = std::min(kc, pb + 16);
-      for (int j = 0; j < nq; ++j) {
-        const float* col = b_ + (j0 + q * nr + j) * ldb_ + p0;
-        for (int p = pb; p < pe; ++p) dq[index_t(p) * nr + j] = col[p];
-      }
-      for (int p = pb; p < pe; ++p) {
-        for (int j = nq; j < nr; ++j) dq[index_t(p) * nr + j] = 0.0f;
-      }
-    }
+    transpose(b_ + (j0 + index_t(q) * nr) * ldb_ + p0, ldb_, nq, kc, dst + q * panel, nr, nr);
   }
 }
 

@@ -31,6 +31,22 @@ void sgemm_ukr_4x16_ref(int m, int n, std::int64_t k, const float* a, const floa
   }
 }
 
+void transpose_f32_ref(const float* src, std::int64_t lds, std::int64_t rows, std::int64_t cols,
+                       float* dst, std::int64_t ldd, std::int64_t rows_out) {
+  // Blocks of 16 columns keep the source rows' cache lines in use while the block is written.
+  for (std::int64_t c0 = 0; c0 < cols; c0 += 16) {
+    const std::int64_t c1 = std::min<std::int64_t>(cols, c0 + 16);
+    for (std::int64_t r = 0; r < rows_out; ++r) {
+      if (r < rows) {
+        const float* s = src + r * lds;
+        for (std::int64_t c = c0; c < c1; ++c) dst[c * ldd + r] = s[c];
+      } else {
+        for (std::int64_t c = c0; c < c1; ++c) dst[c * ldd + r] = 0.0f;
+      }
+    }
+  }
+}
+
 void dot_nt_tile_ref(int m, int n, std::int64_t k, const float* a, std::int64_t lda, const float* b,
                      std::int64_t ldb, float* c, std::int64_t ldc) {
   for (int i = 0; i < m; ++i) {

@@ -15,6 +15,7 @@ void register_kernels(KernelTable& t) {
   t.sgemm_mr = kSgemmMr;
   t.sgemm_nr = kSgemmNr;
   t.sgemm_ukr = sgemm_ukr_14x32_avx512;
+  t.transpose = transpose_f32_avx512;
   t.pack_patch_panel = pack_patch_panel_avx512;
   t.dot_mr = kDotMr;
   t.dot_nr = kDotNr;
