@@ -52,9 +52,10 @@ class History:
 
     @property
     def best_epoch(self):
-        """The epoch (1-based) with the best validation (else training) accuracy."""
+        """The epoch (1-based) with the best validation (else training) accuracy; the last of
+        equals, as for ``best.safetensors``."""
         accs = self._monitored()
-        return None if not accs else self.epoch[int(np.argmax(accs))]
+        return None if not accs else self.epoch[len(accs) - 1 - int(np.argmax(accs[::-1]))]
 
     @property
     def best_acc(self):
