@@ -105,7 +105,8 @@ def cmd_train(args) -> int:
         scheduler = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
     else:
         scheduler = None
-    out = args.out or os.path.join("runs", f"{model.config['name']}-{kind}")
+    out = args.out or (os.path.dirname(args.resume) if args.resume
+                       else os.path.join("runs", f"{model.config['name']}-{kind}"))
     n_val = len(val_set) if val_set is not None else 0
     print(f"cnnkit train: {model.config['name']} on {args.dataset} ({len(train_set)} train / "
           f"{n_val} validation / {len(test_set)} test images), {args.epochs} epochs, "
