@@ -8,9 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 import cnnkit
+import pytest
 
 PYTHONPATH = str(Path(cnnkit.__file__).resolve().parent.parent)
 ROOT = Path(__file__).resolve().parent.parent

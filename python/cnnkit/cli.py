@@ -122,7 +122,8 @@ def cmd_train(args) -> int:
                   resume=resume_ckpt, preprocessing=prep, metadata=metadata,
                   progress=False if args.quiet else None, verbose=True)
     seconds = time.perf_counter() - t0
-    best_path, last_path = os.path.join(out, "best.safetensors"), os.path.join(out, "last.safetensors")
+    best_path = os.path.join(out, "best.safetensors")
+    last_path = os.path.join(out, "last.safetensors")
     result = evaluate(model, test_loader)
     print(f"trained in {seconds:.1f} s")
     print(f"final test accuracy: {100 * result.accuracy:.2f}% ({result.count} images, "
@@ -208,7 +209,8 @@ def _parse_shape(text: str) -> tuple:
     try:
         shape = tuple(int(v) for v in text.lower().replace(",", "x").split("x"))
     except ValueError:
-        raise SystemExit(f"cnnkit summary: --input must look like 3x227x227, got {text!r}") from None
+        raise SystemExit(f"cnnkit summary: --input must look like 3x227x227, got {text!r}") \
+            from None
     if len(shape) != 3 or min(shape) < 1:
         raise SystemExit(f"cnnkit summary: --input must be CxHxW, got {text!r}")
     return shape

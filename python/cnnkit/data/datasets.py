@@ -181,7 +181,8 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
     """Unpickles the CIFAR batches (dicts, lists, bytes and numpy arrays) and nothing else, so a
     hostile file cannot run code."""
 
-    _allowed = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    _allowed = {("numpy.core.multiarray", "_reconstruct"),
+                ("numpy._core.multiarray", "_reconstruct"),
                 ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
                 ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
 

@@ -29,7 +29,8 @@ def _as_batch(x):
     if x.ndim == 3:
         return x[None], True
     if x.ndim != 4:
-        raise ValueError(f"expected an image [C, H, W] or a batch [N, C, H, W], got {list(x.shape)}")
+        raise ValueError(f"expected an image [C, H, W] or a batch [N, C, H, W], "
+                         f"got {list(x.shape)}")
     return x, False
 
 

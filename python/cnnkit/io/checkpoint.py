@@ -1,4 +1,5 @@
-"""``cnnkit.save(obj, path)`` / ``cnnkit.load(path)``: nested Python objects in one safetensors file.
+"""``cnnkit.save(obj, path)`` / ``cnnkit.load(path)``: nested Python objects in one
+safetensors file.
 
 A checkpoint is a tree: dicts, lists, tuples, numbers, strings, None, booleans and arrays
 (numpy arrays or Tensors). The arrays become the safetensors tensors; everything else becomes
