@@ -195,7 +195,7 @@ struct DotPlan {
 DotPlan plan_dot(const Conv2dParams& p, index_t Kg, index_t rows) {
   const index_t HoWo = p.Ho * p.Wo;
   const int nt = get_num_threads();
-  const index_t kmax = std::clamp<index_t>((128 * 1024) / Kg, 256, 1024);
+  const index_t kmax = std::clamp<index_t>((128 * 1024) / Kg, 256, 4096);
   DotPlan d;
   if (HoWo >= kmax) {
     d.imgs = 1;
