@@ -236,8 +236,9 @@ def main(argv=None) -> int:
     for case, (name, _, batch, _) in CASES.items():
         ours, theirs = run_worker("cnnkit", case), run_worker("torch", case)
         ratio = ours["images_per_s"] / theirs["images_per_s"]
+        rate = (lambda r: f"{r:,.0f}" if r >= 100 else f"{r:.1f}")  # noqa: E731
         rows.append(f"| {name} training, batch {batch} (images/s) | "
-                    f"{ours['images_per_s']:,.0f} | {theirs['images_per_s']:,.0f} | "
+                    f"{rate(ours['images_per_s'])} | {rate(theirs['images_per_s'])} | "
                     f"{ratio:.2f}x |")
         print(rows[-1], flush=True)
     ours, theirs = run_worker("cnnkit", "digits98"), run_worker("torch", "digits98")
