@@ -21,6 +21,11 @@ from . import nn  # noqa: E402
 from . import optim  # noqa: E402
 from .gradcheck import gradcheck  # noqa: E402
 from .summary import summary  # noqa: E402
+from .io import load, save  # noqa: E402
+from . import data  # noqa: E402
+from . import models  # noqa: E402
+from . import train  # noqa: E402
+from . import ensemble  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -84,5 +89,11 @@ __all__ = [
     "optim",
     "summary",
     "gradcheck",
+    "save",
+    "load",
+    "data",
+    "models",
+    "train",
+    "ensemble",
     "__version__",
 ]

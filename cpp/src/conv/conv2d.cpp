@@ -121,31 +121,37 @@ constexpr index_t kMinPixelsForDotWeightGrad = 512;
 // GEMM wins on AlexNet conv2-5 and VGG, the dot products on first layers, 1x1 and CIFAR 3x3).
 constexpr index_t kMaxRowsForDotWeightGrad = 640;
 
-// Runs item(n0, count, grp, dw, threads, scratch) over all groups and over the images in
-// runs of `imgs`, summing into diff_weights: with enough runs, each thread accumulates a static
-// share into its own partial (zeroed first), and the partials are added in thread order
-// (bitwise reproducible); otherwise runs go in turn and item() uses all threads on diff_weights.
+// Runs item(n0, count, grp, dw, db, threads, scratch) over all groups and over the images in
+// runs of `imgs`, summing into diff_weights (and, if the item fills them, the bias sums db[K],
+// kept in double): with enough runs, each thread accumulates a static share into its own
+// partials (zeroed first), added in thread order (bitwise reproducible); otherwise runs go in
+// turn and item() uses all threads on diff_weights directly.
 template <typename Item>
 void accumulate_weight_grad(const Conv2dParams& p, index_t imgs, float* diff_weights,
-                            std::size_t extra_per_thread, Item item) {
+                            double* bias_sums, std::size_t extra_per_thread, Item item) {
   const index_t wsize = p.K * (p.C / p.groups) * p.Fh * p.Fw;
   const int nt = get_num_threads();
   std::memset(diff_weights, 0, sizeof(float) * wsize);
+  if (bias_sums) std::fill(bias_sums, bias_sums + p.K, 0.0);
   if (p.N == 0) return;
   const index_t runs = (p.N + imgs - 1) / imgs;
   if (runs >= nt && nt > 1) {
     const std::size_t per = std::size_t(wsize) + extra_per_thread;
     float* ws = thread_workspace(1, per * nt);
+    std::vector<double> db(bias_sums ? std::size_t(nt) * p.K : 0, 0.0);
     // Zeroed here, not in the region: a partial whose thread the runtime did not start adds 0.
     for (int t = 0; t < nt; ++t) std::memset(ws + per * t, 0, sizeof(float) * wsize);
 #pragma omp parallel num_threads(nt)
     {
       const int t = thread_id();
       float* part = ws + per * t;
+      double* dbt = bias_sums ? db.data() + std::size_t(t) * p.K : nullptr;
 #pragma omp for schedule(static)
       for (index_t r = 0; r < runs; ++r) {
         const index_t n0 = r * imgs, count = std::min(imgs, p.N - n0);
-        for (index_t grp = 0; grp < p.groups; ++grp) item(n0, count, grp, part, 1, part + wsize);
+        for (index_t grp = 0; grp < p.groups; ++grp) {
+          item(n0, count, grp, part, dbt, 1, part + wsize);
+        }
       }
 #pragma omp for schedule(static)
       for (index_t i = 0; i < wsize; ++i) {
@@ -154,11 +160,18 @@ void accumulate_weight_grad(const Conv2dParams& p, index_t imgs, float* diff_wei
         diff_weights[i] = s;
       }
     }
+    if (bias_sums) {
+      for (int t = 0; t < nt; ++t) {
+        for (index_t k = 0; k < p.K; ++k) bias_sums[k] += db[std::size_t(t) * p.K + k];
+      }
+    }
   } else {
     float* ws = thread_workspace(1, extra_per_thread * nt + 1);
     for (index_t n0 = 0; n0 < p.N; n0 += imgs) {
       const index_t count = std::min(imgs, p.N - n0);
-      for (index_t grp = 0; grp < p.groups; ++grp) item(n0, count, grp, diff_weights, nt, ws);
+      for (index_t grp = 0; grp < p.groups; ++grp) {
+        item(n0, count, grp, diff_weights, bias_sums, nt, ws);
+      }
     }
   }
 }
@@ -168,8 +181,9 @@ void backward_weights_gemm(const Conv2dParams& p, const PatchGeom& g, const floa
   const index_t Cg = p.C / p.groups, Kg = p.K / p.groups, HoWo = p.Ho * p.Wo, HW = p.H * p.W;
   const index_t rows = g.rows();
   const std::size_t gws = gemm_workspace_floats(Kg, rows, HoWo, 1);
-  accumulate_weight_grad(p, 1, diff_weights, gws,
-                         [&](index_t n, index_t, index_t grp, float* dw, int threads, float* ws) {
+  accumulate_weight_grad(p, 1, diff_weights, nullptr, gws,
+                         [&](index_t n, index_t, index_t grp, float* dw, double*, int threads,
+                             float* ws) {
     GemmOutput out;
     out.c = dw + grp * Kg * rows;
     out.ldc = rows;
@@ -195,9 +209,11 @@ struct DotPlan {
 DotPlan plan_dot(const Conv2dParams& p, index_t Kg, index_t rows) {
   const index_t HoWo = p.Ho * p.Wo;
   const int nt = get_num_threads();
-  const index_t kmax = std::clamp<index_t>((128 * 1024) / Kg, 256, 1024);
+  const index_t kmax = std::clamp<index_t>((128 * 1024) / Kg, 256, 4096);
   DotPlan d;
-  if (HoWo >= kmax) {
+  // Images of 512 pixels or more each give long enough dot products on their own (and dY is
+  // then read in place; gathering several images means copying their dY rows).
+  if (HoWo >= std::min<index_t>(kmax, 512)) {
     d.imgs = 1;
     d.chunk = std::min<index_t>(HoWo, std::max<index_t>(256, (index_t(1) << 20) / rows));
   } else {
@@ -211,7 +227,8 @@ DotPlan plan_dot(const Conv2dParams& p, index_t Kg, index_t rows) {
 }
 
 void backward_weights_dot(const Conv2dParams& p, const PatchGeom& g, const DotPlan& plan,
-                          const float* diff_dst, const float* src, float* diff_weights) {
+                          const float* diff_dst, const float* src, float* diff_weights,
+                          double* bias_sums) {
   const index_t Cg = p.C / p.groups, Kg = p.K / p.groups, HoWo = p.Ho * p.Wo, HW = p.H * p.W;
   const index_t rows = g.rows();
   const KernelTable& kt = kernels();
@@ -222,11 +239,13 @@ void backward_weights_dot(const Conv2dParams& p, const PatchGeom& g, const DotPl
   // would share L1 sets and evict each other (measured: half the speed at 32x32 outputs).
   index_t ld = (chunk + 15) / 16 * 16;
   if (ld % 256 == 0) ld += 16;
+  // Several images per dot product: their dY rows are copied side by side (padded stride).
   const bool copy_dy = plan.imgs > 1;
   // Patch rows [r0, r1) of images [n0, n0 + count) of one group into dw ([K x rows], leading
-  // dimension rows). t holds the gathered patch rows, then (several images) the dY rows.
+  // dimension rows); t holds the gathered patch rows, then the copied dY rows. The bias
+  // gradient is summed in the same pass over dY when db is given.
   auto run = [&](index_t n0, index_t count, index_t grp, index_t r0, index_t r1, float* dw,
-                 float* t) {
+                 double* db, float* t) {
     float* dwg = dw + grp * Kg * rows;
     float* a_buf = t + rows * ld;
     const index_t total = count * HoWo;
@@ -244,11 +263,10 @@ void backward_weights_dot(const Conv2dParams& p, const PatchGeom& g, const DotPl
             gather_patch_row(g, x, r, pix, len, dst);
           }
         }
-        if (copy_dy) {
-          const float* dy = diff_dst + n * p.K * HoWo + grp * Kg * HoWo + pix;
-          for (index_t k = 0; k < Kg; ++k) {
-            std::memcpy(a_buf + k * ld + (j - j0), dy + k * HoWo, sizeof(float) * len);
-          }
+        const float* dy = diff_dst + n * p.K * HoWo + grp * Kg * HoWo + pix;
+        for (index_t k = 0; k < Kg; ++k) {
+          if (copy_dy) std::memcpy(a_buf + k * ld + (j - j0), dy + k * HoWo, sizeof(float) * len);
+          if (db) db[grp * Kg + k] += sum_floats(dy + k * HoWo, len);
         }
         j += len;
       }
@@ -265,11 +283,11 @@ void backward_weights_dot(const Conv2dParams& p, const PatchGeom& g, const DotPl
     }
   };
   const std::size_t tsize = std::size_t(rows + (copy_dy ? Kg : 0)) * ld;
-  accumulate_weight_grad(p, plan.imgs, diff_weights, tsize,
-                         [&](index_t n0, index_t count, index_t grp, float* dw, int threads,
-                             float* t) {
+  accumulate_weight_grad(p, plan.imgs, diff_weights, bias_sums, tsize,
+                         [&](index_t n0, index_t count, index_t grp, float* dw, double* db,
+                             int threads, float* t) {
     if (threads == 1) {
-      run(n0, count, grp, 0, rows, dw, t);
+      run(n0, count, grp, 0, rows, dw, db, t);
       return;
     }
     // Few images: threads split the patch rows (disjoint columns of dW, no reduction).
@@ -281,7 +299,8 @@ void backward_weights_dot(const Conv2dParams& p, const PatchGeom& g, const DotPl
       team = omp_get_num_threads();
 #endif
       const index_t b0 = blocks * u / team, b1 = blocks * (u + 1) / team;
-      run(n0, count, grp, b0 * kt.dot_nr, std::min(rows, b1 * kt.dot_nr), dw, t + tsize * u);
+      run(n0, count, grp, b0 * kt.dot_nr, std::min(rows, b1 * kt.dot_nr), dw,
+          u == 0 ? db : nullptr, t + tsize * u);  // every thread copies dY; one sums it
     }
   });
 }
@@ -445,6 +464,21 @@ void conv2d_backward_weights(const Conv2dParams& p, const float* diff_dst, const
   const index_t HoWo = p.Ho * p.Wo;
   const PatchGeom g = forward_geom(p);
   const int nt = get_num_threads();
+  // Two formulations of dW[k][r] = sum over pixels of dY[k][pixel] * P[r][pixel]:
+  //  - dot products along the pixels (dot_nt_tile): dY rows are contiguous and patch rows are
+  //    gathered contiguous, no transposition; best for few patch rows (first layers, 1x1,
+  //    CIFAR 3x3), and it sums the bias gradient in the same pass over dY;
+  //  - the GEMM engine with P^T packed straight from the image (ImagePatchesTB): best for
+  //    many patch rows (AlexNet conv2-5, VGG).
+  const DotPlan dot = plan_dot(p, p.K / p.groups, g.rows());
+  if (dot.use && !is_depthwise(p)) {
+    std::vector<double> db(diff_bias ? std::size_t(p.K) : 0);
+    backward_weights_dot(p, g, dot, diff_dst, src, diff_weights, diff_bias ? db.data() : nullptr);
+    if (diff_bias) {
+      for (index_t k = 0; k < p.K; ++k) diff_bias[k] = float(db[std::size_t(k)]);
+    }
+    return;
+  }
   if (diff_bias) {
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (index_t k = 0; k < p.K; ++k) {
@@ -453,17 +487,8 @@ void conv2d_backward_weights(const Conv2dParams& p, const float* diff_dst, const
       diff_bias[k] = float(s);
     }
   }
-  // Two formulations of dW[k][r] = sum over pixels of dY[k][pixel] * P[r][pixel]:
-  //  - dot products along the pixels (dot_nt_tile): dY rows are contiguous and patch rows are
-  //    gathered contiguous, no transposition; best when an image has many pixels, since each
-  //    tile's accumulators are reduced once per image;
-  //  - the GEMM engine with P^T packed straight from the image (ImagePatchesTB): best for
-  //    small images (AlexNet's 13x13), where per-image dot products would be too short.
-  const DotPlan dot = plan_dot(p, p.K / p.groups, g.rows());
   if (is_depthwise(p)) {
     depthwise_backward_weights(p, diff_dst, src, diff_weights);
-  } else if (dot.use) {
-    backward_weights_dot(p, g, dot, diff_dst, src, diff_weights);
   } else {
     backward_weights_gemm(p, g, diff_dst, src, diff_weights);
   }

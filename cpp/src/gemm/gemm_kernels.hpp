@@ -23,6 +23,11 @@ namespace avx2 {
 constexpr int kSgemmMr = 6, kSgemmNr = 16;
 void sgemm_ukr_6x16_avx2(int m, int n, std::int64_t k, const float* a, const float* b,
                          std::int64_t ldb, float* c, std::int64_t ldc, const UkrEpilogue& ep);
+void transpose_f32_avx2(const float* src, std::int64_t lds, std::int64_t rows, std::int64_t cols,
+                        float* dst, std::int64_t ldd, std::int64_t rows_out);
+constexpr int kDotMr = 3, kDotNr = 4;
+void dot_nt_tile_avx2(int m, int n, std::int64_t k, const float* a, std::int64_t lda,
+                      const float* b, std::int64_t ldb, float* c, std::int64_t ldc);
 }  // namespace avx2
 
 namespace avx512 {

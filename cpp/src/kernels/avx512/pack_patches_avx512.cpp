@@ -17,6 +17,7 @@ inline __mmask16 bits_below(std::int64_t n) {
 }
 
 constexpr int kMaxRows = 512;
+constexpr int kMaxTapsX = 16;  // filter widths up to this use tabulated masks
 
 }  // namespace
 
@@ -26,13 +27,16 @@ void pack_patch_panel_avx512(const PatchPanel& pp, std::int64_t p0, int kc, int 
     pack_patch_panel_avx512(pp, p0 + kMaxRows, kc - kMaxRows, nr, dst + std::int64_t(kMaxRows) * nr);
     return;
   }
-  std::int64_t plane_off[kMaxRows], dy[kMaxRows], dx[kMaxRows];
+  // Per panel row p = (c, fy, fx): the offset of its tap (c, fy * dh, fx * dw) in the image,
+  // its row shift and its column tap index.
+  std::int64_t off[kMaxRows], dy[kMaxRows];
+  int fxi[kMaxRows];
   {
     std::int64_t fx = p0 % pp.Fw, fy = (p0 / pp.Fw) % pp.Fh, c = p0 / (pp.Fw * pp.Fh);
     for (int p = 0; p < kc; ++p) {
-      plane_off[p] = c * pp.H * pp.W;
       dy[p] = fy * pp.dh;
-      dx[p] = fx * pp.dw;
+      fxi[p] = int(fx);
+      off[p] = c * pp.H * pp.W + dy[p] * pp.W + fx * pp.dw;
       if (++fx == pp.Fw) {
         fx = 0;
         if (++fy == pp.Fh) {
@@ -48,38 +52,65 @@ void pack_patch_panel_avx512(const PatchPanel& pp, std::int64_t p0, int kc, int 
     const PatchRun run = pp.runs[r];
     const std::int64_t iy0 = run.oy * pp.sh - pp.ph, ix0 = run.ox * pp.sw - pp.pw;
     float* out = dst + run.dst;
-    if (pp.sw == 1 && run.len <= 16) {
-      const __mmask16 lanes = bits_below(run.len);
-      for (int p = 0; p < kc; ++p, out += nr) {
-        const std::int64_t iy = iy0 + dy[p], ix = ix0 + dx[p];
-        __mmask16 valid = lanes & bits_below(W - ix) & __mmask16(~bits_below(-ix));
-        if (iy < 0 || iy >= H) valid = 0;
-        const float* src = pp.x + plane_off[p] + iy * W + ix;
-        _mm512_mask_storeu_ps(out, lanes, _mm512_maskz_loadu_ps(valid, src));
+    if (pp.sw == 1 && run.len <= 32 && pp.Fw <= kMaxTapsX) {
+      // Masks depend only on the column tap: tabulate them (two 16-lane halves).
+      __mmask16 m0[kMaxTapsX], m1[kMaxTapsX];
+      for (int f = 0; f < pp.Fw; ++f) {
+        const std::int64_t ix = ix0 + f * pp.dw;
+        m0[f] = bits_below(run.len) & bits_below(W - ix) & __mmask16(~bits_below(-ix));
+        m1[f] = bits_below(run.len - 16) & bits_below(W - ix - 16) & __mmask16(~bits_below(-ix - 16));
       }
-    } else if (pp.sw == 1) {
-      for (int p = 0; p < kc; ++p, out += nr) {
-        const std::int64_t iy = iy0 + dy[p], ix = ix0 + dx[p];
-        const bool row_ok = iy >= 0 && iy < H;
-        const float* src = pp.x + plane_off[p] + iy * W + ix;
-        for (int t = 0; t < run.len; t += 16) {
-          const __mmask16 lanes = bits_below(run.len - t);
-          __mmask16 valid = lanes & bits_below(W - ix - t) & __mmask16(~bits_below(-ix - t));
-          if (!row_ok) valid = 0;
-          _mm512_mask_storeu_ps(out + t, lanes, _mm512_maskz_loadu_ps(valid, src + t));
+      const __mmask16 lanes0 = bits_below(run.len), lanes1 = bits_below(run.len - 16);
+      const float* base = pp.x + iy0 * W + ix0;
+      if (run.len <= 16) {
+        for (int p = 0; p < kc; ++p, out += nr) {
+          const bool row_ok = std::uint64_t(iy0 + dy[p]) < std::uint64_t(H);
+          const __mmask16 v0 = row_ok ? m0[fxi[p]] : __mmask16(0);
+          _mm512_mask_storeu_ps(out, lanes0, _mm512_maskz_loadu_ps(v0, base + off[p]));
+        }
+      } else {
+        if (run.len == 32) {  // a full panel row: plain stores (masked stores are slow)
+          for (int p = 0; p < kc; ++p, out += nr) {
+            const bool row_ok = std::uint64_t(iy0 + dy[p]) < std::uint64_t(H);
+            const __mmask16 v0 = row_ok ? m0[fxi[p]] : __mmask16(0);
+            const __mmask16 v1 = row_ok ? m1[fxi[p]] : __mmask16(0);
+            const float* src = base + off[p];
+            _mm512_storeu_ps(out, _mm512_maskz_loadu_ps(v0, src));
+            _mm512_storeu_ps(out + 16, _mm512_maskz_loadu_ps(v1, src + 16));
+          }
+          continue;
+        }
+        for (int p = 0; p < kc; ++p, out += nr) {
+          const bool row_ok = std::uint64_t(iy0 + dy[p]) < std::uint64_t(H);
+          const __mmask16 v0 = row_ok ? m0[fxi[p]] : __mmask16(0);
+          const __mmask16 v1 = row_ok ? m1[fxi[p]] : __mmask16(0);
+          const float* src = base + off[p];
+          _mm512_storeu_ps(out, _mm512_maskz_loadu_ps(v0, src));
+          _mm512_mask_storeu_ps(out + 16, lanes1, _mm512_maskz_loadu_ps(v1, src + 16));
         }
       }
     } else {
       for (int p = 0; p < kc; ++p, out += nr) {
-        const std::int64_t iy = iy0 + dy[p], ix = ix0 + dx[p];
+        const std::int64_t iy = iy0 + dy[p];
+        const std::int64_t ix = ix0 + fxi[p] * pp.dw;
+        const float* row = pp.x + off[p] - dy[p] * W - fxi[p] * pp.dw + iy * W;  // row iy of the plane
         if (iy < 0 || iy >= H) {
-          for (int t = 0; t < run.len; ++t) out[t] = 0.0f;
+          for (int t = 0; t < run.len; t += 16) {
+            _mm512_mask_storeu_ps(out + t, bits_below(run.len - t), zero);
+          }
           continue;
         }
-        const float* src = pp.x + plane_off[p] + iy * W;
-        for (int t = 0; t < run.len; ++t) {
-          const std::int64_t x = ix + t * pp.sw;
-          out[t] = (x >= 0 && x < W) ? src[x] : 0.0f;
+        if (pp.sw == 1) {
+          for (int t = 0; t < run.len; t += 16) {
+            const __mmask16 lanes = bits_below(run.len - t);
+            const __mmask16 valid = lanes & bits_below(W - ix - t) & __mmask16(~bits_below(-ix - t));
+            _mm512_mask_storeu_ps(out + t, lanes, _mm512_maskz_loadu_ps(valid, row + ix + t));
+          }
+        } else {
+          for (int t = 0; t < run.len; ++t) {
+            const std::int64_t x = ix + t * pp.sw;
+            out[t] = (x >= 0 && x < W) ? row[x] : 0.0f;
+          }
         }
       }
     }

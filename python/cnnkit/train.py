@@ -1,0 +1,328 @@
+"""Training and evaluation: :func:`fit` (progress bar, validation, schedules, early stopping,
+best/last checkpoints, exact resume), :func:`evaluate`, :func:`load_model`.
+
+A checkpoint (``cnnkit.save``) holds everything needed to continue or to use the model::
+
+    model          the state_dict (PyTorch key names)
+    config         the model's builder and arguments (cnnkit.models.build(config))
+    preprocessing  the fitted MeanImage/ChannelMean (or None)
+    optimizer      {"class", "state"}; scheduler {"class", "state"} or None
+    epoch          epochs completed; history; early_stopping {"best", "bad_epochs"}
+    rng            the global generator's state (dropout masks continue where they stopped)
+    num_threads, cnnkit_version, metadata (what the caller adds: data set, classes, ...)
+
+Resuming (``fit(..., resume=path)``) restores all of it and asks the loaders for epoch ``e``
+(``DataLoader.set_epoch``), so with the same seed and thread count ``2 epochs + resume 2``
+gives bit for bit the parameters of ``4 straight``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+
+import numpy as np
+
+from . import random as _random
+from .data.preprocessing import preprocessing_from_state
+from .io import load, save
+from .nn import CrossEntropyLoss
+from .optim.lr_scheduler import ReduceLROnPlateau
+from .tensor import Tensor, no_grad
+
+__all__ = ["History", "Evaluation", "fit", "evaluate", "load_model", "checkpoint_dict"]
+
+
+@dataclasses.dataclass
+class History:
+    """Per-epoch records of :func:`fit` (accuracies are fractions in [0, 1]; val_* are None
+    without a validation loader)."""
+
+    epoch: list = dataclasses.field(default_factory=list)
+    train_loss: list = dataclasses.field(default_factory=list)
+    train_acc: list = dataclasses.field(default_factory=list)
+    val_loss: list = dataclasses.field(default_factory=list)
+    val_acc: list = dataclasses.field(default_factory=list)
+    lr: list = dataclasses.field(default_factory=list)
+    images_per_s: list = dataclasses.field(default_factory=list)
+    seconds: list = dataclasses.field(default_factory=list)
+    stopped_early: bool = False
+
+    @property
+    def best_epoch(self):
+        """The epoch (1-based) with the best validation (else training) accuracy; the last of
+        equals, as for ``best.safetensors``."""
+        accs = self._monitored()
+        return None if not accs else self.epoch[len(accs) - 1 - int(np.argmax(accs[::-1]))]
+
+    @property
+    def best_acc(self):
+        accs = self._monitored()
+        return None if not accs else float(max(accs))
+
+    def _monitored(self):
+        return self.val_acc if self.val_acc and self.val_acc[0] is not None else self.train_acc
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> History:
+        return cls(**{f.name: (list(d[f.name]) if isinstance(d[f.name], (list, tuple))
+                               else d[f.name]) for f in dataclasses.fields(cls) if f.name in d})
+
+    def __len__(self):
+        return len(self.epoch)
+
+
+@dataclasses.dataclass
+class Evaluation:
+    """What :func:`evaluate` measures. ``confusion[i, j]`` counts images of class i predicted
+    as j; ``per_class_accuracy[i]`` is the recall of class i (NaN when the class is absent)."""
+
+    accuracy: float
+    top5: float | None
+    confusion: np.ndarray
+    per_class_accuracy: np.ndarray
+    loss: float | None
+    count: int
+
+    def __str__(self):
+        s = f"accuracy {100 * self.accuracy:.2f}% ({self.count} images)"
+        if self.top5 is not None:
+            s += f", top-5 {100 * self.top5:.2f}%"
+        if self.loss is not None:
+            s += f", loss {self.loss:.4f}"
+        return s
+
+
+def _batches_of(model, loader, loss_fn=None):
+    """(outputs, labels, summed loss) over a loader, in eval mode without a tape."""
+    outs, labels, total = [], [], 0.0
+    with no_grad():
+        for x, y in loader:
+            out = model(x)
+            if loss_fn is not None:
+                total += float(loss_fn(out, y).item()) * len(y)
+            outs.append(np.asarray(out.data if isinstance(out, Tensor) else out))
+            labels.append(np.asarray(y.data if isinstance(y, Tensor) else y))
+    if not outs:
+        raise ValueError("evaluate: the loader yielded no batches")
+    return np.concatenate(outs), np.concatenate(labels), total
+
+
+def evaluate(model, loader, loss=None, num_classes=None) -> Evaluation:
+    """Accuracy, top-5 accuracy (when there are more than 5 classes), confusion matrix and
+    per-class accuracy of ``model`` over ``loader`` (eval mode, restored afterwards).
+    ``loss`` (e.g. CrossEntropyLoss()) adds the mean loss. Works for anything returning
+    per-class scores [N, C]: logits or probabilities (an Ensemble)."""
+    modes = [(m, m.training) for m in model.modules()] if hasattr(model, "modules") else []
+    if hasattr(model, "eval"):
+        model.eval()
+    try:
+        scores, labels, total = _batches_of(model, loader, loss)
+    finally:
+        for m, mode in modes:
+            object.__setattr__(m, "training", mode)
+    c = int(num_classes or scores.shape[1])
+    pred = scores.argmax(axis=1)
+    confusion = np.zeros((c, c), dtype=np.int64)
+    np.add.at(confusion, (labels, pred), 1)
+    support = confusion.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_class = np.diag(confusion) / support
+    top5 = None
+    if scores.shape[1] > 5:
+        top = np.argpartition(-scores, 5, axis=1)[:, :5]
+        top5 = float((top == labels[:, None]).any(axis=1).mean())
+    n = len(labels)
+    return Evaluation(float((pred == labels).mean()), top5, confusion, per_class,
+                      (total / n) if loss is not None else None, n)
+
+
+def checkpoint_dict(model, optimizer=None, scheduler=None, *, epoch=0, history=None,
+                    preprocessing=None, early_stopping=None, metadata=None) -> dict:
+    """The dict :func:`fit` saves (see the module docstring)."""
+    from . import __version__, get_num_threads
+
+    return {
+        "model": model.state_dict(),
+        "config": getattr(model, "config", None),
+        "preprocessing": None if preprocessing is None else preprocessing.state_dict(),
+        "optimizer": None if optimizer is None else {"class": type(optimizer).__name__,
+                                                     "state": optimizer.state_dict()},
+        "scheduler": None if scheduler is None else {"class": type(scheduler).__name__,
+                                                     "state": scheduler.state_dict()},
+        "epoch": int(epoch),
+        "history": None if history is None else history.as_dict(),
+        "early_stopping": early_stopping,
+        "rng": {"cnnkit": _random.generator().bit_generator.state},
+        "num_threads": get_num_threads(),
+        "cnnkit_version": __version__,
+        "metadata": metadata or {},
+    }
+
+
+def load_model(path_or_checkpoint):
+    """``(model, preprocessing, checkpoint)`` from a checkpoint written by :func:`fit`: the
+    model is rebuilt from its config, loaded and put in eval mode."""
+    from .models import build
+
+    ckpt = load(path_or_checkpoint) if not isinstance(path_or_checkpoint, dict) \
+        else path_or_checkpoint
+    if not isinstance(ckpt, dict) or "model" not in ckpt:
+        raise ValueError(f"load_model: {path_or_checkpoint} is not a cnnkit training checkpoint")
+    if not ckpt.get("config"):
+        raise ValueError(f"load_model: {path_or_checkpoint} has no model config; build the "
+                         "model yourself and load_state_dict(checkpoint['model'])")
+    model = build(ckpt["config"])
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    return model, preprocessing_from_state(ckpt.get("preprocessing")), ckpt
+
+
+def _progress_bar(total, desc, show):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not show, leave=True, file=sys.stderr,
+                dynamic_ncols=True, unit="batch")
+
+
+def fit(model, train_loader, val_loader=None, *, epochs: int, optimizer, loss=None,
+        scheduler=None, early_stopping: int | None = None, checkpoint_dir=None, resume=None,
+        preprocessing=None, metadata=None, callbacks=(), progress=None,
+        verbose: bool = False) -> History:
+    """Train ``model`` for ``epochs`` epochs (in total, counting those of a resumed run).
+
+    Parameters
+    ----------
+    model : Module returning logits [N, C]
+    train_loader, val_loader : iterables of (images, labels) (DataLoader); the model is
+        evaluated on ``val_loader`` after each epoch
+    optimizer : cnnkit.optim optimizer over ``model.parameters()``
+    loss : loss module (default CrossEntropyLoss())
+    scheduler : lr scheduler stepped once per epoch; a ReduceLROnPlateau steps on the
+        validation accuracy (training accuracy without validation), so build it with
+        ``mode="max"``
+    early_stopping : stop after this many epochs without a better validation accuracy
+    checkpoint_dir : write ``last.safetensors`` after every epoch and ``best.safetensors``
+        whenever the validation accuracy is at least as good as before (atomically)
+    resume : a checkpoint path (or its loaded dict) to continue from
+    preprocessing : the fitted preprocessing, stored in the checkpoints
+    metadata : dict stored in the checkpoints (data set, class names, ...)
+    callbacks : callables ``cb(epoch, logs)`` after each epoch; one returning True stops
+    progress : show a tqdm bar (default: only when stderr is a terminal)
+    verbose : print one line per epoch
+
+    Returns the :class:`History` (of the whole run, including resumed epochs).
+    """
+    loss_fn = loss if loss is not None else CrossEntropyLoss()
+    show = sys.stderr.isatty() if progress is None else bool(progress)
+    history = History()
+    stop_state = {"best": -1.0, "bad_epochs": 0}
+    start = 0
+    if resume is not None:
+        ckpt = load(resume) if not isinstance(resume, dict) else resume
+        model.load_state_dict(ckpt["model"])
+        if ckpt.get("optimizer"):
+            optimizer.load_state_dict(ckpt["optimizer"]["state"])
+        if scheduler is not None and ckpt.get("scheduler"):
+            scheduler.load_state_dict(ckpt["scheduler"]["state"])
+        if ckpt.get("history"):
+            history = History.from_dict(ckpt["history"])
+        if ckpt.get("early_stopping"):
+            stop_state = dict(ckpt["early_stopping"])
+        _random.generator().bit_generator.state = ckpt["rng"]["cnnkit"]
+        start = int(ckpt["epoch"])
+
+    def save_checkpoint(name, epoch):
+        path = os.path.join(os.fspath(checkpoint_dir), name)
+        save(checkpoint_dict(model, optimizer, scheduler, epoch=epoch, history=history,
+                             preprocessing=preprocessing, early_stopping=dict(stop_state),
+                             metadata=metadata), path)
+
+    for epoch in range(start, epochs):
+        t0 = time.perf_counter()
+        if hasattr(train_loader, "set_epoch"):
+            train_loader.set_epoch(epoch)
+        model.train()
+        seen, correct, total_loss = 0, 0, 0.0
+        bar = _progress_bar(len(train_loader) if hasattr(train_loader, "__len__") else None,
+                            f"epoch {epoch + 1}/{epochs}", show)
+        try:
+            for i, (x, y) in enumerate(train_loader):
+                optimizer.zero_grad()
+                out = model(x)
+                batch_loss = loss_fn(out, y)
+                batch_loss.backward()
+                optimizer.step()
+                n = len(y)
+                seen += n
+                total_loss += float(batch_loss.item()) * n
+                correct += int((out.data.argmax(axis=1) == np.asarray(y.data)).sum())
+                bar.update(1)
+                if show and (i % 5 == 0 or i == len(train_loader) - 1):
+                    rate = seen / max(time.perf_counter() - t0, 1e-9)
+                    bar.set_postfix(loss=f"{total_loss / seen:.4f}",
+                                    acc=f"{100 * correct / seen:.1f}%", img_s=f"{rate:.0f}",
+                                    refresh=False)
+        finally:
+            bar.close()
+        if seen == 0:
+            raise ValueError("fit: the training loader yielded no batches")
+        train_time = time.perf_counter() - t0
+        lr = float(optimizer.param_groups[0]["lr"])
+        val_loss = val_acc = None
+        if val_loader is not None:
+            if hasattr(val_loader, "set_epoch"):
+                val_loader.set_epoch(0)
+            ev = evaluate(model, val_loader, loss=loss_fn)
+            val_loss, val_acc = ev.loss, ev.accuracy
+        train_acc = correct / seen
+        monitored = val_acc if val_acc is not None else train_acc
+        history.epoch.append(epoch + 1)
+        history.train_loss.append(total_loss / seen)
+        history.train_acc.append(train_acc)
+        history.val_loss.append(val_loss)
+        history.val_acc.append(val_acc)
+        history.lr.append(lr)
+        history.images_per_s.append(seen / train_time)
+        history.seconds.append(time.perf_counter() - t0)
+        if scheduler is not None:
+            if isinstance(scheduler, ReduceLROnPlateau):
+                scheduler.step(monitored)
+            else:
+                scheduler.step()
+        improved = monitored > stop_state["best"]
+        # a tie also refreshes best.safetensors: the later model has trained longer
+        new_best = monitored >= stop_state["best"]
+        if improved:
+            stop_state["best"], stop_state["bad_epochs"] = float(monitored), 0
+        else:
+            stop_state["bad_epochs"] += 1
+        stop = early_stopping is not None and stop_state["bad_epochs"] >= early_stopping
+        history.stopped_early = bool(stop)
+        if verbose:
+            line = (f"epoch {epoch + 1}/{epochs}  loss {total_loss / seen:.4f}  "
+                    f"acc {100 * train_acc:.2f}%")
+            if val_acc is not None:
+                line += f"  val_loss {val_loss:.4f}  val_acc {100 * val_acc:.2f}%"
+            line += f"  lr {lr:.3g}  {seen / train_time:.0f} img/s  {history.seconds[-1]:.1f}s"
+            print(line, flush=True)
+        if checkpoint_dir is not None:
+            # best first: if the process dies between the two writes, last still points back
+            if new_best:
+                save_checkpoint("best.safetensors", epoch + 1)
+            save_checkpoint("last.safetensors", epoch + 1)
+        logs = {"epoch": epoch + 1, "train_loss": total_loss / seen, "train_acc": train_acc,
+                "val_loss": val_loss, "val_acc": val_acc, "lr": lr}
+        if any(cb(epoch + 1, logs) is True for cb in callbacks):
+            stop = True
+        if stop:
+            if verbose and early_stopping is not None and history.stopped_early:
+                print(f"early stopping: no better accuracy for {early_stopping} epochs",
+                      flush=True)
+            break
+    return history
