@@ -40,6 +40,7 @@ sys.exit(0 if f.startswith('$PKG') else 1)"
 if [[ $# -gt 0 ]]; then
   ARGS=("$@")
 elif [[ "${SANITIZE_FAST:-0}" == 1 ]]; then
+  export CNNKIT_FUZZ_FACTOR=${CNNKIT_FUZZ_FACTOR:-0.3}
   # CI subset: the fuzz suite (every op, valid and invalid arguments) plus the threads and
   # large-allocation tests
   ARGS=(tests/test_fuzz.py tests/test_reliability.py)
