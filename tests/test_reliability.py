@@ -163,6 +163,10 @@ def test_unsatisfiable_outputs_raise_memory_or_value_error():
     with pytest.raises(MemoryError, match="conv2d_backward_data"):
         _core.conv2d_backward_data(np.ones((1, 1, 1, 1), np.float32), w, (2**23, 2**23),
                                    (2**23, 2**23), (0, 0), (1, 1), 1)
+    # UBSan (scripts/sanitize.sh) caught dilation * (F - 1) == INT64_MAX overflowing on "+ 1"
+    with pytest.raises(ValueError, match="conv2d.*dilation"):
+        F.conv2d(np.ones((1, 1, 4, 4), np.float32), np.ones((1, 1, 2, 2), np.float32),
+                 dilation=2**63 - 1)
     # and the process is fine afterwards
     np.testing.assert_array_equal(F.relu(x).numpy(), x)
 

@@ -336,8 +336,8 @@ Conv2dParams conv2d_params(index_t N, index_t C, index_t H, index_t W, index_t K
                   ")");
   }
   // checked: padding and dilation are user-given and may be huge (issue 9)
-  const index_t eh = checked_mul(dil_h, Fh - 1, op, "dilation x (kernel - 1)") + 1;
-  const index_t ew = checked_mul(dil_w, Fw - 1, op, "dilation x (kernel - 1)") + 1;
+  const index_t eh = checked_add(checked_mul(dil_h, Fh - 1, op, "dilation"), 1, op, "dilation");
+  const index_t ew = checked_add(checked_mul(dil_w, Fw - 1, op, "dilation"), 1, op, "dilation");
   const index_t padded_h = checked_add(H, checked_mul(2, pad_h, op, "padding"), op, "padding");
   const index_t padded_w = checked_add(W, checked_mul(2, pad_w, op, "padding"), op, "padding");
   if (eh > padded_h || ew > padded_w) {
