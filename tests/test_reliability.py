@@ -167,6 +167,10 @@ def test_unsatisfiable_outputs_raise_memory_or_value_error():
     with pytest.raises(ValueError, match="conv2d.*dilation"):
         F.conv2d(np.ones((1, 1, 4, 4), np.float32), np.ones((1, 1, 2, 2), np.float32),
                  dilation=2**63 - 1)
+    # UBSan: conv2d_backward_data computed weight channels * groups unchecked
+    with pytest.raises(ValueError, match="conv2d_backward_data.*groups"):
+        _core.conv2d_backward_data(np.ones((1, 1, 2, 2), np.float32), w, (4, 4), (1, 1), (0, 0),
+                                   (1, 1), 2**62)
     # and the process is fine afterwards
     np.testing.assert_array_equal(F.relu(x).numpy(), x)
 

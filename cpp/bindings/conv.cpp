@@ -76,7 +76,10 @@ py::array_t<float> conv2d_backward_data_py(const py::object& dy_obj, const py::o
   const char* op = "conv2d_backward_data";
   py::array dy = float32_contiguous(dy_obj, op, "diff_dst", 4);
   py::array w = float32_contiguous(w_obj, op, "weight", 4);
-  const Conv2dParams p = conv2d_params(dy.shape(0), w.shape(1) * groups, input_hw.first,
+  if (groups < 1) throw_invalid(op, ": groups must be >= 1, got ", groups);
+  // checked: groups is user-given (UBSan caught 2^62 * 2 here, issue 9)
+  const index_t C = checked_mul(w.shape(1), groups, op, "groups x weight input channels");
+  const Conv2dParams p = conv2d_params(dy.shape(0), C, input_hw.first,
                                        input_hw.second, w.shape(0), w.shape(1), w.shape(2),
                                        w.shape(3), stride.first, stride.second, padding.first,
                                        padding.second, dilation.first, dilation.second, groups);
