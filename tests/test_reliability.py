@@ -169,7 +169,8 @@ def test_unsatisfiable_outputs_raise_memory_or_value_error():
                  dilation=2**63 - 1)
     # UBSan: conv2d_backward_data computed weight channels * groups unchecked
     with pytest.raises(ValueError, match="conv2d_backward_data.*groups"):
-        _core.conv2d_backward_data(np.ones((1, 1, 2, 2), np.float32), w, (4, 4), (1, 1), (0, 0),
+        _core.conv2d_backward_data(np.ones((1, 1, 2, 2), np.float32),
+                                   np.ones((1, 2, 3, 3), np.float32), (4, 4), (1, 1), (0, 0),
                                    (1, 1), 2**62)
     # and the process is fine afterwards
     np.testing.assert_array_equal(F.relu(x).numpy(), x)
