@@ -193,7 +193,7 @@ def _progress_bar(total, desc, show):
 def fit(model, train_loader, val_loader=None, *, epochs: int, optimizer, loss=None,
         scheduler=None, early_stopping: int | None = None, checkpoint_dir=None, resume=None,
         preprocessing=None, metadata=None, callbacks=(), progress=None,
-        verbose: bool = False) -> History:
+        verbose: bool = False, distributed: bool = False) -> History:
     """Train ``model`` for ``epochs`` epochs (in total, counting those of a resumed run).
 
     Parameters
@@ -215,6 +215,12 @@ def fit(model, train_loader, val_loader=None, *, epochs: int, optimizer, loss=No
     callbacks : callables ``cb(epoch, logs)`` after each epoch; one returning True stops
     progress : show a tqdm bar (default: only when stderr is a terminal)
     verbose : print one line per epoch
+    distributed : data-parallel training on MPI (``cnnkit.distributed``; one process when
+        not launched by mpirun): ``train_loader``'s batch size is the global batch, split
+        across the ranks; gradients are averaged before every step; rank 0 alone prints and
+        writes checkpoints; metrics and validation cover all ranks' images; every rank ends
+        with the same parameters. Call ``cnnkit.distributed.convert_sync_batchnorm(model)``
+        first for batch statistics of the global batch.
 
     Returns the :class:`History` (of the whole run, including resumed epochs).
     """
@@ -237,6 +243,15 @@ def fit(model, train_loader, val_loader=None, *, epochs: int, optimizer, loss=No
         _random.generator().bit_generator.state = ckpt["rng"]["cnnkit"]
         start = int(ckpt["epoch"])
 
+    par = None
+    if distributed:
+        from .distributed import DataParallel
+
+        par = DataParallel(model, train_loader, val_loader)
+        train_loader, val_loader = par.train_loader, par.val_loader
+        if not par.is_main:
+            show, verbose, checkpoint_dir = False, False, None
+
     def save_checkpoint(name, epoch):
         path = os.path.join(os.fspath(checkpoint_dir), name)
         save(checkpoint_dict(model, optimizer, scheduler, epoch=epoch, history=history,
@@ -257,6 +272,8 @@ def fit(model, train_loader, val_loader=None, *, epochs: int, optimizer, loss=No
                 out = model(x)
                 batch_loss = loss_fn(out, y)
                 batch_loss.backward()
+                if par is not None:
+                    par.allreduce_gradients()
                 optimizer.step()
                 n = len(y)
                 seen += n
@@ -270,6 +287,9 @@ def fit(model, train_loader, val_loader=None, *, epochs: int, optimizer, loss=No
                                     refresh=False)
         finally:
             bar.close()
+        if par is not None:
+            seen, correct, total_loss = par.reduce_metrics(seen, correct, total_loss)
+            par.end_epoch()
         if seen == 0:
             raise ValueError("fit: the training loader yielded no batches")
         train_time = time.perf_counter() - t0
@@ -278,7 +298,8 @@ def fit(model, train_loader, val_loader=None, *, epochs: int, optimizer, loss=No
         if val_loader is not None:
             if hasattr(val_loader, "set_epoch"):
                 val_loader.set_epoch(0)
-            ev = evaluate(model, val_loader, loss=loss_fn)
+            ev = (par.evaluate(loss=loss_fn) if par is not None
+                  else evaluate(model, val_loader, loss=loss_fn))
             val_loss, val_acc = ev.loss, ev.accuracy
         train_acc = correct / seen
         monitored = val_acc if val_acc is not None else train_acc
@@ -325,4 +346,6 @@ def fit(model, train_loader, val_loader=None, *, epochs: int, optimizer, loss=No
                 print(f"early stopping: no better accuracy for {early_stopping} epochs",
                       flush=True)
             break
+    if par is not None:
+        par.close()
     return history
