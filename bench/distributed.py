@@ -5,7 +5,7 @@ paper estimate for several machines.
   with 1 thread, one process with 2 threads, and 2 MPI ranks with 1 thread each (local batch
   32, gradients averaged by one allreduce per step; per-rank and synchronised batch norm).
   Each configuration runs in its own process (mpirun --bind-to none for the ranks); the median
-  step time over the timed steps after warm-up.
+  step time over the timed steps after warm-up; the best of 3 interleaved runs.
 - the time of one allreduce (sum, in place, float32) between 2 ranks of the flat gradient
   buffer of cifar_cnn and of AlexNet: the communication time per step.
 - an estimate for p = 4, 8, 32 machines (each like this one: 2 threads, the measured step
@@ -41,6 +41,7 @@ GLOBAL_BATCH = 64
 NETWORKS = {"10 Gbit/s": (10e9 / 8, 50e-6), "100 Gbit/s": (100e9 / 8, 10e-6)}  # B/s, latency
 MACHINES = (4, 8, 32)
 ALEXNET_BATCH = 16
+ROUNDS = 3
 
 
 # --------------------------------------------------------------------------- workers
@@ -158,13 +159,21 @@ def main():
     t_start = time.perf_counter()
     load_before = os.getloadavg()[0]
     step = ["--worker", "step", "--model", "cifar_cnn", "--batch", str(GLOBAL_BATCH)]
-    runs = [
-        ("1 process, 1 thread", _run(step + ["--threads", "1"], 1)),
-        ("1 process, 2 threads", _run(step + ["--threads", "2"], 2)),
-        ("2 ranks x 1 thread (per-rank batch norm)", _run(step + ["--threads", "1"], 1, 2)),
-        ("2 ranks x 1 thread (synchronised batch norm)",
-         _run(step + ["--threads", "1", "--sync-bn"], 1, 2)),
+    configs = [
+        ("1 process, 1 thread", step + ["--threads", "1"], 1, 0),
+        ("1 process, 2 threads", step + ["--threads", "2"], 2, 0),
+        ("2 ranks x 1 thread (per-rank batch norm)", step + ["--threads", "1"], 1, 2),
+        ("2 ranks x 1 thread (synchronised batch norm)", step + ["--threads", "1", "--sync-bn"],
+         1, 2),
     ]
+    # the machine is shared: each configuration runs ROUNDS times, interleaved, best kept
+    best = {}
+    for _ in range(ROUNDS):
+        for label, cmd, threads, ranks in configs:
+            r = _run(cmd, threads, ranks)
+            if label not in best or r["images_per_s"] > best[label]["images_per_s"]:
+                best[label] = r
+    runs = [(label, best[label]) for label, *_ in configs]
     comm = _run(["--worker", "allreduce"], 1, 2)
     alex = _run(["--worker", "step", "--model", "alexnet", "--batch", str(ALEXNET_BATCH),
                  "--threads", "2", "--steps", "2", "--warmup", "1"], 2)
@@ -176,7 +185,7 @@ def main():
         f"`PYTHONPATH=python python3 bench/distributed.py` — cnnkit {ck.__version__} "
         f"({ck.get_isa()}), Open MPI `mpirun --bind-to none`, mpi4py; cifar_cnn training steps "
         f"(forward, backward, gradient allreduce, SGD) on a global batch of {GLOBAL_BATCH} "
-        "synthetic 32x32 images, median step after warm-up.",
+        f"synthetic 32x32 images, median step after warm-up, best of {ROUNDS} interleaved runs.",
         "",
         "| cifar_cnn, global batch 64 | images/s | vs 1 thread | allreduce per step |",
         "|---|---:|---:|---:|",
