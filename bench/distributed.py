@@ -58,7 +58,8 @@ def _numel(name: str) -> int:
 def worker_step(args) -> dict:
     """Training steps of ``args.model`` on the global batch split across the ranks."""
     import cnnkit as ck
-    from cnnkit import distributed as dist, models, nn, optim
+    from cnnkit import distributed as dist
+    from cnnkit import models, nn, optim
 
     ck.set_num_threads(args.threads)
     dist.init()
@@ -126,7 +127,8 @@ def _run(cmd, threads: int, mpi_ranks: int = 0) -> dict:
     full = [sys.executable, __file__, *cmd]
     if mpi_ranks:
         full = ["mpirun", "--oversubscribe", "--bind-to", "none", "-np", str(mpi_ranks), *full]
-    proc = subprocess.run(full, env=env, capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(full, env=env, capture_output=True, text=True, timeout=1800,
+                          check=False)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(full)} failed:\n{proc.stdout}\n{proc.stderr}")
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")][-1]

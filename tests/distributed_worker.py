@@ -47,7 +47,9 @@ def train(batch_norm: bool, distributed: bool, seed: int = 100):
     """(state_dict, history) after EPOCHS epochs on the global batch of 64, SGD with Nesterov
     momentum and weight decay. Distributed: every rank starts from a different initialisation
     (seed + rank) so that only the broadcast from rank 0 makes them agree."""
-    from cnnkit import data, distributed as dist, optim, train as tr
+    from cnnkit import data, optim
+    from cnnkit import distributed as dist
+    from cnnkit import train as tr
 
     if distributed:
         seed += dist.rank()

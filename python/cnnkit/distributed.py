@@ -7,8 +7,9 @@ the gradients are averaged with one allreduce before every optimizer step.
 
 Without mpi4py, or outside ``mpirun``, everything here runs as one process (world size 1), so
 the same script runs anywhere. MPI is used when mpi4py's ``MPI`` module is already imported
-(``python -m mpi4py``) or a launcher's environment (Open MPI, PMI, PMIx, Slurm with several
-tasks) says there are ranks; ``CNNKIT_MPI=0`` turns it off.
+(``python -m mpi4py``) or a launcher's environment (Open MPI, PMI, PMIx: mpirun, srun)
+says there are several ranks (then a missing mpi4py is an error, not a silent fallback);
+``CNNKIT_MPI=0`` turns it off.
 
 The pieces, each usable on its own:
 
@@ -37,11 +38,10 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 
 import numpy as np
 
-from .tensor import Function, Tensor
+from .tensor import Function
 
 __all__ = [
     "init", "is_available", "is_initialized", "uses_mpi", "rank", "world_size", "is_main",
@@ -51,8 +51,8 @@ __all__ = [
 ]
 
 # environment variables by which MPI launchers announce the world size
-_LAUNCHER_SIZE_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS",
-                       "SLURM_NTASKS")
+# (not SLURM_NTASKS: it is set for a whole allocation, also around a plain one-process run)
+_LAUNCHER_SIZE_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS")
 
 
 class _State:
@@ -99,8 +99,14 @@ def init() -> int:
     if _state.initialized:
         return _state.size
     use = os.environ.get("CNNKIT_MPI", "").strip().lower() not in ("0", "false", "no", "off")
-    if use and _launched_under_mpi() and is_available():
-        from mpi4py import MPI
+    if use and _launched_under_mpi():
+        try:
+            from mpi4py import MPI
+        except ImportError as e:
+            # each rank would train alone and all would write the same checkpoints
+            raise ImportError("cnnkit.distributed: started by an MPI launcher with several "
+                              "ranks, but mpi4py cannot be imported (pip install "
+                              f"'cnnkit[mpi]'; CNNKIT_MPI=0 runs each rank alone): {e}") from e
 
         _state.MPI, _state.comm = MPI, MPI.COMM_WORLD
         _state.rank, _state.size = _state.comm.Get_rank(), _state.comm.Get_size()
@@ -139,6 +145,9 @@ def rank() -> int:
     """This process's rank in [0, world_size())."""
     init()
     return _state.rank
+
+
+_this_rank = rank  # for DistributedSampler, whose argument shadows the name
 
 
 def world_size() -> int:
@@ -225,7 +234,7 @@ class DistributedSampler:
                  shuffle: bool = True, seed: int = 0, drop_last: bool = False):
         self.n = int(dataset) if isinstance(dataset, (int, np.integer)) else len(dataset)
         self.num_replicas = world_size() if num_replicas is None else int(num_replicas)
-        self.rank = globals()["rank"]() if rank is None else int(rank)
+        self.rank = _this_rank() if rank is None else int(rank)
         if self.num_replicas < 1 or not 0 <= self.rank < self.num_replicas:
             raise ValueError(f"DistributedSampler: rank must be in [0, {self.num_replicas}), "
                              f"got {self.rank}")
@@ -512,7 +521,8 @@ def evaluate(model, loader, loss=None, num_classes=None):
     for_eval=True)``): each rank scores its part, then one allreduce sums the confusion matrix,
     the top-5 hits and the loss. Every rank returns the same :class:`~cnnkit.train.Evaluation`
     of the whole data set. ``num_classes`` defaults to the model's output width."""
-    from .train import Evaluation, evaluate as local_evaluate
+    from .train import Evaluation
+    from .train import evaluate as local_evaluate
 
     if not uses_mpi():
         return local_evaluate(model, loader, loss=loss, num_classes=num_classes)
