@@ -233,9 +233,9 @@ def test_training_checkpoint_round_trips_every_state(tmp_path, opt_name, sched_n
     def build(seed):
         ck.manual_seed(seed)
         model = models.digits_cnn(width=4)
-        kwargs = {"SGD": dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3),
-                  "Adam": dict(lr=1e-2, betas=(0.8, 0.9)),
-                  "AdamW": dict(lr=1e-2, weight_decay=0.1)}[opt_name]
+        kwargs = {"SGD": {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-3},
+                  "Adam": {"lr": 1e-2, "betas": (0.8, 0.9)},
+                  "AdamW": {"lr": 1e-2, "weight_decay": 0.1}}[opt_name]
         opt = getattr(optim, opt_name)(model.parameters(), **kwargs)
         s = optim.lr_scheduler
         sched = {"StepLR": lambda: s.StepLR(opt, step_size=2, gamma=0.5),
@@ -405,7 +405,7 @@ def test_loading_into_a_different_architecture_names_the_keys(tmp_path):
     from safetensors.numpy import save_file
 
     with safe_open(str(path), "np") as f:
-        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
     meta["cnnkit"] = meta["cnnkit"].replace('"width": 32', '"width": 8')
     del meta["crc32"]
     save_file(tensors, str(tmp_path / "edited.safetensors"), metadata=meta)

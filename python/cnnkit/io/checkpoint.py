@@ -165,12 +165,11 @@ def _decode(value, arrays: dict):
 
 
 def save(obj, path) -> None:
-    """Write ``obj`` (a state dict, or any tree of dicts/lists/numbers/strings/arrays) to
-    ``path`` as safetensors, atomically (see the module docstring)."""
+    """Write ``obj`` (a state dict, a model, or any tree of dicts/lists/numbers/strings/arrays
+    and models) to ``path`` as safetensors, atomically (see the module docstring)."""
     from safetensors.numpy import save as st_save
 
     from .. import __version__
-
     from ..nn.module import Module
 
     arrays = {}
@@ -252,7 +251,7 @@ def load(path):
     del blob
     meta = header.get("__metadata__") or {}
     if not isinstance(meta, dict):
-        raise ValueError(f"load: {path} has a corrupt safetensors header (metadata is a "
+        raise ValueError(f"load: {path} has a corrupt safetensors header (metadata is a "  # noqa: TRY004 - a file problem
                          f"{type(meta).__name__})")
     if "crc32" in meta and meta["crc32"] != _checksum(arrays):
         raise ValueError(f"load: {path} is corrupt: its tensor data does not match the "
