@@ -250,9 +250,10 @@ def load(path):
         raise ValueError(f"load: cannot read {path}: {e}") from None
     del blob
     meta = header.get("__metadata__") or {}
-    if not isinstance(meta, dict):
-        raise ValueError(f"load: {path} has a corrupt safetensors header (metadata is a "  # noqa: TRY004 - a file problem
-                         f"{type(meta).__name__})")
+    if not isinstance(meta, dict):  # a problem of the file, not of the caller's types
+        raise ValueError(  # noqa: TRY004
+            f"load: {path} has a corrupt safetensors header (metadata is a "
+            f"{type(meta).__name__})")
     if "crc32" in meta and meta["crc32"] != _checksum(arrays):
         raise ValueError(f"load: {path} is corrupt: its tensor data does not match the "
                          f"checksum written with it (crc32 {meta['crc32']})")
