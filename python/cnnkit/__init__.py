@@ -26,6 +26,7 @@ from . import data  # noqa: E402
 from . import models  # noqa: E402
 from . import train  # noqa: E402
 from . import ensemble  # noqa: E402
+from . import onnx  # noqa: E402  (imports the onnx package only when exporting)
 
 __version__ = "0.1.0"
 
@@ -95,5 +96,6 @@ __all__ = [
     "models",
     "train",
     "ensemble",
+    "onnx",
     "__version__",
 ]

@@ -43,7 +43,7 @@ import zlib
 
 import numpy as np
 
-__all__ = ["save", "load", "FORMAT"]
+__all__ = ["save", "load", "atomic_write", "FORMAT"]
 
 FORMAT = "cnnkit-checkpoint-1"
 _META_KEY = "cnnkit"
@@ -177,14 +177,21 @@ def save(obj, path) -> None:
     tree = _encode(obj, [""] if root else [], arrays)
     meta = {"format": FORMAT, "cnnkit_version": __version__, "crc32": _checksum(arrays),
             _META_KEY: json.dumps(tree, allow_nan=True)}
-    blob = st_save(arrays, metadata=meta)
+    atomic_write(path, st_save(arrays, metadata=meta))
+
+
+def atomic_write(path, blob: bytes) -> None:
+    """Write ``blob`` to ``path`` so that readers only ever see the old file or the complete
+    new one: a temporary file in the same folder (same file system, so the rename is atomic),
+    flushed and fsynced, renamed over ``path``, then the folder fsynced (the rename itself
+    durable). A failure removes the temporary file and leaves ``path`` untouched."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
-            # mkstemp creates the file 0600; give the checkpoint the usual permissions
+            # mkstemp creates the file 0600; give the result the usual permissions
             os.fchmod(f.fileno(), 0o666 & ~_UMASK)
             f.write(blob)
             f.flush()
@@ -194,13 +201,13 @@ def save(obj, path) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    try:  # make the rename itself durable
+    try:
         dfd = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(dfd)
         finally:
             os.close(dfd)
-    except OSError:
+    except OSError:  # some file systems refuse fsync on a folder
         pass
 
 
