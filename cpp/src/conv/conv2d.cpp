@@ -25,6 +25,7 @@
 
 #include "cnnkit/gemm.hpp"
 #include "cnnkit/runtime.hpp"
+#include "runtime/parallel.hpp"
 #include "conv/depthwise.hpp"
 #include "conv/image_operands.hpp"
 #include "util/reduce.hpp"
@@ -35,14 +36,6 @@
 
 namespace cnnkit {
 namespace {
-
-inline int thread_id() {
-#ifdef _OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
 
 // Backward data as a forward convolution puts the input channels on the GEMM's M side; with
 // fewer than this many (a first layer's 3 colours) the micro-kernel runs mostly empty and the
@@ -99,7 +92,7 @@ struct ImplicitGemm {
       float* ws = thread_workspace(1, per * nt);
 #pragma omp parallel for schedule(static) num_threads(nt)
       for (index_t it = 0; it < items; ++it) {
-        item(it / G, it % G, packed[std::size_t(it % G)], 1, ws + per * thread_id());
+        item(it / G, it % G, packed[std::size_t(it % G)], 1, ws + per * current_thread());
       }
     } else {
       for (index_t it = 0; it < items; ++it) {
@@ -143,7 +136,7 @@ void accumulate_weight_grad(const Conv2dParams& p, index_t imgs, float* diff_wei
     for (int t = 0; t < nt; ++t) std::memset(ws + per * t, 0, sizeof(float) * wsize);
 #pragma omp parallel num_threads(nt)
     {
-      const int t = thread_id();
+      const int t = current_thread();
       float* part = ws + per * t;
       double* dbt = bias_sums ? db.data() + std::size_t(t) * p.K : nullptr;
 #pragma omp for schedule(static)
@@ -294,7 +287,7 @@ void backward_weights_dot(const Conv2dParams& p, const PatchGeom& g, const DotPl
     const index_t blocks = (rows + kt.dot_nr - 1) / kt.dot_nr;
 #pragma omp parallel num_threads(threads)
     {
-      int u = thread_id(), team = 1;
+      int u = current_thread(), team = 1;
 #ifdef _OPENMP
       team = omp_get_num_threads();
 #endif
@@ -446,7 +439,7 @@ void conv2d_backward_data(const Conv2dParams& p, const float* diff_dst, const fl
   if (parallel_items) {
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (index_t it = 0; it < items; ++it) {
-      float* mine = ws + per * thread_id();
+      float* mine = ws + per * current_thread();
       item(it, mine, mine + std::size_t(rows) * chunk);
     }
   } else {

@@ -17,6 +17,7 @@
 #include "cnnkit/conv.hpp"
 #include "cnnkit/gemm.hpp"
 #include "cnnkit/runtime.hpp"
+#include "runtime/parallel.hpp"
 #include "util/reduce.hpp"
 
 #ifdef _OPENMP
@@ -25,14 +26,6 @@
 
 namespace cnnkit {
 namespace {
-
-inline int thread_id() {
-#ifdef _OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
 
 struct Bank {
   index_t th, tw, ny, nx;  // first position and count along each axis
@@ -117,7 +110,7 @@ template <typename Body>
 void for_banks(index_t nbanks, int nt, bool parallel, Body body) {
   if (parallel) {
 #pragma omp parallel for schedule(static) num_threads(nt)
-    for (index_t b = 0; b < nbanks; ++b) body(b, thread_id(), 1);
+    for (index_t b = 0; b < nbanks; ++b) body(b, current_thread(), 1);
   } else {
     for (index_t b = 0; b < nbanks; ++b) body(b, 0, nt);
   }
