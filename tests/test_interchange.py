@@ -210,5 +210,5 @@ def test_interchange_needs_no_torch():
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [os.path.dirname(os.path.dirname(ck.__file__)), os.environ.get("PYTHONPATH", "")]))
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                       timeout=120)
+                       check=False, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

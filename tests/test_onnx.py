@@ -178,12 +178,13 @@ def test_pooling_options(tmp_path, kernel, stride, padding, ceil_mode, count_inc
     _parity(model, (2, 11, 12), tmp_path / "pool.onnx", batches=(2,))
 
 
-@pytest.mark.parametrize("output_size", [1, (2, 3), (3, 5), (4, 4)])
-def test_adaptive_average_pooling_any_output_size(tmp_path, output_size):
+@pytest.mark.parametrize("output_size, ops", [(1, {"GlobalAveragePool"}),
+                                              ((4, 5), {"AveragePool"}),   # windows tile 8x10
+                                              ((2, 3), {"MatMul"}), ((3, 7), {"MatMul"})])
+def test_adaptive_average_pooling_any_output_size(tmp_path, output_size, ops):
     proto = _parity(nn.Sequential(nn.AdaptiveAvgPool2d(output_size)), (3, 8, 10),
                     tmp_path / "adaptive.onnx", batches=(2,))
-    if output_size == 1:
-        assert _op_types(proto) == {"GlobalAveragePool", "Identity"}
+    assert _op_types(proto) == ops | {"Identity"}
 
 
 # ----------------------------------------------------------------------------- errors, CLI
@@ -234,7 +235,7 @@ def test_command_line_export(tmp_path):
         [os.path.dirname(os.path.dirname(ck.__file__)), os.environ.get("PYTHONPATH", "")]))
     r = subprocess.run([sys.executable, "-m", "cnnkit", "export", "best.safetensors", "--onnx",
                         "digits.onnx"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                       timeout=120)
+                       check=False, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "digits.onnx" in r.stdout and "[N, 1, 8, 8]" in r.stdout
     sess = ort.InferenceSession(str(tmp_path / "digits.onnx"),
@@ -248,9 +249,10 @@ def test_command_line_export(tmp_path):
     ck.save(model, tmp_path / "model.safetensors")
     r = subprocess.run([sys.executable, "-m", "cnnkit", "export", "model.safetensors", "--onnx",
                         "m2.onnx", "--input", "1x8x8"], cwd=tmp_path, env=env,
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr and os.path.exists(tmp_path / "m2.onnx")
+                       capture_output=True, text=True, check=False, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert os.path.exists(tmp_path / "m2.onnx")
     r = subprocess.run([sys.executable, "-m", "cnnkit", "export", "nope.safetensors", "--onnx",
                         "x.onnx"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                       timeout=120)
+                       check=False, timeout=120)
     assert r.returncode == 2 and "nope.safetensors" in r.stderr

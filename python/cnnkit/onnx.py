@@ -5,4 +5,4 @@ The onnx package is imported only when exporting (``pip install "cnnkit[onnx]"``
 
 from .io.onnx_export import IR_VERSION, export
 
-__all__ = ["export", "IR_VERSION"]
+__all__ = ["IR_VERSION", "export"]

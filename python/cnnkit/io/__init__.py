@@ -3,4 +3,4 @@
 from .checkpoint import load, save
 from .interchange import from_torch_state_dict, to_torch_state_dict
 
-__all__ = ["save", "load", "to_torch_state_dict", "from_torch_state_dict"]
+__all__ = ["from_torch_state_dict", "load", "save", "to_torch_state_dict"]

@@ -43,7 +43,7 @@ import zlib
 
 import numpy as np
 
-__all__ = ["save", "load", "atomic_write", "FORMAT"]
+__all__ = ["FORMAT", "atomic_write", "load", "save"]
 
 FORMAT = "cnnkit-checkpoint-1"
 _META_KEY = "cnnkit"

@@ -19,7 +19,7 @@ import collections
 
 import numpy as np
 
-__all__ = ["to_torch_state_dict", "from_torch_state_dict"]
+__all__ = ["from_torch_state_dict", "to_torch_state_dict"]
 
 
 def _torch_dtype(a: np.ndarray) -> np.ndarray:

@@ -44,7 +44,7 @@ import threading
 
 import numpy as np
 
-__all__ = ["export", "IR_VERSION"]
+__all__ = ["IR_VERSION", "export"]
 
 IR_VERSION = 8  # the IR of opset 17 (onnx 1.12); current onnxruntime releases load it
 _INSTALL_HINT = 'pip install "cnnkit[onnx]"'
@@ -62,7 +62,7 @@ def _require_onnx():
 
 # --------------------------------------------------------------------------- tracing
 class _Record:
-    __slots__ = ("op", "inputs", "options", "output")
+    __slots__ = ("inputs", "op", "options", "output")
 
     def __init__(self, op, inputs, options, output):
         self.op, self.inputs, self.options, self.output = op, inputs, options, output
