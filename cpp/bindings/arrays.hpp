@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -171,6 +172,49 @@ inline void require_same_shape(const py::array& a, const char* a_name, const py:
 inline void require_vector(const py::array& a, index_t n, const char* name, const char* op) {
   if (a.ndim() != 1 || a.shape(0) != n) {
     throw_invalid(op, ": ", name, " must have shape [", n, "], got ", shape_of(a));
+  }
+}
+
+inline std::string shape_of(const std::vector<py::ssize_t>& dims) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < dims.size(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(dims[i]);
+  }
+  return s + "]";
+}
+
+// A new output array whose shape comes from the arguments (padding, stride, input_hw, ...).
+// A shape whose byte count does not fit in 63 bits raises ValueError, and one the allocator
+// cannot satisfy raises MemoryError, both naming the op and the shape (numpy's own errors name
+// neither; and no kernel ever runs on a half-made output).
+template <typename T = float>
+py::array_t<T> output_array(const char* op, const std::vector<py::ssize_t>& shape) {
+  bool empty = false;
+  for (py::ssize_t d : shape) {
+    if (d < 0) throw_invalid(op, ": output shape ", shape_of(shape), " has a negative size");
+    empty = empty || d == 0;
+  }
+  if (!empty) {
+    index_t bytes = sizeof(T);
+    for (py::ssize_t d : shape) {
+      if (__builtin_mul_overflow(bytes, index_t(d), &bytes)) {
+        throw_invalid(op, ": output of shape ", shape_of(shape),
+                      " is too large (more than 2^63 bytes); check padding, stride and sizes");
+      }
+    }
+  }
+  try {
+    return py::array_t<T>(shape);
+  } catch (py::error_already_set& e) {
+    if (!e.matches(PyExc_MemoryError) && !e.matches(PyExc_ValueError)) throw;
+    index_t bytes = sizeof(T);
+    for (py::ssize_t d : shape) bytes *= d;
+    const std::string msg = std::string(op) + ": cannot allocate the output of shape " +
+                            shape_of(shape) + " (" + std::to_string(bytes) + " bytes)";
+    PyErr_SetString(e.matches(PyExc_MemoryError) ? PyExc_MemoryError : PyExc_ValueError,
+                    msg.c_str());
+    throw py::error_already_set();
   }
 }
 

@@ -15,8 +15,8 @@ using Pair = std::pair<index_t, index_t>;
 
 namespace {
 
-py::array_t<float> new_array(std::initializer_list<index_t> shape) {
-  return py::array_t<float>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+py::array_t<float> new_array(const char* op, std::initializer_list<index_t> shape) {
+  return output_array<float>(op, std::vector<py::ssize_t>(shape.begin(), shape.end()));
 }
 
 void expect_shape(const py::array& a, const char* op, const char* name,
@@ -57,7 +57,7 @@ py::array_t<float> conv2d_forward_py(const py::object& x_obj, const py::object& 
   const Conv2dParams p = params_from(op, x, w, stride, padding, dilation, groups);
   py::array keep;
   const float* bias = optional_bias(b_obj, op, {p.K}, &keep);
-  auto y = new_array({p.N, p.K, p.Ho, p.Wo});
+  auto y = new_array(op, {p.N, p.K, p.Ho, p.Wo});
   float* yp = mut(y);
   {
     py::gil_scoped_release release;
@@ -76,12 +76,15 @@ py::array_t<float> conv2d_backward_data_py(const py::object& dy_obj, const py::o
   const char* op = "conv2d_backward_data";
   py::array dy = float32_contiguous(dy_obj, op, "diff_dst", 4);
   py::array w = float32_contiguous(w_obj, op, "weight", 4);
-  const Conv2dParams p = conv2d_params(dy.shape(0), w.shape(1) * groups, input_hw.first,
+  if (groups < 1) throw_invalid(op, ": groups must be >= 1, got ", groups);
+  // checked: groups is user-given (UBSan caught 2^62 * 2 here, issue 9)
+  const index_t C = checked_mul(w.shape(1), groups, op, "groups x weight input channels");
+  const Conv2dParams p = conv2d_params(dy.shape(0), C, input_hw.first,
                                        input_hw.second, w.shape(0), w.shape(1), w.shape(2),
                                        w.shape(3), stride.first, stride.second, padding.first,
                                        padding.second, dilation.first, dilation.second, groups);
   expect_shape(dy, op, "diff_dst", {p.N, p.K, p.Ho, p.Wo});
-  auto dx = new_array({p.N, p.C, p.H, p.W});
+  auto dx = new_array(op, {p.N, p.C, p.H, p.W});
   float* dxp = mut(dx);
   {
     py::gil_scoped_release release;
@@ -106,11 +109,11 @@ py::tuple conv2d_backward_weights_py(const py::object& dy_obj, const py::object&
                                        stride.first, stride.second, padding.first, padding.second,
                                        dilation.first, dilation.second, groups);
   expect_shape(dy, op, "diff_dst", {p.N, p.K, p.Ho, p.Wo});
-  auto dw = new_array({p.K, p.C / groups, p.Fh, p.Fw});
+  auto dw = new_array(op, {p.K, p.C / groups, p.Fh, p.Fw});
   py::object db = py::none();
   float* dbp = nullptr;
   if (need_bias) {
-    auto b = new_array({p.K});
+    auto b = new_array(op, {p.K});
     dbp = mut(b);
     db = b;
   }
@@ -143,7 +146,7 @@ py::array_t<float> tiled_forward_py(const char* op, bool local, const py::object
   py::array keep;
   const float* bias = local ? optional_bias(b_obj, op, {p.K, p.Ho, p.Wo}, &keep)
                             : optional_bias(b_obj, op, {p.K}, &keep);
-  auto y = new_array({p.N, p.K, p.Ho, p.Wo});
+  auto y = new_array(op, {p.N, p.K, p.Ho, p.Wo});
   float* yp = mut(y);
   {
     py::gil_scoped_release release;
@@ -164,16 +167,16 @@ py::tuple tiled_backward_py(const char* op, bool local, const py::object& dy_obj
   py::object dx = py::none(), db = py::none();
   float *dxp = nullptr, *dbp = nullptr;
   if (need_dx) {
-    auto a = new_array({p.N, p.C, p.H, p.W});
+    auto a = new_array(op, {p.N, p.C, p.H, p.W});
     dxp = mut(a);
     dx = a;
   }
   if (need_bias) {
-    auto a = local ? new_array({p.K, p.Ho, p.Wo}) : new_array({p.K});
+    auto a = local ? new_array(op, {p.K, p.Ho, p.Wo}) : new_array(op, {p.K});
     dbp = mut(a);
     db = a;
   }
-  auto dw = new_array({tp.Th, tp.Tw, p.K, p.C, p.Fh, p.Fw});
+  auto dw = new_array(op, {tp.Th, tp.Tw, p.K, p.C, p.Fh, p.Fw});
   float* dwp = mut(dw);
   {
     py::gil_scoped_release release;

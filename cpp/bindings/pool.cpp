@@ -60,8 +60,8 @@ py::tuple max_pool2d_forward_py(const py::object& x_obj, Pair k, Pair s, Pair pa
                           ceil_mode, true);
   validate(p, "max_pool2d");
   const auto shape = with_hw(x, pool_out_h(p), pool_out_w(p));
-  py::array_t<float> y(shape);
-  py::array_t<std::int64_t> idx(shape);
+  auto y = output_array<float>(op, shape);
+  auto idx = output_array<std::int64_t>(op, shape);
   {
     py::gil_scoped_release release;
     max_pool2d_forward(p, cptr<float>(x), y.mutable_data(), idx.mutable_data());
@@ -79,7 +79,7 @@ py::array max_pool2d_backward_py(const py::object& dy_obj, const py::object& idx
   if (input_hw[0] < 1 || input_hw[1] < 1) {
     throw_invalid(op, ": input_hw must be positive, got (", input_hw[0], ", ", input_hw[1], ")");
   }
-  py::array_t<float> dx(with_hw(dy, input_hw[0], input_hw[1]));
+  auto dx = output_array<float>(op, with_hw(dy, input_hw[0], input_hw[1]));
   {
     py::gil_scoped_release release;
     max_pool2d_backward(planes, input_hw[0], input_hw[1], dy.shape(dy.ndim() - 2),
@@ -97,7 +97,7 @@ py::array avg_pool2d_forward_py(const py::object& x_obj, Pair k, Pair s, Pair pa
   Pool2dParams p = params(x, planes, x.shape(x.ndim() - 2), x.shape(x.ndim() - 1), k, s, pad,
                           ceil_mode, count_include_pad);
   validate(p, "avg_pool2d");
-  py::array_t<float> y(with_hw(x, pool_out_h(p), pool_out_w(p)));
+  auto y = output_array<float>(op, with_hw(x, pool_out_h(p), pool_out_w(p)));
   {
     py::gil_scoped_release release;
     avg_pool2d_forward(p, cptr<float>(x), y.mutable_data());
@@ -118,7 +118,7 @@ py::array avg_pool2d_backward_py(const py::object& dy_obj, Pair input_hw, Pair k
     throw_invalid(op, ": dy must end in (", ho, ", ", wo, ") for input_hw (", input_hw[0], ", ",
                   input_hw[1], "), got shape ", shape_of(dy));
   }
-  py::array_t<float> dx(with_hw(dy, input_hw[0], input_hw[1]));
+  auto dx = output_array<float>(op, with_hw(dy, input_hw[0], input_hw[1]));
   {
     py::gil_scoped_release release;
     avg_pool2d_backward(p, cptr<float>(dy), dx.mutable_data());
@@ -136,7 +136,7 @@ py::array adaptive_avg_pool2d_forward_py(const py::object& x_obj, Pair out_hw) {
   p.Ho = out_hw[0];
   p.Wo = out_hw[1];
   validate(p);
-  py::array_t<float> y(with_hw(x, p.Ho, p.Wo));
+  auto y = output_array<float>(op, with_hw(x, p.Ho, p.Wo));
   {
     py::gil_scoped_release release;
     adaptive_avg_pool2d_forward(p, cptr<float>(x), y.mutable_data());
@@ -154,7 +154,7 @@ py::array adaptive_avg_pool2d_backward_py(const py::object& dy_obj, Pair input_h
   p.Ho = dy.shape(dy.ndim() - 2);
   p.Wo = dy.shape(dy.ndim() - 1);
   validate(p);
-  py::array_t<float> dx(with_hw(dy, p.H, p.W));
+  auto dx = output_array<float>(op, with_hw(dy, p.H, p.W));
   {
     py::gil_scoped_release release;
     adaptive_avg_pool2d_backward(p, cptr<float>(dy), dx.mutable_data());

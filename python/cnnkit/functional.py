@@ -58,31 +58,89 @@ def _opt_f32(a):
     return None if a is None else _f32(a)
 
 
-def _labels(target) -> np.ndarray:
+def _labels(target, op: str) -> np.ndarray:
+    """Class indices as C-contiguous int64; floats, bools and non-arrays raise TypeError (a
+    silent float -> int cast would train on the wrong classes)."""
     if isinstance(target, Tensor):
         target = target.data
+    if not isinstance(target, np.ndarray):
+        raise TypeError(f"{op}: target must be a cnnkit.Tensor or numpy array of class indices, "
+                        f"got {type(target).__name__}")
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"{op}: target must hold integer class indices, got dtype {target.dtype}")
+    if target.dtype.kind == "u" and target.size and target.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{op}: target label {target.max()} does not fit in int64")
     return np.asarray(target, dtype=np.int64, order="C")
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _in_int64(v: int, name: str, op: str) -> int:
+    v = int(v)
+    if not _INT64_MIN <= v <= _INT64_MAX:
+        raise ValueError(f"{op}: {name} must fit in 64 bits, got {v}")
+    return v
+
+
 def _pair(value, name: str, op: str) -> tuple:
-    """An int or an (h, w) pair of ints, as a tuple of two Python ints."""
+    """An int or an (h, w) pair of ints, as a tuple of two Python ints (64-bit)."""
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
     if isinstance(value, numbers.Integral):
-        return (int(value), int(value))
+        v = _in_int64(value, name, op)
+        return (v, v)
     if isinstance(value, (tuple, list)) and len(value) == 2 and all(
-        isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value
+        isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) for v in value
     ):
-        return (int(value[0]), int(value[1]))
+        return (_in_int64(value[0], name, op), _in_int64(value[1], name, op))
     raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
 
 
-def _tensor(x, op: str) -> Tensor:
-    if isinstance(x, Tensor):
-        return x
-    if isinstance(x, np.ndarray):
-        return Tensor(x)
-    raise TypeError(f"{op}: expected a cnnkit.Tensor or numpy array, got {type(x).__name__}")
+def _int(value, name: str, op: str) -> int:
+    """A Python int (not a bool, not a float) that fits in 64 bits."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{op}: {name} must be an int, got {value!r}")
+    return _in_int64(value, name, op)
+
+
+def _size(value, name: str, op: str, minimum: int = 0) -> int:
+    """A layer size (channels, features): an int >= ``minimum``."""
+    v = _int(value, name, op)
+    if v < minimum:
+        raise ValueError(f"{op}: {name} must be >= {minimum}, got {v}")
+    return v
+
+
+def _real(value, name: str, op: str) -> float:
+    """A Python float from a real number (int, float, numpy scalar; not bool, str or None)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{op}: {name} must be a real number, got {value!r}")
+    return float(value)
+
+
+# dtypes an op converts to float32 itself: booleans, integers and floats (not complex, strings
+# or objects, whose conversion would drop data or fail with a message that names nothing)
+_NUMERIC_KINDS = "biuf"
+
+
+def _check_array(a, op: str, name: str, optional: bool = False):
+    """A Tensor or numpy array of a numeric dtype (None too where ``optional``); TypeError
+    naming the op and the argument otherwise. Returns it unchanged."""
+    if a is None and optional:
+        return None
+    if isinstance(a, (Tensor, np.ndarray)):
+        if a.dtype.kind not in _NUMERIC_KINDS:
+            raise TypeError(f"{op}: {name} must have a real numeric dtype (float32 preferred), "
+                            f"got {a.dtype}")
+        return a
+    raise TypeError(f"{op}: {name} must be a cnnkit.Tensor or numpy array"
+                    + (" or None" if optional else "") + f", got {type(a).__name__}")
+
+
+def _tensor(x, op: str, name: str = "x") -> Tensor:
+    _check_array(x, op, name)
+    return x if isinstance(x, Tensor) else Tensor(x)
 
 
 def _core_inplace(buf, op: str, name: str):
@@ -145,9 +203,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """
     op = "conv2d"
     return Conv2dFunction.apply(
-        _tensor(x, op), weight, bias, stride=_pair(stride, "stride", op),
-        padding=_pair(padding, "padding", op), dilation=_pair(dilation, "dilation", op),
-        groups=int(groups),
+        _tensor(x, op), _check_array(weight, op, "weight"), _check_array(bias, op, "bias", True),
+        stride=_pair(stride, "stride", op), padding=_pair(padding, "padding", op),
+        dilation=_pair(dilation, "dilation", op), groups=_int(groups, "groups", op),
     )
 
 
@@ -191,7 +249,8 @@ def local_conv2d(x, weight, bias=None, stride=1, padding=0):
     Tensor [N, K, Ho, Wo]
     """
     op = "local_conv2d"
-    return LocalConv2dFunction.apply(_tensor(x, op), weight, bias,
+    return LocalConv2dFunction.apply(_tensor(x, op), _check_array(weight, op, "weight"),
+                                     _check_array(bias, op, "bias", True),
                                      stride=_pair(stride, "stride", op),
                                      padding=_pair(padding, "padding", op))
 
@@ -210,7 +269,8 @@ def tiled_conv2d(x, weight, bias=None, stride=1, padding=0):
     Tensor [N, K, Ho, Wo]
     """
     op = "tiled_conv2d"
-    return TiledConv2dFunction.apply(_tensor(x, op), weight, bias,
+    return TiledConv2dFunction.apply(_tensor(x, op), _check_array(weight, op, "weight"),
+                                     _check_array(bias, op, "bias", True),
                                      stride=_pair(stride, "stride", op),
                                      padding=_pair(padding, "padding", op))
 
@@ -331,12 +391,14 @@ def relu(x):
 
 def leaky_relu(x, negative_slope=0.01):
     """x for x > 0, ``negative_slope`` * x otherwise."""
-    return LeakyReLUFunction.apply(_tensor(x, "leaky_relu"), slope=float(negative_slope))
+    op = "leaky_relu"
+    return LeakyReLUFunction.apply(_tensor(x, op),
+                                   slope=_real(negative_slope, "negative_slope", op))
 
 
 def elu(x, alpha=1.0):
     """x for x > 0, ``alpha`` * (exp(x) - 1) otherwise."""
-    return ELUFunction.apply(_tensor(x, "elu"), alpha=float(alpha))
+    return ELUFunction.apply(_tensor(x, "elu"), alpha=_real(alpha, "alpha", "elu"))
 
 
 def sigmoid(x):
@@ -362,9 +424,12 @@ class MaxoutFunction(Function):
 def maxout(x, pieces):
     """Maxout: [N, C, ...] -> [N, C // pieces, ...], the max over consecutive channel groups."""
     x = _tensor(x, "maxout")
-    if isinstance(pieces, bool) or not isinstance(pieces, numbers.Integral) or pieces < 1:
+    pieces = _int(pieces, "pieces", "maxout")
+    if pieces < 1:
         raise ValueError(f"maxout: pieces must be a positive int, got {pieces!r}")
-    if x.ndim < 2 or x.shape[1] % pieces:
+    if x.ndim < 2:
+        raise ValueError(f"maxout: x must be [N, C, ...] (rank >= 2), got shape {list(x.shape)}")
+    if x.shape[1] % pieces:
         raise ValueError(
             f"maxout: the channel count must be divisible by pieces={pieces}, "
             f"got x of shape {list(x.shape)}"
@@ -445,13 +510,16 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
         raise ValueError(f"batch_norm: expected x of rank 2, 3 or 4, got shape {list(x.shape)}")
     rm = _core_inplace(running_mean, op, "running_mean")
     rv = _core_inplace(running_var, op, "running_var")
+    weight = _check_array(weight, op, "weight", True)
+    bias = _check_array(bias, op, "bias", True)
+    momentum, eps = _real(momentum, "momentum", op), _real(eps, "eps", op)
     if training:
         return BatchNormTrainFunction.apply(x, weight, bias, running_mean=rm, running_var=rv,
-                                            momentum=float(momentum), eps=float(eps))
+                                            momentum=momentum, eps=eps)
     if rm is None or rv is None:
         raise ValueError("batch_norm: training=False needs running_mean and running_var")
     return BatchNormEvalFunction.apply(x, weight, bias, running_mean=rm, running_var=rv,
-                                       eps=float(eps))
+                                       eps=eps)
 
 
 class LocalResponseNormFunction(Function):
@@ -469,8 +537,13 @@ def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
 
     y = x / (k + alpha / size * sum of x^2 over ``size`` neighbouring channels) ** beta
     """
-    return LocalResponseNormFunction.apply(_tensor(x, "local_response_norm"), size=int(size),
-                                           alpha=float(alpha), beta=float(beta), k=float(k))
+    op = "local_response_norm"
+    x = _tensor(x, op)
+    if x.ndim < 3:
+        raise ValueError(f"{op}: x must be [N, C, ...] of rank >= 3, got shape {list(x.shape)}")
+    return LocalResponseNormFunction.apply(x, size=_int(size, "size", op),
+                                           alpha=_real(alpha, "alpha", op),
+                                           beta=_real(beta, "beta", op), k=_real(k, "k", op))
 
 
 class DropoutFunction(Function):
@@ -490,6 +563,7 @@ def dropout(x, p=0.5, training=True):
     masks reproducible. Outside training (or with p = 0) ``x`` is returned unchanged.
     """
     x = _tensor(x, "dropout")
+    p = _real(p, "p", "dropout")
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: p must be in [0, 1], got {p}")
     if not training or p == 0.0:
@@ -503,14 +577,14 @@ def dropout(x, p=0.5, training=True):
 class LinearFunction(Function):
     def forward(self, x, weight, bias):
         self.shape = x.shape
-        self.x = _f32(x).reshape(-1, x.shape[-1])
+        self.x = _f32(x).reshape(int(np.prod(x.shape[:-1])), x.shape[-1])
         self.weight = _f32(weight)
         y = _core.linear_forward(self.x, self.weight, _opt_f32(bias))
         return y.reshape(self.shape[:-1] + (y.shape[-1],))
 
     def backward(self, g):
         need_x, need_w, need_b = self.needs_input_grad
-        g = _f32(g).reshape(-1, g.shape[-1])
+        g = _f32(g).reshape(self.x.shape[0], g.shape[-1])
         dx, dw, db = _core.linear_backward(g, self.x, self.weight, need_x)
         return ((dx.reshape(self.shape) if need_x else None), (dw if need_w else None),
                 (db if need_b else None))
@@ -518,7 +592,12 @@ class LinearFunction(Function):
 
 def linear(x, weight, bias=None):
     """y = x W^T + b for x [*, in], weight [out, in], bias [out] -> y [*, out]."""
-    return LinearFunction.apply(_tensor(x, "linear"), weight, bias)
+    op = "linear"
+    x = _tensor(x, op)
+    if x.ndim < 1:
+        raise ValueError(f"linear: x must have at least one dimension [*, in], got shape []")
+    return LinearFunction.apply(x, _check_array(weight, op, "weight"),
+                                _check_array(bias, op, "bias", True))
 
 
 # --------------------------------------------------------------------------- softmax, losses
@@ -529,7 +608,8 @@ class _SoftmaxBase(Function):
         self.dim = dim % x.ndim
         moved = np.moveaxis(x, self.dim, -1)
         self.moved_shape = moved.shape
-        y2 = getattr(_core, f"{self.kind}_forward")(_f32(moved.reshape(-1, moved.shape[-1])))
+        rows = int(np.prod(moved.shape[:-1]))
+        y2 = getattr(_core, f"{self.kind}_forward")(_f32(moved.reshape(rows, moved.shape[-1])))
         self.y2 = y2
         return np.moveaxis(y2.reshape(self.moved_shape), -1, self.dim)
 
@@ -547,14 +627,26 @@ class LogSoftmaxFunction(_SoftmaxBase):
     kind = "log_softmax"
 
 
+def _dim(x: Tensor, dim, op: str) -> int:
+    dim = _int(dim, "dim", op)
+    if x.ndim < 1:
+        raise ValueError(f"{op}: x must have at least one dimension, got shape []")
+    if not -x.ndim <= dim < x.ndim:
+        raise ValueError(f"{op}: dim {dim} is out of range for x of shape {list(x.shape)} "
+                         f"(expected {-x.ndim} <= dim < {x.ndim})")
+    return dim
+
+
 def softmax(x, dim=1):
     """exp(x) / sum(exp(x)) along ``dim``."""
-    return SoftmaxFunction.apply(_tensor(x, "softmax"), dim=int(dim))
+    x = _tensor(x, "softmax")
+    return SoftmaxFunction.apply(x, dim=_dim(x, dim, "softmax"))
 
 
 def log_softmax(x, dim=1):
     """log(softmax(x)) along ``dim``, computed stably."""
-    return LogSoftmaxFunction.apply(_tensor(x, "log_softmax"), dim=int(dim))
+    x = _tensor(x, "log_softmax")
+    return LogSoftmaxFunction.apply(x, dim=_dim(x, dim, "log_softmax"))
 
 
 def _check_logits(logits: Tensor, target: np.ndarray, op: str):
@@ -579,7 +671,7 @@ class CrossEntropyFunction(Function):
 
 def cross_entropy(logits, target):
     """Mean over the batch of -log softmax(logits)[target]; logits [N, C], target int64 [N]."""
-    logits, target = _tensor(logits, "cross_entropy"), _labels(target)
+    logits, target = _tensor(logits, "cross_entropy", "logits"), _labels(target, "cross_entropy")
     _check_logits(logits, target, "cross_entropy")
     return CrossEntropyFunction.apply(logits, target)
 
@@ -596,9 +688,10 @@ class MultiMarginFunction(Function):
 
 def multi_margin_loss(logits, target, margin=1.0):
     """Multi-class hinge (SVM) loss: mean over N of sum_{j != y} max(0, margin - x_y + x_j) / C."""
-    logits, target = _tensor(logits, "multi_margin_loss"), _labels(target)
-    _check_logits(logits, target, "multi_margin_loss")
-    return MultiMarginFunction.apply(logits, target, margin=float(margin))
+    op = "multi_margin_loss"
+    logits, target = _tensor(logits, op, "logits"), _labels(target, op)
+    _check_logits(logits, target, op)
+    return MultiMarginFunction.apply(logits, target, margin=_real(margin, "margin", op))
 
 
 class MSEFunction(Function):
@@ -614,7 +707,8 @@ class MSEFunction(Function):
 def mse_loss(x, y):
     """Mean of (x - y)^2 over all elements; x and y of the same shape."""
     x = _tensor(x, "mse_loss")
-    y_shape = y.shape if isinstance(y, (Tensor, np.ndarray)) else np.shape(y)
+    _check_array(y, "mse_loss", "y")
+    y_shape = y.shape
     if tuple(y_shape) != x.shape:
         raise ValueError(f"mse_loss: x has shape {list(x.shape)} but y has {list(y_shape)}")
     return MSEFunction.apply(x, y)

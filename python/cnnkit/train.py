@@ -25,6 +25,7 @@ import time
 
 import numpy as np
 
+from . import guards
 from . import random as _random
 from .data.preprocessing import preprocessing_from_state
 from .io import load, save
@@ -193,7 +194,7 @@ def _progress_bar(total, desc, show):
 def fit(model, train_loader, val_loader=None, *, epochs: int, optimizer, loss=None,
         scheduler=None, early_stopping: int | None = None, checkpoint_dir=None, resume=None,
         preprocessing=None, metadata=None, callbacks=(), progress=None,
-        verbose: bool = False) -> History:
+        verbose: bool = False, on_nonfinite: str = "raise") -> History:
     """Train ``model`` for ``epochs`` epochs (in total, counting those of a resumed run).
 
     Parameters
@@ -215,9 +216,16 @@ def fit(model, train_loader, val_loader=None, *, epochs: int, optimizer, loss=No
     callbacks : callables ``cb(epoch, logs)`` after each epoch; one returning True stops
     progress : show a tqdm bar (default: only when stderr is a terminal)
     verbose : print one line per epoch
+    on_nonfinite : what a NaN/Inf loss or gradient does (checked before each optimizer step):
+        ``"raise"`` stops with :class:`cnnkit.guards.NonFiniteError`, naming the epoch, the step
+        and the parameter, before the parameters or any checkpoint change; ``"skip"`` drops
+        that step with a RuntimeWarning and goes on
 
     Returns the :class:`History` (of the whole run, including resumed epochs).
     """
+    if on_nonfinite not in guards.ON_NONFINITE:
+        raise ValueError(f"fit: on_nonfinite must be one of {guards.ON_NONFINITE}, "
+                         f"got {on_nonfinite!r}")
     loss_fn = loss if loss is not None else CrossEntropyLoss()
     show = sys.stderr.isatty() if progress is None else bool(progress)
     history = History()
@@ -254,9 +262,14 @@ def fit(model, train_loader, val_loader=None, *, epochs: int, optimizer, loss=No
         try:
             for i, (x, y) in enumerate(train_loader):
                 optimizer.zero_grad()
+                buffers = guards.snapshot_buffers(model)
                 out = model(x)
                 batch_loss = loss_fn(out, y)
                 batch_loss.backward()
+                if not guards.handle_step(model, batch_loss, epoch + 1, i + 1, on_nonfinite,
+                                          buffers):
+                    bar.update(1)
+                    continue
                 optimizer.step()
                 n = len(y)
                 seen += n

@@ -35,4 +35,17 @@ template <typename... Parts>
   throw std::invalid_argument(os.str());
 }
 
+// a + b and a * b for size arithmetic on user-given values (padding 2^62, dilation 2^40, ...):
+// ValueError naming the op and `what` instead of signed overflow (undefined behaviour).
+inline index_t checked_add(index_t a, index_t b, const char* op, const char* what) {
+  index_t r;
+  if (__builtin_add_overflow(a, b, &r)) throw_invalid(op, ": ", what, " is too large (overflows 64 bits)");
+  return r;
+}
+inline index_t checked_mul(index_t a, index_t b, const char* op, const char* what) {
+  index_t r;
+  if (__builtin_mul_overflow(a, b, &r)) throw_invalid(op, ": ", what, " is too large (overflows 64 bits)");
+  return r;
+}
+
 }  // namespace cnnkit

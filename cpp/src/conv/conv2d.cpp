@@ -335,10 +335,14 @@ Conv2dParams conv2d_params(index_t N, index_t C, index_t H, index_t W, index_t K
                   shape_str({N, C, H, W}), ", weight: ", shape_str({K, weight_in_channels, Fh, Fw}),
                   ")");
   }
-  const index_t eh = dil_h * (Fh - 1) + 1, ew = dil_w * (Fw - 1) + 1;
-  if (eh > H + 2 * pad_h || ew > W + 2 * pad_w) {
+  // checked: padding and dilation are user-given and may be huge (issue 9)
+  const index_t eh = checked_add(checked_mul(dil_h, Fh - 1, op, "dilation"), 1, op, "dilation");
+  const index_t ew = checked_add(checked_mul(dil_w, Fw - 1, op, "dilation"), 1, op, "dilation");
+  const index_t padded_h = checked_add(H, checked_mul(2, pad_h, op, "padding"), op, "padding");
+  const index_t padded_w = checked_add(W, checked_mul(2, pad_w, op, "padding"), op, "padding");
+  if (eh > padded_h || ew > padded_w) {
     throw_invalid(op, ": kernel (", eh, " x ", ew, " with dilation) is larger than the padded input (",
-                  H + 2 * pad_h, " x ", W + 2 * pad_w, ")");
+                  padded_h, " x ", padded_w, ")");
   }
   Conv2dParams p;
   p.N = N;
@@ -355,8 +359,8 @@ Conv2dParams conv2d_params(index_t N, index_t C, index_t H, index_t W, index_t K
   p.dil_h = dil_h;
   p.dil_w = dil_w;
   p.groups = groups;
-  p.Ho = (H + 2 * pad_h - eh) / stride_h + 1;
-  p.Wo = (W + 2 * pad_w - ew) / stride_w + 1;
+  p.Ho = (padded_h - eh) / stride_h + 1;
+  p.Wo = (padded_w - ew) / stride_w + 1;
   return p;
 }
 

@@ -202,7 +202,7 @@ double mse_loss_forward(index_t n, const float* x, const float* y) {
   if (n == 0) return NAN;
   const int nt = threads_for(n, 65536);
   std::vector<double> part(std::max(1, nt), 0.0);
-  parallel_ranges(n, 65536, [&](index_t b, index_t e) {
+  parallel_ranges_on(nt, n, [&](index_t b, index_t e) {
     double s = 0.0;
     for (index_t i = b; i < e; ++i) {
       const double d = double(x[i]) - double(y[i]);

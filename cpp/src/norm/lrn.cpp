@@ -140,7 +140,7 @@ void lrn_backward(const LrnParams& p, const float* diff_dst, const float* src, c
   // Ring buffers, one per thread, allocated here: nothing may allocate inside the region.
   const index_t per_thread = p.size * sp.len + 16;
   std::vector<float> work(std::size_t(nt) * std::size_t(per_thread));
-  parallel_ranges(items, min_items(p, sp.len), [&](index_t b, index_t e) {
+  parallel_ranges_on(nt, items, [&](index_t b, index_t e) {
     float* ring = work.data() + index_t(current_thread()) * per_thread;
     for (index_t it = b; it < e; ++it) {
       const index_t n = it / sp.chunks, h0 = (it % sp.chunks) * sp.len;

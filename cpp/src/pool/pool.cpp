@@ -90,6 +90,11 @@ void validate(const Pool2dParams& p, const char* op) {
   if (p.planes < 0 || p.H < 0 || p.W < 0) {
     throw_invalid(op, ": negative input size");
   }
+  // the output-size formula adds H, 2 * padding and stride: keep it clear of overflow (issue 9)
+  checked_add(checked_add(p.H, checked_mul(2, p.ph, op, "padding"), op, "padding"), p.sh, op,
+              "stride");
+  checked_add(checked_add(p.W, checked_mul(2, p.pw, op, "padding"), op, "padding"), p.sw, op,
+              "stride");
   const index_t ho = pool_out_h(p), wo = pool_out_w(p);
   if (ho < 1 || wo < 1) {
     throw_invalid(op, ": output size (", ho, ", ", wo, ") is too small for input (", p.H, ", ",

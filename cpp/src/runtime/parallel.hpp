@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <utility>
 
 #include "cnnkit/runtime.hpp"
 
@@ -27,10 +28,12 @@ inline int threads_for(index_t total, index_t min_per_thread) {
   return int(std::min<index_t>(get_num_threads(), useful));
 }
 
+// parallel_ranges on at most `nt` threads, a count the caller already read with threads_for()
+// and sized per-thread buffers by: reading get_num_threads() again could give a larger count
+// if another Python thread called set_num_threads() in between (issue 9).
 template <typename F>
-void parallel_ranges(index_t total, index_t min_per_thread, F&& f) {
+void parallel_ranges_on(int nt, index_t total, F&& f) {
   if (total <= 0) return;
-  const int nt = threads_for(total, min_per_thread);
   if (nt <= 1) {
     f(index_t(0), total);
     return;
@@ -46,6 +49,12 @@ void parallel_ranges(index_t total, index_t min_per_thread, F&& f) {
 #else
   f(index_t(0), total);
 #endif
+}
+
+template <typename F>
+void parallel_ranges(index_t total, index_t min_per_thread, F&& f) {
+  if (total <= 0) return;
+  parallel_ranges_on(threads_for(total, min_per_thread), total, std::forward<F>(f));
 }
 
 }  // namespace cnnkit

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from .. import functional as F
-from ..functional import _pair
+from ..functional import _int, _pair, _size
 from ..shapes import conv_output_size
 from . import init
 from .module import Module, Parameter
@@ -72,6 +72,9 @@ class Conv2d(_ConvBase):
                  groups=1, bias=True):
         super().__init__()
         op = "Conv2d"
+        in_channels = _size(in_channels, "in_channels", op, 1)
+        out_channels = _size(out_channels, "out_channels", op, 1)
+        groups = _int(groups, "groups", op)
         if groups < 1 or in_channels % groups or out_channels % groups:
             raise ValueError(
                 f"Conv2d: in_channels ({in_channels}) and out_channels ({out_channels}) must be "
@@ -138,7 +141,8 @@ class LocallyConnected2d(_ConvBase):
                  bias=True):
         super().__init__()
         op = "LocallyConnected2d"
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.in_channels = in_channels = _size(in_channels, "in_channels", op, 1)
+        self.out_channels = out_channels = _size(out_channels, "out_channels", op, 1)
         self.input_size = _pair(input_size, "input_size", op)
         self.kernel_size = _pair(kernel_size, "kernel_size", op)
         self.stride = _pair(stride, "stride", op)
@@ -191,7 +195,8 @@ class TiledConv2d(_ConvBase):
                  bias=True):
         super().__init__()
         op = "TiledConv2d"
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.in_channels = in_channels = _size(in_channels, "in_channels", op, 1)
+        self.out_channels = out_channels = _size(out_channels, "out_channels", op, 1)
         self.kernel_size = _pair(kernel_size, "kernel_size", op)
         self.tile_size = _pair(tile_size, "tile_size", op)
         self.stride = _pair(stride, "stride", op)

@@ -126,6 +126,10 @@ def kaiming_uniform_(tensor, a: float = 0, mode: str = "fan_in",
     ``a`` is the negative slope for leaky_relu (PyTorch's default layers use a = sqrt(5), which
     gives bound = 1 / sqrt(fan_in)).
     """
+    if _array(tensor).size == 0:  # PyTorch: initialising a zero-element tensor is a no-op
+        return tensor
+    if _array(tensor).size == 0:  # PyTorch: initialising a zero-element tensor is a no-op
+        return tensor
     fan = _calculate_correct_fan(tensor, mode)
     gain = calculate_gain(nonlinearity, a)
     bound = math.sqrt(3.0) * gain / math.sqrt(fan)
@@ -135,6 +139,10 @@ def kaiming_uniform_(tensor, a: float = 0, mode: str = "fan_in",
 def kaiming_normal_(tensor, a: float = 0, mode: str = "fan_in",
                     nonlinearity: str = "leaky_relu", generator=None):
     """He normal: N(0, std^2), std = gain / sqrt(fan) (sqrt(2 / fan) for ReLU)."""
+    if _array(tensor).size == 0:
+        return tensor
+    if _array(tensor).size == 0:
+        return tensor
     fan = _calculate_correct_fan(tensor, mode)
     std = calculate_gain(nonlinearity, a) / math.sqrt(fan)
     return normal_(tensor, 0.0, std, generator)
@@ -142,6 +150,10 @@ def kaiming_normal_(tensor, a: float = 0, mode: str = "fan_in",
 
 def xavier_uniform_(tensor, gain: float = 1.0, generator=None):
     """Glorot uniform: U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out))."""
+    if _array(tensor).size == 0:
+        return tensor
+    if _array(tensor).size == 0:
+        return tensor
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     a = gain * math.sqrt(6.0 / (fan_in + fan_out))
     return uniform_(tensor, -a, a, generator)
@@ -149,6 +161,10 @@ def xavier_uniform_(tensor, gain: float = 1.0, generator=None):
 
 def xavier_normal_(tensor, gain: float = 1.0, generator=None):
     """Glorot normal: N(0, std^2), std = gain * sqrt(2 / (fan_in + fan_out))."""
+    if _array(tensor).size == 0:
+        return tensor
+    if _array(tensor).size == 0:
+        return tensor
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     std = gain * math.sqrt(2.0 / (fan_in + fan_out))
     return normal_(tensor, 0.0, std, generator)

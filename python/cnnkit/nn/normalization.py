@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
+from ..functional import _real, _size
 from ..tensor import Tensor
 from .module import Module, Parameter
 
@@ -26,7 +27,11 @@ class _BatchNorm(Module):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = True,
                  track_running_stats: bool = True, *, bias: bool = True):
         super().__init__()
-        self.num_features, self.eps, self.momentum = int(num_features), eps, momentum
+        name = type(self).__name__
+        num_features = _size(num_features, "num_features", name, 1)
+        eps = _real(eps, "eps", name)
+        momentum = None if momentum is None else _real(momentum, "momentum", name)
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         if affine:
             self.weight = Parameter(np.ones(num_features, dtype=np.float32))
@@ -97,6 +102,9 @@ class LocalResponseNorm(Module):
 
     def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0):
         super().__init__()
+        op = "LocalResponseNorm"
+        size = _size(size, "size", op, 1)
+        alpha, beta, k = _real(alpha, "alpha", op), _real(beta, "beta", op), _real(k, "k", op)
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
 
     def forward(self, x):
