@@ -26,6 +26,7 @@ from . import data  # noqa: E402
 from . import models  # noqa: E402
 from . import train  # noqa: E402
 from . import ensemble  # noqa: E402
+from . import distributed  # noqa: E402
 from . import onnx  # noqa: E402  (imports the onnx package only when exporting)
 
 __version__ = "0.1.0"
@@ -96,6 +97,7 @@ __all__ = [
     "models",
     "train",
     "ensemble",
+    "distributed",
     "onnx",
     "__version__",
 ]

@@ -81,6 +81,11 @@ def cmd_train(args) -> int:
     if args.threads:
         ck.set_num_threads(args.threads)
     ck.manual_seed(args.seed)
+    ranks, main_rank = 1, True
+    if args.distributed:
+        from . import distributed
+
+        ranks, main_rank = distributed.init(), distributed.is_main()
 
     train_set, test_set = data.load_dataset(args.dataset)
     train_set, val_set = _split_validation(train_set, args.val_fraction, args.seed)
@@ -99,6 +104,8 @@ def cmd_train(args) -> int:
              else models.build(args.model, num_classes=train_set.num_classes, in_channels=c))
     optimizer = optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
                           weight_decay=args.weight_decay, nesterov=args.momentum > 0)
+    if args.distributed and args.sync_bn:
+        model = distributed.convert_sync_batchnorm(model)
     if args.scheduler == "plateau":
         scheduler = optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.1,
                                                          patience=2)
@@ -109,11 +116,14 @@ def cmd_train(args) -> int:
     out = args.out or (os.path.dirname(args.resume) if args.resume
                        else os.path.join("runs", f"{model.config['name']}-{kind}"))
     n_val = len(val_set) if val_set is not None else 0
-    print(f"cnnkit train: {model.config['name']} on {args.dataset} ({len(train_set)} train / "
+    say = print if main_rank else (lambda *a, **k: None)
+    say(f"cnnkit train: {model.config['name']} on {args.dataset} ({len(train_set)} train / "
           f"{n_val} validation / {len(test_set)} test images), {args.epochs} epochs, "
           f"batch {args.batch_size}, SGD lr {args.lr:g} momentum {args.momentum:g} "
           f"weight decay {args.weight_decay:g}{', augmented' if args.augment else ''}, "
-          f"{ck.get_num_threads()} threads", flush=True)
+          f"{ck.get_num_threads()} threads"
+          + (f" x {ranks} MPI ranks{' (synchronised batch norm)' if args.sync_bn else ''}"
+             if args.distributed else ""), flush=True)
     metadata = {"dataset": args.dataset, "classes": list(train_set.classes),
                 "input_shape": list(train_set.image_shape),
                 "args": {k: getattr(args, k) for k in TRAIN_OPTIONS}}
@@ -121,8 +131,11 @@ def cmd_train(args) -> int:
     history = fit(model, train_loader, val_loader, epochs=args.epochs, optimizer=optimizer,
                   scheduler=scheduler, early_stopping=args.early_stopping, checkpoint_dir=out,
                   resume=resume_ckpt, preprocessing=prep, metadata=metadata,
-                  progress=False if args.quiet else None, verbose=True)
+                  progress=False if args.quiet else None, verbose=True,
+                  distributed=args.distributed)
     seconds = time.perf_counter() - t0
+    if not main_rank:  # rank 0 reports; the others have the same parameters
+        return 0
     best_path = os.path.join(out, "best.safetensors")
     last_path = os.path.join(out, "last.safetensors")
     result = evaluate(model, test_loader)
@@ -370,6 +383,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="CHECKPOINT",
                    help="continue from a checkpoint (its options unless given again)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--distributed", action="store_true",
+                   help="data-parallel over MPI ranks: mpirun -np 4 python -m mpi4py -m cnnkit "
+                   "train --distributed (--batch-size is the global batch)")
+    t.add_argument("--sync-bn", action="store_true", dest="sync_bn",
+                   help="with --distributed: batch-norm statistics of the global batch")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="evaluate checkpoints (several: an ensemble)",
@@ -420,12 +438,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _abort_other_ranks(args, code: int) -> None:
+    """An error on one MPI rank must end them all: the others would wait in a collective."""
+    if getattr(args, "distributed", False):
+        from . import distributed
+
+        if distributed.uses_mpi():
+            distributed.abort(code)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except (FileNotFoundError, ValueError) as e:
         print(f"cnnkit {args.command}: error: {e}", file=sys.stderr)
+        _abort_other_ranks(args, 2)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

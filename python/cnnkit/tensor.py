@@ -287,6 +287,16 @@ class Tensor:
                         pending[key] = g
 
     def _accumulate(self, g: np.ndarray) -> None:
+        target = getattr(self, "_grad_target", None)
+        if target is not None and (self.grad is None or self.grad is target):
+            # a preassigned gradient array (cnnkit.distributed's flat allreduce buffer):
+            # written and then accumulated in place, so .grad stays a view of that buffer
+            if self.grad is None:
+                np.copyto(target, g)
+                self.grad = target
+            else:
+                target += g
+            return
         if self.grad is None:
             self.grad = np.array(g, dtype=np.float32, copy=True)
         else:

@@ -194,7 +194,8 @@ def _progress_bar(total, desc, show):
 def fit(model, train_loader, val_loader=None, *, epochs: int, optimizer, loss=None,
         scheduler=None, early_stopping: int | None = None, checkpoint_dir=None, resume=None,
         preprocessing=None, metadata=None, callbacks=(), progress=None,
-        verbose: bool = False, on_nonfinite: str = "raise") -> History:
+        verbose: bool = False, on_nonfinite: str = "raise",
+        distributed: bool = False) -> History:
     """Train ``model`` for ``epochs`` epochs (in total, counting those of a resumed run).
 
     Parameters
@@ -220,6 +221,12 @@ def fit(model, train_loader, val_loader=None, *, epochs: int, optimizer, loss=No
         ``"raise"`` stops with :class:`cnnkit.guards.NonFiniteError`, naming the epoch, the step
         and the parameter, before the parameters or any checkpoint change; ``"skip"`` drops
         that step with a RuntimeWarning and goes on
+    distributed : data-parallel training on MPI (``cnnkit.distributed``; one process when
+        not launched by mpirun): ``train_loader``'s batch size is the global batch, split
+        across the ranks; gradients are averaged before every step; rank 0 alone prints and
+        writes checkpoints; metrics and validation cover all ranks' images; every rank ends
+        with the same parameters. Call ``cnnkit.distributed.convert_sync_batchnorm(model)``
+        first for batch statistics of the global batch.
 
     Returns the :class:`History` (of the whole run, including resumed epochs).
     """
@@ -245,6 +252,15 @@ def fit(model, train_loader, val_loader=None, *, epochs: int, optimizer, loss=No
         _random.generator().bit_generator.state = ckpt["rng"]["cnnkit"]
         start = int(ckpt["epoch"])
 
+    par = None
+    if distributed:
+        from .distributed import DataParallel
+
+        par = DataParallel(model, train_loader, val_loader)
+        train_loader, val_loader = par.train_loader, par.val_loader
+        if not par.is_main:
+            show, verbose, checkpoint_dir = False, False, None
+
     def save_checkpoint(name, epoch):
         path = os.path.join(os.fspath(checkpoint_dir), name)
         save(checkpoint_dict(model, optimizer, scheduler, epoch=epoch, history=history,
@@ -266,6 +282,8 @@ def fit(model, train_loader, val_loader=None, *, epochs: int, optimizer, loss=No
                 out = model(x)
                 batch_loss = loss_fn(out, y)
                 batch_loss.backward()
+                if par is not None:
+                    par.allreduce_gradients()  # every rank then checks the same gradients
                 if not guards.handle_step(model, batch_loss, epoch + 1, i + 1, on_nonfinite,
                                           buffers):
                     bar.update(1)
@@ -283,6 +301,9 @@ def fit(model, train_loader, val_loader=None, *, epochs: int, optimizer, loss=No
                                     refresh=False)
         finally:
             bar.close()
+        if par is not None:
+            seen, correct, total_loss = par.reduce_metrics(seen, correct, total_loss)
+            par.end_epoch()
         if seen == 0:
             raise ValueError("fit: the training loader yielded no batches")
         train_time = time.perf_counter() - t0
@@ -291,7 +312,8 @@ def fit(model, train_loader, val_loader=None, *, epochs: int, optimizer, loss=No
         if val_loader is not None:
             if hasattr(val_loader, "set_epoch"):
                 val_loader.set_epoch(0)
-            ev = evaluate(model, val_loader, loss=loss_fn)
+            ev = (par.evaluate(loss=loss_fn) if par is not None
+                  else evaluate(model, val_loader, loss=loss_fn))
             val_loss, val_acc = ev.loss, ev.accuracy
         train_acc = correct / seen
         monitored = val_acc if val_acc is not None else train_acc
@@ -338,4 +360,6 @@ def fit(model, train_loader, val_loader=None, *, epochs: int, optimizer, loss=No
                 print(f"early stopping: no better accuracy for {early_stopping} epochs",
                       flush=True)
             break
+    if par is not None:
+        par.close()
     return history

@@ -37,12 +37,21 @@ class DataLoader:
     prefetch : bool
         Prepare the next batch in a background thread while the current one trains (numpy
         releases the GIL for copies, so this overlaps with the C++ kernels).
+    sampler : optional
+        Where the indices of epoch ``e`` come from instead: ``sampler.indices(e)`` (e.g.
+        ``cnnkit.distributed.DistributedSampler``, this rank's shard); ``len(sampler)`` samples
+        per epoch. Excludes ``shuffle`` (the sampler orders). Its ``rng_key`` (a tuple of ints,
+        if any) is appended to the augmentation seed so that shards draw different augmentations.
     """
 
     def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False,
-                 drop_last: bool = False, seed: int = 0, transform=None, prefetch: bool = True):
+                 drop_last: bool = False, seed: int = 0, transform=None, prefetch: bool = True,
+                 sampler=None):
         if int(batch_size) < 1:
             raise ValueError(f"DataLoader: batch_size must be >= 1, got {batch_size}")
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: sampler option is mutually exclusive with shuffle")
+        self.sampler = sampler
         self.dataset, self.batch_size = dataset, int(batch_size)
         self.shuffle, self.drop_last, self.seed = bool(shuffle), bool(drop_last), int(seed)
         self.transform, self.prefetch = transform, bool(prefetch)
@@ -53,13 +62,17 @@ class DataLoader:
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
-        n = len(self.dataset)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def _batches(self, epoch: int):
-        rng = np.random.default_rng([self.seed, epoch])
-        n = len(self.dataset)
-        order = rng.permutation(n) if self.shuffle else np.arange(n)
+        if self.sampler is not None:
+            rng = np.random.default_rng([self.seed, epoch, *getattr(self.sampler, "rng_key", ())])
+            order = np.asarray(self.sampler.indices(epoch), dtype=np.int64)
+        else:
+            rng = np.random.default_rng([self.seed, epoch])
+            n = len(self.dataset)
+            order = rng.permutation(n) if self.shuffle else np.arange(n)
         for b in range(len(self)):
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]
             x, y = self._fetch(idx)
