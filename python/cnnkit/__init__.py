@@ -38,6 +38,7 @@ from . import models  # noqa: E402
 from . import train  # noqa: E402
 from . import ensemble  # noqa: E402
 from . import distributed  # noqa: E402
+from . import onnx  # noqa: E402  (imports the onnx package only when exporting)
 
 __version__ = "0.1.0"
 
@@ -108,5 +109,6 @@ __all__ = [
     "train",
     "ensemble",
     "distributed",
+    "onnx",
     "__version__",
 ]
