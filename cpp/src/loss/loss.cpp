@@ -33,9 +33,18 @@ namespace {
 index_t min_rows(index_t C) { return std::max<index_t>(1, 16384 / std::max<index_t>(1, C)); }
 
 // The shift for a stable softmax: max_j x[j] (0 when it is infinite, so x - m stays defined).
+// 16 interleaved running maxima: the compiler keeps them in vector registers (one running max is
+// a chain of dependent compares). NaN entries are skipped, as by std::max(m, x).
 float row_max(const float* x, index_t C) {
+  float lanes[16];
+  for (float& v : lanes) v = -INFINITY;
+  index_t j = 0;
+  for (; j + 16 <= C; j += 16) {
+    for (int l = 0; l < 16; ++l) lanes[l] = x[j + l] > lanes[l] ? x[j + l] : lanes[l];
+  }
   float m = -INFINITY;
-  for (index_t j = 0; j < C; ++j) m = std::max(m, x[j]);
+  for (float v : lanes) m = v > m ? v : m;
+  for (; j < C; ++j) m = x[j] > m ? x[j] : m;
   return std::isinf(m) ? 0.0f : m;
 }
 
