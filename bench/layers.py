@@ -32,6 +32,8 @@ SHAPES = {
     "alex2": (16, 256, 27, 27),
     "cifar1": (128, 32, 32, 32),
     "cifar2": (128, 64, 16, 16),
+    # larger than the 32 MB L3 (134 MB): these rows show the fraction of DRAM bandwidth
+    "big": (32, 64, 128, 128),
 }
 
 # (op, shape key, extra) in table order
@@ -48,6 +50,8 @@ CASES = [
     ("dropout 0.5", "alex1", None), ("dropout 0.5", "cifar1", None),
     ("linear", "fc6", (16, 9216, 4096)), ("linear", "fc-cifar", (128, 4096, 256)),
     ("cross_entropy", "1000 cls", (16, 1000)), ("cross_entropy", "10 cls", (128, 10)),
+    ("relu", "big", None), ("batch_norm train", "big", None), ("dropout 0.5", "big", None),
+    ("max_pool 2x2/2", "big", None),
 ]
 
 
@@ -209,6 +213,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--side", choices=["cnnkit", "torch"], help="(internal) run one side")
     ap.add_argument("--quick", action="store_true", help="one shape per op")
+    ap.add_argument("--write-readme", action="store_true",
+                    help="also put the table into README.md (layers-results section)")
     ap.add_argument("--repeat", type=int, default=3,
                     help="alternate cnnkit and PyTorch processes this many times; report the "
                          "median over repeats of each side's per-process median")
@@ -294,6 +300,12 @@ def main():
     (OUT / "layers.json").write_text(json.dumps(rows, indent=1))
     (OUT / "layers.md").write_text(md)
     print(md)
+    if args.write_readme:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from _common import write_readme_table
+
+        write_readme_table("layers-results", f"`python3 bench/layers.py --runs {args.runs} "
+                           f"--repeat {args.repeat} --write-readme`: " + md)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
-"""The ``cnnkit`` command: train, eval, summary, plot, bench.
+"""The ``cnnkit`` command: train, eval, summary, plot, export, bench.
 
     cnnkit train                          # digits_cnn on the bundled digits, about 10 s
     cnnkit train --dataset cifar10:~/data/cifar-10-python.tar.gz --augment
     cnnkit eval runs/digits_cnn/best.safetensors
     cnnkit summary alexnet --input 3x227x227
     cnnkit plot runs/digits_cnn/best.safetensors
+    cnnkit export runs/digits_cnn/best.safetensors --onnx digits_cnn.onnx
     cnnkit bench
 """
 
@@ -254,14 +255,14 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def _parse_shape(text: str) -> tuple:
+def _parse_shape(text: str, command: str = "summary") -> tuple:
     try:
         shape = tuple(int(v) for v in text.lower().replace(",", "x").split("x"))
     except ValueError:
-        raise SystemExit(f"cnnkit summary: --input must look like 3x227x227, got {text!r}") \
+        raise SystemExit(f"cnnkit {command}: --input must look like 3x227x227, got {text!r}") \
             from None
     if len(shape) != 3 or min(shape) < 1:
-        raise SystemExit(f"cnnkit summary: --input must be CxHxW, got {text!r}")
+        raise SystemExit(f"cnnkit {command}: --input must be CxHxW, got {text!r}")
     return shape
 
 
@@ -297,6 +298,38 @@ def cmd_plot(args) -> int:
                                         os.path.join(out, f"{stem}-activations.png")))
     for p in written:
         print(f"wrote {p}")
+    return 0
+
+
+# input size (without channels) of the built-in models, for `cnnkit export` without --input
+_INPUT_HW = {"digits_cnn": (8, 8), "lenet5": (28, 28), "cifar_cnn": (32, 32),
+             "alexnet": (227, 227), "resnet20": (32, 32), "resnet_cifar": (32, 32)}
+
+
+def cmd_export(args) -> int:
+    from .io import load
+    from .nn import Module
+    from .onnx import export
+    from .train import load_model
+
+    ckpt = load(args.checkpoint)
+    model = ckpt if isinstance(ckpt, Module) else load_model(ckpt)[0]
+    config = getattr(model, "config", None) or {}
+    if args.input:
+        shape = _parse_shape(args.input, "export")
+    elif config.get("name") in _INPUT_HW:
+        shape = (int(config["args"].get("in_channels", 3)), *_INPUT_HW[config["name"]])
+    else:
+        raise SystemExit("cnnkit export: pass --input CxHxW (the input size of this model is "
+                         "not known)")
+    try:
+        export(model, shape, args.onnx, opset=args.opset)
+    except (ImportError, NotImplementedError) as e:  # no onnx package; an op ONNX lacks
+        print(f"cnnkit export: error: {e}", file=sys.stderr)
+        return 2
+    print(f"{args.onnx}: {config.get('name', type(model).__name__)}, input "
+          f"[N, {', '.join(map(str, shape))}], opset {args.opset} (run it with onnxruntime; "
+          "it expects preprocessed images)")
     return 0
 
 
@@ -425,6 +458,17 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--dataset", help="for the activation map (default: the checkpoint's)")
     pl.add_argument("--image", type=int, default=0, help="test image index (default 0)")
     pl.set_defaults(func=cmd_plot)
+
+    x = sub.add_parser("export", help="write a checkpoint's model as ONNX",
+                       description="Rebuild the model of CHECKPOINT (a training checkpoint or a "
+                       "saved model) and write it as an ONNX file with a dynamic batch "
+                       "dimension (needs onnx: pip install \"cnnkit[onnx]\"). The file holds "
+                       "the network only: apply the checkpoint's preprocessing before it.")
+    x.add_argument("checkpoint")
+    x.add_argument("--onnx", required=True, metavar="OUT", help="the .onnx file to write")
+    x.add_argument("--input", help="CxHxW (default: the built-in model's usual input)")
+    x.add_argument("--opset", type=int, default=17, help="ONNX opset, 13..17 (default 17)")
+    x.set_defaults(func=cmd_export)
 
     b = sub.add_parser("bench", help="a short speed report (training and inference images/s)",
                        description="Images per second of a training step and of inference "

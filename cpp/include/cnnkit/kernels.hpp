@@ -107,6 +107,9 @@ using TransposeF32 = void (*)(const float* src, std::int64_t lds, std::int64_t r
                               std::int64_t cols, float* dst, std::int64_t ldd,
                               std::int64_t rows_out);
 
+// Softmax building block over one row: y[j] = exp(x[j] - shift), returns sum_j y[j].
+using ExpShiftSum = double (*)(const float* x, float* y, std::int64_t n, float shift);
+
 struct KernelTable {
   const char* isa = "ref";
   int sgemm_mr = 0;
@@ -131,6 +134,7 @@ struct KernelTable {
   LrnFwd lrn_fwd = nullptr;
   LrnBwd lrn_bwd = nullptr;
   DropoutFwd dropout_fwd = nullptr;
+  ExpShiftSum exp_shift_sum = nullptr;
 };
 
 // Each fills in what its ISA provides; they are defined in the ISA's own translation units.

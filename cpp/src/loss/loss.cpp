@@ -23,6 +23,7 @@
 #include <cmath>
 #include <vector>
 
+#include "loss/loss_kernels.hpp"
 #include "runtime/parallel.hpp"
 
 namespace cnnkit {
@@ -31,34 +32,40 @@ namespace {
 
 index_t min_rows(index_t C) { return std::max<index_t>(1, 16384 / std::max<index_t>(1, C)); }
 
-// y = x - max, returns log(sum exp(x - max)) (y holds x - max on return).
-double shifted_logsumexp(const float* x, float* y, index_t C) {
-  float m = -INFINITY;
-  for (index_t j = 0; j < C; ++j) m = std::max(m, x[j]);
-  if (std::isinf(m)) m = 0.0f;  // all -inf (or +inf): keep x - m well defined
-  double s = 0.0;
-  for (index_t j = 0; j < C; ++j) {
-    y[j] = x[j] - m;
-    s += std::exp(double(y[j]));
+// The shift for a stable softmax: max_j x[j] (0 when it is infinite, so x - m stays defined).
+// 16 interleaved running maxima: the compiler keeps them in vector registers (one running max is
+// a chain of dependent compares). NaN entries are skipped, as by std::max(m, x).
+float row_max(const float* x, index_t C) {
+  float lanes[16];
+  for (float& v : lanes) v = -INFINITY;
+  index_t j = 0;
+  for (; j + 16 <= C; j += 16) {
+    for (int l = 0; l < 16; ++l) lanes[l] = x[j + l] > lanes[l] ? x[j + l] : lanes[l];
   }
-  return std::log(s);
+  float m = -INFINITY;
+  for (float v : lanes) m = v > m ? v : m;
+  for (; j < C; ++j) m = x[j] > m ? x[j] : m;
+  return std::isinf(m) ? 0.0f : m;
 }
 
 }  // namespace
 
+double exp_shift_sum_ref(const float* x, float* y, std::int64_t n, float shift) {
+  double s = 0.0;
+  for (std::int64_t j = 0; j < n; ++j) {
+    y[j] = std::exp(x[j] - shift);
+    s += y[j];
+  }
+  return s;
+}
+
 void softmax_forward(index_t N, index_t C, const float* src, float* dst) {
+  const ExpShiftSum exp_shift = kernels().exp_shift_sum;
   parallel_ranges(N, min_rows(C), [&](index_t b, index_t e) {
     for (index_t n = b; n < e; ++n) {
       const float* x = src + n * C;
       float* y = dst + n * C;
-      float m = -INFINITY;
-      for (index_t j = 0; j < C; ++j) m = std::max(m, x[j]);
-      if (std::isinf(m)) m = 0.0f;
-      double s = 0.0;
-      for (index_t j = 0; j < C; ++j) {
-        y[j] = std::exp(x[j] - m);
-        s += y[j];
-      }
+      const double s = exp_shift(x, y, C, row_max(x, C));
       const float inv = float(1.0 / s);
       for (index_t j = 0; j < C; ++j) y[j] *= inv;
     }
@@ -80,11 +87,14 @@ void softmax_backward(index_t N, index_t C, const float* diff_dst, const float* 
 }
 
 void log_softmax_forward(index_t N, index_t C, const float* src, float* dst) {
+  const ExpShiftSum exp_shift = kernels().exp_shift_sum;
   parallel_ranges(N, min_rows(C), [&](index_t b, index_t e) {
     for (index_t n = b; n < e; ++n) {
+      const float* x = src + n * C;
       float* y = dst + n * C;
-      const float lse = float(shifted_logsumexp(src + n * C, y, C));
-      for (index_t j = 0; j < C; ++j) y[j] -= lse;
+      const float m = row_max(x, C);
+      const float lse = float(std::log(exp_shift(x, y, C, m)));  // y is scratch here
+      for (index_t j = 0; j < C; ++j) y[j] = (x[j] - m) - lse;
     }
   });
 }
@@ -116,20 +126,15 @@ double cross_entropy_forward(index_t N, index_t C, const float* logits, const in
                              float* probs) {
   validate_targets("cross_entropy", N, C, target);
   if (N == 0) return NAN;  // PyTorch: mean over an empty batch
+  const ExpShiftSum exp_shift = kernels().exp_shift_sum;
   std::vector<double> row(N);
   parallel_ranges(N, min_rows(C), [&](index_t b, index_t e) {
     for (index_t n = b; n < e; ++n) {
       // One exp per logit: p = exp(x - m), s = sum p (double), loss = log s - (x_t - m).
       const float* x = logits + n * C;
       float* p = probs + n * C;
-      float m = -INFINITY;
-      for (index_t j = 0; j < C; ++j) m = std::max(m, x[j]);
-      if (std::isinf(m)) m = 0.0f;
-      double s = 0.0;
-      for (index_t j = 0; j < C; ++j) {
-        p[j] = std::exp(x[j] - m);
-        s += p[j];
-      }
+      const float m = row_max(x, C);
+      const double s = exp_shift(x, p, C, m);
       row[n] = std::log(s) - double(x[target[n]] - m);
       const float inv = float(1.0 / s);
       for (index_t j = 0; j < C; ++j) p[j] *= inv;

@@ -5,6 +5,7 @@
 #include "activation/activation_kernels.hpp"
 #include "dropout/dropout_kernels.hpp"
 #include "gemm/gemm_kernels.hpp"
+#include "loss/loss_kernels.hpp"
 #include "norm/norm_kernels.hpp"
 #include "pool/pool_kernels.hpp"
 
@@ -56,6 +57,7 @@ void register_ref_kernels(KernelTable& t) {
   t.lrn_fwd = ref::lrn_fwd_f32_ref;
   t.lrn_bwd = ref::lrn_bwd_f32_ref;
   t.dropout_fwd = ref::dropout_fwd_f32_ref;
+  t.exp_shift_sum = exp_shift_sum_ref;
 }
 
 }  // namespace cnnkit

@@ -18,7 +18,19 @@ common extension (``Infinity``, ``NaN``), which Python reads back.
 
 Arrays are written C-contiguous (transposed or Fortran-ordered views are copied first); 0-d
 arrays stay 0-d. The write is atomic: a temporary file in the same folder, flushed and fsynced,
-then ``os.replace``d over the target, so a crash never leaves a half-written checkpoint.
+then ``os.replace``d over the target (and the folder fsynced, so the rename itself survives a
+power cut); a process killed at any moment leaves the previous checkpoint intact.
+
+A model (any ``nn.Module`` that carries a ``config``, as every ``cnnkit.models`` builder's
+does) is stored as its config, its training flag and its state_dict
+(``{"__module__": {...}}``); :func:`load` rebuilds it with ``cnnkit.models.build(config)`` and
+loads the weights, so ``ck.save(model, path)`` then ``ck.load(path)`` gives the model back
+without the caller repeating its architecture. Saved alone, its tensors keep their PyTorch key
+names at the top level of the file.
+
+The metadata also records the CRC-32 of every tensor's bytes (key order), so a file whose data
+was damaged after writing (a flipped bit, a partial copy) is refused with a ValueError that
+names the file, instead of loading wrong weights.
 """
 
 from __future__ import annotations
@@ -27,13 +39,17 @@ import collections
 import json
 import os
 import tempfile
+import zlib
 
 import numpy as np
 
-__all__ = ["save", "load", "FORMAT"]
+__all__ = ["FORMAT", "atomic_write", "load", "save"]
 
 FORMAT = "cnnkit-checkpoint-1"
 _META_KEY = "cnnkit"
+# read once at import: os.umask can only be read by setting it, which races with other threads
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def _is_array(value) -> bool:
@@ -44,8 +60,11 @@ def _is_array(value) -> bool:
 
 def _encode(value, path: list, arrays: dict):
     """The JSON-able form of ``value``; arrays move into ``arrays``."""
+    from ..nn.module import Module
     from ..tensor import Tensor
 
+    if isinstance(value, Module):
+        return {"__module__": _encode_module(value, path, arrays)}
     if isinstance(value, Tensor):
         value = value.data
     if isinstance(value, np.ndarray):
@@ -84,6 +103,45 @@ def _encode(value, path: list, arrays: dict):
                     "tuples, numbers, strings, None and arrays")
 
 
+def _encode_module(model, path: list, arrays: dict) -> dict:
+    config = getattr(model, "config", None)
+    if not isinstance(config, dict) or "name" not in config:
+        where = "/".join(p for p in path if p) or "<root>"
+        raise TypeError(
+            f"save: the {type(model).__name__} at {where} has no config (name + arguments), so "
+            "it could not be rebuilt on load; save model.state_dict() instead, or build the "
+            "model with cnnkit.models (cnnkit.models.register adds a builder)")
+    state = model.state_dict()
+    # at the root (path [""]) the tensors keep their own (PyTorch) names: the file is also a
+    # plain state dict for any safetensors reader
+    entries = {k: _encode(v, path + [k], arrays) for k, v in state.items()}
+    return {"config": _encode(config, path + ["config"], arrays),
+            "training": bool(model.training), "state": {"__ordered__": entries}}
+
+
+def _decode_module(value, arrays: dict):
+    from ..models import build
+
+    config = _decode(value["config"], arrays)
+    model = build(config)
+    model.load_state_dict(_decode(value["state"], arrays))
+    model.train(bool(value.get("training", False)))
+    return model
+
+
+def _checksum(arrays: dict) -> str:
+    """CRC-32 of every array's bytes in key order (layout-independent, so the reader checks
+    it on the arrays it decoded)."""
+    crc = 0
+    for k in sorted(arrays):
+        a = np.asarray(arrays[k])
+        crc = zlib.crc32(k.encode(), crc)
+        crc = zlib.crc32(str((a.dtype.str, a.shape)).encode(), crc)
+        if a.size:
+            crc = zlib.crc32(np.ascontiguousarray(a).reshape(-1).view(np.uint8), crc)
+    return f"{crc:08x}"
+
+
 def _decode(value, arrays: dict):
     if isinstance(value, list):
         return [_decode(v, arrays) for v in value]
@@ -91,6 +149,8 @@ def _decode(value, arrays: dict):
         return value
     if "__array__" in value:
         return arrays[value["__array__"]]
+    if "__module__" in value:
+        return _decode_module(value["__module__"], arrays)
     if "__tuple__" in value:
         return tuple(_decode(v, arrays) for v in value["__tuple__"])
     if "__counter__" in value:
@@ -105,23 +165,34 @@ def _decode(value, arrays: dict):
 
 
 def save(obj, path) -> None:
-    """Write ``obj`` (a state dict, or any tree of dicts/lists/numbers/strings/arrays) to
-    ``path`` as safetensors, atomically (see the module docstring)."""
+    """Write ``obj`` (a state dict, a model, or any tree of dicts/lists/numbers/strings/arrays
+    and models) to ``path`` as safetensors, atomically (see the module docstring)."""
     from safetensors.numpy import save as st_save
 
     from .. import __version__
+    from ..nn.module import Module
 
     arrays = {}
-    tree = _encode(obj, [""] if isinstance(obj, dict) else [], arrays)
-    meta = {"format": FORMAT, "cnnkit_version": __version__,
+    root = isinstance(obj, (dict, Module))
+    tree = _encode(obj, [""] if root else [], arrays)
+    meta = {"format": FORMAT, "cnnkit_version": __version__, "crc32": _checksum(arrays),
             _META_KEY: json.dumps(tree, allow_nan=True)}
-    blob = st_save(arrays, metadata=meta)
+    atomic_write(path, st_save(arrays, metadata=meta))
+
+
+def atomic_write(path, blob: bytes) -> None:
+    """Write ``blob`` to ``path`` so that readers only ever see the old file or the complete
+    new one: a temporary file in the same folder (same file system, so the rename is atomic),
+    flushed and fsynced, renamed over ``path``, then the folder fsynced (the rename itself
+    durable). A failure removes the temporary file and leaves ``path`` untouched."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
+            # mkstemp creates the file 0600; give the result the usual permissions
+            os.fchmod(f.fileno(), 0o666 & ~_UMASK)
             f.write(blob)
             f.flush()
             os.fsync(f.fileno())
@@ -130,13 +201,13 @@ def save(obj, path) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    try:  # make the rename itself durable
+    try:
         dfd = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(dfd)
         finally:
             os.close(dfd)
-    except OSError:
+    except OSError:  # some file systems refuse fsync on a folder
         pass
 
 
@@ -155,8 +226,12 @@ def _read_header(path: str) -> dict:
             header = json.loads(f.read(n))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ValueError(f"load: {path} has a corrupt safetensors header ({e})") from None
-    end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"),
-              default=0)
+    try:
+        end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"),
+                  default=0)
+    except (AttributeError, KeyError, TypeError, IndexError):
+        raise ValueError(f"load: {path} is not a safetensors file (its header is JSON but not "
+                         "a table of tensors)") from None
     if 8 + n + end > size:
         raise ValueError(f"load: {path} is truncated (tensor data needs {8 + n + end} bytes, "
                          f"file has {size})")
@@ -164,21 +239,41 @@ def _read_header(path: str) -> dict:
 
 
 def load(path):
-    """Read what :func:`save` wrote. A safetensors file written by another program (no cnnkit
-    metadata) loads as a dict of its tensors. Raises FileNotFoundError for a missing file and
-    ValueError for a truncated or corrupt one."""
-    from safetensors.numpy import load_file
+    """Read what :func:`save` wrote; a saved model comes back rebuilt (see the module
+    docstring). A safetensors file written by another program (no cnnkit metadata) loads as a
+    dict of its tensors. Raises FileNotFoundError for a missing file and ValueError, naming the
+    file and the problem, for a truncated, corrupt or foreign one."""
+    from safetensors.numpy import load as st_load
 
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"load: no checkpoint at {path}")
     header = _read_header(path)
+    with open(path, "rb") as f:
+        blob = f.read()
     try:
-        arrays = load_file(path)
+        arrays = st_load(blob)
     except Exception as e:  # safetensors raises its own error types
         raise ValueError(f"load: cannot read {path}: {e}") from None
+    del blob
     meta = header.get("__metadata__") or {}
+    if not isinstance(meta, dict):  # a problem of the file, not of the caller's types
+        raise ValueError(  # noqa: TRY004
+            f"load: {path} has a corrupt safetensors header (metadata is a "
+            f"{type(meta).__name__})")
+    if "crc32" in meta and meta["crc32"] != _checksum(arrays):
+        raise ValueError(f"load: {path} is corrupt: its tensor data does not match the "
+                         f"checksum written with it (crc32 {meta['crc32']})")
     if _META_KEY not in meta:
         return collections.OrderedDict((k, arrays[k]) for k in header if k != "__metadata__")
-    tree = json.loads(meta[_META_KEY])
-    return _decode(tree, arrays)
+    try:
+        tree = json.loads(meta[_META_KEY])
+    except json.JSONDecodeError as e:
+        raise ValueError(f"load: {path} has corrupt cnnkit metadata ({e})") from None
+    try:
+        return _decode(tree, arrays)
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"load: {path} has inconsistent cnnkit metadata "
+                         f"({type(e).__name__}: {e})") from None
+    except (ValueError, RuntimeError) as e:  # a model that cannot be rebuilt from its config
+        raise ValueError(f"load: {path}: {e}") from None

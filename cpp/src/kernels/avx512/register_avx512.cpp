@@ -2,6 +2,7 @@
 #include "activation/activation_kernels.hpp"
 #include "dropout/dropout_kernels.hpp"
 #include "gemm/gemm_kernels.hpp"
+#include "loss/loss_kernels.hpp"
 #include "norm/norm_kernels.hpp"
 #include "pool/pool_kernels.hpp"
 
@@ -15,6 +16,7 @@ void register_kernels(KernelTable& t) {
   t.sgemm_mr = kSgemmMr;
   t.sgemm_nr = kSgemmNr;
   t.sgemm_ukr = sgemm_ukr_14x32_avx512;
+  t.exp_shift_sum = exp_shift_sum_avx512;
   t.transpose = transpose_f32_avx512;
   t.pack_patch_panel = pack_patch_panel_avx512;
   t.dot_mr = kDotMr;
