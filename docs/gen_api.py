@@ -31,7 +31,8 @@ PAGES = [
     ("cnnkit.models", "cnnkit.models: ready-made models"),
     ("cnnkit.train", "cnnkit.train: training and evaluation"),
     ("cnnkit.ensemble", "cnnkit.ensemble: model ensembles"),
-    ("cnnkit.io", "cnnkit.io: saving and loading"),
+    ("cnnkit.io", "cnnkit.io: saving, loading, PyTorch weights"),
+    ("cnnkit.onnx", "cnnkit.onnx: ONNX export"),
     ("cnnkit.plot", "cnnkit.plot: plots"),
     ("cnnkit.summary", "cnnkit.summary: layer tables"),
     ("cnnkit.gradcheck", "cnnkit.gradcheck: gradient checking"),
@@ -119,7 +120,8 @@ def _entry(full: str, obj, name: str) -> list:
     if kind == "function":
         return [f".. autofunction:: {full}", ""]
     # a plain directive: autodata would show the docstring of the value's type (dict, int)
-    lines = [f".. py:data:: {full}"]
+    modname, _, short = full.rpartition(".")
+    lines = [f".. py:data:: {short}", f"   :module: {modname}"]
     if _show_value(obj):
         lines.append(f"   :value: {obj!r}")
     else:
