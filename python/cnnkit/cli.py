@@ -382,6 +382,7 @@ def cmd_bench(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of the ``cnnkit`` command and its subcommands."""
     from . import __version__
     from .models import MODELS
 
@@ -490,6 +491,8 @@ def _abort_other_ranks(args, code: int) -> None:
 
 
 def main(argv=None) -> int:
+    """Run the ``cnnkit`` command with ``argv`` (default ``sys.argv[1:]``); returns the exit
+    status (2 for a bad file or value, whose message goes to stderr)."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
