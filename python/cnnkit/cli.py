@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
 import time
@@ -27,18 +28,26 @@ DEFAULTS = {
     "cifar10": dict(model="cifar_cnn", epochs=30, batch_size=128, lr=0.05),
 }
 TRAIN_OPTIONS = ("model", "dataset", "epochs", "batch_size", "lr", "momentum", "weight_decay",
-                 "augment", "seed", "scheduler", "early_stopping", "val_fraction")
+                 "augment", "seed", "scheduler", "early_stopping", "val_fraction", "recipe")
+# --recipe NAME: a paper's hyper-parameters, for the options not given on the command line.
+# AlexNet (Krizhevsky et al. 2012): batch 128, SGD momentum 0.9 (not Nesterov), lr 1e-2 divided
+# by 10 when the validation accuracy stops improving, weight decay 5e-4, dropout 0.5, random
+# crops and horizontal flips.
+RECIPES = {
+    "alexnet": dict(batch_size=128, lr=1e-2, momentum=0.9, weight_decay=5e-4,
+                    scheduler="plateau", augment=True, nesterov=False, dropout=0.5, flips=True),
+}
 
 
 def _dataset_kind(spec: str) -> str:
     return spec.partition(":")[0].lower()
 
 
-def _augmentation(kind: str, image_shape):
+def _augmentation(kind: str, image_shape, flips: bool = False):
     from . import data
 
     c, h, w = image_shape
-    if kind == "cifar10":
+    if kind == "cifar10" or flips:
         return [data.RandomCrop((h, w), padding=4), data.RandomHorizontalFlip()]
     # digits and handwriting: small shifts only (a mirrored 2 is not a 2)
     return [data.RandomCrop((h, w), padding=1 if h <= 8 else 2)]
@@ -60,7 +69,7 @@ def _split_validation(train, fraction: float, seed: int):
 def cmd_train(args) -> int:
     import cnnkit as ck
 
-    from . import data, models, optim
+    from . import data, models, nn, optim
     from .io import load
     from .train import evaluate, fit
 
@@ -71,6 +80,10 @@ def cmd_train(args) -> int:
         for k in TRAIN_OPTIONS:
             if getattr(args, k) is None and k in saved:
                 setattr(args, k, saved[k])
+    recipe = RECIPES.get(args.recipe, {})
+    for k, v in recipe.items():
+        if getattr(args, k, v) is None:
+            setattr(args, k, v)
     args.dataset = args.dataset or "digits"
     kind = _dataset_kind(args.dataset)
     defaults = DEFAULTS.get(kind, DEFAULTS["digits"])
@@ -93,17 +106,24 @@ def cmd_train(args) -> int:
         prep = data.preprocessing_from_state(resume_ckpt["preprocessing"])
     else:
         prep = data.ChannelMean(std=True).fit(train_set.images)
-    steps = [prep] + (_augmentation(kind, train_set.image_shape) if args.augment else [])
+    steps = [prep] + (_augmentation(kind, train_set.image_shape, recipe.get("flips", False))
+                      if args.augment else [])
     train_loader = data.DataLoader(train_set, args.batch_size, shuffle=True, seed=args.seed,
                                    transform=data.Compose(steps))
     val_loader = data.DataLoader(val_set, 256, transform=prep) if val_set is not None else None
     test_loader = data.DataLoader(test_set, 256, transform=prep)
 
     c = train_set.image_shape[0]
-    model = (models.build(resume_ckpt["config"]) if resume_ckpt is not None
-             else models.build(args.model, num_classes=train_set.num_classes, in_channels=c))
+    if resume_ckpt is not None:
+        model = models.build(resume_ckpt["config"])
+    else:  # only the arguments this builder takes (alexnet has no in_channels)
+        accepted = inspect.signature(models.MODELS[args.model]).parameters
+        extra = {"in_channels": c, "dropout": recipe.get("dropout")}
+        model = models.build(args.model, num_classes=train_set.num_classes,
+                             **{k: v for k, v in extra.items() if k in accepted and v is not None})
+    nesterov = recipe.get("nesterov", True) and args.momentum > 0
     optimizer = optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
-                          weight_decay=args.weight_decay, nesterov=args.momentum > 0)
+                          weight_decay=args.weight_decay, nesterov=nesterov)
     if args.distributed and args.sync_bn:
         model = distributed.convert_sync_batchnorm(model)
     if args.scheduler == "plateau":
@@ -119,11 +139,27 @@ def cmd_train(args) -> int:
     say = print if main_rank else (lambda *a, **k: None)
     say(f"cnnkit train: {model.config['name']} on {args.dataset} ({len(train_set)} train / "
           f"{n_val} validation / {len(test_set)} test images), {args.epochs} epochs, "
-          f"batch {args.batch_size}, SGD lr {args.lr:g} momentum {args.momentum:g} "
-          f"weight decay {args.weight_decay:g}{', augmented' if args.augment else ''}, "
+          f"batch {args.batch_size}, SGD lr {args.lr:g} momentum {args.momentum:g}"
+          f"{' (Nesterov)' if nesterov else ''} weight decay {args.weight_decay:g}"
+          f"{', augmented' if args.augment else ''}"
+          f"{f', recipe {args.recipe}' if args.recipe else ''}, "
           f"{ck.get_num_threads()} threads"
           + (f" x {ranks} MPI ranks{' (synchronised batch norm)' if args.sync_bn else ''}"
              if args.distributed else ""), flush=True)
+    if args.dry_run:
+        dropout = [m.p for m in model.modules() if isinstance(m, nn.Dropout)]
+        say(f"model: {model.config['name']} {model.config['args']}, "
+            f"{sum(p.numel() for p in model.parameters()):,} parameters"
+            + (f", dropout {', '.join(f'{p:g}' for p in dropout)}" if dropout else ""))
+        say(f"optimizer: SGD(lr={args.lr:g}, momentum={args.momentum:g}, nesterov={nesterov}, "
+            f"weight_decay={args.weight_decay:g})")
+        say("scheduler: " + {"plateau": "ReduceLROnPlateau(mode='max', factor=0.1, patience=2) "
+                             "on validation accuracy (lr / 10 when it stalls)",
+                             "cosine": f"CosineAnnealingLR(T_max={args.epochs})"}.get(
+                                 args.scheduler, "none"))
+        say("augmentation: " + (", ".join(type(s).__name__ for s in steps[1:]) or "none"))
+        say("dry run: nothing trained")
+        return 0
     metadata = {"dataset": args.dataset, "classes": list(train_set.classes),
                 "input_shape": list(train_set.image_shape),
                 "args": {k: getattr(args, k) for k in TRAIN_OPTIONS}}
@@ -346,6 +382,7 @@ def cmd_bench(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of the ``cnnkit`` command and its subcommands."""
     from . import __version__
     from .models import MODELS
 
@@ -382,6 +419,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="checkpoint folder (default runs/MODEL-DATASET)")
     t.add_argument("--resume", metavar="CHECKPOINT",
                    help="continue from a checkpoint (its options unless given again)")
+    t.add_argument("--recipe", choices=sorted(RECIPES),
+                   help="a paper's hyper-parameters for the options not given: alexnet = batch "
+                   "128, SGD momentum 0.9, lr 0.01 / 10 on a validation plateau, weight decay "
+                   "5e-4, dropout 0.5, random crops and flips (AlexNet wants 3x227x227 images)")
+    t.add_argument("--dry-run", action="store_true", dest="dry_run",
+                   help="print the set-up (model, optimizer, schedule, augmentation) and stop")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--distributed", action="store_true",
                    help="data-parallel over MPI ranks: mpirun -np 4 python -m mpi4py -m cnnkit "
@@ -448,6 +491,8 @@ def _abort_other_ranks(args, code: int) -> None:
 
 
 def main(argv=None) -> int:
+    """Run the ``cnnkit`` command with ``argv`` (default ``sys.argv[1:]``); returns the exit
+    status (2 for a bad file or value, whose message goes to stderr)."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

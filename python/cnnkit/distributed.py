@@ -132,6 +132,7 @@ def _install_excepthook() -> None:
 
 
 def is_initialized() -> bool:
+    """Whether :func:`init` has run in this process."""
     return _state.initialized
 
 
@@ -161,6 +162,7 @@ def is_main() -> bool:
 
 
 def barrier() -> None:
+    """Wait until every rank gets here (nothing to wait for in a single process)."""
     if uses_mpi():
         _state.comm.Barrier()
 

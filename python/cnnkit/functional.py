@@ -329,7 +329,8 @@ class AdaptiveAvgPool2dFunction(Function):
 
 
 def adaptive_avg_pool2d(x, output_size):
-    """Average pooling to a fixed output size (int or (h, w); None keeps that input size)."""
+    """Average pooling of [N, C, H, W] to [N, C, h, w], ``output_size`` an int or (h, w)
+    (None keeps that input size)."""
     op = "adaptive_avg_pool2d"
     x = _tensor(x, op)
     if isinstance(output_size, (tuple, list)) and len(output_size) == 2:
@@ -385,29 +386,29 @@ class TanhFunction(Function):
 
 
 def relu(x):
-    """max(0, x), element-wise."""
+    """max(0, x), element-wise; any shape, returned unchanged."""
     return ReLUFunction.apply(_tensor(x, "relu"))
 
 
 def leaky_relu(x, negative_slope=0.01):
-    """x for x > 0, ``negative_slope`` * x otherwise."""
+    """x for x > 0, ``negative_slope`` * x otherwise; element-wise, any shape."""
     op = "leaky_relu"
     return LeakyReLUFunction.apply(_tensor(x, op),
                                    slope=_real(negative_slope, "negative_slope", op))
 
 
 def elu(x, alpha=1.0):
-    """x for x > 0, ``alpha`` * (exp(x) - 1) otherwise."""
+    """x for x > 0, ``alpha`` * (exp(x) - 1) otherwise; element-wise, any shape."""
     return ELUFunction.apply(_tensor(x, "elu"), alpha=_real(alpha, "alpha", "elu"))
 
 
 def sigmoid(x):
-    """1 / (1 + exp(-x)), element-wise."""
+    """1 / (1 + exp(-x)), element-wise; any shape."""
     return SigmoidFunction.apply(_tensor(x, "sigmoid"))
 
 
 def tanh(x):
-    """Hyperbolic tangent, element-wise."""
+    """Hyperbolic tangent, element-wise; any shape."""
     return TanhFunction.apply(_tensor(x, "tanh"))
 
 
@@ -533,7 +534,7 @@ class LocalResponseNormFunction(Function):
 
 
 def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
-    """Local response normalisation across channels (PyTorch semantics).
+    """Local response normalisation across the channels of [N, C, ...] (PyTorch semantics).
 
     y = x / (k + alpha / size * sum of x^2 over ``size`` neighbouring channels) ** beta
     """
@@ -557,7 +558,8 @@ class DropoutFunction(Function):
 
 
 def dropout(x, p=0.5, training=True):
-    """Zero each element with probability ``p`` and scale the rest by 1 / (1 - p) (training).
+    """Zero each element with probability ``p`` and scale the rest by 1 / (1 - p) (training);
+    any shape.
 
     The kernel's seed comes from the global generator, so ``cnnkit.manual_seed`` makes the
     masks reproducible. Outside training (or with p = 0) ``x`` is returned unchanged.
@@ -638,13 +640,13 @@ def _dim(x: Tensor, dim, op: str) -> int:
 
 
 def softmax(x, dim=1):
-    """exp(x) / sum(exp(x)) along ``dim``."""
+    """exp(x) / sum(exp(x)) along ``dim`` (logits [N, C] -> probabilities [N, C])."""
     x = _tensor(x, "softmax")
     return SoftmaxFunction.apply(x, dim=_dim(x, dim, "softmax"))
 
 
 def log_softmax(x, dim=1):
-    """log(softmax(x)) along ``dim``, computed stably."""
+    """log(softmax(x)) along ``dim``, computed stably; same shape as ``x``."""
     x = _tensor(x, "log_softmax")
     return LogSoftmaxFunction.apply(x, dim=_dim(x, dim, "log_softmax"))
 
@@ -687,7 +689,10 @@ class MultiMarginFunction(Function):
 
 
 def multi_margin_loss(logits, target, margin=1.0):
-    """Multi-class hinge (SVM) loss: mean over N of sum_{j != y} max(0, margin - x_y + x_j) / C."""
+    """Multi-class hinge (SVM) loss: mean over N of sum_{j != y} max(0, margin - x_y + x_j) / C.
+
+    ``logits`` [N, C], ``target`` int64 [N]; returns a scalar Tensor.
+    """
     op = "multi_margin_loss"
     logits, target = _tensor(logits, op, "logits"), _labels(target, op)
     _check_logits(logits, target, op)
@@ -705,7 +710,7 @@ class MSEFunction(Function):
 
 
 def mse_loss(x, y):
-    """Mean of (x - y)^2 over all elements; x and y of the same shape."""
+    """Mean of (x - y)^2 over all elements; x and y of the same shape; a scalar Tensor."""
     x = _tensor(x, "mse_loss")
     _check_array(y, "mse_loss", "y")
     y_shape = y.shape

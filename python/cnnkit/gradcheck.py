@@ -17,13 +17,13 @@ def gradcheck(fn, inputs, eps: float = 1e-3, atol: float = 1e-4, rtol: float = 1
               seed: int = 0) -> bool:
     """Compare the autograd gradients of ``fn`` with centred finite differences.
 
-    The output of ``fn(*inputs)`` is reduced to the scalar L = sum(out * w) with a fixed random
+    The output of ``fn(*inputs)`` is reduced to the scalar ``L = sum(out * w)`` with a fixed random
     ``w``; for every element x of every input with ``requires_grad=True``, the numerical
-    derivative (L(x + eps) - L(x - eps)) / (2 eps) is computed in float64 from the float32
+    derivative ``(L(x + eps) - L(x - eps)) / (2 eps)`` is computed in float64 from the float32
     outputs (with the step actually representable in float32), and must match the analytic
     dL/dx from ``backward`` within ``atol + rtol * |numerical| + noise``. Since the ops compute
     in float32, the outputs that the step changes carry rounding error; ``noise`` is that floor,
-    8 units in the last place of each changed output, weighted by |w|, divided by the step.
+    8 units in the last place of each changed output, weighted by ``|w|``, divided by the step.
 
     Keep inputs small (every element costs two forward passes) and away from kinks and ties
     (ReLU at 0, equal maxima), where the function is not differentiable.

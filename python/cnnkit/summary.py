@@ -123,7 +123,7 @@ class Summary:
 
 
 def summary(model, input_shape) -> Summary:
-    """Run ``model`` once on zeros of shape [1, *input_shape] (under no_grad, in eval mode,
+    """Run ``model`` once on zeros of shape ``[1, *input_shape]`` (under no_grad, in eval mode,
     restoring the modes afterwards) and tabulate every leaf layer it called: output volume,
     parameter count and multiply-adds, with totals; conv/pool layers whose filter does not tile
     their input are marked with ``*`` and explained below the table.

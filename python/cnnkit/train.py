@@ -228,7 +228,10 @@ def fit(model, train_loader, val_loader=None, *, epochs: int, optimizer, loss=No
         with the same parameters. Call ``cnnkit.distributed.convert_sync_batchnorm(model)``
         first for batch statistics of the global batch.
 
-    Returns the :class:`History` (of the whole run, including resumed epochs).
+    Returns
+    -------
+    History
+        Of the whole run, including resumed epochs.
     """
     if on_nonfinite not in guards.ON_NONFINITE:
         raise ValueError(f"fit: on_nonfinite must be one of {guards.ON_NONFINITE}, "

@@ -1,5 +1,5 @@
 """Data: bundled and on-disk datasets, preprocessing fitted on the training set, seeded
-augmentation, and a DataLoader that prepares the next batch in a background thread.
+augmentation, and a DataLoader that prepares the next batch in a background thread::
 
     train, test = cnnkit.data.load_digits()          # [N, 1, 8, 8] float32 in [0, 1], int64 labels
     prep = cnnkit.data.ChannelMean(std=True).fit(train.images)

@@ -9,7 +9,7 @@ __all__ = ["ReLU", "LeakyReLU", "ELU", "Sigmoid", "Tanh", "Maxout"]
 
 
 class ReLU(Module):
-    """max(0, x). ``inplace`` is accepted for PyTorch compatibility (results are new arrays)."""
+    """max(0, x), element-wise, any shape. ``inplace`` is accepted for PyTorch compatibility (results are new arrays)."""
 
     def __init__(self, inplace: bool = False):
         super().__init__()
@@ -23,7 +23,7 @@ class ReLU(Module):
 
 
 class LeakyReLU(Module):
-    """x for x > 0, negative_slope * x otherwise."""
+    """x for x > 0, negative_slope * x otherwise; element-wise, any shape."""
 
     def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
         super().__init__()
@@ -37,7 +37,7 @@ class LeakyReLU(Module):
 
 
 class ELU(Module):
-    """x for x > 0, alpha * (exp(x) - 1) otherwise."""
+    """x for x > 0, alpha * (exp(x) - 1) otherwise; element-wise, any shape."""
 
     def __init__(self, alpha: float = 1.0, inplace: bool = False):
         super().__init__()
@@ -51,11 +51,15 @@ class ELU(Module):
 
 
 class Sigmoid(Module):
+    """1 / (1 + exp(-x)), element-wise, any shape."""
+
     def forward(self, x):
         return F.sigmoid(x)
 
 
 class Tanh(Module):
+    """Hyperbolic tangent, element-wise, any shape."""
+
     def forward(self, x):
         return F.tanh(x)
 

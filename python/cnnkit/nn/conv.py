@@ -65,7 +65,7 @@ class Conv2d(_ConvBase):
     """2-D convolution over [N, C, H, W].
 
     weight: [out_channels, in_channels / groups, kh, kw], bias: [out_channels]; initialised as
-    PyTorch does (kaiming_uniform_ with a = sqrt(5), bias U(-1/sqrt(fan_in), 1/sqrt(fan_in))).
+    PyTorch does (``kaiming_uniform_`` with a = sqrt(5), bias U(-1/sqrt(fan_in), 1/sqrt(fan_in))).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,

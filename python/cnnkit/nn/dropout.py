@@ -10,7 +10,7 @@ __all__ = ["Dropout"]
 
 class Dropout(Module):
     """Zeroes each element with probability ``p`` in training mode (scaling the rest by
-    1 / (1 - p)); the identity in eval mode."""
+    1 / (1 - p)); the identity in eval mode. Any shape."""
 
     def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()

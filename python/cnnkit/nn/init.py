@@ -3,8 +3,8 @@
 Every function fills a Tensor (or numpy array) in place and returns it, drawing from the
 global generator (``cnnkit.manual_seed``) unless a ``generator`` is given.
 
-Fans follow PyTorch: for a weight [out, in, *kernel], fan_in = in * prod(kernel) and
-fan_out = out * prod(kernel). He (kaiming) initialisation keeps the variance of activations
+Fans follow PyTorch: for a weight ``[out, in, *kernel]``, ``fan_in = in * prod(kernel)`` and
+``fan_out = out * prod(kernel)``. He (kaiming) initialisation keeps the variance of activations
 constant through ReLU layers: std = gain / sqrt(fan) with gain = sqrt(2) for ReLU.
 """
 

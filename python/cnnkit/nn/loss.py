@@ -27,7 +27,7 @@ class CrossEntropyLoss(Module):
 
 class MultiMarginLoss(Module):
     """Multi-class hinge loss (PyTorch's MultiMarginLoss with p=1): mean over N of
-    sum_{j != y} max(0, margin - x_y + x_j) / C."""
+    sum_{j != y} max(0, margin - x_y + x_j) / C, for logits [N, C] and int64 targets [N]."""
 
     def __init__(self, p: int = 1, margin: float = 1.0, reduction: str = "mean"):
         super().__init__()
@@ -44,7 +44,7 @@ class MultiMarginLoss(Module):
 
 
 class MSELoss(Module):
-    """Mean squared error over all elements."""
+    """Mean squared error over all elements of two tensors of the same shape."""
 
     def __init__(self, reduction: str = "mean"):
         super().__init__()

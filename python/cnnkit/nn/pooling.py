@@ -26,7 +26,7 @@ class _Pool2d(Module):
 
 
 class MaxPool2d(_Pool2d):
-    """Max pooling (PyTorch's signature; only ``dilation=1`` and ``return_indices=False``)."""
+    """Max pooling of [N, C, H, W] (PyTorch's signature; only ``dilation=1`` and ``return_indices=False``)."""
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
                  ceil_mode=False):
@@ -49,7 +49,7 @@ class MaxPool2d(_Pool2d):
 
 
 class AvgPool2d(_Pool2d):
-    """Average pooling; ``count_include_pad`` counts padded zeros in the divisor."""
+    """Average pooling of [N, C, H, W]; ``count_include_pad`` counts padded zeros in the divisor."""
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
                  count_include_pad=True):
@@ -69,7 +69,8 @@ class AvgPool2d(_Pool2d):
 
 
 class AdaptiveAvgPool2d(Module):
-    """Average pooling to a fixed output size, whatever the input size."""
+    """Average pooling of [N, C, H, W] to [N, C, h, w] for ``output_size`` (h, w) (or an int),
+    whatever H and W."""
 
     def __init__(self, output_size):
         super().__init__()
