@@ -198,3 +198,33 @@ def test_activation_parity_with_torch(isa, name):
     # tanh/sigmoid gradients come from y: 1 - y^2 near |y| = 1 turns a 1-ulp difference between
     # the two libraries' y into ~1e-7 absolute (times |dy|)
     np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_out_buffers_and_in_place():
+    """out= writes into a given buffer (also the input itself); a bad out is refused."""
+    from cnnkit import _core
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 5, 7)).astype(np.float32)
+    want = np.maximum(x, 0)
+    out = np.empty_like(x)
+    assert _core.relu_forward(x, out=out) is out
+    np.testing.assert_array_equal(out, want)
+    y = x.copy()
+    assert _core.relu_forward(y, out=y) is y  # in place
+    np.testing.assert_array_equal(y, want)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    g = dy.copy()
+    _core.relu_backward(g, want, out=g)
+    np.testing.assert_array_equal(g, np.where(want > 0, dy, 0))
+    t = x.copy()
+    _core.tanh_forward(t, out=t)
+    np.testing.assert_allclose(t, np.tanh(x), rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="relu_forward"):
+        _core.relu_forward(x, out=np.empty((3, 5, 6), np.float32))
+    with pytest.raises(TypeError, match="relu_forward: out"):
+        _core.relu_forward(x, out=np.empty(x.shape, np.float64))
+    ro = np.empty_like(x)
+    ro.setflags(write=False)
+    with pytest.raises(TypeError, match="read-only"):
+        _core.relu_forward(x, out=ro)

@@ -11,13 +11,24 @@ namespace py = pybind11;
 
 namespace {
 
+// The result array: a new one, or `out` (float32, C-contiguous, writable, of `like`'s shape; it
+// may be an input itself, since every element is read before its own output is written). Reusing
+// buffers skips the page faults of a fresh large array, which cost as much as the op itself.
+py::array result_array(const py::object& out_obj, const py::array& like, const char* op) {
+  if (out_obj.is_none()) return py::array_t<float>(dims_of(like));
+  py::array out = float32_c(out_obj, op, "out", 1);
+  require_writable(out, op, "out");
+  require_same_shape(like, "the input", out, "out", op);
+  return out;
+}
+
 template <typename F>
-py::array unary(const py::object& x_obj, const char* op, F&& f) {
+py::array unary(const py::object& x_obj, const py::object& out_obj, const char* op, F&& f) {
   py::array x = float32_c(x_obj, op, "x", 1);
-  py::array_t<float> y(dims_of(x));
+  py::array y = result_array(out_obj, x, op);
   {
     py::gil_scoped_release release;
-    f(cptr<float>(x), y.mutable_data(), index_t(x.size()));
+    f(cptr<float>(x), static_cast<float*>(y.mutable_data()), index_t(x.size()));
   }
   return y;
 }
@@ -25,7 +36,8 @@ py::array unary(const py::object& x_obj, const char* op, F&& f) {
 // dx from dy and one or two saved tensors of dy's shape (b_obj may be None when unused).
 template <typename F>
 py::array backward(const py::object& dy_obj, const py::object& a_obj, const char* a_name,
-                   const py::object* b_obj, const char* b_name, const char* op, F&& f) {
+                   const py::object* b_obj, const char* b_name, const py::object& out_obj,
+                   const char* op, F&& f) {
   py::array dy = float32_c(dy_obj, op, "dy", 1);
   py::array a = float32_c(a_obj, op, a_name, 1);
   require_same_shape(dy, "dy", a, a_name, op);
@@ -34,11 +46,11 @@ py::array backward(const py::object& dy_obj, const py::object& a_obj, const char
     b = float32_c(*b_obj, op, b_name, 1);
     require_same_shape(dy, "dy", b, b_name, op);
   }
-  py::array_t<float> dx(dims_of(dy));
+  py::array dx = result_array(out_obj, dy, op);
   {
     py::gil_scoped_release release;
-    f(cptr<float>(dy), cptr<float>(a), b_obj ? cptr<float>(b) : nullptr, dx.mutable_data(),
-      index_t(dy.size()));
+    f(cptr<float>(dy), cptr<float>(a), b_obj ? cptr<float>(b) : nullptr,
+      static_cast<float*>(dx.mutable_data()), index_t(dy.size()));
   }
   return dx;
 }
@@ -87,55 +99,55 @@ py::array maxout_backward_py(const py::object& dy_obj, const py::object& am_obj,
 }  // namespace
 
 void bind_activation(py::module_& m) {
-  m.def("relu_forward", [](const py::object& x) {
-    return unary(x, "relu_forward", [](const float* s, float* d, index_t n) { relu_forward(s, d, n); });
-  }, py::arg("x"));
-  m.def("relu_backward", [](const py::object& dy, const py::object& y) {
-    return backward(dy, y, "y", nullptr, "", "relu_backward",
+  m.def("relu_forward", [](const py::object& x, const py::object& out) {
+    return unary(x, out, "relu_forward", [](const float* s, float* d, index_t n) { relu_forward(s, d, n); });
+  }, py::arg("x"), py::arg("out") = py::none());
+  m.def("relu_backward", [](const py::object& dy, const py::object& y, const py::object& out) {
+    return backward(dy, y, "y", nullptr, "", out, "relu_backward",
                     [](const float* g, const float* a, const float*, float* dx, index_t n) {
                       relu_backward(g, a, dx, n);
                     });
-  }, py::arg("dy"), py::arg("y"));
-  m.def("leaky_relu_forward", [](const py::object& x, float slope) {
-    return unary(x, "leaky_relu_forward",
+  }, py::arg("dy"), py::arg("y"), py::arg("out") = py::none());
+  m.def("leaky_relu_forward", [](const py::object& x, float slope, const py::object& out) {
+    return unary(x, out, "leaky_relu_forward",
                  [slope](const float* s, float* d, index_t n) { leaky_relu_forward(s, d, n, slope); });
-  }, py::arg("x"), py::arg("slope"));
-  m.def("leaky_relu_backward", [](const py::object& dy, const py::object& x, float slope) {
-    return backward(dy, x, "x", nullptr, "", "leaky_relu_backward",
+  }, py::arg("x"), py::arg("slope"), py::arg("out") = py::none());
+  m.def("leaky_relu_backward", [](const py::object& dy, const py::object& x, float slope, const py::object& out) {
+    return backward(dy, x, "x", nullptr, "", out, "leaky_relu_backward",
                     [slope](const float* g, const float* a, const float*, float* dx, index_t n) {
                       leaky_relu_backward(g, a, dx, n, slope);
                     });
-  }, py::arg("dy"), py::arg("x"), py::arg("slope"));
-  m.def("elu_forward", [](const py::object& x, float alpha) {
-    return unary(x, "elu_forward",
+  }, py::arg("dy"), py::arg("x"), py::arg("slope"), py::arg("out") = py::none());
+  m.def("elu_forward", [](const py::object& x, float alpha, const py::object& out) {
+    return unary(x, out, "elu_forward",
                  [alpha](const float* s, float* d, index_t n) { elu_forward(s, d, n, alpha); });
-  }, py::arg("x"), py::arg("alpha"));
+  }, py::arg("x"), py::arg("alpha"), py::arg("out") = py::none());
   m.def("elu_backward", [](const py::object& dy, const py::object& x, const py::object& y,
-                           float alpha) {
-    return backward(dy, x, "x", &y, "y", "elu_backward",
+                           float alpha, const py::object& out) {
+    return backward(dy, x, "x", &y, "y", out, "elu_backward",
                     [alpha](const float* g, const float* a, const float* b, float* dx, index_t n) {
                       elu_backward(g, a, b, dx, n, alpha);
                     });
-  }, py::arg("dy"), py::arg("x"), py::arg("y"), py::arg("alpha"));
-  m.def("sigmoid_forward", [](const py::object& x) {
-    return unary(x, "sigmoid_forward",
+  }, py::arg("dy"), py::arg("x"), py::arg("y"), py::arg("alpha"), py::arg("out") = py::none());
+  m.def("sigmoid_forward", [](const py::object& x, const py::object& out) {
+    return unary(x, out, "sigmoid_forward",
                  [](const float* s, float* d, index_t n) { sigmoid_forward(s, d, n); });
-  }, py::arg("x"));
-  m.def("sigmoid_backward", [](const py::object& dy, const py::object& y) {
-    return backward(dy, y, "y", nullptr, "", "sigmoid_backward",
+  }, py::arg("x"), py::arg("out") = py::none());
+  m.def("sigmoid_backward", [](const py::object& dy, const py::object& y, const py::object& out) {
+    return backward(dy, y, "y", nullptr, "", out, "sigmoid_backward",
                     [](const float* g, const float* a, const float*, float* dx, index_t n) {
                       sigmoid_backward(g, a, dx, n);
                     });
-  }, py::arg("dy"), py::arg("y"));
-  m.def("tanh_forward", [](const py::object& x) {
-    return unary(x, "tanh_forward", [](const float* s, float* d, index_t n) { tanh_forward(s, d, n); });
-  }, py::arg("x"));
-  m.def("tanh_backward", [](const py::object& dy, const py::object& y) {
-    return backward(dy, y, "y", nullptr, "", "tanh_backward",
+  }, py::arg("dy"), py::arg("y"), py::arg("out") = py::none());
+  m.def("tanh_forward", [](const py::object& x, const py::object& out) {
+    return unary(x, out, "tanh_forward", [](const float* s, float* d, index_t n) { tanh_forward(s, d, n); });
+  }, py::arg("x"), py::arg("out") = py::none());
+  m.def("tanh_backward", [](const py::object& dy, const py::object& y, const py::object& out) {
+    return backward(dy, y, "y", nullptr, "", out, "tanh_backward",
                     [](const float* g, const float* a, const float*, float* dx, index_t n) {
                       tanh_backward(g, a, dx, n);
                     });
-  }, py::arg("dy"), py::arg("y"));
+  }, py::arg("dy"), py::arg("y"), py::arg("out") = py::none());
   m.def("maxout_forward", &maxout_forward_py, py::arg("x"), py::arg("pieces"));
   m.def("maxout_backward", &maxout_backward_py, py::arg("dy"), py::arg("argmax"),
         py::arg("pieces"));
