@@ -189,11 +189,44 @@ AvgWindow avg_window(const Pool2dParams& p, index_t i, index_t j) {
   return {h0, h1, w0, w1, float(p.count_include_pad ? padded_area : area)};
 }
 
+// No padding and every window inside the image (the usual 2x2/2 or 3x3/2 on even sizes): the
+// divisor is kh * kw everywhere, and a window sum is a column sum of kh rows (a vectorised
+// row add) followed by kw neighbours of that row.
+bool all_windows_inside(const Pool2dParams& p, index_t Ho, index_t Wo) {
+  return p.ph == 0 && p.pw == 0 && (Ho - 1) * p.sh + p.kh <= p.H && (Wo - 1) * p.sw + p.kw <= p.W;
+}
+
+constexpr index_t kMaxRowFloats = 4096;  // the row buffer of the fast path lives on the stack
+
 }  // namespace
 
 void avg_pool2d_forward(const Pool2dParams& p, const float* src, float* dst) {
   validate(p, "avg_pool2d");
   const index_t Ho = pool_out_h(p), Wo = pool_out_w(p), HW = p.H * p.W;
+  if (all_windows_inside(p, Ho, Wo) && p.W <= kMaxRowFloats) {
+    const float inv = 1.0f / float(p.kh * p.kw);
+    parallel_ranges(p.planes, min_planes(HW), [&](index_t b, index_t e) {
+      float col[kMaxRowFloats];
+      for (index_t q = b; q < e; ++q) {
+        const float* x = src + q * HW;
+        float* y = dst + q * Ho * Wo;
+        for (index_t i = 0; i < Ho; ++i) {
+          const float* r = x + i * p.sh * p.W;
+          for (index_t w = 0; w < p.W; ++w) col[w] = r[w];
+          for (index_t h = 1; h < p.kh; ++h) {
+            for (index_t w = 0; w < p.W; ++w) col[w] += r[h * p.W + w];
+          }
+          for (index_t j = 0; j < Wo; ++j) {
+            const float* c = col + j * p.sw;
+            float s = c[0];
+            for (index_t k = 1; k < p.kw; ++k) s += c[k];
+            y[i * Wo + j] = s * inv;
+          }
+        }
+      }
+    });
+    return;
+  }
   parallel_ranges(p.planes, min_planes(HW), [&](index_t b, index_t e) {
     for (index_t q = b; q < e; ++q) {
       const float* x = src + q * HW;
@@ -215,6 +248,32 @@ void avg_pool2d_forward(const Pool2dParams& p, const float* src, float* dst) {
 void avg_pool2d_backward(const Pool2dParams& p, const float* diff_dst, float* diff_src) {
   validate(p, "avg_pool2d");
   const index_t Ho = pool_out_h(p), Wo = pool_out_w(p), HW = p.H * p.W;
+  if (all_windows_inside(p, Ho, Wo) && p.W <= kMaxRowFloats) {
+    // Each output gradient spread over its window: build one row of per-column shares (kw
+    // neighbours each), then add it to the kh rows of the window.
+    const float inv = 1.0f / float(p.kh * p.kw);
+    parallel_ranges(p.planes, min_planes(HW), [&](index_t b, index_t e) {
+      float row[kMaxRowFloats];
+      for (index_t q = b; q < e; ++q) {
+        float* dx = diff_src + q * HW;
+        const float* dy = diff_dst + q * Ho * Wo;
+        std::memset(dx, 0, sizeof(float) * HW);
+        for (index_t i = 0; i < Ho; ++i) {
+          for (index_t w = 0; w < p.W; ++w) row[w] = 0.0f;
+          for (index_t j = 0; j < Wo; ++j) {
+            const float g = dy[i * Wo + j] * inv;
+            float* r = row + j * p.sw;
+            for (index_t k = 0; k < p.kw; ++k) r[k] += g;
+          }
+          float* d = dx + i * p.sh * p.W;
+          for (index_t h = 0; h < p.kh; ++h) {
+            for (index_t w = 0; w < p.W; ++w) d[h * p.W + w] += row[w];
+          }
+        }
+      }
+    });
+    return;
+  }
   parallel_ranges(p.planes, min_planes(HW), [&](index_t b, index_t e) {
     for (index_t q = b; q < e; ++q) {
       float* dx = diff_src + q * HW;
