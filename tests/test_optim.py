@@ -151,3 +151,32 @@ def test_invalid_hyperparameters_raise():
         optim.Adam(p, betas=(1.0, 0.9))
     with pytest.raises(ValueError, match="empty"):
         optim.SGD([], lr=0.1)
+
+
+@pytest.mark.parametrize("momentum,dampening,wd,nesterov,maximize", [
+    (0.0, 0.0, 0.0, False, False), (0.9, 0.0, 5e-4, True, False), (0.9, 0.1, 1e-2, False, True),
+])
+def test_sgd_fused_update_equals_the_numpy_formulation_bitwise(monkeypatch, momentum, dampening,
+                                                               wd, nesterov, maximize):
+    import numpy as np
+
+    import cnnkit
+    from cnnkit.optim import sgd as sgd_mod
+
+    rng = np.random.default_rng(0)
+    init = [rng.standard_normal(s).astype(np.float32) for s in [(7, 5), (13,), (3, 2, 4)]]
+    grads = [[rng.standard_normal(a.shape).astype(np.float32) for a in init] for _ in range(4)]
+
+    def run(fused):
+        monkeypatch.setattr(sgd_mod, "_fused", (lambda p: True) if fused else (lambda p: False))
+        params = [cnnkit.nn.Parameter(a.copy()) for a in init]
+        opt = cnnkit.optim.SGD(params, lr=0.05, momentum=momentum, dampening=dampening,
+                               weight_decay=wd, nesterov=nesterov, maximize=maximize)
+        for step in grads:
+            for p, g in zip(params, step):
+                p.grad = g.copy()
+            opt.step()
+        return [p.data.copy() for p in params]
+
+    for a, b in zip(run(True), run(False)):
+        np.testing.assert_array_equal(a, b)

@@ -5,6 +5,7 @@ namespace cnnkit::bind {
 void bind_runtime(pybind11::module_& m);
 void bind_gemm(pybind11::module_& m);
 void bind_conv(pybind11::module_& m);
+void bind_optim(pybind11::module_& m);
 void bind_pool(pybind11::module_& m);
 void bind_activation(pybind11::module_& m);
 void bind_norm(pybind11::module_& m);
@@ -18,6 +19,7 @@ PYBIND11_MODULE(_core, m) {
   cnnkit::bind::bind_runtime(m);
   cnnkit::bind::bind_gemm(m);
   cnnkit::bind::bind_conv(m);
+  cnnkit::bind::bind_optim(m);
   cnnkit::bind::bind_pool(m);
   cnnkit::bind::bind_activation(m);
   cnnkit::bind::bind_norm(m);

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _core
 from .optimizer import Optimizer
+
+
+def _fused(p) -> bool:
+    # The C++ update works in place on C-contiguous float32 data.
+    d = p.data
+    return d.dtype == np.float32 and d.flags.c_contiguous and d.flags.writeable
 
 __all__ = ["SGD"]
 
@@ -39,6 +46,18 @@ class SGD(Optimizer):
             wd, nesterov = group["weight_decay"], group["nesterov"]
             for p in group["params"]:
                 if p.grad is None:
+                    continue
+                if _fused(p):
+                    # One pass in C++ (same float32 rounding as the lines below).
+                    state = self._state(p) if momentum != 0 else None
+                    buf = state.get("momentum_buffer") if state is not None else None
+                    first = state is not None and buf is None
+                    if first:
+                        buf = np.empty_like(p.data)
+                        state["momentum_buffer"] = buf
+                    _core.sgd_update(p.data, np.ascontiguousarray(p.grad, dtype=np.float32), buf,
+                                     float(lr), float(momentum), float(dampening), float(wd),
+                                     bool(nesterov), bool(group["maximize"]), first)
                     continue
                 g = -p.grad if group["maximize"] else p.grad
                 if wd != 0:
