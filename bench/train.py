@@ -62,8 +62,9 @@ def _to_torch(module):
                           module.stride, module.padding, module.dilation, module.groups,
                           bias=module.bias is not None)
     if kind in ("BatchNorm2d", "BatchNorm1d"):
+        # affine= (not bias=, which only newer PyTorch accepts): both have weight and bias
         return getattr(tnn, kind)(module.num_features, module.eps, module.momentum,
-                                  bias=module.bias is not None)
+                                  affine=module.weight is not None)
     if kind == "Linear":
         return tnn.Linear(module.in_features, module.out_features, bias=module.bias is not None)
     if kind == "MaxPool2d":
