@@ -223,6 +223,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--worker", nargs=2, metavar=("FRAMEWORK", "TASK"), help=argparse.SUPPRESS)
     ap.add_argument("--no-readme", action="store_true", help="print only")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="alternate the two frameworks' processes this many times per workload "
+                         "and report the medians (the machine is shared and noisy)")
     args = ap.parse_args(argv)
     if args.worker:
         which, task = args.worker
@@ -233,10 +236,19 @@ def main(argv=None) -> int:
     import cnnkit as ck
     import torch
 
+    import statistics
+
     rows = []
     for case, (name, _, batch, _) in CASES.items():
-        ours, theirs = run_worker("cnnkit", case), run_worker("torch", case)
-        ratio = ours["images_per_s"] / theirs["images_per_s"]
+        ck_rates, pt_rates, ratios = [], [], []
+        for _ in range(max(1, args.rounds)):
+            a, b = run_worker("cnnkit", case)["images_per_s"], run_worker("torch", case)["images_per_s"]
+            ck_rates.append(a)
+            pt_rates.append(b)
+            ratios.append(a / b)
+        ours = {"images_per_s": statistics.median(ck_rates)}
+        theirs = {"images_per_s": statistics.median(pt_rates)}
+        ratio = statistics.median(ratios)
         rate = (lambda r: f"{r:,.0f}" if r >= 100 else f"{r:.1f}")  # noqa: E731
         rows.append(f"| {name} training, batch {batch} (images/s) | "
                     f"{rate(ours['images_per_s'])} | {rate(theirs['images_per_s'])} | "
@@ -256,7 +268,8 @@ def main(argv=None) -> int:
     print(rows[-1], flush=True)
     info = ck.cpu_info()
     table = "\n".join([
-        f"`PYTHONPATH=python python3 bench/train.py` — {THREADS} threads each, cnnkit "
+        f"`PYTHONPATH=python python3 bench/train.py --rounds {args.rounds}` — {THREADS} threads "
+        f"each, medians of {args.rounds} alternating process pairs, cnnkit "
         f"{ck.__version__} ({ck.get_isa()}) vs PyTorch {torch.__version__}, separate processes, "
         f"same initial weights; {info.get('brand', platform.processor()).strip()}. "
         "Ratio: cnnkit / PyTorch throughput (time: PyTorch / cnnkit).",
