@@ -287,3 +287,17 @@ def test_sgemm_leaves_c_alone_unless_overwrite_c():
     np.testing.assert_array_equal(b, b0)
     cnnkit.ops.sgemm(a, b, beta=1.0, c=c, overwrite_c=True)  # documented in place
     np.testing.assert_allclose(c, out, rtol=1e-6)
+
+
+def test_empty_batch_with_unrepresentable_output_shape_is_refused():
+    """N = 0 with outputs of 2^32 x 2^32 pixels: the strides would overflow int64 (UBSan found
+    pybind11 computing them); refused up front with a ValueError naming the op and the shape."""
+    from cnnkit import _core
+
+    x = np.zeros((0, 1, 1, 1), np.float32)
+    with pytest.raises(ValueError, match=r"tiled_conv2d: output of shape \[0, 1, 4294967297"):
+        _core.tiled_conv2d_forward(x, np.zeros((1, 1, 1, 1, 1, 1), np.float32), None, (1, 1),
+                                   (2**31, 2**31))
+    with pytest.raises(ValueError, match=r"conv2d: output of shape \[0, 1, 4294967297"):
+        _core.conv2d_forward(x, np.zeros((1, 1, 1, 1), np.float32), None, (1, 1), (2**31, 2**31),
+                             (1, 1), 1)

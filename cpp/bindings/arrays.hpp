@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -190,18 +191,16 @@ inline std::string shape_of(const std::vector<py::ssize_t>& dims) {
 // neither; and no kernel ever runs on a half-made output).
 template <typename T = float>
 py::array_t<T> output_array(const char* op, const std::vector<py::ssize_t>& shape) {
-  bool empty = false;
   for (py::ssize_t d : shape) {
     if (d < 0) throw_invalid(op, ": output shape ", shape_of(shape), " has a negative size");
-    empty = empty || d == 0;
   }
-  if (!empty) {
-    index_t bytes = sizeof(T);
-    for (py::ssize_t d : shape) {
-      if (__builtin_mul_overflow(bytes, index_t(d), &bytes)) {
-        throw_invalid(op, ": output of shape ", shape_of(shape),
-                      " is too large (more than 2^63 bytes); check padding, stride and sizes");
-      }
+  // Checked even when a dimension is 0: the strides (products of the other dimensions) must
+  // still be representable (found by UBSan in pybind11's stride computation).
+  index_t bytes = sizeof(T);
+  for (py::ssize_t d : shape) {
+    if (__builtin_mul_overflow(bytes, std::max<index_t>(index_t(d), 1), &bytes)) {
+      throw_invalid(op, ": output of shape ", shape_of(shape),
+                    " is too large (more than 2^63 bytes); check padding, stride and sizes");
     }
   }
   try {
