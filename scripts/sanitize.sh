@@ -15,7 +15,9 @@ ROOT=$PWD
 BUILD=$ROOT/build/sanitize
 PKG=$BUILD/pkg
 
+# -O1 -g1: line numbers in reports, and a build twice as fast as -O2 -g (CI builds it too)
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCNNKIT_SANITIZE=ON \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" \
   -DCNNKIT_MODULE_DIR="$BUILD/module" >/dev/null
 cmake --build "$BUILD" -j"$(nproc)" --target _core
 

@@ -1026,6 +1026,9 @@ CORE_CALLS = {
     "mse_loss_forward": lambda r: dict(x=_f(r, 3, 4), y=_f(r, 3, 4)),
     "mse_loss_backward": lambda r: dict(x=_f(r, 3, 4), y=_f(r, 3, 4), grad=1.0),
     "sgemm": lambda r: dict(a=_f(r, 3, 4), b=_f(r, 4, 5)),
+    "sgd_update": lambda r: dict(param=_f(r, 3, 4), grad=_f(r, 3, 4), buf=_f(r, 3, 4), lr=0.1,
+                                 momentum=0.9, dampening=0.0, weight_decay=1e-4, nesterov=True,
+                                 maximize=False, first=False),
 }
 
 

@@ -18,7 +18,8 @@ namespace {
 // Output columns ox in [lo, hi) read input columns inside [0, W) for tap column offset off.
 inline void valid_cols(index_t Wo, index_t W, index_t sw, index_t off, index_t* lo, index_t* hi) {
   // ix = ox * sw + off in [0, W)  <=>  ox >= ceil(-off / sw) and ox <= floor((W - 1 - off) / sw)
-  index_t l = off >= 0 ? 0 : (-off + sw - 1) / sw;
+  // (ceil written without -off + sw - 1, which overflows for a stride near 2^63: UBSan)
+  index_t l = off >= 0 ? 0 : (-off) / sw + ((-off) % sw != 0 ? 1 : 0);
   index_t h = W - 1 - off < 0 ? 0 : (W - 1 - off) / sw + 1;
   *lo = std::min(l, Wo);
   *hi = std::clamp(h, *lo, Wo);

@@ -53,9 +53,11 @@ void scatter_add_patch_row(const PatchGeom& g, float* x, index_t row, index_t j0
     if (iy >= 0 && iy < g.H) {
       float* dst = plane + iy * g.W;
       const index_t ix0 = ox * g.sw - g.pw + fx * g.dw;
-      // Valid t: 0 <= ix0 + t * sw < W.
-      const index_t lo = std::clamp<index_t>((-ix0 + g.sw - 1) / g.sw, 0, len);
-      const index_t hi = std::clamp<index_t>((g.W - ix0 + g.sw - 1) / g.sw, lo, len);
+      // Valid t: 0 <= ix0 + t * sw < W, i.e. ceil(-ix0 / sw) <= t < ceil((W - ix0) / sw)
+      // (ceilings without "+ sw - 1", which overflows for a stride near 2^63).
+      auto ceil_div = [](index_t a, index_t b) { return a <= 0 ? -((-a) / b) : a / b + (a % b != 0); };
+      const index_t lo = std::clamp<index_t>(ceil_div(-ix0, g.sw), 0, len);
+      const index_t hi = std::clamp<index_t>(ceil_div(g.W - ix0, g.sw), lo, len);
       if (g.sw == 1) {
         for (index_t t = lo; t < hi; ++t) dst[ix0 + t] += in[t];
       } else {
