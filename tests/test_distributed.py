@@ -19,11 +19,15 @@ import cnnkit as ck
 import distributed_worker as worker
 import numpy as np
 import pytest
+
+import cnnkit
 from cnnkit import data, nn, optim
 from cnnkit import distributed as dist
 
 HERE = Path(__file__).resolve().parent
-PYTHON_DIR = HERE.parent / "python"
+# The cnnkit the tests imported (the checkout's python/ in development, site-packages after
+# `pip install .`, where the checkout's python/ has no built _core).
+PYTHON_DIR = Path(cnnkit.__file__).resolve().parent.parent
 
 needs_mpi = pytest.mark.skipif(
     shutil.which("mpirun") is None or not dist.is_available(),
@@ -33,7 +37,7 @@ needs_mpi = pytest.mark.skipif(
 
 def mpirun(np_, *args, timeout=60):
     """Run ``mpirun -np np_ python args...`` as the tests' ranks: 1 OpenMP thread each, root
-    allowed, oversubscribed (this machine has 2 cores), cnnkit from this checkout."""
+    allowed, oversubscribed (this machine has 2 cores), the same cnnkit as the tests."""
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
                OMP_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join([str(PYTHON_DIR), str(HERE)]
