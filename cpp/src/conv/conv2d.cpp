@@ -47,6 +47,27 @@ PatchGeom forward_geom(const Conv2dParams& p) {
                    p.pad_h,        p.pad_w,    p.dil_h,    p.dil_w, p.Ho,  p.Wo};
 }
 
+// Each group's M x K weight operand (op = transpose when `trans`, the matrix stored K x M),
+// packed into micro-panels once for all the images instead of once per image.
+class GroupWeights {
+ public:
+  GroupWeights(const float* w, index_t G, index_t M, index_t K, bool trans) {
+    src_.reserve(std::size_t(G));
+    packed_.reserve(std::size_t(G));  // no reallocation: packed_ refers into src_
+    const std::size_t per_group = PrepackedA::floats(M, K);
+    float* storage = thread_workspace(2, per_group * G);
+    for (index_t grp = 0; grp < G; ++grp) {
+      src_.emplace_back(w + grp * M * K, trans ? M : K, trans);
+      packed_.emplace_back(M, K, src_.back(), storage + per_group * grp);
+    }
+  }
+  const GemmOperandA& operator[](index_t grp) const { return packed_[std::size_t(grp)]; }
+
+ private:
+  std::vector<MatrixOperandA> src_;
+  std::vector<PrepackedA> packed_;
+};
+
 // For every item (n, g): y[n][g] (M x Ho Wo) = a[g] (M x rows) @ patches(x[n][g]) (+ epilogue).
 struct ImplicitGemm {
   PatchGeom g;
@@ -76,27 +97,17 @@ struct ImplicitGemm {
   void run() const {
     const int nt = get_num_threads();
     const index_t items = N * G;
-    // Each group's weights are packed into micro-panels once, not once per image.
-    std::vector<MatrixOperandA> src;
-    std::vector<PrepackedA> packed;
-    src.reserve(std::size_t(G));
-    packed.reserve(std::size_t(G));
-    const std::size_t per_group = PrepackedA::floats(M, g.rows());
-    float* storage = thread_workspace(2, per_group * G);
-    for (index_t grp = 0; grp < G; ++grp) {
-      src.emplace_back(a + grp * M * g.rows(), g.rows(), false);
-      packed.emplace_back(M, g.rows(), src.back(), storage + per_group * grp);
-    }
+    const GroupWeights packed(a, G, M, g.rows(), false);
     if (items >= nt && nt > 1) {
       const std::size_t per = gemm_workspace_floats(M, g.cols(), g.rows(), 1);
       float* ws = thread_workspace(1, per * nt);
 #pragma omp parallel for schedule(static) num_threads(nt)
       for (index_t it = 0; it < items; ++it) {
-        item(it / G, it % G, packed[std::size_t(it % G)], 1, ws + per * current_thread());
+        item(it / G, it % G, packed[it % G], 1, ws + per * current_thread());
       }
     } else {
       for (index_t it = 0; it < items; ++it) {
-        item(it / G, it % G, packed[std::size_t(it % G)], nt, nullptr);
+        item(it / G, it % G, packed[it % G], nt, nullptr);
       }
     }
   }
@@ -414,23 +425,13 @@ void conv2d_backward_data(const Conv2dParams& p, const float* diff_dst, const fl
   const std::size_t gws = gemm_workspace_floats(rows, chunk, Kg, gemm_threads);
   const std::size_t per = std::size_t(rows) * chunk + (parallel_items ? gws : 0);
   float* ws = thread_workspace(1, per * (parallel_items ? nt : 1));
-  // W[g]^T packed once per group, not once per image.
-  std::vector<MatrixOperandA> src;
-  std::vector<PrepackedA> packed;
-  src.reserve(std::size_t(G));
-  packed.reserve(std::size_t(G));
-  const std::size_t per_group = PrepackedA::floats(rows, Kg);
-  float* storage = thread_workspace(2, per_group * G);
-  for (index_t grp = 0; grp < G; ++grp) {
-    src.emplace_back(weights + grp * Kg * rows, rows, true);
-    packed.emplace_back(rows, Kg, src.back(), storage + per_group * grp);
-  }
+  const GroupWeights packed(weights, G, rows, Kg, true);  // W[g]^T, rows x Kg
   auto item = [&](index_t it, float* buf, float* gemm_ws) {
     const index_t n = it / G, grp = it % G;
     const float* dy = diff_dst + n * p.K * HoWo + grp * Kg * HoWo;
     float* dx = diff_src + n * p.C * HW + grp * Cg * HW;
     std::memset(dx, 0, sizeof(float) * Cg * HW);
-    const GemmOperandA& wa = packed[std::size_t(grp)];
+    const GemmOperandA& wa = packed[grp];
     for (index_t j0 = 0; j0 < HoWo; j0 += chunk) {
       const index_t nc = std::min(chunk, HoWo - j0);
       GemmOutput out;
