@@ -17,6 +17,7 @@
 
 #include "cnnkit/gemm.hpp"
 #include "cnnkit/runtime.hpp"
+#include "runtime/parallel.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -35,12 +36,6 @@ constexpr index_t kDirectBFloats = 64 * 1024;
 
 index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
 
-// Part `i` of `total` split into `parts` near-equal pieces: [begin, begin + len).
-void balanced(index_t total, index_t parts, index_t i, index_t* begin, index_t* len) {
-  const index_t base = total / parts, rem = total % parts;
-  *begin = i * base + std::min(i, rem);
-  *len = base + (i < rem ? 1 : 0);
-}
 
 struct Plan {
   int mr = 1, nr = 1;
@@ -124,13 +119,13 @@ struct Worker {
     // costs the micro-kernel about half a full one, so half units balance the work better.
     const index_t unit = std::max(1, p.nr / 2);
     index_t cp0, cpn;
-    balanced(ceil_div(N, unit), p.tn, tc, &cp0, &cpn);
+    balanced_part(ceil_div(N, unit), p.tn, tc, &cp0, &cpn);
     const index_t j_begin = std::min(N, cp0 * unit), j_end = std::min(N, (cp0 + cpn) * unit);
     float* b_buf = b_bufs + std::size_t(tid) * p.b_floats;
 
     for (index_t kb = 0; kb < p.nkb; ++kb) {
       index_t p0, kc;
-      balanced(K, p.nkb, kb, &p0, &kc);
+      balanced_part(K, p.nkb, kb, &p0, &kc);
       UkrEpilogue ep;
       ep.alpha = out.alpha;
       ep.beta = kb == 0 ? out.beta : 1.0f;
@@ -139,7 +134,7 @@ struct Worker {
 
       for (index_t mb = 0; mb < p.nmb; ++mb) {
         index_t m0, mc;
-        balanced(M, p.nmb, mb, &m0, &mc);
+        balanced_part(M, p.nmb, mb, &m0, &mc);
         const index_t npanels = ceil_div(mc, p.mr);
         // The A block: packed ahead of time, or packed now by all threads into the shared
         // buffer; panel q holds rows [r0, r0 + m) and starts at r0 * kc.
@@ -147,7 +142,7 @@ struct Worker {
         if (a_blk == nullptr) {
           for (index_t q = tid; q < npanels; q += nt) {
             index_t r0, m;
-            balanced(mc, npanels, q, &r0, &m);
+            balanced_part(mc, npanels, q, &r0, &m);
             a.pack(m0 + r0, int(m), p0, int(kc), a_buf + r0 * kc);
           }
 #ifdef _OPENMP
@@ -158,7 +153,7 @@ struct Worker {
           a_blk = a_buf;
         }
         index_t q_begin, q_count;
-        balanced(npanels, p.tm, tr, &q_begin, &q_count);
+        balanced_part(npanels, p.tm, tr, &q_begin, &q_count);
         for (index_t j0 = j_begin; j0 < j_end; j0 += p.nb_max) {
           const index_t nb = std::min(p.nb_max, j_end - j0);
           const float* bp = nullptr;
@@ -169,7 +164,7 @@ struct Worker {
           if (bp == nullptr) b.pack(p0, int(kc), j0, int(nb), p.nr, b_buf);
           for (index_t q = q_begin; q < q_begin + q_count; ++q) {
             index_t r0, m;
-            balanced(mc, npanels, q, &r0, &m);
+            balanced_part(mc, npanels, q, &r0, &m);
             const index_t i0 = m0 + r0;
             const float* ap = a_blk + r0 * kc;
             ep.bias_row = last && out.bias_row ? out.bias_row + i0 : nullptr;
@@ -210,15 +205,15 @@ PrepackedA::PrepackedA(index_t M, index_t K, const GemmOperandA& src, float* sto
   std::size_t at = 0;
   for (index_t kb = 0; kb < nkb; ++kb) {
     index_t p0, kc;
-    balanced(K, nkb, kb, &p0, &kc);
+    balanced_part(K, nkb, kb, &p0, &kc);
     for (index_t mb = 0; mb < nmb_; ++mb) {
       index_t m0, mc;
-      balanced(M, nmb_, mb, &m0, &mc);
+      balanced_part(M, nmb_, mb, &m0, &mc);
       offsets_[std::size_t(kb * nmb_ + mb)] = at;
       const index_t npanels = ceil_div(mc, mr);
       for (index_t q = 0; q < npanels; ++q) {
         index_t r0, m;
-        balanced(mc, npanels, q, &r0, &m);
+        balanced_part(mc, npanels, q, &r0, &m);
         src.pack(m0 + r0, int(m), p0, int(kc), data_ + at + r0 * kc);
       }
       at += std::size_t(mc) * kc;

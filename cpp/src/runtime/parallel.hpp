@@ -16,10 +16,17 @@
 
 namespace cnnkit {
 
-inline void balanced_range(index_t total, index_t parts, index_t i, index_t* begin, index_t* end) {
+// Part i of `total` split into `parts` near-equal pieces: [begin, begin + len).
+inline void balanced_part(index_t total, index_t parts, index_t i, index_t* begin, index_t* len) {
   const index_t base = total / parts, rem = total % parts;
   *begin = i * base + std::min(i, rem);
-  *end = *begin + base + (i < rem ? 1 : 0);
+  *len = base + (i < rem ? 1 : 0);
+}
+
+inline void balanced_range(index_t total, index_t parts, index_t i, index_t* begin, index_t* end) {
+  index_t len;
+  balanced_part(total, parts, i, begin, &len);
+  *end = *begin + len;
 }
 
 // Threads worth waking for `total` items when each thread should get >= min_per_thread.
