@@ -228,3 +228,17 @@ def test_out_buffers_and_in_place():
     ro.setflags(write=False)
     with pytest.raises(TypeError, match="read-only"):
         _core.relu_forward(x, out=ro)
+
+
+def test_out_partly_overlapping_an_input_is_refused():
+    """A shifted view of the input as out= would read already-overwritten values."""
+    from cnnkit import _core
+
+    buf = np.arange(40, dtype=np.float32) - 20
+    x, out = buf[:32], buf[8:40]
+    with pytest.raises(ValueError, match="relu_forward: out overlaps x"):
+        _core.relu_forward(x, out=out)
+    np.testing.assert_array_equal(buf, np.arange(40, dtype=np.float32) - 20)  # untouched
+    y = np.maximum(x, 0)
+    with pytest.raises(ValueError, match="relu_backward: out overlaps dy"):
+        _core.relu_backward(x, y, out=out)

@@ -22,10 +22,22 @@ py::array result_array(const py::object& out_obj, const py::array& like, const c
   return out;
 }
 
+// An element-wise kernel may write into one of its inputs (each element is read before its own
+// output is written), but not into memory that overlaps an input at an offset: a shifted view
+// would read values the kernel has already overwritten.
+void require_same_or_disjoint(const py::array& out, const py::array& in, const char* op,
+                              const char* name) {
+  if (out.data() != in.data() && overlaps(out, in)) {
+    throw_invalid(op, ": out overlaps ", name, " without being the same array; pass the array "
+                  "itself for an in-place update, or separate memory");
+  }
+}
+
 template <typename F>
 py::array unary(const py::object& x_obj, const py::object& out_obj, const char* op, F&& f) {
   py::array x = float32_c(x_obj, op, "x", 1);
   py::array y = result_array(out_obj, x, op);
+  require_same_or_disjoint(y, x, op, "x");
   {
     py::gil_scoped_release release;
     f(cptr<float>(x), static_cast<float*>(y.mutable_data()), index_t(x.size()));
@@ -47,6 +59,9 @@ py::array backward(const py::object& dy_obj, const py::object& a_obj, const char
     require_same_shape(dy, "dy", b, b_name, op);
   }
   py::array dx = result_array(out_obj, dy, op);
+  require_same_or_disjoint(dx, dy, op, "dy");
+  require_same_or_disjoint(dx, a, op, a_name);
+  if (b_obj) require_same_or_disjoint(dx, b, op, b_name);
   {
     py::gil_scoped_release release;
     f(cptr<float>(dy), cptr<float>(a), b_obj ? cptr<float>(b) : nullptr,

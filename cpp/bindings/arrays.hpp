@@ -6,10 +6,11 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
-#include <algorithm>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cnnkit/common.hpp"
@@ -64,6 +65,20 @@ inline void require_writable(const py::array& arr, const char* op, const char* n
   if (!arr.writeable()) {
     throw py::type_error(std::string(op) + ": " + name + " is read-only");
   }
+}
+
+// Whether two arrays (positive strides) share any byte of memory.
+inline bool overlaps(const py::array& x, const py::array& y) {
+  if (x.size() == 0 || y.size() == 0) return false;
+  auto extent = [](const py::array& a) {
+    const char* lo = static_cast<const char*>(a.data());
+    const char* hi = lo;
+    for (py::ssize_t i = 0; i < a.ndim(); ++i) hi += (a.shape(i) - 1) * a.strides(i);
+    return std::make_pair(lo, hi + a.itemsize());
+  };
+  auto [xl, xh] = extent(x);
+  auto [yl, yh] = extent(y);
+  return xl < yh && yl < xh;
 }
 
 // A 2-D float32 matrix with unit stride along one axis, seen without copying as a row-major

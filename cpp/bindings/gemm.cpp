@@ -17,19 +17,6 @@ std::string op_shape(const MatrixArg& x, bool trans) {
   return trans ? shape_str({x.cols, x.rows}) : shape_str({x.rows, x.cols});
 }
 
-bool overlaps(const py::array& x, const py::array& y) {
-  if (x.size() == 0 || y.size() == 0) return false;
-  auto extent = [](const py::array& a) {
-    const char* lo = static_cast<const char*>(a.data());
-    const char* hi = lo;
-    for (py::ssize_t i = 0; i < a.ndim(); ++i) hi += (a.shape(i) - 1) * a.strides(i);
-    return std::make_pair(lo, hi + a.itemsize());
-  };
-  auto [xl, xh] = extent(x);
-  auto [yl, yh] = extent(y);
-  return xl < yh && yl < xh;
-}
-
 py::array sgemm_py(const py::object& a_obj, const py::object& b_obj, bool trans_a, bool trans_b,
                    float alpha, float beta, const py::object& c_obj, bool overwrite_c) {
   MatrixArg a = matrix_arg(a_obj, "sgemm", "a");
