@@ -1035,7 +1035,7 @@ CORE_CALLS = {
 def test_core_call_table_covers_every_public_core_function():
     public = {n for n in dir(_core) if not n.startswith("_") and callable(getattr(_core, n))}
     runtime = {"cpu_info", "get_isa", "set_isa", "get_num_threads", "set_num_threads",
-               "fma_peak_gflops"}
+               "fma_peak_gflops", "get_conv_algorithm", "set_conv_algorithm"}
     missing = public - runtime - set(CORE_CALLS)
     assert not missing, f"fuzz table lacks _core functions: {sorted(missing)}"
 

@@ -2,6 +2,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "cnnkit/conv.hpp"
 #include "cnnkit/runtime.hpp"
 
 namespace cnnkit::bind {
@@ -42,6 +43,28 @@ void bind_runtime(py::module_& m) {
   });
   m.def("get_isa", []() { return std::string(isa_name(active_isa())); });
   m.def("set_isa", [](const std::string& name) { set_isa(parse_isa(name)); }, py::arg("name"));
+  m.def("get_conv_algorithm", []() {
+    switch (conv_algorithm()) {
+      case ConvAlgorithm::direct: return std::string("direct");
+      case ConvAlgorithm::winograd: return std::string("winograd");
+      default: return std::string("auto");
+    }
+  });
+  m.def(
+      "set_conv_algorithm",
+      [](const std::string& name) {
+        if (name == "auto") {
+          set_conv_algorithm(ConvAlgorithm::automatic);
+        } else if (name == "direct") {
+          set_conv_algorithm(ConvAlgorithm::direct);
+        } else if (name == "winograd") {
+          set_conv_algorithm(ConvAlgorithm::winograd);
+        } else {
+          throw py::value_error("set_conv_algorithm: name must be 'auto', 'direct' or "
+                                "'winograd', got '" + name + "'");
+        }
+      },
+      py::arg("name"));
   m.def("get_num_threads", &get_num_threads);
   m.def("set_num_threads", &set_num_threads, py::arg("n"));
   m.def(

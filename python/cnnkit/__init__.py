@@ -22,6 +22,8 @@ if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
 from . import _core  # noqa: E402
 
 _core._init_runtime()  # reads CNNKIT_ISA; a bad value raises ValueError here
+if os.environ.get("CNNKIT_CONV_ALGORITHM"):
+    _core.set_conv_algorithm(os.environ["CNNKIT_CONV_ALGORITHM"])  # bad value: ValueError
 
 from . import ops  # noqa: E402
 from .random import manual_seed  # noqa: E402
@@ -69,6 +71,28 @@ def set_isa(name: str) -> None:
     _core.set_isa(name)
 
 
+def get_conv_algorithm() -> str:
+    """How 3x3 stride-1 convolutions are computed: ``"auto"``, ``"direct"`` or ``"winograd"``."""
+    return _core.get_conv_algorithm()
+
+
+def set_conv_algorithm(name: str) -> None:
+    """Choose the algorithm of 3x3, stride-1, dilation-1, ungrouped convolutions (all passes).
+
+    - ``"auto"`` (default): Winograd F(4x4, 3x3) where the CPU has its SIMD transforms
+      (AVX-512) and the layer has at least 16 input and 16 output channels; the direct
+      implicit GEMM elsewhere. Winograd does 4x fewer multiplications; its results differ
+      from the direct sum by a few float32 roundings (relative error ~1e-6 to 1e-5).
+    - ``"direct"``: always the implicit GEMM (like PyTorch's CPU convolution).
+    - ``"winograd"``: Winograd wherever it applies, on every instruction set.
+
+    The environment variable ``CNNKIT_CONV_ALGORITHM`` does the same at import.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"set_conv_algorithm: name must be a str, got {type(name).__name__}")
+    _core.set_conv_algorithm(name)
+
+
 def get_num_threads() -> int:
     """Threads each op uses (default: OpenMP's default, which honours OMP_NUM_THREADS)."""
     return _core.get_num_threads()
@@ -87,6 +111,8 @@ __all__ = [
     "cpu_info",
     "get_isa",
     "set_isa",
+    "get_conv_algorithm",
+    "set_conv_algorithm",
     "get_num_threads",
     "set_num_threads",
     "ops",

@@ -36,6 +36,14 @@ void conv2d_backward_data(const Conv2dParams& p, const float* diff_dst, const fl
 void conv2d_backward_weights(const Conv2dParams& p, const float* diff_dst, const float* src,
                              float* diff_weights, float* diff_bias);
 
+// Which algorithm 3x3 stride-1 convolutions use: automatic (Winograd F(4x4, 3x3) where this
+// CPU has its SIMD transforms and the layer has >= 16 input and output channels, otherwise the
+// direct implicit GEMM), direct (always the implicit GEMM: the last bit of accuracy), or
+// winograd (wherever it applies, on every ISA). Process-wide.
+enum class ConvAlgorithm { automatic = 0, direct = 1, winograd = 2 };
+void set_conv_algorithm(ConvAlgorithm a);
+ConvAlgorithm conv_algorithm();
+
 // Plain-loop reference kernels (the oracle; also what the tests compare the fast paths with).
 void conv2d_forward_ref(const Conv2dParams& p, const float* src, const float* weights,
                         const float* bias, float* dst, bool relu = false);

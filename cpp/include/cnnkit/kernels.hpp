@@ -110,6 +110,30 @@ using TransposeF32 = void (*)(const float* src, std::int64_t lds, std::int64_t r
 // Softmax building block over one row: y[j] = exp(x[j] - shift), returns sum_j y[j].
 using ExpShiftSum = double (*)(const float* x, float* y, std::int64_t n, float shift);
 
+// Winograd F(4x4, 3x3) transforms (conv/winograd.cpp) over a group of up to 16 tiles, one per
+// SIMD lane. Lane l's tile has its element (i, j) at offset off[l] + i * ld + j of a plane, read
+// or written only where bit l of rows[i] & cols[j] is set (outside the image it counts as 0).
+struct WinoLanes {
+  int n = 0;                          // tiles in use; lanes n..15 have no bits set
+  std::int32_t off[16] = {};
+  std::uint16_t rows[6] = {}, cols[6] = {};
+};
+// V[xi] = (B^T d B)[xi] of each of `channels` planes (plane c at x + c * plane): the 16 lanes
+// of element xi of channel c are stored at v + xi * v_xi + c * v_c.
+using WinoInput = void (*)(const float* x, std::int64_t plane, std::int64_t ld, int channels,
+                           const WinoLanes& lanes, float* v, std::int64_t v_xi,
+                           std::int64_t v_c);
+// Y = A^T M A (+ bias[k], then ReLU if relu) for `channels` output planes, M[xi] of plane k
+// read at m + xi * m_xi + k * m_k (16 lanes); the 4 x 4 tiles are stored where the mask says.
+using WinoOutput = void (*)(const float* m, std::int64_t m_xi, std::int64_t m_k, int channels,
+                            const WinoLanes& lanes, float* y, std::int64_t plane,
+                            std::int64_t ld, const float* bias, bool relu);
+// M[xi] = (A dY A^T)[xi] of 4 x 4 tiles of `channels` planes of dY (the weight gradient's
+// operand), stored like WinoInput's V.
+using WinoGradOutput = void (*)(const float* dy, std::int64_t plane, std::int64_t ld,
+                                int channels, const WinoLanes& lanes, float* m,
+                                std::int64_t m_xi, std::int64_t m_k);
+
 struct KernelTable {
   const char* isa = "ref";
   int sgemm_mr = 0;
@@ -135,6 +159,10 @@ struct KernelTable {
   LrnBwd lrn_bwd = nullptr;
   DropoutFwd dropout_fwd = nullptr;
   ExpShiftSum exp_shift_sum = nullptr;
+  WinoInput wino_input = nullptr;
+  WinoOutput wino_output = nullptr;
+  WinoGradOutput wino_grad_output = nullptr;
+  bool wino_fast = false;  // SIMD transforms: Winograd beats the direct path (conv_algorithm auto)
 };
 
 // Each fills in what its ISA provides; they are defined in the ISA's own translation units.

@@ -48,7 +48,13 @@ Isa active_isa();
 void set_isa(Isa isa);
 
 // Reads CNNKIT_ISA and picks the starting table; throws std::invalid_argument for a bad value.
+// Also calls tune_allocator().
 void init_runtime();
+
+// Keeps freed large blocks in the process (glibc mallopt) instead of unmapping them, so the
+// arrays a training step allocates again and again do not page-fault each time. Skipped when
+// MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_ or CNNKIT_KEEP_MALLOC is set.
+void tune_allocator();
 
 // Thread count used by every op (default: OpenMP's default, which honours OMP_NUM_THREADS).
 int get_num_threads();

@@ -28,6 +28,7 @@
 #include "runtime/parallel.hpp"
 #include "conv/depthwise.hpp"
 #include "conv/image_operands.hpp"
+#include "conv/winograd.hpp"
 #include "util/reduce.hpp"
 
 #ifdef _OPENMP
@@ -380,6 +381,7 @@ void conv2d_forward(const Conv2dParams& p, const float* src, const float* weight
   check_params(p);
   if (p.N == 0) return;
   if (is_depthwise(p)) return depthwise_forward(p, src, weights, bias, dst, relu);
+  if (winograd_selected(p)) return winograd_forward(p, src, weights, bias, dst, relu);
   const PatchGeom g = forward_geom(p);
   const index_t Kg = p.K / p.groups;
   ImplicitGemm ig{g,       p.N,     p.groups, Kg,    src, p.C * p.H * p.W, g.C * p.H * p.W,
@@ -406,6 +408,16 @@ void conv2d_backward_data(const Conv2dParams& p, const float* diff_dst, const fl
         }
       }
     }
+    Conv2dParams t = p;  // the same as a forward convolution of dY
+    t.C = p.K;
+    t.H = p.Ho;
+    t.W = p.Wo;
+    t.K = p.C;
+    t.pad_h = p.dil_h * (p.Fh - 1) - p.pad_h;
+    t.pad_w = p.dil_w * (p.Fw - 1) - p.pad_w;
+    t.Ho = p.H;
+    t.Wo = p.W;
+    if (winograd_selected(t)) return winograd_forward(t, diff_dst, wt.data(), nullptr, diff_src, false);
     const PatchGeom g{Kg,      p.Ho,    p.Wo,    p.Fh, p.Fw,
                       1,       1,       p.dil_h * (p.Fh - 1) - p.pad_h,
                       p.dil_w * (p.Fw - 1) - p.pad_w,
@@ -465,7 +477,8 @@ void conv2d_backward_weights(const Conv2dParams& p, const float* diff_dst, const
   //  - the GEMM engine with P^T packed straight from the image (ImagePatchesTB): best for
   //    many patch rows (AlexNet conv2-5, VGG).
   const DotPlan dot = plan_dot(p, p.K / p.groups, g.rows());
-  if (dot.use && !is_depthwise(p)) {
+  const bool wino = winograd_selected(p, true);
+  if (dot.use && !is_depthwise(p) && !wino) {
     std::vector<double> db(diff_bias ? std::size_t(p.K) : 0);
     backward_weights_dot(p, g, dot, diff_dst, src, diff_weights, diff_bias ? db.data() : nullptr);
     if (diff_bias) {
@@ -483,6 +496,8 @@ void conv2d_backward_weights(const Conv2dParams& p, const float* diff_dst, const
   }
   if (is_depthwise(p)) {
     depthwise_backward_weights(p, diff_dst, src, diff_weights);
+  } else if (wino) {
+    winograd_backward_weights(p, diff_dst, src, diff_weights);
   } else {
     backward_weights_gemm(p, g, diff_dst, src, diff_weights);
   }

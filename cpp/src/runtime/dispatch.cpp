@@ -84,6 +84,7 @@ Isa active_isa() {
 const KernelTable& kernels() { return tables().of(active_isa()); }
 
 void init_runtime() {
+  tune_allocator();
   const char* env = std::getenv("CNNKIT_ISA");
   if (env != nullptr && *env != '\0') {
     Isa isa;

@@ -2,6 +2,7 @@
 #include <cstdint>
 
 #include "conv/image_operands.hpp"
+#include "conv/winograd.hpp"
 #include "activation/activation_kernels.hpp"
 #include "dropout/dropout_kernels.hpp"
 #include "gemm/gemm_kernels.hpp"
@@ -58,6 +59,10 @@ void register_ref_kernels(KernelTable& t) {
   t.lrn_bwd = ref::lrn_bwd_f32_ref;
   t.dropout_fwd = ref::dropout_fwd_f32_ref;
   t.exp_shift_sum = exp_shift_sum_ref;
+  t.wino_input = wino_input_ref;
+  t.wino_output = wino_output_ref;
+  t.wino_grad_output = wino_grad_output_ref;
+  t.wino_fast = false;
 }
 
 }  // namespace cnnkit

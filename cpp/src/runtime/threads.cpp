@@ -3,6 +3,10 @@
 #include <cstdlib>
 #include <new>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include "cnnkit/runtime.hpp"
 
 #ifdef _OPENMP
@@ -68,6 +72,23 @@ float* thread_workspace(int slot, std::size_t floats) {
     ws.size[slot] = floats;
   }
   return ws.ptr[slot];
+}
+
+void tune_allocator() {
+#if defined(__GLIBC__)
+  // Every op returns a new array; a training step frees and re-allocates the same few
+  // megabyte-sized activations. glibc serves blocks above its (adaptive) mmap threshold with
+  // fresh mmap()s and trims the heap top back to the OS, so each allocation page-faults and
+  // zeroes its memory again: measured 14 % of a cifar_cnn step in clear_page. A fixed 32 MiB
+  // threshold (glibc's maximum) and a 256 MiB trim threshold keep freed blocks for reuse. The
+  // high-water mark (peak RSS) is unchanged; glibc's own MALLOC_*_THRESHOLD_ settings win.
+  if (std::getenv("MALLOC_MMAP_THRESHOLD_") == nullptr &&
+      std::getenv("MALLOC_TRIM_THRESHOLD_") == nullptr &&
+      std::getenv("CNNKIT_KEEP_MALLOC") == nullptr) {
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  }
+#endif
 }
 
 }  // namespace cnnkit

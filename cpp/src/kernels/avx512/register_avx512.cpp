@@ -11,6 +11,13 @@ namespace avx512 {
 
 float fma_chains_avx512(std::int64_t iters);
 void pack_patch_panel_avx512(const PatchPanel& pp, std::int64_t p0, int kc, int nr, float* dst);
+void wino_input_avx512(const float* x, std::int64_t plane, std::int64_t ld, int channels,
+                       const WinoLanes& L, float* v, std::int64_t v_xi, std::int64_t v_c);
+void wino_output_avx512(const float* m, std::int64_t m_xi, std::int64_t m_k, int channels,
+                        const WinoLanes& L, float* y, std::int64_t plane, std::int64_t ld,
+                        const float* bias, bool relu);
+void wino_grad_output_avx512(const float* dy, std::int64_t plane, std::int64_t ld, int channels,
+                             const WinoLanes& L, float* m, std::int64_t m_xi, std::int64_t m_k);
 
 void register_kernels(KernelTable& t) {
   t.sgemm_mr = kSgemmMr;
@@ -42,6 +49,10 @@ void register_kernels(KernelTable& t) {
   t.lrn_fwd = lrn_fwd_f32_avx512;
   t.lrn_bwd = lrn_bwd_f32_avx512;
   t.dropout_fwd = dropout_fwd_f32_avx512;
+  t.wino_input = wino_input_avx512;
+  t.wino_output = wino_output_avx512;
+  t.wino_grad_output = wino_grad_output_avx512;
+  t.wino_fast = true;
 }
 
 }  // namespace avx512

@@ -1,0 +1,314 @@
+// Winograd F(4x4, 3x3) convolution (stride 1, dilation 1, one group; filters up to 9x9).
+//
+// Every 4 x 4 block of output pixels (a tile) needs the 6 x 6 input patch d under it; with the
+// transforms of winograd_f43.hpp, for each of the 36 transformed positions xi
+//   M[xi] (K x tiles) = U[xi] (K x C) @ V[xi] (C x tiles),   U = G g G^T,  V = B^T d B
+//   Y tile = A^T M A                                       (forward: 36 small GEMMs)
+//   dU[xi] (K x C) = sum over tiles M'[xi] V[xi]^T,  M' = A dY A^T;  dg = G^T dU G
+//                                                          (weight gradient)
+// i.e. 36 multiplications per tile and channel pair instead of 144 (4 x fewer FLOPs; the
+// transforms cost O(tiles x channels)). Backward data of a stride-1 convolution is a forward
+// convolution of dY with the rotated weights (conv2d.cpp), so it comes here too.
+//
+// Larger filters are split into 3x3 pieces: an Fh x Fw filter (zero-padded to multiples of 3)
+// is sh x sw sub-filters g_ab = g[3a .. 3a+2][3b .. 3b+2], and
+//   conv(x, g) = sum_ab conv3x3(x shifted by (3a, 3b), g_ab),
+// a 3x3 convolution over sh sw C "virtual" input channels (the shifted copies are only tile
+// offsets, never materialised). A 5x5 filter costs 4 x 36 products per tile instead of
+// 25 x 16: 2.8 x fewer.
+//
+// Tiles are processed in blocks of TB per thread so that V and M stay in the caches:
+// transform the block's input, run the 36 GEMMs with the SGEMM micro-kernel (weights
+// transformed and packed once per call), transform back and store. Accuracy: the transforms
+// multiply by up to 8 and divide by 24, so results carry a few more float32 roundings than
+// the direct sum (relative error ~1e-6..1e-5 on typical data); conv_algorithm("direct") turns
+// the path off.
+#include "conv/winograd.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+
+#include "cnnkit/runtime.hpp"
+#include "conv/winograd_f43.hpp"
+#include "runtime/parallel.hpp"
+
+namespace cnnkit {
+
+using wino::kA;
+using wino::kLanes;
+using wino::kM;
+using wino::kR;
+using wino::kXi;
+
+namespace {
+
+std::atomic<int> g_algorithm{int(ConvAlgorithm::automatic)};
+
+constexpr index_t kMaxFilter = 9;  // 3 x 3 pieces at most
+
+// Tiles of the output: th x tw per image, numbered (n, ty, tx) row-major; the filter as
+// sh x sw 3x3 pieces over cv = sh sw C virtual input channels, numbered (a, b, c).
+struct Tiling {
+  index_t th, tw, per_image, total;
+  index_t sh, sw, cv;
+  explicit Tiling(const Conv2dParams& p)
+      : th((p.Ho + kM - 1) / kM), tw((p.Wo + kM - 1) / kM), per_image(th * tw),
+        total(p.N * th * tw), sh((p.Fh + kR - 1) / kR), sw((p.Fw + kR - 1) / kR),
+        cv(sh * sw * p.C) {}
+};
+
+// Lanes for tiles t0 .. t0 + n - 1 read from (input: tile origin at -pad) or written to
+// (output) planes of h x w, images `img` floats apart; `size` rows/columns per tile.
+WinoLanes make_lanes(const Tiling& tl, index_t t0, int n, index_t img, index_t h, index_t w,
+                     index_t pad_h, index_t pad_w, int size) {
+  WinoLanes L;
+  L.n = n;
+  for (int l = 0; l < n; ++l) {
+    const index_t t = t0 + l, im = t / tl.per_image, r = t % tl.per_image;
+    const index_t y0 = (r / tl.tw) * kM - pad_h, x0 = (r % tl.tw) * kM - pad_w;
+    L.off[l] = std::int32_t(im * img + y0 * w + x0);
+    for (int i = 0; i < size; ++i) {
+      if (y0 + i >= 0 && y0 + i < h) L.rows[i] |= std::uint16_t(1u << l);
+      if (x0 + i >= 0 && x0 + i < w) L.cols[i] |= std::uint16_t(1u << l);
+    }
+  }
+  return L;
+}
+
+// K split into micro-kernel row panels of near-equal size (<= MR rows each).
+struct Panels {
+  index_t count, K;
+  Panels(index_t K_, int mr) : count((K_ + mr - 1) / mr), K(K_) {}
+  void get(index_t i, index_t* k0, index_t* len) const { balanced_part(K, count, i, k0, len); }
+};
+
+// Tiles per block: V (cv channels) and M (K) of a block within `budget` bytes, a multiple of
+// 32 in [lo, hi] (the weight gradient's GEMMs reduce over the block: it wants longer ones).
+index_t block_tiles(index_t cv, index_t K, index_t total, index_t budget, index_t lo,
+                    index_t hi) {
+  const index_t per_tile = kXi * (cv + K) * index_t(sizeof(float));
+  const index_t tb = std::max(lo, std::min(hi, budget / per_tile / 32 * 32));
+  return std::min(tb, (total + kLanes - 1) / kLanes * kLanes);
+}
+
+// Block i of `count` near-equal blocks of the tiles [t_begin, t_end).
+inline void tile_block(index_t t_begin, index_t t_end, index_t count, index_t i, index_t* t0,
+                       index_t* nb) {
+  balanced_part(t_end - t_begin, count, i, t0, nb);
+  *t0 += t_begin;
+}
+
+// Input transform of tiles t0 .. t0 + nb - 1: V[xi][(a, b, c)][tile], row stride tb.
+void transform_input(const KernelTable& kt, const Conv2dParams& p, const Tiling& tl,
+                     const float* src, index_t t0, index_t nb, index_t tb, float* v) {
+  for (index_t l0 = 0; l0 < nb; l0 += kLanes) {
+    const int n = int(std::min<index_t>(kLanes, nb - l0));
+    for (index_t a = 0; a < tl.sh; ++a) {
+      for (index_t b = 0; b < tl.sw; ++b) {
+        const WinoLanes L = make_lanes(tl, t0 + l0, n, p.C * p.H * p.W, p.H, p.W,
+                                       p.pad_h - kR * a, p.pad_w - kR * b, kA);
+        kt.wino_input(src, p.H * p.W, p.W, int(p.C), L, v + (a * tl.sw + b) * p.C * tb + l0,
+                      tl.cv * tb, tb);
+      }
+    }
+  }
+}
+
+// Filter tap (i, j) of piece (a, b) of filter (k, c): zero beyond the filter.
+inline float tap(const Conv2dParams& p, const float* w, index_t k, index_t c, index_t a,
+                 index_t b, int i, int j) {
+  const index_t y = kR * a + i, x = kR * b + j;
+  return (y < p.Fh && x < p.Fw) ? w[((k * p.C + c) * p.Fh + y) * p.Fw + x] : 0.0f;
+}
+
+}  // namespace
+
+void set_conv_algorithm(ConvAlgorithm a) { g_algorithm.store(int(a)); }
+ConvAlgorithm conv_algorithm() { return ConvAlgorithm(g_algorithm.load()); }
+
+bool winograd_selected(const Conv2dParams& p, bool weight_grad) {
+  const ConvAlgorithm a = conv_algorithm();
+  if (a == ConvAlgorithm::direct) return false;
+  const bool fits = p.groups == 1 && p.Fh >= 2 && p.Fw >= 2 && p.Fh <= kMaxFilter &&
+                    p.Fw <= kMaxFilter && p.stride_h == 1 && p.stride_w == 1 && p.dil_h == 1 &&
+                    p.dil_w == 1 && p.N > 0 &&
+                    // the transforms address planes with 32-bit offsets
+                    p.N * p.C * p.H * p.W < (index_t(1) << 31) - 1 &&
+                    p.N * p.K * p.Ho * p.Wo < (index_t(1) << 31) - 1;
+  if (!fits) return false;
+  if (a == ConvAlgorithm::winograd) return true;
+  // automatic: 3x3 and 5x5 filters, where the SIMD transforms exist and the GEMMs are wide
+  // enough to pay for the transforms.
+  const Tiling tl(p);
+  if (!kernels().wino_fast || p.Fh != p.Fw || (p.Fh != 3 && p.Fh != 5) || p.C < 16 ||
+      p.K < 16 || p.Ho < 4 || p.Wo < 4) {
+    return false;
+  }
+  // The weight gradient reduces over tiles: it needs many per channel pair (measured: 256
+  // channels at 14x14, batch 8, and AlexNet conv3-5 at 13x13, batch 16, are slower than the
+  // direct path; 256 channels at 28x28 faster).
+  return !weight_grad || tl.total >= std::max(tl.cv, p.K);
+}
+
+void winograd_forward(const Conv2dParams& p, const float* src, const float* weights,
+                      const float* bias, float* dst, bool relu) {
+  const KernelTable& kt = kernels();
+  const index_t K = p.K;
+  const Tiling tl(p);
+  const index_t cv = tl.cv;
+  const Panels panels(K, kt.sgemm_mr);
+  static_assert(kLanes >= 16, "buffer rows");
+  if (kt.sgemm_mr > 16) throw_invalid("winograd: micro-kernel MR ", kt.sgemm_mr, " > 16");
+
+  // U[xi] packed as micro-kernel A panels: panel (k0, len) at up + xi K cv + k0 cv, [cv][len].
+  // Computed 16 virtual channels at a time into a small buffer, then copied out per xi (one
+  // scattered store per xi and tap would touch 36 pages per filter).
+  float* up = thread_workspace(2, std::size_t(kXi) * K * cv);
+  constexpr index_t kRows = 16;
+  parallel_ranges(panels.count, 1, [&](index_t p0, index_t p1) {
+    float buf[kXi][kRows * 16];  // 16 >= MR of every ISA (checked below)
+    for (index_t pi = p0; pi < p1; ++pi) {
+      index_t k0, len;
+      panels.get(pi, &k0, &len);
+      for (index_t r0 = 0; r0 < cv; r0 += kRows) {
+        const index_t rows = std::min(kRows, cv - r0);
+        for (index_t r = r0; r < r0 + rows; ++r) {
+          const index_t piece = r / p.C, c = r % p.C, a = piece / tl.sw, b = piece % tl.sw;
+          for (index_t k = k0; k < k0 + len; ++k) {
+            float g[kR * kR], t[kA * kR], u[kXi];
+            for (int i = 0; i < kR; ++i)
+              for (int j = 0; j < kR; ++j) g[i * kR + j] = tap(p, weights, k, c, a, b, i, j);
+            for (int j = 0; j < kR; ++j) wino::weight_1d(g + j, kR, t + j, kR);  // G g
+            for (int i = 0; i < kA; ++i) wino::weight_1d(t + i * kR, 1, u + i * kA, 1);
+            for (int xi = 0; xi < kXi; ++xi) buf[xi][(r - r0) * len + (k - k0)] = u[xi];
+          }
+        }
+        for (int xi = 0; xi < kXi; ++xi) {
+          std::memcpy(up + xi * K * cv + k0 * cv + r0 * len, buf[xi],
+                      sizeof(float) * std::size_t(rows * len));
+        }
+      }
+    }
+  });
+
+  const index_t tb =
+      block_tiles(cv, K, tl.total, index_t(1) << 20, cv * K > 128 * 128 ? 128 : 32, 128);
+  // each thread takes a near-equal share of the tiles, in near-equal blocks of <= tb
+  const int nt = threads_for(tl.total, 32);
+  const std::size_t per = std::size_t(kXi) * (cv + K) * tb;
+  float* ws = thread_workspace(1, per * nt);
+  const int nr = kt.sgemm_nr;
+  parallel_ranges_on(nt, tl.total, [&](index_t t_begin, index_t t_end) {
+    float* v = ws + per * current_thread();
+    float* m = v + std::size_t(kXi) * cv * tb;
+    const UkrEpilogue ep;
+    const index_t blocks = (t_end - t_begin + tb - 1) / tb;
+    for (index_t bi = 0; bi < blocks; ++bi) {
+      index_t t0, nb;
+      tile_block(t_begin, t_end, blocks, bi, &t0, &nb);
+      transform_input(kt, p, tl, src, t0, nb, tb, v);
+      for (int xi = 0; xi < kXi; ++xi) {
+        const float* vx = v + xi * cv * tb;
+        float* mx = m + xi * K * tb;
+        for (index_t pi = 0; pi < panels.count; ++pi) {
+          index_t k0, len;
+          panels.get(pi, &k0, &len);
+          const float* a = up + xi * K * cv + k0 * cv;
+          for (index_t n0 = 0; n0 < nb; n0 += nr) {
+            kt.sgemm_ukr(int(len), int(std::min<index_t>(nr, nb - n0)), cv, a, vx + n0, tb,
+                         mx + k0 * tb + n0, tb, ep);
+          }
+        }
+      }
+      for (index_t l0 = 0; l0 < nb; l0 += kLanes) {
+        const WinoLanes L = make_lanes(tl, t0 + l0, int(std::min<index_t>(kLanes, nb - l0)),
+                                       K * p.Ho * p.Wo, p.Ho, p.Wo, 0, 0, kM);
+        kt.wino_output(m + l0, K * tb, tb, int(K), L, dst, p.Ho * p.Wo, p.Wo, bias, relu);
+      }
+    }
+  });
+}
+
+void winograd_backward_weights(const Conv2dParams& p, const float* diff_dst, const float* src,
+                               float* diff_weights) {
+  const KernelTable& kt = kernels();
+  const index_t K = p.K;
+  const Tiling tl(p);
+  const index_t cv = tl.cv;
+  const Panels panels(K, kt.sgemm_mr);
+  const int mr = kt.sgemm_mr, nr = kt.sgemm_nr;
+  const index_t tb =
+      block_tiles(cv, K, tl.total, index_t(2) << 20, cv * K > 128 * 128 ? 256 : 64, 256);
+  const int nt = threads_for(tl.total, 32);
+  const std::size_t du_floats = std::size_t(kXi) * K * cv;
+  // per thread: V, M' of a block, one transposed A panel (tiles x mr) and V^T (tiles x cv)
+  const std::size_t per = std::size_t(kXi) * (cv + K) * tb + std::size_t(tb) * (mr + cv);
+  float* ws = thread_workspace(1, per * nt);
+  float* partial = thread_workspace(3, du_floats * nt);
+  parallel_ranges_on(nt, tl.total, [&](index_t t_begin, index_t t_end) {
+    const int me = current_thread();
+    float* v = ws + per * me;
+    float* m = v + std::size_t(kXi) * cv * tb;
+    float* apack = m + std::size_t(kXi) * K * tb;
+    float* vt = apack + std::size_t(tb) * mr;
+    float* du = partial + du_floats * me;
+    std::memset(du, 0, sizeof(float) * du_floats);
+    UkrEpilogue ep;
+    ep.beta = 1.0f;
+    const index_t blocks = (t_end - t_begin + tb - 1) / tb;
+    for (index_t bi = 0; bi < blocks; ++bi) {
+      index_t t0, nb;
+      tile_block(t_begin, t_end, blocks, bi, &t0, &nb);
+      transform_input(kt, p, tl, src, t0, nb, tb, v);
+      for (index_t l0 = 0; l0 < nb; l0 += kLanes) {
+        const WinoLanes L = make_lanes(tl, t0 + l0, int(std::min<index_t>(kLanes, nb - l0)),
+                                       K * p.Ho * p.Wo, p.Ho, p.Wo, 0, 0, kM);
+        kt.wino_grad_output(diff_dst, p.Ho * p.Wo, p.Wo, int(K), L, m + l0, K * tb, tb);
+      }
+      for (int xi = 0; xi < kXi; ++xi) {
+        kt.transpose(v + xi * cv * tb, tb, cv, nb, vt, cv, cv);  // vt[tile][channel]
+        for (index_t pi = 0; pi < panels.count; ++pi) {
+          index_t k0, len;
+          panels.get(pi, &k0, &len);
+          kt.transpose(m + xi * K * tb + k0 * tb, tb, len, nb, apack, len, len);  // [tile][k]
+          for (index_t c0 = 0; c0 < cv; c0 += nr) {
+            kt.sgemm_ukr(int(len), int(std::min<index_t>(nr, cv - c0)), nb, apack, vt + c0,
+                         cv, du + xi * K * cv + k0 * cv + c0, cv, ep);
+          }
+        }
+      }
+    }
+  });
+  // dU = the partials added in thread order; each piece's gradient is G^T dU[.][k][(a,b,c)] G,
+  // and its taps inside the filter are the filter's (pieces never overlap).
+  parallel_ranges(K * p.C, 16, [&](index_t e0, index_t e1) {
+    for (index_t e = e0; e < e1; ++e) {
+      const index_t k = e / p.C, c = e % p.C;
+      for (index_t a = 0; a < tl.sh; ++a) {
+        for (index_t b = 0; b < tl.sw; ++b) {
+          const std::size_t at = std::size_t(k) * cv + (a * tl.sw + b) * p.C + c;
+          float d[kXi], t[kR * kA], g[kR * kR];
+          for (int xi = 0; xi < kXi; ++xi) {
+            float s = partial[std::size_t(xi) * K * cv + at];
+            for (int th = 1; th < nt; ++th) s += partial[du_floats * th + std::size_t(xi) * K * cv + at];
+            d[xi] = s;
+          }
+          // G^T d G: (G^T d)[r][j] = sum_i G[i][r] d[i][j], then the same along j
+          for (int j = 0; j < kA; ++j) wino::weight_grad_1d(d + j, kA, t + j, kA);
+          for (int r = 0; r < kR; ++r) wino::weight_grad_1d(t + r * kA, 1, g + r * kR, 1);
+          for (int i = 0; i < kR; ++i) {
+            for (int j = 0; j < kR; ++j) {
+              const index_t y = kR * a + i, x = kR * b + j;
+              if (y < p.Fh && x < p.Fw) {
+                diff_weights[((k * p.C + c) * p.Fh + y) * p.Fw + x] = g[i * kR + j];
+              }
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+}  // namespace cnnkit
