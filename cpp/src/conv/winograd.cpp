@@ -29,6 +29,7 @@
 #include <atomic>
 #include <cstring>
 
+#include "cnnkit/gemm.hpp"
 #include "cnnkit/runtime.hpp"
 #include "conv/winograd_f43.hpp"
 #include "runtime/parallel.hpp"
@@ -115,6 +116,52 @@ void transform_input(const KernelTable& kt, const Conv2dParams& p, const Tiling&
   }
 }
 
+// Output transform of tiles t0 .. t0 + nb - 1 from M[xi][k][tile] (row stride ld, m at t0).
+void transform_output(const KernelTable& kt, const Conv2dParams& p, const Tiling& tl,
+                      const float* m, index_t ld, index_t t0, index_t nb, float* dst,
+                      const float* bias, bool relu) {
+  for (index_t l0 = 0; l0 < nb; l0 += kLanes) {
+    const WinoLanes L = make_lanes(tl, t0 + l0, int(std::min<index_t>(kLanes, nb - l0)),
+                                   p.K * p.Ho * p.Wo, p.Ho, p.Wo, 0, 0, kM);
+    kt.wino_output(m + l0, p.K * ld, ld, int(p.K), L, dst, p.Ho * p.Wo, p.Wo, bias, relu);
+  }
+}
+
+// M'[xi][k][tile] = (A dY A^T)[xi] of tiles t0 .. t0 + nb - 1 (row stride ld, m at t0).
+void transform_grad_output(const KernelTable& kt, const Conv2dParams& p, const Tiling& tl,
+                           const float* diff_dst, index_t t0, index_t nb, index_t ld,
+                           float* m) {
+  for (index_t l0 = 0; l0 < nb; l0 += kLanes) {
+    const WinoLanes L = make_lanes(tl, t0 + l0, int(std::min<index_t>(kLanes, nb - l0)),
+                                   p.K * p.Ho * p.Wo, p.Ho, p.Wo, 0, 0, kM);
+    kt.wino_grad_output(diff_dst, p.Ho * p.Wo, p.Wo, int(p.K), L, m + l0, p.K * ld, ld);
+  }
+}
+
+// M[xi] (K x n, row stride ld) = U[xi] (packed panels) @ V[xi] (cv x n, row stride ld).
+void multiply(const KernelTable& kt, const Panels& panels, const float* u, index_t cv,
+              const float* v, index_t ld, index_t n, float* m) {
+  const UkrEpilogue ep;
+  const int nr = kt.sgemm_nr;
+  for (index_t n0 = 0; n0 < n; n0 += nr) {  // a cv x nr panel of V stays in cache for all K
+    for (index_t pi = 0; pi < panels.count; ++pi) {
+      index_t k0, len;
+      panels.get(pi, &k0, &len);
+      kt.sgemm_ukr(int(len), int(std::min<index_t>(nr, n - n0)), cv, u + k0 * cv, v + n0, ld,
+                   m + k0 * ld + n0, ld, ep);
+    }
+  }
+}
+
+// Large channel counts: transform every tile first and run each xi's GEMM over all of them
+// (xi split over the threads), so each U[xi] / dU[xi] is read or written once, not once per
+// block of tiles. Taken when the 36 weight matrices are far larger than L2 and the
+// transformed tensors fit in a bounded workspace.
+bool whole_pass(index_t cv, index_t K, index_t tiles) {
+  const double bytes = double(kXi) * double(cv + K) * double(tiles) * sizeof(float);
+  return cv * K >= 128 * 256 && bytes <= 256.0 * (1 << 20);
+}
+
 // Filter tap (i, j) of piece (a, b) of filter (k, c): zero beyond the filter.
 inline float tap(const Conv2dParams& p, const float* w, index_t k, index_t c, index_t a,
                  index_t b, int i, int j) {
@@ -145,10 +192,11 @@ bool winograd_selected(const Conv2dParams& p, bool weight_grad) {
       p.K < 16 || p.Ho < 4 || p.Wo < 4) {
     return false;
   }
-  // The weight gradient reduces over tiles: it needs many per channel pair (measured: 256
-  // channels at 14x14, batch 8, and AlexNet conv3-5 at 13x13, batch 16, are slower than the
-  // direct path; 256 channels at 28x28 faster).
-  return !weight_grad || tl.total >= std::max(tl.cv, p.K);
+  // The weight gradient's blocked scheme reduces over each thread's tiles: it needs many per
+  // channel pair (measured: 256 channels at 14x14, batch 8, slower than the direct path; at
+  // 28x28 faster); the whole-pass scheme for wide layers does not.
+  const index_t tp = (tl.total + kLanes - 1) / kLanes * kLanes;
+  return !weight_grad || whole_pass(tl.cv, p.K, tp) || tl.total >= std::max(tl.cv, p.K);
 }
 
 void winograd_forward(const Conv2dParams& p, const float* src, const float* weights,
@@ -192,43 +240,88 @@ void winograd_forward(const Conv2dParams& p, const float* src, const float* weig
     }
   });
 
-  const index_t tb =
-      block_tiles(cv, K, tl.total, index_t(1) << 20, cv * K > 128 * 128 ? 128 : 32, 128);
-  // each thread takes a near-equal share of the tiles, in near-equal blocks of <= tb
+  const index_t tp = (tl.total + kLanes - 1) / kLanes * kLanes;  // rows padded to whole lanes
+  if (whole_pass(cv, K, tp)) {
+    float* v = thread_workspace(1, std::size_t(kXi) * (cv + K) * tp);
+    float* m = v + std::size_t(kXi) * cv * tp;
+    const index_t groups = tp / kLanes;  // threads split tiles at lane-group boundaries
+    parallel_ranges(groups, 1, [&](index_t g0, index_t g1) {
+      const index_t t0 = g0 * kLanes, t1 = std::min(tl.total, g1 * kLanes);
+      transform_input(kt, p, tl, src, t0, t1 - t0, tp, v + t0);
+    });
+    parallel_ranges(kXi, 1, [&](index_t x0, index_t x1) {
+      for (index_t xi = x0; xi < x1; ++xi) {
+        multiply(kt, panels, up + xi * K * cv, cv, v + xi * cv * tp, tp, tl.total,
+                 m + xi * K * tp);
+      }
+    });
+    parallel_ranges(groups, 1, [&](index_t g0, index_t g1) {
+      const index_t t0 = g0 * kLanes, t1 = std::min(tl.total, g1 * kLanes);
+      transform_output(kt, p, tl, m + t0, tp, t0, t1 - t0, dst, bias, relu);
+    });
+    return;
+  }
+  // Otherwise each thread takes a near-equal share of the tiles, in near-equal blocks of
+  // <= tb whose V and M stay in L2.
+  const index_t tb = block_tiles(cv, K, tl.total, index_t(1) << 20, 32, 128);
   const int nt = threads_for(tl.total, 32);
   const std::size_t per = std::size_t(kXi) * (cv + K) * tb;
   float* ws = thread_workspace(1, per * nt);
-  const int nr = kt.sgemm_nr;
   parallel_ranges_on(nt, tl.total, [&](index_t t_begin, index_t t_end) {
     float* v = ws + per * current_thread();
     float* m = v + std::size_t(kXi) * cv * tb;
-    const UkrEpilogue ep;
     const index_t blocks = (t_end - t_begin + tb - 1) / tb;
     for (index_t bi = 0; bi < blocks; ++bi) {
       index_t t0, nb;
       tile_block(t_begin, t_end, blocks, bi, &t0, &nb);
       transform_input(kt, p, tl, src, t0, nb, tb, v);
       for (int xi = 0; xi < kXi; ++xi) {
-        const float* vx = v + xi * cv * tb;
-        float* mx = m + xi * K * tb;
-        for (index_t pi = 0; pi < panels.count; ++pi) {
-          index_t k0, len;
-          panels.get(pi, &k0, &len);
-          const float* a = up + xi * K * cv + k0 * cv;
-          for (index_t n0 = 0; n0 < nb; n0 += nr) {
-            kt.sgemm_ukr(int(len), int(std::min<index_t>(nr, nb - n0)), cv, a, vx + n0, tb,
-                         mx + k0 * tb + n0, tb, ep);
+        multiply(kt, panels, up + xi * K * cv, cv, v + xi * cv * tb, tb, nb, m + xi * K * tb);
+      }
+      transform_output(kt, p, tl, m, tb, t0, nb, dst, bias, relu);
+    }
+  });
+}
+
+namespace {
+
+// diff_weights from dU = the sum of `count` partial dU arrays (added in order): each piece's
+// gradient is G^T dU[.][k][(a, b, c)] G, and its taps inside the filter are the filter's
+// (pieces never overlap).
+void weight_grad_from(const Conv2dParams& p, const Tiling& tl, const float* partial, int count,
+                      float* diff_weights) {
+  const index_t K = p.K, cv = tl.cv;
+  const std::size_t du_floats = std::size_t(kXi) * K * cv;
+  parallel_ranges(K * p.C, 16, [&](index_t e0, index_t e1) {
+    for (index_t e = e0; e < e1; ++e) {
+      const index_t k = e / p.C, c = e % p.C;
+      for (index_t a = 0; a < tl.sh; ++a) {
+        for (index_t b = 0; b < tl.sw; ++b) {
+          const std::size_t at = std::size_t(k) * cv + (a * tl.sw + b) * p.C + c;
+          float d[kXi], t[kR * kA], g[kR * kR];
+          for (int xi = 0; xi < kXi; ++xi) {
+            float s = partial[std::size_t(xi) * K * cv + at];
+            for (int i = 1; i < count; ++i) s += partial[du_floats * i + std::size_t(xi) * K * cv + at];
+            d[xi] = s;
+          }
+          // G^T d G: (G^T d)[r][j] = sum_i G[i][r] d[i][j], then the same along j
+          for (int j = 0; j < kA; ++j) wino::weight_grad_1d(d + j, kA, t + j, kA);
+          for (int r = 0; r < kR; ++r) wino::weight_grad_1d(t + r * kA, 1, g + r * kR, 1);
+          for (int i = 0; i < kR; ++i) {
+            for (int j = 0; j < kR; ++j) {
+              const index_t y = kR * a + i, x = kR * b + j;
+              if (y < p.Fh && x < p.Fw) {
+                diff_weights[((k * p.C + c) * p.Fh + y) * p.Fw + x] = g[i * kR + j];
+              }
+            }
           }
         }
-      }
-      for (index_t l0 = 0; l0 < nb; l0 += kLanes) {
-        const WinoLanes L = make_lanes(tl, t0 + l0, int(std::min<index_t>(kLanes, nb - l0)),
-                                       K * p.Ho * p.Wo, p.Ho, p.Wo, 0, 0, kM);
-        kt.wino_output(m + l0, K * tb, tb, int(K), L, dst, p.Ho * p.Wo, p.Wo, bias, relu);
       }
     }
   });
 }
+
+}  // namespace
 
 void winograd_backward_weights(const Conv2dParams& p, const float* diff_dst, const float* src,
                                float* diff_weights) {
@@ -236,12 +329,41 @@ void winograd_backward_weights(const Conv2dParams& p, const float* diff_dst, con
   const index_t K = p.K;
   const Tiling tl(p);
   const index_t cv = tl.cv;
+  const std::size_t du_floats = std::size_t(kXi) * K * cv;
+  const index_t tp = (tl.total + kLanes - 1) / kLanes * kLanes;
+  if (whole_pass(cv, K, tp)) {
+    // every tile's V and M' first, then dU[xi] = M'[xi] V[xi]^T by the GEMM engine, one xi
+    // per thread at a time (no partial sums: the result does not depend on the thread count)
+    float* v = thread_workspace(1, std::size_t(kXi) * (cv + K) * tp);
+    float* m = v + std::size_t(kXi) * cv * tp;
+    const index_t groups = tp / kLanes;
+    parallel_ranges(groups, 1, [&](index_t g0, index_t g1) {
+      const index_t t0 = g0 * kLanes, t1 = std::min(tl.total, g1 * kLanes);
+      transform_input(kt, p, tl, src, t0, t1 - t0, tp, v + t0);
+      transform_grad_output(kt, p, tl, diff_dst, t0, t1 - t0, tp, m + t0);
+    });
+    float* du = thread_workspace(3, du_floats);
+    const int nt = threads_for(kXi, 1);
+    const std::size_t gws = gemm_workspace_floats(K, cv, tl.total, 1);
+    float* gw = thread_workspace(2, gws * nt);
+    parallel_ranges_on(nt, kXi, [&](index_t x0, index_t x1) {
+      for (index_t xi = x0; xi < x1; ++xi) {
+        GemmOutput out;
+        out.c = du + xi * K * cv;
+        out.ldc = cv;
+        gemm(K, cv, tl.total, MatrixOperandA(m + xi * K * tp, tp, false),
+             MatrixOperandB(v + xi * cv * tp, tp, true), out, 1, gw + gws * current_thread());
+      }
+    });
+    weight_grad_from(p, tl, du, 1, diff_weights);
+    return;
+  }
+  // Otherwise each thread sums its share of the tiles into its own dU (blocks of tb tiles),
+  // and the partials are added in thread order (bitwise reproducible per thread count).
   const Panels panels(K, kt.sgemm_mr);
   const int mr = kt.sgemm_mr, nr = kt.sgemm_nr;
-  const index_t tb =
-      block_tiles(cv, K, tl.total, index_t(2) << 20, cv * K > 128 * 128 ? 256 : 64, 256);
+  const index_t tb = block_tiles(cv, K, tl.total, index_t(2) << 20, 64, 256);
   const int nt = threads_for(tl.total, 32);
-  const std::size_t du_floats = std::size_t(kXi) * K * cv;
   // per thread: V, M' of a block, one transposed A panel (tiles x mr) and V^T (tiles x cv)
   const std::size_t per = std::size_t(kXi) * (cv + K) * tb + std::size_t(tb) * (mr + cv);
   float* ws = thread_workspace(1, per * nt);
@@ -261,11 +383,7 @@ void winograd_backward_weights(const Conv2dParams& p, const float* diff_dst, con
       index_t t0, nb;
       tile_block(t_begin, t_end, blocks, bi, &t0, &nb);
       transform_input(kt, p, tl, src, t0, nb, tb, v);
-      for (index_t l0 = 0; l0 < nb; l0 += kLanes) {
-        const WinoLanes L = make_lanes(tl, t0 + l0, int(std::min<index_t>(kLanes, nb - l0)),
-                                       K * p.Ho * p.Wo, p.Ho, p.Wo, 0, 0, kM);
-        kt.wino_grad_output(diff_dst, p.Ho * p.Wo, p.Wo, int(K), L, m + l0, K * tb, tb);
-      }
+      transform_grad_output(kt, p, tl, diff_dst, t0, nb, tb, m);
       for (int xi = 0; xi < kXi; ++xi) {
         kt.transpose(v + xi * cv * tb, tb, cv, nb, vt, cv, cv);  // vt[tile][channel]
         for (index_t pi = 0; pi < panels.count; ++pi) {
@@ -280,35 +398,7 @@ void winograd_backward_weights(const Conv2dParams& p, const float* diff_dst, con
       }
     }
   });
-  // dU = the partials added in thread order; each piece's gradient is G^T dU[.][k][(a,b,c)] G,
-  // and its taps inside the filter are the filter's (pieces never overlap).
-  parallel_ranges(K * p.C, 16, [&](index_t e0, index_t e1) {
-    for (index_t e = e0; e < e1; ++e) {
-      const index_t k = e / p.C, c = e % p.C;
-      for (index_t a = 0; a < tl.sh; ++a) {
-        for (index_t b = 0; b < tl.sw; ++b) {
-          const std::size_t at = std::size_t(k) * cv + (a * tl.sw + b) * p.C + c;
-          float d[kXi], t[kR * kA], g[kR * kR];
-          for (int xi = 0; xi < kXi; ++xi) {
-            float s = partial[std::size_t(xi) * K * cv + at];
-            for (int th = 1; th < nt; ++th) s += partial[du_floats * th + std::size_t(xi) * K * cv + at];
-            d[xi] = s;
-          }
-          // G^T d G: (G^T d)[r][j] = sum_i G[i][r] d[i][j], then the same along j
-          for (int j = 0; j < kA; ++j) wino::weight_grad_1d(d + j, kA, t + j, kA);
-          for (int r = 0; r < kR; ++r) wino::weight_grad_1d(t + r * kA, 1, g + r * kR, 1);
-          for (int i = 0; i < kR; ++i) {
-            for (int j = 0; j < kR; ++j) {
-              const index_t y = kR * a + i, x = kR * b + j;
-              if (y < p.Fh && x < p.Fw) {
-                diff_weights[((k * p.C + c) * p.Fh + y) * p.Fw + x] = g[i * kR + j];
-              }
-            }
-          }
-        }
-      }
-    }
-  });
+  weight_grad_from(p, tl, partial, nt, diff_weights);
 }
 
 }  // namespace cnnkit
