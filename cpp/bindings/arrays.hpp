@@ -204,6 +204,14 @@ inline std::string shape_of(const std::vector<py::ssize_t>& dims) {
 // A shape whose byte count does not fit in 63 bits raises ValueError, and one the allocator
 // cannot satisfy raises MemoryError, both naming the op and the shape (numpy's own errors name
 // neither; and no kernel ever runs on a half-made output).
+// Outputs of at least kBigBlock bytes come from a cache of freed blocks of the same size
+// (block_cache.cpp), so a training step does not page-fault them in again every time.
+// big_block_acquire returns nullptr when out of memory; big_block_release is the deallocator.
+// CNNKIT_KEEP_MALLOC=1 turns the caching off (blocks are then freed at once).
+constexpr index_t kBigBlock = index_t(32) << 20;
+void* big_block_acquire(std::size_t bytes);
+void big_block_release(void* data);
+
 template <typename T = float>
 py::array_t<T> output_array(const char* op, const std::vector<py::ssize_t>& shape) {
   for (py::ssize_t d : shape) {
@@ -219,6 +227,17 @@ py::array_t<T> output_array(const char* op, const std::vector<py::ssize_t>& shap
     }
   }
   try {
+    index_t exact = sizeof(T);
+    for (py::ssize_t d : shape) exact *= index_t(d);  // no overflow: bounded by `bytes`
+    if (exact >= kBigBlock) {
+      void* data = big_block_acquire(std::size_t(exact));
+      if (data == nullptr) {
+        PyErr_NoMemory();
+        throw py::error_already_set();
+      }
+      py::capsule owner(data, [](void* d) { big_block_release(d); });
+      return py::array_t<T>(shape, static_cast<T*>(data), owner);
+    }
     return py::array_t<T>(shape);
   } catch (py::error_already_set& e) {
     if (!e.matches(PyExc_MemoryError) && !e.matches(PyExc_ValueError)) throw;

@@ -36,7 +36,7 @@ py::array linear_forward_py(const py::object& x_obj, const py::object& w_obj,
     require_vector(b, p.out, "bias", op);
     bp = cptr<float>(b);
   }
-  py::array_t<float> y({p.N, p.out});
+  py::array_t<float> y = output_array<float>(op, {p.N, p.out});
   {
     py::gil_scoped_release release;
     linear_forward(p, cptr<float>(x), cptr<float>(w), bp, y.mutable_data());
@@ -55,10 +55,10 @@ py::tuple linear_backward_py(const py::object& dy_obj, const py::object& x_obj,
     throw_invalid(op, ": dy must have shape ", shape_str({p.N, p.out}), ", got ", shape_of(dy));
   }
   py::object dx = py::none();
-  py::array_t<float> dw({p.out, p.in}), db(p.out);
+  py::array_t<float> dw = output_array<float>(op, {p.out, p.in}), db(p.out);
   float* dxp = nullptr;
   if (need_dx) {
-    py::array_t<float> a({p.N, p.in});
+    py::array_t<float> a = output_array<float>(op, {p.N, p.in});
     dxp = a.mutable_data();
     dx = a;
   }

@@ -1,0 +1,66 @@
+// Reuse of the large blocks behind output arrays (see arrays.hpp).
+//
+// glibc hands out blocks of 32 MiB and more (its largest mmap threshold) with mmap() and gives
+// them back with munmap(): every such output page-faults and is zeroed by the kernel again on
+// each training step (AlexNet's fully connected weight gradients: 151 + 67 MB per step). Freed
+// blocks are kept here, keyed by size, up to a bounded total, and handed out again.
+#include <cstdlib>
+#include <map>
+#include <mutex>
+
+#include "arrays.hpp"
+
+namespace cnnkit::bind {
+namespace {
+
+constexpr std::size_t kHeader = 64;                       // keeps the data 64-byte aligned
+constexpr std::size_t kMaxCached = std::size_t(512) << 20;  // bytes kept for reuse at most
+
+struct Cache {
+  std::mutex mu;
+  std::multimap<std::size_t, void*> free_blocks;  // size -> block (header included)
+  std::size_t cached = 0;
+  bool enabled = std::getenv("CNNKIT_KEEP_MALLOC") == nullptr;
+};
+
+Cache& cache() {
+  static Cache* c = new Cache();  // never destroyed: arrays may outlive static destructors
+  return *c;
+}
+
+}  // namespace
+
+void* big_block_acquire(std::size_t bytes) {
+  Cache& c = cache();
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    auto it = c.free_blocks.find(bytes);
+    if (it != c.free_blocks.end()) {
+      void* block = it->second;
+      c.free_blocks.erase(it);
+      c.cached -= bytes;
+      return static_cast<char*>(block) + kHeader;
+    }
+  }
+  void* block = std::aligned_alloc(64, kHeader + (bytes + 63) / 64 * 64);
+  if (block == nullptr) return nullptr;
+  *static_cast<std::size_t*>(block) = bytes;
+  return static_cast<char*>(block) + kHeader;
+}
+
+void big_block_release(void* data) {
+  void* block = static_cast<char*>(data) - kHeader;
+  const std::size_t bytes = *static_cast<std::size_t*>(block);
+  Cache& c = cache();
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    if (c.enabled && c.cached + bytes <= kMaxCached) {
+      c.free_blocks.emplace(bytes, block);
+      c.cached += bytes;
+      return;
+    }
+  }
+  std::free(block);
+}
+
+}  // namespace cnnkit::bind

@@ -1,0 +1,42 @@
+"""Large outputs (>= 32 MiB) come from a cache of freed blocks: correct, reused, bounded."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+import cnnkit
+
+core = cnnkit._core
+
+
+def test_large_outputs_are_correct_and_reuse_freed_blocks(rng):
+    x = rng.standard_normal((4, 2304)).astype(np.float32)
+    w = rng.standard_normal((4096, 2304)).astype(np.float32)  # dW: 37.7 MB
+    dy = rng.standard_normal((4, 4096)).astype(np.float32)
+    want = dy.T.astype(np.float64) @ x.astype(np.float64)
+    first = core.linear_backward(dy, x, w, False)[1]
+    np.testing.assert_allclose(first, want, rtol=1e-4, atol=1e-4)
+    address = first.__array_interface__["data"][0]
+    first[:] = np.nan  # a stale value must never show through a reused block
+    del first
+    second = core.linear_backward(dy, x, w, False)[1]
+    assert second.__array_interface__["data"][0] == address  # the freed block came back
+    np.testing.assert_allclose(second, want, rtol=1e-4, atol=1e-4)
+    assert second.flags.writeable and second.flags.c_contiguous
+
+
+def test_block_cache_can_be_turned_off():
+    code = (
+        "import numpy as np, cnnkit\n"
+        "x = np.ones((4, 2304), np.float32); w = np.ones((4096, 2304), np.float32)\n"
+        "dy = np.ones((4, 4096), np.float32)\n"
+        "a = cnnkit._core.linear_backward(dy, x, w, False)[1]; p = a.ctypes.data; del a\n"
+        "b = cnnkit._core.linear_backward(dy, x, w, False)[1]\n"
+        "print(float(b[0, 0]))\n"
+    )
+    env = dict(os.environ, CNNKIT_KEEP_MALLOC="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "4.0"
