@@ -2,7 +2,11 @@
 
 Each process times forward, backward-data and backward-weights (best of --repeats) for every
 layer; the two alternate --rounds times and the table gives medians. GFLOP/s counts
-2*N*K*Ho*Wo*C/groups*Fh*Fw per pass; "of peak" is against the FMA probe run in the cnnkit process.
+2*N*K*Ho*Wo*C/groups*Fh*Fw per pass (the direct convolution's FLOPs, also for Winograd, which
+does fewer: its "GFLOP/s" is the direct-equivalent rate). cnnkit runs twice in its process:
+with the default algorithm choice (auto: Winograd F(4x4, 3x3) where it applies) and with
+set_conv_algorithm("direct"); "of peak" is the direct path's efficiency against the FMA probe
+run in the cnnkit process.
 Peak memory: growth of the peak RSS over one AlexNet conv1 forward+backward at batch 128.
 
     python3 bench/conv.py [--rounds 3] [--threads 2] [--write-readme]
@@ -85,7 +89,15 @@ def worker(lib, repeats, threads):
             f = lambda: core.conv2d_forward(x, w, b, (s, s), (p, p), (1, 1), g)  # noqa: E731
             d = lambda: core.conv2d_backward_data(dy, w, (H, W), (s, s), (p, p), (1, 1), g)  # noqa: E731
             wg = lambda: core.conv2d_backward_weights(dy, x, (F, F), (s, s), (p, p), (1, 1), g, True)  # noqa: E731
+        if lib == "torch":
+            out[name] = [best(f, repeats), best(d, repeats), best(wg, repeats)]
+            continue
+        algos = core._conv2d_algorithms([N, C, H, W], [K, C // g, F, F], (s, s), (p, p), (1, 1), g)
         out[name] = [best(f, repeats), best(d, repeats), best(wg, repeats)]
+        cnnkit.set_conv_algorithm("direct")
+        out[name + " (direct)"] = [best(f, repeats), best(d, repeats), best(wg, repeats)]
+        cnnkit.set_conv_algorithm("auto")
+        out[name + " (algorithms)"] = list(algos)
     print(json.dumps(out))
 
 
@@ -155,20 +167,31 @@ def main():
         f"(oneDNN) in a separate process, medians of {args.rounds} alternating rounds of best-of-"
         f"{args.repeats}; FMA peak probe {peak:.0f} GFLOP/s. GFLOP/s: fwd / bwd-data / bwd-weights.",
         "",
-        "| layer | cnnkit GFLOP/s | of peak | PyTorch GFLOP/s | speed-up fwd | speed-up fwd+bwd |",
-        "|---|---|---|---|---:|---:|",
+        "| layer | cnnkit algorithm | cnnkit GFLOP/s | direct path GFLOP/s | direct path of peak "
+        "| PyTorch GFLOP/s | speed-up fwd | speed-up fwd+bwd |",
+        "|---|---|---|---|---|---|---:|---:|",
     ]
+    short = {"winograd": "wino", "implicit_gemm": "igemm", "gemm": "gemm", "gemm_col2im": "col2im",
+             "dot": "dot", "depthwise": "dw"}
     for name, cfg in LAYERS.items():
         fl, _, _ = flops(*cfg)
         t_ck = [median([r[name][i] for r in ours]) for i in range(3)]
+        t_dir = [median([r[name + " (direct)"][i] for r in ours]) for i in range(3)]
         t_pt = [median([r[name][i] for r in theirs]) for i in range(3)]
         g_ck = [fl / t / 1e9 for t in t_ck]
+        g_dir = [fl / t / 1e9 for t in t_dir]
         g_pt = [fl / t / 1e9 for t in t_pt]
-        eff = [100 * g / peak for g in g_ck]
+        eff = [100 * g / peak for g in g_dir]
+        algo = " / ".join(short[a] for a in ours[0][name + " (algorithms)"])
         lines.append(
-            f"| {name} | {g_ck[0]:.0f} / {g_ck[1]:.0f} / {g_ck[2]:.0f} | {eff[0]:.0f} / {eff[1]:.0f} / {eff[2]:.0f} % "
+            f"| {name} | {algo} | {g_ck[0]:.0f} / {g_ck[1]:.0f} / {g_ck[2]:.0f} "
+            f"| {g_dir[0]:.0f} / {g_dir[1]:.0f} / {g_dir[2]:.0f} | {eff[0]:.0f} / {eff[1]:.0f} / {eff[2]:.0f} % "
             f"| {g_pt[0]:.0f} / {g_pt[1]:.0f} / {g_pt[2]:.0f} | {t_pt[0] / t_ck[0]:.2f}x | {sum(t_pt) / sum(t_ck):.2f}x |"
         )
+    lines.append("")
+    lines.append("Algorithms (fwd / bwd-data / bwd-weights): wino = Winograd F(4x4, 3x3) (5x5 as four "
+                 "3x3 pieces), igemm = implicit GEMM, gemm = 1x1 as a plain GEMM, col2im = GEMM + "
+                 "col2im (strided backward data), dot = dot-product weight gradient, dw = depthwise loops.")
     lines.append("")
     lines.append(f"Peak RSS growth over AlexNet conv1 forward + weight gradient at batch 128: "
                  f"cnnkit {mem_ck:.0f} MB, PyTorch {mem_pt:.0f} MB (the output alone is 149 MB).")

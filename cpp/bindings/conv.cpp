@@ -189,6 +189,23 @@ py::tuple tiled_backward_py(const char* op, bool local, const py::object& dy_obj
 
 void bind_conv(py::module_& m) {
   m.def(
+      "_conv2d_algorithms",
+      [](const std::vector<index_t>& x_shape, const std::vector<index_t>& w_shape, Pair s,
+         Pair pad, Pair d, index_t g) {
+        const char* op = "_conv2d_algorithms";
+        if (x_shape.size() != 4 || w_shape.size() != 4) {
+          throw_invalid(op, ": x and weight shapes must have 4 dimensions");
+        }
+        const Conv2dParams p = conv2d_params(
+            x_shape[0], x_shape[1], x_shape[2], x_shape[3], w_shape[0], w_shape[1], w_shape[2],
+            w_shape[3], s.first, s.second, pad.first, pad.second, d.first, d.second, g);
+        return py::make_tuple(conv2d_algorithm_name(p, 0), conv2d_algorithm_name(p, 1),
+                              conv2d_algorithm_name(p, 2));
+      },
+      py::arg("x_shape"), py::arg("weight_shape"), py::arg("stride"), py::arg("padding"),
+      py::arg("dilation"), py::arg("groups"),
+      "Which algorithm forward / backward data / backward weights take for these shapes.");
+  m.def(
       "conv2d_forward",
       [](const py::object& x, const py::object& w, const py::object& b, Pair s, Pair pad, Pair d,
          index_t g, bool relu) { return conv2d_forward_py(x, w, b, s, pad, d, g, relu, false); },

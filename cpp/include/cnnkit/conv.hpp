@@ -44,6 +44,11 @@ enum class ConvAlgorithm { automatic = 0, direct = 1, winograd = 2 };
 void set_conv_algorithm(ConvAlgorithm a);
 ConvAlgorithm conv_algorithm();
 
+// The algorithm conv2d_forward (pass 0), conv2d_backward_data (1) or conv2d_backward_weights
+// (2) takes for p right now: "winograd", "implicit_gemm", "gemm" (1x1), "gemm_col2im",
+// "dot", "depthwise". For benchmarks and tests.
+const char* conv2d_algorithm_name(const Conv2dParams& p, int pass);
+
 // Plain-loop reference kernels (the oracle; also what the tests compare the fast paths with).
 void conv2d_forward_ref(const Conv2dParams& p, const float* src, const float* weights,
                         const float* bias, float* dst, bool relu = false);

@@ -43,6 +43,20 @@ namespace {
 // GEMM + col2im formulation (M = C F F) is faster.
 constexpr index_t kMinRowsForTransposedConv = 16;
 
+// Stride-1 backward data as a forward convolution of dY (ungrouped: the Winograd path's view).
+Conv2dParams as_forward_of_diff_dst(const Conv2dParams& p) {
+  Conv2dParams t = p;
+  t.C = p.K;
+  t.H = p.Ho;
+  t.W = p.Wo;
+  t.K = p.C;
+  t.pad_h = p.dil_h * (p.Fh - 1) - p.pad_h;
+  t.pad_w = p.dil_w * (p.Fw - 1) - p.pad_w;
+  t.Ho = p.H;
+  t.Wo = p.W;
+  return t;
+}
+
 PatchGeom forward_geom(const Conv2dParams& p) {
   return PatchGeom{p.C / p.groups, p.H,        p.W,        p.Fh,    p.Fw,  p.stride_h, p.stride_w,
                    p.pad_h,        p.pad_w,    p.dil_h,    p.dil_w, p.Ho,  p.Wo};
@@ -408,15 +422,7 @@ void conv2d_backward_data(const Conv2dParams& p, const float* diff_dst, const fl
         }
       }
     }
-    Conv2dParams t = p;  // the same as a forward convolution of dY
-    t.C = p.K;
-    t.H = p.Ho;
-    t.W = p.Wo;
-    t.K = p.C;
-    t.pad_h = p.dil_h * (p.Fh - 1) - p.pad_h;
-    t.pad_w = p.dil_w * (p.Fw - 1) - p.pad_w;
-    t.Ho = p.H;
-    t.Wo = p.W;
+    const Conv2dParams t = as_forward_of_diff_dst(p);
     if (winograd_selected(t)) return winograd_forward(t, diff_dst, wt.data(), nullptr, diff_src, false);
     const PatchGeom g{Kg,      p.Ho,    p.Wo,    p.Fh, p.Fw,
                       1,       1,       p.dil_h * (p.Fh - 1) - p.pad_h,
@@ -500,6 +506,25 @@ void conv2d_backward_weights(const Conv2dParams& p, const float* diff_dst, const
     winograd_backward_weights(p, diff_dst, src, diff_weights);
   } else {
     backward_weights_gemm(p, g, diff_dst, src, diff_weights);
+  }
+}
+
+const char* conv2d_algorithm_name(const Conv2dParams& p, int pass) {
+  check_params(p);
+  if (is_depthwise(p)) return "depthwise";
+  const PatchGeom g = forward_geom(p);
+  switch (pass) {
+    case 0:
+      if (winograd_selected(p)) return "winograd";
+      return g.is_pointwise() ? "gemm" : "implicit_gemm";
+    case 1:
+      if (p.stride_h == 1 && p.stride_w == 1 && p.C / p.groups >= kMinRowsForTransposedConv) {
+        return winograd_selected(as_forward_of_diff_dst(p)) ? "winograd" : "implicit_gemm";
+      }
+      return "gemm_col2im";
+    default:
+      if (winograd_selected(p, true)) return "winograd";
+      return plan_dot(p, p.K / p.groups, g.rows()).use ? "dot" : "gemm";
   }
 }
 
