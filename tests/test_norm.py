@@ -224,3 +224,92 @@ def test_lrn_parity_with_torch(isa):
         np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-5, atol=1e-6)
         dx = _core.lrn_backward(dy, x, y, s, size, alpha, beta, k)
         np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-4, atol=1e-5)
+
+
+# ---- batch norm + ReLU fused (nn.Sequential, F.batch_norm(relu=True)) ---------------------
+
+
+def _bn_pair(C, rng):
+    from cnnkit import nn
+    a, b = nn.BatchNorm2d(C), nn.BatchNorm2d(C)
+    w = rng.standard_normal(C).astype(np.float32)
+    bias = rng.standard_normal(C).astype(np.float32)
+    for m in (a, b):
+        m.weight.data[:] = w
+        m.bias.data[:] = bias
+    return a, b
+
+
+@pytest.mark.parametrize("shape", [(4, 6, 5, 7), (2, 3, 16, 16), (3, 5, 1, 17), (2, 4, 33)])
+def test_fused_batch_norm_relu_equals_the_two_ops(isa, rng, shape):
+    from cnnkit import nn
+    import cnnkit.functional as F
+    C = shape[1]
+    a, b = _bn_pair(C, rng)
+    if len(shape) == 3:
+        a, b = nn.BatchNorm1d(C), nn.BatchNorm1d(C)
+    x = rng.standard_normal(shape).astype(np.float32)
+    g = rng.standard_normal(shape).astype(np.float32)
+    xa, xb = cnnkit.tensor(x, requires_grad=True), cnnkit.tensor(x, requires_grad=True)
+    ya = nn.Sequential(a, nn.ReLU())(xa)  # fused
+    yb = F.relu(b(xb))                    # two ops
+    np.testing.assert_array_equal(ya.data, yb.data)
+    (ya * cnnkit.tensor(g)).sum().backward()
+    (yb * cnnkit.tensor(g)).sum().backward()
+    np.testing.assert_array_equal(xa.grad, xb.grad)
+    np.testing.assert_array_equal(a.weight.grad, b.weight.grad)
+    np.testing.assert_array_equal(a.bias.grad, b.bias.grad)
+    np.testing.assert_array_equal(a.running_mean.data, b.running_mean.data)
+    np.testing.assert_array_equal(a.running_var.data, b.running_var.data)
+    # and against float64: d relu(bn(x)) / dx by the formula
+    xd = x.astype(np.float64)
+    axes = (0,) + tuple(range(2, x.ndim))
+    mu, var = xd.mean(axis=axes, keepdims=True), xd.var(axis=axes, keepdims=True)
+    bshape = (1, C) + (1,) * (x.ndim - 2)
+    wv, bv = a.weight.data.astype(np.float64).reshape(bshape), a.bias.data.astype(np.float64).reshape(bshape)
+    xhat = (xd - mu) / np.sqrt(var + 1e-5)
+    y = xhat * wv + bv
+    np.testing.assert_allclose(ya.data, np.maximum(y, 0), rtol=1e-4, atol=1e-5)
+    gy = np.where(y > 0, g, 0.0)
+    m = x.size / C
+    gx = wv / np.sqrt(var + 1e-5) * (gy - gy.mean(axis=axes, keepdims=True)
+                                    - xhat * (gy * xhat).mean(axis=axes, keepdims=True))
+    np.testing.assert_allclose(xa.grad, gx, rtol=1e-3, atol=1e-4 * np.abs(gx).max())
+    assert m > 1
+
+
+def test_fusion_only_where_it_is_invisible(rng):
+    """Hooks on either module, eval mode, or a subclass keep the two separate ops."""
+    from cnnkit import nn
+    x = cnnkit.tensor(rng.standard_normal((2, 3, 4, 4)).astype(np.float32))
+    bn, relu = nn.BatchNorm2d(3), nn.ReLU()
+    seen = []
+    bn.register_forward_hook(lambda m, i, o: seen.append(o.data.min()))
+    y = nn.Sequential(bn, relu)(x)
+    assert seen and seen[0] < 0  # the hook saw the batch norm's own (signed) output
+    assert (y.data >= 0).all()
+    model = nn.Sequential(nn.BatchNorm2d(3), nn.ReLU()).eval()
+    np.testing.assert_array_equal(model(x).data, np.maximum(model[0](x).data, 0))
+
+
+def test_batch_norm_relu_keyword(rng):
+    import cnnkit.functional as F
+    x = cnnkit.tensor(rng.standard_normal((5, 4)).astype(np.float32), requires_grad=True)
+    y = F.batch_norm(x, None, None, training=True, relu=True)  # [N, C]: the two ops
+    np.testing.assert_array_equal(y.data, np.maximum(F.batch_norm(x, None, None, training=True).data, 0))
+    with pytest.raises(TypeError, match="batch_norm: relu must be a bool, got int"):
+        F.batch_norm(x, None, None, training=True, relu=1)
+
+
+def test_fused_mask_is_checked(rng):
+    core = cnnkit._core
+    x = rng.standard_normal((2, 3, 5, 5)).astype(np.float32)
+    y, mean, invstd, mask = core.batch_norm_forward_train(x, None, None, None, None, 0.1, 1e-5, True)
+    assert mask.dtype == np.uint16 and mask.shape == (2 * 3 * 2,)
+    dy = np.ones_like(x)
+    with pytest.raises(ValueError, match=r"relu_mask must have shape \[12\]"):
+        core.batch_norm_backward(dy, x, None, mean, invstd, mask[:5])
+    with pytest.raises(TypeError, match="relu_mask must be the uint16 array"):
+        core.batch_norm_backward(dy, x, None, mean, invstd, mask.astype(np.int32))
+    with pytest.raises(ValueError, match="relu=True needs x with spatial dimensions"):
+        core.batch_norm_forward_train(x.reshape(2, 75), None, None, None, None, 0.1, 1e-5, True)

@@ -31,7 +31,7 @@ const float* channel_vec(const py::object& obj, index_t C, const char* op, const
 
 py::tuple bn_train_py(const py::object& x_obj, const py::object& w_obj, const py::object& b_obj,
                       const py::object& rm_obj, const py::object& rv_obj, float momentum,
-                      float eps) {
+                      float eps, bool relu) {
   const char* op = "batch_norm_forward_train";
   py::array x = float32_c(x_obj, op, "x", 2);
   BatchNormParams p;
@@ -44,12 +44,23 @@ py::tuple bn_train_py(const py::object& x_obj, const py::object& w_obj, const py
   float* rmp = const_cast<float*>(channel_vec(rm_obj, p.C, op, "running_mean", &rm, true));
   float* rvp = const_cast<float*>(channel_vec(rv_obj, p.C, op, "running_var", &rv, true));
   validate(p, true);
-  py::array_t<float> y(dims_of(x)), mean(p.C), invstd(p.C);
+  if (relu && p.S == 1) {
+    throw_invalid(op, ": relu=True needs x with spatial dimensions [N, C, *], got ", shape_of(x));
+  }
+  py::array_t<float> y = output_array<float>(op, dims_of(x)), mean(p.C), invstd(p.C);
+  py::object mask_obj = py::none();
+  std::uint16_t* mask = nullptr;
+  if (relu) {
+    py::array_t<std::uint16_t> m = output_array<std::uint16_t>(op, {bn_relu_mask_words(p)});
+    mask = m.mutable_data();
+    mask_obj = m;
+  }
   {
     py::gil_scoped_release release;
     batch_norm_forward_train(p, cptr<float>(x), wp, bp, rmp, rvp, y.mutable_data(),
-                             mean.mutable_data(), invstd.mutable_data());
+                             mean.mutable_data(), invstd.mutable_data(), mask);
   }
+  if (relu) return py::make_tuple(y, mean, invstd, mask_obj);
   return py::make_tuple(y, mean, invstd);
 }
 
@@ -79,7 +90,7 @@ py::array bn_eval_py(const py::object& x_obj, const py::object& w_obj, const py:
 
 py::tuple bn_backward_py(const py::object& dy_obj, const py::object& x_obj,
                          const py::object& w_obj, const py::object& mean_obj,
-                         const py::object& invstd_obj) {
+                         const py::object& invstd_obj, const py::object& mask_obj) {
   const char* op = "batch_norm_backward";
   py::array dy = float32_c(dy_obj, op, "dy", 2);
   py::array x = float32_c(x_obj, op, "x", 2);
@@ -92,11 +103,27 @@ py::tuple bn_backward_py(const py::object& dy_obj, const py::object& x_obj,
   const float* ip = channel_vec(invstd_obj, p.C, op, "save_invstd", &invstd);
   if (!mp || !ip) throw_invalid(op, ": save_mean and save_invstd are required");
   validate(p, false);
-  py::array_t<float> dx(dims_of(x)), dw(p.C), db(p.C);
+  const std::uint16_t* mask = nullptr;
+  py::array mask_arr;
+  if (!mask_obj.is_none()) {
+    if (p.S == 1) throw_invalid(op, ": relu_mask needs x with spatial dimensions, got ", shape_of(x));
+    if (!py::isinstance<py::array_t<std::uint16_t>>(mask_obj)) {
+      throw py::type_error(std::string(op) + ": relu_mask must be the uint16 array that "
+                           "batch_norm_forward_train(relu=True) returned");
+    }
+    mask_arr = py::reinterpret_borrow<py::array>(mask_obj);
+    if (mask_arr.ndim() != 1 || mask_arr.shape(0) != bn_relu_mask_words(p) ||
+        !(mask_arr.flags() & py::array::c_style)) {
+      throw_invalid(op, ": relu_mask must have shape [", bn_relu_mask_words(p), "] (contiguous), got ",
+                    shape_of(mask_arr));
+    }
+    mask = static_cast<const std::uint16_t*>(mask_arr.data());
+  }
+  py::array_t<float> dx = output_array<float>(op, dims_of(x)), dw(p.C), db(p.C);
   {
     py::gil_scoped_release release;
     batch_norm_backward(p, cptr<float>(dy), cptr<float>(x), wp, mp, ip, dx.mutable_data(),
-                        dw.mutable_data(), db.mutable_data());
+                        dw.mutable_data(), db.mutable_data(), mask);
   }
   return py::make_tuple(dx, dw, db);
 }
@@ -150,11 +177,11 @@ py::array lrn_backward_py(const py::object& dy_obj, const py::object& x_obj,
 void bind_norm(py::module_& m) {
   m.def("batch_norm_forward_train", &bn_train_py, py::arg("x"), py::arg("weight"),
         py::arg("bias"), py::arg("running_mean"), py::arg("running_var"), py::arg("momentum"),
-        py::arg("eps"));
+        py::arg("eps"), py::arg("relu") = false);
   m.def("batch_norm_forward_eval", &bn_eval_py, py::arg("x"), py::arg("weight"), py::arg("bias"),
         py::arg("running_mean"), py::arg("running_var"), py::arg("eps"));
   m.def("batch_norm_backward", &bn_backward_py, py::arg("dy"), py::arg("x"), py::arg("weight"),
-        py::arg("save_mean"), py::arg("save_invstd"));
+        py::arg("save_mean"), py::arg("save_invstd"), py::arg("relu_mask") = py::none());
   m.def("lrn_forward", &lrn_forward_py, py::arg("x"), py::arg("size"), py::arg("alpha"),
         py::arg("beta"), py::arg("k"));
   m.def("lrn_backward", &lrn_backward_py, py::arg("dy"), py::arg("x"), py::arg("y"),

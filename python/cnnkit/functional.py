@@ -447,19 +447,21 @@ def _bn_core_shape(shape):
 class BatchNormTrainFunction(Function):
     """Batch statistics; updates the running statistics in place (inside the core)."""
 
-    def forward(self, x, weight, bias, running_mean, running_var, momentum, eps):
+    def forward(self, x, weight, bias, running_mean, running_var, momentum, eps, relu=False):
         self.shape = x.shape
         self.x = _f32(x).reshape(_bn_core_shape(x.shape))
         self.weight = _opt_f32(weight)
-        y, self.save_mean, self.save_invstd = _core.batch_norm_forward_train(
-            self.x, self.weight, _opt_f32(bias), running_mean, running_var, momentum, eps
+        out = _core.batch_norm_forward_train(
+            self.x, self.weight, _opt_f32(bias), running_mean, running_var, momentum, eps, relu
         )
+        y, self.save_mean, self.save_invstd = out[:3]
+        self.relu_mask = out[3] if relu else None  # which outputs the fused ReLU kept (bits)
         return y.reshape(self.shape)
 
     def backward(self, g):
         g = _f32(g).reshape(self.x.shape)
         dx, dw, db = _core.batch_norm_backward(g, self.x, self.weight, self.save_mean,
-                                               self.save_invstd)
+                                               self.save_invstd, self.relu_mask)
         need_x, need_w, need_b = self.needs_input_grad
         return ((dx.reshape(self.shape) if need_x else None), (dw if need_w else None),
                 (db if need_b else None))
@@ -498,12 +500,15 @@ class BatchNormEvalFunction(Function):
 
 
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
-               momentum=0.1, eps=1e-5):
+               momentum=0.1, eps=1e-5, relu=False):
     """Batch normalisation over the channel axis 1 of [N, C], [N, C, L] or [N, C, H, W].
 
     With ``training=True`` the batch's mean and (biased) variance normalise ``x`` and the
     running statistics (if given) move by ``momentum`` towards the batch's mean and unbiased
     variance, in place. Otherwise the running statistics normalise ``x``.
+    ``relu=True`` returns ``relu(batch_norm(x))`` from one pass over memory (forward and
+    backward), the same values as the two ops; ``nn.Sequential`` uses it for a batch norm
+    followed by a ReLU.
     """
     op = "batch_norm"
     x = _tensor(x, op)
@@ -514,13 +519,19 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     weight = _check_array(weight, op, "weight", True)
     bias = _check_array(bias, op, "bias", True)
     momentum, eps = _real(momentum, "momentum", op), _real(eps, "eps", op)
+    if not isinstance(relu, bool):
+        raise TypeError(f"batch_norm: relu must be a bool, got {type(relu).__name__}")
+    relu_fn = globals()["relu"]  # the module-level op (the argument shadows it)
     if training:
+        if relu and x.ndim == 2:  # no spatial axis: the two ops (the fused kernel wants planes)
+            return relu_fn(BatchNormTrainFunction.apply(x, weight, bias, running_mean=rm,
+                                                       running_var=rv, momentum=momentum, eps=eps))
         return BatchNormTrainFunction.apply(x, weight, bias, running_mean=rm, running_var=rv,
-                                            momentum=momentum, eps=eps)
+                                            momentum=momentum, eps=eps, relu=relu)
     if rm is None or rv is None:
         raise ValueError("batch_norm: training=False needs running_mean and running_var")
-    return BatchNormEvalFunction.apply(x, weight, bias, running_mean=rm, running_var=rv,
-                                       eps=eps)
+    y = BatchNormEvalFunction.apply(x, weight, bias, running_mean=rm, running_var=rv, eps=eps)
+    return relu_fn(y) if relu else y
 
 
 class LocalResponseNormFunction(Function):

@@ -71,17 +71,21 @@ using MaxPool2dFwd = void (*)(const float* src, float* dst, std::int64_t* indice
 // Batch-norm building blocks over n contiguous floats of one channel (see norm.hpp):
 //   stats:    sum += sum(x - shift), sumsq += sum((x - shift)^2), accumulated in double
 //   apply:    dst = ((x - mean_hi) - mean_lo) * scale + shift  (mean split into two floats so a
-//             mean of 1e4 with a std of 1e-2 loses nothing)
+//             mean of 1e4 with a std of 1e-2 loses nothing); with relu_mask (fused ReLU):
+//             dst = max(dst, 0) and bit i % 16 of relu_mask[i / 16] = (dst > 0)
 //   bwd_reduce: sum_dy += sum(dy), sum_dy_xmu += sum(dy * (x - mean)), in double
 //   bwd_apply:  diff_src = a * dy + b * (x - mean) + c
+//   (both backward kernels read dy as 0 where a non-null relu_mask has a 0 bit: the gradient
+//   through the fused ReLU)
 using BnStats = void (*)(const float* src, std::int64_t n, float shift, double* sum,
                          double* sumsq);
 using BnApply = void (*)(const float* src, float* dst, std::int64_t n, float mean_hi,
-                         float mean_lo, float scale, float shift);
+                         float mean_lo, float scale, float shift, std::uint16_t* relu_mask);
 using BnBwdReduce = void (*)(const float* diff_dst, const float* src, std::int64_t n, float mean,
-                             double* sum_dy, double* sum_dy_xmu);
+                             const std::uint16_t* relu_mask, double* sum_dy, double* sum_dy_xmu);
 using BnBwdApply = void (*)(const float* diff_dst, const float* src, float* diff_src,
-                            std::int64_t n, float mean, float a, float b, float c);
+                            std::int64_t n, float mean, float a, float b, float c,
+                            const std::uint16_t* relu_mask);
 
 // Local response normalisation of one image over a range of spatial positions: channel c of
 // the range starts at offset c * hw_stride; `len` positions, all C channels (see norm.hpp).

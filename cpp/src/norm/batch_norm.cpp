@@ -47,24 +47,43 @@ void bn_stats_f32_ref(const float* src, std::int64_t n, float shift, double* sum
 }
 
 void bn_apply_f32_ref(const float* src, float* dst, std::int64_t n, float mean_hi, float mean_lo,
-                      float scale, float shift) {
-  for (std::int64_t i = 0; i < n; ++i) dst[i] = ((src[i] - mean_hi) - mean_lo) * scale + shift;
+                      float scale, float shift, std::uint16_t* relu_mask) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float y = ((src[i] - mean_hi) - mean_lo) * scale + shift;
+    if (relu_mask == nullptr) {
+      dst[i] = y;
+      continue;
+    }
+    if (i % 16 == 0) relu_mask[i / 16] = 0;
+    if (y > 0) relu_mask[i / 16] |= std::uint16_t(1u << (i % 16));
+    dst[i] = y > 0 ? y : 0.0f;
+  }
 }
 
+namespace {
+inline float masked_dy(const float* dy, const std::uint16_t* mask, std::int64_t i) {
+  return (mask == nullptr || ((mask[i / 16] >> (i % 16)) & 1u)) ? dy[i] : 0.0f;
+}
+}  // namespace
+
 void bn_bwd_reduce_f32_ref(const float* diff_dst, const float* src, std::int64_t n, float mean,
-                           double* sum_dy, double* sum_dy_xmu) {
+                           const std::uint16_t* relu_mask, double* sum_dy, double* sum_dy_xmu) {
   double s = 0, sx = 0;
   for (std::int64_t i = 0; i < n; ++i) {
-    s += diff_dst[i];
-    sx += double(diff_dst[i]) * double(src[i] - mean);
+    const float g = masked_dy(diff_dst, relu_mask, i);
+    s += g;
+    sx += double(g) * double(src[i] - mean);
   }
   *sum_dy += s;
   *sum_dy_xmu += sx;
 }
 
 void bn_bwd_apply_f32_ref(const float* diff_dst, const float* src, float* diff_src,
-                          std::int64_t n, float mean, float a, float b, float c) {
-  for (std::int64_t i = 0; i < n; ++i) diff_src[i] = a * diff_dst[i] + b * (src[i] - mean) + c;
+                          std::int64_t n, float mean, float a, float b, float c,
+                          const std::uint16_t* relu_mask) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    diff_src[i] = a * masked_dy(diff_dst, relu_mask, i) + b * (src[i] - mean) + c;
+  }
 }
 
 }  // namespace ref
@@ -107,8 +126,13 @@ void validate(const BatchNormParams& p, bool training) {
 
 void batch_norm_forward_train(const BatchNormParams& p, const float* src, const float* weight,
                               const float* bias, float* running_mean, float* running_var,
-                              float* dst, float* save_mean, float* save_invstd) {
+                              float* dst, float* save_mean, float* save_invstd,
+                              std::uint16_t* relu_mask) {
   validate(p, true);
+  if (relu_mask != nullptr && p.S == 1) {
+    throw_invalid("batch_norm: the fused ReLU needs spatial dimensions (got [N, C])");
+  }
+  const index_t words = (p.S + 15) / 16;
   const KernelTable& kt = kernels();
   const index_t N = p.N, C = p.C, S = p.S;
   const double M = double(N) * double(S);
@@ -160,7 +184,8 @@ void batch_norm_forward_train(const BatchNormParams& p, const float* src, const 
       const Affine a = finish_channel(c, shift, sum, sumsq);
       for (index_t n = 0; n < N; ++n) {
         const index_t off = (n * C + c) * S;
-        kt.bn_apply(src + off, dst + off, S, a.mean_hi, a.mean_lo, a.scale, a.shift);
+        kt.bn_apply(src + off, dst + off, S, a.mean_hi, a.mean_lo, a.scale, a.shift,
+                    relu_mask ? relu_mask + (n * C + c) * words : nullptr);
       }
     }
   });
@@ -191,15 +216,20 @@ void batch_norm_forward_eval(const BatchNormParams& p, const float* src, const f
   parallel_ranges(N * C, std::max<index_t>(1, 16384 / S), [&](index_t b, index_t e) {
     for (index_t nc = b; nc < e; ++nc) {
       const Affine& a = aff[nc % C];
-      kt.bn_apply(src + nc * S, dst + nc * S, S, a.mean_hi, a.mean_lo, a.scale, a.shift);
+      kt.bn_apply(src + nc * S, dst + nc * S, S, a.mean_hi, a.mean_lo, a.scale, a.shift, nullptr);
     }
   });
 }
 
 void batch_norm_backward(const BatchNormParams& p, const float* diff_dst, const float* src,
                          const float* weight, const float* save_mean, const float* save_invstd,
-                         float* diff_src, float* diff_weight, float* diff_bias) {
+                         float* diff_src, float* diff_weight, float* diff_bias,
+                         const std::uint16_t* relu_mask) {
   validate(p, false);
+  if (relu_mask != nullptr && p.S == 1) {
+    throw_invalid("batch_norm: the fused ReLU needs spatial dimensions (got [N, C])");
+  }
+  const index_t words = (p.S + 15) / 16;
   const KernelTable& kt = kernels();
   const index_t N = p.N, C = p.C, S = p.S;
   const double M = double(N) * double(S);
@@ -239,12 +269,15 @@ void batch_norm_backward(const BatchNormParams& p, const float* diff_dst, const 
       double sum_dy = 0, sum_dy_xmu = 0;
       for (index_t n = 0; n < N; ++n) {
         const index_t off = (n * C + c) * S;
-        kt.bn_bwd_reduce(diff_dst + off, src + off, S, save_mean[c], &sum_dy, &sum_dy_xmu);
+        kt.bn_bwd_reduce(diff_dst + off, src + off, S, save_mean[c],
+                         relu_mask ? relu_mask + (n * C + c) * words : nullptr, &sum_dy,
+                         &sum_dy_xmu);
       }
       const Coef k = coef(c, sum_dy, sum_dy_xmu);
       for (index_t n = 0; n < N; ++n) {
         const index_t off = (n * C + c) * S;
-        kt.bn_bwd_apply(diff_dst + off, src + off, diff_src + off, S, save_mean[c], k.a, k.b, k.c);
+        kt.bn_bwd_apply(diff_dst + off, src + off, diff_src + off, S, save_mean[c], k.a, k.b, k.c,
+                        relu_mask ? relu_mask + (n * C + c) * words : nullptr);
       }
     }
   });

@@ -52,6 +52,18 @@ class _HookHandle:
 _hook_ids = itertools.count()
 
 
+def _fusable_bn_relu(bn, nxt, x) -> bool:
+    """A training-mode batch norm over [N, C, *spatial] followed by a plain ReLU, neither with
+    forward hooks (a hook must see the batch norm's own output): computed as one fused op,
+    which gives the same values and gradients."""
+    from .activation import ReLU
+    from .normalization import BatchNorm1d, BatchNorm2d
+
+    return (type(nxt) is ReLU and type(bn) in (BatchNorm1d, BatchNorm2d) and bn.training
+            and not bn._forward_hooks and not nxt._forward_hooks
+            and getattr(x, "ndim", 0) >= 3)
+
+
 class Module:
     """Base class of layers and models: subclasses set attributes in ``__init__`` and define
     ``forward``; calling the module runs ``forward`` (and any forward hooks)."""
@@ -327,8 +339,16 @@ class Sequential(Module):
                 self.add_module(str(i), m)
 
     def forward(self, x):
-        for m in self._modules.values():
+        mods = list(self._modules.values())
+        i = 0
+        while i < len(mods):
+            m = mods[i]
+            if i + 1 < len(mods) and _fusable_bn_relu(m, mods[i + 1], x):
+                x = m.forward(x, relu=True)  # batch norm + ReLU in one pass over memory
+                i += 2
+                continue
             x = m(x)
+            i += 1
         return x
 
     def __getitem__(self, idx):

@@ -57,7 +57,9 @@ class _BatchNorm(Module):
             self.running_var.data[...] = 1
             self.num_batches_tracked.data[...] = 0
 
-    def forward(self, x):
+    def forward(self, x, relu=False):
+        """``relu=True``: return relu(batch_norm(x)) from one fused pass (nn.Sequential uses it
+        for a batch norm followed by a ReLU)."""
         if x.ndim not in self._ranks:
             shapes = " or ".join(["[N, C]", "[N, C, L]", "[N, C, H, W]"][r - 2] for r in self._ranks)
             raise ValueError(f"{self!r}: expected input {shapes}, got {list(x.shape)}")
@@ -76,7 +78,7 @@ class _BatchNorm(Module):
             x,
             self.running_mean if track else None,
             self.running_var if track else None,
-            self.weight, self.bias, use_batch_stats, factor, self.eps,
+            self.weight, self.bias, use_batch_stats, factor, self.eps, relu=relu,
         )
 
     def extra_repr(self):
