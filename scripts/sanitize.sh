@@ -46,8 +46,8 @@ if [[ $# -gt 0 ]]; then
 elif [[ "${SANITIZE_FAST:-0}" == 1 ]]; then
   export CNNKIT_FUZZ_FACTOR=${CNNKIT_FUZZ_FACTOR:-1}
   # CI subset: the fuzz suite (every op, valid and invalid arguments) plus the threads and
-  # large-allocation tests
-  ARGS=(tests/test_fuzz.py tests/test_reliability.py)
+  # large-allocation tests, Winograd (masked loads and stores at tile edges) and the block cache
+  ARGS=(tests/test_fuzz.py tests/test_reliability.py tests/test_winograd.py tests/test_memory.py)
 else
   ARGS=(tests/)
 fi
