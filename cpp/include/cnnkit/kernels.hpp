@@ -123,7 +123,9 @@ struct WinoLanes {
   std::uint16_t rows[6] = {}, cols[6] = {};
 };
 // V[xi] = (B^T d B)[xi] of each of `channels` planes (plane c at x + c * plane): the 16 lanes
-// of element xi of channel c are stored at v + xi * v_xi + c * v_c.
+// of element xi of channel c are stored at v + xi * v_xi + c * v_c. A table's three Winograd
+// kernels may store the tiles of a group in any fixed order of their own (the AVX-512 ones
+// interleave them), so callers treat a group as one unit of 16 columns (zero for lanes >= n).
 using WinoInput = void (*)(const float* x, std::int64_t plane, std::int64_t ld, int channels,
                            const WinoLanes& lanes, float* v, std::int64_t v_xi,
                            std::int64_t v_c);

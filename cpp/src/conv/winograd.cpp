@@ -138,6 +138,10 @@ void transform_grad_output(const KernelTable& kt, const Conv2dParams& p, const T
   }
 }
 
+// Columns of a group of tiles as the transforms store them: whole groups of 16 (a kernel may
+// order the tiles of a group its own way; absent tiles are zero columns).
+inline index_t group_cols(index_t n) { return (n + kLanes - 1) / kLanes * kLanes; }
+
 // M[xi] (K x n, row stride ld) = U[xi] (packed panels) @ V[xi] (cv x n, row stride ld).
 void multiply(const KernelTable& kt, const Panels& panels, const float* u, index_t cv,
               const float* v, index_t ld, index_t n, float* m) {
@@ -251,8 +255,7 @@ void winograd_forward(const Conv2dParams& p, const float* src, const float* weig
     });
     parallel_ranges(kXi, 1, [&](index_t x0, index_t x1) {
       for (index_t xi = x0; xi < x1; ++xi) {
-        multiply(kt, panels, up + xi * K * cv, cv, v + xi * cv * tp, tp, tl.total,
-                 m + xi * K * tp);
+        multiply(kt, panels, up + xi * K * cv, cv, v + xi * cv * tp, tp, tp, m + xi * K * tp);
       }
     });
     parallel_ranges(groups, 1, [&](index_t g0, index_t g1) {
@@ -276,7 +279,8 @@ void winograd_forward(const Conv2dParams& p, const float* src, const float* weig
       tile_block(t_begin, t_end, blocks, bi, &t0, &nb);
       transform_input(kt, p, tl, src, t0, nb, tb, v);
       for (int xi = 0; xi < kXi; ++xi) {
-        multiply(kt, panels, up + xi * K * cv, cv, v + xi * cv * tb, tb, nb, m + xi * K * tb);
+        multiply(kt, panels, up + xi * K * cv, cv, v + xi * cv * tb, tb, group_cols(nb),
+                 m + xi * K * tb);
       }
       transform_output(kt, p, tl, m, tb, t0, nb, dst, bias, relu);
     }
@@ -344,14 +348,14 @@ void winograd_backward_weights(const Conv2dParams& p, const float* diff_dst, con
     });
     float* du = thread_workspace(3, du_floats);
     const int nt = threads_for(kXi, 1);
-    const std::size_t gws = gemm_workspace_floats(K, cv, tl.total, 1);
+    const std::size_t gws = gemm_workspace_floats(K, cv, tp, 1);
     float* gw = thread_workspace(2, gws * nt);
     parallel_ranges_on(nt, kXi, [&](index_t x0, index_t x1) {
       for (index_t xi = x0; xi < x1; ++xi) {
         GemmOutput out;
         out.c = du + xi * K * cv;
         out.ldc = cv;
-        gemm(K, cv, tl.total, MatrixOperandA(m + xi * K * tp, tp, false),
+        gemm(K, cv, tp, MatrixOperandA(m + xi * K * tp, tp, false),
              MatrixOperandB(v + xi * cv * tp, tp, true), out, 1, gw + gws * current_thread());
       }
     });
@@ -384,14 +388,15 @@ void winograd_backward_weights(const Conv2dParams& p, const float* diff_dst, con
       tile_block(t_begin, t_end, blocks, bi, &t0, &nb);
       transform_input(kt, p, tl, src, t0, nb, tb, v);
       transform_grad_output(kt, p, tl, diff_dst, t0, nb, tb, m);
+      const index_t cols = group_cols(nb);
       for (int xi = 0; xi < kXi; ++xi) {
-        kt.transpose(v + xi * cv * tb, tb, cv, nb, vt, cv, cv);  // vt[tile][channel]
+        kt.transpose(v + xi * cv * tb, tb, cv, cols, vt, cv, cv);  // vt[tile][channel]
         for (index_t pi = 0; pi < panels.count; ++pi) {
           index_t k0, len;
           panels.get(pi, &k0, &len);
-          kt.transpose(m + xi * K * tb + k0 * tb, tb, len, nb, apack, len, len);  // [tile][k]
+          kt.transpose(m + xi * K * tb + k0 * tb, tb, len, cols, apack, len, len);  // [tile][k]
           for (index_t c0 = 0; c0 < cv; c0 += nr) {
-            kt.sgemm_ukr(int(len), int(std::min<index_t>(nr, cv - c0)), nb, apack, vt + c0,
+            kt.sgemm_ukr(int(len), int(std::min<index_t>(nr, cv - c0)), cols, apack, vt + c0,
                          cv, du + xi * K * cv + k0 * cv + c0, cv, ep);
           }
         }
