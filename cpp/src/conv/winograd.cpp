@@ -17,9 +17,12 @@
 // offsets, never materialised). A 5x5 filter costs 4 x 36 products per tile instead of
 // 25 x 16: 2.8 x fewer.
 //
-// Tiles are processed in blocks of TB per thread so that V and M stay in the caches:
-// transform the block's input, run the 36 GEMMs with the SGEMM micro-kernel (weights
-// transformed and packed once per call), transform back and store. Accuracy: the transforms
+// Two schedules. Narrow layers: each thread takes blocks of tiles small enough that V and M
+// stay in L2: transform the block's input, run the 36 GEMMs with the SGEMM micro-kernel
+// (weights transformed and packed once per call), transform back and store; the weight
+// gradient sums per-thread partial dU (added in thread order). Wide layers (whole_pass):
+// transform every tile first, then one GEMM per xi over all tiles, xi split over the threads,
+// so each 36 x K x C weight transform is streamed once, not once per block. Accuracy: the transforms
 // multiply by up to 8 and divide by 24, so results carry a few more float32 roundings than
 // the direct sum (relative error ~1e-6..1e-5 on typical data); conv_algorithm("direct") turns
 // the path off.
@@ -207,7 +210,7 @@ bool winograd_selected(const Conv2dParams& p, bool weight_grad) {
   // The weight gradient's blocked scheme reduces over each thread's tiles: it needs many per
   // channel pair (measured: 256 channels at 14x14, batch 8, slower than the direct path; at
   // 28x28 faster); the whole-pass scheme for wide layers does not.
-  const index_t tp = (tl.total + kLanes - 1) / kLanes * kLanes;
+  const index_t tp = group_cols(tl.total);
   return !weight_grad || whole_pass(tl.cv, p.K, tp) || tl.total >= std::max(tl.cv, p.K);
 }
 
@@ -252,7 +255,7 @@ void winograd_forward(const Conv2dParams& p, const float* src, const float* weig
     }
   });
 
-  const index_t tp = (tl.total + kLanes - 1) / kLanes * kLanes;  // rows padded to whole lanes
+  const index_t tp = group_cols(tl.total);  // rows padded to whole lanes
   if (whole_pass(cv, K, tp)) {
     float* v = thread_workspace(1, std::size_t(kXi) * (xi_stride(cv, tp) + xi_stride(K, tp)));
     float* m = v + std::size_t(kXi) * xi_stride(cv, tp);
@@ -343,7 +346,7 @@ void winograd_backward_weights(const Conv2dParams& p, const float* diff_dst, con
   const Tiling tl(p);
   const index_t cv = tl.cv;
   const std::size_t du_floats = std::size_t(kXi) * K * cv;
-  const index_t tp = (tl.total + kLanes - 1) / kLanes * kLanes;
+  const index_t tp = group_cols(tl.total);
   if (whole_pass(cv, K, tp)) {
     // every tile's V and M' first, then dU[xi] = M'[xi] V[xi]^T by the GEMM engine, one xi
     // per thread at a time (no partial sums: the result does not depend on the thread count)
