@@ -46,6 +46,11 @@ CASES = [
     (2, 9, 11, 12, 10, 7, 3),
     (1, 3, 4, 8, 9, 4, 1),
     (2, 6, 5, 7, 6, 2, 1),
+    # tile rows of a multiple of 4 tiles: runs of 4 tiles read and written with one access
+    # (AVX-512), full and with a partial last tile, and image edges inside such runs
+    (2, 16, 17, 16, 16, 3, 1),
+    (3, 17, 16, 13, 29, 3, 1),
+    (2, 16, 16, 16, 32, 5, 2),
 ]
 
 
