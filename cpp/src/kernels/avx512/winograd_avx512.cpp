@@ -31,36 +31,38 @@ namespace {
 // in-lane shuffles, no cross-lane permutes); stores go the same way back. The GEMMs do not
 // care about the order of the tiles, and the three kernels here use the same one.
 
-// Per-lane masks of one tile row, pre-shifted to the lane's 128-bit slot (4 (l % 4)):
-// lo = columns 0..3, hi = columns 4..5 (input rows only); and the matching element offsets
-// (tile origin minus the slot, so a 16-float access puts the tile's values in its slot).
-// Computed once per call: the channel loop then does one load or store per tile and row.
+// Where each group of 4 tiles (vector q) is read or written: tile 4q + a sits in 128-bit slot a,
+// so a tile's 16-float window starts 4a floats before its origin, and consecutive tiles of one
+// tile row share one window. Per q: the distinct windows (1 when the 4 tiles are consecutive
+// in a row, up to 4), their offsets, and per tile row i their masks (the tiles' columns inside
+// the image, shifted to the slots): lo = columns 0..3, hi = columns 4..5 (input rows only).
+// Computed once per call, so the channel loop does one masked access per window and row.
 struct RowMasks {
-  __mmask16 lo[kA][16], hi[kA][16];
-  std::int64_t at_lo[16], at_hi[16];
-  bool joint[4];
-  __mmask16 lo4[kA][4], hi4[kA][4];
+  int nwin[4];
+  bool single = true;  // every q in one window (tile rows of multiples of 4 tiles)
+  std::int64_t at[4][4];
+  __mmask16 lo[kA][4][4], hi[kA][4][4];
   RowMasks(const WinoLanes& L, int size) {
-    for (int l = 0; l < 16; ++l) {
-      at_lo[l] = std::int64_t(L.off[l]) - 4 * (l % 4);
-      at_hi[l] = at_lo[l] + 4;
-      std::uint32_t cols = 0;
-      for (int j = 0; j < size; ++j) cols |= ((L.cols[j] >> l) & 1u) << j;
-      const int slot = 4 * (l % 4);
-      for (int i = 0; i < size; ++i) {
-        const std::uint32_t m = ((L.rows[i] >> l) & 1u) ? cols : 0u;
-        lo[i][l] = __mmask16((m & 0xFu) << slot);
-        hi[i][l] = __mmask16(((m >> 4) & 0x3u) << slot);
-      }
-    }
-    // Four consecutive tiles of one tile row share their 16-float window: one access does.
     for (int q = 0; q < 4; ++q) {
-      const int l = 4 * q;
-      joint[q] = at_lo[l] == at_lo[l + 1] && at_lo[l] == at_lo[l + 2] && at_lo[l] == at_lo[l + 3];
-      for (int i = 0; i < size; ++i) {
-        lo4[i][q] = __mmask16(lo[i][l] | lo[i][l + 1] | lo[i][l + 2] | lo[i][l + 3]);
-        hi4[i][q] = __mmask16(hi[i][l] | hi[i][l + 1] | hi[i][l + 2] | hi[i][l + 3]);
+      nwin[q] = 0;
+      for (int a = 0; a < 4; ++a) {
+        const int l = 4 * q + a;
+        const std::int64_t where = std::int64_t(L.off[l]) - 4 * a;
+        if (nwin[q] == 0 || at[q][nwin[q] - 1] != where) {
+          at[q][nwin[q]] = where;
+          for (int i = 0; i < size; ++i) lo[i][q][nwin[q]] = hi[i][q][nwin[q]] = 0;
+          ++nwin[q];
+        }
+        std::uint32_t cols = 0;
+        for (int j = 0; j < size; ++j) cols |= ((L.cols[j] >> l) & 1u) << j;
+        const int w = nwin[q] - 1;
+        for (int i = 0; i < size; ++i) {
+          const std::uint32_t m = ((L.rows[i] >> l) & 1u) ? cols : 0u;
+          lo[i][q][w] = __mmask16(lo[i][q][w] | ((m & 0xFu) << (4 * a)));
+          hi[i][q][w] = __mmask16(hi[i][q][w] | (((m >> 4) & 0x3u) << (4 * a)));
+        }
       }
+      single = single && nwin[q] == 1;
     }
   }
 };
@@ -76,57 +78,53 @@ inline void transpose4(const __m512* r, __m512* c) {
   c[3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3)));
 }
 
-// Tile l's values under mask[l] at p + at[l] (its 128-bit slot) into r[l / 4].
-inline void load_tiles(const float* p, const std::int64_t* at, const __mmask16* mask,
-                       const __mmask16* mask4, const bool* joint, __m512* r) {
+// The 4 tiles of each vector q at p + col (+ the window offsets), masked: r[q] slot a = tile 4q + a.
+// kSingle: every q has one window (the caller checked rm.single), a loop without branches.
+template <bool kSingle>
+inline void load_tiles(const float* p, const RowMasks& rm, const __mmask16 (*mask)[4], int col,
+                       __m512* r) {
   for (int q = 0; q < 4; ++q) {
-    if (joint[q]) {
-      r[q] = _mm512_maskz_loadu_ps(mask4[q], p + at[4 * q]);
-      continue;
+    r[q] = _mm512_maskz_loadu_ps(mask[q][0], p + rm.at[q][0] + col);
+    if (kSingle) continue;
+    for (int w = 1; w < rm.nwin[q]; ++w) {
+      r[q] = _mm512_or_ps(r[q], _mm512_maskz_loadu_ps(mask[q][w], p + rm.at[q][w] + col));
     }
-    const __m512 a0 = _mm512_maskz_loadu_ps(mask[4 * q], p + at[4 * q]);
-    const __m512 a1 = _mm512_maskz_loadu_ps(mask[4 * q + 1], p + at[4 * q + 1]);
-    const __m512 a2 = _mm512_maskz_loadu_ps(mask[4 * q + 2], p + at[4 * q + 2]);
-    const __m512 a3 = _mm512_maskz_loadu_ps(mask[4 * q + 3], p + at[4 * q + 3]);
-    r[q] = _mm512_or_ps(_mm512_or_ps(a0, a1), _mm512_or_ps(a2, a3));
   }
 }
 
 // 16 tiles x 6 columns of row i (the row's origin at p) -> d[j] = column j.
+template <bool kSingle>
 inline void load_rows6(const float* p, const RowMasks& rm, int i, __m512* d) {
   __m512 r[4];
-  load_tiles(p, rm.at_lo, rm.lo[i], rm.lo4[i], rm.joint, r);
+  load_tiles<kSingle>(p, rm, rm.lo[i], 0, r);
   transpose4(r, d);
-  load_tiles(p, rm.at_hi, rm.hi[i], rm.hi4[i], rm.joint, r);
+  load_tiles<kSingle>(p, rm, rm.hi[i], 4, r);
   const __m512 t0 = _mm512_unpacklo_ps(r[0], r[1]), t2 = _mm512_unpacklo_ps(r[2], r[3]);
   d[4] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2)));
   d[5] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2)));
 }
 
 // o[j] = column j of 16 tiles' output row i -> each tile's 4 floats (the row's origin at p).
+template <bool kSingle>
 inline void store_rows4(float* p, const RowMasks& rm, int i, const __m512* o) {
   __m512 r[4];
   transpose4(o, r);  // the 4x4 transpose is its own inverse
   for (int q = 0; q < 4; ++q) {
-    if (rm.joint[q]) {
-      _mm512_mask_storeu_ps(p + rm.at_lo[4 * q], rm.lo4[i][q], r[q]);
-      continue;
-    }
-    for (int l = 4 * q; l < 4 * q + 4; ++l) _mm512_mask_storeu_ps(p + rm.at_lo[l], rm.lo[i][l], r[q]);
+    _mm512_mask_storeu_ps(p + rm.at[q][0], rm.lo[i][q][0], r[q]);
+    if (kSingle) continue;
+    for (int w = 1; w < rm.nwin[q]; ++w) _mm512_mask_storeu_ps(p + rm.at[q][w], rm.lo[i][q][w], r[q]);
   }
 }
 
-}  // namespace
-
-void wino_input_avx512(const float* x, std::int64_t plane, std::int64_t ld, int channels,
-                       const WinoLanes& L, float* v, std::int64_t v_xi, std::int64_t v_c) {
-  const RowMasks rm(L, kA);
+template <bool kSingle>
+void input_impl(const float* x, std::int64_t plane, std::int64_t ld, int channels,
+                const RowMasks& rm, float* v, std::int64_t v_xi, std::int64_t v_c) {
   for (int c = 0; c < channels; ++c) {
     const float* xc = x + c * plane;
     __m512 t[kA * kA];
     for (int i = 0; i < kA; ++i) {
       __m512 d[kA];
-      load_rows6(xc + i * ld, rm, i, d);
+      load_rows6<kSingle>(xc + i * ld, rm, i, d);
       wino::input_1d(d, 1, t + i * kA, 1);  // row i of d B
     }
     float* vc = v + c * v_c;
@@ -138,10 +136,10 @@ void wino_input_avx512(const float* x, std::int64_t plane, std::int64_t ld, int 
   }
 }
 
-void wino_output_avx512(const float* m, std::int64_t m_xi, std::int64_t m_k, int channels,
-                        const WinoLanes& L, float* y, std::int64_t plane, std::int64_t ld,
-                        const float* bias, bool relu) {
-  const RowMasks rm(L, kM);
+template <bool kSingle>
+void output_impl(const float* m, std::int64_t m_xi, std::int64_t m_k, int channels,
+                 const RowMasks& rm, float* y, std::int64_t plane, std::int64_t ld,
+                 const float* bias, bool relu) {
   const __m512 zero = _mm512_setzero_ps();
   for (int k = 0; k < channels; ++k) {
     const float* mk = m + k * m_k;
@@ -160,20 +158,20 @@ void wino_output_avx512(const float* m, std::int64_t m_xi, std::int64_t m_k, int
         o[j] = _mm512_add_ps(o[j], b);
         if (relu) o[j] = _mm512_max_ps(o[j], zero);
       }
-      store_rows4(yk + i * ld, rm, i, o);
+      store_rows4<kSingle>(yk + i * ld, rm, i, o);
     }
   }
 }
 
-void wino_grad_output_avx512(const float* dy, std::int64_t plane, std::int64_t ld, int channels,
-                             const WinoLanes& L, float* m, std::int64_t m_xi, std::int64_t m_k) {
-  const RowMasks rm(L, kM);
+template <bool kSingle>
+void grad_output_impl(const float* dy, std::int64_t plane, std::int64_t ld, int channels,
+                      const RowMasks& rm, float* m, std::int64_t m_xi, std::int64_t m_k) {
   for (int k = 0; k < channels; ++k) {
     const float* dk = dy + k * plane;
     __m512 t[kM * kA];
     for (int i = 0; i < kM; ++i) {
       __m512 g[kM], r[4];
-      load_tiles(dk + i * ld, rm.at_lo, rm.lo[i], rm.lo4[i], rm.joint, r);
+      load_tiles<kSingle>(dk + i * ld, rm, rm.lo[i], 0, r);
       transpose4(r, g);
       wino::grad_output_1d(g, 1, t + i * kA, 1);  // row i of dY A^T
     }
@@ -184,6 +182,30 @@ void wino_grad_output_avx512(const float* dy, std::int64_t plane, std::int64_t l
       for (int i = 0; i < kA; ++i) _mm512_storeu_ps(mk + (i * kA + j) * m_xi, o[i]);
     }
   }
+}
+
+}  // namespace
+
+void wino_input_avx512(const float* x, std::int64_t plane, std::int64_t ld, int channels,
+                       const WinoLanes& L, float* v, std::int64_t v_xi, std::int64_t v_c) {
+  const RowMasks rm(L, kA);
+  if (rm.single) return input_impl<true>(x, plane, ld, channels, rm, v, v_xi, v_c);
+  input_impl<false>(x, plane, ld, channels, rm, v, v_xi, v_c);
+}
+
+void wino_output_avx512(const float* m, std::int64_t m_xi, std::int64_t m_k, int channels,
+                        const WinoLanes& L, float* y, std::int64_t plane, std::int64_t ld,
+                        const float* bias, bool relu) {
+  const RowMasks rm(L, kM);
+  if (rm.single) return output_impl<true>(m, m_xi, m_k, channels, rm, y, plane, ld, bias, relu);
+  output_impl<false>(m, m_xi, m_k, channels, rm, y, plane, ld, bias, relu);
+}
+
+void wino_grad_output_avx512(const float* dy, std::int64_t plane, std::int64_t ld, int channels,
+                             const WinoLanes& L, float* m, std::int64_t m_xi, std::int64_t m_k) {
+  const RowMasks rm(L, kM);
+  if (rm.single) return grad_output_impl<true>(dy, plane, ld, channels, rm, m, m_xi, m_k);
+  grad_output_impl<false>(dy, plane, ld, channels, rm, m, m_xi, m_k);
 }
 
 }  // namespace avx512
