@@ -111,6 +111,9 @@ using TransposeF32 = void (*)(const float* src, std::int64_t lds, std::int64_t r
                               std::int64_t cols, float* dst, std::int64_t ldd,
                               std::int64_t rows_out);
 
+// dst[i] += src[i] for i < n (col2im's scatter of a patch row back into an image row).
+using AddF32 = void (*)(const float* src, float* dst, std::int64_t n);
+
 // Softmax building block over one row: y[j] = exp(x[j] - shift), returns sum_j y[j].
 using ExpShiftSum = double (*)(const float* x, float* y, std::int64_t n, float shift);
 
@@ -165,6 +168,7 @@ struct KernelTable {
   LrnBwd lrn_bwd = nullptr;
   DropoutFwd dropout_fwd = nullptr;
   ExpShiftSum exp_shift_sum = nullptr;
+  AddF32 add_f32 = nullptr;
   WinoInput wino_input = nullptr;
   WinoOutput wino_output = nullptr;
   WinoGradOutput wino_grad_output = nullptr;

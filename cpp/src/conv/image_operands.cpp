@@ -42,8 +42,13 @@ void gather_patch_row(const PatchGeom& g, const float* x, index_t row, index_t j
   }
 }
 
+void add_f32_ref(const float* src, float* dst, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) dst[i] += src[i];
+}
+
 void scatter_add_patch_row(const PatchGeom& g, float* x, index_t row, index_t j0, index_t n,
                            const float* in) {
+  const AddF32 add = kernels().add_f32;
   const index_t fx = row % g.Fw, fy = (row / g.Fw) % g.Fh, c = row / (g.Fw * g.Fh);
   float* plane = x + c * g.H * g.W;
   index_t oy = j0 / g.Wo, ox = j0 % g.Wo;
@@ -59,7 +64,7 @@ void scatter_add_patch_row(const PatchGeom& g, float* x, index_t row, index_t j0
       const index_t lo = std::clamp<index_t>(ceil_div(-ix0, g.sw), 0, len);
       const index_t hi = std::clamp<index_t>(ceil_div(g.W - ix0, g.sw), lo, len);
       if (g.sw == 1) {
-        for (index_t t = lo; t < hi; ++t) dst[ix0 + t] += in[t];
+        add(in + lo, dst + ix0 + lo, hi - lo);
       } else {
         for (index_t t = lo; t < hi; ++t) dst[ix0 + t * g.sw] += in[t];
       }

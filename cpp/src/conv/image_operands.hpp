@@ -40,6 +40,7 @@ class ImagePatchesB final : public GemmOperandB {
 
 // Portable kernel behind ImagePatchesB (see PackPatchPanel in kernels.hpp).
 void pack_patch_panel_ref(const PatchPanel& pp, index_t p0, int kc, int nr, float* dst);
+void add_f32_ref(const float* src, float* dst, std::int64_t n);
 
 // op(B) = patches^T [Ho Wo x C Fh Fw] (weight gradient: dY @ patches^T).
 class ImagePatchesTB final : public GemmOperandB {

@@ -35,6 +35,7 @@ void register_ref_kernels(KernelTable& t) {
   t.sgemm_ukr = sgemm_ukr_4x16_ref;
   t.transpose = transpose_f32_ref;
   t.pack_patch_panel = pack_patch_panel_ref;
+  t.add_f32 = add_f32_ref;
   t.dot_mr = 4;
   t.dot_nr = 4;
   t.dot_nt_tile = dot_nt_tile_ref;

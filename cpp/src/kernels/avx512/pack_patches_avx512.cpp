@@ -124,5 +124,17 @@ void pack_patch_panel_avx512(const PatchPanel& pp, std::int64_t p0, int kc, int 
   }
 }
 
+void add_f32_avx512(const float* src, float* dst, std::int64_t n) {
+  std::int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    _mm512_storeu_ps(dst + i, _mm512_add_ps(_mm512_loadu_ps(dst + i), _mm512_loadu_ps(src + i)));
+  }
+  if (i < n) {
+    const __mmask16 m = __mmask16((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(dst + i, m,
+                          _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst + i), _mm512_maskz_loadu_ps(m, src + i)));
+  }
+}
+
 }  // namespace avx512
 }  // namespace cnnkit

@@ -11,6 +11,7 @@ namespace avx512 {
 
 float fma_chains_avx512(std::int64_t iters);
 void pack_patch_panel_avx512(const PatchPanel& pp, std::int64_t p0, int kc, int nr, float* dst);
+void add_f32_avx512(const float* src, float* dst, std::int64_t n);
 void wino_input_avx512(const float* x, std::int64_t plane, std::int64_t ld, int channels,
                        const WinoLanes& L, float* v, std::int64_t v_xi, std::int64_t v_c);
 void wino_output_avx512(const float* m, std::int64_t m_xi, std::int64_t m_k, int channels,
@@ -26,6 +27,7 @@ void register_kernels(KernelTable& t) {
   t.exp_shift_sum = exp_shift_sum_avx512;
   t.transpose = transpose_f32_avx512;
   t.pack_patch_panel = pack_patch_panel_avx512;
+  t.add_f32 = add_f32_avx512;
   t.dot_mr = kDotMr;
   t.dot_nr = kDotNr;
   t.dot_nt_tile = dot_nt_tile_avx512;
