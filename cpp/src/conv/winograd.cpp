@@ -176,12 +176,16 @@ void multiply(const KernelTable& kt, const Panels& panels, const float* u, index
 // Large channel counts: transform every tile first and run each xi's GEMM over all of them
 // (xi split over the threads), so each U[xi] / dU[xi] is read or written once, not once per
 // block of tiles. Taken when the 36 weight matrices are far larger than L2 and the
-// transformed tensors fit in a bounded workspace.
-bool whole_pass(index_t cv, index_t K, index_t tiles) {
+// transformed tensors fit in a bounded workspace: up to 256 MiB for the weight gradient
+// (whose blocked scheme also adds per-thread partials of all 36 matrices), about L3's size
+// for the forward (measured on AlexNet: conv2 forward, 72 MB of transforms, 41.6 ms whole
+// against 37.1 ms blocked, its backward data 51.6 against 46.0; conv3-5 at 13x13, 28-36 MB,
+// 14.9-21.9 ms whole against 18.0-24.9 ms blocked for backward data, equal forward).
+bool whole_pass(index_t cv, index_t K, index_t tiles, bool weight_grad) {
   const double bytes = double(kXi) * double(cv + K) * double(tiles) * sizeof(float);
-  return cv * K >= 128 * 256 && bytes <= 256.0 * (1 << 20);
+  const double limit = (weight_grad ? 256.0 : 40.0) * (1 << 20);
+  return cv * K >= 128 * 256 && bytes <= limit;
 }
-
 // Filter tap (i, j) of piece (a, b) of filter (k, c): zero beyond the filter.
 inline float tap(const Conv2dParams& p, const float* w, index_t k, index_t c, index_t a,
                  index_t b, int i, int j) {
@@ -216,7 +220,7 @@ bool winograd_selected(const Conv2dParams& p, bool weight_grad) {
   // channel pair (measured: 256 channels at 14x14, batch 8, slower than the direct path; at
   // 28x28 faster); the whole-pass scheme for wide layers does not.
   const index_t tp = group_cols(tl.total);
-  return !weight_grad || whole_pass(tl.cv, p.K, tp) || tl.total >= std::max(tl.cv, p.K);
+  return !weight_grad || whole_pass(tl.cv, p.K, tp, true) || tl.total >= std::max(tl.cv, p.K);
 }
 
 void winograd_forward(const Conv2dParams& p, const float* src, const float* weights,
@@ -261,7 +265,7 @@ void winograd_forward(const Conv2dParams& p, const float* src, const float* weig
   });
 
   const index_t tp = group_cols(tl.total);  // rows padded to whole lanes
-  if (whole_pass(cv, K, tp)) {
+  if (whole_pass(cv, K, tp, false)) {
     float* v = thread_workspace(1, std::size_t(kXi) * (xi_stride(cv, tp) + xi_stride(K, tp)));
     float* m = v + std::size_t(kXi) * xi_stride(cv, tp);
     const index_t groups = tp / kLanes;  // threads split tiles at lane-group boundaries
@@ -353,7 +357,7 @@ void winograd_backward_weights(const Conv2dParams& p, const float* diff_dst, con
   const index_t cv = tl.cv;
   const std::size_t du_floats = std::size_t(kXi) * K * cv;
   const index_t tp = group_cols(tl.total);
-  if (whole_pass(cv, K, tp)) {
+  if (whole_pass(cv, K, tp, true)) {
     // every tile's V and M' first, then dU[xi] = M'[xi] V[xi]^T by the GEMM engine, one xi
     // per thread at a time (no partial sums: the result does not depend on the thread count)
     float* v = thread_workspace(1, std::size_t(kXi) * (xi_stride(cv, tp) + xi_stride(K, tp)));
