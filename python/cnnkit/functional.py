@@ -390,6 +390,9 @@ def relu(x):
     return ReLUFunction.apply(_tensor(x, "relu"))
 
 
+_relu = relu  # for functions whose `relu` argument shadows the op
+
+
 def leaky_relu(x, negative_slope=0.01):
     """x for x > 0, ``negative_slope`` * x otherwise; element-wise, any shape."""
     op = "leaky_relu"
@@ -521,17 +524,16 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     momentum, eps = _real(momentum, "momentum", op), _real(eps, "eps", op)
     if not isinstance(relu, bool):
         raise TypeError(f"batch_norm: relu must be a bool, got {type(relu).__name__}")
-    relu_fn = globals()["relu"]  # the module-level op (the argument shadows it)
     if training:
         if relu and x.ndim == 2:  # no spatial axis: the two ops (the fused kernel wants planes)
-            return relu_fn(BatchNormTrainFunction.apply(x, weight, bias, running_mean=rm,
+            return _relu(BatchNormTrainFunction.apply(x, weight, bias, running_mean=rm,
                                                        running_var=rv, momentum=momentum, eps=eps))
         return BatchNormTrainFunction.apply(x, weight, bias, running_mean=rm, running_var=rv,
                                             momentum=momentum, eps=eps, relu=relu)
     if rm is None or rv is None:
         raise ValueError("batch_norm: training=False needs running_mean and running_var")
     y = BatchNormEvalFunction.apply(x, weight, bias, running_mean=rm, running_var=rv, eps=eps)
-    return relu_fn(y) if relu else y
+    return _relu(y) if relu else y
 
 
 class LocalResponseNormFunction(Function):
