@@ -72,7 +72,7 @@ def set_isa(name: str) -> None:
 
 
 def get_conv_algorithm() -> str:
-    """How 3x3/5x5 stride-1 convolutions are computed: ``"auto"``, ``"direct"`` or ``"winograd"``."""
+    """How 3x3/5x5 stride-1 convolutions run: ``"auto"``, ``"direct"`` or ``"winograd"``."""
     return _core.get_conv_algorithm()
 
 
@@ -80,10 +80,10 @@ def set_conv_algorithm(name: str) -> None:
     """Choose the algorithm of stride-1, dilation-1, ungrouped convolutions (all passes).
 
     - ``"auto"`` (default): Winograd F(4x4, 3x3) for 3x3 and 5x5 filters (a 5x5 one as four
-      3x3 pieces) where the CPU has its SIMD transforms (AVX-512) and the layer has at least
-      16 input and 16 output channels; the direct implicit GEMM elsewhere. Winograd does 4x
-      (5x5: 2.8x) fewer multiplications; its results differ from the direct sum by a few
-      float32 roundings (relative error ~1e-6 to 1e-5).
+      3x3 pieces) where the CPU has its SIMD transforms (AVX-512 or AVX2) and the layer has
+      at least 16 input and 16 output channels; the direct implicit GEMM elsewhere. Winograd
+      does 4x (5x5: 2.8x) fewer multiplications; its results differ from the direct sum by a
+      few float32 roundings (relative error ~1e-6 to 1e-5).
     - ``"direct"``: always the implicit GEMM (like PyTorch's CPU convolution).
     - ``"winograd"``: Winograd wherever it applies (filters 2x2 to 9x9), on every
       instruction set.
