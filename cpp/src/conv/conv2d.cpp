@@ -424,10 +424,7 @@ void conv2d_backward_data(const Conv2dParams& p, const float* diff_dst, const fl
     }
     const Conv2dParams t = as_forward_of_diff_dst(p);
     if (winograd_selected(t)) return winograd_forward(t, diff_dst, wt.data(), nullptr, diff_src, false);
-    const PatchGeom g{Kg,      p.Ho,    p.Wo,    p.Fh, p.Fw,
-                      1,       1,       p.dil_h * (p.Fh - 1) - p.pad_h,
-                      p.dil_w * (p.Fw - 1) - p.pad_w,
-                      p.dil_h, p.dil_w, p.H,     p.W};
+    const PatchGeom g = forward_geom(t);
     ImplicitGemm ig{g,          p.N,     G,       Cg,  diff_dst, p.K * HoWo, Kg * HoWo,
                     wt.data(),  nullptr, diff_src, p.C * HW, Cg * HW, false};
     ig.run();

@@ -230,8 +230,8 @@ void winograd_forward(const Conv2dParams& p, const float* src, const float* weig
   const Tiling tl(p);
   const index_t cv = tl.cv;
   const Panels panels(K, kt.sgemm_mr);
-  static_assert(kLanes >= 16, "buffer rows");
-  if (kt.sgemm_mr > 16) throw_invalid("winograd: micro-kernel MR ", kt.sgemm_mr, " > 16");
+  constexpr int kMaxMr = 16;  // the largest micro-kernel MR of any ISA (14 on AVX-512)
+  if (kt.sgemm_mr > kMaxMr) throw_invalid("winograd: micro-kernel MR ", kt.sgemm_mr, " > ", kMaxMr);
 
   // U[xi] packed as micro-kernel A panels: panel (k0, len) at up + xi K cv + k0 cv, [cv][len].
   // Computed 16 virtual channels at a time into a small buffer, then copied out per xi (one
@@ -239,7 +239,7 @@ void winograd_forward(const Conv2dParams& p, const float* src, const float* weig
   float* up = thread_workspace(2, std::size_t(kXi) * K * cv);
   constexpr index_t kRows = 16;
   parallel_ranges(panels.count, 1, [&](index_t p0, index_t p1) {
-    float buf[kXi][kRows * 16];  // 16 >= MR of every ISA (checked below)
+    float buf[kXi][kRows * kMaxMr];
     for (index_t pi = p0; pi < p1; ++pi) {
       index_t k0, len;
       panels.get(pi, &k0, &len);

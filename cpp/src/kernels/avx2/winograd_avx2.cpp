@@ -33,7 +33,7 @@ struct TileMasks {
         alignas(16) std::int32_t m[8];
         const bool row = (L.rows[i] >> l) & 1u;
         for (int j = 0; j < 8; ++j) {
-          m[j] = (row && j < size && ((L.cols[j < kA ? j : 0] >> l) & 1u)) ? -1 : 0;
+          m[j] = (row && j < size && ((L.cols[j] >> l) & 1u)) ? -1 : 0;  // j < size <= 6
         }
         lo[i][l] = _mm_load_si128(reinterpret_cast<const __m128i*>(m));
         hi[i][l] = _mm_set_epi32(0, 0, m[5], m[4]);
