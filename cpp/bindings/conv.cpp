@@ -199,12 +199,25 @@ void bind_conv(py::module_& m) {
         const Conv2dParams p = conv2d_params(
             x_shape[0], x_shape[1], x_shape[2], x_shape[3], w_shape[0], w_shape[1], w_shape[2],
             w_shape[3], s.first, s.second, pad.first, pad.second, d.first, d.second, g);
-        return py::make_tuple(conv2d_algorithm_name(p, 0), conv2d_algorithm_name(p, 1),
-                              conv2d_algorithm_name(p, 2));
+        return py::make_tuple(conv2d_algorithm_name(p, ConvDirection::forward),
+                              conv2d_algorithm_name(p, ConvDirection::backward_data),
+                              conv2d_algorithm_name(p, ConvDirection::backward_weights));
       },
       py::arg("x_shape"), py::arg("weight_shape"), py::arg("stride"), py::arg("padding"),
       py::arg("dilation"), py::arg("groups"),
       "Which algorithm forward / backward data / backward weights take for these shapes.");
+  m.def(
+      "_conv2d_last_algorithms",
+      []() {
+        auto name = [](ConvDirection d) -> py::object {
+          const char* s = conv2d_last_algorithm(d);
+          return s ? py::object(py::str(s)) : py::object(py::none());
+        };
+        return py::make_tuple(name(ConvDirection::forward), name(ConvDirection::backward_data),
+                              name(ConvDirection::backward_weights));
+      },
+      "The algorithms the last conv2d forward / backward data / backward weights call on this "
+      "thread ran (None before any, or after an empty batch's forward or backward data).");
   m.def(
       "conv2d_forward",
       [](const py::object& x, const py::object& w, const py::object& b, Pair s, Pair pad, Pair d,

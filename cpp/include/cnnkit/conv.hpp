@@ -44,10 +44,19 @@ enum class ConvAlgorithm { automatic = 0, direct = 1, winograd = 2 };
 void set_conv_algorithm(ConvAlgorithm a);
 ConvAlgorithm conv_algorithm();
 
-// The algorithm conv2d_forward (pass 0), conv2d_backward_data (1) or conv2d_backward_weights
-// (2) takes for p right now: "winograd", "implicit_gemm", "gemm" (1x1), "gemm_col2im",
-// "dot", "depthwise". For benchmarks and tests.
-const char* conv2d_algorithm_name(const Conv2dParams& p, int pass);
+// The three passes of a convolution, each with its own ordered list of algorithms.
+enum class ConvDirection { forward = 0, backward_data = 1, backward_weights = 2 };
+
+// The algorithm conv2d_forward, conv2d_backward_data or conv2d_backward_weights takes for p
+// right now (the first entry of that direction's list that applies): "winograd",
+// "implicit_gemm", "gemm" (1x1 forward; the GEMM weight gradient), "gemm_col2im", "dot",
+// "depthwise". For benchmarks and tests.
+const char* conv2d_algorithm_name(const Conv2dParams& p, ConvDirection direction);
+
+// The algorithm the last call of that direction on this thread ran (null before the first
+// call and after a call with N == 0, which runs none). For tests: it must be the one
+// conv2d_algorithm_name() reported.
+const char* conv2d_last_algorithm(ConvDirection direction);
 
 // Plain-loop reference kernels (the oracle; also what the tests compare the fast paths with).
 void conv2d_forward_ref(const Conv2dParams& p, const float* src, const float* weights,

@@ -1,10 +1,14 @@
 // Reference convolution: the definition, as plain loops with double accumulators.
 //   y[n,k,oy,ox] = b[k] + sum_{c,fy,fx} w[k,c,fy,fx] x[n, g Cg + c, oy S - P + fy D, ox S - P + fx D]
 // with k in group g = k / Kg. Backward passes are the same sums read the other way.
+// The last entry of every list in conv2d.cpp (it applies to everything); since the implicit
+// GEMM, GEMM + col2im and GEMM weight gradient before it take any shape, the lists never reach
+// it today: it is the oracle (the _ref bindings, tests) and the guarantee that a walk ends.
 #include <algorithm>
 #include <vector>
 
 #include "cnnkit/conv.hpp"
+#include "conv/conv2d_algorithms.hpp"
 
 namespace cnnkit {
 namespace {
@@ -35,6 +39,8 @@ void for_each_tap(const Conv2dParams& p, F f) {
 }
 
 }  // namespace
+
+bool reference_applies(const Conv2dParams&, const ConvPolicy&) { return true; }
 
 void conv2d_forward_ref(const Conv2dParams& p, const float* src, const float* weights,
                         const float* bias, float* dst, bool relu) {

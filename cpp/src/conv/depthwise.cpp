@@ -4,13 +4,16 @@
 //   y[n,k,oy,:]  = b[k] + sum_{fy,fx} w[k,fy,fx] x[n,c,oy S - P + fy D, (:) S - P + fx D]
 //   dx[n,c,iy,:] = sum over k of channel c, fy, fx of the same taps read backwards (scatter)
 //   dw[k,fy,fx]  = sum_{n,oy,ox} dy[n,k,oy,ox] x[n,c,oy S - P + fy D, ox S - P + fx D]
+//   db[k]        = sum_{n,oy,ox} dy[n,k,oy,ox]
 // The inner loops run along output columns; for stride 1 they are contiguous and vectorise.
+// First in every direction's list: no other algorithm comes near it for groups == C.
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
-#include "conv/depthwise.hpp"
 #include "cnnkit/runtime.hpp"
+#include "conv/conv2d_algorithms.hpp"
+#include "conv/conv2d_shared.hpp"
 
 namespace cnnkit {
 namespace {
@@ -25,12 +28,14 @@ inline void valid_cols(index_t Wo, index_t W, index_t sw, index_t off, index_t* 
   *hi = std::clamp(h, *lo, Wo);
 }
 
-// Filters wider than this take the generic path (conv2d_* checks is_depthwise() first).
+// Filters wider than this take the generic path (the per-row tap tables are on the stack).
 constexpr index_t kMaxTaps = 64;
 
 }  // namespace
 
-bool depthwise_supported(const Conv2dParams& p) { return p.Fw <= kMaxTaps; }
+bool depthwise_applies(const Conv2dParams& p, const ConvPolicy&) {
+  return p.groups == p.C && p.groups > 1 && p.Fw <= kMaxTaps;
+}
 
 void depthwise_forward(const Conv2dParams& p, const float* src, const float* weights,
                        const float* bias, float* dst, bool relu) {
@@ -111,7 +116,8 @@ void depthwise_backward_data(const Conv2dParams& p, const float* diff_dst, const
 }
 
 void depthwise_backward_weights(const Conv2dParams& p, const float* diff_dst, const float* src,
-                                float* diff_weights) {
+                                float* diff_weights, float* diff_bias) {
+  if (diff_bias) bias_grad(p, diff_dst, diff_bias);
   const index_t mult = p.K / p.C, FF = p.Fh * p.Fw, HoWo = p.Ho * p.Wo, HW = p.H * p.W;
   const int nt = get_num_threads();
   // Each thread owns whole output channels: no reduction across threads, fixed order.

@@ -8,7 +8,7 @@
 //                                                          (weight gradient)
 // i.e. 36 multiplications per tile and channel pair instead of 144 (4 x fewer FLOPs; the
 // transforms cost O(tiles x channels)). Backward data of a stride-1 convolution is a forward
-// convolution of dY with the rotated weights (conv2d.cpp), so it comes here too.
+// convolution of dY with the rotated weights (transposed_conv.cpp), so it comes here too.
 //
 // Larger filters are split into 3x3 pieces: an Fh x Fw filter (zero-padded to multiples of 3)
 // is sh x sw sub-filters g_ab = g[3a .. 3a+2][3b .. 3b+2], and
@@ -26,14 +26,13 @@
 // multiply by up to 8 and divide by 24, so results carry a few more float32 roundings than
 // the direct sum (relative error ~1e-6..1e-5 on typical data); conv_algorithm("direct") turns
 // the path off.
-#include "conv/winograd.hpp"
-
 #include <algorithm>
-#include <atomic>
 #include <cstring>
 
 #include "cnnkit/gemm.hpp"
 #include "cnnkit/runtime.hpp"
+#include "conv/conv2d_algorithms.hpp"
+#include "conv/conv2d_shared.hpp"
 #include "conv/winograd_f43.hpp"
 #include "runtime/parallel.hpp"
 
@@ -46,8 +45,6 @@ using wino::kR;
 using wino::kXi;
 
 namespace {
-
-std::atomic<int> g_algorithm{int(ConvAlgorithm::automatic)};
 
 constexpr index_t kMaxFilter = 9;  // 3 x 3 pieces at most
 
@@ -195,12 +192,12 @@ inline float tap(const Conv2dParams& p, const float* w, index_t k, index_t c, in
 
 }  // namespace
 
-void set_conv_algorithm(ConvAlgorithm a) { g_algorithm.store(int(a)); }
-ConvAlgorithm conv_algorithm() { return ConvAlgorithm(g_algorithm.load()); }
+namespace {
 
-bool winograd_selected(const Conv2dParams& p, bool weight_grad) {
-  const ConvAlgorithm a = conv_algorithm();
-  if (a == ConvAlgorithm::direct) return false;
+// The policy's choice: never (direct), wherever the transforms can run (winograd), or where
+// they pay (automatic).
+bool winograd_applies(const Conv2dParams& p, const ConvPolicy& policy, bool weight_grad) {
+  if (policy.algorithm == ConvAlgorithm::direct) return false;
   const bool fits = p.groups == 1 && p.Fh >= 2 && p.Fw >= 2 && p.Fh <= kMaxFilter &&
                     p.Fw <= kMaxFilter && p.stride_h == 1 && p.stride_w == 1 && p.dil_h == 1 &&
                     p.dil_w == 1 && p.N > 0 &&
@@ -208,11 +205,11 @@ bool winograd_selected(const Conv2dParams& p, bool weight_grad) {
                     p.N * p.C * p.H * p.W < (index_t(1) << 31) - 1 &&
                     p.N * p.K * p.Ho * p.Wo < (index_t(1) << 31) - 1;
   if (!fits) return false;
-  if (a == ConvAlgorithm::winograd) return true;
+  if (policy.algorithm == ConvAlgorithm::winograd) return true;
   // automatic: 3x3 and 5x5 filters, where the SIMD transforms exist and the GEMMs are wide
   // enough to pay for the transforms.
   const Tiling tl(p);
-  if (!kernels().wino_fast || p.Fh != p.Fw || (p.Fh != 3 && p.Fh != 5) || p.C < 16 ||
+  if (!policy.kernels->wino_fast || p.Fh != p.Fw || (p.Fh != 3 && p.Fh != 5) || p.C < 16 ||
       p.K < 16 || p.Ho < 4 || p.Wo < 4) {
     return false;
   }
@@ -221,6 +218,22 @@ bool winograd_selected(const Conv2dParams& p, bool weight_grad) {
   // 28x28 faster); the whole-pass scheme for wide layers does not.
   const index_t tp = group_cols(tl.total);
   return !weight_grad || whole_pass(tl.cv, p.K, tp, true) || tl.total >= std::max(tl.cv, p.K);
+}
+
+}  // namespace
+
+bool winograd_forward_applies(const Conv2dParams& p, const ConvPolicy& policy) {
+  return winograd_applies(p, policy, false);
+}
+
+// Stride-1 backward data is the forward convolution of dY with the rotated weights
+// (transposed_conv.cpp), so Winograd takes it where it would take that forward convolution.
+bool winograd_backward_data_applies(const Conv2dParams& p, const ConvPolicy& policy) {
+  return backward_data_as_forward(p) && winograd_applies(as_forward_of_diff_dst(p), policy, false);
+}
+
+bool winograd_backward_weights_applies(const Conv2dParams& p, const ConvPolicy& policy) {
+  return winograd_applies(p, policy, true);
 }
 
 void winograd_forward(const Conv2dParams& p, const float* src, const float* weights,
@@ -349,8 +362,15 @@ void weight_grad_from(const Conv2dParams& p, const Tiling& tl, const float* part
 
 }  // namespace
 
+void winograd_backward_data(const Conv2dParams& p, const float* diff_dst, const float* weights,
+                            float* diff_src) {
+  const std::vector<float> wt = rotated_weights(p, weights);
+  winograd_forward(as_forward_of_diff_dst(p), diff_dst, wt.data(), nullptr, diff_src, false);
+}
+
 void winograd_backward_weights(const Conv2dParams& p, const float* diff_dst, const float* src,
-                               float* diff_weights) {
+                               float* diff_weights, float* diff_bias) {
+  if (diff_bias) bias_grad(p, diff_dst, diff_bias);
   const KernelTable& kt = kernels();
   const index_t K = p.K;
   const Tiling tl(p);

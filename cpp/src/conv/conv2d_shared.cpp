@@ -1,0 +1,86 @@
+// Building blocks the convolution algorithms share (see conv2d_shared.hpp).
+#include "conv/conv2d_shared.hpp"
+
+#include "util/reduce.hpp"
+
+namespace cnnkit {
+
+PatchGeom forward_geom(const Conv2dParams& p) {
+  return PatchGeom{p.C / p.groups, p.H,     p.W,     p.Fh,    p.Fw, p.stride_h, p.stride_w,
+                   p.pad_h,        p.pad_w, p.dil_h, p.dil_w, p.Ho, p.Wo};
+}
+
+bool backward_data_as_forward(const Conv2dParams& p) {
+  return p.stride_h == 1 && p.stride_w == 1 && p.C / p.groups >= kMinRowsForTransposedConv;
+}
+
+Conv2dParams as_forward_of_diff_dst(const Conv2dParams& p) {
+  Conv2dParams t = p;
+  t.C = p.K;
+  t.H = p.Ho;
+  t.W = p.Wo;
+  t.K = p.C;
+  t.pad_h = p.dil_h * (p.Fh - 1) - p.pad_h;
+  t.pad_w = p.dil_w * (p.Fw - 1) - p.pad_w;
+  t.Ho = p.H;
+  t.Wo = p.W;
+  return t;
+}
+
+std::vector<float> rotated_weights(const Conv2dParams& p, const float* weights) {
+  const index_t G = p.groups, Cg = p.C / G, Kg = p.K / G, FF = p.Fh * p.Fw;
+  std::vector<float> wt(std::size_t(G) * Cg * Kg * FF);
+  for (index_t grp = 0; grp < G; ++grp) {
+    for (index_t k = 0; k < Kg; ++k) {
+      for (index_t c = 0; c < Cg; ++c) {
+        const float* w = weights + ((grp * Kg + k) * Cg + c) * FF;
+        float* d = wt.data() + ((grp * Cg + c) * Kg + k) * FF;
+        for (index_t f = 0; f < FF; ++f) d[f] = w[FF - 1 - f];
+      }
+    }
+  }
+  return wt;
+}
+
+void bias_grad(const Conv2dParams& p, const float* diff_dst, float* diff_bias) {
+  const index_t HoWo = p.Ho * p.Wo;
+  const int nt = get_num_threads();
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (index_t k = 0; k < p.K; ++k) {
+    double s = 0;
+    for (index_t n = 0; n < p.N; ++n) s += sum_floats(diff_dst + (n * p.K + k) * HoWo, HoWo);
+    diff_bias[k] = float(s);
+  }
+}
+
+GroupWeights::GroupWeights(const float* w, index_t G, index_t M, index_t K, bool trans) {
+  src_.reserve(std::size_t(G));
+  packed_.reserve(std::size_t(G));  // no reallocation: packed_ refers into src_
+  const std::size_t per_group = PrepackedA::floats(M, K);
+  float* storage = thread_workspace(2, per_group * G);
+  for (index_t grp = 0; grp < G; ++grp) {
+    src_.emplace_back(w + grp * M * K, trans ? M : K, trans);
+    packed_.emplace_back(M, K, src_.back(), storage + per_group * grp);
+  }
+}
+
+GroupedImageGemm forward_gemms(const Conv2dParams& p, const float* src, const float* weights,
+                               const float* bias, float* dst, bool relu) {
+  GroupedImageGemm r;
+  r.g = forward_geom(p);
+  r.N = p.N;
+  r.G = p.groups;
+  r.M = p.K / p.groups;
+  r.x = src;
+  r.x_img = p.C * p.H * p.W;
+  r.x_grp = r.g.C * p.H * p.W;
+  r.a = weights;
+  r.bias = bias;
+  r.y = dst;
+  r.y_img = p.K * p.Ho * p.Wo;
+  r.y_grp = r.M * p.Ho * p.Wo;
+  r.relu = relu;
+  return r;
+}
+
+}  // namespace cnnkit
