@@ -83,6 +83,86 @@ def test_batch_norm_large_mean_small_std(isa, shape):
     np.testing.assert_allclose(y64.var(axis=axes(x)), 1, rtol=1e-3)
 
 
+def _bn_backward_ref(x, dy, w, eps):
+    """float64 dx of the training-mode batch norm (the formula, on the float32 data)."""
+    xd, g = x.astype(np.float64), dy.astype(np.float64)
+    mu, var = xd.mean(axis=axes(x), keepdims=True), xd.var(axis=axes(x), keepdims=True)
+    xhat = (xd - mu) / np.sqrt(var + eps)
+    gamma = 1.0 if w is None else w.astype(np.float64).reshape(cshape(x))
+    dx = gamma / np.sqrt(var + eps) * (g - g.mean(axis=axes(x), keepdims=True)
+                                       - xhat * (g * xhat).mean(axis=axes(x), keepdims=True))
+    return dx, (g * xhat).sum(axis=axes(x))
+
+
+@pytest.mark.parametrize("shape", [(16, 3, 10, 10), (64, 3)])
+def test_batch_norm_backward_large_mean_small_std(isa, shape):
+    """The backward keeps the forward's accuracy when |mean| >> std (issue 14: it was 2e-3 off
+    float64 when x - mean was taken around the float32 mean)."""
+    rng = np.random.default_rng(26)
+    x = f32(1e4 + 1e-2 * rng.standard_normal(shape))
+    dy, w = rand(rng, *shape), rand(rng, shape[1])
+    y, mean, invstd = _core.batch_norm_forward_train(x, w, None, None, None, 0.1, 1e-8)
+    assert mean.dtype == np.float64
+    dx, dw, db = _core.batch_norm_backward(dy, x, w, mean, invstd)
+    rdx, rdw = _bn_backward_ref(x, dy, w, 1e-8)
+    assert np.abs(dx - rdx).max() <= 1e-4 * np.abs(rdx).max()
+    assert np.abs(dw - rdw).max() <= 1e-4 * np.abs(rdw).max()
+
+
+@pytest.mark.parametrize("shape", [(6, 5, 7, 9), (9, 4), (3, 2, 11)])
+def test_batch_norm_backward_eval(isa, shape):
+    """Running statistics: a per-channel affine map; its gradients against float64."""
+    rng = np.random.default_rng(27)
+    C = shape[1]
+    x, dy, w = rand(rng, *shape) * 2 + 1, rand(rng, *shape), rand(rng, C)
+    rm, rv = rand(rng, C), f32(rng.random(C) + 0.5)
+    dx, dw, db = _core.batch_norm_backward_eval(dy, x, w, rm, rv, 1e-5)
+    r = 1 / np.sqrt(rv.astype(np.float64) + 1e-5)
+    g = dy.astype(np.float64)
+    np.testing.assert_allclose(dx, g * (w * r).reshape(cshape(x)), rtol=1e-6, atol=1e-7)
+    xhat = (x - rm.reshape(cshape(x)).astype(np.float64)) * r.reshape(cshape(x))
+    np.testing.assert_allclose(dw, (g * xhat).sum(axis=axes(x)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(db, g.sum(axis=axes(x)), rtol=1e-6, atol=1e-5)
+    none, dw2, db2 = _core.batch_norm_backward_eval(dy, x, None, rm, rv, 1e-5, need_dx=False)
+    assert none is None
+    np.testing.assert_allclose(dw2, dw, rtol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(8, 3, 5, 7), (10, 4)])
+def test_batch_norm_stages_over_shards_equal_the_whole_batch(isa, shape):
+    """SyncBatchNorm's stages: statistics and backward sums added over two shards of the
+    batch give the whole batch's forward and backward."""
+    rng = np.random.default_rng(28)
+    C = shape[1]
+    x, dy, w, b = rand(rng, *shape) * 3 + 2, rand(rng, *shape), rand(rng, C), rand(rng, C)
+    rm, rv = np.zeros(C, np.float32), np.ones(C, np.float32)
+    y, mean, invstd = _core.batch_norm_forward_train(x, w, b, rm, rv, 0.1, 1e-5)
+    dx, dw, db = _core.batch_norm_backward(dy, x, w, mean, invstd)
+    shards = (slice(0, 3), slice(3, None))
+    shift = rand(rng, C)
+    sums = sum(_core.batch_norm_stats(np.ascontiguousarray(x[s]), shift) for s in shards)
+    count = float(x.size // C)
+    rm2, rv2 = np.zeros(C, np.float32), np.ones(C, np.float32)
+    outs = [_core.batch_norm_forward_from_stats(np.ascontiguousarray(x[s]), w, b, sums, count,
+                                                shift, rm2, rv2, 0.1, 1e-5) for s in shards]
+    # the running statistics moved once per call: compare the first call's update
+    np.testing.assert_allclose(np.concatenate([o[0] for o in outs]), y, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(outs[0][1], mean, rtol=1e-7, atol=1e-7)
+    np.testing.assert_allclose(outs[0][2], invstd, rtol=1e-6)
+    red = [_core.batch_norm_backward_reduce(np.ascontiguousarray(dy[s]), np.ascontiguousarray(x[s]),
+                                            outs[0][1], outs[0][2]) for s in shards]
+    total = red[0][0] + red[1][0]
+    np.testing.assert_allclose(red[0][1] + red[1][1], dw, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(red[0][2] + red[1][2], db, rtol=1e-5, atol=1e-5)
+    dxs = [_core.batch_norm_backward_apply(np.ascontiguousarray(dy[s]), np.ascontiguousarray(x[s]),
+                                           w, outs[0][1], outs[0][2], total, count) for s in shards]
+    np.testing.assert_allclose(np.concatenate(dxs), dx, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match=r"batch_norm_backward_apply: sums must have shape \[2, "):
+        _core.batch_norm_backward_apply(dy, x, w, mean, invstd, total[:, :1].copy(), count)
+    with pytest.raises(TypeError, match="batch_norm_backward_reduce: save_mean must have dtype float64"):
+        _core.batch_norm_backward_reduce(dy, x, mean.astype(np.float32), invstd)
+
+
 def test_batch_norm_eval(isa):
     rng = np.random.default_rng(23)
     x = rand(rng, 3, 4, 5, 19)

@@ -29,6 +29,41 @@ const float* channel_vec(const py::object& obj, index_t C, const char* op, const
   return cptr<float>(*keep);
 }
 
+// The training forward's save_mean: float64 [C].
+const double* mean_vec(const py::object& obj, index_t C, const char* op, const char* name,
+                       py::array* keep) {
+  *keep = typed_c<double>(obj, op, name, "float64", 1);
+  require_vector(*keep, C, name, op);
+  return cptr<double>(*keep);
+}
+
+// [N, C, ...] float32 x with its [N, C, S] view; `training` checks that M > 1.
+py::array bn_input(const py::object& x_obj, const char* op, const char* name, BatchNormParams* p,
+                   bool training) {
+  py::array x = float32_c(x_obj, op, name, 2);
+  ncs(x, &p->N, &p->C, &p->S);
+  validate(*p, training);
+  return x;
+}
+
+// The fused ReLU's bit mask, as batch_norm_forward_train(relu=True) returned it (or None).
+const std::uint16_t* relu_mask_of(const py::object& mask_obj, const BatchNormParams& p,
+                                  const py::array& x, const char* op, py::array* keep) {
+  if (mask_obj.is_none()) return nullptr;
+  if (p.S == 1) throw_invalid(op, ": relu_mask needs x with spatial dimensions, got ", shape_of(x));
+  if (!py::isinstance<py::array_t<std::uint16_t>>(mask_obj)) {
+    throw py::type_error(std::string(op) + ": relu_mask must be the uint16 array that "
+                         "batch_norm_forward_train(relu=True) returned");
+  }
+  *keep = py::reinterpret_borrow<py::array>(mask_obj);
+  if (keep->ndim() != 1 || keep->shape(0) != bn_relu_mask_words(p) ||
+      !(keep->flags() & py::array::c_style)) {
+    throw_invalid(op, ": relu_mask must have shape [", bn_relu_mask_words(p), "] (contiguous), got ",
+                  shape_of(*keep));
+  }
+  return static_cast<const std::uint16_t*>(keep->data());
+}
+
 py::tuple bn_train_py(const py::object& x_obj, const py::object& w_obj, const py::object& b_obj,
                       const py::object& rm_obj, const py::object& rv_obj, float momentum,
                       float eps, bool relu) {
@@ -47,7 +82,8 @@ py::tuple bn_train_py(const py::object& x_obj, const py::object& w_obj, const py
   if (relu && p.S == 1) {
     throw_invalid(op, ": relu=True needs x with spatial dimensions [N, C, *], got ", shape_of(x));
   }
-  py::array_t<float> y = output_array<float>(op, dims_of(x)), mean(p.C), invstd(p.C);
+  py::array_t<float> y = output_array<float>(op, dims_of(x)), invstd(p.C);
+  py::array_t<double> mean(p.C);
   py::object mask_obj = py::none();
   std::uint16_t* mask = nullptr;
   if (relu) {
@@ -80,7 +116,7 @@ py::array bn_eval_py(const py::object& x_obj, const py::object& w_obj, const py:
   const float* rmp = channel_vec(rm_obj, p.C, op, "running_mean", &rm);
   const float* rvp = channel_vec(rv_obj, p.C, op, "running_var", &rv);
   validate(p, false);
-  py::array_t<float> y(dims_of(x));
+  py::array_t<float> y = output_array<float>(op, dims_of(x));
   {
     py::gil_scoped_release release;
     batch_norm_forward_eval(p, cptr<float>(x), wp, bp, rmp, rvp, y.mutable_data());
@@ -97,28 +133,15 @@ py::tuple bn_backward_py(const py::object& dy_obj, const py::object& x_obj,
   require_same_shape(x, "x", dy, "dy", op);
   BatchNormParams p;
   ncs(x, &p.N, &p.C, &p.S);
-  py::array w, mean, invstd;
+  py::array w, mean, invstd, mask_arr;
   const float* wp = channel_vec(w_obj, p.C, op, "weight", &w);
-  const float* mp = channel_vec(mean_obj, p.C, op, "save_mean", &mean);
-  const float* ip = channel_vec(invstd_obj, p.C, op, "save_invstd", &invstd);
-  if (!mp || !ip) throw_invalid(op, ": save_mean and save_invstd are required");
-  validate(p, false);
-  const std::uint16_t* mask = nullptr;
-  py::array mask_arr;
-  if (!mask_obj.is_none()) {
-    if (p.S == 1) throw_invalid(op, ": relu_mask needs x with spatial dimensions, got ", shape_of(x));
-    if (!py::isinstance<py::array_t<std::uint16_t>>(mask_obj)) {
-      throw py::type_error(std::string(op) + ": relu_mask must be the uint16 array that "
-                           "batch_norm_forward_train(relu=True) returned");
-    }
-    mask_arr = py::reinterpret_borrow<py::array>(mask_obj);
-    if (mask_arr.ndim() != 1 || mask_arr.shape(0) != bn_relu_mask_words(p) ||
-        !(mask_arr.flags() & py::array::c_style)) {
-      throw_invalid(op, ": relu_mask must have shape [", bn_relu_mask_words(p), "] (contiguous), got ",
-                    shape_of(mask_arr));
-    }
-    mask = static_cast<const std::uint16_t*>(mask_arr.data());
+  if (mean_obj.is_none() || invstd_obj.is_none()) {
+    throw_invalid(op, ": save_mean and save_invstd are required");
   }
+  const double* mp = mean_vec(mean_obj, p.C, op, "save_mean", &mean);
+  const float* ip = channel_vec(invstd_obj, p.C, op, "save_invstd", &invstd);
+  validate(p, false);
+  const std::uint16_t* mask = relu_mask_of(mask_obj, p, x, op, &mask_arr);
   py::array_t<float> dx = output_array<float>(op, dims_of(x)), dw(p.C), db(p.C);
   {
     py::gil_scoped_release release;
@@ -126,6 +149,147 @@ py::tuple bn_backward_py(const py::object& dy_obj, const py::object& x_obj,
                         dw.mutable_data(), db.mutable_data(), mask);
   }
   return py::make_tuple(dx, dw, db);
+}
+
+py::tuple bn_backward_eval_py(const py::object& dy_obj, const py::object& x_obj,
+                              const py::object& w_obj, const py::object& rm_obj,
+                              const py::object& rv_obj, float eps, bool need_dx) {
+  const char* op = "batch_norm_backward_eval";
+  py::array dy = float32_c(dy_obj, op, "dy", 2);
+  py::array x = float32_c(x_obj, op, "x", 2);
+  require_same_shape(x, "x", dy, "dy", op);
+  BatchNormParams p;
+  ncs(x, &p.N, &p.C, &p.S);
+  p.eps = eps;
+  py::array w, rm, rv;
+  const float* wp = channel_vec(w_obj, p.C, op, "weight", &w);
+  if (rm_obj.is_none() || rv_obj.is_none()) {
+    throw_invalid(op, ": running_mean and running_var are required");
+  }
+  const float* rmp = channel_vec(rm_obj, p.C, op, "running_mean", &rm);
+  const float* rvp = channel_vec(rv_obj, p.C, op, "running_var", &rv);
+  validate(p, false);
+  py::object dx_obj = py::none();
+  float* dxp = nullptr;
+  if (need_dx) {
+    py::array_t<float> dx = output_array<float>(op, dims_of(x));
+    dxp = dx.mutable_data();
+    dx_obj = dx;
+  }
+  py::array_t<float> dw(p.C), db(p.C);
+  {
+    py::gil_scoped_release release;
+    batch_norm_backward_eval(p, cptr<float>(dy), cptr<float>(x), wp, rmp, rvp, dxp,
+                             dw.mutable_data(), db.mutable_data());
+  }
+  return py::make_tuple(dx_obj, dw, db);
+}
+
+py::array bn_stats_py(const py::object& x_obj, const py::object& shift_obj) {
+  const char* op = "batch_norm_stats";
+  BatchNormParams p;
+  py::array x = bn_input(x_obj, op, "x", &p, false);
+  if (shift_obj.is_none()) throw_invalid(op, ": shift is required (float32 [C])");
+  py::array shift;
+  const float* sp = channel_vec(shift_obj, p.C, op, "shift", &shift);
+  py::array_t<double> sums({py::ssize_t(2), py::ssize_t(p.C)});
+  {
+    py::gil_scoped_release release;
+    batch_norm_stats(p, cptr<float>(x), sp, sums.mutable_data());
+  }
+  return sums;
+}
+
+// [2, C] float64 sums (batch_norm_stats / batch_norm_backward_reduce, maybe summed across
+// processes) and their value count.
+const double* sums_of(const py::object& obj, const BatchNormParams& p, const char* op,
+                      py::array* keep) {
+  *keep = typed_c<double>(obj, op, "sums", "float64", 2);
+  if (keep->shape(0) != 2 || keep->shape(1) != p.C) {
+    throw_invalid(op, ": sums must have shape [2, ", p.C, "], got ", shape_of(*keep));
+  }
+  return cptr<double>(*keep);
+}
+
+py::tuple bn_forward_from_stats_py(const py::object& x_obj, const py::object& w_obj,
+                                   const py::object& b_obj, const py::object& sums_obj,
+                                   double count, const py::object& shift_obj,
+                                   const py::object& rm_obj, const py::object& rv_obj,
+                                   float momentum, float eps) {
+  const char* op = "batch_norm_forward_from_stats";
+  BatchNormParams p;
+  p.momentum = momentum;
+  p.eps = eps;
+  py::array x = bn_input(x_obj, op, "x", &p, false);
+  py::array w, b, shift, rm, rv, sums;
+  const float* wp = channel_vec(w_obj, p.C, op, "weight", &w);
+  const float* bp = channel_vec(b_obj, p.C, op, "bias", &b);
+  const double* s = sums_of(sums_obj, p, op, &sums);
+  if (shift_obj.is_none()) throw_invalid(op, ": shift is required (float32 [C])");
+  const float* sp = channel_vec(shift_obj, p.C, op, "shift", &shift);
+  float* rmp = const_cast<float*>(channel_vec(rm_obj, p.C, op, "running_mean", &rm, true));
+  float* rvp = const_cast<float*>(channel_vec(rv_obj, p.C, op, "running_var", &rv, true));
+  if (!(count >= 2.0) || count > 9.0e15) {
+    throw_invalid(op, ": count must be the number of values per channel (2 <= count < 2^53), "
+                  "got ", count);
+  }
+  py::array_t<float> y = output_array<float>(op, dims_of(x)), invstd(p.C);
+  py::array_t<double> mean(p.C);
+  {
+    py::gil_scoped_release release;
+    batch_norm_forward_from_stats(p, cptr<float>(x), wp, bp, s, count, sp, rmp, rvp,
+                                  y.mutable_data(), mean.mutable_data(), invstd.mutable_data());
+  }
+  return py::make_tuple(y, mean, invstd);
+}
+
+py::tuple bn_backward_reduce_py(const py::object& dy_obj, const py::object& x_obj,
+                                const py::object& mean_obj, const py::object& invstd_obj) {
+  const char* op = "batch_norm_backward_reduce";
+  BatchNormParams p;
+  py::array x = bn_input(x_obj, op, "x", &p, false);
+  py::array dy = float32_c(dy_obj, op, "dy", 2);
+  require_same_shape(x, "x", dy, "dy", op);
+  py::array mean, invstd;
+  const double* mp = mean_vec(mean_obj, p.C, op, "save_mean", &mean);
+  if (invstd_obj.is_none()) throw_invalid(op, ": save_invstd is required");
+  const float* ip = channel_vec(invstd_obj, p.C, op, "save_invstd", &invstd);
+  py::array_t<double> sums({py::ssize_t(2), py::ssize_t(p.C)});
+  py::array_t<float> dw(p.C), db(p.C);
+  {
+    py::gil_scoped_release release;
+    batch_norm_backward_reduce(p, cptr<float>(dy), cptr<float>(x), mp, ip, sums.mutable_data(),
+                               dw.mutable_data(), db.mutable_data());
+  }
+  return py::make_tuple(sums, dw, db);
+}
+
+py::array bn_backward_apply_py(const py::object& dy_obj, const py::object& x_obj,
+                               const py::object& w_obj, const py::object& mean_obj,
+                               const py::object& invstd_obj, const py::object& sums_obj,
+                               double count) {
+  const char* op = "batch_norm_backward_apply";
+  BatchNormParams p;
+  py::array x = bn_input(x_obj, op, "x", &p, false);
+  py::array dy = float32_c(dy_obj, op, "dy", 2);
+  require_same_shape(x, "x", dy, "dy", op);
+  py::array w, mean, invstd, sums;
+  const float* wp = channel_vec(w_obj, p.C, op, "weight", &w);
+  const double* mp = mean_vec(mean_obj, p.C, op, "save_mean", &mean);
+  if (invstd_obj.is_none()) throw_invalid(op, ": save_invstd is required");
+  const float* ip = channel_vec(invstd_obj, p.C, op, "save_invstd", &invstd);
+  const double* s = sums_of(sums_obj, p, op, &sums);
+  if (!(count >= 1.0) || count > 9.0e15) {
+    throw_invalid(op, ": count must be the number of values per channel (1 <= count < 2^53), "
+                  "got ", count);
+  }
+  py::array_t<float> dx = output_array<float>(op, dims_of(x));
+  {
+    py::gil_scoped_release release;
+    batch_norm_backward_apply(p, cptr<float>(dy), cptr<float>(x), wp, mp, ip, s, count,
+                              dx.mutable_data());
+  }
+  return dx;
 }
 
 LrnParams lrn_params(const py::array& x, index_t size, float alpha, float beta, float k) {
@@ -182,6 +346,18 @@ void bind_norm(py::module_& m) {
         py::arg("running_mean"), py::arg("running_var"), py::arg("eps"));
   m.def("batch_norm_backward", &bn_backward_py, py::arg("dy"), py::arg("x"), py::arg("weight"),
         py::arg("save_mean"), py::arg("save_invstd"), py::arg("relu_mask") = py::none());
+  m.def("batch_norm_backward_eval", &bn_backward_eval_py, py::arg("dy"), py::arg("x"),
+        py::arg("weight"), py::arg("running_mean"), py::arg("running_var"), py::arg("eps"),
+        py::arg("need_dx") = true);
+  m.def("batch_norm_stats", &bn_stats_py, py::arg("x"), py::arg("shift"));
+  m.def("batch_norm_forward_from_stats", &bn_forward_from_stats_py, py::arg("x"),
+        py::arg("weight"), py::arg("bias"), py::arg("sums"), py::arg("count"), py::arg("shift"),
+        py::arg("running_mean"), py::arg("running_var"), py::arg("momentum"), py::arg("eps"));
+  m.def("batch_norm_backward_reduce", &bn_backward_reduce_py, py::arg("dy"), py::arg("x"),
+        py::arg("save_mean"), py::arg("save_invstd"));
+  m.def("batch_norm_backward_apply", &bn_backward_apply_py, py::arg("dy"), py::arg("x"),
+        py::arg("weight"), py::arg("save_mean"), py::arg("save_invstd"), py::arg("sums"),
+        py::arg("count"));
   m.def("lrn_forward", &lrn_forward_py, py::arg("x"), py::arg("size"), py::arg("alpha"),
         py::arg("beta"), py::arg("k"));
   m.def("lrn_backward", &lrn_backward_py, py::arg("dy"), py::arg("x"), py::arg("y"),

@@ -15,14 +15,15 @@ struct BatchNormParams {
 };
 void validate(const BatchNormParams& p, bool training);
 
-// Training: normalises with the batch mean and biased variance, writes save_mean[C] and
+// Training: normalises with the batch mean and biased variance, writes save_mean[C] (double:
+// the backward needs the mean to better than float precision when |mean| >> std) and
 // save_invstd[C] = 1 / sqrt(var + eps), and, when given, updates running_mean/running_var in
 // place with momentum (running_var takes the unbiased variance). weight/bias may be null (1/0).
 // With relu_mask (S > 1 only): a fused ReLU, dst = max(y, 0), and relu_mask records y > 0 as
 // bits, ceil(S / 16) 16-bit words per (n, c) plane (bn_relu_mask_words), for the backward.
 void batch_norm_forward_train(const BatchNormParams& p, const float* src, const float* weight,
                               const float* bias, float* running_mean, float* running_var,
-                              float* dst, float* save_mean, float* save_invstd,
+                              float* dst, double* save_mean, float* save_invstd,
                               std::uint16_t* relu_mask = nullptr);
 inline index_t bn_relu_mask_words(const BatchNormParams& p) {
   return p.N * p.C * ((p.S + 15) / 16);
@@ -35,9 +36,38 @@ void batch_norm_forward_eval(const BatchNormParams& p, const float* src, const f
 // are always computed; they are sums over N and S).
 // With relu_mask (from the fused forward): the gradient of relu(batch_norm(x)).
 void batch_norm_backward(const BatchNormParams& p, const float* diff_dst, const float* src,
-                         const float* weight, const float* save_mean, const float* save_invstd,
+                         const float* weight, const double* save_mean, const float* save_invstd,
                          float* diff_src, float* diff_weight, float* diff_bias,
                          const std::uint16_t* relu_mask = nullptr);
+// Backward of the eval forward (fixed running statistics); diff_src may be null.
+void batch_norm_backward_eval(const BatchNormParams& p, const float* diff_dst, const float* src,
+                              const float* weight, const float* running_mean,
+                              const float* running_var, float* diff_src, float* diff_weight,
+                              float* diff_bias);
+
+// The training forward and backward in stages, for statistics summed over several processes
+// between the stages (SyncBatchNorm); `count` is the number of values per channel in all.
+// sums[2 * C]: sums[c] = sum(x - shift[c]), sums[C + c] = sum((x - shift[c])^2), in double
+// (shift null: 0; a shift near the channel's mean keeps the variance accurate).
+void batch_norm_stats(const BatchNormParams& p, const float* src, const float* shift,
+                      double* sums);
+// batch_norm_forward_train's outputs and running-statistics update, from summed stats.
+void batch_norm_forward_from_stats(const BatchNormParams& p, const float* src,
+                                   const float* weight, const float* bias, const double* sums,
+                                   double count, const float* shift, float* running_mean,
+                                   float* running_var, float* dst, double* save_mean,
+                                   float* save_invstd);
+// sums[2 * C]: sums[c] = sum(dy), sums[C + c] = sum(dy (x - mean)); diff_weight and diff_bias
+// are this process's sums (r sum(dy (x - mean)) and sum(dy)).
+void batch_norm_backward_reduce(const BatchNormParams& p, const float* diff_dst,
+                                const float* src, const double* save_mean,
+                                const float* save_invstd, double* sums, float* diff_weight,
+                                float* diff_bias);
+// diff_src from the sums of batch_norm_backward_reduce over all processes.
+void batch_norm_backward_apply(const BatchNormParams& p, const float* diff_dst, const float* src,
+                               const float* weight, const double* save_mean,
+                               const float* save_invstd, const double* sums, double count,
+                               float* diff_src);
 
 // x viewed as [N, C, S] with S = the product of the dims after C.
 struct LrnParams {

@@ -11,11 +11,20 @@
  *   dx = gamma r (dy - dbeta / M - xhat dgamma / M)
  *      = a dy + b (x - mu) + c  with a = gamma r, b = -gamma r^3 sum(dy (x - mu)) / M,
  *                                    c = -gamma r dbeta / M.
+ * Backward (eval statistics: a per-channel affine map y = gamma r (x - running_mean) + beta):
+ *   dx = gamma r dy,  dgamma = r sum(dy (x - running_mean)),  dbeta = sum(dy).
+ * Staged (statistics summed over several processes: SyncBatchNorm; M = all processes' values):
+ *   forward:  batch_norm_stats (sums of x - shift and its square) -> sum across processes ->
+ *             batch_norm_forward_from_stats (mu, var, running statistics, y as above);
+ *   backward: batch_norm_backward_reduce (sum(dy), sum(dy (x - mu)); this process's dgamma,
+ *             dbeta) -> sum across processes -> batch_norm_backward_apply (dx as above).
  *
  * Numerics: sums are accumulated in double over (x - shift), shift = the channel's first value,
  * so sum((x - shift)^2) / M - (sum(x - shift) / M)^2 does not cancel catastrophically even for a
  * channel with mean 1e4 and std 1e-2 (where x^2 ~ 1e8 would swamp a variance of 1e-4). The
- * forward subtracts mu as two floats (mu_hi + mu_lo), so y keeps its accuracy when |mu| >> std.
+ * forward subtracts mu as two floats (mu_hi + mu_lo), so y keeps its accuracy when |mu| >> std;
+ * save_mean is kept in double so the backward can do the same: its kernels subtract mu_hi, and
+ * the mu_lo terms are added to the double sums and to the constant c (backward_coef).
  *
  * Threads own whole channels, so every channel is reduced in the same order whatever the thread
  * count (results are bit-identical across thread counts), and the second pass over a channel
@@ -105,9 +114,61 @@ Affine make_affine(double mean, double invstd, const float* weight, const float*
   return a;
 }
 
+// A channel's batch statistics from sums over its M values taken around `shift`:
+// mean = shift + sum / M, var = sumsq / M - (sum / M)^2 (biased); the running statistics
+// move towards mean and the unbiased var M / (M - 1). Returns the normalisation constants.
+Affine finish_channel(const BatchNormParams& p, index_t c, double shift, double sum,
+                      double sumsq, double M, const float* weight, const float* bias,
+                      float* running_mean, float* running_var, double* save_mean,
+                      float* save_invstd) {
+  const double mo = sum / M, var = std::max(0.0, sumsq / M - mo * mo), mean = shift + mo;
+  const double invstd = 1.0 / std::sqrt(var + double(p.eps));
+  save_mean[c] = mean;
+  save_invstd[c] = float(invstd);
+  if (running_mean) {
+    running_mean[c] = float((1.0 - p.momentum) * running_mean[c] + p.momentum * mean);
+  }
+  if (running_var) {
+    running_var[c] = float((1.0 - p.momentum) * running_var[c] + p.momentum * var * M / (M - 1.0));
+  }
+  return make_affine(mean, invstd, weight, bias, c);
+}
+
+// Backward constants of dx = a dy + b (x - mean_hi) + c for one channel, from the sums over
+// M values sum_dy = sum(dy) and sum_dy_xmu = sum(dy (x - mean_hi)) (what the reduce kernels
+// give: they subtract the float mean_hi). The exact mean is mean_hi + mean_lo, so
+// sum(dy (x - mean)) = sum_dy_xmu - mean_lo sum_dy, and b (x - mean) = b (x - mean_hi) - b
+// mean_lo goes into c: the backward keeps the forward's accuracy when |mean| >> std.
+struct Coef {
+  float a, b, c;
+  double sum_dy_xmu;  // sum(dy (x - mean)) around the exact mean
+};
+
+Coef backward_coef(double mean, double invstd, double gamma, double sum_dy, double sum_dy_xmu,
+                   double M) {
+  const double mean_lo = mean - double(float(mean));
+  const double sxm = sum_dy_xmu - mean_lo * sum_dy;
+  const double r = invstd;
+  const double b = -gamma * r * r * r * sxm / M;
+  return Coef{float(gamma * r), float(b), float(-gamma * r * sum_dy / M - b * mean_lo), sxm};
+}
+
 // Channels per thread: at least ~32K values of work per thread.
 index_t min_channels(const BatchNormParams& p) {
   return std::max<index_t>(1, (index_t(1) << 15) / std::max<index_t>(1, p.N * p.S));
+}
+
+// Calls f(offset, count) for the stretches of channel c's values: one plane of S values per
+// image ([N, C, S]), or single values a row apart ([N, C]: S == 1).
+template <typename F>
+void for_channel(const BatchNormParams& p, index_t c, F&& f) {
+  for (index_t n = 0; n < p.N; ++n) f((n * p.C + c) * p.S, p.S);
+}
+
+void check_relu_mask(const BatchNormParams& p, const std::uint16_t* relu_mask) {
+  if (relu_mask != nullptr && p.S == 1) {
+    throw_invalid("batch_norm: the fused ReLU needs spatial dimensions (got [N, C])");
+  }
 }
 
 }  // namespace
@@ -126,29 +187,17 @@ void validate(const BatchNormParams& p, bool training) {
 
 void batch_norm_forward_train(const BatchNormParams& p, const float* src, const float* weight,
                               const float* bias, float* running_mean, float* running_var,
-                              float* dst, float* save_mean, float* save_invstd,
+                              float* dst, double* save_mean, float* save_invstd,
                               std::uint16_t* relu_mask) {
   validate(p, true);
-  if (relu_mask != nullptr && p.S == 1) {
-    throw_invalid("batch_norm: the fused ReLU needs spatial dimensions (got [N, C])");
-  }
+  check_relu_mask(p, relu_mask);
   const index_t words = (p.S + 15) / 16;
   const KernelTable& kt = kernels();
   const index_t N = p.N, C = p.C, S = p.S;
   const double M = double(N) * double(S);
-  auto finish_channel = [&](index_t c, double shift, double sum, double sumsq) {
-    const double mo = sum / M, var = std::max(0.0, sumsq / M - mo * mo), mean = shift + mo;
-    const double invstd = 1.0 / std::sqrt(var + double(p.eps));
-    save_mean[c] = float(mean);
-    save_invstd[c] = float(invstd);
-    if (running_mean) {
-      running_mean[c] = float((1.0 - p.momentum) * running_mean[c] + p.momentum * mean);
-    }
-    if (running_var) {
-      running_var[c] =
-          float((1.0 - p.momentum) * running_var[c] + p.momentum * var * M / (M - 1.0));
-    }
-    return make_affine(mean, invstd, weight, bias, c);
+  auto finish = [&](index_t c, double shift, double sum, double sumsq) {
+    return finish_channel(p, c, shift, sum, sumsq, M, weight, bias, running_mean, running_var,
+                          save_mean, save_invstd);
   };
   if (S == 1) {
     // [N, C]: a channel is a strided column; sweep rows, vectorising over channels.
@@ -164,7 +213,7 @@ void batch_norm_forward_train(const BatchNormParams& p, const float* src, const 
                           sumsq[c] += d * d;
                         }
                       }
-                      for (index_t c = b; c < e; ++c) aff[c] = finish_channel(c, src[c], sum[c], sumsq[c]);
+                      for (index_t c = b; c < e; ++c) aff[c] = finish(c, src[c], sum[c], sumsq[c]);
                       for (index_t n = 0; n < N; ++n) {
                         const float* x = src + n * C;
                         float* y = dst + n * C;
@@ -181,7 +230,7 @@ void batch_norm_forward_train(const BatchNormParams& p, const float* src, const 
       const float shift = src[c * S];
       double sum = 0, sumsq = 0;
       for (index_t n = 0; n < N; ++n) kt.bn_stats(src + (n * C + c) * S, S, shift, &sum, &sumsq);
-      const Affine a = finish_channel(c, shift, sum, sumsq);
+      const Affine a = finish(c, shift, sum, sumsq);
       for (index_t n = 0; n < N; ++n) {
         const index_t off = (n * C + c) * S;
         kt.bn_apply(src + off, dst + off, S, a.mean_hi, a.mean_lo, a.scale, a.shift,
@@ -222,43 +271,41 @@ void batch_norm_forward_eval(const BatchNormParams& p, const float* src, const f
 }
 
 void batch_norm_backward(const BatchNormParams& p, const float* diff_dst, const float* src,
-                         const float* weight, const float* save_mean, const float* save_invstd,
+                         const float* weight, const double* save_mean, const float* save_invstd,
                          float* diff_src, float* diff_weight, float* diff_bias,
                          const std::uint16_t* relu_mask) {
   validate(p, false);
-  if (relu_mask != nullptr && p.S == 1) {
-    throw_invalid("batch_norm: the fused ReLU needs spatial dimensions (got [N, C])");
-  }
+  check_relu_mask(p, relu_mask);
   const index_t words = (p.S + 15) / 16;
   const KernelTable& kt = kernels();
   const index_t N = p.N, C = p.C, S = p.S;
   const double M = double(N) * double(S);
-  struct Coef {
-    float a, b, c;
-  };
   auto coef = [&](index_t c, double sum_dy, double sum_dy_xmu) {
-    const double r = save_invstd[c], g = weight ? weight[c] : 1.0;
+    const Coef k = backward_coef(save_mean[c], save_invstd[c], weight ? weight[c] : 1.0, sum_dy,
+                                 sum_dy_xmu, M);
     diff_bias[c] = float(sum_dy);
-    diff_weight[c] = float(sum_dy_xmu * r);
-    return Coef{float(g * r), float(-g * r * r * r * sum_dy_xmu / M), float(-g * r * sum_dy / M)};
+    diff_weight[c] = float(k.sum_dy_xmu * save_invstd[c]);
+    return k;
   };
   if (S == 1) {
     std::vector<double> sdy(C, 0.0), sdx(C, 0.0);
     std::vector<Coef> k(C);
+    std::vector<float> mean_hi(C);
+    for (index_t c = 0; c < C; ++c) mean_hi[c] = float(save_mean[c]);
     parallel_ranges(C, std::max<index_t>(1, 4096 / std::max<index_t>(1, N)),
                     [&](index_t b, index_t e) {
                       for (index_t n = 0; n < N; ++n) {
                         for (index_t c = b; c < e; ++c) {
                           const double dy = diff_dst[n * C + c];
                           sdy[c] += dy;
-                          sdx[c] += dy * double(src[n * C + c] - save_mean[c]);
+                          sdx[c] += dy * double(src[n * C + c] - mean_hi[c]);
                         }
                       }
                       for (index_t c = b; c < e; ++c) k[c] = coef(c, sdy[c], sdx[c]);
                       for (index_t n = 0; n < N; ++n) {
                         for (index_t c = b; c < e; ++c) {
                           const index_t i = n * C + c;
-                          diff_src[i] = k[c].a * diff_dst[i] + k[c].b * (src[i] - save_mean[c]) + k[c].c;
+                          diff_src[i] = k[c].a * diff_dst[i] + k[c].b * (src[i] - mean_hi[c]) + k[c].c;
                         }
                       }
                     });
@@ -266,19 +313,130 @@ void batch_norm_backward(const BatchNormParams& p, const float* diff_dst, const 
   }
   parallel_ranges(C, min_channels(p), [&](index_t b, index_t e) {
     for (index_t c = b; c < e; ++c) {
+      const float mean_hi = float(save_mean[c]);
       double sum_dy = 0, sum_dy_xmu = 0;
       for (index_t n = 0; n < N; ++n) {
         const index_t off = (n * C + c) * S;
-        kt.bn_bwd_reduce(diff_dst + off, src + off, S, save_mean[c],
+        kt.bn_bwd_reduce(diff_dst + off, src + off, S, mean_hi,
                          relu_mask ? relu_mask + (n * C + c) * words : nullptr, &sum_dy,
                          &sum_dy_xmu);
       }
       const Coef k = coef(c, sum_dy, sum_dy_xmu);
       for (index_t n = 0; n < N; ++n) {
         const index_t off = (n * C + c) * S;
-        kt.bn_bwd_apply(diff_dst + off, src + off, diff_src + off, S, save_mean[c], k.a, k.b, k.c,
+        kt.bn_bwd_apply(diff_dst + off, src + off, diff_src + off, S, mean_hi, k.a, k.b, k.c,
                         relu_mask ? relu_mask + (n * C + c) * words : nullptr);
       }
+    }
+  });
+}
+
+void batch_norm_backward_eval(const BatchNormParams& p, const float* diff_dst, const float* src,
+                              const float* weight, const float* running_mean,
+                              const float* running_var, float* diff_src, float* diff_weight,
+                              float* diff_bias) {
+  validate(p, false);
+  const KernelTable& kt = kernels();
+  parallel_ranges(p.C, min_channels(p), [&](index_t b, index_t e) {
+    for (index_t c = b; c < e; ++c) {
+      const double r = 1.0 / std::sqrt(double(running_var[c]) + p.eps);
+      const float scale = float(r * (weight ? double(weight[c]) : 1.0));
+      double sum_dy = 0, sum_dy_xmu = 0;
+      for_channel(p, c, [&](index_t off, index_t n) {
+        kt.bn_bwd_reduce(diff_dst + off, src + off, n, running_mean[c], nullptr, &sum_dy,
+                         &sum_dy_xmu);
+        if (diff_src) {
+          kt.bn_bwd_apply(diff_dst + off, src + off, diff_src + off, n, running_mean[c], scale,
+                          0.0f, 0.0f, nullptr);
+        }
+      });
+      diff_bias[c] = float(sum_dy);
+      diff_weight[c] = float(sum_dy_xmu * r);
+    }
+  });
+}
+
+void batch_norm_stats(const BatchNormParams& p, const float* src, const float* shift,
+                      double* sums) {
+  validate(p, false);
+  const KernelTable& kt = kernels();
+  parallel_ranges(p.C, min_channels(p), [&](index_t b, index_t e) {
+    for (index_t c = b; c < e; ++c) {
+      double sum = 0, sumsq = 0;
+      const float s = shift ? shift[c] : 0.0f;
+      for_channel(p, c, [&](index_t off, index_t n) { kt.bn_stats(src + off, n, s, &sum, &sumsq); });
+      sums[c] = sum;
+      sums[p.C + c] = sumsq;
+    }
+  });
+}
+
+void batch_norm_forward_from_stats(const BatchNormParams& p, const float* src,
+                                   const float* weight, const float* bias, const double* sums,
+                                   double count, const float* shift, float* running_mean,
+                                   float* running_var, float* dst, double* save_mean,
+                                   float* save_invstd) {
+  validate(p, false);
+  if (!(count >= 2.0)) {
+    throw_invalid("batch_norm: expected more than 1 value per channel when training, got ",
+                  count, " in all");
+  }
+  const KernelTable& kt = kernels();
+  std::vector<Affine> aff(p.C);
+  for (index_t c = 0; c < p.C; ++c) {
+    aff[c] = finish_channel(p, c, shift ? shift[c] : 0.0f, sums[c], sums[p.C + c], count, weight,
+                            bias, running_mean, running_var, save_mean, save_invstd);
+  }
+  parallel_ranges(p.C, min_channels(p), [&](index_t b, index_t e) {
+    for (index_t c = b; c < e; ++c) {
+      const Affine& a = aff[c];
+      for_channel(p, c, [&](index_t off, index_t n) {
+        kt.bn_apply(src + off, dst + off, n, a.mean_hi, a.mean_lo, a.scale, a.shift, nullptr);
+      });
+    }
+  });
+}
+
+void batch_norm_backward_reduce(const BatchNormParams& p, const float* diff_dst,
+                                const float* src, const double* save_mean,
+                                const float* save_invstd, double* sums, float* diff_weight,
+                                float* diff_bias) {
+  validate(p, false);
+  const KernelTable& kt = kernels();
+  parallel_ranges(p.C, min_channels(p), [&](index_t b, index_t e) {
+    for (index_t c = b; c < e; ++c) {
+      const float mean_hi = float(save_mean[c]);
+      double sum_dy = 0, sum_dy_xmu = 0;
+      for_channel(p, c, [&](index_t off, index_t n) {
+        kt.bn_bwd_reduce(diff_dst + off, src + off, n, mean_hi, nullptr, &sum_dy, &sum_dy_xmu);
+      });
+      const double sxm = sum_dy_xmu - (save_mean[c] - double(mean_hi)) * sum_dy;
+      sums[c] = sum_dy;
+      sums[p.C + c] = sxm;
+      diff_bias[c] = float(sum_dy);
+      diff_weight[c] = float(sxm * save_invstd[c]);
+    }
+  });
+}
+
+void batch_norm_backward_apply(const BatchNormParams& p, const float* diff_dst, const float* src,
+                               const float* weight, const double* save_mean,
+                               const float* save_invstd, const double* sums, double count,
+                               float* diff_src) {
+  validate(p, false);
+  if (!(count >= 1.0)) throw_invalid("batch_norm: count must be >= 1, got ", count);
+  const KernelTable& kt = kernels();
+  parallel_ranges(p.C, min_channels(p), [&](index_t b, index_t e) {
+    for (index_t c = b; c < e; ++c) {
+      // the sums come around the exact mean: hand backward_coef sum(dy (x - mean_hi))
+      const double mean_lo = save_mean[c] - double(float(save_mean[c]));
+      const Coef k = backward_coef(save_mean[c], save_invstd[c], weight ? weight[c] : 1.0,
+                                   sums[c], sums[p.C + c] + mean_lo * sums[c], count);
+      const float mean_hi = float(save_mean[c]);
+      for_channel(p, c, [&](index_t off, index_t n) {
+        kt.bn_bwd_apply(diff_dst + off, src + off, diff_src + off, n, mean_hi, k.a, k.b, k.c,
+                        nullptr);
+      });
     }
   });
 }
