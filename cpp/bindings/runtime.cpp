@@ -3,6 +3,7 @@
 #include <pybind11/stl.h>
 
 #include "cnnkit/conv.hpp"
+#include "cnnkit/gemm.hpp"
 #include "cnnkit/runtime.hpp"
 
 namespace cnnkit::bind {
@@ -37,8 +38,8 @@ void bind_runtime(py::module_& m) {
     d["isa"] = isa_name(active_isa());
     d["num_threads"] = get_num_threads();
     d["openmp"] = openmp_enabled();
-    const KernelTable& kt = kernels();
-    d["sgemm_tile"] = py::make_tuple(kt.sgemm_mr, kt.sgemm_nr);
+    const SgemmTile tile = sgemm_tile();
+    d["sgemm_tile"] = py::make_tuple(tile.mr, tile.nr);
     return d;
   });
   m.def("get_isa", []() { return std::string(isa_name(active_isa())); });

@@ -41,7 +41,8 @@ class GemmOperandB {
   }
 };
 
-// Where the result goes and what is applied to it (see UkrEpilogue in kernels.hpp).
+// Where the result goes and what is applied to it (the micro-kernel applies it to each tile on
+// the way out).
 struct GemmOutput {
   float* c = nullptr;
   index_t ldc = 0;
@@ -107,6 +108,12 @@ class PrepackedA final : public GemmOperandA {
   index_t nmb_;
   std::vector<std::size_t> offsets_;  // start of block (kb, mb) at kb * nmb + mb
 };
+
+// The active ISA's micro-kernel tile: the engine computes C in blocks of mr x nr.
+struct SgemmTile {
+  int mr, nr;
+};
+SgemmTile sgemm_tile();
 
 // Checks dimensions and leading dimensions; throws std::invalid_argument naming the shapes.
 void sgemm_validate(index_t M, index_t N, index_t K, bool trans_a, index_t lda, bool trans_b,

@@ -1,14 +1,15 @@
-// Run-time environment: CPU feature detection, the ISA kernel table, threads and workspaces.
+// Run-time environment: CPU feature detection, the ISA choice, threads and workspaces.
 #pragma once
 
 #include <cstddef>
 #include <string>
 
 #include "cnnkit/common.hpp"
-#include "cnnkit/kernels.hpp"
 
 namespace cnnkit {
 
+// The kernel paths, in order: each level's kernel table is the one below it plus the kernels
+// that level adds (so `isa >= Isa::avx2` holds for every table with AVX2 kernels).
 enum class Isa { ref = 0, avx2 = 1, avx512 = 2 };
 
 const char* isa_name(Isa isa);
@@ -40,11 +41,11 @@ Isa best_isa();
 // Parses "ref" / "avx2" / "avx512"; throws std::invalid_argument naming the choices.
 Isa parse_isa(const std::string& name);
 
-// The kernel table in use. Starts as best_isa(), or CNNKIT_ISA when set (see init_runtime()).
-const KernelTable& kernels();
+// The ISA whose kernels run. Starts as best_isa(), or CNNKIT_ISA when set (see
+// init_runtime()).
 Isa active_isa();
 
-// Switches the table; throws std::invalid_argument if the CPU cannot run it.
+// Switches the kernels; throws std::invalid_argument if the CPU cannot run them.
 void set_isa(Isa isa);
 
 // Reads CNNKIT_ISA and picks the starting table; throws std::invalid_argument for a bad value.

@@ -20,6 +20,7 @@
 
 #include "activation/activation_kernels.hpp"
 #include "cnnkit/runtime.hpp"
+#include "runtime/kernel_table.hpp"
 #include "runtime/parallel.hpp"
 
 namespace cnnkit {
@@ -87,36 +88,36 @@ void run_bwd(EltwiseBwd k, const float* dy, const float* a, const float* b, floa
 }  // namespace
 
 void relu_forward(const float* src, float* dst, index_t n) {
-  run_fwd(kernels().relu_fwd, src, dst, n, 0.0f);
+  run_fwd(kernels().activation.relu_fwd, src, dst, n, 0.0f);
 }
 void relu_backward(const float* diff_dst, const float* dst, float* diff_src, index_t n) {
-  run_bwd(kernels().relu_bwd, diff_dst, dst, nullptr, diff_src, n, 0.0f);
+  run_bwd(kernels().activation.relu_bwd, diff_dst, dst, nullptr, diff_src, n, 0.0f);
 }
 void leaky_relu_forward(const float* src, float* dst, index_t n, float negative_slope) {
-  run_fwd(kernels().leaky_relu_fwd, src, dst, n, negative_slope);
+  run_fwd(kernels().activation.leaky_relu_fwd, src, dst, n, negative_slope);
 }
 void leaky_relu_backward(const float* diff_dst, const float* src, float* diff_src, index_t n,
                          float negative_slope) {
-  run_bwd(kernels().leaky_relu_bwd, diff_dst, src, nullptr, diff_src, n, negative_slope);
+  run_bwd(kernels().activation.leaky_relu_bwd, diff_dst, src, nullptr, diff_src, n, negative_slope);
 }
 void elu_forward(const float* src, float* dst, index_t n, float alpha) {
-  run_fwd(kernels().elu_fwd, src, dst, n, alpha);
+  run_fwd(kernels().activation.elu_fwd, src, dst, n, alpha);
 }
 void elu_backward(const float* diff_dst, const float* src, const float* dst, float* diff_src,
                   index_t n, float alpha) {
-  run_bwd(kernels().elu_bwd, diff_dst, src, dst, diff_src, n, alpha);
+  run_bwd(kernels().activation.elu_bwd, diff_dst, src, dst, diff_src, n, alpha);
 }
 void sigmoid_forward(const float* src, float* dst, index_t n) {
-  run_fwd(kernels().sigmoid_fwd, src, dst, n, 0.0f);
+  run_fwd(kernels().activation.sigmoid_fwd, src, dst, n, 0.0f);
 }
 void sigmoid_backward(const float* diff_dst, const float* dst, float* diff_src, index_t n) {
-  run_bwd(kernels().sigmoid_bwd, diff_dst, dst, nullptr, diff_src, n, 0.0f);
+  run_bwd(kernels().activation.sigmoid_bwd, diff_dst, dst, nullptr, diff_src, n, 0.0f);
 }
 void tanh_forward(const float* src, float* dst, index_t n) {
-  run_fwd(kernels().tanh_fwd, src, dst, n, 0.0f);
+  run_fwd(kernels().activation.tanh_fwd, src, dst, n, 0.0f);
 }
 void tanh_backward(const float* diff_dst, const float* dst, float* diff_src, index_t n) {
-  run_bwd(kernels().tanh_bwd, diff_dst, dst, nullptr, diff_src, n, 0.0f);
+  run_bwd(kernels().activation.tanh_bwd, diff_dst, dst, nullptr, diff_src, n, 0.0f);
 }
 
 void validate(const MaxoutParams& p) {

@@ -50,6 +50,7 @@
 
 #include "cnnkit/runtime.hpp"
 #include "conv/conv2d_algorithms.hpp"
+#include "runtime/kernel_table.hpp"
 
 namespace cnnkit {
 namespace {
@@ -91,7 +92,7 @@ ConvPolicy current_policy() {
   ConvPolicy policy;
   policy.algorithm = conv_algorithm();
   policy.threads = get_num_threads();
-  policy.kernels = &kernels();
+  policy.kernels = &kernels().conv;
   return policy;
 }
 

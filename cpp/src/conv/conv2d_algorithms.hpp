@@ -5,7 +5,7 @@
 #pragma once
 
 #include "cnnkit/conv.hpp"
-#include "cnnkit/kernels.hpp"
+#include "conv/conv_kernels.hpp"
 
 namespace cnnkit {
 
@@ -15,7 +15,7 @@ namespace cnnkit {
 struct ConvPolicy {
   ConvAlgorithm algorithm = ConvAlgorithm::automatic;  // set_conv_algorithm()
   int threads = 1;                                     // get_num_threads()
-  const KernelTable* kernels = nullptr;                // the active ISA's kernels
+  const ConvKernels* kernels = nullptr;                // the active ISA's conv kernels
 };
 
 using ConvApplies = bool (*)(const Conv2dParams& p, const ConvPolicy& policy);

@@ -9,6 +9,7 @@
 // (AlexNet conv2-5, VGG) the GEMM formulation's register tile is faster (measured).
 #include "conv/conv2d_algorithms.hpp"
 #include "conv/conv2d_shared.hpp"
+#include "runtime/kernel_table.hpp"
 #include "util/reduce.hpp"
 
 #ifdef _OPENMP
@@ -56,7 +57,7 @@ void dot_weight_grad(const Conv2dParams& p, const DotPlan& plan, const float* di
   const PatchGeom g = forward_geom(p);
   const index_t Cg = p.C / p.groups, Kg = p.K / p.groups, HoWo = p.Ho * p.Wo, HW = p.H * p.W;
   const index_t rows = g.rows();
-  const KernelTable& kt = kernels();
+  const GemmKernels& kt = kernels().gemm;
   const bool pointwise = g.is_pointwise();
   const index_t chunk = plan.chunk;
   // Row stride of the gathered rows: a multiple of 16 floats but not of 256 (1 KB). The dot

@@ -1,7 +1,8 @@
 // Implicit im2col: patch rows gathered from the image into GEMM panels.
 #include "conv/image_operands.hpp"
 
-#include "cnnkit/runtime.hpp"
+#include "conv/conv_kernels.hpp"
+#include "runtime/kernel_table.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -48,7 +49,7 @@ void add_f32_ref(const float* src, float* dst, std::int64_t n) {
 
 void scatter_add_patch_row(const PatchGeom& g, float* x, index_t row, index_t j0, index_t n,
                            const float* in) {
-  const AddF32 add = kernels().add_f32;
+  const AddF32 add = kernels().conv.add_f32;
   const index_t fx = row % g.Fw, fy = (row / g.Fw) % g.Fh, c = row / (g.Fw * g.Fh);
   float* plane = x + c * g.H * g.W;
   index_t oy = j0 / g.Wo, ox = j0 % g.Wo;
@@ -83,7 +84,7 @@ void ImagePatchesB::pack(index_t p0, int kc, index_t j0, int n, int nr, float* d
   PatchRun runs[kMaxRuns];
   PatchPanel pp{x_,     g_.H,  g_.W,  g_.Fh, g_.Fw, g_.sh, g_.sw, g_.ph,
                 g_.pw,  g_.dh, g_.dw, runs,  0,     0};
-  const PackPatchPanel kernel = kernels().pack_patch_panel;
+  const PackPatchPanel kernel = kernels().conv.pack_patch_panel;
   const index_t panel = index_t(kc) * nr;
   for (int q = 0; q * nr < n; ++q) {
     const int count = std::min(nr, n - q * nr);
@@ -139,7 +140,7 @@ void ImagePatchesTB::pack(index_t p0, int kc, index_t j0, int n, int nr, float* 
   // copies) into a small buffer, then transpose it into the panel.
   constexpr int kRows = 32, kPiece = 256;
   float buf[kRows * kPiece];
-  const TransposeF32 transpose = kernels().transpose;
+  const TransposeF32 transpose = kernels().gemm.transpose;
   const index_t panel = index_t(kc) * nr;
   for (int q = 0; q * nr < n; ++q) {
     const int count = std::min(nr, n - q * nr);

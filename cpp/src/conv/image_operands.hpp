@@ -3,7 +3,6 @@
 #pragma once
 
 #include "cnnkit/gemm.hpp"
-#include "cnnkit/kernels.hpp"
 
 namespace cnnkit {
 
@@ -37,10 +36,6 @@ class ImagePatchesB final : public GemmOperandB {
   const float* x_;
   PatchGeom g_;
 };
-
-// Portable kernel behind ImagePatchesB (see PackPatchPanel in kernels.hpp).
-void pack_patch_panel_ref(const PatchPanel& pp, index_t p0, int kc, int nr, float* dst);
-void add_f32_ref(const float* src, float* dst, std::int64_t n);
 
 // op(B) = patches^T [Ho Wo x C Fh Fw] (weight gradient: dY @ patches^T).
 class ImagePatchesTB final : public GemmOperandB {

@@ -2,7 +2,7 @@
 // (winograd_f43.hpp), one lane (tile) at a time.
 #include <algorithm>
 
-#include "conv/winograd.hpp"
+#include "conv/conv_kernels.hpp"
 #include "conv/winograd_f43.hpp"
 
 namespace cnnkit {

@@ -12,6 +12,7 @@
 
 #include "cnnkit/runtime.hpp"
 #include "dropout/dropout_kernels.hpp"
+#include "runtime/kernel_table.hpp"
 #include "runtime/parallel.hpp"
 
 namespace cnnkit {
@@ -43,7 +44,7 @@ void dropout_forward(const float* src, float* dst, std::uint8_t* mask, index_t n
   const double t = std::ldexp(double(p), 32);
   const std::uint32_t threshold = t >= 4294967295.0 ? 0xFFFFFFFFu : std::uint32_t(std::llround(t));
   const float scale = float(1.0 / (1.0 - double(p)));
-  const DropoutFwd kernel = kernels().dropout_fwd;
+  const DropoutFwd kernel = kernels().dropout.dropout_fwd;
   parallel_ranges(n, 16384, [&](index_t b, index_t e) {
     kernel(src + b, dst + b, mask + b, e - b, b, seed, threshold, scale);
   });

@@ -17,6 +17,7 @@
 
 #include "cnnkit/gemm.hpp"
 #include "cnnkit/runtime.hpp"
+#include "runtime/kernel_table.hpp"
 #include "runtime/parallel.hpp"
 
 #ifdef _OPENMP
@@ -47,7 +48,7 @@ struct Plan {
   std::size_t a_floats = 0, b_floats = 0;  // workspace: shared A block, per-thread B chunk
 };
 
-Plan make_plan(const KernelTable& kt, index_t M, index_t N, index_t K, int threads) {
+Plan make_plan(const GemmKernels& kt, index_t M, index_t N, index_t K, int threads) {
   Plan p;
   p.mr = kt.sgemm_mr;
   p.nr = kt.sgemm_nr;
@@ -104,7 +105,7 @@ void epilogue_only(index_t M, index_t N, const GemmOutput& out) {
 
 struct Worker {
   const Plan& p;
-  const KernelTable& kt;
+  const GemmKernels& kt;
   index_t M, N, K;
   const GemmOperandA& a;
   const GemmOperandB& b;
@@ -198,7 +199,7 @@ std::size_t PrepackedA::floats(index_t M, index_t K) {
 PrepackedA::PrepackedA(index_t M, index_t K, const GemmOperandA& src, float* storage)
     : src_(src), data_(storage) {
   // Same blocking as make_plan(): K blocks, M blocks, balanced row panels of <= MR rows.
-  const int mr = kernels().sgemm_mr;
+  const int mr = kernels().gemm.sgemm_mr;
   const index_t nkb = std::max<index_t>(1, ceil_div(K, kKC));
   nmb_ = std::max<index_t>(1, ceil_div(M, kMC));
   offsets_.resize(std::size_t(nkb * nmb_));
@@ -229,10 +230,16 @@ const float* PrepackedA::packed_block(index_t kb, index_t mb) const {
   return data_ + offsets_[std::size_t(kb * nmb_ + mb)];
 }
 
+SgemmTile sgemm_tile() {
+  const GemmKernels& kt = kernels().gemm;
+  return SgemmTile{kt.sgemm_mr, kt.sgemm_nr};
+}
+
 std::size_t gemm_workspace_floats(index_t M, index_t N, index_t K, int threads) {
   if (threads <= 0) threads = get_num_threads();
-  const Plan p = make_plan(kernels(), M, N, K, threads);
-  const Plan p1 = make_plan(kernels(), M, N, K, 1);
+  const GemmKernels& kt = kernels().gemm;
+  const Plan p = make_plan(kt, M, N, K, threads);
+  const Plan p1 = make_plan(kt, M, N, K, 1);
   return std::max(p.a_floats + std::size_t(p.tm) * p.tn * p.b_floats, p1.a_floats + p1.b_floats);
 }
 
@@ -244,7 +251,7 @@ void gemm(index_t M, index_t N, index_t K, const GemmOperandA& a, const GemmOper
     return;
   }
   if (threads <= 0) threads = get_num_threads();
-  const KernelTable& kt = kernels();
+  const GemmKernels& kt = kernels().gemm;
   const Plan p = make_plan(kt, M, N, K, threads);
   const int nt = p.tm * p.tn;
   if (workspace == nullptr) {

@@ -1,20 +1,62 @@
-// Micro-kernels of the GEMM engine, one per ISA (contract: SgemmUkr in cnnkit/kernels.hpp).
+// The GEMM family's kernels: the micro-kernel, the packing transpose and the dot-product tile;
+// their contracts, every ISA's implementations and the family's sub-table (filled by
+// register_gemm_kernels() in gemm_kernels.cpp: reference first, then ISA overrides).
+// Included by ISA files: declarations, plain structs and constants only (no inline code).
 #pragma once
 
-#include "cnnkit/kernels.hpp"
+#include <cstdint>
 
 namespace cnnkit {
+
+enum class Isa;
+
+// What a GEMM micro-kernel does with its MR x NR accumulator tile on the way out:
+//   C = alpha * acc + beta * C   (beta == 0: C is never read, so NaN in C cannot leak)
+//   C += bias_row[i] + bias_col[j]; C = max(C, 0) if relu.
+struct UkrEpilogue {
+  float alpha = 1.0f;
+  float beta = 0.0f;
+  const float* bias_row = nullptr;  // m values for this tile, or null
+  const float* bias_col = nullptr;  // n values for this tile, or null
+  bool relu = false;
+};
+
+// C[m x n] (row stride ldc) <- epilogue(A_panel @ B_panel) where
+//   A panel: k x m packed as a[p * m + i] (exactly m rows, 1 <= m <= MR),
+//   B panel: row p at b + p * ldb; only the first n <= NR values of a row are read.
+using SgemmUkr = void (*)(int m, int n, std::int64_t k, const float* a, const float* b,
+                          std::int64_t ldb, float* c, std::int64_t ldc, const UkrEpilogue& ep);
+
+// Transpose for packing: dst[c * ldd + r] = src[r * lds + c] for c < cols, r < rows_out, with
+// zeros for rows <= r < rows_out (zero-padded panel columns). rows_out <= ldd.
+using TransposeF32 = void (*)(const float* src, std::int64_t lds, std::int64_t rows,
+                              std::int64_t cols, float* dst, std::int64_t ldd,
+                              std::int64_t rows_out);
+
+// C[m x n] += A[m x k] . B[n x k]^T with rows of A and B contiguous along k (dot products
+// along k, reduced once at the end): the weight-gradient kernel, where k runs over output
+// pixels and both dY rows and patch rows lie along them. m <= dot_mr, n <= dot_nr.
+using DotNtTile = void (*)(int m, int n, std::int64_t k, const float* a, std::int64_t lda,
+                           const float* b, std::int64_t ldb, float* c, std::int64_t ldc);
+
+struct GemmKernels {
+  int sgemm_mr = 0, sgemm_nr = 0;  // the micro-kernel's tile
+  SgemmUkr sgemm_ukr = nullptr;
+  TransposeF32 transpose = nullptr;
+  int dot_mr = 0, dot_nr = 0;  // the dot-product tile
+  DotNtTile dot_nt_tile = nullptr;
+};
+
+void register_gemm_kernels(GemmKernels& k, Isa isa);
 
 // Portable C++ (any x86-64 / any CPU): 4 x 16 tile.
 constexpr int kSgemmMrRef = 4, kSgemmNrRef = 16;
 void sgemm_ukr_4x16_ref(int m, int n, std::int64_t k, const float* a, const float* b,
                         std::int64_t ldb, float* c, std::int64_t ldc, const UkrEpilogue& ep);
-
-// Packing transpose (TransposeF32), portable.
 void transpose_f32_ref(const float* src, std::int64_t lds, std::int64_t rows, std::int64_t cols,
                        float* dst, std::int64_t ldd, std::int64_t rows_out);
-
-// Dot-product tile (DotNtTile): 4 x 4 portable.
+// 4 x 4 dot-product tile.
+constexpr int kDotMrRef = 4, kDotNrRef = 4;
 void dot_nt_tile_ref(int m, int n, std::int64_t k, const float* a, std::int64_t lda, const float* b,
                      std::int64_t ldb, float* c, std::int64_t ldc);
 

@@ -7,7 +7,7 @@
 #include <cstring>
 
 #include "cnnkit/gemm.hpp"
-#include "cnnkit/runtime.hpp"
+#include "runtime/kernel_table.hpp"
 
 namespace cnnkit {
 
@@ -20,7 +20,7 @@ void MatrixOperandA::pack(index_t i0, int m, index_t p0, int kc, float* dst) con
     return;
   }
   // Interleave m rows of A: dst[p * m + i] = A[i0 + i][p0 + p], a transpose.
-  kernels().transpose(a_ + i0 * lda_ + p0, lda_, m, kc, dst, m, m);
+  kernels().gemm.transpose(a_ + i0 * lda_ + p0, lda_, m, kc, dst, m, m);
 }
 
 void MatrixOperandB::pack(index_t p0, int kc, index_t j0, int n, int nr, float* dst) const {
@@ -47,7 +47,7 @@ void MatrixOperandB::pack(index_t p0, int kc, index_t j0, int n, int nr, float* 
     return;
   }
   // op(B)[p][j] = B[j][p]: each panel is a transpose of nr rows of B (zeros past column n).
-  const TransposeF32 transpose = kernels().transpose;
+  const TransposeF32 transpose = kernels().gemm.transpose;
   for (int q = 0; q * nr < n; ++q) {
     const int nq = std::min(nr, n - q * nr);
     transpose(b_ + (j0 + index_t(q) * nr) * ldb_ + p0, ldb_, nq, kc, dst + q * panel, nr, nr);

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "loss/loss_kernels.hpp"
+#include "runtime/kernel_table.hpp"
 #include "runtime/parallel.hpp"
 
 namespace cnnkit {
@@ -60,7 +61,7 @@ double exp_shift_sum_ref(const float* x, float* y, std::int64_t n, float shift) 
 }
 
 void softmax_forward(index_t N, index_t C, const float* src, float* dst) {
-  const ExpShiftSum exp_shift = kernels().exp_shift_sum;
+  const ExpShiftSum exp_shift = kernels().loss.exp_shift_sum;
   parallel_ranges(N, min_rows(C), [&](index_t b, index_t e) {
     for (index_t n = b; n < e; ++n) {
       const float* x = src + n * C;
@@ -87,7 +88,7 @@ void softmax_backward(index_t N, index_t C, const float* diff_dst, const float* 
 }
 
 void log_softmax_forward(index_t N, index_t C, const float* src, float* dst) {
-  const ExpShiftSum exp_shift = kernels().exp_shift_sum;
+  const ExpShiftSum exp_shift = kernels().loss.exp_shift_sum;
   parallel_ranges(N, min_rows(C), [&](index_t b, index_t e) {
     for (index_t n = b; n < e; ++n) {
       const float* x = src + n * C;
@@ -126,7 +127,7 @@ double cross_entropy_forward(index_t N, index_t C, const float* logits, const in
                              float* probs) {
   validate_targets("cross_entropy", N, C, target);
   if (N == 0) return NAN;  // PyTorch: mean over an empty batch
-  const ExpShiftSum exp_shift = kernels().exp_shift_sum;
+  const ExpShiftSum exp_shift = kernels().loss.exp_shift_sum;
   std::vector<double> row(N);
   parallel_ranges(N, min_rows(C), [&](index_t b, index_t e) {
     for (index_t n = b; n < e; ++n) {

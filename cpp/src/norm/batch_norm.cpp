@@ -37,6 +37,7 @@
 #include "cnnkit/norm.hpp"
 #include "cnnkit/runtime.hpp"
 #include "norm/norm_kernels.hpp"
+#include "runtime/kernel_table.hpp"
 #include "runtime/parallel.hpp"
 
 namespace cnnkit {
@@ -192,7 +193,7 @@ void batch_norm_forward_train(const BatchNormParams& p, const float* src, const 
   validate(p, true);
   check_relu_mask(p, relu_mask);
   const index_t words = (p.S + 15) / 16;
-  const KernelTable& kt = kernels();
+  const NormKernels& kt = kernels().norm;
   const index_t N = p.N, C = p.C, S = p.S;
   const double M = double(N) * double(S);
   auto finish = [&](index_t c, double shift, double sum, double sumsq) {
@@ -244,7 +245,7 @@ void batch_norm_forward_eval(const BatchNormParams& p, const float* src, const f
                              const float* bias, const float* running_mean,
                              const float* running_var, float* dst) {
   validate(p, false);
-  const KernelTable& kt = kernels();
+  const NormKernels& kt = kernels().norm;
   const index_t N = p.N, C = p.C, S = p.S;
   std::vector<Affine> aff(C);
   for (index_t c = 0; c < C; ++c) {
@@ -277,7 +278,7 @@ void batch_norm_backward(const BatchNormParams& p, const float* diff_dst, const 
   validate(p, false);
   check_relu_mask(p, relu_mask);
   const index_t words = (p.S + 15) / 16;
-  const KernelTable& kt = kernels();
+  const NormKernels& kt = kernels().norm;
   const index_t N = p.N, C = p.C, S = p.S;
   const double M = double(N) * double(S);
   auto coef = [&](index_t c, double sum_dy, double sum_dy_xmu) {
@@ -336,7 +337,7 @@ void batch_norm_backward_eval(const BatchNormParams& p, const float* diff_dst, c
                               const float* running_var, float* diff_src, float* diff_weight,
                               float* diff_bias) {
   validate(p, false);
-  const KernelTable& kt = kernels();
+  const NormKernels& kt = kernels().norm;
   parallel_ranges(p.C, min_channels(p), [&](index_t b, index_t e) {
     for (index_t c = b; c < e; ++c) {
       const double r = 1.0 / std::sqrt(double(running_var[c]) + p.eps);
@@ -359,7 +360,7 @@ void batch_norm_backward_eval(const BatchNormParams& p, const float* diff_dst, c
 void batch_norm_stats(const BatchNormParams& p, const float* src, const float* shift,
                       double* sums) {
   validate(p, false);
-  const KernelTable& kt = kernels();
+  const NormKernels& kt = kernels().norm;
   parallel_ranges(p.C, min_channels(p), [&](index_t b, index_t e) {
     for (index_t c = b; c < e; ++c) {
       double sum = 0, sumsq = 0;
@@ -381,7 +382,7 @@ void batch_norm_forward_from_stats(const BatchNormParams& p, const float* src,
     throw_invalid("batch_norm: expected more than 1 value per channel when training, got ",
                   count, " in all");
   }
-  const KernelTable& kt = kernels();
+  const NormKernels& kt = kernels().norm;
   std::vector<Affine> aff(p.C);
   for (index_t c = 0; c < p.C; ++c) {
     aff[c] = finish_channel(p, c, shift ? shift[c] : 0.0f, sums[c], sums[p.C + c], count, weight,
@@ -402,7 +403,7 @@ void batch_norm_backward_reduce(const BatchNormParams& p, const float* diff_dst,
                                 const float* save_invstd, double* sums, float* diff_weight,
                                 float* diff_bias) {
   validate(p, false);
-  const KernelTable& kt = kernels();
+  const NormKernels& kt = kernels().norm;
   parallel_ranges(p.C, min_channels(p), [&](index_t b, index_t e) {
     for (index_t c = b; c < e; ++c) {
       const float mean_hi = float(save_mean[c]);
@@ -425,7 +426,7 @@ void batch_norm_backward_apply(const BatchNormParams& p, const float* diff_dst, 
                                float* diff_src) {
   validate(p, false);
   if (!(count >= 1.0)) throw_invalid("batch_norm: count must be >= 1, got ", count);
-  const KernelTable& kt = kernels();
+  const NormKernels& kt = kernels().norm;
   parallel_ranges(p.C, min_channels(p), [&](index_t b, index_t e) {
     for (index_t c = b; c < e; ++c) {
       // the sums come around the exact mean: hand backward_coef sum(dy (x - mean_hi))

@@ -23,6 +23,7 @@
 #include "cnnkit/norm.hpp"
 #include "cnnkit/runtime.hpp"
 #include "norm/norm_kernels.hpp"
+#include "runtime/kernel_table.hpp"
 #include "runtime/parallel.hpp"
 
 namespace cnnkit {
@@ -117,7 +118,7 @@ void lrn_forward(const LrnParams& p, const float* src, float* dst, float* scale)
   validate(p);
   if (p.S == 0) return;
   const Split sp = split(p.S);
-  const LrnFwd kernel = kernels().lrn_fwd;
+  const LrnFwd kernel = kernels().norm.lrn_fwd;
   parallel_ranges(p.N * sp.chunks, min_items(p, sp.len), [&](index_t b, index_t e) {
     for (index_t it = b; it < e; ++it) {
       const index_t n = it / sp.chunks, h0 = (it % sp.chunks) * sp.len;
@@ -134,7 +135,7 @@ void lrn_backward(const LrnParams& p, const float* diff_dst, const float* src, c
   validate(p);
   if (p.S == 0) return;
   const Split sp = split(p.S);
-  const LrnBwd kernel = kernels().lrn_bwd;
+  const LrnBwd kernel = kernels().norm.lrn_bwd;
   const index_t items = p.N * sp.chunks;
   const int nt = threads_for(items, min_items(p, sp.len));
   // Ring buffers, one per thread, allocated here: nothing may allocate inside the region.

@@ -26,6 +26,7 @@
 
 #include "cnnkit/runtime.hpp"
 #include "pool/pool_kernels.hpp"
+#include "runtime/kernel_table.hpp"
 #include "runtime/parallel.hpp"
 
 namespace cnnkit {
@@ -137,7 +138,7 @@ void maxpool2d_fwd_f32_ref(const float* src, float* dst, std::int64_t* indices,
 void max_pool2d_forward(const Pool2dParams& p, const float* src, float* dst, index_t* indices) {
   validate(p, "max_pool2d");
   const Pool2dPlane q = plane_of(p);
-  const MaxPool2dFwd kernel = kernels().max_pool2d_fwd;
+  const MaxPool2dFwd kernel = kernels().pool.max_pool2d_fwd;
   parallel_ranges(p.planes, min_planes(p.H * p.W), [&](index_t b, index_t e) {
     kernel(src + b * p.H * p.W, dst + b * q.Ho * q.Wo, indices + b * q.Ho * q.Wo, q, e - b);
   });

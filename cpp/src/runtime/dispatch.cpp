@@ -1,29 +1,37 @@
 // The kernel tables (one per ISA) and the switch between them.
 //
-// Each table starts as a copy of the one below it and overrides what its ISA implements:
-// ref -> avx2 -> avx512. So an op without an AVX-512 kernel still gets its AVX2 (or reference)
-// kernel on an AVX-512 machine, and forcing CNNKIT_ISA=ref exercises the portable code.
+// Every family fills its own sub-table for a given ISA: the reference kernels first, then the
+// overrides of each level up to that ISA (ref -> avx2 -> avx512). So an op without an AVX-512
+// kernel still gets its AVX2 (or reference) kernel on an AVX-512 machine, and forcing
+// CNNKIT_ISA=ref exercises the portable code. The fill functions are baseline code: building
+// all three tables on any CPU only takes addresses, it never runs an ISA instruction.
 #include <atomic>
 #include <cstdlib>
 #include <string>
 
 #include "cnnkit/runtime.hpp"
+#include "runtime/kernel_table.hpp"
 
 namespace cnnkit {
 namespace {
 
+KernelTable make_table(Isa isa) {
+  KernelTable t;
+  register_gemm_kernels(t.gemm, isa);
+  register_conv_kernels(t.conv, isa);
+  register_pool_kernels(t.pool, isa);
+  register_activation_kernels(t.activation, isa);
+  register_norm_kernels(t.norm, isa);
+  register_dropout_kernels(t.dropout, isa);
+  register_loss_kernels(t.loss, isa);
+  register_peak_kernels(t.peak, isa);
+  return t;
+}
+
 struct Tables {
-  KernelTable ref, avx2, avx512;
-  Tables() {
-    register_ref_kernels(ref);
-    ref.isa = "ref";
-    avx2 = ref;
-    avx2::register_kernels(avx2);
-    avx2.isa = "avx2";
-    avx512 = avx2;
-    avx512::register_kernels(avx512);
-    avx512.isa = "avx512";
-  }
+  KernelTable ref = make_table(Isa::ref);
+  KernelTable avx2 = make_table(Isa::avx2);
+  KernelTable avx512 = make_table(Isa::avx512);
   const KernelTable& of(Isa isa) const {
     switch (isa) {
       case Isa::avx512:

@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "cnnkit/runtime.hpp"
+#include "runtime/kernel_table.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -13,10 +14,25 @@
 
 namespace cnnkit {
 
+// The reference probe: 8 independent scalar chains.
+float fma_chains_ref(std::int64_t iters) {
+  constexpr int kChains = 8;
+  float acc[kChains];
+  volatile float seed = 1e-7f;
+  const float x = seed, y = 1.0f - seed;
+  for (int i = 0; i < kChains; ++i) acc[i] = float(i);
+  for (std::int64_t it = 0; it < iters; ++it) {
+    for (int i = 0; i < kChains; ++i) acc[i] = acc[i] * y + x;
+  }
+  float s = 0;
+  for (float v : acc) s += v;
+  return s;
+}
+
 double fma_peak_gflops(int threads, double seconds, int repeats) {
   if (threads < 1) throw_invalid("fma_peak_gflops: threads must be >= 1, got ", threads);
   if (!(seconds > 0)) throw_invalid("fma_peak_gflops: seconds must be > 0, got ", seconds);
-  const KernelTable& kt = kernels();
+  const PeakKernels& kt = kernels().peak;
   using clock = std::chrono::steady_clock;
   // Calibrate the iteration count on one thread.
   std::int64_t iters = 1 << 16;

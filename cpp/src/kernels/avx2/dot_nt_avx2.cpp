@@ -1,4 +1,4 @@
-// AVX2 dot-product tile (contract: DotNtTile in cnnkit/kernels.hpp): C[m x n] += A . B^T,
+// AVX2 dot-product tile (contract: DotNtTile in gemm/gemm_kernels.hpp): C[m x n] += A . B^T,
 // 3 x 4 tile: 12 ymm accumulators + 3 A vectors + 1 B vector of the 16 registers.
 #include <immintrin.h>
 

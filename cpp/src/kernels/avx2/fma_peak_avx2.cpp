@@ -3,6 +3,8 @@
 
 #include <cstdint>
 
+#include "runtime/peak_kernels.hpp"
+
 namespace cnnkit {
 namespace avx2 {
 

@@ -1,8 +1,8 @@
-// AVX2 implicit-im2col panel packer (contract: PackPatchPanel in cnnkit/kernels.hpp), the
+// AVX2 implicit-im2col panel packer (contract: PackPatchPanel in conv/conv_kernels.hpp), the
 // AVX-512 packer's design with 8-lane vmaskmovps (masked-off lanes do not fault) for stride 1.
 #include <immintrin.h>
 
-#include "cnnkit/kernels.hpp"
+#include "conv/conv_kernels.hpp"
 
 namespace cnnkit {
 namespace avx2 {

@@ -1,4 +1,4 @@
-// AVX2 packing transpose (contract: TransposeF32 in cnnkit/kernels.hpp): 8 x 8 blocks in
+// AVX2 packing transpose (contract: TransposeF32 in gemm/gemm_kernels.hpp): 8 x 8 blocks in
 // registers (unpack, shuffle, 128-bit permute); edges go through a small zero-padded buffer.
 #include <immintrin.h>
 

@@ -1,6 +1,6 @@
 // AVX2 Winograd F(4x4, 3x3) transforms: a group of 16 tiles as two halves of 8, one tile per
 // lane of a 256-bit vector (same contracts as the AVX-512 kernels: WinoInput, WinoOutput,
-// WinoGradOutput in cnnkit/kernels.hpp).
+// WinoGradOutput in conv/conv_kernels.hpp).
 //
 // Lane order inside a half: tile 2 q + a sits at position 4 a + q (128-bit lane a of the
 // vectors). A tile's row is read with a masked 128-bit load into lane a of vector q (columns
@@ -11,7 +11,7 @@
 
 #include <cstdint>
 
-#include "cnnkit/kernels.hpp"
+#include "conv/conv_kernels.hpp"
 #include "conv/winograd_f43.hpp"
 
 namespace cnnkit {

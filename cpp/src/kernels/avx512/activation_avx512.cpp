@@ -1,5 +1,6 @@
-// AVX-512 activation kernels (contract: EltwiseFwd / EltwiseBwd in cnnkit/kernels.hpp).
-// Vector exp/expm1 are in vmath_avx512.hpp. NaN propagates as in the reference kernels.
+// AVX-512 activation kernels (contract: EltwiseFwd / EltwiseBwd in
+// activation/activation_kernels.hpp). Vector exp/expm1 are in vmath_avx512.hpp. NaN propagates as
+// in the reference kernels.
 #include <immintrin.h>
 
 #include <cstdint>

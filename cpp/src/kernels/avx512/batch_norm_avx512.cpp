@@ -1,5 +1,5 @@
 // AVX-512 batch-norm building blocks (contracts: BnStats, BnApply, BnBwdReduce, BnBwdApply in
-// cnnkit/kernels.hpp). Sums are accumulated in double (16 floats -> two 8-lane double vectors),
+// norm/norm_kernels.hpp). Sums are accumulated in double (16 floats -> two 8-lane double vectors),
 // which costs nothing here: the loops are bound by memory, not by the converts. Each call reduces
 // its lanes in a fixed order, so results do not depend on how the driver splits the work.
 #include <immintrin.h>

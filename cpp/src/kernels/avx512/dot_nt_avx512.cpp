@@ -1,4 +1,4 @@
-// AVX-512 dot-product tile (contract: DotNtTile in cnnkit/kernels.hpp): C[m x n] += A . B^T.
+// AVX-512 dot-product tile (contract: DotNtTile in gemm/gemm_kernels.hpp): C[m x n] += A . B^T.
 // Each k step of 16 loads 4 A vectors once and 6 B vectors, feeding 24 independent FMA chains;
 // the 24 accumulators are reduced horizontally once per call, so calls should cover long k
 // (the weight gradient passes whole images' pixel ranges). The k tail is a masked step.

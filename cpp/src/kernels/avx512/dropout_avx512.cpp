@@ -1,6 +1,6 @@
-// AVX-512 dropout forward (contract: DropoutFwd in cnnkit/kernels.hpp): the same splitmix64
-// hash as the reference (dropout_hash in cnnkit/dropout.hpp), 8 x 64-bit lanes at a time with
-// vpmullq, so the mask is bit-identical to the reference for any seed, thread count or ISA.
+// AVX-512 dropout forward (contract: DropoutFwd in dropout/dropout_kernels.hpp): the same
+// splitmix64 hash as the reference (dropout_hash in cnnkit/dropout.hpp), 8 x 64-bit lanes at a time
+// with vpmullq, so the mask is bit-identical to the reference for any seed, thread count or ISA.
 #include <immintrin.h>
 
 #include <cstdint>

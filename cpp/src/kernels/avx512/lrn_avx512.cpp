@@ -1,4 +1,4 @@
-// AVX-512 local response normalisation (contracts: LrnFwd / LrnBwd in cnnkit/kernels.hpp).
+// AVX-512 local response normalisation (contracts: LrnFwd / LrnBwd in norm/norm_kernels.hpp).
 // Vectorised over spatial positions; for each channel the window's planes (a few KB each) are
 // re-read from L1, so memory sees each input once. scale^-beta uses square roots for
 // beta = 0.75 and exp(-beta log s) otherwise (vmath_avx512.hpp).

@@ -1,4 +1,4 @@
-// AVX-512 max pooling forward (contract: MaxPool2dFwd in cnnkit/kernels.hpp).
+// AVX-512 max pooling forward (contract: MaxPool2dFwd in pool/pool_kernels.hpp).
 //
 // Vectorised over 16 output columns of one output row. Only windows that lie fully inside the
 // row horizontally ("interior" columns) take the vector path; the few border columns and any

@@ -1,4 +1,4 @@
-// AVX-512 implicit-im2col panel packer (contract: PackPatchPanel in cnnkit/kernels.hpp).
+// AVX-512 implicit-im2col panel packer (contract: PackPatchPanel in conv/conv_kernels.hpp).
 // Stride 1: each run is a shifted copy of an image row; the border (padding) lanes are masked
 // off in the load, so zeros come for free and no lane reads outside the image. Masked-off
 // lanes of AVX-512 loads do not fault, even when their addresses lie outside the array.
@@ -6,7 +6,7 @@
 // once, so the inner loop is an add, two compares and one masked load/store per 16 floats.
 #include <immintrin.h>
 
-#include "cnnkit/kernels.hpp"
+#include "conv/conv_kernels.hpp"
 
 namespace cnnkit {
 namespace avx512 {

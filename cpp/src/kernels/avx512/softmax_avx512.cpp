@@ -1,4 +1,4 @@
-// AVX-512 softmax building block (contract: ExpShiftSum in cnnkit/kernels.hpp):
+// AVX-512 softmax building block (contract: ExpShiftSum in loss/loss_kernels.hpp):
 // y = exp(x - shift) with the vector exp of vmath_avx512.hpp, summed in 16 float lanes
 // (a fixed order) and combined in double.
 #include <immintrin.h>

@@ -1,4 +1,4 @@
-// AVX-512 packing transpose (contract: TransposeF32 in cnnkit/kernels.hpp): 16 x 16 blocks
+// AVX-512 packing transpose (contract: TransposeF32 in gemm/gemm_kernels.hpp): 16 x 16 blocks
 // transposed in registers (unpack, shuffle within 128-bit lanes, then two rounds of 128-bit
 // lane shuffles), with masked loads/stores at the edges. Used to pack A panels from row-major
 // A, B panels from transposed B, and patch panels for the weight gradient.

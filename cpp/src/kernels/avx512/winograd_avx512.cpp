@@ -13,7 +13,7 @@
 
 #include <cstdint>
 
-#include "cnnkit/kernels.hpp"
+#include "conv/conv_kernels.hpp"
 #include "conv/winograd_f43.hpp"
 
 namespace cnnkit {

@@ -1,0 +1,31 @@
+// Fills the convolution family's sub-table for one ISA: the reference kernels first, then each
+// ISA's overrides on top of the level below it. Baseline code: it only takes the ISA kernels'
+// addresses.
+#include "conv/conv_kernels.hpp"
+
+#include "cnnkit/runtime.hpp"
+
+namespace cnnkit {
+
+void register_conv_kernels(ConvKernels& k, Isa isa) {
+  k.pack_patch_panel = pack_patch_panel_ref;
+  k.add_f32 = add_f32_ref;
+  k.wino_input = wino_input_ref;
+  k.wino_output = wino_output_ref;
+  k.wino_grad_output = wino_grad_output_ref;
+  if (isa >= Isa::avx2) {
+    k.pack_patch_panel = avx2::pack_patch_panel_avx2;
+    k.wino_input = avx2::wino_input_avx2;
+    k.wino_output = avx2::wino_output_avx2;
+    k.wino_grad_output = avx2::wino_grad_output_avx2;
+  }
+  if (isa >= Isa::avx512) {
+    k.pack_patch_panel = avx512::pack_patch_panel_avx512;
+    k.add_f32 = avx512::add_f32_avx512;
+    k.wino_input = avx512::wino_input_avx512;
+    k.wino_output = avx512::wino_output_avx512;
+    k.wino_grad_output = avx512::wino_grad_output_avx512;
+  }
+}
+
+}  // namespace cnnkit

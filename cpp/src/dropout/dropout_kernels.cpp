@@ -1,0 +1,13 @@
+// Fills the dropout family's sub-table for one ISA: reference first, then ISA overrides.
+#include "dropout/dropout_kernels.hpp"
+
+#include "cnnkit/runtime.hpp"
+
+namespace cnnkit {
+
+void register_dropout_kernels(DropoutKernels& k, Isa isa) {
+  k.dropout_fwd = ref::dropout_fwd_f32_ref;
+  if (isa >= Isa::avx512) k.dropout_fwd = avx512::dropout_fwd_f32_avx512;
+}
+
+}  // namespace cnnkit

@@ -1,0 +1,25 @@
+// Fills the normalisation family's sub-table for one ISA: reference first, then ISA overrides.
+#include "norm/norm_kernels.hpp"
+
+#include "cnnkit/runtime.hpp"
+
+namespace cnnkit {
+
+void register_norm_kernels(NormKernels& k, Isa isa) {
+  k.bn_stats = ref::bn_stats_f32_ref;
+  k.bn_apply = ref::bn_apply_f32_ref;
+  k.bn_bwd_reduce = ref::bn_bwd_reduce_f32_ref;
+  k.bn_bwd_apply = ref::bn_bwd_apply_f32_ref;
+  k.lrn_fwd = ref::lrn_fwd_f32_ref;
+  k.lrn_bwd = ref::lrn_bwd_f32_ref;
+  if (isa >= Isa::avx512) {
+    k.bn_stats = avx512::bn_stats_f32_avx512;
+    k.bn_apply = avx512::bn_apply_f32_avx512;
+    k.bn_bwd_reduce = avx512::bn_bwd_reduce_f32_avx512;
+    k.bn_bwd_apply = avx512::bn_bwd_apply_f32_avx512;
+    k.lrn_fwd = avx512::lrn_fwd_f32_avx512;
+    k.lrn_bwd = avx512::lrn_bwd_f32_avx512;
+  }
+}
+
+}  // namespace cnnkit

@@ -1,0 +1,13 @@
+// Fills the pooling family's sub-table for one ISA: reference first, then ISA overrides.
+#include "pool/pool_kernels.hpp"
+
+#include "cnnkit/runtime.hpp"
+
+namespace cnnkit {
+
+void register_pool_kernels(PoolKernels& k, Isa isa) {
+  k.max_pool2d_fwd = maxpool2d_fwd_f32_ref;
+  if (isa >= Isa::avx512) k.max_pool2d_fwd = avx512::maxpool2d_fwd_f32_avx512;
+}
+
+}  // namespace cnnkit

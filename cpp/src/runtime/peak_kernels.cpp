@@ -1,0 +1,21 @@
+// Fills the peak probe's sub-table for one ISA: reference first, then ISA overrides.
+#include "runtime/peak_kernels.hpp"
+
+#include "cnnkit/runtime.hpp"
+
+namespace cnnkit {
+
+void register_peak_kernels(PeakKernels& k, Isa isa) {
+  k.fma_chains = fma_chains_ref;
+  k.fma_chain_flops = 8.0 * 2;
+  if (isa >= Isa::avx2) {
+    k.fma_chains = avx2::fma_chains_avx2;
+    k.fma_chain_flops = 12.0 * 8 * 2;
+  }
+  if (isa >= Isa::avx512) {
+    k.fma_chains = avx512::fma_chains_avx512;
+    k.fma_chain_flops = 24.0 * 16 * 2;
+  }
+}
+
+}  // namespace cnnkit
