@@ -8,7 +8,9 @@
 # The sanitized module is built in build/sanitize and copied, with the Python sources, into
 # build/sanitize/pkg/cnnkit, so the dev build in python/cnnkit/ is left alone. Python itself is
 # not instrumented, so libasan is LD_PRELOADed; leak detection is off (the interpreter leaks by
-# design), and any ASan or UBSan report fails the run (halt_on_error=1, exit code non-zero).
+# design), ODR checking is strict (detect_odr_violation=2: a global defined twice is reported
+# even when both copies have the same size), and any ASan or UBSan report fails the run
+# (halt_on_error=1, exit code non-zero).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -31,7 +33,7 @@ LIBUBSAN=$(g++ -print-file-name=libubsan.so)
 export LD_PRELOAD="$LIBASAN $LIBUBSAN"
 # allocator_may_return_null=1: a huge allocation returns NULL (numpy then raises MemoryError,
 # as with glibc) instead of ASan reporting "requested allocation size exceeds maximum".
-export ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:abort_on_error=0:exitcode=86:detect_odr_violation=0:allocator_may_return_null=1
+export ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:abort_on_error=0:exitcode=86:detect_odr_violation=2:allocator_may_return_null=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=87
 export PYTHONPATH=$PKG
 export CNNKIT_FUZZ_SCALE=${CNNKIT_FUZZ_SCALE:-1}

@@ -1,6 +1,15 @@
 // Shared helpers for the C++ core: index type and argument errors.
 #pragma once
 
+// Baseline code only. The ISA files (cpp/src/kernels/<isa>/, compiled with their ISA's flags
+// and CNNKIT_ISA_FILE) may not see the inline functions and templates below or in the headers
+// built on this one (runtime, parallel, reduce, gemm, ...): the linker keeps one copy of each
+// inline function, possibly the one compiled with AVX-512 flags, and baseline code would then
+// run it on a CPU without AVX-512. ISA files include only their family's kernel header.
+#ifdef CNNKIT_ISA_FILE
+#error "cnnkit/common.hpp is baseline code; an ISA file includes only its family's kernels header"
+#endif
+
 #include <cstdint>
 #include <initializer_list>
 #include <sstream>

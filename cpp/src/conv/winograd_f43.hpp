@@ -9,16 +9,22 @@
 //   G   = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
 //   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
 // Each function reads its inputs at in[i * is] and writes out[i * os].
+//
+// Included by the reference code and by the ISA files, so everything here is in an anonymous
+// namespace: every translation unit compiles its own internal copy with its own flags. Shared
+// inline templates would be weak symbols the linker merges, and it may keep an AVX-512 copy
+// (say of input_1d<__m256>, which an AVX-512 file could instantiate too) for an AVX2 caller.
 #pragma once
 
 namespace cnnkit {
 namespace wino {
+namespace {
 
-constexpr int kM = 4;      // output tile
-constexpr int kR = 3;      // filter
-constexpr int kA = 6;      // input tile, kM + kR - 1
-constexpr int kXi = 36;    // transformed elements per tile, kA * kA
-constexpr int kLanes = 16; // tiles handled together (one per SIMD lane)
+constexpr int kM = 4;       // output tile
+constexpr int kR = 3;       // filter
+constexpr int kA = 6;       // input tile, kM + kR - 1
+constexpr int kXi = 36;     // transformed elements per tile, kA * kA
+constexpr int kLanes = 16;  // tiles handled together (one per SIMD lane)
 
 // out = B^T in (6 -> 6)
 template <typename V>
@@ -84,5 +90,6 @@ inline void weight_grad_1d(const V* in, int is, V* out, int os) {
   out[2 * os] = (s34 - s12) * (1.0f / 6) + d5;
 }
 
+}  // namespace
 }  // namespace wino
 }  // namespace cnnkit
