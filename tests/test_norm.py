@@ -306,7 +306,7 @@ def test_lrn_parity_with_torch(isa):
         np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-4, atol=1e-5)
 
 
-# ---- batch norm + ReLU fused (nn.Sequential, F.batch_norm(relu=True)) ---------------------
+# ---- batch norm + ReLU fused (nn.utils.fuse_batch_norm_relu, F.batch_norm(relu=True)) -----
 
 
 def _bn_pair(C, rng):
@@ -331,7 +331,9 @@ def test_fused_batch_norm_relu_equals_the_two_ops(isa, rng, shape):
     x = rng.standard_normal(shape).astype(np.float32)
     g = rng.standard_normal(shape).astype(np.float32)
     xa, xb = cnnkit.tensor(x, requires_grad=True), cnnkit.tensor(x, requires_grad=True)
-    ya = nn.Sequential(a, nn.ReLU())(xa)  # fused
+    fused = nn.utils.fuse_batch_norm_relu(nn.Sequential(a, nn.ReLU()))
+    assert a.fused_relu and fused[1].fused  # the fused path runs, not the two ops
+    ya = fused(xa)
     yb = F.relu(b(xb))                    # two ops
     np.testing.assert_array_equal(ya.data, yb.data)
     (ya * cnnkit.tensor(g)).sum().backward()
@@ -359,17 +361,27 @@ def test_fused_batch_norm_relu_equals_the_two_ops(isa, rng, shape):
 
 
 def test_fusion_only_where_it_is_invisible(rng):
-    """Hooks on either module, eval mode, or a subclass keep the two separate ops."""
+    """Hooks on either module, or a subclass, keep the two separate ops; in eval mode the
+    fused pair gives the two ops' values."""
     from cnnkit import nn
     x = cnnkit.tensor(rng.standard_normal((2, 3, 4, 4)).astype(np.float32))
     bn, relu = nn.BatchNorm2d(3), nn.ReLU()
     seen = []
     bn.register_forward_hook(lambda m, i, o: seen.append(o.data.min()))
-    y = nn.Sequential(bn, relu)(x)
+    y = nn.utils.fuse_batch_norm_relu(nn.Sequential(bn, relu))(x)
+    assert not bn.fused_relu and not relu.fused
     assert seen and seen[0] < 0  # the hook saw the batch norm's own (signed) output
     assert (y.data >= 0).all()
-    model = nn.Sequential(nn.BatchNorm2d(3), nn.ReLU()).eval()
-    np.testing.assert_array_equal(model(x).data, np.maximum(model[0](x).data, 0))
+
+    class MyBN(nn.BatchNorm2d):
+        pass
+
+    sub = nn.utils.fuse_batch_norm_relu(nn.Sequential(MyBN(3), nn.ReLU()))
+    assert not sub[0].fused_relu and not sub[1].fused
+    model = nn.utils.fuse_batch_norm_relu(nn.Sequential(nn.BatchNorm2d(3), nn.ReLU())).eval()
+    plain = nn.Sequential(nn.BatchNorm2d(3), nn.ReLU()).eval()
+    assert model[0].fused_relu
+    np.testing.assert_array_equal(model(x).data, np.maximum(plain[0](x).data, 0))
 
 
 def test_batch_norm_relu_keyword(rng):

@@ -351,7 +351,7 @@ def cmd_bench(args) -> int:
     print("|---|---:|---:|---:|")
     for name, shape, batch in cases:
         ck.manual_seed(0)
-        model = models.build(name)
+        model = nn.utils.fuse_batch_norm_relu(models.build(name))  # as fit() trains it
         rng = np.random.default_rng(0)
         x = ck.tensor(rng.standard_normal((batch,) + shape).astype(np.float32))
         y = ck.tensor(rng.integers(0, 10, batch))
@@ -395,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model (default: digits_cnn on the bundled digits)",
                        description="Train a model with SGD (Nesterov momentum), validating each "
-                       "epoch on 10%% of the training set, and keep the best and last "
+                       "epoch on 10% of the training set, and keep the best and last "
                        "checkpoints. Without arguments: digits_cnn on scikit-learn's digits.")
     t.add_argument("--model", choices=sorted(MODELS), help="default: digits_cnn for digits, "
                    "lenet5 for mnist, cifar_cnn for cifar10")
