@@ -40,10 +40,12 @@ MAX_EPOCHS = 40
 
 
 def _cnnkit_model(name):
+    """The model as cnnkit trains it: built, then batch norm + ReLU fused (what ``fit`` does
+    first; the same values and state_dict as the plain model, which _to_torch mirrors)."""
     import cnnkit as ck
 
     ck.manual_seed(0)
-    return ck.models.build(name)
+    return ck.nn.utils.fuse_batch_norm_relu(ck.models.build(name))
 
 
 def _to_torch(module):

@@ -405,3 +405,23 @@ def test_fused_mask_is_checked(rng):
         core.batch_norm_backward(dy, x, None, mean, invstd, mask.astype(np.int32))
     with pytest.raises(ValueError, match="relu=True needs x with spatial dimensions"):
         core.batch_norm_forward_train(x.reshape(2, 75), None, None, None, None, 0.1, 1e-5, True)
+
+
+def test_summed_batch_norm_with_nothing_to_sum_is_the_training_batch_norm(isa, rng):
+    """ops.norm.BatchNormSummedFunction (SyncBatchNorm's stages) with a no-op sum_across."""
+    from cnnkit.ops.norm import BatchNormSummedFunction, BatchNormTrainFunction
+    for shape in [(6, 3, 4, 5), (8, 4), (3, 2, 7)]:
+        C = shape[1]
+        x = rand(rng, *shape) * 2 + 1
+        w, b, dy = rand(rng, C), rand(rng, C), rand(rng, *shape)
+        outs = []
+        for fn, extra in ((BatchNormTrainFunction, {}),
+                          (BatchNormSummedFunction, {"sum_across": lambda a: a})):
+            xt, wt, bt = (cnnkit.tensor(a, requires_grad=True) for a in (x, w, b))
+            rm, rv = np.zeros(C, np.float32), np.ones(C, np.float32)
+            y = fn.apply(xt, wt, bt, running_mean=rm, running_var=rv, momentum=0.1, eps=1e-5,
+                         **extra)
+            (y * cnnkit.tensor(dy)).sum().backward()
+            outs.append((y.data, xt.grad, wt.grad, bt.grad, rm, rv))
+        for a, b_ in zip(*outs):
+            np.testing.assert_allclose(a, b_, rtol=2e-5, atol=2e-5)
