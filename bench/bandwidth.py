@@ -12,9 +12,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from _common import write_readme_table
-
 import numpy as np
+from _common import write_readme_table
 
 import cnnkit
 

@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 import cnnkit  # noqa: E402
 
 try:
-    from threadpoolctl import threadpool_limits, threadpool_info  # noqa: E402
+    from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
 except ImportError:  # pragma: no cover
     raise SystemExit("bench/gemm.py needs threadpoolctl: pip install '.[bench]'")
 

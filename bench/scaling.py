@@ -20,9 +20,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_readme_table  # noqa: E402
-
 import train as train_bench  # noqa: E402  (bench/train.py: the shared training-step worker)
+from _common import write_readme_table  # noqa: E402
 
 
 def best(fn, repeats=5):

@@ -51,6 +51,7 @@ def _cnnkit_model(name):
 def _to_torch(module):
     """The torch.nn twin of a cnnkit module tree (same layers, same state_dict keys)."""
     import torch.nn as tnn
+
     from cnnkit import nn
 
     kind = type(module).__name__
@@ -235,10 +236,11 @@ def main(argv=None) -> int:
         print(json.dumps(res))
         return 0
 
-    import cnnkit as ck
+    import statistics
+
     import torch
 
-    import statistics
+    import cnnkit as ck
 
     rows = []
     for case, (name, _, batch, _) in CASES.items():

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from layer_helpers import _core, assert_grad_close, f32, numgrad, rand, threads_restored  # noqa: F401
 
 import cnnkit
-from layer_helpers import _core, assert_grad_close, f32, numgrad, rand, threads_restored  # noqa: F401
 
 
 def np_sigmoid(x):

@@ -4,9 +4,10 @@ import collections
 import math
 import os
 
-import cnnkit as ck
 import numpy as np
 import pytest
+
+import cnnkit as ck
 from cnnkit import models, optim
 
 

@@ -8,8 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-import cnnkit
 import pytest
+
+import cnnkit
 
 PYTHONPATH = str(Path(cnnkit.__file__).resolve().parent.parent)
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,10 +7,10 @@ import sys
 
 import numpy as np
 import pytest
-
-import cnnkit
 from conv_reference import conv2d as conv_ref
 from conv_reference import conv2d_grads, out_size, tiled_conv2d
+
+import cnnkit
 
 core = cnnkit._core
 

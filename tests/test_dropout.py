@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from layer_helpers import _core, f32, rand, threads_restored  # noqa: F401
 
 import cnnkit
-from layer_helpers import _core, f32, rand, threads_restored  # noqa: F401
 
 M64 = (1 << 64) - 1
 

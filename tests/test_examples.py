@@ -7,8 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cnnkit
 import pytest
+
+import cnnkit
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

@@ -3,9 +3,10 @@ plain loop, eval_mode, and fit's use of the pass."""
 
 import threading
 
-import cnnkit as ck
 import numpy as np
 import pytest
+
+import cnnkit as ck
 from cnnkit import autograd, data, models, nn, optim, train
 
 

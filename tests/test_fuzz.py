@@ -17,6 +17,22 @@ import contextlib
 
 import numpy as np
 import pytest
+from conv_reference import conv2d as ref_conv2d
+from conv_reference import conv2d_grads as ref_conv2d_grads
+from conv_reference import tiled_conv2d as ref_tiled_conv2d
+from fuzz_support import (
+    BAD_INTS,
+    LAYOUTS,
+    assert_close,
+    count,
+    expect_error,
+    fuzz,
+    inject_specials,
+    layout,
+    normal,
+    probe,
+    rngs,
+)
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -24,13 +40,6 @@ import cnnkit
 import cnnkit.functional as F
 import cnnkit.nn as nn
 from cnnkit import _core
-from conv_reference import conv2d as ref_conv2d
-from conv_reference import conv2d_grads as ref_conv2d_grads
-from conv_reference import tiled_conv2d as ref_tiled_conv2d
-from fuzz_support import (
-    BAD_INTS, LAYOUTS, assert_close, count, expect_error, fuzz, inject_specials, layout, normal,
-    probe, rngs,
-)
 
 try:
     import torch

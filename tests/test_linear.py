@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from layer_helpers import _core, assert_grad_close, numgrad, rand
 
 SHAPES = [(1, 1, 1), (1, 7, 3), (5, 3, 1), (7, 33, 17), (64, 100, 70), (3, 500, 10)]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from layer_helpers import _core, assert_grad_close, f32, numgrad, rand
 
 

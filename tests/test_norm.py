@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from layer_helpers import _core, assert_grad_close, f32, numgrad, rand, threads_restored  # noqa: F401
 
 import cnnkit
-from layer_helpers import _core, assert_grad_close, f32, numgrad, rand, threads_restored  # noqa: F401
 
 
 def axes(x):
@@ -322,8 +322,8 @@ def _bn_pair(C, rng):
 
 @pytest.mark.parametrize("shape", [(4, 6, 5, 7), (2, 3, 16, 16), (3, 5, 1, 17), (2, 4, 33)])
 def test_fused_batch_norm_relu_equals_the_two_ops(isa, rng, shape):
-    from cnnkit import nn
     import cnnkit.functional as F
+    from cnnkit import nn
     C = shape[1]
     a, b = _bn_pair(C, rng)
     if len(shape) == 3:

@@ -3,10 +3,10 @@ float64 reference, on every ISA, for 3x3 filters and the larger ones split into 
 
 import numpy as np
 import pytest
-
-import cnnkit
 from conv_reference import conv2d as conv_ref
 from conv_reference import conv2d_grads
+
+import cnnkit
 
 core = cnnkit._core
 

@@ -18,33 +18,43 @@ import os
 if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
     os.environ["GOMP_SPINCOUNT"] = "10000"
 
-from . import _core  # noqa: E402
+from . import _core
 
 _core._init_runtime()  # reads CNNKIT_ISA; a bad value raises ValueError here
 if os.environ.get("CNNKIT_CONV_ALGORITHM"):
     _core.set_conv_algorithm(os.environ["CNNKIT_CONV_ALGORITHM"])  # bad value: ValueError
 
-from ._version import __version__  # noqa: E402
-from .runtime import (cpu_info, get_conv_algorithm, get_isa, get_num_threads,  # noqa: E402
-                      set_conv_algorithm, set_isa, set_num_threads)
-from . import autograd  # noqa: E402
-from . import ops  # noqa: E402
-from .random import manual_seed  # noqa: E402
-from .shapes import conv_output_size  # noqa: E402
-from .tensor import Tensor, enable_grad, is_grad_enabled, no_grad, tensor  # noqa: E402
-from . import functional  # noqa: E402
-from . import nn  # noqa: E402
-from . import optim  # noqa: E402
-from .gradcheck import gradcheck  # noqa: E402
-from .summary import summary  # noqa: E402
-from .io import load, save  # noqa: E402
-from . import data  # noqa: E402
-from . import models  # noqa: E402
-from . import metrics  # noqa: E402
-from . import distributed  # noqa: E402
-from . import train  # noqa: E402
-from . import ensemble  # noqa: E402
-from . import onnx  # noqa: E402  (imports the onnx package only when exporting)
+# (cnnkit.onnx imports the onnx package only when exporting)
+from . import (
+    autograd,
+    data,
+    distributed,
+    ensemble,
+    functional,
+    metrics,
+    models,
+    nn,
+    onnx,
+    ops,
+    optim,
+    train,
+)
+from ._version import __version__
+from .gradcheck import gradcheck
+from .io import load, save
+from .random import manual_seed
+from .runtime import (
+    cpu_info,
+    get_conv_algorithm,
+    get_isa,
+    get_num_threads,
+    set_conv_algorithm,
+    set_isa,
+    set_num_threads,
+)
+from .shapes import conv_output_size
+from .summary import summary
+from .tensor import Tensor, enable_grad, is_grad_enabled, no_grad, tensor
 
 __all__ = [
     "cpu_info",

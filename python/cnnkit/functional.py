@@ -14,13 +14,24 @@ import numpy as np
 
 from . import random as _random
 from ._args import as_dim, as_int, as_pair, as_real
-from .ops.activation import (ELUFunction, LeakyReLUFunction, MaxoutFunction, ReLUFunction,
-                             SigmoidFunction, TanhFunction)
+from .ops.activation import (
+    ELUFunction,
+    LeakyReLUFunction,
+    MaxoutFunction,
+    ReLUFunction,
+    SigmoidFunction,
+    TanhFunction,
+)
 from .ops.conv import Conv2dFunction, LocalConv2dFunction, TiledConv2dFunction
 from .ops.dropout import DropoutFunction
 from .ops.linear import LinearFunction
-from .ops.loss import (CrossEntropyFunction, LogSoftmaxFunction, MSEFunction,
-                       MultiMarginFunction, SoftmaxFunction)
+from .ops.loss import (
+    CrossEntropyFunction,
+    LogSoftmaxFunction,
+    MSEFunction,
+    MultiMarginFunction,
+    SoftmaxFunction,
+)
 from .ops.norm import BatchNormEvalFunction, BatchNormTrainFunction, LocalResponseNormFunction
 from .ops.pool import AdaptiveAvgPool2dFunction, AvgPool2dFunction, MaxPool2dFunction
 from .tensor import Tensor

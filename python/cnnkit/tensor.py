@@ -51,14 +51,6 @@ def _as_array(data, dtype=None) -> np.ndarray:
     return arr  # bool
 
 
-def float_result(arr) -> np.ndarray:
-    """Keep arithmetic results float32 (numpy promotes float32 with float64 arrays)."""
-    arr = np.asarray(arr)
-    if arr.dtype != np.float32 and arr.dtype.kind == "f":
-        return arr.astype(np.float32)
-    return arr
-
-
 class Tensor:
     """An n-dimensional float32 array that records the operations applied to it.
 

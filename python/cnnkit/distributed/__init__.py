@@ -36,8 +36,20 @@ applies the same update). Random augmentation and dropout masks differ from a on
 (each rank draws its own).
 """
 
-from .comm import (abort, allreduce_, barrier, broadcast_, broadcast_parameters, init,
-                   is_available, is_initialized, is_main, rank, uses_mpi, world_size)
+from .comm import (
+                   abort,
+                   allreduce_,
+                   barrier,
+                   broadcast_,
+                   broadcast_parameters,
+                   init,
+                   is_available,
+                   is_initialized,
+                   is_main,
+                   rank,
+                   uses_mpi,
+                   world_size,
+)
 from .gradients import GradientAllreduce
 from .sampler import DistributedSampler, shard_loader
 from .strategy import DataParallel, Strategy, evaluate

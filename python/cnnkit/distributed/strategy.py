@@ -16,8 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import metrics
-from .comm import allreduce_, broadcast_parameters, init, is_main, sum_counts, uses_mpi
-from .comm import world_size
+from .comm import allreduce_, broadcast_parameters, init, is_main, sum_counts, uses_mpi, world_size
 from .gradients import GradientAllreduce
 from .sampler import shard_loader
 from .sync_batchnorm import average_buffers
