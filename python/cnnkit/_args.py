@@ -12,7 +12,8 @@ import numbers
 
 import numpy as np
 
-__all__ = ["float_result", "as_f32", "as_opt_f32", "as_int", "as_pair", "as_size", "as_real", "as_dim"]
+__all__ = ["float_result", "as_f32", "as_opt_f32", "as_int", "as_pair", "as_size", "as_real",
+           "as_dim"]
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 

@@ -161,7 +161,8 @@ def local_conv2d(x, weight, bias=None, stride=1, padding=0):
 
 
 def tiled_conv2d(x, weight, bias=None, stride=1, padding=0):
-    """Tiled convolution: Th x Tw filter banks used in turn, output (i, j) uses bank (i % Th, j % Tw).
+    """Tiled convolution: Th x Tw filter banks used in turn; output (i, j) uses bank
+    (i % Th, j % Tw).
 
     Parameters
     ----------

@@ -70,7 +70,8 @@ class _BatchNorm(Module):
     def _check_input(self, x):
         """The layer's interface: the ranks it takes and num_features channels."""
         if x.ndim not in self._ranks:
-            shapes = " or ".join(["[N, C]", "[N, C, L]", "[N, C, H, W]"][r - 2] for r in self._ranks)
+            names = ["[N, C]", "[N, C, L]", "[N, C, H, W]"]
+            shapes = " or ".join(names[r - 2] for r in self._ranks)
             raise ValueError(f"{self!r}: expected input {shapes}, got {list(x.shape)}")
         if x.shape[1] != self.num_features:
             raise ValueError(

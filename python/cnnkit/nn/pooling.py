@@ -23,7 +23,8 @@ class _Pool2d(Module):
 
 
 class MaxPool2d(_Pool2d):
-    """Max pooling of [N, C, H, W] (PyTorch's signature; only ``dilation=1`` and ``return_indices=False``)."""
+    """Max pooling of [N, C, H, W] (PyTorch's signature; only ``dilation=1`` and
+    ``return_indices=False``)."""
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
                  ceil_mode=False):

@@ -45,7 +45,8 @@ def sgemm(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c=None, ov
         if not isinstance(v, (bool, np.bool_, int, np.integer)) or v not in (0, 1):
             raise TypeError(f"sgemm: {name} must be a bool, got {v!r}")
     for name, v in (("alpha", alpha), ("beta", beta)):
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        real = isinstance(v, (int, float, np.integer, np.floating))
+        if isinstance(v, (bool, np.bool_)) or not real:
             raise TypeError(f"sgemm: {name} must be a real number, got {type(v).__name__}")
     return _core.sgemm(
         a, b, bool(trans_a), bool(trans_b), float(alpha), float(beta), c, bool(overwrite_c)
