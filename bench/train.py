@@ -246,7 +246,8 @@ def main(argv=None) -> int:
     for case, (name, _, batch, _) in CASES.items():
         ck_rates, pt_rates, ratios = [], [], []
         for _ in range(max(1, args.rounds)):
-            a, b = run_worker("cnnkit", case)["images_per_s"], run_worker("torch", case)["images_per_s"]
+            a, b = (run_worker("cnnkit", case)["images_per_s"],
+                    run_worker("torch", case)["images_per_s"])
             ck_rates.append(a)
             pt_rates.append(b)
             ratios.append(a / b)

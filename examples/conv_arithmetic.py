@@ -28,7 +28,8 @@ print("\n32x32x3 input, ten 5x5 filters, stride 1, pad 2:")
 conv = nn.Conv2d(3, 10, 5, stride=1, padding=2)
 y = conv(ck.tensor(np.zeros((1, 3, 32, 32), np.float32)))
 n, k, h, w = y.shape
-print(f"  output volume: {h}x{w}x{k}  ({formula(32, 5, 1, 2)} = {ck.conv_output_size(32, 5, 1, 2)})")
+size = ck.conv_output_size(32, 5, 1, 2)
+print(f"  output volume: {h}x{w}x{k}  ({formula(32, 5, 1, 2)} = {size})")
 weights, biases = conv.weight.numel(), conv.bias.numel()
 per_filter = weights // k  # 5*5*3 = 75 weights, plus one bias each
 print(f"  parameters: each filter 5*5*3 = {per_filter} weights + 1 bias, so "

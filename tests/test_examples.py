@@ -1,5 +1,6 @@
 """Every script in examples/ runs in a subprocess, as a reader would run it, and prints what the
-lecture's slide shows (issue 10). A new example without a test here fails test_every_example_is_tested."""
+lecture's slide shows (issue 10).
+A new example without a test here fails test_every_example_is_tested."""
 
 import os
 import re

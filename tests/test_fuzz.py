@@ -872,7 +872,8 @@ def test_losses_invalid_arguments(rng, name, what):
         expect_error(lambda: fn(bad[int(rng.integers(len(bad)))], np.array([0, 1, 2, 0])), name,
                      ("x", "logits", "input", "target"))
     elif name == "multi_margin_loss":
-        expect_error(lambda: fn(x, np.array([0, 1, 2, 0]), margin=[None, "1"][int(rng.integers(2))]),
+        expect_error(lambda: fn(x, np.array([0, 1, 2, 0]),
+                                margin=[None, "1"][int(rng.integers(2))]),
                      name, ("margin",))
 
 
@@ -927,8 +928,9 @@ def test_sgemm_invalid_arguments(rng, what):
     sg = cnnkit.ops.sgemm
     if what in ("a", "b"):
         bad = [None, 1.0, normal(rng, (3,)), normal(rng, (2, 3, 4)), np.zeros((3, 4)),
-               np.zeros((3, 4), np.int32), np.zeros((3, 4), np.float16), normal(rng, (6, 8))[::2, ::2],
-               normal(rng, (3, 4))[::-1], "a", np.zeros((3, 4), np.bool_)]
+               np.zeros((3, 4), np.int32), np.zeros((3, 4), np.float16),
+               normal(rng, (6, 8))[::2, ::2], normal(rng, (3, 4))[::-1], "a",
+               np.zeros((3, 4), np.bool_)]
         v = bad[int(rng.integers(len(bad)))]
         expect_error(lambda: sg(v, b) if what == "a" else sg(a, v), "sgemm", (what,))
     elif what == "c":

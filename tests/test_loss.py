@@ -95,7 +95,8 @@ def test_mse_loss(isa, shape):
 
 def test_loss_bad_arguments():
     x = np.zeros((3, 4), np.float32)
-    with pytest.raises(ValueError, match=r"cross_entropy: target label 4 \(at index 1\) is out of range for 4 classes"):
+    with pytest.raises(ValueError, match=r"cross_entropy: target label 4 \(at index 1\) "
+                                         r"is out of range for 4 classes"):
         _core.cross_entropy_forward(x, np.array([0, 4, 1], np.int64))
     with pytest.raises(ValueError, match=r"multi_margin_loss: target label -1 .* for 4 classes"):
         _core.multi_margin_loss_forward(x, np.array([0, -1, 1], np.int64), 1.0)
@@ -118,8 +119,10 @@ def test_loss_parity_with_torch(isa):
     x = rand(rng, 9, 7, scale=2.0)
     t = rng.integers(0, 7, 9).astype(np.int64)
     dy = rand(rng, 9, 7)
-    for fwd, bwd, tf in [(_core.softmax_forward, _core.softmax_backward, lambda z: F.softmax(z, 1)),
-                         (_core.log_softmax_forward, _core.log_softmax_backward, lambda z: F.log_softmax(z, 1))]:
+    for fwd, bwd, tf in [(_core.softmax_forward, _core.softmax_backward,
+                          lambda z: F.softmax(z, 1)),
+                         (_core.log_softmax_forward, _core.log_softmax_backward,
+                          lambda z: F.log_softmax(z, 1))]:
         xt = torch.tensor(x, requires_grad=True)
         yt = tf(xt)
         yt.backward(torch.tensor(dy))
@@ -127,7 +130,7 @@ def test_loss_parity_with_torch(isa):
         np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(bwd(dy, y), xt.grad.numpy(), rtol=1e-5, atol=1e-6)
     tt = torch.tensor(t)
-    for name, ours in [("ce", None), ("mm", None), ("mse", None)]:
+    for name, _ours in [("ce", None), ("mm", None), ("mse", None)]:
         xt = torch.tensor(x, requires_grad=True)
         if name == "ce":
             lt = F.cross_entropy(xt, tt)

@@ -54,7 +54,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: "N%dC%dK%d_%dx%d_F%d_p%d" % c)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "N{}C{}K{}_{}x{}_F{}_p{}".format(*c))
 def test_winograd_matches_float64_reference(isa, algorithm, case):
     N, C, K, H, W, F, p = case
     rng = np.random.default_rng(sum(case))
