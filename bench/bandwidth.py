@@ -12,9 +12,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from _common import write_readme_table
-
 import numpy as np
+from _common import write_readme_table
 
 import cnnkit
 
@@ -44,12 +43,14 @@ def main():
     rows = [
         ("relu forward, out= reused (read x, write y)", lambda: core.relu_forward(x, out=out), 2),
         ("relu forward, new output array", lambda: core.relu_forward(x), 2),
-        ("relu backward, out= reused (read dy, y; write dx)", lambda: core.relu_backward(dy, y, out=out), 3),
+        ("relu backward, out= reused (read dy, y; write dx)",
+         lambda: core.relu_backward(dy, y, out=out), 3),
         ("tanh forward, out= reused", lambda: core.tanh_forward(x, out=out), 2),
         ("numpy copyto (1 thread)", lambda: np.copyto(out, x), 2),
         ("numpy add into out (1 thread)", lambda: np.add(x, dy, out=out), 3),
     ]
-    lines = [f"`python3 bench/bandwidth.py`: {args.threads} threads, tensor of {x.nbytes / 1e6:.0f} MB "
+    lines = [f"`python3 bench/bandwidth.py`: {args.threads} threads, "
+             f"tensor of {x.nbytes / 1e6:.0f} MB "
              "(> 32 MB L3), best of 7; GB/s counts each array read or written once.", "",
              "| kernel | ms | GB/s |", "|---|---:|---:|"]
     for name, f, streams in rows:

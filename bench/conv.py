@@ -88,7 +88,8 @@ def worker(lib, repeats, threads):
         else:
             f = lambda: core.conv2d_forward(x, w, b, (s, s), (p, p), (1, 1), g)  # noqa: E731
             d = lambda: core.conv2d_backward_data(dy, w, (H, W), (s, s), (p, p), (1, 1), g)  # noqa: E731
-            wg = lambda: core.conv2d_backward_weights(dy, x, (F, F), (s, s), (p, p), (1, 1), g, True)  # noqa: E731
+            wg = lambda: core.conv2d_backward_weights(  # noqa: E731
+                dy, x, (F, F), (s, s), (p, p), (1, 1), g, True)
         if lib == "torch":
             out[name] = [best(f, repeats), best(d, repeats), best(wg, repeats)]
             continue
@@ -106,7 +107,7 @@ def memory_worker(lib):
 
     import numpy as np
 
-    N, C, H, W, K, F, s, p, g = 128, 3, 227, 227, 96, 11, 4, 0, 1
+    N, C, H, W, K, F, s, p = 128, 3, 227, 227, 96, 11, 4, 0
     x = np.ones((N, C, H, W), np.float32)
     w = np.full((K, C, F, F), 0.01, np.float32)
     if lib == "torch":
@@ -131,7 +132,8 @@ def memory_worker(lib):
 
 def run(args_list, threads):
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    r = subprocess.run([sys.executable, __file__, *args_list], capture_output=True, text=True, env=env)
+    r = subprocess.run([sys.executable, __file__, *args_list], capture_output=True, text=True,
+                       env=env)
     if r.returncode != 0:
         raise SystemExit(r.stderr)
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -153,10 +155,13 @@ def main():
 
     ours, theirs, peaks = [], [], []
     for _ in range(args.rounds):
-        o = run(["--worker", "cnnkit", "--repeats", str(args.repeats), "--threads", str(args.threads)], args.threads)
+        o = run(["--worker", "cnnkit", "--repeats", str(args.repeats),
+                 "--threads", str(args.threads)],
+                args.threads)
         peaks.append(o.pop("_peak"))
         ours.append(o)
-        theirs.append(run(["--worker", "torch", "--repeats", str(args.repeats), "--threads", str(args.threads)],
+        theirs.append(run(["--worker", "torch", "--repeats", str(args.repeats),
+                           "--threads", str(args.threads)],
                           args.threads))
     peak = median(peaks)
     mem_ck = run(["--memory", "cnnkit"], args.threads)["growth_mb"]
@@ -165,7 +170,8 @@ def main():
     lines = [
         f"`python3 bench/conv.py --rounds {args.rounds}`: {args.threads} threads, PyTorch "
         f"(oneDNN) in a separate process, medians of {args.rounds} alternating rounds of best-of-"
-        f"{args.repeats}; FMA peak probe {peak:.0f} GFLOP/s. GFLOP/s: fwd / bwd-data / bwd-weights.",
+        f"{args.repeats}; FMA peak probe {peak:.0f} GFLOP/s. "
+        "GFLOP/s: fwd / bwd-data / bwd-weights.",
         "",
         "| layer | cnnkit algorithm | cnnkit GFLOP/s | direct path GFLOP/s | direct path of peak "
         "| PyTorch GFLOP/s | speed-up fwd | speed-up fwd+bwd |",
@@ -185,13 +191,17 @@ def main():
         algo = " / ".join(short[a] for a in ours[0][name + " (algorithms)"])
         lines.append(
             f"| {name} | {algo} | {g_ck[0]:.0f} / {g_ck[1]:.0f} / {g_ck[2]:.0f} "
-            f"| {g_dir[0]:.0f} / {g_dir[1]:.0f} / {g_dir[2]:.0f} | {eff[0]:.0f} / {eff[1]:.0f} / {eff[2]:.0f} % "
-            f"| {g_pt[0]:.0f} / {g_pt[1]:.0f} / {g_pt[2]:.0f} | {t_pt[0] / t_ck[0]:.2f}x | {sum(t_pt) / sum(t_ck):.2f}x |"
+            f"| {g_dir[0]:.0f} / {g_dir[1]:.0f} / {g_dir[2]:.0f} "
+            f"| {eff[0]:.0f} / {eff[1]:.0f} / {eff[2]:.0f} % "
+            f"| {g_pt[0]:.0f} / {g_pt[1]:.0f} / {g_pt[2]:.0f} | {t_pt[0] / t_ck[0]:.2f}x "
+            f"| {sum(t_pt) / sum(t_ck):.2f}x |"
         )
     lines.append("")
-    lines.append("Algorithms (fwd / bwd-data / bwd-weights): wino = Winograd F(4x4, 3x3) (5x5 as four "
+    lines.append("Algorithms (fwd / bwd-data / bwd-weights): wino = Winograd F(4x4, 3x3) "
+                 "(5x5 as four "
                  "3x3 pieces), igemm = implicit GEMM, gemm = 1x1 as a plain GEMM, col2im = GEMM + "
-                 "col2im (strided backward data), dot = dot-product weight gradient, dw = depthwise loops.")
+                 "col2im (strided backward data), dot = dot-product weight gradient, "
+                 "dw = depthwise loops.")
     lines.append("")
     lines.append(f"Peak RSS growth over AlexNet conv1 forward + weight gradient at batch 128: "
                  f"cnnkit {mem_ck:.0f} MB, PyTorch {mem_pt:.0f} MB (the output alone is 149 MB).")

@@ -65,7 +65,7 @@ def worker_step(args) -> dict:
     dist.init()
     p, r = dist.world_size(), dist.rank()
     ck.manual_seed(0)
-    model = models.build(args.model)
+    model = nn.utils.fuse_batch_norm_relu(models.build(args.model))  # as fit() trains it
     if args.sync_bn:
         model = dist.convert_sync_batchnorm(model)
     dist.broadcast_parameters(model)

@@ -22,9 +22,9 @@ import numpy as np  # noqa: E402
 import cnnkit  # noqa: E402
 
 try:
-    from threadpoolctl import threadpool_limits, threadpool_info  # noqa: E402
+    from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
 except ImportError:  # pragma: no cover
-    raise SystemExit("bench/gemm.py needs threadpoolctl: pip install '.[bench]'")
+    raise SystemExit("bench/gemm.py needs threadpoolctl: pip install '.[bench]'") from None
 
 SQUARE = [64, 128, 256, 512, 1024, 2048]
 CONV_SHAPES = [
@@ -62,7 +62,8 @@ def main():
     args = ap.parse_args()
 
     blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
-    blas_desc = ", ".join(f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')})" for i in blas)
+    blas_desc = ", ".join(f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')})"
+                          for i in blas)
     info = cnnkit.cpu_info()
     lines = [
         f"`python3 bench/gemm.py --rounds {args.rounds}` on {info['brand']} "
@@ -79,7 +80,8 @@ def main():
         for m, n, k, note in shapes:
             g_ck, g_np, ratio = measure(m, n, k, threads, args.rounds, args.pause)
             label = f"{m} x {n} x {k}" + (f" ({note})" if note else "")
-            row = f"| {label} | {threads} | {g_ck:.1f} | {100 * g_ck / peak:.0f} % | {g_np:.1f} | {ratio:.2f}x |"
+            row = (f"| {label} | {threads} | {g_ck:.1f} | {100 * g_ck / peak:.0f} % "
+                   f"| {g_np:.1f} | {ratio:.2f}x |")
             print(row, flush=True)
             lines.append(row)
         lines.append(f"| FMA peak probe | {threads} | {peak:.1f} | 100 % | | |")

@@ -5,7 +5,8 @@
 Each side runs in its own process (this script with --side cnnkit / --side torch), so the two
 OpenMP runtimes never spin against each other, and both get OMP_WAIT_POLICY=PASSIVE: on this
 shared 2-core machine an actively spinning idle worker competes with the main thread whenever
-another process wants a core, which turns a 0.4 ms op into 8 ms (a scheduler time slice). Each run times an inner loop of >= 20 ms; the table gives the median
+another process wants a core, which turns a 0.4 ms op into 8 ms (a scheduler time slice).
+Each run times an inner loop of >= 20 ms; the table gives the median
 over --runs runs (and the best). GB/s counts the bytes an op must move at least once (inputs
 read + outputs written, indices/masks/saved tensors included) divided by the median time.
 Writes bench/results/layers.json and bench/results/layers.md.
@@ -71,7 +72,8 @@ def timeit(fn, runs, min_time=0.02):
 
 
 def nbytes(*arrays):
-    return int(sum(a.nbytes if hasattr(a, "nbytes") else a.numel() * a.element_size() for a in arrays))
+    return int(sum(a.nbytes if hasattr(a, "nbytes") else a.numel() * a.element_size()
+                   for a in arrays))
 
 
 def shape_of(key, extra):
@@ -84,7 +86,8 @@ def cnnkit_case(op, key, extra, rng):
 
     if op.startswith("linear"):
         n, fin, fout = extra
-        x, w, b = (rng.standard_normal(s, dtype=np.float32) for s in ((n, fin), (fout, fin), (fout,)))
+        x, w, b = (rng.standard_normal(s, dtype=np.float32)
+                   for s in ((n, fin), (fout, fin), (fout,)))
         y = C.linear_forward(x, w, b)
         dy = np.ones_like(y)
         dx, dw, db = C.linear_backward(dy, x, w, True)
@@ -160,7 +163,8 @@ def torch_case(op, key, extra, rng):
 
     if op.startswith("linear"):
         n, fin, fout = extra
-        leaves = [torch.randn(n, fin, requires_grad=True), torch.randn(fout, fin, requires_grad=True),
+        leaves = [torch.randn(n, fin, requires_grad=True),
+                  torch.randn(fout, fin, requires_grad=True),
                   torch.randn(fout, requires_grad=True)]
         return graph(lambda: F.linear(*leaves))
     if op.startswith("cross_entropy"):
@@ -273,7 +277,8 @@ def main():
         "(ms); speedup = PyTorch time / cnnkit time; "
         "GB/s = minimum bytes moved / cnnkit median time.",
         "",
-        "| op | shape | cnnkit fwd | torch fwd | speedup | GB/s | cnnkit bwd | torch bwd | speedup | GB/s | fwd+bwd speedup |",
+        "| op | shape | cnnkit fwd | torch fwd | speedup | GB/s "
+        "| cnnkit bwd | torch bwd | speedup | GB/s | fwd+bwd speedup |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for op, key, extra in cases:

@@ -20,9 +20,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_readme_table  # noqa: E402
-
 import train as train_bench  # noqa: E402  (bench/train.py: the shared training-step worker)
+from _common import write_readme_table  # noqa: E402
 
 
 def best(fn, repeats=5):
@@ -95,20 +94,23 @@ def main():
     try:
         import cnnkit
 
-        cpu = cnnkit.cpu_info()["brand"] + f" ({os.cpu_count()} logical CPUs, ISA {cnnkit.get_isa()})"
+        cpu = (cnnkit.cpu_info()["brand"]
+               + f" ({os.cpu_count()} logical CPUs, ISA {cnnkit.get_isa()})")
     except Exception:  # noqa: BLE001
         pass
     lines = [
         f"`python3 bench/scaling.py --threads {' '.join(map(str, args.threads))}` on {cpu}; "
         "each framework in its own process per thread count.",
         "",
-        "| threads | cifar_cnn train img/s cnnkit / PyTorch | speed-up | SGEMM 2048 GFLOP/s cnnkit / PyTorch "
+        "| threads | cifar_cnn train img/s cnnkit / PyTorch | speed-up "
+        "| SGEMM 2048 GFLOP/s cnnkit / PyTorch "
         "| VGG 3x3 conv fwd+bwd GFLOP/s cnnkit / PyTorch |",
         "|---:|---|---:|---|---|",
     ]
     for t in args.threads:
         ck, pt = run("cnnkit", t), run("torch", t)
-        row = (f"| {t} | {ck['cifar_cnn']:.0f} / {pt['cifar_cnn']:.0f} | {ck['cifar_cnn'] / pt['cifar_cnn']:.2f}x "
+        row = (f"| {t} | {ck['cifar_cnn']:.0f} / {pt['cifar_cnn']:.0f} "
+               f"| {ck['cifar_cnn'] / pt['cifar_cnn']:.2f}x "
                f"| {ck['sgemm']:.0f} / {pt['sgemm']:.0f} | {ck['conv']:.0f} / {pt['conv']:.0f} |")
         print(row, flush=True)
         lines.append(row)

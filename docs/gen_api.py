@@ -20,16 +20,18 @@ import types
 # inside one of these gets a page of its own at the end (new modules are never left out).
 PAGES = [
     ("cnnkit", "cnnkit: top level"),
-    ("cnnkit.tensor", "cnnkit.tensor: Tensor and autograd"),
+    ("cnnkit.tensor", "cnnkit.tensor: Tensor"),
+    ("cnnkit.autograd", "cnnkit.autograd: Function, grad mode, the backward engine"),
     ("cnnkit.functional", "cnnkit.functional: operations"),
     ("cnnkit.nn", "cnnkit.nn: layers and losses"),
     ("cnnkit.nn.init", "cnnkit.nn.init: initialisation"),
-    ("cnnkit.nn.utils", "cnnkit.nn.utils: fusing layers"),
+    ("cnnkit.nn.utils", "cnnkit.nn.utils: fusion passes, eval_mode"),
     ("cnnkit.optim", "cnnkit.optim: optimizers"),
     ("cnnkit.optim.lr_scheduler", "cnnkit.optim.lr_scheduler: learning-rate schedules"),
     ("cnnkit.data", "cnnkit.data: datasets, preprocessing, augmentation, loading"),
     ("cnnkit.models", "cnnkit.models: ready-made models"),
     ("cnnkit.train", "cnnkit.train: training and evaluation"),
+    ("cnnkit.metrics", "cnnkit.metrics: evaluation metrics"),
     ("cnnkit.ensemble", "cnnkit.ensemble: model ensembles"),
     ("cnnkit.io", "cnnkit.io: saving, loading, PyTorch weights"),
     ("cnnkit.onnx", "cnnkit.onnx: ONNX export"),
@@ -40,7 +42,8 @@ PAGES = [
     ("cnnkit.distributed", "cnnkit.distributed: data-parallel training over MPI"),
     ("cnnkit.shapes", "cnnkit.shapes: output-size arithmetic"),
     ("cnnkit.random", "cnnkit.random: seeds"),
-    ("cnnkit.ops", "cnnkit.ops: low-level kernels"),
+    ("cnnkit.ops", "cnnkit.ops: the op families' Functions, sgemm"),
+    ("cnnkit.runtime", "cnnkit.runtime: ISA, threads, convolution algorithm"),
     ("cnnkit.cli", "cnnkit.cli: the command line"),
 ]
 

@@ -28,10 +28,12 @@ print("\n32x32x3 input, ten 5x5 filters, stride 1, pad 2:")
 conv = nn.Conv2d(3, 10, 5, stride=1, padding=2)
 y = conv(ck.tensor(np.zeros((1, 3, 32, 32), np.float32)))
 n, k, h, w = y.shape
-print(f"  output volume: {h}x{w}x{k}  ({formula(32, 5, 1, 2)} = {ck.conv_output_size(32, 5, 1, 2)})")
+size = ck.conv_output_size(32, 5, 1, 2)
+print(f"  output volume: {h}x{w}x{k}  ({formula(32, 5, 1, 2)} = {size})")
 weights, biases = conv.weight.numel(), conv.bias.numel()
-print(f"  parameters: each filter 5*5*3 + 1 = 76, so 10 * 76 = {weights} + {biases} "
-      f"= {weights + biases}")
+per_filter = weights // k  # 5*5*3 = 75 weights, plus one bias each
+print(f"  parameters: each filter 5*5*3 = {per_filter} weights + 1 bias, so "
+      f"{k} * {per_filter} + {k} = {weights} + {biases} = {weights + biases}")
 
 print("\nzero padding (F - 1)/2 with stride 1 preserves the size (32x32 input):")
 for f in (3, 5, 7):

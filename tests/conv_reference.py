@@ -14,7 +14,8 @@ def out_size(n, f, s, p, d):
 def _windows(xp, fy, fx, Ho, Wo, s, d):
     sh, sw = s
     dh, dw = d
-    return xp[:, :, fy * dh : fy * dh + sh * (Ho - 1) + 1 : sh, fx * dw : fx * dw + sw * (Wo - 1) + 1 : sw]
+    return xp[:, :, fy * dh : fy * dh + sh * (Ho - 1) + 1 : sh,
+              fx * dw : fx * dw + sw * (Wo - 1) + 1 : sw]
 
 
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
@@ -32,7 +33,8 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
             win = _windows(xp, fy, fx, Ho, Wo, s, d)
             for g in range(groups):
                 y[:, g * Kg : (g + 1) * Kg] += np.einsum(
-                    "nchw,kc->nkhw", win[:, g * Cg : (g + 1) * Cg], w[g * Kg : (g + 1) * Kg, :, fy, fx]
+                    "nchw,kc->nkhw", win[:, g * Cg : (g + 1) * Cg],
+                    w[g * Kg : (g + 1) * Kg, :, fy, fx]
                 )
     if b is not None:
         y += b.astype(np.float64)[None, :, None, None]

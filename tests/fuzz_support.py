@@ -25,8 +25,8 @@ CASES: collections.Counter = collections.Counter()
 
 # Values a user may hand in where an int is wanted: negative, zero, huge (overflow bait), floats,
 # bools, None, strings, wrong-length sequences.
-BAD_INTS = [0, -1, -7, 2**31, 2**40, 2**62, 2**63 - 1, 2**63, 2**64 + 3, -(2**63), 1.5, float("nan"),
-            float("inf"), True, None, "3", (1,), (1, 2, 3), [], (1.0, 2.0), ("a", 1),
+BAD_INTS = [0, -1, -7, 2**31, 2**40, 2**62, 2**63 - 1, 2**63, 2**64 + 3, -(2**63), 1.5,
+            float("nan"), float("inf"), True, None, "3", (1,), (1, 2, 3), [], (1.0, 2.0), ("a", 1),
             np.float32(2.0), complex(1, 1)]
 
 

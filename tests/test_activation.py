@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from layer_helpers import _core, assert_grad_close, f32, numgrad, rand, threads_restored  # noqa: F401
 
 import cnnkit
-from layer_helpers import _core, assert_grad_close, f32, numgrad, rand, threads_restored  # noqa: F401
 
 
 def np_sigmoid(x):
-    return np.where(x >= 0, 1 / (1 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x))))
+    return np.where(x >= 0, 1 / (1 + np.exp(-np.abs(x))),
+                    np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x))))
 
 
 REF = {
@@ -115,7 +116,7 @@ def test_activation_gradient_numerically(isa, name):
     assert_grad_close(dx, numgrad(lambda z: REF[name](z, a), x, dy), rtol=1e-4)
 
 
-def test_activation_big_tensor_and_threads_are_bitwise_equal(isa, threads_restored):
+def test_activation_big_tensor_and_threads_are_bitwise_equal(isa, threads_restored):  # noqa: F811
     rng = np.random.default_rng(12)
     x = sample(rng, (300001,))
     outs = []
@@ -140,7 +141,8 @@ def ref_maxout(x, pieces):
     return g.max(axis=2), g.argmax(axis=2)
 
 
-@pytest.mark.parametrize("shape,pieces", [((2, 6, 3, 5), 3), ((1, 4), 2), ((3, 5, 7), 1), ((2, 8, 1, 17), 4)])
+@pytest.mark.parametrize("shape,pieces",
+                         [((2, 6, 3, 5), 3), ((1, 4), 2), ((3, 5, 7), 1), ((2, 8, 1, 17), 4)])
 def test_maxout(shape, pieces):
     rng = np.random.default_rng(13)
     x = rand(rng, *shape)
@@ -159,7 +161,8 @@ def test_maxout_ties_and_errors():
     x = np.ones((1, 4, 2), dtype=np.float32)
     _, am = _core.maxout_forward(x, 2)
     np.testing.assert_array_equal(am, 0)
-    with pytest.raises(ValueError, match=r"maxout: number of channels \(6\) must be divisible by pieces \(4\)"):
+    with pytest.raises(ValueError, match=r"maxout: number of channels \(6\) "
+                                         r"must be divisible by pieces \(4\)"):
         _core.maxout_forward(np.zeros((2, 6, 3), np.float32), 4)
     with pytest.raises(TypeError, match="argmax must have dtype uint8"):
         _core.maxout_backward(np.zeros((1, 2, 2), np.float32), np.zeros((1, 2, 2), np.int64), 2)
@@ -170,7 +173,8 @@ def test_activation_bad_arguments():
         _core.relu_forward(np.zeros(4))
     with pytest.raises(TypeError, match="numpy.ndarray"):
         _core.tanh_forward([1.0, 2.0])
-    with pytest.raises(ValueError, match=r"sigmoid_backward: y must have the shape of dy \[3\], got \[4\]"):
+    with pytest.raises(ValueError, match=r"sigmoid_backward: y must have the shape of dy "
+                                         r"\[3\], got \[4\]"):
         _core.sigmoid_backward(np.zeros(3, np.float32), np.zeros(4, np.float32))
     with pytest.raises(TypeError, match="C-contiguous"):
         _core.elu_forward(np.zeros((4, 4), np.float32).T, 1.0)

@@ -184,3 +184,21 @@ def test_random_expression_matches_torch():
     np.testing.assert_allclose(r1.item(), r2.item(), rtol=1e-5)
     for o, t in zip(ours, theirs):
         np.testing.assert_allclose(o.grad, t.grad.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_grad_accumulator_receives_leaf_gradients_until_removed():
+    """Tensor.register_grad_accumulator: the leaf-gradient hook cnnkit.distributed uses."""
+    w = ck.tensor(np.ones(3, np.float32), requires_grad=True)
+    got = []
+    handle = w.register_grad_accumulator(lambda t, g: got.append((t, g.copy())))
+    (w * 2).sum().backward()
+    (w * w).sum().backward()  # w reaches the product twice: two deliveries
+    assert w.grad is None and [t is w for t, _ in got] == [True, True, True]
+    assert [g.tolist() for _, g in got] == [[2, 2, 2], [1, 1, 1], [1, 1, 1]]
+    with pytest.raises(RuntimeError, match="already has one"):
+        w.register_grad_accumulator(lambda t, g: None)
+    handle.remove()
+    (w * 3).sum().backward()
+    assert w.grad.tolist() == [3, 3, 3] and len(got) == 3
+    with pytest.raises(RuntimeError, match="only leaf tensors"):
+        (w * 1).register_grad_accumulator(lambda t, g: None)

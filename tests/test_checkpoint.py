@@ -4,9 +4,10 @@ import collections
 import math
 import os
 
-import cnnkit as ck
 import numpy as np
 import pytest
+
+import cnnkit as ck
 from cnnkit import models, optim
 
 
@@ -251,7 +252,7 @@ def test_training_checkpoint_round_trips_every_state(tmp_path, opt_name, sched_n
     loss_fn = ck.nn.CrossEntropyLoss()
 
     def steps(model, opt, sched, n):
-        for i in range(n):
+        for _ in range(n):
             model.train()
             opt.zero_grad()
             loss_fn(model(ck.tensor(x)), y).backward()   # dropout draws from the global RNG

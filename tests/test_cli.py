@@ -8,8 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-import cnnkit
 import pytest
+
+import cnnkit
 
 PYTHONPATH = str(Path(cnnkit.__file__).resolve().parent.parent)
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,9 +55,9 @@ def test_eval_prints_accuracy_per_class_and_confusion(trained):
     assert lines[0].startswith("runs/digits_cnn-digits/best.safetensors (digits_cnn, epoch ")
     assert re.match(r"accuracy: 9\d\.\d\d% \(360 images\)", lines[1])
     assert lines[2].startswith("top-5 accuracy: ")
-    assert "per-class accuracy:" in lines and len([l for l in lines if "%" in l]) == 12
+    assert "per-class accuracy:" in lines and len([line for line in lines if "%" in line]) == 12
     i = lines.index("confusion matrix (rows: true class, columns: predicted):")
-    rows = [list(map(int, l.split()[1:])) for l in lines[i + 2:i + 12]]
+    rows = [list(map(int, line.split()[1:])) for line in lines[i + 2:i + 12]]
     assert sum(map(sum, rows)) == 360
     r = run("eval", "runs/digits_cnn-digits/best.safetensors",
             "runs/digits_cnn-digits/last.safetensors", cwd=cwd)
@@ -115,6 +116,12 @@ def test_bench_prints_a_table(tmp_path):
 def test_help(tmp_path, command, option):
     r = run(*([command] if command else []), "--help", cwd=tmp_path)
     assert r.returncode == 0 and option in r.stdout and r.stdout.startswith("usage: cnnkit")
+
+
+def test_train_help_shows_percent_signs_once(tmp_path):
+    r = run("train", "--help", cwd=tmp_path)
+    assert r.returncode == 0 and "%%" not in r.stdout
+    assert re.search(r"10%\s+of\s+the\s+training\s+set", r.stdout)
 
 
 def test_missing_data_is_a_clear_error(tmp_path):

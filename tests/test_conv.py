@@ -7,16 +7,17 @@ import sys
 
 import numpy as np
 import pytest
-
-import cnnkit
 from conv_reference import conv2d as conv_ref
 from conv_reference import conv2d_grads, out_size, tiled_conv2d
+
+import cnnkit
 
 core = cnnkit._core
 
 
 def fwd(x, w, b=None, s=1, p=0, d=1, g=1, relu=False):
-    return core.conv2d_forward(x, w, b, (s, s) if np.isscalar(s) else s, (p, p) if np.isscalar(p) else p,
+    return core.conv2d_forward(x, w, b, (s, s) if np.isscalar(s) else s,
+                               (p, p) if np.isscalar(p) else p,
                                (d, d) if np.isscalar(d) else d, g, relu)
 
 
@@ -33,7 +34,8 @@ def assert_close(got, want, rtol=2e-5, what=""):
 def all_grid():
     # (N, C, K, H, W, Fh, Fw, stride, padding, dilation, groups)
     grid = []
-    for C, K, F, s, p, d in itertools.product([1, 3, 5, 16, 33], [1, 3, 5, 16, 33], [1, 2, 3, 5, 7, 11],
+    for C, K, F, s, p, d in itertools.product([1, 3, 5, 16, 33], [1, 3, 5, 16, 33],
+                                              [1, 2, 3, 5, 7, 11],
                                               [1, 2, 3, 4], [0, 1, 2, 3], [1, 2]):
         grid.append((C, K, F, s, p, d))
     rng = np.random.default_rng(7)
@@ -61,7 +63,8 @@ def all_grid():
 CONFIGS = all_grid()
 
 
-@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: "N%dC%dK%d_%dx%d_F%dx%d_s%dp%dd%dg%d" % c)
+@pytest.mark.parametrize("cfg", CONFIGS,
+                         ids=lambda c: "N{}C{}K{}_{}x{}_F{}x{}_s{}p{}d{}g{}".format(*c))
 def test_forward_and_gradients_match_reference(isa, cfg):
     N, C, K, H, W, Fh, Fw, s, p, d, g = cfg
     rng = np.random.default_rng(hash(cfg) % 2**32)
@@ -87,8 +90,8 @@ def test_fused_relu_and_no_bias(isa, rng):
     b = rng.standard_normal(7).astype(np.float32)
     assert_close(fwd(x, w, b, 1, 1, relu=True), np.maximum(conv_ref(x, w, b, 1, 1), 0))
     assert_close(fwd(x, w, None, 2, 0), conv_ref(x, w, None, 2, 0))
-    dw, db = core.conv2d_backward_weights(np.ones((2, 7, 7, 7), np.float32), x, (3, 3), (1, 1), (0, 0),
-                                          (1, 1), 1, False)
+    dw, db = core.conv2d_backward_weights(np.ones((2, 7, 7, 7), np.float32), x, (3, 3), (1, 1),
+                                          (0, 0), (1, 1), 1, False)
     assert db is None and dw.shape == (7, 5, 3, 3)
 
 
@@ -114,11 +117,13 @@ def test_isa_paths_agree_with_reference_path(rng):
     before = cnnkit.get_isa()
     try:
         cnnkit.set_isa("ref")
-        ref = (fwd(x, w, None, 1, 1), core.conv2d_backward_data(dy, w, (14, 14), (1, 1), (1, 1), (1, 1), 1),
+        ref = (fwd(x, w, None, 1, 1),
+               core.conv2d_backward_data(dy, w, (14, 14), (1, 1), (1, 1), (1, 1), 1),
                core.conv2d_backward_weights(dy, x, (3, 3), (1, 1), (1, 1), (1, 1), 1, True)[0])
         for name in cnnkit.cpu_info()["supported_isas"]:
             cnnkit.set_isa(name)
-            got = (fwd(x, w, None, 1, 1), core.conv2d_backward_data(dy, w, (14, 14), (1, 1), (1, 1), (1, 1), 1),
+            got = (fwd(x, w, None, 1, 1),
+                   core.conv2d_backward_data(dy, w, (14, 14), (1, 1), (1, 1), (1, 1), 1),
                    core.conv2d_backward_weights(dy, x, (3, 3), (1, 1), (1, 1), (1, 1), 1, True)[0])
             for a, r in zip(got, ref):
                 assert_close(a, r, rtol=1e-5, what=name)
@@ -161,7 +166,8 @@ def test_translation_equivariance(isa, rng):
     y = fwd(x, w, None, 1, 1)
     shifted = np.roll(x, shift=(1, 1), axis=(2, 3))
     y_shifted = fwd(shifted, w, None, 1, 1)
-    np.testing.assert_allclose(y_shifted[:, :, 2:-1, 2:-1], y[:, :, 1:-2, 1:-2], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(y_shifted[:, :, 2:-1, 2:-1], y[:, :, 1:-2, 1:-2],
+                               rtol=1e-5, atol=1e-5)
 
 
 def test_lecture_examples():
@@ -171,7 +177,8 @@ def test_lecture_examples():
     b = np.zeros(10, np.float32)
     assert fwd(x, w, b, 1, 2).shape == (1, 10, 32, 32)
     assert w.size + b.size == 760
-    # 7x7 input, 3x3 filter: stride 1 -> 5x5, stride 2 -> 3x3, stride 3 -> 2 (floored; 2.33 does not fit)
+    # 7x7 input, 3x3 filter: stride 1 -> 5x5, stride 2 -> 3x3,
+    # stride 3 -> 2 (floored; 2.33 does not fit)
     x7 = np.zeros((1, 1, 7, 7), np.float32)
     w3 = np.zeros((1, 1, 3, 3), np.float32)
     assert fwd(x7, w3, None, 1).shape[2:] == (5, 5)
@@ -188,8 +195,8 @@ def local_args(s, p):
 
 
 @pytest.mark.parametrize("N,C,K,H,W,F,s,p,T", [
-    (2, 3, 4, 7, 6, 3, 1, 0, (2, 2)), (1, 2, 5, 9, 9, 3, 2, 1, (3, 1)), (3, 1, 2, 5, 8, 2, 1, 1, (1, 3)),
-    (2, 4, 3, 6, 6, 3, 1, 1, (1, 1)),
+    (2, 3, 4, 7, 6, 3, 1, 0, (2, 2)), (1, 2, 5, 9, 9, 3, 2, 1, (3, 1)),
+    (3, 1, 2, 5, 8, 2, 1, 1, (1, 3)), (2, 4, 3, 6, 6, 3, 1, 1, (1, 1)),
 ])
 def test_tiled_conv_matches_reference(isa, rng, N, C, K, H, W, F, s, p, T):
     Ho, Wo = out_size(H, F, s, p, 1), out_size(W, F, s, p, 1)
@@ -212,8 +219,8 @@ def test_tiled_conv_matches_reference(isa, rng, N, C, K, H, W, F, s, p, T):
         for j in range(Wo):
             patch = xp[:, :, i * s : i * s + F, j * s : j * s + F]
             want_dw[i % T[0], j % T[1]] += np.einsum("nk,ncyx->kcyx", dy[:, :, i, j], patch)
-            dxp[:, :, i * s : i * s + F, j * s : j * s + F] += np.einsum("nk,kcyx->ncyx", dy[:, :, i, j],
-                                                                         w64[i % T[0], j % T[1]])
+            dxp[:, :, i * s : i * s + F, j * s : j * s + F] += np.einsum(
+                "nk,kcyx->ncyx", dy[:, :, i, j], w64[i % T[0], j % T[1]])
     assert_close(dw, want_dw)
     assert_close(dx, dxp[:, :, p : p + H, p : p + W])
 
@@ -227,7 +234,8 @@ def test_tiled_with_t1_is_conv2d(isa, rng):
     dy = rng.standard_normal(y_tiled.shape).astype(np.float32)
     dx, dw, db = core.tiled_conv2d_backward(dy, x, w[None, None], (1, 1), (1, 1), True, True)
     assert_close(dx, core.conv2d_backward_data(dy, w, (8, 9), (1, 1), (1, 1), (1, 1), 1), rtol=1e-5)
-    assert_close(dw[0, 0], core.conv2d_backward_weights(dy, x, (3, 3), (1, 1), (1, 1), (1, 1), 1, True)[0],
+    assert_close(dw[0, 0],
+                 core.conv2d_backward_weights(dy, x, (3, 3), (1, 1), (1, 1), (1, 1), 1, True)[0],
                  rtol=1e-5)
 
 
@@ -254,7 +262,8 @@ def test_tiled_with_output_size_tiles_is_locally_connected(isa, rng):
 def test_local_backward_skips_what_is_not_needed(rng):
     x = rng.standard_normal((1, 2, 5, 5)).astype(np.float32)
     w = rng.standard_normal((3, 3, 2, 2, 3, 3)).astype(np.float32)
-    dx, dw, db = core.local_conv2d_backward(np.ones((1, 2, 3, 3), np.float32), x, w, (1, 1), (0, 0), False, False)
+    dx, dw, db = core.local_conv2d_backward(np.ones((1, 2, 3, 3), np.float32), x, w, (1, 1), (0, 0),
+                                            False, False)
     assert dx is None and db is None and dw.shape == w.shape
 
 
@@ -300,7 +309,8 @@ del y
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print((after - before) / 1024.0)
 """
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env=dict(os.environ))
     assert r.returncode == 0, r.stderr
     grew_mb = float(r.stdout.strip())
     # The output itself is 149 MB; the workspaces are per thread and small.
@@ -319,11 +329,13 @@ def test_bad_arguments_raise_clear_errors():
         fwd(x, np.zeros((6, 4, 3, 3), np.float32), s=0)
     with pytest.raises(ValueError, match=r"padding must be >= 0, got \(-1, -1\)"):
         fwd(x, np.zeros((6, 4, 3, 3), np.float32), p=-1)
-    with pytest.raises(ValueError, match=r"kernel \(9 x 9 with dilation\) is larger than the padded input \(8 x 8\)"):
+    with pytest.raises(ValueError, match=r"kernel \(9 x 9 with dilation\) "
+                                         r"is larger than the padded input \(8 x 8\)"):
         fwd(x, np.zeros((6, 4, 9, 9), np.float32))
     with pytest.raises(ValueError, match=r"input channels \(4\) must be divisible by groups \(3\)"):
         fwd(x, np.zeros((6, 1, 3, 3), np.float32), g=3)
-    with pytest.raises(ValueError, match=r"output channels \(5\) must be divisible by groups \(2\)"):
+    with pytest.raises(ValueError,
+                       match=r"output channels \(5\) must be divisible by groups \(2\)"):
         fwd(x, np.zeros((5, 2, 3, 3), np.float32), g=2)
     with pytest.raises(TypeError, match=r"conv2d: x must have dtype float32, got float64"):
         fwd(x.astype(np.float64), np.zeros((6, 4, 3, 3), np.float32))
@@ -333,10 +345,13 @@ def test_bad_arguments_raise_clear_errors():
         fwd(x[0], np.zeros((6, 4, 3, 3), np.float32))
     with pytest.raises(ValueError, match=r"conv2d: bias must have shape \[6\], got \[5\]"):
         fwd(x, np.zeros((6, 4, 3, 3), np.float32), np.zeros(5, np.float32))
-    with pytest.raises(ValueError, match=r"conv2d_backward_data: diff_dst must have shape \[2, 6, 6, 6\]"):
-        core.conv2d_backward_data(np.zeros((2, 6, 5, 5), np.float32), np.zeros((6, 4, 3, 3), np.float32),
+    with pytest.raises(ValueError,
+                       match=r"conv2d_backward_data: diff_dst must have shape \[2, 6, 6, 6\]"):
+        core.conv2d_backward_data(np.zeros((2, 6, 5, 5), np.float32),
+                                  np.zeros((6, 4, 3, 3), np.float32),
                                   (8, 8), (1, 1), (0, 0), (1, 1), 1)
-    with pytest.raises(ValueError, match=r"local_conv2d: weight must be \[Ho, Wo, K, C, Fh, Fw\] = \[6, 6, 2, 4, 3, 3\]"):
+    with pytest.raises(ValueError, match=r"local_conv2d: weight must be "
+                                         r"\[Ho, Wo, K, C, Fh, Fw\] = \[6, 6, 2, 4, 3, 3\]"):
         core.local_conv2d_forward(x, np.zeros((5, 5, 2, 4, 3, 3), np.float32), None, (1, 1), (0, 0))
 
 
@@ -345,7 +360,8 @@ def test_bad_arguments_raise_clear_errors():
 
 def test_parity_with_torch(rng):
     torch = pytest.importorskip("torch")
-    configs = [(4, 3, 8, 17, 15, 3, 2, 1, 1, 1), (2, 8, 8, 9, 9, 3, 1, 2, 2, 8), (3, 6, 10, 12, 12, 5, 1, 2, 1, 2),
+    configs = [(4, 3, 8, 17, 15, 3, 2, 1, 1, 1), (2, 8, 8, 9, 9, 3, 1, 2, 2, 8),
+               (3, 6, 10, 12, 12, 5, 1, 2, 1, 2),
                (2, 16, 32, 8, 8, 1, 1, 0, 1, 1), (2, 3, 16, 23, 23, 11, 4, 0, 1, 1)]
     for N, C, K, H, W, F, s, p, d, g in configs:
         x = rng.standard_normal((N, C, H, W)).astype(np.float32)

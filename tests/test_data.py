@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+
 from cnnkit import data
 
 # --------------------------------------------------------------------------- digits
@@ -115,7 +116,8 @@ def test_mnist_truncated_and_corrupt(tmp_path, rng):
     with pytest.raises(ValueError, match="12 images but .* 11 labels"):
         data.load_mnist(folder)
     lab.unlink()
-    (folder / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(_idx_labels(np.zeros(12)))[:-8])
+    (folder / "train-labels-idx1-ubyte.gz").write_bytes(
+        gzip.compress(_idx_labels(np.zeros(12)))[:-8])
     with pytest.raises(ValueError, match="train-labels-idx1-ubyte.gz.*(truncated|corrupt)"):
         data.load_mnist(folder)
 
@@ -267,8 +269,8 @@ def test_random_crop_cuts_windows_of_the_padded_image(rng):
     padded = np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2)))
     offsets = set()
     for i in range(16):
-        hits = [(t, l) for t in range(5) for l in range(5)
-                if np.array_equal(padded[i, :, t:t + 6, l:l + 6], y[i])]
+        hits = [(t, left) for t in range(5) for left in range(5)
+                if np.array_equal(padded[i, :, t:t + 6, left:left + 6], y[i])]
         assert hits, f"image {i} is not a window of its padded input"
         offsets.add(hits[0])
     assert len(offsets) > 3        # not the same shift for every image

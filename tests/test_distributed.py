@@ -15,12 +15,12 @@ import sys
 import time
 from pathlib import Path
 
-import cnnkit as ck
 import distributed_worker as worker
 import numpy as np
 import pytest
 
 import cnnkit
+import cnnkit as ck
 from cnnkit import data, nn, optim
 from cnnkit import distributed as dist
 

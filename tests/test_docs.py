@@ -11,8 +11,9 @@ import sys
 import types
 from pathlib import Path
 
-import cnnkit
 import pytest
+
+import cnnkit
 
 pytest.importorskip("sphinx", reason='the docs extra is not installed: pip install ".[docs]"')
 pytest.importorskip("myst_parser", reason='the docs extra is not installed: pip install ".[docs]"')

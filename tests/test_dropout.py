@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from layer_helpers import _core, f32, rand, threads_restored  # noqa: F401
 
 import cnnkit
-from layer_helpers import _core, f32, rand, threads_restored  # noqa: F401
 
 M64 = (1 << 64) - 1
 
@@ -39,7 +39,7 @@ def test_dropout_forward_backward(isa, shape, p):
         np.testing.assert_array_equal(y, x)
 
 
-def test_dropout_keep_rate_and_seeds(isa, threads_restored):
+def test_dropout_keep_rate_and_seeds(isa, threads_restored):  # noqa: F811
     x = np.ones(1_000_003, np.float32)
     y, mask = _core.dropout_forward(x, 0.3, 7)
     assert abs(mask.mean() - 0.7) < 3e-3  # ~6 sigma for n = 1e6

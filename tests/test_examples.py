@@ -1,5 +1,6 @@
 """Every script in examples/ runs in a subprocess, as a reader would run it, and prints what the
-lecture's slide shows (issue 10). A new example without a test here fails test_every_example_is_tested."""
+lecture's slide shows (issue 10).
+A new example without a test here fails test_every_example_is_tested."""
 
 import os
 import re
@@ -7,8 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cnnkit
 import pytest
+
+import cnnkit
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

@@ -17,6 +17,22 @@ import contextlib
 
 import numpy as np
 import pytest
+from conv_reference import conv2d as ref_conv2d
+from conv_reference import conv2d_grads as ref_conv2d_grads
+from conv_reference import tiled_conv2d as ref_tiled_conv2d
+from fuzz_support import (
+    BAD_INTS,
+    LAYOUTS,
+    assert_close,
+    count,
+    expect_error,
+    fuzz,
+    inject_specials,
+    layout,
+    normal,
+    probe,
+    rngs,
+)
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -24,13 +40,6 @@ import cnnkit
 import cnnkit.functional as F
 import cnnkit.nn as nn
 from cnnkit import _core
-from conv_reference import conv2d as ref_conv2d
-from conv_reference import conv2d_grads as ref_conv2d_grads
-from conv_reference import tiled_conv2d as ref_tiled_conv2d
-from fuzz_support import (
-    BAD_INTS, LAYOUTS, assert_close, count, expect_error, fuzz, inject_specials, layout, normal,
-    probe, rngs,
-)
 
 try:
     import torch
@@ -863,7 +872,8 @@ def test_losses_invalid_arguments(rng, name, what):
         expect_error(lambda: fn(bad[int(rng.integers(len(bad)))], np.array([0, 1, 2, 0])), name,
                      ("x", "logits", "input", "target"))
     elif name == "multi_margin_loss":
-        expect_error(lambda: fn(x, np.array([0, 1, 2, 0]), margin=[None, "1"][int(rng.integers(2))]),
+        expect_error(lambda: fn(x, np.array([0, 1, 2, 0]),
+                                margin=[None, "1"][int(rng.integers(2))]),
                      name, ("margin",))
 
 
@@ -918,8 +928,9 @@ def test_sgemm_invalid_arguments(rng, what):
     sg = cnnkit.ops.sgemm
     if what in ("a", "b"):
         bad = [None, 1.0, normal(rng, (3,)), normal(rng, (2, 3, 4)), np.zeros((3, 4)),
-               np.zeros((3, 4), np.int32), np.zeros((3, 4), np.float16), normal(rng, (6, 8))[::2, ::2],
-               normal(rng, (3, 4))[::-1], "a", np.zeros((3, 4), np.bool_)]
+               np.zeros((3, 4), np.int32), np.zeros((3, 4), np.float16),
+               normal(rng, (6, 8))[::2, ::2], normal(rng, (3, 4))[::-1], "a",
+               np.zeros((3, 4), np.bool_)]
         v = bad[int(rng.integers(len(bad)))]
         expect_error(lambda: sg(v, b) if what == "a" else sg(a, v), "sgemm", (what,))
     elif what == "c":

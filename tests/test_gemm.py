@@ -72,7 +72,8 @@ def test_large_blocks_and_threads(isa, rng):
         check(sgemm(a, b), reference(a, b), k)
 
 
-@pytest.mark.parametrize("alpha,beta", [(1.0, 0.0), (2.5, 0.0), (1.0, 1.0), (-0.5, 0.75), (0.0, 2.0)])
+@pytest.mark.parametrize("alpha,beta",
+                         [(1.0, 0.0), (2.5, 0.0), (1.0, 1.0), (-0.5, 0.75), (0.0, 2.0)])
 def test_alpha_beta(isa, rng, alpha, beta):
     for m, n, k in [(1, 1, 1), (15, 33, 385), (50, 70, 90)]:
         for ta in (False, True):

@@ -2,14 +2,27 @@
 
 import numpy as np
 import pytest
+from core_ops import (
+    ADAPTIVE,
+    AVGPOOL,
+    BN,
+    CE,
+    CONV,
+    DROPOUT,
+    LINEAR,
+    LOCAL,
+    LRN,
+    MAXOUT,
+    MAXPOOL,
+    TILED,
+    requires_core,
+)
 
 import cnnkit as ck
 import cnnkit.functional as F
 import cnnkit.nn as nn
 from cnnkit.gradcheck import GradcheckError
 from cnnkit.tensor import Function
-from core_ops import (ADAPTIVE, AVGPOOL, BN, CE, CONV, DROPOUT, LINEAR, LOCAL, LRN, MAXOUT,
-                      MAXPOOL, TILED, requires_core)
 
 
 def rand(*shape, seed=0, low=None):

@@ -125,7 +125,8 @@ def test_skip_mode_drops_bad_steps_and_trains_on():
 def test_skip_mode_restores_batch_norm_running_statistics(digits):
     model, opt, loader = _setup(digits)
     with pytest.warns(RuntimeWarning):
-        train.fit(model, Poisoned(loader.batches, 1, 2), epochs=1, optimizer=opt, on_nonfinite="skip")
+        train.fit(model, Poisoned(loader.batches, 1, 2), epochs=1, optimizer=opt,
+                  on_nonfinite="skip")
     assert all(np.isfinite(v).all() for v in _state(model).values())
 
 

@@ -5,9 +5,10 @@ import os
 import subprocess
 import sys
 
-import cnnkit as ck
 import numpy as np
 import pytest
+
+import cnnkit as ck
 from cnnkit import models
 from cnnkit.io import from_torch_state_dict, to_torch_state_dict
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from layer_helpers import _core, assert_grad_close, numgrad, rand
 
 SHAPES = [(1, 1, 1), (1, 7, 3), (5, 3, 1), (7, 33, 17), (64, 100, 70), (3, 500, 10)]
@@ -41,7 +40,8 @@ def test_linear_gradient_numerically(isa):
 
 def test_linear_bad_arguments():
     x, w = np.zeros((2, 3), np.float32), np.zeros((4, 5), np.float32)
-    with pytest.raises(ValueError, match=r"linear_forward: weight has 5 input features but x has 3"):
+    with pytest.raises(ValueError,
+                       match=r"linear_forward: weight has 5 input features but x has 3"):
         _core.linear_forward(x, w)
     with pytest.raises(ValueError, match=r"bias must have shape \[4\], got \[3\]"):
         _core.linear_forward(np.zeros((2, 5), np.float32), w, np.zeros(3, np.float32))
@@ -60,7 +60,8 @@ def test_linear_parity_with_torch(isa):
     xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
     yt = torch.nn.functional.linear(xt, wt, bt)
     yt.backward(torch.tensor(dy))
-    np.testing.assert_allclose(_core.linear_forward(x, w, b), yt.detach().numpy(), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(_core.linear_forward(x, w, b), yt.detach().numpy(),
+                               rtol=1e-5, atol=1e-4)
     dx, dw, db = _core.linear_backward(dy, x, w, True)
     np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(dw, wt.grad.numpy(), rtol=1e-5, atol=1e-4)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from layer_helpers import _core, assert_grad_close, f32, numgrad, rand
 
 
@@ -30,7 +29,7 @@ SHAPES = [(1, 1), (1, 5), (4, 3), (7, 10), (33, 17)]
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_softmax_and_log_softmax(shape):
+def test_softmax_and_log_softmax(isa, shape):
     rng = np.random.default_rng(50)
     x = rand(rng, *shape, scale=3.0)
     y = _core.softmax_forward(x)
@@ -46,7 +45,7 @@ def test_softmax_and_log_softmax(shape):
     assert_grad_close(dlx, numgrad(ref_log_softmax, x, dy), rtol=1e-3)
 
 
-def test_softmax_is_stable_for_huge_logits():
+def test_softmax_is_stable_for_huge_logits(isa):
     x = f32([[1000.0, 1001.0, 999.0], [-1e4, -1e4 + 1, -1e4 - 1], [88.0, -88.0, 0.0]])
     y = _core.softmax_forward(x)
     ly = _core.log_softmax_forward(x)
@@ -57,7 +56,7 @@ def test_softmax_is_stable_for_huge_logits():
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_cross_entropy(shape):
+def test_cross_entropy(isa, shape):
     rng = np.random.default_rng(51)
     x = rand(rng, *shape, scale=2.0)
     t = rng.integers(0, shape[1], shape[0]).astype(np.int64)
@@ -73,7 +72,7 @@ def test_cross_entropy(shape):
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("margin", [1.0, 0.3])
-def test_multi_margin_loss(shape, margin):
+def test_multi_margin_loss(isa, shape, margin):
     rng = np.random.default_rng(52)
     x = rand(rng, *shape)
     t = rng.integers(0, shape[1], shape[0]).astype(np.int64)
@@ -84,7 +83,7 @@ def test_multi_margin_loss(shape, margin):
 
 
 @pytest.mark.parametrize("shape", [(1,), (5, 3), (2, 3, 4, 5)])
-def test_mse_loss(shape):
+def test_mse_loss(isa, shape):
     rng = np.random.default_rng(53)
     x, y = rand(rng, *shape), rand(rng, *shape)
     loss = _core.mse_loss_forward(x, y)
@@ -96,7 +95,8 @@ def test_mse_loss(shape):
 
 def test_loss_bad_arguments():
     x = np.zeros((3, 4), np.float32)
-    with pytest.raises(ValueError, match=r"cross_entropy: target label 4 \(at index 1\) is out of range for 4 classes"):
+    with pytest.raises(ValueError, match=r"cross_entropy: target label 4 \(at index 1\) "
+                                         r"is out of range for 4 classes"):
         _core.cross_entropy_forward(x, np.array([0, 4, 1], np.int64))
     with pytest.raises(ValueError, match=r"multi_margin_loss: target label -1 .* for 4 classes"):
         _core.multi_margin_loss_forward(x, np.array([0, -1, 1], np.int64), 1.0)
@@ -112,15 +112,17 @@ def test_loss_bad_arguments():
         _core.cross_entropy_forward(x.astype(np.float16), np.array([0, 1, 2], np.int64))
 
 
-def test_loss_parity_with_torch():
+def test_loss_parity_with_torch(isa):
     torch = pytest.importorskip("torch")
     F = torch.nn.functional
     rng = np.random.default_rng(54)
     x = rand(rng, 9, 7, scale=2.0)
     t = rng.integers(0, 7, 9).astype(np.int64)
     dy = rand(rng, 9, 7)
-    for fwd, bwd, tf in [(_core.softmax_forward, _core.softmax_backward, lambda z: F.softmax(z, 1)),
-                         (_core.log_softmax_forward, _core.log_softmax_backward, lambda z: F.log_softmax(z, 1))]:
+    for fwd, bwd, tf in [(_core.softmax_forward, _core.softmax_backward,
+                          lambda z: F.softmax(z, 1)),
+                         (_core.log_softmax_forward, _core.log_softmax_backward,
+                          lambda z: F.log_softmax(z, 1))]:
         xt = torch.tensor(x, requires_grad=True)
         yt = tf(xt)
         yt.backward(torch.tensor(dy))
@@ -128,7 +130,7 @@ def test_loss_parity_with_torch():
         np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(bwd(dy, y), xt.grad.numpy(), rtol=1e-5, atol=1e-6)
     tt = torch.tensor(t)
-    for name, ours in [("ce", None), ("mm", None), ("mse", None)]:
+    for name, _ours in [("ce", None), ("mm", None), ("mse", None)]:
         xt = torch.tensor(x, requires_grad=True)
         if name == "ce":
             lt = F.cross_entropy(xt, tt)

@@ -2,9 +2,10 @@
 
 import math
 
-import cnnkit as ck
 import numpy as np
 import pytest
+
+import cnnkit as ck
 from cnnkit import models, nn
 
 

@@ -5,12 +5,25 @@ import math
 
 import numpy as np
 import pytest
+from core_ops import (
+    ADAPTIVE,
+    AVGPOOL,
+    BN,
+    CONV,
+    DROPOUT,
+    LINEAR,
+    LOCAL,
+    LRN,
+    MAXOUT,
+    MAXPOOL,
+    RELU,
+    TILED,
+    requires_core,
+)
 
 import cnnkit as ck
 import cnnkit.functional as F
 import cnnkit.nn as nn
-from core_ops import (ADAPTIVE, AVGPOOL, BN, CONV, DROPOUT, LINEAR, LOCAL, LRN, MAXOUT, MAXPOOL,
-                      RELU, TILED, requires_core)
 
 
 def cifar_like(lib):

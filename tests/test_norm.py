@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from layer_helpers import _core, assert_grad_close, f32, numgrad, rand, threads_restored  # noqa: F401
 
 import cnnkit
-from layer_helpers import _core, assert_grad_close, f32, numgrad, rand, threads_restored  # noqa: F401
 
 
 def axes(x):
@@ -22,7 +22,8 @@ def ref_bn(x, w, b, eps):
     mu = x.mean(axis=axes(x))
     var = x.var(axis=axes(x))
     xhat = (x - mu.reshape(cshape(x))) / np.sqrt(var.reshape(cshape(x)) + eps)
-    y = xhat * (1 if w is None else w.reshape(cshape(x))) + (0 if b is None else b.reshape(cshape(x)))
+    y = (xhat * (1 if w is None else w.reshape(cshape(x)))
+         + (0 if b is None else b.reshape(cshape(x))))
     return y, mu, var
 
 
@@ -159,7 +160,8 @@ def test_batch_norm_stages_over_shards_equal_the_whole_batch(isa, shape):
     np.testing.assert_allclose(np.concatenate(dxs), dx, rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match=r"batch_norm_backward_apply: sums must have shape \[2, "):
         _core.batch_norm_backward_apply(dy, x, w, mean, invstd, total[:, :1].copy(), count)
-    with pytest.raises(TypeError, match="batch_norm_backward_reduce: save_mean must have dtype float64"):
+    with pytest.raises(TypeError,
+                       match="batch_norm_backward_reduce: save_mean must have dtype float64"):
         _core.batch_norm_backward_reduce(dy, x, mean.astype(np.float32), invstd)
 
 
@@ -169,12 +171,13 @@ def test_batch_norm_eval(isa):
     w, b, rm, rv = rand(rng, 4), rand(rng, 4), rand(rng, 4), f32(rng.random(4) + 0.1)
     y = _core.batch_norm_forward_eval(x, w, b, rm, rv, 1e-5)
     ref = (x - rm.reshape(1, 4, 1, 1)) / np.sqrt(rv.reshape(1, 4, 1, 1).astype(np.float64) + 1e-5)
-    np.testing.assert_allclose(y, ref * w.reshape(1, 4, 1, 1) + b.reshape(1, 4, 1, 1), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(y, ref * w.reshape(1, 4, 1, 1) + b.reshape(1, 4, 1, 1),
+                               rtol=1e-5, atol=1e-5)
     y2 = _core.batch_norm_forward_eval(x[:, :, 0, :].copy(), None, None, rm, rv, 1e-5)
     np.testing.assert_allclose(y2, ref[:, :, 0, :], rtol=1e-5, atol=1e-5)
 
 
-def test_batch_norm_bitwise_across_thread_counts(isa, threads_restored):
+def test_batch_norm_bitwise_across_thread_counts(isa, threads_restored):  # noqa: F811
     rng = np.random.default_rng(24)
     x = rand(rng, 4, 6, 33, 31)
     dy = rand(rng, *x.shape)
@@ -190,16 +193,20 @@ def test_batch_norm_bitwise_across_thread_counts(isa, threads_restored):
 
 def test_batch_norm_bad_arguments():
     x = np.zeros((4, 3, 2, 2), np.float32)
-    with pytest.raises(ValueError, match=r"batch_norm_forward_train: weight must have shape \[3\], got \[4\]"):
+    with pytest.raises(ValueError, match=r"batch_norm_forward_train: weight must have shape "
+                                         r"\[3\], got \[4\]"):
         _core.batch_norm_forward_train(x, np.ones(4, np.float32), None, None, None, 0.1, 1e-5)
     with pytest.raises(ValueError, match="expected more than 1 value per channel when training"):
-        _core.batch_norm_forward_train(np.zeros((1, 3), np.float32), None, None, None, None, 0.1, 1e-5)
+        _core.batch_norm_forward_train(np.zeros((1, 3), np.float32), None, None, None, None,
+                                       0.1, 1e-5)
     with pytest.raises(TypeError, match="running_mean must have dtype float32"):
         _core.batch_norm_forward_train(x, None, None, np.zeros(3), None, 0.1, 1e-5)
     with pytest.raises(ValueError, match="x must have at least 2 dimensions"):
-        _core.batch_norm_forward_eval(np.zeros(3, np.float32), None, None, np.zeros(3, np.float32), np.ones(3, np.float32), 1e-5)
+        _core.batch_norm_forward_eval(np.zeros(3, np.float32), None, None,
+                                      np.zeros(3, np.float32), np.ones(3, np.float32), 1e-5)
     with pytest.raises(ValueError, match=r"dy must have the shape of x"):
-        _core.batch_norm_backward(np.zeros((4, 3), np.float32), x, None, np.zeros(3, np.float32), np.ones(3, np.float32))
+        _core.batch_norm_backward(np.zeros((4, 3), np.float32), x, None,
+                                  np.zeros(3, np.float32), np.ones(3, np.float32))
 
 
 def test_batch_norm_parity_with_torch(isa):
@@ -211,7 +218,8 @@ def test_batch_norm_parity_with_torch(isa):
         rm, rv = np.zeros(C, np.float32), np.ones(C, np.float32)
         trm, trv = torch.zeros(C), torch.ones(C)
         xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
-        yt = torch.nn.functional.batch_norm(xt, trm, trv, wt, bt, training=True, momentum=0.1, eps=1e-5)
+        yt = torch.nn.functional.batch_norm(xt, trm, trv, wt, bt, training=True, momentum=0.1,
+                                            eps=1e-5)
         yt.backward(torch.tensor(dy))
         y, m, s = _core.batch_norm_forward_train(x, w, b, rm, rv, 0.1, 1e-5)
         dx, dw, db = _core.batch_norm_backward(dy, x, w, m, s)
@@ -221,8 +229,10 @@ def test_batch_norm_parity_with_torch(isa):
         np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(dw, wt.grad.numpy(), rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(db, bt.grad.numpy(), rtol=1e-5, atol=1e-4)
-        ye = torch.nn.functional.batch_norm(torch.tensor(x), trm, trv, torch.tensor(w), torch.tensor(b), training=False, eps=1e-5)
-        np.testing.assert_allclose(_core.batch_norm_forward_eval(x, w, b, rm, rv, 1e-5), ye.numpy(), rtol=1e-5, atol=1e-5)
+        ye = torch.nn.functional.batch_norm(torch.tensor(x), trm, trv, torch.tensor(w),
+                                            torch.tensor(b), training=False, eps=1e-5)
+        np.testing.assert_allclose(_core.batch_norm_forward_eval(x, w, b, rm, rv, 1e-5), ye.numpy(),
+                                   rtol=1e-5, atol=1e-5)
 
 
 # ---- local response normalisation ----
@@ -283,7 +293,8 @@ def test_lrn_alexnet_paper_parameters():
 
 
 def test_lrn_bad_arguments():
-    with pytest.raises(ValueError, match=r"local_response_norm: size must be in \[1, 1024\], got 0"):
+    with pytest.raises(ValueError,
+                       match=r"local_response_norm: size must be in \[1, 1024\], got 0"):
         _core.lrn_forward(np.zeros((1, 3, 2, 2), np.float32), 0, 1e-4, 0.75, 1.0)
     with pytest.raises(ValueError, match="lrn_forward: x must have at least 3 dimensions"):
         _core.lrn_forward(np.zeros((3, 2), np.float32), 5, 1e-4, 0.75, 1.0)
@@ -295,7 +306,8 @@ def test_lrn_bad_arguments():
 def test_lrn_parity_with_torch(isa):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(28)
-    for shape, size, alpha, beta, k in [((2, 96, 13, 13), 5, 1e-4, 0.75, 2.0), ((3, 6, 5, 7), 4, 0.3, 0.6, 1.0)]:
+    for shape, size, alpha, beta, k in [((2, 96, 13, 13), 5, 1e-4, 0.75, 2.0),
+                                        ((3, 6, 5, 7), 4, 0.3, 0.6, 1.0)]:
         x, dy = rand(rng, *shape, scale=3.0), rand(rng, *shape)
         xt = torch.tensor(x, requires_grad=True)
         yt = torch.nn.functional.local_response_norm(xt, size, alpha, beta, k)
@@ -306,7 +318,7 @@ def test_lrn_parity_with_torch(isa):
         np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-4, atol=1e-5)
 
 
-# ---- batch norm + ReLU fused (nn.Sequential, F.batch_norm(relu=True)) ---------------------
+# ---- batch norm + ReLU fused (nn.utils.fuse_batch_norm_relu, F.batch_norm(relu=True)) -----
 
 
 def _bn_pair(C, rng):
@@ -322,8 +334,8 @@ def _bn_pair(C, rng):
 
 @pytest.mark.parametrize("shape", [(4, 6, 5, 7), (2, 3, 16, 16), (3, 5, 1, 17), (2, 4, 33)])
 def test_fused_batch_norm_relu_equals_the_two_ops(isa, rng, shape):
-    from cnnkit import nn
     import cnnkit.functional as F
+    from cnnkit import nn
     C = shape[1]
     a, b = _bn_pair(C, rng)
     if len(shape) == 3:
@@ -331,7 +343,9 @@ def test_fused_batch_norm_relu_equals_the_two_ops(isa, rng, shape):
     x = rng.standard_normal(shape).astype(np.float32)
     g = rng.standard_normal(shape).astype(np.float32)
     xa, xb = cnnkit.tensor(x, requires_grad=True), cnnkit.tensor(x, requires_grad=True)
-    ya = nn.Sequential(a, nn.ReLU())(xa)  # fused
+    fused = nn.utils.fuse_batch_norm_relu(nn.Sequential(a, nn.ReLU()))
+    assert a.fused_relu and fused[1].fused  # the fused path runs, not the two ops
+    ya = fused(xa)
     yb = F.relu(b(xb))                    # two ops
     np.testing.assert_array_equal(ya.data, yb.data)
     (ya * cnnkit.tensor(g)).sum().backward()
@@ -346,7 +360,8 @@ def test_fused_batch_norm_relu_equals_the_two_ops(isa, rng, shape):
     axes = (0,) + tuple(range(2, x.ndim))
     mu, var = xd.mean(axis=axes, keepdims=True), xd.var(axis=axes, keepdims=True)
     bshape = (1, C) + (1,) * (x.ndim - 2)
-    wv, bv = a.weight.data.astype(np.float64).reshape(bshape), a.bias.data.astype(np.float64).reshape(bshape)
+    wv, bv = (a.weight.data.astype(np.float64).reshape(bshape),
+              a.bias.data.astype(np.float64).reshape(bshape))
     xhat = (xd - mu) / np.sqrt(var + 1e-5)
     y = xhat * wv + bv
     np.testing.assert_allclose(ya.data, np.maximum(y, 0), rtol=1e-4, atol=1e-5)
@@ -359,24 +374,35 @@ def test_fused_batch_norm_relu_equals_the_two_ops(isa, rng, shape):
 
 
 def test_fusion_only_where_it_is_invisible(rng):
-    """Hooks on either module, eval mode, or a subclass keep the two separate ops."""
+    """Hooks on either module, or a subclass, keep the two separate ops; in eval mode the
+    fused pair gives the two ops' values."""
     from cnnkit import nn
     x = cnnkit.tensor(rng.standard_normal((2, 3, 4, 4)).astype(np.float32))
     bn, relu = nn.BatchNorm2d(3), nn.ReLU()
     seen = []
     bn.register_forward_hook(lambda m, i, o: seen.append(o.data.min()))
-    y = nn.Sequential(bn, relu)(x)
+    y = nn.utils.fuse_batch_norm_relu(nn.Sequential(bn, relu))(x)
+    assert not bn.fused_relu and not relu.fused
     assert seen and seen[0] < 0  # the hook saw the batch norm's own (signed) output
     assert (y.data >= 0).all()
-    model = nn.Sequential(nn.BatchNorm2d(3), nn.ReLU()).eval()
-    np.testing.assert_array_equal(model(x).data, np.maximum(model[0](x).data, 0))
+
+    class MyBN(nn.BatchNorm2d):
+        pass
+
+    sub = nn.utils.fuse_batch_norm_relu(nn.Sequential(MyBN(3), nn.ReLU()))
+    assert not sub[0].fused_relu and not sub[1].fused
+    model = nn.utils.fuse_batch_norm_relu(nn.Sequential(nn.BatchNorm2d(3), nn.ReLU())).eval()
+    plain = nn.Sequential(nn.BatchNorm2d(3), nn.ReLU()).eval()
+    assert model[0].fused_relu
+    np.testing.assert_array_equal(model(x).data, np.maximum(plain[0](x).data, 0))
 
 
 def test_batch_norm_relu_keyword(rng):
     import cnnkit.functional as F
     x = cnnkit.tensor(rng.standard_normal((5, 4)).astype(np.float32), requires_grad=True)
     y = F.batch_norm(x, None, None, training=True, relu=True)  # [N, C]: the two ops
-    np.testing.assert_array_equal(y.data, np.maximum(F.batch_norm(x, None, None, training=True).data, 0))
+    np.testing.assert_array_equal(y.data,
+                                  np.maximum(F.batch_norm(x, None, None, training=True).data, 0))
     with pytest.raises(TypeError, match="batch_norm: relu must be a bool, got int"):
         F.batch_norm(x, None, None, training=True, relu=1)
 
@@ -384,7 +410,8 @@ def test_batch_norm_relu_keyword(rng):
 def test_fused_mask_is_checked(rng):
     core = cnnkit._core
     x = rng.standard_normal((2, 3, 5, 5)).astype(np.float32)
-    y, mean, invstd, mask = core.batch_norm_forward_train(x, None, None, None, None, 0.1, 1e-5, True)
+    y, mean, invstd, mask = core.batch_norm_forward_train(x, None, None, None, None, 0.1, 1e-5,
+                                                          True)
     assert mask.dtype == np.uint16 and mask.shape == (2 * 3 * 2,)
     dy = np.ones_like(x)
     with pytest.raises(ValueError, match=r"relu_mask must have shape \[12\]"):
@@ -393,3 +420,23 @@ def test_fused_mask_is_checked(rng):
         core.batch_norm_backward(dy, x, None, mean, invstd, mask.astype(np.int32))
     with pytest.raises(ValueError, match="relu=True needs x with spatial dimensions"):
         core.batch_norm_forward_train(x.reshape(2, 75), None, None, None, None, 0.1, 1e-5, True)
+
+
+def test_summed_batch_norm_with_nothing_to_sum_is_the_training_batch_norm(isa, rng):
+    """ops.norm.BatchNormSummedFunction (SyncBatchNorm's stages) with a no-op sum_across."""
+    from cnnkit.ops.norm import BatchNormSummedFunction, BatchNormTrainFunction
+    for shape in [(6, 3, 4, 5), (8, 4), (3, 2, 7)]:
+        C = shape[1]
+        x = rand(rng, *shape) * 2 + 1
+        w, b, dy = rand(rng, C), rand(rng, C), rand(rng, *shape)
+        outs = []
+        for fn, extra in ((BatchNormTrainFunction, {}),
+                          (BatchNormSummedFunction, {"sum_across": lambda a: a})):
+            xt, wt, bt = (cnnkit.tensor(a, requires_grad=True) for a in (x, w, b))
+            rm, rv = np.zeros(C, np.float32), np.ones(C, np.float32)
+            y = fn.apply(xt, wt, bt, running_mean=rm, running_var=rv, momentum=0.1, eps=1e-5,
+                         **extra)
+            (y * cnnkit.tensor(dy)).sum().backward()
+            outs.append((y.data, xt.grad, wt.grad, bt.grad, rm, rv))
+        for a, b_ in zip(*outs):
+            np.testing.assert_allclose(a, b_, rtol=2e-5, atol=2e-5)

@@ -7,10 +7,11 @@ import os
 import subprocess
 import sys
 
-import cnnkit as ck
-import cnnkit.onnx
 import numpy as np
 import pytest
+
+import cnnkit as ck
+import cnnkit.onnx
 from cnnkit import functional as F
 from cnnkit import models, nn
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from layer_helpers import _core, assert_grad_close, f32, numgrad, rand
 
 
@@ -123,7 +122,8 @@ def test_max_pool_ties_pick_first_maximum(isa):
     x = np.full((1, 1, 7, 37), 2.5, dtype=np.float32)
     y, idx = _core.max_pool2d_forward(x, (3, 3), (2, 2), (1, 1), True)
     Ho, Wo = y.shape[2:]
-    exp = np.array([[max(2 * i - 1, 0) * 37 + max(2 * j - 1, 0) for j in range(Wo)] for i in range(Ho)])
+    exp = np.array([[max(2 * i - 1, 0) * 37 + max(2 * j - 1, 0) for j in range(Wo)]
+                    for i in range(Ho)])
     np.testing.assert_array_equal(idx[0, 0], exp)
     # two equal maxima in one window: the first in row-major order wins
     x = np.zeros((1, 1, 2, 2), dtype=np.float32)
@@ -188,7 +188,8 @@ def test_adaptive_avg_pool_matches_reference(shape, out):
 
 def test_pool_bad_arguments():
     x = np.zeros((1, 1, 8, 8), dtype=np.float32)
-    with pytest.raises(ValueError, match=r"max_pool2d: padding \(2\) must be <= kernel_size / 2 \(3 / 2 = 1\)"):
+    with pytest.raises(ValueError, match=r"max_pool2d: padding \(2\) "
+                                         r"must be <= kernel_size / 2 \(3 / 2 = 1\)"):
         _core.max_pool2d_forward(x, (3, 3), (2, 2), (2, 2), False)
     with pytest.raises(ValueError, match=r"avg_pool2d: padding \(3\) must be <= kernel_size / 2"):
         _core.avg_pool2d_forward(x, (5, 5), (1, 1), (3, 3), False, True)
@@ -201,14 +202,16 @@ def test_pool_bad_arguments():
     with pytest.raises(TypeError, match="dtype float32"):
         _core.max_pool2d_forward(x.astype(np.float64), (2, 2), (2, 2), (0, 0), False)
     with pytest.raises(TypeError, match="C-contiguous"):
-        _core.max_pool2d_forward(np.zeros((1, 1, 8, 16), np.float32)[..., ::2], (2, 2), (2, 2), (0, 0), False)
+        _core.max_pool2d_forward(np.zeros((1, 1, 8, 16), np.float32)[..., ::2], (2, 2), (2, 2),
+                                 (0, 0), False)
     y, idx = _core.max_pool2d_forward(x, (2, 2), (2, 2), (0, 0), False)
     with pytest.raises(TypeError, match="indices must have dtype int64"):
         _core.max_pool2d_backward(y, idx.astype(np.int32), (8, 8))
     with pytest.raises(ValueError, match=r"indices must lie in \[0, H \* W\)"):
         _core.max_pool2d_backward(y, idx + 100, (8, 8))
     with pytest.raises(ValueError, match=r"dy must end in \(4, 4\)"):
-        _core.avg_pool2d_backward(np.zeros((1, 1, 3, 4), np.float32), (8, 8), (2, 2), (2, 2), (0, 0), False, True)
+        _core.avg_pool2d_backward(np.zeros((1, 1, 3, 4), np.float32), (8, 8), (2, 2), (2, 2),
+                                  (0, 0), False, True)
     with pytest.raises(ValueError, match="output_size must be >= 1"):
         _core.adaptive_avg_pool2d_forward(x, (0, 2))
 
@@ -226,7 +229,8 @@ def test_pool_parity_with_torch(isa, shape, k, s, p, ceil):
     y, idx = _core.max_pool2d_forward(x, k, s, p, ceil)
     np.testing.assert_array_equal(y, yt.detach().numpy())
     np.testing.assert_array_equal(idx, it.numpy())
-    np.testing.assert_allclose(_core.max_pool2d_backward(dy, idx, shape[2:]), xt.grad.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(_core.max_pool2d_backward(dy, idx, shape[2:]), xt.grad.numpy(),
+                               rtol=1e-5, atol=1e-6)
     for cip in (True, False):
         xt = torch.tensor(x, requires_grad=True)
         yt = F.avg_pool2d(xt, k, s, p, ceil_mode=ceil, count_include_pad=cip)
@@ -245,5 +249,7 @@ def test_adaptive_parity_with_torch():
     yt = torch.nn.functional.adaptive_avg_pool2d(xt, (4, 3))
     dy = rand(rng, *yt.shape)
     yt.backward(torch.tensor(dy))
-    np.testing.assert_allclose(_core.adaptive_avg_pool2d_forward(x, (4, 3)), yt.detach().numpy(), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(_core.adaptive_avg_pool2d_backward(dy, (13, 10)), xt.grad.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(_core.adaptive_avg_pool2d_forward(x, (4, 3)), yt.detach().numpy(),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(_core.adaptive_avg_pool2d_backward(dy, (13, 10)), xt.grad.numpy(),
+                               rtol=1e-5, atol=1e-6)

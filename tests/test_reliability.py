@@ -254,8 +254,10 @@ def _calls(rng):
               nn.Maxout(2), nn.BatchNorm2d(4), nn.LocalResponseNorm(3), nn.Dropout(inplace=True)]
     for layer in layers:
         calls.append((type(layer).__name__, lambda a, m=layer: m(a[0]), [x4]))
-    calls.append(("Linear", lambda a, m=nn.Linear(7, 3): m(a[0]), [_r(rng, 5, 7)]))
-    calls.append(("BatchNorm1d", lambda a, m=nn.BatchNorm1d(7): m(a[0]), [_r(rng, 5, 7)]))
+    linear = nn.Linear(7, 3)
+    calls.append(("Linear", lambda a, m=linear: m(a[0]), [_r(rng, 5, 7)]))
+    batch_norm_1d = nn.BatchNorm1d(7)
+    calls.append(("BatchNorm1d", lambda a, m=batch_norm_1d: m(a[0]), [_r(rng, 5, 7)]))
     return calls
 
 

@@ -53,7 +53,8 @@ def test_sgemm_tile_follows_isa():
 def _run(code, **env):
     full_env = dict(os.environ)
     full_env.update(env)
-    return subprocess.run([sys.executable, "-c", code], env=full_env, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-c", code], env=full_env, capture_output=True,
+                          text=True)
 
 
 def test_env_override_of_isa():

@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from core_ops import CONV, DROPOUT, LINEAR, MAXPOOL, RELU, requires_core
 
 import cnnkit as ck
 import cnnkit.nn as nn
 from cnnkit.summary import Summary, SummaryRow, tiling_note
-from core_ops import CONV, DROPOUT, LINEAR, MAXPOOL, RELU, requires_core
 
 
 def alexnet():

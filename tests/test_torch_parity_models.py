@@ -3,10 +3,10 @@ after 5 SGD and 5 Adam steps; torch state_dicts load strictly."""
 
 import numpy as np
 import pytest
+from core_ops import ADAPTIVE, BN, CE, CONV, LINEAR, MAXPOOL, RELU, requires_core
 
 import cnnkit as ck
 import cnnkit.nn as nn
-from core_ops import ADAPTIVE, BN, CE, CONV, LINEAR, MAXPOOL, RELU, requires_core
 
 needs_ops = requires_core(CONV, BN, RELU, MAXPOOL, ADAPTIVE, LINEAR, CE)
 

@@ -3,9 +3,10 @@ schedule on validation accuracy, checkpoints, evaluate, Ensemble, plots, the pro
 
 import time
 
-import cnnkit as ck
 import numpy as np
 import pytest
+
+import cnnkit as ck
 from cnnkit import data, models, nn, optim, train
 from cnnkit.ensemble import Ensemble
 

@@ -3,10 +3,10 @@ float64 reference, on every ISA, for 3x3 filters and the larger ones split into 
 
 import numpy as np
 import pytest
-
-import cnnkit
 from conv_reference import conv2d as conv_ref
 from conv_reference import conv2d_grads
+
+import cnnkit
 
 core = cnnkit._core
 
@@ -54,7 +54,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: "N%dC%dK%d_%dx%d_F%d_p%d" % c)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "N{}C{}K{}_{}x{}_F{}_p{}".format(*c))
 def test_winograd_matches_float64_reference(isa, algorithm, case):
     N, C, K, H, W, F, p = case
     rng = np.random.default_rng(sum(case))

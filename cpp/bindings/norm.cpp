@@ -29,6 +29,16 @@ const float* channel_vec(const py::object& obj, index_t C, const char* op, const
   return cptr<float>(*keep);
 }
 
+// Batch norm's x (and dy): float32, C-contiguous, [N, C], [N, C, L] or [N, C, H, W].
+py::array bn_array(const py::object& obj, const char* op, const char* name) {
+  py::array a = float32_c(obj, op, name, 2);
+  if (a.ndim() > 4) {
+    throw_invalid(op, ": ", name, " must have at most 4 dimensions ([N, C], [N, C, L] or "
+                  "[N, C, H, W]), got shape ", shape_of(a));
+  }
+  return a;
+}
+
 // The training forward's save_mean: float64 [C].
 const double* mean_vec(const py::object& obj, index_t C, const char* op, const char* name,
                        py::array* keep) {
@@ -40,7 +50,7 @@ const double* mean_vec(const py::object& obj, index_t C, const char* op, const c
 // [N, C, ...] float32 x with its [N, C, S] view; `training` checks that M > 1.
 py::array bn_input(const py::object& x_obj, const char* op, const char* name, BatchNormParams* p,
                    bool training) {
-  py::array x = float32_c(x_obj, op, name, 2);
+  py::array x = bn_array(x_obj, op, name);
   ncs(x, &p->N, &p->C, &p->S);
   validate(*p, training);
   return x;
@@ -68,7 +78,7 @@ py::tuple bn_train_py(const py::object& x_obj, const py::object& w_obj, const py
                       const py::object& rm_obj, const py::object& rv_obj, float momentum,
                       float eps, bool relu) {
   const char* op = "batch_norm_forward_train";
-  py::array x = float32_c(x_obj, op, "x", 2);
+  py::array x = bn_array(x_obj, op, "x");
   BatchNormParams p;
   ncs(x, &p.N, &p.C, &p.S);
   p.momentum = momentum;
@@ -103,7 +113,7 @@ py::tuple bn_train_py(const py::object& x_obj, const py::object& w_obj, const py
 py::array bn_eval_py(const py::object& x_obj, const py::object& w_obj, const py::object& b_obj,
                      const py::object& rm_obj, const py::object& rv_obj, float eps) {
   const char* op = "batch_norm_forward_eval";
-  py::array x = float32_c(x_obj, op, "x", 2);
+  py::array x = bn_array(x_obj, op, "x");
   BatchNormParams p;
   ncs(x, &p.N, &p.C, &p.S);
   p.eps = eps;
@@ -128,8 +138,8 @@ py::tuple bn_backward_py(const py::object& dy_obj, const py::object& x_obj,
                          const py::object& w_obj, const py::object& mean_obj,
                          const py::object& invstd_obj, const py::object& mask_obj) {
   const char* op = "batch_norm_backward";
-  py::array dy = float32_c(dy_obj, op, "dy", 2);
-  py::array x = float32_c(x_obj, op, "x", 2);
+  py::array dy = bn_array(dy_obj, op, "dy");
+  py::array x = bn_array(x_obj, op, "x");
   require_same_shape(x, "x", dy, "dy", op);
   BatchNormParams p;
   ncs(x, &p.N, &p.C, &p.S);
@@ -155,8 +165,8 @@ py::tuple bn_backward_eval_py(const py::object& dy_obj, const py::object& x_obj,
                               const py::object& w_obj, const py::object& rm_obj,
                               const py::object& rv_obj, float eps, bool need_dx) {
   const char* op = "batch_norm_backward_eval";
-  py::array dy = float32_c(dy_obj, op, "dy", 2);
-  py::array x = float32_c(x_obj, op, "x", 2);
+  py::array dy = bn_array(dy_obj, op, "dy");
+  py::array x = bn_array(x_obj, op, "x");
   require_same_shape(x, "x", dy, "dy", op);
   BatchNormParams p;
   ncs(x, &p.N, &p.C, &p.S);
@@ -248,7 +258,7 @@ py::tuple bn_backward_reduce_py(const py::object& dy_obj, const py::object& x_ob
   const char* op = "batch_norm_backward_reduce";
   BatchNormParams p;
   py::array x = bn_input(x_obj, op, "x", &p, false);
-  py::array dy = float32_c(dy_obj, op, "dy", 2);
+  py::array dy = bn_array(dy_obj, op, "dy");
   require_same_shape(x, "x", dy, "dy", op);
   py::array mean, invstd;
   const double* mp = mean_vec(mean_obj, p.C, op, "save_mean", &mean);
@@ -271,7 +281,7 @@ py::array bn_backward_apply_py(const py::object& dy_obj, const py::object& x_obj
   const char* op = "batch_norm_backward_apply";
   BatchNormParams p;
   py::array x = bn_input(x_obj, op, "x", &p, false);
-  py::array dy = float32_c(dy_obj, op, "dy", 2);
+  py::array dy = bn_array(dy_obj, op, "dy");
   require_same_shape(x, "x", dy, "dy", op);
   py::array w, mean, invstd, sums;
   const float* wp = channel_vec(w_obj, p.C, op, "weight", &w);
@@ -305,7 +315,12 @@ LrnParams lrn_params(const py::array& x, index_t size, float alpha, float beta, 
 
 py::tuple lrn_forward_py(const py::object& x_obj, index_t size, float alpha, float beta,
                          float k) {
-  py::array x = float32_c(x_obj, "lrn_forward", "x", 3);
+  const char* op = "lrn_forward";
+  py::array x = float32_c(x_obj, op, "x");
+  if (x.ndim() < 3) {
+    throw_invalid(op, ": x must have at least 3 dimensions ([N, C, ...] for local_response_norm), "
+                  "got shape ", shape_of(x));
+  }
   const LrnParams p = lrn_params(x, size, alpha, beta, k);
   py::array_t<float> y(dims_of(x)), scale(dims_of(x));
   {

@@ -6,7 +6,6 @@ every op) under a PyTorch-style Python API.
 
 from __future__ import annotations
 
-import numbers
 import os
 
 # OpenMP threads that finish a parallel region spin for a while before sleeping (libgomp's
@@ -19,95 +18,43 @@ import os
 if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
     os.environ["GOMP_SPINCOUNT"] = "10000"
 
-from . import _core  # noqa: E402
+from . import _core
 
 _core._init_runtime()  # reads CNNKIT_ISA; a bad value raises ValueError here
 if os.environ.get("CNNKIT_CONV_ALGORITHM"):
     _core.set_conv_algorithm(os.environ["CNNKIT_CONV_ALGORITHM"])  # bad value: ValueError
 
-from . import ops  # noqa: E402
-from .random import manual_seed  # noqa: E402
-from .shapes import conv_output_size  # noqa: E402
-from .tensor import Tensor, enable_grad, is_grad_enabled, no_grad, tensor  # noqa: E402
-from . import functional  # noqa: E402
-from . import nn  # noqa: E402
-from . import optim  # noqa: E402
-from .gradcheck import gradcheck  # noqa: E402
-from .summary import summary  # noqa: E402
-from .io import load, save  # noqa: E402
-from . import data  # noqa: E402
-from . import models  # noqa: E402
-from . import train  # noqa: E402
-from . import ensemble  # noqa: E402
-from . import distributed  # noqa: E402
-from . import onnx  # noqa: E402  (imports the onnx package only when exporting)
-
-__version__ = "0.1.0"
-
-
-def cpu_info() -> dict:
-    """What the CPU offers and what cnnkit uses.
-
-    Returns a dict with ``vendor``, ``brand``, ``features`` (CPUID bits confirmed by the OS
-    through XGETBV), ``supported_isas``, ``best_isa``, ``isa`` (in use), ``num_threads``,
-    ``openmp`` and ``sgemm_tile`` (the micro-kernel's MR x NR).
-    """
-    return _core.cpu_info()
-
-
-def get_isa() -> str:
-    """The instruction set whose kernels are in use: ``"ref"``, ``"avx2"`` or ``"avx512"``."""
-    return _core.get_isa()
-
-
-def set_isa(name: str) -> None:
-    """Force the kernels of one instruction set (``"ref"``, ``"avx2"`` or ``"avx512"``).
-
-    The environment variable ``CNNKIT_ISA`` does the same at import. Raises ValueError for an
-    unknown name or one this CPU cannot run.
-    """
-    if not isinstance(name, str):
-        raise TypeError(f"set_isa: name must be a str, got {type(name).__name__}")
-    _core.set_isa(name)
-
-
-def get_conv_algorithm() -> str:
-    """How 3x3/5x5 stride-1 convolutions run: ``"auto"``, ``"direct"`` or ``"winograd"``."""
-    return _core.get_conv_algorithm()
-
-
-def set_conv_algorithm(name: str) -> None:
-    """Choose the algorithm of stride-1, dilation-1, ungrouped convolutions (all passes).
-
-    - ``"auto"`` (default): Winograd F(4x4, 3x3) for 3x3 and 5x5 filters (a 5x5 one as four
-      3x3 pieces) where the CPU has its SIMD transforms (AVX-512 or AVX2) and the layer has
-      at least 16 input and 16 output channels; the direct implicit GEMM elsewhere. Winograd
-      does 4x (5x5: 2.8x) fewer multiplications; its results differ from the direct sum by a
-      few float32 roundings (relative error ~1e-6 to 1e-5).
-    - ``"direct"``: always the implicit GEMM (like PyTorch's CPU convolution).
-    - ``"winograd"``: Winograd wherever it applies (filters 2x2 to 9x9), on every
-      instruction set.
-
-    The environment variable ``CNNKIT_CONV_ALGORITHM`` does the same at import.
-    """
-    if not isinstance(name, str):
-        raise TypeError(f"set_conv_algorithm: name must be a str, got {type(name).__name__}")
-    _core.set_conv_algorithm(name)
-
-
-def get_num_threads() -> int:
-    """Threads each op uses (default: OpenMP's default, which honours OMP_NUM_THREADS)."""
-    return _core.get_num_threads()
-
-
-def set_num_threads(n: int) -> None:
-    """Set the number of threads each op uses; ``n`` must be an integer >= 1."""
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-        raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}")
-    if n < 1:
-        raise ValueError(f"set_num_threads: n must be >= 1, got {n}")
-    _core.set_num_threads(int(n))
-
+# (cnnkit.onnx imports the onnx package only when exporting)
+from . import (
+    autograd,
+    data,
+    distributed,
+    ensemble,
+    functional,
+    metrics,
+    models,
+    nn,
+    onnx,
+    ops,
+    optim,
+    train,
+)
+from ._version import __version__
+from .gradcheck import gradcheck
+from .io import load, save
+from .random import manual_seed
+from .runtime import (
+    cpu_info,
+    get_conv_algorithm,
+    get_isa,
+    get_num_threads,
+    set_conv_algorithm,
+    set_isa,
+    set_num_threads,
+)
+from .shapes import conv_output_size
+from .summary import summary
+from .tensor import Tensor, enable_grad, is_grad_enabled, no_grad, tensor
 
 __all__ = [
     "cpu_info",
@@ -117,6 +64,7 @@ __all__ = [
     "set_conv_algorithm",
     "get_num_threads",
     "set_num_threads",
+    "autograd",
     "ops",
     "tensor",
     "Tensor",
@@ -134,6 +82,7 @@ __all__ = [
     "load",
     "data",
     "models",
+    "metrics",
     "train",
     "ensemble",
     "distributed",

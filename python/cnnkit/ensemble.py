@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from . import functional as F
+from .metrics import evaluate
 from .nn import Module, ModuleList
 
 __all__ = ["Ensemble"]
@@ -30,7 +31,5 @@ class Ensemble(Module):
 
     def evaluate(self, loader) -> dict:
         """``{"members": [accuracy of each], "ensemble": accuracy}`` over ``loader``."""
-        from .train import evaluate
-
         return {"members": [evaluate(m, loader).accuracy for m in self.members],
                 "ensemble": evaluate(self, loader).accuracy}

@@ -94,8 +94,9 @@ def gradcheck(fn, inputs, eps: float = 1e-3, atol: float = 1e-4, rtol: float = 1
             step = float(xp) - float(xm)
             num = (fp - fm) / step
             changed = op != om
-            noise = 8.0 * float(np.sum(abs_w[changed] * (np.spacing(np.abs(op[changed])).astype(np.float64)
-                                                          + np.spacing(np.abs(om[changed])))))
+            ulps = (np.spacing(np.abs(op[changed])).astype(np.float64)
+                    + np.spacing(np.abs(om[changed])))
+            noise = 8.0 * float(np.sum(abs_w[changed] * ulps))
             err = abs(num - ana[j])
             tol = atol + rtol * abs(num) + noise / step
             total += 1

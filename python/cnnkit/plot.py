@@ -12,6 +12,10 @@ import os
 
 import numpy as np
 
+from .nn import Conv2d, ReLU
+from .nn.module import eval_mode
+from .tensor import Tensor, no_grad
+
 __all__ = ["plot_history", "plot_filters", "plot_activations", "first_conv"]
 
 
@@ -63,8 +67,6 @@ def plot_history(history, path) -> str:
 
 def first_conv(model):
     """The first Conv2d of ``model`` (in registration order)."""
-    from .nn import Conv2d
-
     for m in model.modules():
         if isinstance(m, Conv2d):
             return m
@@ -102,9 +104,6 @@ def plot_filters(model, path) -> str:
 def plot_activations(model, image, path, layer=None, max_maps: int = 64) -> str:
     """Feature maps of ``image`` [C, H, W] (already preprocessed) after ``layer`` (a module of
     ``model``; default: the first ReLU after the first conv, else the first conv)."""
-    from .nn import Conv2d, ReLU
-    from .tensor import Tensor, no_grad
-
     plt = _pyplot()
     if layer is None:
         mods = list(model.modules())
@@ -114,15 +113,11 @@ def plot_activations(model, image, path, layer=None, max_maps: int = 64) -> str:
         layer = next((m for m in mods[conv:] if isinstance(m, ReLU)), mods[conv])
     captured = {}
     handle = layer.register_forward_hook(lambda m, i, o: captured.setdefault("out", o.data))
-    modes = [(m, m.training) for m in model.modules()]
     try:
-        model.eval()
-        with no_grad():
+        with eval_mode(model), no_grad():
             model(Tensor(np.asarray(image, dtype=np.float32)[None]))
     finally:
         handle.remove()
-        for m, mode in modes:
-            object.__setattr__(m, "training", mode)
     maps = captured["out"][0]
     n = min(maps.shape[0], max_maps)
     rows, cols = _grid(n)

@@ -6,6 +6,8 @@ import dataclasses
 
 import numpy as np
 
+from .nn import AvgPool2d, Conv2d, Linear, LocallyConnected2d, MaxPool2d, TiledConv2d
+from .nn.module import eval_mode
 from .shapes import window_remainder
 from .tensor import Tensor, no_grad
 
@@ -35,8 +37,6 @@ def _pairs(m, *names):
 def tiling_note(module, input_shape) -> str:
     """For a conv or pooling layer whose windows do not tile its input exactly (so the last
     rows/columns are silently dropped), a note saying so; "" otherwise."""
-    from .nn import AvgPool2d, Conv2d, LocallyConnected2d, MaxPool2d, TiledConv2d
-
     if not isinstance(module, (Conv2d, LocallyConnected2d, TiledConv2d, MaxPool2d, AvgPool2d)):
         return ""
     if getattr(module, "ceil_mode", False) or len(input_shape) != 4:
@@ -57,8 +57,6 @@ def tiling_note(module, input_shape) -> str:
 
 def layer_mult_adds(module, input_shape, output_shape) -> int:
     """Multiply-adds of one sample through a conv or linear layer (0 for other layers)."""
-    from .nn import Conv2d, Linear, LocallyConnected2d, TiledConv2d
-
     out_per_sample = int(np.prod(output_shape[1:]))
     if isinstance(module, Conv2d):
         kh, kw = module.kernel_size
@@ -148,16 +146,12 @@ def summary(model, input_shape) -> Summary:
     for m in model.modules():
         if not any(True for _ in m.children()):
             handles.append(m.register_forward_hook(hook))
-    modes = [(m, m.training) for m in model.modules()]
     try:
-        model.eval()
-        with no_grad():
+        with eval_mode(model), no_grad():
             model(Tensor(np.zeros((1,) + input_shape, dtype=np.float32)))
     finally:
         for h in handles:
             h.remove()
-        for m, mode in modes:
-            object.__setattr__(m, "training", mode)
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return Summary(rows, input_shape, total, trainable)

@@ -27,11 +27,16 @@ import numpy as np
 
 from . import guards
 from . import random as _random
+from ._version import __version__
 from .data.preprocessing import preprocessing_from_state
+from .distributed import DataParallel, Strategy
 from .io import load, save
+from .metrics import Evaluation, evaluate
+from .models import build
 from .nn import CrossEntropyLoss
+from .nn.fusion import fuse_batch_norm_relu
 from .optim.lr_scheduler import ReduceLROnPlateau
-from .tensor import Tensor, no_grad
+from .runtime import get_num_threads
 
 __all__ = ["History", "Evaluation", "fit", "evaluate", "load_model", "checkpoint_dict"]
 
@@ -78,76 +83,9 @@ class History:
         return len(self.epoch)
 
 
-@dataclasses.dataclass
-class Evaluation:
-    """What :func:`evaluate` measures. ``confusion[i, j]`` counts images of class i predicted
-    as j; ``per_class_accuracy[i]`` is the recall of class i (NaN when the class is absent)."""
-
-    accuracy: float
-    top5: float | None
-    confusion: np.ndarray
-    per_class_accuracy: np.ndarray
-    loss: float | None
-    count: int
-
-    def __str__(self):
-        s = f"accuracy {100 * self.accuracy:.2f}% ({self.count} images)"
-        if self.top5 is not None:
-            s += f", top-5 {100 * self.top5:.2f}%"
-        if self.loss is not None:
-            s += f", loss {self.loss:.4f}"
-        return s
-
-
-def _batches_of(model, loader, loss_fn=None):
-    """(outputs, labels, summed loss) over a loader, in eval mode without a tape."""
-    outs, labels, total = [], [], 0.0
-    with no_grad():
-        for x, y in loader:
-            out = model(x)
-            if loss_fn is not None:
-                total += float(loss_fn(out, y).item()) * len(y)
-            outs.append(np.asarray(out.data if isinstance(out, Tensor) else out))
-            labels.append(np.asarray(y.data if isinstance(y, Tensor) else y))
-    if not outs:
-        raise ValueError("evaluate: the loader yielded no batches")
-    return np.concatenate(outs), np.concatenate(labels), total
-
-
-def evaluate(model, loader, loss=None, num_classes=None) -> Evaluation:
-    """Accuracy, top-5 accuracy (when there are more than 5 classes), confusion matrix and
-    per-class accuracy of ``model`` over ``loader`` (eval mode, restored afterwards).
-    ``loss`` (e.g. CrossEntropyLoss()) adds the mean loss. Works for anything returning
-    per-class scores [N, C]: logits or probabilities (an Ensemble)."""
-    modes = [(m, m.training) for m in model.modules()] if hasattr(model, "modules") else []
-    if hasattr(model, "eval"):
-        model.eval()
-    try:
-        scores, labels, total = _batches_of(model, loader, loss)
-    finally:
-        for m, mode in modes:
-            object.__setattr__(m, "training", mode)
-    c = int(num_classes or scores.shape[1])
-    pred = scores.argmax(axis=1)
-    confusion = np.zeros((c, c), dtype=np.int64)
-    np.add.at(confusion, (labels, pred), 1)
-    support = confusion.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        per_class = np.diag(confusion) / support
-    top5 = None
-    if scores.shape[1] > 5:
-        top = np.argpartition(-scores, 5, axis=1)[:, :5]
-        top5 = float((top == labels[:, None]).any(axis=1).mean())
-    n = len(labels)
-    return Evaluation(float((pred == labels).mean()), top5, confusion, per_class,
-                      (total / n) if loss is not None else None, n)
-
-
 def checkpoint_dict(model, optimizer=None, scheduler=None, *, epoch=0, history=None,
                     preprocessing=None, early_stopping=None, metadata=None) -> dict:
     """The dict :func:`fit` saves (see the module docstring)."""
-    from . import __version__, get_num_threads
-
     return {
         "model": model.state_dict(),
         "config": getattr(model, "config", None),
@@ -169,8 +107,6 @@ def checkpoint_dict(model, optimizer=None, scheduler=None, *, epoch=0, history=N
 def load_model(path_or_checkpoint):
     """``(model, preprocessing, checkpoint)`` from a checkpoint written by :func:`fit`: the
     model is rebuilt from its config, loaded and put in eval mode."""
-    from .models import build
-
     ckpt = load(path_or_checkpoint) if not isinstance(path_or_checkpoint, dict) \
         else path_or_checkpoint
     if not isinstance(ckpt, dict) or "model" not in ckpt:
@@ -195,7 +131,8 @@ def fit(model, train_loader, val_loader=None, *, epochs: int, optimizer, loss=No
         scheduler=None, early_stopping: int | None = None, checkpoint_dir=None, resume=None,
         preprocessing=None, metadata=None, callbacks=(), progress=None,
         verbose: bool = False, on_nonfinite: str = "raise",
-        distributed: bool = False) -> History:
+        distributed: bool = False, strategy: Strategy | None = None,
+        fuse: bool = True) -> History:
     """Train ``model`` for ``epochs`` epochs (in total, counting those of a resumed run).
 
     Parameters
@@ -226,7 +163,13 @@ def fit(model, train_loader, val_loader=None, *, epochs: int, optimizer, loss=No
         across the ranks; gradients are averaged before every step; rank 0 alone prints and
         writes checkpoints; metrics and validation cover all ranks' images; every rank ends
         with the same parameters. Call ``cnnkit.distributed.convert_sync_batchnorm(model)``
-        first for batch statistics of the global batch.
+        first for batch statistics of the global batch. Shorthand for
+        ``strategy=cnnkit.distributed.DataParallel()``.
+    strategy : how training runs across processes (:class:`cnnkit.distributed.Strategy`; the
+        default is one process, or DataParallel with ``distributed=True``)
+    fuse : first mark each batch norm followed by a ReLU to run fused, in place
+        (:func:`cnnkit.nn.utils.fuse_batch_norm_relu`: the same values, one pass over memory;
+        shown in the model's repr)
 
     Returns
     -------
@@ -255,14 +198,13 @@ def fit(model, train_loader, val_loader=None, *, epochs: int, optimizer, loss=No
         _random.generator().bit_generator.state = ckpt["rng"]["cnnkit"]
         start = int(ckpt["epoch"])
 
-    par = None
-    if distributed:
-        from .distributed import DataParallel
-
-        par = DataParallel(model, train_loader, val_loader)
-        train_loader, val_loader = par.train_loader, par.val_loader
-        if not par.is_main:
-            show, verbose, checkpoint_dir = False, False, None
+    if fuse:
+        fuse_batch_norm_relu(model)
+    if strategy is None:
+        strategy = DataParallel() if distributed else Strategy()
+    train_loader, val_loader = strategy.setup(model, train_loader, val_loader)
+    if not strategy.is_main:
+        show, verbose, checkpoint_dir = False, False, None
 
     def save_checkpoint(name, epoch):
         path = os.path.join(os.fspath(checkpoint_dir), name)
@@ -285,8 +227,7 @@ def fit(model, train_loader, val_loader=None, *, epochs: int, optimizer, loss=No
                 out = model(x)
                 batch_loss = loss_fn(out, y)
                 batch_loss.backward()
-                if par is not None:
-                    par.allreduce_gradients()  # every rank then checks the same gradients
+                strategy.after_backward()  # every rank then checks the same gradients
                 if not guards.handle_step(model, batch_loss, epoch + 1, i + 1, on_nonfinite,
                                           buffers):
                     bar.update(1)
@@ -304,9 +245,8 @@ def fit(model, train_loader, val_loader=None, *, epochs: int, optimizer, loss=No
                                     refresh=False)
         finally:
             bar.close()
-        if par is not None:
-            seen, correct, total_loss = par.reduce_metrics(seen, correct, total_loss)
-            par.end_epoch()
+        seen, correct, total_loss = strategy.reduce_metrics(seen, correct, total_loss)
+        strategy.end_epoch()
         if seen == 0:
             raise ValueError("fit: the training loader yielded no batches")
         train_time = time.perf_counter() - t0
@@ -315,8 +255,7 @@ def fit(model, train_loader, val_loader=None, *, epochs: int, optimizer, loss=No
         if val_loader is not None:
             if hasattr(val_loader, "set_epoch"):
                 val_loader.set_epoch(0)
-            ev = (par.evaluate(loss=loss_fn) if par is not None
-                  else evaluate(model, val_loader, loss=loss_fn))
+            ev = strategy.evaluate(val_loader, loss=loss_fn)
             val_loss, val_acc = ev.loss, ev.accuracy
         train_acc = correct / seen
         monitored = val_acc if val_acc is not None else train_acc
@@ -363,6 +302,5 @@ def fit(model, train_loader, val_loader=None, *, epochs: int, optimizer, loss=No
                 print(f"early stopping: no better accuracy for {early_stopping} epochs",
                       flush=True)
             break
-    if par is not None:
-        par.close()
+    strategy.close()
     return history

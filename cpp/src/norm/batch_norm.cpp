@@ -182,7 +182,7 @@ void validate(const BatchNormParams& p, bool training) {
   if (!(p.eps > 0.0f)) throw_invalid("batch_norm: eps must be > 0, got ", p.eps);
   if (training && p.N * p.S < 2) {
     throw_invalid("batch_norm: expected more than 1 value per channel when training, got ",
-                  p.N * p.S, " (N = ", p.N, ", spatial size = ", p.S, ")");
+                  p.N * p.S, " (x: N = ", p.N, ", spatial size = ", p.S, ")");
   }
 }
 

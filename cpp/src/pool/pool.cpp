@@ -82,11 +82,11 @@ void validate(const Pool2dParams& p, const char* op) {
   }
   if (p.ph > p.kh / 2) {
     throw_invalid(op, ": padding (", p.ph, ") must be <= kernel_size / 2 (", p.kh, " / 2 = ",
-                  p.kh / 2, ") along H");
+                  p.kh / 2, ") along H: at most half the window");
   }
   if (p.pw > p.kw / 2) {
     throw_invalid(op, ": padding (", p.pw, ") must be <= kernel_size / 2 (", p.kw, " / 2 = ",
-                  p.kw / 2, ") along W");
+                  p.kw / 2, ") along W: at most half the window");
   }
   if (p.planes < 0 || p.H < 0 || p.W < 0) {
     throw_invalid(op, ": negative input size");

@@ -43,6 +43,11 @@ import zlib
 
 import numpy as np
 
+from .._version import __version__
+from ..models import build
+from ..nn.module import Module
+from ..tensor import Tensor
+
 __all__ = ["FORMAT", "atomic_write", "load", "save"]
 
 FORMAT = "cnnkit-checkpoint-1"
@@ -53,16 +58,12 @@ os.umask(_UMASK)
 
 
 def _is_array(value) -> bool:
-    from ..tensor import Tensor
 
     return isinstance(value, (np.ndarray, Tensor))
 
 
 def _encode(value, path: list, arrays: dict):
     """The JSON-able form of ``value``; arrays move into ``arrays``."""
-    from ..nn.module import Module
-    from ..tensor import Tensor
-
     if isinstance(value, Module):
         return {"__module__": _encode_module(value, path, arrays)}
     if isinstance(value, Tensor):
@@ -120,7 +121,6 @@ def _encode_module(model, path: list, arrays: dict) -> dict:
 
 
 def _decode_module(value, arrays: dict):
-    from ..models import build
 
     config = _decode(value["config"], arrays)
     model = build(config)
@@ -169,8 +169,6 @@ def save(obj, path) -> None:
     and models) to ``path`` as safetensors, atomically (see the module docstring)."""
     from safetensors.numpy import save as st_save
 
-    from .. import __version__
-    from ..nn.module import Module
 
     arrays = {}
     root = isinstance(obj, (dict, Module))

@@ -19,6 +19,8 @@ import collections
 
 import numpy as np
 
+from ..tensor import Tensor
+
 __all__ = ["from_torch_state_dict", "to_torch_state_dict"]
 
 
@@ -36,8 +38,6 @@ def to_torch_state_dict(model) -> collections.OrderedDict:
     ``torch.from_numpy`` accepts as they are: PyTorch's key names, float32 weights and
     statistics, int64 ``num_batches_tracked`` (0-d), C-contiguous, writable copies (torch
     shares their memory, so they must not be the model's own arrays)."""
-    from ..tensor import Tensor
-
     state = model.state_dict() if hasattr(model, "state_dict") else model
     out = collections.OrderedDict()
     for k, v in state.items():

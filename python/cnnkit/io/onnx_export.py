@@ -40,9 +40,15 @@ Needs the ``onnx`` extra: ``pip install "cnnkit[onnx]"``.
 from __future__ import annotations
 
 import json
-import threading
 
 import numpy as np
+
+from .._version import __version__
+from ..autograd.function import record_applications
+from ..autograd.grad_mode import no_grad
+from ..nn.module import eval_mode
+from ..tensor import Tensor
+from .checkpoint import atomic_write
 
 __all__ = ["IR_VERSION", "export"]
 
@@ -69,37 +75,10 @@ class _Record:
 
 
 def _trace(model, x):
-    """Run ``model(x)`` recording every Function application made by this thread."""
-    from ..tensor import Function, no_grad
-
-    records = []
-    original = Function.__dict__["apply"]
-    me = threading.get_ident()
-    depth = [0]
-
-    def apply(cls, *inputs, **options):
-        if threading.get_ident() != me:
-            return original.__func__(cls, *inputs, **options)
-        depth[0] += 1
-        try:
-            out = original.__func__(cls, *inputs, **options)
-        finally:
-            depth[0] -= 1
-        if depth[0] == 0:
-            records.append(_Record(cls.__name__, inputs, options, out))
-        return out
-
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    Function.apply = classmethod(apply)
-    try:
-        with no_grad():
-            out = model(x)
-    finally:
-        Function.apply = original
-        for m, mode in modes:
-            object.__setattr__(m, "training", mode)
-    return records, out
+    """Run ``model(x)`` in eval mode, recording every operation this thread applies."""
+    with eval_mode(model), no_grad(), record_applications() as applied:
+        out = model(x)
+    return [_Record(a.function.__name__, a.inputs, a.options, a.output) for a in applied], out
 
 
 # --------------------------------------------------------------------------- graph builder
@@ -137,8 +116,6 @@ class _Graph:
     def value(self, v, hint="const") -> str:
         """The name of an op input: a traced tensor, a parameter/buffer (by its state_dict
         name) or a constant."""
-        from ..tensor import Tensor
-
         if isinstance(v, Tensor):
             if id(v) in self.values:
                 return self.values[id(v)]
@@ -426,9 +403,6 @@ def export(model, input_shape, path=None, opset: int = 17, *, input_name: str = 
         Naming an operation the model ran that has no ONNX translation.
     """
     onnx, helper, numpy_helper = _require_onnx()
-    from .. import __version__
-    from ..tensor import Tensor
-
     opset = int(opset)
     if not 13 <= opset <= 17:
         # ReduceMax/ReduceMean take axes as attributes up to 17, inputs from 18 on
@@ -472,7 +446,5 @@ def export(model, input_shape, path=None, opset: int = 17, *, input_name: str = 
     if check:
         onnx.checker.check_model(proto, full_check=True)
     if path is not None:
-        from .checkpoint import atomic_write
-
         atomic_write(path, proto.SerializeToString())
     return proto

@@ -7,13 +7,13 @@ from .conv import Conv2d, LocallyConnected2d, TiledConv2d
 from .dropout import Dropout
 from .linear import Linear
 from .loss import CrossEntropyLoss, MSELoss, MultiMarginLoss
-from .module import Flatten, Identity, Module, ModuleList, Parameter, Sequential
+from .module import Flatten, Identity, Module, ModuleList, Parameter, Sequential, eval_mode
 from .normalization import BatchNorm1d, BatchNorm2d, LocalResponseNorm
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 
 __all__ = [
     "functional", "init", "utils",
-    "Module", "Parameter", "Sequential", "ModuleList", "Identity", "Flatten",
+    "Module", "Parameter", "Sequential", "ModuleList", "Identity", "Flatten", "eval_mode",
     "Conv2d", "LocallyConnected2d", "TiledConv2d",
     "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
     "ReLU", "LeakyReLU", "ELU", "Sigmoid", "Tanh", "Maxout",

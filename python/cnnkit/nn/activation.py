@@ -9,17 +9,28 @@ __all__ = ["ReLU", "LeakyReLU", "ELU", "Sigmoid", "Tanh", "Maxout"]
 
 
 class ReLU(Module):
-    """max(0, x), element-wise, any shape. ``inplace`` is accepted for PyTorch compatibility (results are new arrays)."""
+    """max(0, x), element-wise, any shape. ``inplace`` is accepted for PyTorch compatibility
+    (results are new arrays).
+
+    ``fused`` (set by :func:`cnnkit.nn.utils.fuse_batch_norm_relu`, shown in the repr): the
+    batch norm before this ReLU already applies it, so the input passes through unchanged.
+    """
 
     def __init__(self, inplace: bool = False):
         super().__init__()
         self.inplace = inplace
+        self.fused = False
 
     def forward(self, x):
+        if self.fused:
+            return x
         return F.relu(x)
 
     def extra_repr(self):
-        return "inplace=True" if self.inplace else ""
+        parts = ["inplace=True"] if self.inplace else []
+        if self.fused:
+            parts.append("fused=True")
+        return ", ".join(parts)
 
 
 class LeakyReLU(Module):

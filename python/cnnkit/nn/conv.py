@@ -7,10 +7,11 @@ import math
 import numpy as np
 
 from .. import functional as F
-from ..functional import _int, _pair, _size
+from .._args import as_int, as_pair, as_size
+from ..ops.conv import Conv2dFunction
 from ..shapes import conv_output_size
 from . import init
-from .module import Module, Parameter
+from .module import Module, Parameter, input_error
 
 __all__ = ["Conv2d", "LocallyConnected2d", "TiledConv2d"]
 
@@ -36,7 +37,9 @@ class _ConvBase(Module):
     def _signature_extra(self):
         return []
 
-    def _check_input(self, x, dilation=(1, 1)):
+    def _check_input(self, x):
+        """The layer's interface: a 4-D input with in_channels channels (the op checks the
+        rest: sizes, padding, the output's size)."""
         if x.ndim != 4:
             raise ValueError(
                 f"{self._signature()}: expected a 4-D input [N, {self.in_channels}, H, W], "
@@ -47,11 +50,6 @@ class _ConvBase(Module):
                 f"{self._signature()}: expected input with {self.in_channels} channels, "
                 f"got {list(x.shape)}"
             )
-        try:
-            return conv_output_size(tuple(x.shape[2:]), self.kernel_size, self.stride,
-                                    self.padding, dilation)
-        except ValueError as e:
-            raise ValueError(f"{self._signature()}: input {list(x.shape)}: {e}") from None
 
     def _init_uniform(self, fan_in: int):
         """PyTorch's default: kaiming_uniform_(a=sqrt(5)) = U(+-1/sqrt(fan_in)), bias alike."""
@@ -72,21 +70,21 @@ class Conv2d(_ConvBase):
                  groups=1, bias=True):
         super().__init__()
         op = "Conv2d"
-        in_channels = _size(in_channels, "in_channels", op, 1)
-        out_channels = _size(out_channels, "out_channels", op, 1)
-        groups = _int(groups, "groups", op)
+        in_channels = as_size(in_channels, "in_channels", op, 1)
+        out_channels = as_size(out_channels, "out_channels", op, 1)
+        groups = as_int(groups, "groups", op)
         if groups < 1 or in_channels % groups or out_channels % groups:
             raise ValueError(
                 f"Conv2d: in_channels ({in_channels}) and out_channels ({out_channels}) must be "
                 f"divisible by groups ({groups})"
             )
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size = _pair(kernel_size, "kernel_size", op)
-        self.stride = _pair(stride, "stride", op)
-        self.padding = _pair(padding, "padding", op)
-        self.dilation = _pair(dilation, "dilation", op)
+        self.kernel_size = as_pair(kernel_size, "kernel_size", op)
+        self.stride = as_pair(stride, "stride", op)
+        self.padding = as_pair(padding, "padding", op)
+        self.dilation = as_pair(dilation, "dilation", op)
         self.groups = int(groups)
-        self.fused_relu = False  # set by nn.utils.fuse: ReLU applied in the GEMM epilogue
+        self.fused_relu = False  # set by nn.utils.fuse: the ReLU after it runs in the GEMM epilogue
         self.weight = Parameter(np.empty(
             (out_channels, in_channels // groups) + self.kernel_size, dtype=np.float32))
         if bias:
@@ -106,13 +104,16 @@ class Conv2d(_ConvBase):
         return []
 
     def forward(self, x):
-        self._check_input(x, self.dilation)
-        if self.fused_relu:
-            return F.Conv2dFunction.apply(x, self.weight, self.bias, stride=self.stride,
-                                          padding=self.padding, dilation=self.dilation,
-                                          groups=self.groups, relu=True)
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                        self.groups)
+        self._check_input(x)
+        try:
+            if self.fused_relu:
+                return Conv2dFunction.apply(x, self.weight, self.bias, stride=self.stride,
+                                            padding=self.padding, dilation=self.dilation,
+                                            groups=self.groups, relu=True)
+            return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                            self.groups)
+        except ValueError as e:
+            raise input_error(self._signature(), x, e) from None
 
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
@@ -141,12 +142,12 @@ class LocallyConnected2d(_ConvBase):
                  bias=True):
         super().__init__()
         op = "LocallyConnected2d"
-        self.in_channels = in_channels = _size(in_channels, "in_channels", op, 1)
-        self.out_channels = out_channels = _size(out_channels, "out_channels", op, 1)
-        self.input_size = _pair(input_size, "input_size", op)
-        self.kernel_size = _pair(kernel_size, "kernel_size", op)
-        self.stride = _pair(stride, "stride", op)
-        self.padding = _pair(padding, "padding", op)
+        self.in_channels = in_channels = as_size(in_channels, "in_channels", op, 1)
+        self.out_channels = out_channels = as_size(out_channels, "out_channels", op, 1)
+        self.input_size = as_pair(input_size, "input_size", op)
+        self.kernel_size = as_pair(kernel_size, "kernel_size", op)
+        self.stride = as_pair(stride, "stride", op)
+        self.padding = as_pair(padding, "padding", op)
         self.output_size = conv_output_size(self.input_size, self.kernel_size, self.stride,
                                             self.padding)
         ho, wo = self.output_size
@@ -172,7 +173,10 @@ class LocallyConnected2d(_ConvBase):
                 f"{self._signature()}: expected input of spatial size {list(self.input_size)}, "
                 f"got {list(x.shape)}"
             )
-        return F.local_conv2d(x, self.weight, self.bias, self.stride, self.padding)
+        try:
+            return F.local_conv2d(x, self.weight, self.bias, self.stride, self.padding)
+        except ValueError as e:
+            raise input_error(self._signature(), x, e) from None
 
     def extra_repr(self):
         s = (f"{self.in_channels}, {self.out_channels}, input_size={self.input_size}, "
@@ -195,12 +199,12 @@ class TiledConv2d(_ConvBase):
                  bias=True):
         super().__init__()
         op = "TiledConv2d"
-        self.in_channels = in_channels = _size(in_channels, "in_channels", op, 1)
-        self.out_channels = out_channels = _size(out_channels, "out_channels", op, 1)
-        self.kernel_size = _pair(kernel_size, "kernel_size", op)
-        self.tile_size = _pair(tile_size, "tile_size", op)
-        self.stride = _pair(stride, "stride", op)
-        self.padding = _pair(padding, "padding", op)
+        self.in_channels = in_channels = as_size(in_channels, "in_channels", op, 1)
+        self.out_channels = out_channels = as_size(out_channels, "out_channels", op, 1)
+        self.kernel_size = as_pair(kernel_size, "kernel_size", op)
+        self.tile_size = as_pair(tile_size, "tile_size", op)
+        self.stride = as_pair(stride, "stride", op)
+        self.padding = as_pair(padding, "padding", op)
         self.weight = Parameter(np.empty(self.tile_size + (out_channels, in_channels)
                                          + self.kernel_size, dtype=np.float32))
         if bias:
@@ -217,7 +221,10 @@ class TiledConv2d(_ConvBase):
 
     def forward(self, x):
         self._check_input(x)
-        return F.tiled_conv2d(x, self.weight, self.bias, self.stride, self.padding)
+        try:
+            return F.tiled_conv2d(x, self.weight, self.bias, self.stride, self.padding)
+        except ValueError as e:
+            raise input_error(self._signature(), x, e) from None
 
     def extra_repr(self):
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import functional as F
+from .._args import as_real
 from .module import Module
 
 __all__ = ["Dropout"]
@@ -14,7 +15,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
-        p = F._real(p, "p", "Dropout")
+        p = as_real(p, "p", "Dropout")
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
         self.p, self.inplace = p, inplace

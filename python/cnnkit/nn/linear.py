@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from .. import functional as F
-from ..functional import _size
+from .._args import as_size
 from . import init
 from .module import Module, Parameter
 
@@ -22,8 +22,8 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
         super().__init__()
-        self.in_features = in_features = _size(in_features, "in_features", "Linear")
-        self.out_features = out_features = _size(out_features, "out_features", "Linear")
+        self.in_features = in_features = as_size(in_features, "in_features", "Linear")
+        self.out_features = out_features = as_size(out_features, "out_features", "Linear")
         self.weight = Parameter(np.empty((out_features, in_features), dtype=np.float32))
         if bias:
             self.bias = Parameter(np.empty(out_features, dtype=np.float32))

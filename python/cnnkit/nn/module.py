@@ -10,6 +10,7 @@ architecture here.
 from __future__ import annotations
 
 import collections
+import contextlib
 import copy
 import itertools
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from ..tensor import Tensor
 
-__all__ = ["Parameter", "Module", "Sequential", "ModuleList", "Identity", "Flatten"]
+__all__ = ["Parameter", "Module", "Sequential", "ModuleList", "Identity", "Flatten", "eval_mode"]
 
 
 class Parameter(Tensor):
@@ -50,18 +51,6 @@ class _HookHandle:
 
 
 _hook_ids = itertools.count()
-
-
-def _fusable_bn_relu(bn, nxt, x) -> bool:
-    """A training-mode batch norm over [N, C, *spatial] followed by a plain ReLU, neither with
-    forward hooks (a hook must see the batch norm's own output): computed as one fused op,
-    which gives the same values and gradients."""
-    from .activation import ReLU
-    from .normalization import BatchNorm1d, BatchNorm2d
-
-    return (type(nxt) is ReLU and type(bn) in (BatchNorm1d, BatchNorm2d) and bn.training
-            and not bn._forward_hooks and not nxt._forward_hooks
-            and getattr(x, "ndim", 0) >= 3)
 
 
 class Module:
@@ -339,16 +328,8 @@ class Sequential(Module):
                 self.add_module(str(i), m)
 
     def forward(self, x):
-        mods = list(self._modules.values())
-        i = 0
-        while i < len(mods):
-            m = mods[i]
-            if i + 1 < len(mods) and _fusable_bn_relu(m, mods[i + 1], x):
-                x = m.forward(x, relu=True)  # batch norm + ReLU in one pass over memory
-                i += 2
-                continue
+        for m in self._modules.values():
             x = m(x)
-            i += 1
         return x
 
     def __getitem__(self, idx):
@@ -412,3 +393,27 @@ class Flatten(Module):
 
     def extra_repr(self):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+@contextlib.contextmanager
+def eval_mode(model):
+    """``with eval_mode(model): ...``: every module of ``model`` in eval mode inside the block,
+    each module's own training flag restored after it (even if the block raises).
+
+    Anything without ``modules()`` (a plain function) is left alone. Combine with
+    ``cnnkit.no_grad()`` for inference.
+    """
+    saved = [(m, m.training) for m in model.modules()] if hasattr(model, "modules") else []
+    if hasattr(model, "eval"):
+        model.eval()
+    try:
+        yield model
+    finally:
+        for m, mode in saved:
+            object.__setattr__(m, "training", mode)
+
+
+def input_error(layer, x, error: Exception) -> ValueError:
+    """The ValueError a layer raises when its op refused input ``x``: the op's message (the
+    core validates shapes) prefixed by the layer and the input's shape."""
+    return ValueError(f"{layer}: input {list(x.shape)}: {error}")

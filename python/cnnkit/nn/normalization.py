@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
-from ..functional import _real, _size
+from .._args import as_real, as_size
 from ..tensor import Tensor
-from .module import Module, Parameter
+from .module import Module, Parameter, input_error
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "LocalResponseNorm"]
 
@@ -28,9 +28,9 @@ class _BatchNorm(Module):
                  track_running_stats: bool = True, *, bias: bool = True):
         super().__init__()
         name = type(self).__name__
-        num_features = _size(num_features, "num_features", name, 1)
-        eps = _real(eps, "eps", name)
-        momentum = None if momentum is None else _real(momentum, "momentum", name)
+        num_features = as_size(num_features, "num_features", name, 1)
+        eps = as_real(eps, "eps", name)
+        momentum = None if momentum is None else as_real(momentum, "momentum", name)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         if affine:
@@ -42,6 +42,8 @@ class _BatchNorm(Module):
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
+        # set by nn.utils.fuse_batch_norm_relu: the ReLU after it runs in the same pass
+        self.fused_relu = False
         if track_running_stats:
             self.register_buffer("running_mean", Tensor(np.zeros(num_features, np.float32)))
             self.register_buffer("running_var", Tensor(np.ones(num_features, np.float32)))
@@ -57,34 +59,50 @@ class _BatchNorm(Module):
             self.running_var.data[...] = 1
             self.num_batches_tracked.data[...] = 0
 
-    def forward(self, x, relu=False):
-        """``relu=True``: return relu(batch_norm(x)) from one fused pass (nn.Sequential uses it
-        for a batch norm followed by a ReLU)."""
+    def forward(self, x):
+        self._check_input(x)
+        factor = self._count_batch()
+        try:
+            return self._normalize(x, factor)
+        except ValueError as e:
+            raise input_error(repr(self), x, e) from None
+
+    def _check_input(self, x):
+        """The layer's interface: the ranks it takes and num_features channels."""
         if x.ndim not in self._ranks:
-            shapes = " or ".join(["[N, C]", "[N, C, L]", "[N, C, H, W]"][r - 2] for r in self._ranks)
+            names = ["[N, C]", "[N, C, L]", "[N, C, H, W]"]
+            shapes = " or ".join(names[r - 2] for r in self._ranks)
             raise ValueError(f"{self!r}: expected input {shapes}, got {list(x.shape)}")
         if x.shape[1] != self.num_features:
             raise ValueError(
                 f"{self!r}: expected input with {self.num_features} channels, got {list(x.shape)}"
             )
+
+    def _count_batch(self) -> float:
+        """Counts a training batch in ``num_batches_tracked``; returns the running statistics'
+        momentum for it (``momentum=None``: 1 / batches seen, a cumulative average)."""
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
             self.num_batches_tracked.data[...] += 1
             if self.momentum is None:
                 factor = 1.0 / float(self.num_batches_tracked.data)
+        return factor
+
+    def _normalize(self, x, factor: float):
         use_batch_stats = self.training or self.running_mean is None
         track = not self.training or self.track_running_stats
         return F.batch_norm(
             x,
             self.running_mean if track else None,
             self.running_var if track else None,
-            self.weight, self.bias, use_batch_stats, factor, self.eps, relu=relu,
+            self.weight, self.bias, use_batch_stats, factor, self.eps, relu=self.fused_relu,
         )
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
                 f"affine={self.affine}, bias={self.bias is not None}, "
-                f"track_running_stats={self.track_running_stats}")
+                f"track_running_stats={self.track_running_stats}"
+                + (", relu=True" if self.fused_relu else ""))
 
 
 class BatchNorm1d(_BatchNorm):
@@ -105,15 +123,15 @@ class LocalResponseNorm(Module):
     def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0):
         super().__init__()
         op = "LocalResponseNorm"
-        size = _size(size, "size", op, 1)
-        alpha, beta, k = _real(alpha, "alpha", op), _real(beta, "beta", op), _real(k, "k", op)
+        size = as_size(size, "size", op, 1)
+        alpha, beta, k = as_real(alpha, "alpha", op), as_real(beta, "beta", op), as_real(k, "k", op)
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
 
     def forward(self, x):
-        if x.ndim < 3:
-            raise ValueError(f"{self!r}: expected input [N, C, ...] of rank >= 3, "
-                             f"got {list(x.shape)}")
-        return F.local_response_norm(x, self.size, self.alpha, self.beta, self.k)
+        try:
+            return F.local_response_norm(x, self.size, self.alpha, self.beta, self.k)
+        except ValueError as e:
+            raise input_error(repr(self), x, e) from None
 
     def extra_repr(self):
         return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"

@@ -3,30 +3,28 @@
 from __future__ import annotations
 
 from .. import functional as F
-from ..functional import _pair
-from ..shapes import conv_output_size
-from .module import Module
+from .module import Module, input_error
 
 __all__ = ["MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d"]
 
 
 class _Pool2d(Module):
     def _check_input(self, x):
+        """The layer's interface: a 4-D input (the op checks sizes, stride and padding)."""
         if x.ndim != 4:
             raise ValueError(f"{self!r}: expected a 4-D input [N, C, H, W], got {list(x.shape)}")
-        k = _pair(self.kernel_size, "kernel_size", type(self).__name__)
-        s = k if self.stride is None else _pair(self.stride, "stride", type(self).__name__)
-        p = _pair(self.padding, "padding", type(self).__name__)
-        if p[0] * 2 > k[0] or p[1] * 2 > k[1]:
-            raise ValueError(f"{self!r}: padding should be at most half of the kernel size")
+
+    def forward(self, x):
+        self._check_input(x)
         try:
-            conv_output_size(tuple(x.shape[2:]), k, s, p)
+            return self._pool(x)
         except ValueError as e:
-            raise ValueError(f"{self!r}: input {list(x.shape)}: {e}") from None
+            raise input_error(repr(self), x, e) from None
 
 
 class MaxPool2d(_Pool2d):
-    """Max pooling of [N, C, H, W] (PyTorch's signature; only ``dilation=1`` and ``return_indices=False``)."""
+    """Max pooling of [N, C, H, W] (PyTorch's signature; only ``dilation=1`` and
+    ``return_indices=False``)."""
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
                  ceil_mode=False):
@@ -39,8 +37,7 @@ class MaxPool2d(_Pool2d):
         self.stride = stride if stride is not None else kernel_size
         self.padding, self.dilation, self.ceil_mode = padding, dilation, ceil_mode
 
-    def forward(self, x):
-        self._check_input(x)
+    def _pool(self, x):
         return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode)
 
     def extra_repr(self):
@@ -59,8 +56,7 @@ class AvgPool2d(_Pool2d):
         self.padding, self.ceil_mode = padding, ceil_mode
         self.count_include_pad = count_include_pad
 
-    def forward(self, x):
-        self._check_input(x)
+    def _pool(self, x):
         return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                             self.count_include_pad)
 
@@ -68,7 +64,7 @@ class AvgPool2d(_Pool2d):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
-class AdaptiveAvgPool2d(Module):
+class AdaptiveAvgPool2d(_Pool2d):
     """Average pooling of [N, C, H, W] to [N, C, h, w] for ``output_size`` (h, w) (or an int),
     whatever H and W."""
 
@@ -76,9 +72,7 @@ class AdaptiveAvgPool2d(Module):
         super().__init__()
         self.output_size = output_size
 
-    def forward(self, x):
-        if x.ndim != 4:
-            raise ValueError(f"{self!r}: expected a 4-D input [N, C, H, W], got {list(x.shape)}")
+    def _pool(self, x):
         return F.adaptive_avg_pool2d(x, self.output_size)
 
     def extra_repr(self):

@@ -8,7 +8,6 @@ factor=0.1)``.
 
 from __future__ import annotations
 
-import bisect
 import collections
 import math
 

@@ -1,0 +1,151 @@
+"""The ``cnnkit`` command: train, eval, summary, plot, export, bench.
+
+    cnnkit train                          # digits_cnn on the bundled digits, about 10 s
+    cnnkit train --dataset cifar10:~/data/cifar-10-python.tar.gz --augment
+    cnnkit eval runs/digits_cnn/best.safetensors
+    cnnkit summary alexnet --input 3x227x227
+    cnnkit plot runs/digits_cnn/best.safetensors
+    cnnkit export runs/digits_cnn/best.safetensors --onnx digits_cnn.onnx
+    cnnkit bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .commands import (
+    RECIPES,
+    cmd_bench,
+    cmd_eval,
+    cmd_export,
+    cmd_plot,
+    cmd_summary,
+    cmd_train,
+)
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of the ``cnnkit`` command and its subcommands."""
+    from .._version import __version__
+    from ..models import MODELS
+
+    p = argparse.ArgumentParser(
+        prog="cnnkit", description="Train, evaluate and inspect CNNs on the CPU.",
+        epilog="Run 'cnnkit COMMAND --help' for a command's options.")
+    p.add_argument("--version", action="version", version=f"cnnkit {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    t = sub.add_parser("train", help="train a model (default: digits_cnn on the bundled digits)",
+                       description="Train a model with SGD (Nesterov momentum), validating each "
+                       "epoch on 10% of the training set, and keep the best and last "
+                       "checkpoints. Without arguments: digits_cnn on scikit-learn's digits.")
+    t.add_argument("--model", choices=sorted(MODELS), help="default: digits_cnn for digits, "
+                   "lenet5 for mnist, cifar_cnn for cifar10")
+    t.add_argument("--dataset", help="digits (bundled, the default), mnist:PATH (folder of the "
+                   "IDX files) or cifar10:PATH (cifar-10-python.tar.gz or its folder)")
+    t.add_argument("--epochs", type=int, help="total epochs (default 15 for digits)")
+    t.add_argument("--batch-size", type=int, dest="batch_size")
+    t.add_argument("--lr", type=float, help="initial learning rate (default 0.05)")
+    t.add_argument("--momentum", type=float, help="default 0.9 (Nesterov)")
+    t.add_argument("--weight-decay", type=float, dest="weight_decay", help="default 5e-4")
+    t.add_argument("--augment", action="store_true", default=None,
+                   help="random crops with padding (and horizontal flips for cifar10)")
+    t.add_argument("--scheduler", choices=["plateau", "cosine", "none"],
+                   help="plateau (default): lr / 10 when validation accuracy stalls 2 epochs")
+    t.add_argument("--early-stopping", type=int, dest="early_stopping", metavar="EPOCHS",
+                   help="stop after this many epochs without better validation accuracy")
+    t.add_argument("--val-fraction", type=float, dest="val_fraction",
+                   help="part of the training set held out for validation (default 0.1)")
+    t.add_argument("--seed", type=int, help="default 0")
+    t.add_argument("--threads", type=int, help="threads per op (default: all cores)")
+    t.add_argument("--out", help="checkpoint folder (default runs/MODEL-DATASET)")
+    t.add_argument("--resume", metavar="CHECKPOINT",
+                   help="continue from a checkpoint (its options unless given again)")
+    t.add_argument("--recipe", choices=sorted(RECIPES),
+                   help="a paper's hyper-parameters for the options not given: alexnet = batch "
+                   "128, SGD momentum 0.9, lr 0.01 / 10 on a validation plateau, weight decay "
+                   "5e-4, dropout 0.5, random crops and flips (AlexNet wants 3x227x227 images)")
+    t.add_argument("--dry-run", action="store_true", dest="dry_run",
+                   help="print the set-up (model, optimizer, schedule, augmentation) and stop")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--distributed", action="store_true",
+                   help="data-parallel over MPI ranks: mpirun -np 4 python -m mpi4py -m cnnkit "
+                   "train --distributed (--batch-size is the global batch)")
+    t.add_argument("--sync-bn", action="store_true", dest="sync_bn",
+                   help="with --distributed: batch-norm statistics of the global batch")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="evaluate checkpoints (several: an ensemble)",
+                       description="Accuracy, top-5, per-class accuracy and confusion matrix of "
+                       "a checkpoint on its data set's test split; with several checkpoints, "
+                       "each one's accuracy and that of their ensemble (mean softmax).")
+    e.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT")
+    e.add_argument("--dataset", help="default: the one the checkpoint was trained on")
+    e.add_argument("--batch-size", type=int, default=256, dest="batch_size")
+    e.add_argument("--threads", type=int)
+    e.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("summary", help="layer table: output volumes, parameters, mult-adds",
+                       description="Print a model's layers with output volumes (HxWxC), "
+                       "parameters and multiply-adds.")
+    s.add_argument("model", choices=sorted(MODELS))
+    s.add_argument("--input", default="3x227x227", help="CxHxW (default 3x227x227)")
+    s.add_argument("--num-classes", type=int, dest="num_classes")
+    s.set_defaults(func=cmd_summary)
+
+    pl = sub.add_parser("plot", help="training curves, first-layer filters, activations (PNG)",
+                        description="Write CHECKPOINT-curves.png, -filters.png and "
+                        "-activations.png (needs matplotlib: pip install \"cnnkit[plot]\").")
+    pl.add_argument("checkpoint")
+    pl.add_argument("--out", help="folder (default: the checkpoint's)")
+    pl.add_argument("--dataset", help="for the activation map (default: the checkpoint's)")
+    pl.add_argument("--image", type=int, default=0, help="test image index (default 0)")
+    pl.set_defaults(func=cmd_plot)
+
+    x = sub.add_parser("export", help="write a checkpoint's model as ONNX",
+                       description="Rebuild the model of CHECKPOINT (a training checkpoint or a "
+                       "saved model) and write it as an ONNX file with a dynamic batch "
+                       "dimension (needs onnx: pip install \"cnnkit[onnx]\"). The file holds "
+                       "the network only: apply the checkpoint's preprocessing before it.")
+    x.add_argument("checkpoint")
+    x.add_argument("--onnx", required=True, metavar="OUT", help="the .onnx file to write")
+    x.add_argument("--input", help="CxHxW (default: the built-in model's usual input)")
+    x.add_argument("--opset", type=int, default=17, help="ONNX opset, 13..17 (default 17)")
+    x.set_defaults(func=cmd_export)
+
+    b = sub.add_parser("bench", help="a short speed report (training and inference images/s)",
+                       description="Images per second of a training step and of inference "
+                       "for the built-in models on random data (best of a few seconds each).")
+    b.add_argument("--threads", type=int)
+    b.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
+    b.add_argument("--quick", action="store_true", help="skip the larger models")
+    b.set_defaults(func=cmd_bench)
+    return p
+
+
+def _abort_other_ranks(args, code: int) -> None:
+    """An error on one MPI rank must end them all: the others would wait in a collective."""
+    if getattr(args, "distributed", False):
+        from .. import distributed
+
+        if distributed.uses_mpi():
+            distributed.abort(code)
+
+
+def main(argv=None) -> int:
+    """Run the ``cnnkit`` command with ``argv`` (default ``sys.argv[1:]``); returns the exit
+    status (2 for a bad file or value, whose message goes to stderr)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"cnnkit {args.command}: error: {e}", file=sys.stderr)
+        _abort_other_ranks(args, 2)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

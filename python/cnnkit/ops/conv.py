@@ -1,0 +1,69 @@
+"""Convolution Functions over the C++ core (cpp/src/conv/): Conv2d, locally connected, tiled.
+
+    y = conv(x, W) + b (cross-correlation; optionally ReLU in the GEMM epilogue)
+    dx = conv_transpose(dy, W),  dW = sum over images and pixels of dy (x) patches,
+    db = sum of dy over images and pixels
+(the maths and the algorithms are at the top of cpp/src/conv/conv2d.cpp). Locally connected
+and tiled convolutions do the same with unshared filters (cpp/src/conv/tiled_conv2d.cpp).
+"""
+
+from __future__ import annotations
+
+from .. import _core
+from .._args import as_f32, as_opt_f32
+from ..autograd.function import Function
+
+__all__ = ["Conv2dFunction", "LocalConv2dFunction", "TiledConv2dFunction"]
+
+
+class Conv2dFunction(Function):
+    """y = conv(x, W) + b, optionally followed by ReLU in the GEMM epilogue (``relu=True``)."""
+
+    def forward(self, x, weight, bias, stride, padding, dilation, groups, relu=False):
+        self.x, self.weight = as_f32(x), as_f32(weight)
+        self.args = (stride, padding, dilation, groups)
+        self.relu = relu
+        y = _core.conv2d_forward(self.x, self.weight, as_opt_f32(bias), stride, padding,
+                                 dilation, groups, relu)
+        if relu:
+            self.y = y
+        return y
+
+    def backward(self, g):
+        g = as_f32(g)
+        if self.relu:
+            g = _core.relu_backward(g, self.y)
+        need_x, need_w, need_b = self.needs_input_grad
+        dx = dw = db = None
+        if need_x:
+            dx = _core.conv2d_backward_data(g, self.weight, self.x.shape[2:], *self.args)
+        if need_w or need_b:
+            dw, db = _core.conv2d_backward_weights(g, self.x, self.weight.shape[2:], *self.args,
+                                                   need_b)
+        return dx, (dw if need_w else None), (db if need_b else None)
+
+
+class _UnsharedConvFunction(Function):
+    """Shared forward/backward wiring of locally connected and tiled convolution."""
+
+    kind = ""
+
+    def forward(self, x, weight, bias, stride, padding):
+        self.x, self.weight, self.args = as_f32(x), as_f32(weight), (stride, padding)
+        return getattr(_core, f"{self.kind}_forward")(self.x, self.weight, as_opt_f32(bias),
+                                                      stride, padding)
+
+    def backward(self, g):
+        need_x, need_w, need_b = self.needs_input_grad
+        dx, dw, db = getattr(_core, f"{self.kind}_backward")(
+            as_f32(g), self.x, self.weight, *self.args, need_x, need_b
+        )
+        return (dx if need_x else None), (dw if need_w else None), (db if need_b else None)
+
+
+class LocalConv2dFunction(_UnsharedConvFunction):
+    kind = "local_conv2d"
+
+
+class TiledConv2dFunction(_UnsharedConvFunction):
+    kind = "tiled_conv2d"

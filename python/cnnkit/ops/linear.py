@@ -1,0 +1,30 @@
+"""The fully connected layer over the C++ core (cpp/src/linear/linear.cpp), x [*, in]:
+
+    y = x W^T + b:  dx = dy W,  dW = dy^T x,  db = sum of dy over the rows
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _core
+from .._args import as_f32, as_opt_f32
+from ..autograd.function import Function
+
+__all__ = ["LinearFunction"]
+
+
+class LinearFunction(Function):
+    def forward(self, x, weight, bias):
+        self.shape = x.shape
+        self.x = as_f32(x).reshape(int(np.prod(x.shape[:-1])), x.shape[-1])
+        self.weight = as_f32(weight)
+        y = _core.linear_forward(self.x, self.weight, as_opt_f32(bias))
+        return y.reshape(self.shape[:-1] + (y.shape[-1],))
+
+    def backward(self, g):
+        need_x, need_w, need_b = self.needs_input_grad
+        g = as_f32(g).reshape(self.x.shape[0], g.shape[-1])
+        dx, dw, db = _core.linear_backward(g, self.x, self.weight, need_x)
+        return ((dx.reshape(self.shape) if need_x else None), (dw if need_w else None),
+                (db if need_b else None))

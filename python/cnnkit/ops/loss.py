@@ -1,0 +1,76 @@
+"""Softmax and the losses over the C++ core (cpp/src/loss/loss.cpp).
+
+    softmax:      y = e^x / sum e^x along dim     dx = y (dy - sum(dy y))
+    log_softmax:  y = x - log sum e^x             dx = dy - softmax(x) sum(dy)
+    cross_entropy(logits, t) = mean_n -log softmax(logits_n)[t_n]; dlogits = (p - onehot) / N
+    multi_margin (hinge)    = mean_n sum_{j != t_n} max(0, margin - x_t + x_j) / C
+    mse(x, y)               = mean (x - y)^2;  dx = 2 (x - y) / size = -dy
+The core works on rows [N, C]: softmax along another axis moves it last first.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _core
+from .._args import as_f32
+from ..autograd.function import Function
+
+__all__ = ["SoftmaxFunction", "LogSoftmaxFunction", "CrossEntropyFunction",
+           "MultiMarginFunction", "MSEFunction"]
+
+
+class _SoftmaxBase(Function):
+    kind = ""
+
+    def forward(self, x, dim):
+        self.dim = dim % x.ndim
+        moved = np.moveaxis(x, self.dim, -1)
+        self.moved_shape = moved.shape
+        rows = int(np.prod(moved.shape[:-1]))
+        y2 = getattr(_core, f"{self.kind}_forward")(as_f32(moved.reshape(rows, moved.shape[-1])))
+        self.y2 = y2
+        return np.moveaxis(y2.reshape(self.moved_shape), -1, self.dim)
+
+    def backward(self, g):
+        g2 = as_f32(np.moveaxis(g, self.dim, -1).reshape(self.y2.shape))
+        dx2 = getattr(_core, f"{self.kind}_backward")(g2, self.y2)
+        return (np.moveaxis(dx2.reshape(self.moved_shape), -1, self.dim),)
+
+
+class SoftmaxFunction(_SoftmaxBase):
+    kind = "softmax"
+
+
+class LogSoftmaxFunction(_SoftmaxBase):
+    kind = "log_softmax"
+
+
+class CrossEntropyFunction(Function):
+    def forward(self, logits, target):
+        self.target = target
+        loss, self.probs = _core.cross_entropy_forward(as_f32(logits), target)
+        return np.asarray(loss, dtype=np.float32)
+
+    def backward(self, g):
+        return _core.cross_entropy_backward(self.probs, self.target, float(g)), None
+
+
+class MultiMarginFunction(Function):
+    def forward(self, x, target, margin):
+        self.x, self.target, self.margin = as_f32(x), target, margin
+        return np.asarray(_core.multi_margin_loss_forward(self.x, target, margin),
+                          dtype=np.float32)
+
+    def backward(self, g):
+        return _core.multi_margin_loss_backward(self.x, self.target, self.margin, float(g)), None
+
+
+class MSEFunction(Function):
+    def forward(self, x, y):
+        self.x, self.y = as_f32(x), as_f32(y)
+        return np.asarray(_core.mse_loss_forward(self.x, self.y), dtype=np.float32)
+
+    def backward(self, g):
+        dx = _core.mse_loss_backward(self.x, self.y, float(g))
+        return dx, (-dx if self.needs_input_grad[1] else None)

@@ -1,0 +1,75 @@
+"""The run-time settings of the C++ core: instruction set, threads, convolution algorithm,
+and what the CPU offers (``cnnkit.cpu_info()`` and the others, re-exported by the package)."""
+
+from __future__ import annotations
+
+import numbers
+
+from . import _core
+
+__all__ = ["cpu_info", "get_isa", "set_isa", "get_conv_algorithm", "set_conv_algorithm",
+           "get_num_threads", "set_num_threads"]
+
+
+def cpu_info() -> dict:
+    """What the CPU offers and what cnnkit uses.
+
+    Returns a dict with ``vendor``, ``brand``, ``features`` (CPUID bits confirmed by the OS
+    through XGETBV), ``supported_isas``, ``best_isa``, ``isa`` (in use), ``num_threads``,
+    ``openmp`` and ``sgemm_tile`` (the micro-kernel's MR x NR).
+    """
+    return _core.cpu_info()
+
+
+def get_isa() -> str:
+    """The instruction set whose kernels are in use: ``"ref"``, ``"avx2"`` or ``"avx512"``."""
+    return _core.get_isa()
+
+
+def set_isa(name: str) -> None:
+    """Force the kernels of one instruction set (``"ref"``, ``"avx2"`` or ``"avx512"``).
+
+    The environment variable ``CNNKIT_ISA`` does the same at import. Raises ValueError for an
+    unknown name or one this CPU cannot run.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"set_isa: name must be a str, got {type(name).__name__}")
+    _core.set_isa(name)
+
+
+def get_conv_algorithm() -> str:
+    """How 3x3/5x5 stride-1 convolutions run: ``"auto"``, ``"direct"`` or ``"winograd"``."""
+    return _core.get_conv_algorithm()
+
+
+def set_conv_algorithm(name: str) -> None:
+    """Choose the algorithm of stride-1, dilation-1, ungrouped convolutions (all passes).
+
+    - ``"auto"`` (default): Winograd F(4x4, 3x3) for 3x3 and 5x5 filters (a 5x5 one as four
+      3x3 pieces) where the CPU has its SIMD transforms (AVX-512 or AVX2) and the layer has
+      at least 16 input and 16 output channels; the direct implicit GEMM elsewhere. Winograd
+      does 4x (5x5: 2.8x) fewer multiplications; its results differ from the direct sum by a
+      few float32 roundings (relative error ~1e-6 to 1e-5).
+    - ``"direct"``: always the implicit GEMM (like PyTorch's CPU convolution).
+    - ``"winograd"``: Winograd wherever it applies (filters 2x2 to 9x9), on every
+      instruction set.
+
+    The environment variable ``CNNKIT_CONV_ALGORITHM`` does the same at import.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"set_conv_algorithm: name must be a str, got {type(name).__name__}")
+    _core.set_conv_algorithm(name)
+
+
+def get_num_threads() -> int:
+    """Threads each op uses (default: OpenMP's default, which honours OMP_NUM_THREADS)."""
+    return _core.get_num_threads()
+
+
+def set_num_threads(n: int) -> None:
+    """Set the number of threads each op uses; ``n`` must be an integer >= 1."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"set_num_threads: n must be >= 1, got {n}")
+    _core.set_num_threads(int(n))

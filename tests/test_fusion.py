@@ -1,0 +1,165 @@
+"""The explicit fusion passes (nn.utils.fuse_batch_norm_relu, nn.utils.fuse), Sequential as a
+plain loop, eval_mode, and fit's use of the pass."""
+
+import threading
+
+import numpy as np
+import pytest
+
+import cnnkit as ck
+from cnnkit import autograd, data, models, nn, optim, train
+
+
+def _ops(model, x):
+    """The operations ``model(x)`` applies, by Function name (with BN's relu option)."""
+    with autograd.record_applications() as applied:
+        model(x)
+    return [a.function.__name__ + ("+relu" if a.options.get("relu") else "") for a in applied]
+
+
+def _net():
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                         nn.Flatten(), nn.Linear(4 * 5 * 5, 6), nn.BatchNorm1d(6), nn.ReLU(),
+                         nn.Linear(6, 3))
+
+
+def test_sequential_is_a_plain_loop(rng):
+    """Without the pass a training BatchNorm + ReLU run as the two ops, each module once."""
+    ck.manual_seed(0)
+    x = ck.tensor(rng.standard_normal((4, 3, 5, 5)).astype(np.float32))
+    ops = _ops(_net(), x)
+    assert ops == ["Conv2dFunction", "BatchNormTrainFunction", "ReLUFunction", "Reshape",
+                   "LinearFunction", "BatchNormTrainFunction", "ReLUFunction", "LinearFunction"]
+
+
+def test_pass_marks_pairs_visibly_and_gives_the_same_bits(rng):
+    ck.manual_seed(0)
+    plain = _net()
+    fused = nn.utils.fuse_batch_norm_relu(_net())
+    fused.load_state_dict(plain.state_dict())
+    assert fused[1].fused_relu and fused[2].fused and fused[5].fused_relu and fused[6].fused
+    text = repr(fused)
+    assert "BatchNorm2d(4, eps=1e-05" in text and "relu=True" in text
+    assert "ReLU(fused=True)" in text and "ReLU(fused=True)" not in repr(plain)
+    assert list(fused.state_dict()) == list(plain.state_dict())
+    x = rng.standard_normal((4, 3, 5, 5)).astype(np.float32)
+    probe = nn.utils.fuse_batch_norm_relu(_net())  # a copy: the probe moves its running stats
+    ops = _ops(probe, ck.tensor(x))
+    # 4-D: one fused op; [N, C] (BatchNorm1d): the two ops (the fused kernel wants planes)
+    assert ops[1] == "BatchNormTrainFunction+relu" and ops[2] == "Reshape"
+    assert ops[4:6] == ["BatchNormTrainFunction", "ReLUFunction"]
+    ys = []
+    for m in (plain, fused):
+        xt = ck.tensor(x, requires_grad=True)
+        y = m(xt)
+        (y * ck.tensor(np.arange(y.numel(), dtype=np.float32).reshape(y.shape))).sum().backward()
+        ys.append((y.data, xt.grad, [p.grad for p in m.parameters()],
+                   [b.data.copy() for b in m.buffers()]))
+    np.testing.assert_array_equal(ys[0][0], ys[1][0])
+    np.testing.assert_array_equal(ys[0][1], ys[1][1])
+    for a, b in zip(ys[0][2] + ys[0][3], ys[1][2] + ys[1][3]):
+        np.testing.assert_array_equal(a, b)
+    # eval mode: the same values too
+    plain.eval(), fused.eval()
+    np.testing.assert_array_equal(plain(ck.tensor(x)).data, fused(ck.tensor(x)).data)
+
+
+def test_inference_fuse_of_a_marked_model_matches_the_plain_eval_model(rng):
+    ck.manual_seed(1)
+    plain = _net()
+    for m in plain.modules():  # non-trivial running statistics
+        if isinstance(m, nn.BatchNorm1d) or isinstance(m, nn.BatchNorm2d):
+            m.running_mean.data[:] = rng.standard_normal(m.num_features)
+            m.running_var.data[:] = rng.random(m.num_features) + 0.5
+    marked = nn.utils.fuse_batch_norm_relu(nn.Sequential(*[m for m in _net()]))
+    marked.load_state_dict(plain.state_dict())
+    x = ck.tensor(rng.standard_normal((3, 3, 5, 5)).astype(np.float32))
+    ref = plain.eval()(x).data
+    for source in (plain, marked):
+        f = nn.utils.fuse(source)
+        assert f[0].fused_relu and isinstance(f[1], nn.Identity) and isinstance(f[2], nn.Identity)
+        assert isinstance(f[5], nn.Identity) and type(f[6]) is nn.ReLU and not f[6].fused
+        np.testing.assert_allclose(f(x).data, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_eval_mode_restores_each_flag_even_after_an_error():
+    model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5), nn.Linear(2, 2))
+    model[1].train(False)  # a module already in eval mode stays so
+    with pytest.raises(RuntimeError):
+        with nn.eval_mode(model):
+            assert not any(m.training for m in model.modules())
+            raise RuntimeError("boom")
+    assert [m.training for m in model.modules()] == [True, True, False, True]
+    with nn.utils.eval_mode(len):  # not a module: left alone
+        pass
+
+
+def test_fit_fuses_unless_told_not_to():
+    tr, _ = data.load_digits()
+    loader = data.DataLoader(data.ArrayDataset(tr.images[:64], tr.labels[:64]), 32)
+    for fuse in (True, False):
+        ck.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                              nn.Flatten(), nn.Linear(4 * 64, 10))
+        opt = optim.SGD(model.parameters(), lr=0.01)
+        train.fit(model, loader, epochs=1, optimizer=opt, progress=False, fuse=fuse)
+        assert model[1].fused_relu is fuse and model[2].fused is fuse
+
+
+def test_fit_drives_a_strategy_object():
+    calls = []
+
+    class Recorder(ck.distributed.Strategy):
+        def setup(self, model, train_loader, val_loader=None):
+            calls.append("setup")
+            return super().setup(model, train_loader, val_loader)
+
+        def after_backward(self):
+            calls.append("after_backward")
+
+        def reduce_metrics(self, seen, correct, total_loss):
+            calls.append("reduce_metrics")
+            return seen, correct, total_loss
+
+        def end_epoch(self):
+            calls.append("end_epoch")
+
+        def evaluate(self, val_loader, loss=None):
+            calls.append("evaluate")
+            return super().evaluate(val_loader, loss)
+
+        def close(self):
+            calls.append("close")
+
+    tr, _ = data.load_digits()
+    ds = data.ArrayDataset(tr.images[:64], tr.labels[:64])
+    ck.manual_seed(0)
+    model = models.digits_cnn()
+    hist = train.fit(model, data.DataLoader(ds, 32), data.DataLoader(ds, 64), epochs=1,
+                     optimizer=optim.SGD(model.parameters(), lr=0.01), progress=False,
+                     strategy=Recorder())
+    assert calls == ["setup", "after_backward", "after_backward", "reduce_metrics", "end_epoch",
+                     "evaluate", "close"]
+    assert hist.val_acc[0] is not None
+
+
+def test_record_applications_sees_outermost_ops_of_this_thread_only(rng):
+    x = ck.tensor(rng.standard_normal((2, 3)).astype(np.float32), requires_grad=True)
+    seen_elsewhere = []
+
+    def other():
+        seen_elsewhere.append(len(_ops(lambda t: (t * 2).sum(), x)))
+
+    with autograd.record_applications() as outer:
+        y = (x * 2 + 1).relu()
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+        with autograd.record_applications() as inner:
+            z = y.sum()
+    assert [a.function.__name__ for a in outer] == ["Mul", "Add", "ReLUFunction"]
+    assert [a.function.__name__ for a in inner] == ["Sum"] and inner[0].output is z
+    assert seen_elsewhere == [2]
+    with autograd.record_applications() as after:
+        pass
+    assert after == []
