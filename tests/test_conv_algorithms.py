@@ -4,10 +4,10 @@ the float64 reference on shapes that select it."""
 
 import numpy as np
 import pytest
-
-import cnnkit
 from conv_reference import conv2d as conv_ref
 from conv_reference import conv2d_grads
+
+import cnnkit
 
 core = cnnkit._core
 
