@@ -28,7 +28,8 @@ py::array result_array(const py::object& out_obj, const py::array& like, const c
 void require_same_or_disjoint(const py::array& out, const py::array& in, const char* op,
                               const char* name) {
   if (out.data() != in.data() && overlaps(out, in)) {
-    throw_invalid(op, ": out overlaps ", name, " without being the same array; pass the array "
+    throw_invalid(op, ": out overlaps ", name,
+                  " without being the same array; pass the array "
                   "itself for an in-place update, or separate memory");
   }
 }
@@ -114,55 +115,86 @@ py::array maxout_backward_py(const py::object& dy_obj, const py::object& am_obj,
 }  // namespace
 
 void bind_activation(py::module_& m) {
-  m.def("relu_forward", [](const py::object& x, const py::object& out) {
-    return unary(x, out, "relu_forward", [](const float* s, float* d, index_t n) { relu_forward(s, d, n); });
-  }, py::arg("x"), py::arg("out") = py::none());
-  m.def("relu_backward", [](const py::object& dy, const py::object& y, const py::object& out) {
-    return backward(dy, y, "y", nullptr, "", out, "relu_backward",
-                    [](const float* g, const float* a, const float*, float* dx, index_t n) {
-                      relu_backward(g, a, dx, n);
-                    });
-  }, py::arg("dy"), py::arg("y"), py::arg("out") = py::none());
-  m.def("leaky_relu_forward", [](const py::object& x, float slope, const py::object& out) {
-    return unary(x, out, "leaky_relu_forward",
-                 [slope](const float* s, float* d, index_t n) { leaky_relu_forward(s, d, n, slope); });
-  }, py::arg("x"), py::arg("slope"), py::arg("out") = py::none());
-  m.def("leaky_relu_backward", [](const py::object& dy, const py::object& x, float slope, const py::object& out) {
-    return backward(dy, x, "x", nullptr, "", out, "leaky_relu_backward",
-                    [slope](const float* g, const float* a, const float*, float* dx, index_t n) {
-                      leaky_relu_backward(g, a, dx, n, slope);
-                    });
-  }, py::arg("dy"), py::arg("x"), py::arg("slope"), py::arg("out") = py::none());
-  m.def("elu_forward", [](const py::object& x, float alpha, const py::object& out) {
-    return unary(x, out, "elu_forward",
-                 [alpha](const float* s, float* d, index_t n) { elu_forward(s, d, n, alpha); });
-  }, py::arg("x"), py::arg("alpha"), py::arg("out") = py::none());
-  m.def("elu_backward", [](const py::object& dy, const py::object& x, const py::object& y,
-                           float alpha, const py::object& out) {
-    return backward(dy, x, "x", &y, "y", out, "elu_backward",
-                    [alpha](const float* g, const float* a, const float* b, float* dx, index_t n) {
-                      elu_backward(g, a, b, dx, n, alpha);
-                    });
-  }, py::arg("dy"), py::arg("x"), py::arg("y"), py::arg("alpha"), py::arg("out") = py::none());
-  m.def("sigmoid_forward", [](const py::object& x, const py::object& out) {
-    return unary(x, out, "sigmoid_forward",
-                 [](const float* s, float* d, index_t n) { sigmoid_forward(s, d, n); });
-  }, py::arg("x"), py::arg("out") = py::none());
-  m.def("sigmoid_backward", [](const py::object& dy, const py::object& y, const py::object& out) {
-    return backward(dy, y, "y", nullptr, "", out, "sigmoid_backward",
-                    [](const float* g, const float* a, const float*, float* dx, index_t n) {
-                      sigmoid_backward(g, a, dx, n);
-                    });
-  }, py::arg("dy"), py::arg("y"), py::arg("out") = py::none());
-  m.def("tanh_forward", [](const py::object& x, const py::object& out) {
-    return unary(x, out, "tanh_forward", [](const float* s, float* d, index_t n) { tanh_forward(s, d, n); });
-  }, py::arg("x"), py::arg("out") = py::none());
-  m.def("tanh_backward", [](const py::object& dy, const py::object& y, const py::object& out) {
-    return backward(dy, y, "y", nullptr, "", out, "tanh_backward",
-                    [](const float* g, const float* a, const float*, float* dx, index_t n) {
-                      tanh_backward(g, a, dx, n);
-                    });
-  }, py::arg("dy"), py::arg("y"), py::arg("out") = py::none());
+  m.def(
+      "relu_forward",
+      [](const py::object& x, const py::object& out) {
+        return unary(x, out, "relu_forward",
+                     [](const float* s, float* d, index_t n) { relu_forward(s, d, n); });
+      },
+      py::arg("x"), py::arg("out") = py::none());
+  m.def(
+      "relu_backward",
+      [](const py::object& dy, const py::object& y, const py::object& out) {
+        return backward(dy, y, "y", nullptr, "", out, "relu_backward",
+                        [](const float* g, const float* a, const float*, float* dx, index_t n) {
+                          relu_backward(g, a, dx, n);
+                        });
+      },
+      py::arg("dy"), py::arg("y"), py::arg("out") = py::none());
+  m.def(
+      "leaky_relu_forward",
+      [](const py::object& x, float slope, const py::object& out) {
+        return unary(x, out, "leaky_relu_forward", [slope](const float* s, float* d, index_t n) {
+          leaky_relu_forward(s, d, n, slope);
+        });
+      },
+      py::arg("x"), py::arg("slope"), py::arg("out") = py::none());
+  m.def(
+      "leaky_relu_backward",
+      [](const py::object& dy, const py::object& x, float slope, const py::object& out) {
+        return backward(dy, x, "x", nullptr, "", out, "leaky_relu_backward",
+                        [slope](const float* g, const float* a, const float*, float* dx,
+                                index_t n) { leaky_relu_backward(g, a, dx, n, slope); });
+      },
+      py::arg("dy"), py::arg("x"), py::arg("slope"), py::arg("out") = py::none());
+  m.def(
+      "elu_forward",
+      [](const py::object& x, float alpha, const py::object& out) {
+        return unary(x, out, "elu_forward",
+                     [alpha](const float* s, float* d, index_t n) { elu_forward(s, d, n, alpha); });
+      },
+      py::arg("x"), py::arg("alpha"), py::arg("out") = py::none());
+  m.def(
+      "elu_backward",
+      [](const py::object& dy, const py::object& x, const py::object& y, float alpha,
+         const py::object& out) {
+        return backward(dy, x, "x", &y, "y", out, "elu_backward",
+                        [alpha](const float* g, const float* a, const float* b, float* dx,
+                                index_t n) { elu_backward(g, a, b, dx, n, alpha); });
+      },
+      py::arg("dy"), py::arg("x"), py::arg("y"), py::arg("alpha"), py::arg("out") = py::none());
+  m.def(
+      "sigmoid_forward",
+      [](const py::object& x, const py::object& out) {
+        return unary(x, out, "sigmoid_forward",
+                     [](const float* s, float* d, index_t n) { sigmoid_forward(s, d, n); });
+      },
+      py::arg("x"), py::arg("out") = py::none());
+  m.def(
+      "sigmoid_backward",
+      [](const py::object& dy, const py::object& y, const py::object& out) {
+        return backward(dy, y, "y", nullptr, "", out, "sigmoid_backward",
+                        [](const float* g, const float* a, const float*, float* dx, index_t n) {
+                          sigmoid_backward(g, a, dx, n);
+                        });
+      },
+      py::arg("dy"), py::arg("y"), py::arg("out") = py::none());
+  m.def(
+      "tanh_forward",
+      [](const py::object& x, const py::object& out) {
+        return unary(x, out, "tanh_forward",
+                     [](const float* s, float* d, index_t n) { tanh_forward(s, d, n); });
+      },
+      py::arg("x"), py::arg("out") = py::none());
+  m.def(
+      "tanh_backward",
+      [](const py::object& dy, const py::object& y, const py::object& out) {
+        return backward(dy, y, "y", nullptr, "", out, "tanh_backward",
+                        [](const float* g, const float* a, const float*, float* dx, index_t n) {
+                          tanh_backward(g, a, dx, n);
+                        });
+      },
+      py::arg("dy"), py::arg("y"), py::arg("out") = py::none());
   m.def("maxout_forward", &maxout_forward_py, py::arg("x"), py::arg("pieces"));
   m.def("maxout_backward", &maxout_backward_py, py::arg("dy"), py::arg("argmax"),
         py::arg("pieces"));

@@ -35,8 +35,8 @@ inline std::string type_name(const py::handle& obj) {
 // A float32 numpy array (any layout); TypeError otherwise.
 inline py::array float32_array(const py::handle& obj, const char* op, const char* name) {
   if (!py::isinstance<py::array>(obj)) {
-    throw py::type_error(std::string(op) + ": " + name + " must be a numpy.ndarray of float32, got " +
-                         type_name(obj));
+    throw py::type_error(std::string(op) + ": " + name +
+                         " must be a numpy.ndarray of float32, got " + type_name(obj));
   }
   py::array arr = py::reinterpret_borrow<py::array>(obj);
   if (!arr.dtype().is(py::dtype::of<float>())) {
@@ -104,7 +104,8 @@ inline MatrixArg matrix_arg(const py::handle& obj, const char* op, const char* n
   m.data = static_cast<float*>(const_cast<void*>(a.data()));
   const py::ssize_t s0 = a.strides(0), s1 = a.strides(1), fs = sizeof(float);
   auto fits = [](py::ssize_t stride, index_t min_floats) {
-    return stride > 0 && stride % sizeof(float) == 0 && stride / index_t(sizeof(float)) >= min_floats;
+    return stride > 0 && stride % sizeof(float) == 0 &&
+           stride / index_t(sizeof(float)) >= min_floats;
   };
   if (m.rows == 0 || m.cols == 0) {  // nothing is read or written
     m.ld = std::max<index_t>(1, m.cols);
@@ -152,8 +153,8 @@ py::array typed_c(const py::handle& obj, const char* op, const char* name, const
   py::array arr = py::reinterpret_borrow<py::array>(obj);
   if (!arr.dtype().is(py::dtype::of<T>())) {
     throw py::type_error(std::string(op) + ": " + name + " must have dtype " + dtype + ", got " +
-                         std::string(py::str(arr.dtype())) + " (convert explicitly, e.g. x.astype(np." +
-                         dtype + "))");
+                         std::string(py::str(arr.dtype())) +
+                         " (convert explicitly, e.g. x.astype(np." + dtype + "))");
   }
   if (ndim >= 0 && arr.ndim() != ndim) {
     throw_invalid(op, ": ", name, " must be ", ndim, "-D, got shape ", shape_of(arr));
@@ -179,8 +180,8 @@ inline std::vector<py::ssize_t> dims_of(const py::array& a) {
 inline void require_same_shape(const py::array& a, const char* a_name, const py::array& b,
                                const char* b_name, const char* op) {
   if (dims_of(a) != dims_of(b)) {
-    throw_invalid(op, ": ", b_name, " must have the shape of ", a_name, " ", shape_of(a),
-                  ", got ", shape_of(b));
+    throw_invalid(op, ": ", b_name, " must have the shape of ", a_name, " ", shape_of(a), ", got ",
+                  shape_of(b));
   }
 }
 

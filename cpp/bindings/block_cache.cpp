@@ -13,7 +13,7 @@
 namespace cnnkit::bind {
 namespace {
 
-constexpr std::size_t kHeader = 64;                       // keeps the data 64-byte aligned
+constexpr std::size_t kHeader = 64;                         // keeps the data 64-byte aligned
 constexpr std::size_t kMaxCached = std::size_t(512) << 20;  // bytes kept for reuse at most
 
 struct Cache {

@@ -26,7 +26,8 @@ void expect_shape(const py::array& a, const char* op, const char* name,
     py::ssize_t i = 0;
     for (index_t d : want) ok = ok && a.shape(i++) == d;
   }
-  if (!ok) throw_invalid(op, ": ", name, " must have shape ", shape_str(want), ", got ", shape_of(a));
+  if (!ok)
+    throw_invalid(op, ": ", name, " must have shape ", shape_str(want), ", got ", shape_of(a));
 }
 
 const float* ptr(const py::array& a) { return static_cast<const float*>(a.data()); }
@@ -79,10 +80,10 @@ py::array_t<float> conv2d_backward_data_py(const py::object& dy_obj, const py::o
   if (groups < 1) throw_invalid(op, ": groups must be >= 1, got ", groups);
   // checked: groups is user-given (UBSan caught 2^62 * 2 here, issue 9)
   const index_t C = checked_mul(w.shape(1), groups, op, "groups x weight input channels");
-  const Conv2dParams p = conv2d_params(dy.shape(0), C, input_hw.first,
-                                       input_hw.second, w.shape(0), w.shape(1), w.shape(2),
-                                       w.shape(3), stride.first, stride.second, padding.first,
-                                       padding.second, dilation.first, dilation.second, groups);
+  const Conv2dParams p =
+      conv2d_params(dy.shape(0), C, input_hw.first, input_hw.second, w.shape(0), w.shape(1),
+                    w.shape(2), w.shape(3), stride.first, stride.second, padding.first,
+                    padding.second, dilation.first, dilation.second, groups);
   expect_shape(dy, op, "diff_dst", {p.N, p.K, p.Ho, p.Wo});
   auto dx = new_array(op, {p.N, p.C, p.H, p.W});
   float* dxp = mut(dx);
@@ -190,8 +191,8 @@ py::tuple tiled_backward_py(const char* op, bool local, const py::object& dy_obj
 void bind_conv(py::module_& m) {
   m.def(
       "_conv2d_algorithms",
-      [](const std::vector<index_t>& x_shape, const std::vector<index_t>& w_shape, Pair s,
-         Pair pad, Pair d, index_t g) {
+      [](const std::vector<index_t>& x_shape, const std::vector<index_t>& w_shape, Pair s, Pair pad,
+         Pair d, index_t g) {
         const char* op = "_conv2d_algorithms";
         if (x_shape.size() != 4 || w_shape.size() != 4) {
           throw_invalid(op, ": x and weight shapes must have 4 dimensions");
@@ -247,13 +248,17 @@ void bind_conv(py::module_& m) {
   m.def(
       "conv2d_backward_weights",
       [](const py::object& dy, const py::object& x, Pair khw, Pair s, Pair pad, Pair d, index_t g,
-         bool need_bias) { return conv2d_backward_weights_py(dy, x, khw, s, pad, d, g, need_bias, false); },
+         bool need_bias) {
+        return conv2d_backward_weights_py(dy, x, khw, s, pad, d, g, need_bias, false);
+      },
       py::arg("diff_dst"), py::arg("x"), py::arg("kernel_hw"), py::arg("stride"),
       py::arg("padding"), py::arg("dilation"), py::arg("groups"), py::arg("need_bias"));
   m.def(
       "_conv2d_backward_weights_ref",
       [](const py::object& dy, const py::object& x, Pair khw, Pair s, Pair pad, Pair d, index_t g,
-         bool need_bias) { return conv2d_backward_weights_py(dy, x, khw, s, pad, d, g, need_bias, true); },
+         bool need_bias) {
+        return conv2d_backward_weights_py(dy, x, khw, s, pad, d, g, need_bias, true);
+      },
       py::arg("diff_dst"), py::arg("x"), py::arg("kernel_hw"), py::arg("stride"),
       py::arg("padding"), py::arg("dilation"), py::arg("groups"), py::arg("need_bias"));
   m.def(

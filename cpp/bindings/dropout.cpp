@@ -19,8 +19,7 @@ void bind_dropout(py::module_& m) {
         py::array_t<std::uint8_t> mask(dims_of(x));
         {
           py::gil_scoped_release release;
-          dropout_forward(cptr<float>(x), y.mutable_data(), mask.mutable_data(), x.size(), p,
-                          seed);
+          dropout_forward(cptr<float>(x), y.mutable_data(), mask.mutable_data(), x.size(), p, seed);
         }
         return py::make_tuple(y, mask);
       },
@@ -35,8 +34,8 @@ void bind_dropout(py::module_& m) {
         py::array_t<float> dx(dims_of(dy));
         {
           py::gil_scoped_release release;
-          dropout_backward(cptr<float>(dy), cptr<std::uint8_t>(mask), dx.mutable_data(),
-                           dy.size(), p);
+          dropout_backward(cptr<float>(dy), cptr<std::uint8_t>(mask), dx.mutable_data(), dy.size(),
+                           p);
         }
         return dx;
       },

@@ -24,10 +24,10 @@ py::array sgemm_py(const py::object& a_obj, const py::object& b_obj, bool trans_
   const index_t M = trans_a ? a.cols : a.rows, K = trans_a ? a.rows : a.cols;
   const index_t Kb = trans_b ? b.cols : b.rows, N = trans_b ? b.rows : b.cols;
   if (K != Kb) {
-    throw_invalid("sgemm: inner dimensions differ: op(a) is ", op_shape(a, trans_a), " and op(b) is ",
-                  op_shape(b, trans_b), " (a: ", shape_of(a.array), ", trans_a=",
-                  trans_a ? "True" : "False", "; b: ", shape_of(b.array), ", trans_b=",
-                  trans_b ? "True" : "False", ")");
+    throw_invalid("sgemm: inner dimensions differ: op(a) is ", op_shape(a, trans_a),
+                  " and op(b) is ", op_shape(b, trans_b), " (a: ", shape_of(a.array),
+                  ", trans_a=", trans_a ? "True" : "False", "; b: ", shape_of(b.array),
+                  ", trans_b=", trans_b ? "True" : "False", ")");
   }
   py::array_t<float> result;
   float* c = nullptr;

@@ -48,92 +48,116 @@ py::array targets(const py::array& x, const py::object& t_obj, const char* op) {
 }  // namespace
 
 void bind_loss(py::module_& m) {
-  m.def("softmax_forward", [](const py::object& x) {
-    return rows_fwd(x, "softmax_forward", softmax_forward);
-  }, py::arg("x"));
-  m.def("softmax_backward", [](const py::object& dy, const py::object& y) {
-    return rows_bwd(dy, y, "softmax_backward", softmax_backward);
-  }, py::arg("dy"), py::arg("y"));
-  m.def("log_softmax_forward", [](const py::object& x) {
-    return rows_fwd(x, "log_softmax_forward", log_softmax_forward);
-  }, py::arg("x"));
-  m.def("log_softmax_backward", [](const py::object& dy, const py::object& y) {
-    return rows_bwd(dy, y, "log_softmax_backward", log_softmax_backward);
-  }, py::arg("dy"), py::arg("y"));
+  m.def(
+      "softmax_forward",
+      [](const py::object& x) { return rows_fwd(x, "softmax_forward", softmax_forward); },
+      py::arg("x"));
+  m.def(
+      "softmax_backward",
+      [](const py::object& dy, const py::object& y) {
+        return rows_bwd(dy, y, "softmax_backward", softmax_backward);
+      },
+      py::arg("dy"), py::arg("y"));
+  m.def(
+      "log_softmax_forward",
+      [](const py::object& x) { return rows_fwd(x, "log_softmax_forward", log_softmax_forward); },
+      py::arg("x"));
+  m.def(
+      "log_softmax_backward",
+      [](const py::object& dy, const py::object& y) {
+        return rows_bwd(dy, y, "log_softmax_backward", log_softmax_backward);
+      },
+      py::arg("dy"), py::arg("y"));
 
-  m.def("cross_entropy_forward", [](const py::object& x_obj, const py::object& t_obj) {
-    const char* op = "cross_entropy";
-    py::array x = float32_contiguous(x_obj, op, "logits", 2);
-    py::array t = targets(x, t_obj, op);
-    validate_targets(op, x.shape(0), x.shape(1), cptr<std::int64_t>(t));
-    py::array_t<float> probs(dims_of(x));
-    double loss;
-    {
-      py::gil_scoped_release release;
-      loss = cross_entropy_forward(x.shape(0), x.shape(1), cptr<float>(x), cptr<std::int64_t>(t),
-                                   probs.mutable_data());
-    }
-    return py::make_tuple(loss, probs);
-  }, py::arg("logits"), py::arg("target"));
-  m.def("cross_entropy_backward", [](const py::object& p_obj, const py::object& t_obj, float grad) {
-    const char* op = "cross_entropy";
-    py::array probs = float32_contiguous(p_obj, op, "probs", 2);
-    py::array t = targets(probs, t_obj, op);
-    validate_targets(op, probs.shape(0), probs.shape(1), cptr<std::int64_t>(t));
-    py::array_t<float> dx(dims_of(probs));
-    {
-      py::gil_scoped_release release;
-      cross_entropy_backward(probs.shape(0), probs.shape(1), cptr<float>(probs),
-                             cptr<std::int64_t>(t), grad, dx.mutable_data());
-    }
-    return dx;
-  }, py::arg("probs"), py::arg("target"), py::arg("grad"));
+  m.def(
+      "cross_entropy_forward",
+      [](const py::object& x_obj, const py::object& t_obj) {
+        const char* op = "cross_entropy";
+        py::array x = float32_contiguous(x_obj, op, "logits", 2);
+        py::array t = targets(x, t_obj, op);
+        validate_targets(op, x.shape(0), x.shape(1), cptr<std::int64_t>(t));
+        py::array_t<float> probs(dims_of(x));
+        double loss;
+        {
+          py::gil_scoped_release release;
+          loss = cross_entropy_forward(x.shape(0), x.shape(1), cptr<float>(x),
+                                       cptr<std::int64_t>(t), probs.mutable_data());
+        }
+        return py::make_tuple(loss, probs);
+      },
+      py::arg("logits"), py::arg("target"));
+  m.def(
+      "cross_entropy_backward",
+      [](const py::object& p_obj, const py::object& t_obj, float grad) {
+        const char* op = "cross_entropy";
+        py::array probs = float32_contiguous(p_obj, op, "probs", 2);
+        py::array t = targets(probs, t_obj, op);
+        validate_targets(op, probs.shape(0), probs.shape(1), cptr<std::int64_t>(t));
+        py::array_t<float> dx(dims_of(probs));
+        {
+          py::gil_scoped_release release;
+          cross_entropy_backward(probs.shape(0), probs.shape(1), cptr<float>(probs),
+                                 cptr<std::int64_t>(t), grad, dx.mutable_data());
+        }
+        return dx;
+      },
+      py::arg("probs"), py::arg("target"), py::arg("grad"));
 
-  m.def("multi_margin_loss_forward", [](const py::object& x_obj, const py::object& t_obj,
-                                        float margin) {
-    const char* op = "multi_margin_loss";
-    py::array x = float32_contiguous(x_obj, op, "x", 2);
-    py::array t = targets(x, t_obj, op);
-    validate_targets(op, x.shape(0), x.shape(1), cptr<std::int64_t>(t));
-    py::gil_scoped_release release;
-    return multi_margin_loss_forward(x.shape(0), x.shape(1), cptr<float>(x),
-                                     cptr<std::int64_t>(t), margin);
-  }, py::arg("x"), py::arg("target"), py::arg("margin") = 1.0f);
-  m.def("multi_margin_loss_backward", [](const py::object& x_obj, const py::object& t_obj,
-                                         float margin, float grad) {
-    const char* op = "multi_margin_loss";
-    py::array x = float32_contiguous(x_obj, op, "x", 2);
-    py::array t = targets(x, t_obj, op);
-    validate_targets(op, x.shape(0), x.shape(1), cptr<std::int64_t>(t));
-    py::array_t<float> dx(dims_of(x));
-    {
-      py::gil_scoped_release release;
-      multi_margin_loss_backward(x.shape(0), x.shape(1), cptr<float>(x), cptr<std::int64_t>(t),
-                                 margin, grad, dx.mutable_data());
-    }
-    return dx;
-  }, py::arg("x"), py::arg("target"), py::arg("margin"), py::arg("grad"));
+  m.def(
+      "multi_margin_loss_forward",
+      [](const py::object& x_obj, const py::object& t_obj, float margin) {
+        const char* op = "multi_margin_loss";
+        py::array x = float32_contiguous(x_obj, op, "x", 2);
+        py::array t = targets(x, t_obj, op);
+        validate_targets(op, x.shape(0), x.shape(1), cptr<std::int64_t>(t));
+        py::gil_scoped_release release;
+        return multi_margin_loss_forward(x.shape(0), x.shape(1), cptr<float>(x),
+                                         cptr<std::int64_t>(t), margin);
+      },
+      py::arg("x"), py::arg("target"), py::arg("margin") = 1.0f);
+  m.def(
+      "multi_margin_loss_backward",
+      [](const py::object& x_obj, const py::object& t_obj, float margin, float grad) {
+        const char* op = "multi_margin_loss";
+        py::array x = float32_contiguous(x_obj, op, "x", 2);
+        py::array t = targets(x, t_obj, op);
+        validate_targets(op, x.shape(0), x.shape(1), cptr<std::int64_t>(t));
+        py::array_t<float> dx(dims_of(x));
+        {
+          py::gil_scoped_release release;
+          multi_margin_loss_backward(x.shape(0), x.shape(1), cptr<float>(x), cptr<std::int64_t>(t),
+                                     margin, grad, dx.mutable_data());
+        }
+        return dx;
+      },
+      py::arg("x"), py::arg("target"), py::arg("margin"), py::arg("grad"));
 
-  m.def("mse_loss_forward", [](const py::object& x_obj, const py::object& y_obj) {
-    const char* op = "mse_loss";
-    py::array x = float32_c(x_obj, op, "x");
-    py::array y = float32_c(y_obj, op, "y");
-    require_same_shape(x, "x", y, "y", op);
-    py::gil_scoped_release release;
-    return mse_loss_forward(x.size(), cptr<float>(x), cptr<float>(y));
-  }, py::arg("x"), py::arg("y"));
-  m.def("mse_loss_backward", [](const py::object& x_obj, const py::object& y_obj, float grad) {
-    const char* op = "mse_loss";
-    py::array x = float32_c(x_obj, op, "x");
-    py::array y = float32_c(y_obj, op, "y");
-    require_same_shape(x, "x", y, "y", op);
-    py::array_t<float> dx(dims_of(x));
-    {
-      py::gil_scoped_release release;
-      mse_loss_backward(x.size(), cptr<float>(x), cptr<float>(y), grad, dx.mutable_data());
-    }
-    return dx;
-  }, py::arg("x"), py::arg("y"), py::arg("grad"));
+  m.def(
+      "mse_loss_forward",
+      [](const py::object& x_obj, const py::object& y_obj) {
+        const char* op = "mse_loss";
+        py::array x = float32_c(x_obj, op, "x");
+        py::array y = float32_c(y_obj, op, "y");
+        require_same_shape(x, "x", y, "y", op);
+        py::gil_scoped_release release;
+        return mse_loss_forward(x.size(), cptr<float>(x), cptr<float>(y));
+      },
+      py::arg("x"), py::arg("y"));
+  m.def(
+      "mse_loss_backward",
+      [](const py::object& x_obj, const py::object& y_obj, float grad) {
+        const char* op = "mse_loss";
+        py::array x = float32_c(x_obj, op, "x");
+        py::array y = float32_c(y_obj, op, "y");
+        require_same_shape(x, "x", y, "y", op);
+        py::array_t<float> dx(dims_of(x));
+        {
+          py::gil_scoped_release release;
+          mse_loss_backward(x.size(), cptr<float>(x), cptr<float>(y), grad, dx.mutable_data());
+        }
+        return dx;
+      },
+      py::arg("x"), py::arg("y"), py::arg("grad"));
 }
 
 }  // namespace cnnkit::bind

@@ -33,8 +33,10 @@ const float* channel_vec(const py::object& obj, index_t C, const char* op, const
 py::array bn_array(const py::object& obj, const char* op, const char* name) {
   py::array a = float32_c(obj, op, name, 2);
   if (a.ndim() > 4) {
-    throw_invalid(op, ": ", name, " must have at most 4 dimensions ([N, C], [N, C, L] or "
-                  "[N, C, H, W]), got shape ", shape_of(a));
+    throw_invalid(op, ": ", name,
+                  " must have at most 4 dimensions ([N, C], [N, C, L] or "
+                  "[N, C, H, W]), got shape ",
+                  shape_of(a));
   }
   return a;
 }
@@ -62,21 +64,22 @@ const std::uint16_t* relu_mask_of(const py::object& mask_obj, const BatchNormPar
   if (mask_obj.is_none()) return nullptr;
   if (p.S == 1) throw_invalid(op, ": relu_mask needs x with spatial dimensions, got ", shape_of(x));
   if (!py::isinstance<py::array_t<std::uint16_t>>(mask_obj)) {
-    throw py::type_error(std::string(op) + ": relu_mask must be the uint16 array that "
+    throw py::type_error(std::string(op) +
+                         ": relu_mask must be the uint16 array that "
                          "batch_norm_forward_train(relu=True) returned");
   }
   *keep = py::reinterpret_borrow<py::array>(mask_obj);
   if (keep->ndim() != 1 || keep->shape(0) != bn_relu_mask_words(p) ||
       !(keep->flags() & py::array::c_style)) {
-    throw_invalid(op, ": relu_mask must have shape [", bn_relu_mask_words(p), "] (contiguous), got ",
-                  shape_of(*keep));
+    throw_invalid(op, ": relu_mask must have shape [", bn_relu_mask_words(p),
+                  "] (contiguous), got ", shape_of(*keep));
   }
   return static_cast<const std::uint16_t*>(keep->data());
 }
 
 py::tuple bn_train_py(const py::object& x_obj, const py::object& w_obj, const py::object& b_obj,
-                      const py::object& rm_obj, const py::object& rv_obj, float momentum,
-                      float eps, bool relu) {
+                      const py::object& rm_obj, const py::object& rv_obj, float momentum, float eps,
+                      bool relu) {
   const char* op = "batch_norm_forward_train";
   py::array x = bn_array(x_obj, op, "x");
   BatchNormParams p;
@@ -134,9 +137,9 @@ py::array bn_eval_py(const py::object& x_obj, const py::object& w_obj, const py:
   return y;
 }
 
-py::tuple bn_backward_py(const py::object& dy_obj, const py::object& x_obj,
-                         const py::object& w_obj, const py::object& mean_obj,
-                         const py::object& invstd_obj, const py::object& mask_obj) {
+py::tuple bn_backward_py(const py::object& dy_obj, const py::object& x_obj, const py::object& w_obj,
+                         const py::object& mean_obj, const py::object& invstd_obj,
+                         const py::object& mask_obj) {
   const char* op = "batch_norm_backward";
   py::array dy = bn_array(dy_obj, op, "dy");
   py::array x = bn_array(x_obj, op, "x");
@@ -240,8 +243,10 @@ py::tuple bn_forward_from_stats_py(const py::object& x_obj, const py::object& w_
   float* rmp = const_cast<float*>(channel_vec(rm_obj, p.C, op, "running_mean", &rm, true));
   float* rvp = const_cast<float*>(channel_vec(rv_obj, p.C, op, "running_var", &rv, true));
   if (!(count >= 2.0) || count > 9.0e15) {
-    throw_invalid(op, ": count must be the number of values per channel (2 <= count < 2^53), "
-                  "got ", count);
+    throw_invalid(op,
+                  ": count must be the number of values per channel (2 <= count < 2^53), "
+                  "got ",
+                  count);
   }
   py::array_t<float> y = output_array<float>(op, dims_of(x)), invstd(p.C);
   py::array_t<double> mean(p.C);
@@ -290,8 +295,10 @@ py::array bn_backward_apply_py(const py::object& dy_obj, const py::object& x_obj
   const float* ip = channel_vec(invstd_obj, p.C, op, "save_invstd", &invstd);
   const double* s = sums_of(sums_obj, p, op, &sums);
   if (!(count >= 1.0) || count > 9.0e15) {
-    throw_invalid(op, ": count must be the number of values per channel (1 <= count < 2^53), "
-                  "got ", count);
+    throw_invalid(op,
+                  ": count must be the number of values per channel (1 <= count < 2^53), "
+                  "got ",
+                  count);
   }
   py::array_t<float> dx = output_array<float>(op, dims_of(x));
   {
@@ -313,13 +320,14 @@ LrnParams lrn_params(const py::array& x, index_t size, float alpha, float beta, 
   return p;
 }
 
-py::tuple lrn_forward_py(const py::object& x_obj, index_t size, float alpha, float beta,
-                         float k) {
+py::tuple lrn_forward_py(const py::object& x_obj, index_t size, float alpha, float beta, float k) {
   const char* op = "lrn_forward";
   py::array x = float32_c(x_obj, op, "x");
   if (x.ndim() < 3) {
-    throw_invalid(op, ": x must have at least 3 dimensions ([N, C, ...] for local_response_norm), "
-                  "got shape ", shape_of(x));
+    throw_invalid(op,
+                  ": x must have at least 3 dimensions ([N, C, ...] for local_response_norm), "
+                  "got shape ",
+                  shape_of(x));
   }
   const LrnParams p = lrn_params(x, size, alpha, beta, k);
   py::array_t<float> y(dims_of(x)), scale(dims_of(x));
@@ -354,9 +362,9 @@ py::array lrn_backward_py(const py::object& dy_obj, const py::object& x_obj,
 }  // namespace
 
 void bind_norm(py::module_& m) {
-  m.def("batch_norm_forward_train", &bn_train_py, py::arg("x"), py::arg("weight"),
-        py::arg("bias"), py::arg("running_mean"), py::arg("running_var"), py::arg("momentum"),
-        py::arg("eps"), py::arg("relu") = false);
+  m.def("batch_norm_forward_train", &bn_train_py, py::arg("x"), py::arg("weight"), py::arg("bias"),
+        py::arg("running_mean"), py::arg("running_var"), py::arg("momentum"), py::arg("eps"),
+        py::arg("relu") = false);
   m.def("batch_norm_forward_eval", &bn_eval_py, py::arg("x"), py::arg("weight"), py::arg("bias"),
         py::arg("running_mean"), py::arg("running_var"), py::arg("eps"));
   m.def("batch_norm_backward", &bn_backward_py, py::arg("dy"), py::arg("x"), py::arg("weight"),
@@ -365,8 +373,8 @@ void bind_norm(py::module_& m) {
         py::arg("weight"), py::arg("running_mean"), py::arg("running_var"), py::arg("eps"),
         py::arg("need_dx") = true);
   m.def("batch_norm_stats", &bn_stats_py, py::arg("x"), py::arg("shift"));
-  m.def("batch_norm_forward_from_stats", &bn_forward_from_stats_py, py::arg("x"),
-        py::arg("weight"), py::arg("bias"), py::arg("sums"), py::arg("count"), py::arg("shift"),
+  m.def("batch_norm_forward_from_stats", &bn_forward_from_stats_py, py::arg("x"), py::arg("weight"),
+        py::arg("bias"), py::arg("sums"), py::arg("count"), py::arg("shift"),
         py::arg("running_mean"), py::arg("running_var"), py::arg("momentum"), py::arg("eps"));
   m.def("batch_norm_backward_reduce", &bn_backward_reduce_py, py::arg("dy"), py::arg("x"),
         py::arg("save_mean"), py::arg("save_invstd"));

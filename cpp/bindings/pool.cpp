@@ -51,13 +51,12 @@ Pool2dParams params(const py::array& x, index_t planes, index_t H, index_t W, Pa
   return p;
 }
 
-py::tuple max_pool2d_forward_py(const py::object& x_obj, Pair k, Pair s, Pair pad,
-                                bool ceil_mode) {
+py::tuple max_pool2d_forward_py(const py::object& x_obj, Pair k, Pair s, Pair pad, bool ceil_mode) {
   const char* op = "max_pool2d_forward";
   py::array x = float32_c(x_obj, op, "x");
   const index_t planes = planes_of(x, op, "x");
-  Pool2dParams p = params(x, planes, x.shape(x.ndim() - 2), x.shape(x.ndim() - 1), k, s, pad,
-                          ceil_mode, true);
+  Pool2dParams p =
+      params(x, planes, x.shape(x.ndim() - 2), x.shape(x.ndim() - 1), k, s, pad, ceil_mode, true);
   validate(p, "max_pool2d");
   const auto shape = with_hw(x, pool_out_h(p), pool_out_w(p));
   auto y = output_array<float>(op, shape);
@@ -105,13 +104,13 @@ py::array avg_pool2d_forward_py(const py::object& x_obj, Pair k, Pair s, Pair pa
   return y;
 }
 
-py::array avg_pool2d_backward_py(const py::object& dy_obj, Pair input_hw, Pair k, Pair s,
-                                 Pair pad, bool ceil_mode, bool count_include_pad) {
+py::array avg_pool2d_backward_py(const py::object& dy_obj, Pair input_hw, Pair k, Pair s, Pair pad,
+                                 bool ceil_mode, bool count_include_pad) {
   const char* op = "avg_pool2d_backward";
   py::array dy = float32_c(dy_obj, op, "dy");
   const index_t planes = planes_of(dy, op, "dy");
-  Pool2dParams p = params(dy, planes, input_hw[0], input_hw[1], k, s, pad, ceil_mode,
-                          count_include_pad);
+  Pool2dParams p =
+      params(dy, planes, input_hw[0], input_hw[1], k, s, pad, ceil_mode, count_include_pad);
   validate(p, "avg_pool2d");
   const index_t ho = pool_out_h(p), wo = pool_out_w(p);
   if (dy.shape(dy.ndim() - 2) != ho || dy.shape(dy.ndim() - 1) != wo) {
@@ -170,8 +169,7 @@ void bind_pool(py::module_& m) {
   m.def("max_pool2d_backward", &max_pool2d_backward_py, py::arg("dy"), py::arg("indices"),
         py::arg("input_hw"));
   m.def("avg_pool2d_forward", &avg_pool2d_forward_py, py::arg("x"), py::arg("kernel"),
-        py::arg("stride"), py::arg("padding"), py::arg("ceil_mode"),
-        py::arg("count_include_pad"));
+        py::arg("stride"), py::arg("padding"), py::arg("ceil_mode"), py::arg("count_include_pad"));
   m.def("avg_pool2d_backward", &avg_pool2d_backward_py, py::arg("dy"), py::arg("input_hw"),
         py::arg("kernel"), py::arg("stride"), py::arg("padding"), py::arg("ceil_mode"),
         py::arg("count_include_pad"));

@@ -46,9 +46,12 @@ void bind_runtime(py::module_& m) {
   m.def("set_isa", [](const std::string& name) { set_isa(parse_isa(name)); }, py::arg("name"));
   m.def("get_conv_algorithm", []() {
     switch (conv_algorithm()) {
-      case ConvAlgorithm::direct: return std::string("direct");
-      case ConvAlgorithm::winograd: return std::string("winograd");
-      default: return std::string("auto");
+      case ConvAlgorithm::direct:
+        return std::string("direct");
+      case ConvAlgorithm::winograd:
+        return std::string("winograd");
+      default:
+        return std::string("auto");
     }
   });
   m.def(
@@ -61,8 +64,10 @@ void bind_runtime(py::module_& m) {
         } else if (name == "winograd") {
           set_conv_algorithm(ConvAlgorithm::winograd);
         } else {
-          throw py::value_error("set_conv_algorithm: name must be 'auto', 'direct' or "
-                                "'winograd', got '" + name + "'");
+          throw py::value_error(
+              "set_conv_algorithm: name must be 'auto', 'direct' or "
+              "'winograd', got '" +
+              name + "'");
         }
       },
       py::arg("name"));

@@ -48,12 +48,14 @@ template <typename... Parts>
 // ValueError naming the op and `what` instead of signed overflow (undefined behaviour).
 inline index_t checked_add(index_t a, index_t b, const char* op, const char* what) {
   index_t r;
-  if (__builtin_add_overflow(a, b, &r)) throw_invalid(op, ": ", what, " is too large (overflows 64 bits)");
+  if (__builtin_add_overflow(a, b, &r))
+    throw_invalid(op, ": ", what, " is too large (overflows 64 bits)");
   return r;
 }
 inline index_t checked_mul(index_t a, index_t b, const char* op, const char* what) {
   index_t r;
-  if (__builtin_mul_overflow(a, b, &r)) throw_invalid(op, ": ", what, " is too large (overflows 64 bits)");
+  if (__builtin_mul_overflow(a, b, &r))
+    throw_invalid(op, ": ", what, " is too large (overflows 64 bits)");
   return r;
 }
 

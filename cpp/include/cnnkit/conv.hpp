@@ -77,8 +77,8 @@ struct TiledConv2dParams {
 
 TiledConv2dParams tiled_conv2d_params(const char* op, index_t N, index_t C, index_t H, index_t W,
                                       index_t Th, index_t Tw, index_t K, index_t Cw, index_t Fh,
-                                      index_t Fw, index_t stride_h, index_t stride_w,
-                                      index_t pad_h, index_t pad_w, bool local);
+                                      index_t Fw, index_t stride_h, index_t stride_w, index_t pad_h,
+                                      index_t pad_w, bool local);
 
 void tiled_conv2d_forward(const TiledConv2dParams& p, const float* src, const float* weights,
                           const float* bias, float* dst);

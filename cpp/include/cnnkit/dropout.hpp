@@ -13,8 +13,8 @@ void validate_dropout(float p);
 // The mask depends only on (seed, i): the same for any thread count or ISA.
 void dropout_forward(const float* src, float* dst, std::uint8_t* mask, index_t n, float p,
                      std::uint64_t seed);
-void dropout_backward(const float* diff_dst, const std::uint8_t* mask, float* diff_src,
-                      index_t n, float p);
+void dropout_backward(const float* diff_dst, const std::uint8_t* mask, float* diff_src, index_t n,
+                      float p);
 
 // The 64-bit hash behind the mask (splitmix64's finaliser of seed + (i + 1) * golden ratio).
 inline std::uint64_t dropout_hash(std::uint64_t seed, std::uint64_t i) {

@@ -122,8 +122,7 @@ void sgemm_validate(index_t M, index_t N, index_t K, bool trans_a, index_t lda, 
 // C[M x N] = alpha * op(A) @ op(B) + beta * C, all row-major.
 //   op(A) is M x K: A is M x K (lda >= K) or, transposed, K x M (lda >= M).
 //   op(B) is K x N: B is K x N (ldb >= N) or, transposed, N x K (ldb >= K).
-void sgemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, float alpha,
-           const float* A, index_t lda, const float* B, index_t ldb, float beta, float* C,
-           index_t ldc);
+void sgemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, float alpha, const float* A,
+           index_t lda, const float* B, index_t ldb, float beta, float* C, index_t ldc);
 
 }  // namespace cnnkit

@@ -14,7 +14,6 @@ void linear_forward(const LinearParams& p, const float* src, const float* weight
                     const float* bias, float* dst);
 // diff_src may be null (not needed, e.g. first layer); diff_bias may be null.
 void linear_backward(const LinearParams& p, const float* diff_dst, const float* src,
-                     const float* weights, float* diff_src, float* diff_weights,
-                     float* diff_bias);
+                     const float* weights, float* diff_src, float* diff_weights, float* diff_bias);
 
 }  // namespace cnnkit

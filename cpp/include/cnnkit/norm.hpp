@@ -30,8 +30,8 @@ inline index_t bn_relu_mask_words(const BatchNormParams& p) {
 }
 // Inference: y = (x - running_mean) / sqrt(running_var + eps) * weight + bias.
 void batch_norm_forward_eval(const BatchNormParams& p, const float* src, const float* weight,
-                             const float* bias, const float* running_mean,
-                             const float* running_var, float* dst);
+                             const float* bias, const float* running_mean, const float* running_var,
+                             float* dst);
 // Backward of the training forward: diff_src, diff_weight[C] and diff_bias[C] (the last two
 // are always computed; they are sums over N and S).
 // With relu_mask (from the fused forward): the gradient of relu(batch_norm(x)).
@@ -49,20 +49,17 @@ void batch_norm_backward_eval(const BatchNormParams& p, const float* diff_dst, c
 // between the stages (SyncBatchNorm); `count` is the number of values per channel in all.
 // sums[2 * C]: sums[c] = sum(x - shift[c]), sums[C + c] = sum((x - shift[c])^2), in double
 // (shift null: 0; a shift near the channel's mean keeps the variance accurate).
-void batch_norm_stats(const BatchNormParams& p, const float* src, const float* shift,
-                      double* sums);
+void batch_norm_stats(const BatchNormParams& p, const float* src, const float* shift, double* sums);
 // batch_norm_forward_train's outputs and running-statistics update, from summed stats.
-void batch_norm_forward_from_stats(const BatchNormParams& p, const float* src,
-                                   const float* weight, const float* bias, const double* sums,
-                                   double count, const float* shift, float* running_mean,
-                                   float* running_var, float* dst, double* save_mean,
-                                   float* save_invstd);
+void batch_norm_forward_from_stats(const BatchNormParams& p, const float* src, const float* weight,
+                                   const float* bias, const double* sums, double count,
+                                   const float* shift, float* running_mean, float* running_var,
+                                   float* dst, double* save_mean, float* save_invstd);
 // sums[2 * C]: sums[c] = sum(dy), sums[C + c] = sum(dy (x - mean)); diff_weight and diff_bias
 // are this process's sums (r sum(dy (x - mean)) and sum(dy)).
-void batch_norm_backward_reduce(const BatchNormParams& p, const float* diff_dst,
-                                const float* src, const double* save_mean,
-                                const float* save_invstd, double* sums, float* diff_weight,
-                                float* diff_bias);
+void batch_norm_backward_reduce(const BatchNormParams& p, const float* diff_dst, const float* src,
+                                const double* save_mean, const float* save_invstd, double* sums,
+                                float* diff_weight, float* diff_bias);
 // diff_src from the sums of batch_norm_backward_reduce over all processes.
 void batch_norm_backward_apply(const BatchNormParams& p, const float* diff_dst, const float* src,
                                const float* weight, const double* save_mean,

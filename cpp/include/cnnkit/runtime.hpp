@@ -18,7 +18,7 @@ struct CpuFeatures {
   std::string vendor;
   std::string brand;
   bool sse42 = false;
-  bool avx = false;      // CPUID bit and the OS saves YMM state (XGETBV)
+  bool avx = false;  // CPUID bit and the OS saves YMM state (XGETBV)
   bool fma = false;
   bool avx2 = false;
   bool avx512f = false;  // CPUID bits and the OS saves opmask/ZMM state

@@ -57,8 +57,8 @@ void elu_bwd_f32_ref(const float* dy, const float* x, const float* y, float* dx,
                      float a) {
   for (std::int64_t i = 0; i < n; ++i) dx[i] = x[i] > 0.0f ? dy[i] : dy[i] * (y[i] + a);
 }
-void sigmoid_bwd_f32_ref(const float* dy, const float* y, const float*, float* dx,
-                         std::int64_t n, float) {
+void sigmoid_bwd_f32_ref(const float* dy, const float* y, const float*, float* dx, std::int64_t n,
+                         float) {
   for (std::int64_t i = 0; i < n; ++i) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
 }
 void tanh_bwd_f32_ref(const float* dy, const float* y, const float*, float* dx, std::int64_t n,
@@ -125,8 +125,8 @@ void validate(const MaxoutParams& p) {
     throw_invalid("maxout: pieces must be in [1, 255], got ", p.pieces);
   }
   if (p.C % p.pieces != 0) {
-    throw_invalid("maxout: number of channels (", p.C, ") must be divisible by pieces (",
-                  p.pieces, ")");
+    throw_invalid("maxout: number of channels (", p.C, ") must be divisible by pieces (", p.pieces,
+                  ")");
   }
 }
 
@@ -146,7 +146,8 @@ void maxout_forward(const MaxoutParams& p, const float* src, float* dst, std::ui
                       for (index_t q = 1; q < p.pieces; ++q) {
                         const float* xq = x + q * S;
                         for (index_t s = 0; s < S; ++s) {
-                          const bool take = xq[s] > y[s] || (std::isnan(xq[s]) && !std::isnan(y[s]));
+                          const bool take =
+                              xq[s] > y[s] || (std::isnan(xq[s]) && !std::isnan(y[s]));
                           y[s] = take ? xq[s] : y[s];
                           am[s] = take ? std::uint8_t(q) : am[s];
                         }

@@ -30,23 +30,23 @@ void register_activation_kernels(ActivationKernels& k, Isa isa);
 
 // Every ISA's kernels: ref (activation.cpp), avx512.
 
-#define CNNKIT_DECLARE_ELTWISE(ns, isa)                                                      \
-  namespace ns {                                                                             \
-  void relu_fwd_f32_##isa(const float* src, float* dst, std::int64_t n, float alpha);        \
-  void leaky_relu_fwd_f32_##isa(const float* src, float* dst, std::int64_t n, float alpha);  \
-  void elu_fwd_f32_##isa(const float* src, float* dst, std::int64_t n, float alpha);         \
-  void sigmoid_fwd_f32_##isa(const float* src, float* dst, std::int64_t n, float alpha);     \
-  void tanh_fwd_f32_##isa(const float* src, float* dst, std::int64_t n, float alpha);        \
-  void relu_bwd_f32_##isa(const float* dy, const float* a, const float* b, float* dx,        \
-                          std::int64_t n, float alpha);                                      \
-  void leaky_relu_bwd_f32_##isa(const float* dy, const float* a, const float* b, float* dx,  \
-                                std::int64_t n, float alpha);                                \
-  void elu_bwd_f32_##isa(const float* dy, const float* a, const float* b, float* dx,         \
-                         std::int64_t n, float alpha);                                       \
-  void sigmoid_bwd_f32_##isa(const float* dy, const float* a, const float* b, float* dx,     \
-                             std::int64_t n, float alpha);                                   \
-  void tanh_bwd_f32_##isa(const float* dy, const float* a, const float* b, float* dx,        \
-                          std::int64_t n, float alpha);                                      \
+#define CNNKIT_DECLARE_ELTWISE(ns, isa)                                                     \
+  namespace ns {                                                                            \
+  void relu_fwd_f32_##isa(const float* src, float* dst, std::int64_t n, float alpha);       \
+  void leaky_relu_fwd_f32_##isa(const float* src, float* dst, std::int64_t n, float alpha); \
+  void elu_fwd_f32_##isa(const float* src, float* dst, std::int64_t n, float alpha);        \
+  void sigmoid_fwd_f32_##isa(const float* src, float* dst, std::int64_t n, float alpha);    \
+  void tanh_fwd_f32_##isa(const float* src, float* dst, std::int64_t n, float alpha);       \
+  void relu_bwd_f32_##isa(const float* dy, const float* a, const float* b, float* dx,       \
+                          std::int64_t n, float alpha);                                     \
+  void leaky_relu_bwd_f32_##isa(const float* dy, const float* a, const float* b, float* dx, \
+                                std::int64_t n, float alpha);                               \
+  void elu_bwd_f32_##isa(const float* dy, const float* a, const float* b, float* dx,        \
+                         std::int64_t n, float alpha);                                      \
+  void sigmoid_bwd_f32_##isa(const float* dy, const float* a, const float* b, float* dx,    \
+                             std::int64_t n, float alpha);                                  \
+  void tanh_bwd_f32_##isa(const float* dy, const float* a, const float* b, float* dx,       \
+                          std::int64_t n, float alpha);                                     \
   }
 
 namespace cnnkit {

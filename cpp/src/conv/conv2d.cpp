@@ -145,9 +145,9 @@ Conv2dParams conv2d_params(index_t N, index_t C, index_t H, index_t W, index_t K
   }
   if (weight_in_channels != C / groups) {
     throw_invalid(op, ": weight has ", weight_in_channels, " input channels but x has ", C,
-                  " channels / ", groups, " groups = ", C / groups, " (x: ",
-                  shape_str({N, C, H, W}), ", weight: ", shape_str({K, weight_in_channels, Fh, Fw}),
-                  ")");
+                  " channels / ", groups, " groups = ", C / groups,
+                  " (x: ", shape_str({N, C, H, W}),
+                  ", weight: ", shape_str({K, weight_in_channels, Fh, Fw}), ")");
   }
   // checked: padding and dilation are user-given and may be huge (issue 9)
   const index_t eh = checked_add(checked_mul(dil_h, Fh - 1, op, "dilation"), 1, op, "dilation");
@@ -155,8 +155,9 @@ Conv2dParams conv2d_params(index_t N, index_t C, index_t H, index_t W, index_t K
   const index_t padded_h = checked_add(H, checked_mul(2, pad_h, op, "padding"), op, "padding");
   const index_t padded_w = checked_add(W, checked_mul(2, pad_w, op, "padding"), op, "padding");
   if (eh > padded_h || ew > padded_w) {
-    throw_invalid(op, ": kernel (", eh, " x ", ew, " with dilation) is larger than the padded input (",
-                  padded_h, " x ", padded_w, ")");
+    throw_invalid(op, ": kernel (", eh, " x ", ew,
+                  " with dilation) is larger than the padded input (", padded_h, " x ", padded_w,
+                  ")");
   }
   Conv2dParams p;
   p.N = N;

@@ -1,5 +1,6 @@
 // Reference convolution: the definition, as plain loops with double accumulators.
-//   y[n,k,oy,ox] = b[k] + sum_{c,fy,fx} w[k,c,fy,fx] x[n, g Cg + c, oy S - P + fy D, ox S - P + fx D]
+//   y[n,k,oy,ox] = b[k] + sum_{c,fy,fx} w[k,c,fy,fx] x[n, g Cg + c, oy S - P + fy D, ox S - P + fx
+//   D]
 // with k in group g = k / Kg. Backward passes are the same sums read the other way.
 // The last entry of every list in conv2d.cpp (it applies to everything); since the implicit
 // GEMM, GEMM + col2im and GEMM weight gradient before it take any shape, the lists never reach
@@ -46,9 +47,8 @@ void conv2d_forward_ref(const Conv2dParams& p, const float* src, const float* we
                         const float* bias, float* dst, bool relu) {
   const index_t ysize = p.N * p.K * p.Ho * p.Wo;
   std::vector<double> acc(ysize, 0.0);
-  for_each_tap(p, [&](index_t xi, index_t wi, index_t yi) {
-    acc[yi] += double(src[xi]) * weights[wi];
-  });
+  for_each_tap(
+      p, [&](index_t xi, index_t wi, index_t yi) { acc[yi] += double(src[xi]) * weights[wi]; });
   const index_t HoWo = p.Ho * p.Wo;
   for (index_t i = 0; i < ysize; ++i) {
     double v = acc[i] + (bias ? bias[(i / HoWo) % p.K] : 0.0);
@@ -69,9 +69,8 @@ void conv2d_backward_data_ref(const Conv2dParams& p, const float* diff_dst, cons
 void conv2d_backward_weights_ref(const Conv2dParams& p, const float* diff_dst, const float* src,
                                  float* diff_weights, float* diff_bias) {
   std::vector<double> acc(p.K * (p.C / p.groups) * p.Fh * p.Fw, 0.0);
-  for_each_tap(p, [&](index_t xi, index_t wi, index_t yi) {
-    acc[wi] += double(diff_dst[yi]) * src[xi];
-  });
+  for_each_tap(
+      p, [&](index_t xi, index_t wi, index_t yi) { acc[wi] += double(diff_dst[yi]) * src[xi]; });
   for (std::size_t i = 0; i < acc.size(); ++i) diff_weights[i] = float(acc[i]);
   if (diff_bias) {
     const index_t HoWo = p.Ho * p.Wo;

@@ -106,7 +106,8 @@ void depthwise_backward_data(const Conv2dParams& p, const float* diff_dst, const
               float* d = dxr + off;
               for (index_t ox = lo[fx]; ox < hi[fx]; ++ox) d[ox] += wv * dyr[ox];
             } else {
-              for (index_t ox = lo[fx]; ox < hi[fx]; ++ox) dxr[ox * p.stride_w + off] += wv * dyr[ox];
+              for (index_t ox = lo[fx]; ox < hi[fx]; ++ox)
+                dxr[ox * p.stride_w + off] += wv * dyr[ox];
             }
           }
         }

@@ -61,7 +61,9 @@ void scatter_add_patch_row(const PatchGeom& g, float* x, index_t row, index_t j0
       const index_t ix0 = ox * g.sw - g.pw + fx * g.dw;
       // Valid t: 0 <= ix0 + t * sw < W, i.e. ceil(-ix0 / sw) <= t < ceil((W - ix0) / sw)
       // (ceilings without "+ sw - 1", which overflows for a stride near 2^63).
-      auto ceil_div = [](index_t a, index_t b) { return a <= 0 ? -((-a) / b) : a / b + (a % b != 0); };
+      auto ceil_div = [](index_t a, index_t b) {
+        return a <= 0 ? -((-a) / b) : a / b + (a % b != 0);
+      };
       const index_t lo = std::clamp<index_t>(ceil_div(-ix0, g.sw), 0, len);
       const index_t hi = std::clamp<index_t>(ceil_div(g.W - ix0, g.sw), lo, len);
       if (g.sw == 1) {
@@ -82,8 +84,7 @@ void ImagePatchesB::pack(index_t p0, int kc, index_t j0, int n, int nr, float* d
   // kc rows of the panel from those runs (SIMD copies with border masks for stride 1).
   constexpr int kMaxRuns = 64;
   PatchRun runs[kMaxRuns];
-  PatchPanel pp{x_,     g_.H,  g_.W,  g_.Fh, g_.Fw, g_.sh, g_.sw, g_.ph,
-                g_.pw,  g_.dh, g_.dw, runs,  0,     0};
+  PatchPanel pp{x_, g_.H, g_.W, g_.Fh, g_.Fw, g_.sh, g_.sw, g_.ph, g_.pw, g_.dh, g_.dw, runs, 0, 0};
   const PackPatchPanel kernel = kernels().conv.pack_patch_panel;
   const index_t panel = index_t(kc) * nr;
   for (int q = 0; q * nr < n; ++q) {

@@ -11,8 +11,8 @@ namespace cnnkit {
 struct PatchGeom {
   index_t C, H, W, Fh, Fw, sh, sw, ph, pw, dh, dw, Ho, Wo;
   index_t rows() const { return C * Fh * Fw; }  // (c, fy, fx), fx fastest
-  index_t cols() const { return Ho * Wo; }       // (oy, ox), ox fastest
-  bool is_pointwise() const {                    // 1x1, stride 1, no padding: patches == image
+  index_t cols() const { return Ho * Wo; }      // (oy, ox), ox fastest
+  bool is_pointwise() const {                   // 1x1, stride 1, no padding: patches == image
     return Fh == 1 && Fw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0;
   }
 };

@@ -120,8 +120,8 @@ void for_banks(index_t nbanks, int nt, bool parallel, Body body) {
 
 TiledConv2dParams tiled_conv2d_params(const char* op, index_t N, index_t C, index_t H, index_t W,
                                       index_t Th, index_t Tw, index_t K, index_t Cw, index_t Fh,
-                                      index_t Fw, index_t stride_h, index_t stride_w,
-                                      index_t pad_h, index_t pad_w, bool local) {
+                                      index_t Fw, index_t stride_h, index_t stride_w, index_t pad_h,
+                                      index_t pad_w, bool local) {
   TiledConv2dParams tp;
   try {
     tp.conv = conv2d_params(N, C, H, W, K, Cw, Fh, Fw, stride_h, stride_w, pad_h, pad_w, 1, 1, 1);
@@ -213,7 +213,8 @@ void tiled_conv2d_backward(const TiledConv2dParams& tp, const float* diff_dst, c
                           (partial_dx ? std::size_t(xsize) : 0);
   float* ws = thread_workspace(1, per * (parallel ? nt : 1));
   if (partial_dx) {
-    for (int s = 0; s < nt; ++s) std::memset(ws + per * s + (per - xsize), 0, sizeof(float) * xsize);
+    for (int s = 0; s < nt; ++s)
+      std::memset(ws + per * s + (per - xsize), 0, sizeof(float) * xsize);
   }
   for_banks(t.banks(), nt, parallel, [&](index_t b, int slot, int threads) {
     const Bank k = t.bank(b);
@@ -244,8 +245,8 @@ void tiled_conv2d_backward(const TiledConv2dParams& tp, const float* diff_dst, c
         GemmOutput o;
         o.c = dcols;
         o.ldc = nc;
-        gemm(t.rows, nc, p.K, MatrixOperandA(wb, t.rows, true), MatrixOperandB(dyc, nc, false),
-             o, threads, gw);
+        gemm(t.rows, nc, p.K, MatrixOperandA(wb, t.rows, true), MatrixOperandB(dyc, nc, false), o,
+             threads, gw);
         t.scatter(k, dcols, t0, nc, dx);
       }
     }

@@ -22,9 +22,9 @@
 // (weights transformed and packed once per call), transform back and store; the weight
 // gradient sums per-thread partial dU (added in thread order). Wide layers (whole_pass):
 // transform every tile first, then one GEMM per xi over all tiles, xi split over the threads,
-// so each 36 x K x C weight transform is streamed once, not once per block. Accuracy: the transforms
-// multiply by up to 8 and divide by 24, so results carry a few more float32 roundings than
-// the direct sum (relative error ~1e-6..1e-5 on typical data); conv_algorithm("direct") turns
+// so each 36 x K x C weight transform is streamed once, not once per block. Accuracy: the
+// transforms multiply by up to 8 and divide by 24, so results carry a few more float32 roundings
+// than the direct sum (relative error ~1e-6..1e-5 on typical data); conv_algorithm("direct") turns
 // the path off.
 #include <algorithm>
 #include <cstring>
@@ -56,8 +56,12 @@ struct Tiling {
   index_t th, tw, per_image, total;
   index_t sh, sw, cv;
   explicit Tiling(const Conv2dParams& p)
-      : th((p.Ho + kM - 1) / kM), tw((p.Wo + kM - 1) / kM), per_image(th * tw),
-        total(p.N * th * tw), sh((p.Fh + kR - 1) / kR), sw((p.Fw + kR - 1) / kR),
+      : th((p.Ho + kM - 1) / kM),
+        tw((p.Wo + kM - 1) / kM),
+        per_image(th * tw),
+        total(p.N * th * tw),
+        sh((p.Fh + kR - 1) / kR),
+        sw((p.Fw + kR - 1) / kR),
         cv(sh * sw * p.C) {}
 };
 
@@ -88,8 +92,7 @@ struct Panels {
 
 // Tiles per block: V (cv channels) and M (K) of a block within `budget` bytes, a multiple of
 // 32 in [lo, hi] (the weight gradient's GEMMs reduce over the block: it wants longer ones).
-index_t block_tiles(index_t cv, index_t K, index_t total, index_t budget, index_t lo,
-                    index_t hi) {
+index_t block_tiles(index_t cv, index_t K, index_t total, index_t budget, index_t lo, index_t hi) {
   const index_t per_tile = kXi * (cv + K) * index_t(sizeof(float));
   const index_t tb = std::max(lo, std::min(hi, budget / per_tile / 32 * 32));
   return std::min(tb, (total + kLanes - 1) / kLanes * kLanes);
@@ -120,8 +123,8 @@ void transform_input(const KernelTable& kt, const Conv2dParams& p, const Tiling&
     const int n = int(std::min<index_t>(kLanes, nb - l0));
     for (index_t a = 0; a < tl.sh; ++a) {
       for (index_t b = 0; b < tl.sw; ++b) {
-        const WinoLanes L = make_lanes(tl, t0 + l0, n, p.C * p.H * p.W, p.H, p.W,
-                                       p.pad_h - kR * a, p.pad_w - kR * b, kA);
+        const WinoLanes L = make_lanes(tl, t0 + l0, n, p.C * p.H * p.W, p.H, p.W, p.pad_h - kR * a,
+                                       p.pad_w - kR * b, kA);
         kt.conv.wino_input(src, p.H * p.W, p.W, int(p.C), L, v + (a * tl.sw + b) * p.C * tb + l0,
                            xi_stride(tl.cv, tb), tb);
       }
@@ -143,8 +146,7 @@ void transform_output(const KernelTable& kt, const Conv2dParams& p, const Tiling
 
 // M'[xi][k][tile] = (A dY A^T)[xi] of tiles t0 .. t0 + nb - 1 (row stride ld, m at t0).
 void transform_grad_output(const KernelTable& kt, const Conv2dParams& p, const Tiling& tl,
-                           const float* diff_dst, index_t t0, index_t nb, index_t ld,
-                           float* m) {
+                           const float* diff_dst, index_t t0, index_t nb, index_t ld, float* m) {
   for (index_t l0 = 0; l0 < nb; l0 += kLanes) {
     const WinoLanes L = make_lanes(tl, t0 + l0, int(std::min<index_t>(kLanes, nb - l0)),
                                    p.K * p.Ho * p.Wo, p.Ho, p.Wo, 0, 0, kM);
@@ -186,8 +188,8 @@ bool whole_pass(index_t cv, index_t K, index_t tiles, bool weight_grad) {
   return cv * K >= 128 * 256 && bytes <= limit;
 }
 // Filter tap (i, j) of piece (a, b) of filter (k, c): zero beyond the filter.
-inline float tap(const Conv2dParams& p, const float* w, index_t k, index_t c, index_t a,
-                 index_t b, int i, int j) {
+inline float tap(const Conv2dParams& p, const float* w, index_t k, index_t c, index_t a, index_t b,
+                 int i, int j) {
   const index_t y = kR * a + i, x = kR * b + j;
   return (y < p.Fh && x < p.Fw) ? w[((k * p.C + c) * p.Fh + y) * p.Fw + x] : 0.0f;
 }
@@ -353,7 +355,8 @@ void weight_grad_from(const Conv2dParams& p, const Tiling& tl, const float* part
           float d[kXi], t[kR * kA], g[kR * kR];
           for (int xi = 0; xi < kXi; ++xi) {
             float s = partial[std::size_t(xi) * K * cv + at];
-            for (int i = 1; i < count; ++i) s += partial[du_floats * i + std::size_t(xi) * K * cv + at];
+            for (int i = 1; i < count; ++i)
+              s += partial[du_floats * i + std::size_t(xi) * K * cv + at];
             d[xi] = s;
           }
           // G^T d G: (G^T d)[r][j] = sum_i G[i][r] d[i][j], then the same along j
@@ -426,8 +429,8 @@ void winograd_backward_weights(const Conv2dParams& p, const float* diff_dst, con
   const index_t groups = group_cols(tl.total) / kLanes;
   const int nt = threads_for(groups, 2);
   // per thread: V, M' of a block, one transposed A panel (tiles x mr) and V^T (tiles x cv)
-  const std::size_t per = std::size_t(kXi) * (xi_stride(cv, tb) + xi_stride(K, tb)) +
-                          std::size_t(tb) * (mr + cv);
+  const std::size_t per =
+      std::size_t(kXi) * (xi_stride(cv, tb) + xi_stride(K, tb)) + std::size_t(tb) * (mr + cv);
   float* ws = thread_workspace(1, per * nt);
   float* partial = thread_workspace(3, du_floats * nt);
   parallel_ranges_on(nt, groups, [&](index_t g_begin, index_t g_end) {

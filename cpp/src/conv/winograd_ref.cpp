@@ -31,7 +31,7 @@ void wino_input_ref(const float* x, std::int64_t plane, std::int64_t ld, int cha
         }
       }
       for (int i = 0; i < kA; ++i) wino::input_1d(d + i * kA, 1, t + i * kA, 1);  // d B
-      for (int j = 0; j < kA; ++j) wino::input_1d(t + j, kA, o + j, kA);           // B^T (d B)
+      for (int j = 0; j < kA; ++j) wino::input_1d(t + j, kA, o + j, kA);          // B^T (d B)
       for (int xi = 0; xi < kA * kA; ++xi) v[xi * v_xi + c * v_c + l] = o[xi];
     }
   }

@@ -50,8 +50,8 @@ void dropout_forward(const float* src, float* dst, std::uint8_t* mask, index_t n
   });
 }
 
-void dropout_backward(const float* diff_dst, const std::uint8_t* mask, float* diff_src,
-                      index_t n, float p) {
+void dropout_backward(const float* diff_dst, const std::uint8_t* mask, float* diff_src, index_t n,
+                      float p) {
   validate_dropout(p);
   const float scale = float(1.0 / (1.0 - double(p)));
   parallel_ranges(n, 16384, [&](index_t b, index_t e) {

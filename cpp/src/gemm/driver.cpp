@@ -37,7 +37,6 @@ constexpr index_t kDirectBFloats = 64 * 1024;
 
 index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
 
-
 struct Plan {
   int mr = 1, nr = 1;
   index_t nkb = 1, kc_max = 0;  // K blocks
@@ -110,8 +109,8 @@ struct Worker {
   const GemmOperandA& a;
   const GemmOperandB& b;
   const GemmOutput& out;
-  float* a_buf;  // shared packed A block
-  float* b_bufs; // nt private B chunks of p.b_floats each
+  float* a_buf;   // shared packed A block
+  float* b_bufs;  // nt private B chunks of p.b_floats each
 
   void run(int tid, int nt) const {
     const int tr = tid / p.tn, tc = tid % p.tn;
@@ -257,8 +256,8 @@ void gemm(index_t M, index_t N, index_t K, const GemmOperandA& a, const GemmOper
   if (workspace == nullptr) {
     // Enough for the plan and for the one-thread fallback below.
     const Plan p1 = make_plan(kt, M, N, K, 1);
-    workspace = thread_workspace(0, std::max(p.a_floats + std::size_t(nt) * p.b_floats,
-                                             p1.a_floats + p1.b_floats));
+    workspace = thread_workspace(
+        0, std::max(p.a_floats + std::size_t(nt) * p.b_floats, p1.a_floats + p1.b_floats));
   }
   const Worker w{p, kt, M, N, K, a, b, out, workspace, workspace + p.a_floats};
   if (nt == 1) {

@@ -80,9 +80,8 @@ void sgemm_validate(index_t M, index_t N, index_t K, bool trans_a, index_t lda, 
   }
 }
 
-void sgemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, float alpha,
-           const float* A, index_t lda, const float* B, index_t ldb, float beta, float* C,
-           index_t ldc) {
+void sgemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, float alpha, const float* A,
+           index_t lda, const float* B, index_t ldb, float beta, float* C, index_t ldc) {
   sgemm_validate(M, N, K, trans_a, lda, trans_b, ldb, ldc);
   GemmOutput out;
   out.c = C;

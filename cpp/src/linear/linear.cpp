@@ -33,8 +33,7 @@ void linear_forward(const LinearParams& p, const float* src, const float* weight
 }
 
 void linear_backward(const LinearParams& p, const float* diff_dst, const float* src,
-                     const float* weights, float* diff_src, float* diff_weights,
-                     float* diff_bias) {
+                     const float* weights, float* diff_src, float* diff_weights, float* diff_bias) {
   validate(p);
   const index_t ldo = std::max<index_t>(1, p.out), ldi = std::max<index_t>(1, p.in);
   if (diff_src && p.N > 0 && p.in > 0) {

@@ -117,8 +117,8 @@ void log_softmax_backward(index_t N, index_t C, const float* diff_dst, const flo
 void validate_targets(const char* op, index_t N, index_t C, const index_t* target) {
   for (index_t n = 0; n < N; ++n) {
     if (target[n] < 0 || target[n] >= C) {
-      throw_invalid(op, ": target label ", target[n], " (at index ", n,
-                    ") is out of range for ", C, " classes (expected 0 <= label < ", C, ")");
+      throw_invalid(op, ": target label ", target[n], " (at index ", n, ") is out of range for ", C,
+                    " classes (expected 0 <= label < ", C, ")");
     }
   }
 }

@@ -44,8 +44,7 @@ namespace cnnkit {
 
 namespace ref {
 
-void bn_stats_f32_ref(const float* src, std::int64_t n, float shift, double* sum,
-                      double* sumsq) {
+void bn_stats_f32_ref(const float* src, std::int64_t n, float shift, double* sum, double* sumsq) {
   double s = 0, ss = 0;
   for (std::int64_t i = 0; i < n; ++i) {
     const double d = double(src[i] - shift);
@@ -88,9 +87,8 @@ void bn_bwd_reduce_f32_ref(const float* diff_dst, const float* src, std::int64_t
   *sum_dy_xmu += sx;
 }
 
-void bn_bwd_apply_f32_ref(const float* diff_dst, const float* src, float* diff_src,
-                          std::int64_t n, float mean, float a, float b, float c,
-                          const std::uint16_t* relu_mask) {
+void bn_bwd_apply_f32_ref(const float* diff_dst, const float* src, float* diff_src, std::int64_t n,
+                          float mean, float a, float b, float c, const std::uint16_t* relu_mask) {
   for (std::int64_t i = 0; i < n; ++i) {
     diff_src[i] = a * masked_dy(diff_dst, relu_mask, i) + b * (src[i] - mean) + c;
   }
@@ -105,8 +103,7 @@ struct Affine {
   float mean_hi, mean_lo, scale, shift;
 };
 
-Affine make_affine(double mean, double invstd, const float* weight, const float* bias,
-                   index_t c) {
+Affine make_affine(double mean, double invstd, const float* weight, const float* bias, index_t c) {
   Affine a;
   a.mean_hi = float(mean);
   a.mean_lo = float(mean - double(a.mean_hi));
@@ -118,10 +115,9 @@ Affine make_affine(double mean, double invstd, const float* weight, const float*
 // A channel's batch statistics from sums over its M values taken around `shift`:
 // mean = shift + sum / M, var = sumsq / M - (sum / M)^2 (biased); the running statistics
 // move towards mean and the unbiased var M / (M - 1). Returns the normalisation constants.
-Affine finish_channel(const BatchNormParams& p, index_t c, double shift, double sum,
-                      double sumsq, double M, const float* weight, const float* bias,
-                      float* running_mean, float* running_var, double* save_mean,
-                      float* save_invstd) {
+Affine finish_channel(const BatchNormParams& p, index_t c, double shift, double sum, double sumsq,
+                      double M, const float* weight, const float* bias, float* running_mean,
+                      float* running_var, double* save_mean, float* save_invstd) {
   const double mo = sum / M, var = std::max(0.0, sumsq / M - mo * mo), mean = shift + mo;
   const double invstd = 1.0 / std::sqrt(var + double(p.eps));
   save_mean[c] = mean;
@@ -242,8 +238,8 @@ void batch_norm_forward_train(const BatchNormParams& p, const float* src, const 
 }
 
 void batch_norm_forward_eval(const BatchNormParams& p, const float* src, const float* weight,
-                             const float* bias, const float* running_mean,
-                             const float* running_var, float* dst) {
+                             const float* bias, const float* running_mean, const float* running_var,
+                             float* dst) {
   validate(p, false);
   const NormKernels& kt = kernels().norm;
   const index_t N = p.N, C = p.C, S = p.S;
@@ -293,23 +289,23 @@ void batch_norm_backward(const BatchNormParams& p, const float* diff_dst, const 
     std::vector<Coef> k(C);
     std::vector<float> mean_hi(C);
     for (index_t c = 0; c < C; ++c) mean_hi[c] = float(save_mean[c]);
-    parallel_ranges(C, std::max<index_t>(1, 4096 / std::max<index_t>(1, N)),
-                    [&](index_t b, index_t e) {
-                      for (index_t n = 0; n < N; ++n) {
-                        for (index_t c = b; c < e; ++c) {
-                          const double dy = diff_dst[n * C + c];
-                          sdy[c] += dy;
-                          sdx[c] += dy * double(src[n * C + c] - mean_hi[c]);
-                        }
-                      }
-                      for (index_t c = b; c < e; ++c) k[c] = coef(c, sdy[c], sdx[c]);
-                      for (index_t n = 0; n < N; ++n) {
-                        for (index_t c = b; c < e; ++c) {
-                          const index_t i = n * C + c;
-                          diff_src[i] = k[c].a * diff_dst[i] + k[c].b * (src[i] - mean_hi[c]) + k[c].c;
-                        }
-                      }
-                    });
+    parallel_ranges(
+        C, std::max<index_t>(1, 4096 / std::max<index_t>(1, N)), [&](index_t b, index_t e) {
+          for (index_t n = 0; n < N; ++n) {
+            for (index_t c = b; c < e; ++c) {
+              const double dy = diff_dst[n * C + c];
+              sdy[c] += dy;
+              sdx[c] += dy * double(src[n * C + c] - mean_hi[c]);
+            }
+          }
+          for (index_t c = b; c < e; ++c) k[c] = coef(c, sdy[c], sdx[c]);
+          for (index_t n = 0; n < N; ++n) {
+            for (index_t c = b; c < e; ++c) {
+              const index_t i = n * C + c;
+              diff_src[i] = k[c].a * diff_dst[i] + k[c].b * (src[i] - mean_hi[c]) + k[c].c;
+            }
+          }
+        });
     return;
   }
   parallel_ranges(C, min_channels(p), [&](index_t b, index_t e) {
@@ -365,22 +361,22 @@ void batch_norm_stats(const BatchNormParams& p, const float* src, const float* s
     for (index_t c = b; c < e; ++c) {
       double sum = 0, sumsq = 0;
       const float s = shift ? shift[c] : 0.0f;
-      for_channel(p, c, [&](index_t off, index_t n) { kt.bn_stats(src + off, n, s, &sum, &sumsq); });
+      for_channel(p, c,
+                  [&](index_t off, index_t n) { kt.bn_stats(src + off, n, s, &sum, &sumsq); });
       sums[c] = sum;
       sums[p.C + c] = sumsq;
     }
   });
 }
 
-void batch_norm_forward_from_stats(const BatchNormParams& p, const float* src,
-                                   const float* weight, const float* bias, const double* sums,
-                                   double count, const float* shift, float* running_mean,
-                                   float* running_var, float* dst, double* save_mean,
-                                   float* save_invstd) {
+void batch_norm_forward_from_stats(const BatchNormParams& p, const float* src, const float* weight,
+                                   const float* bias, const double* sums, double count,
+                                   const float* shift, float* running_mean, float* running_var,
+                                   float* dst, double* save_mean, float* save_invstd) {
   validate(p, false);
   if (!(count >= 2.0)) {
-    throw_invalid("batch_norm: expected more than 1 value per channel when training, got ",
-                  count, " in all");
+    throw_invalid("batch_norm: expected more than 1 value per channel when training, got ", count,
+                  " in all");
   }
   const NormKernels& kt = kernels().norm;
   std::vector<Affine> aff(p.C);
@@ -398,10 +394,9 @@ void batch_norm_forward_from_stats(const BatchNormParams& p, const float* src,
   });
 }
 
-void batch_norm_backward_reduce(const BatchNormParams& p, const float* diff_dst,
-                                const float* src, const double* save_mean,
-                                const float* save_invstd, double* sums, float* diff_weight,
-                                float* diff_bias) {
+void batch_norm_backward_reduce(const BatchNormParams& p, const float* diff_dst, const float* src,
+                                const double* save_mean, const float* save_invstd, double* sums,
+                                float* diff_weight, float* diff_bias) {
   validate(p, false);
   const NormKernels& kt = kernels().norm;
   parallel_ranges(p.C, min_channels(p), [&](index_t b, index_t e) {
@@ -431,8 +426,8 @@ void batch_norm_backward_apply(const BatchNormParams& p, const float* diff_dst, 
     for (index_t c = b; c < e; ++c) {
       // the sums come around the exact mean: hand backward_coef sum(dy (x - mean_hi))
       const double mean_lo = save_mean[c] - double(float(save_mean[c]));
-      const Coef k = backward_coef(save_mean[c], save_invstd[c], weight ? weight[c] : 1.0,
-                                   sums[c], sums[p.C + c] + mean_lo * sums[c], count);
+      const Coef k = backward_coef(save_mean[c], save_invstd[c], weight ? weight[c] : 1.0, sums[c],
+                                   sums[p.C + c] + mean_lo * sums[c], count);
       const float mean_hi = float(save_mean[c]);
       for_channel(p, c, [&](index_t off, index_t n) {
         kt.bn_bwd_apply(diff_dst + off, src + off, diff_src + off, n, mean_hi, k.a, k.b, k.c,

@@ -2,8 +2,9 @@
  *
  *   scale[c] = k + alpha / n * sum_{j = c - n/2}^{c + (n-1)/2} x[j]^2   (x[j] = 0 outside [0, C))
  *   y[c]     = x[c] * scale[c]^-beta
- * Backward (y[j] depends on x[i] for every j whose window holds i, i.e. i - (n-1)/2 <= j <= i + n/2):
- *   dx[i] = dy[i] scale[i]^-beta - (2 alpha beta / n) x[i] sum_{j = i - (n-1)/2}^{i + n/2} dy[j] y[j] / scale[j]
+ * Backward (y[j] depends on x[i] for every j whose window holds i, i.e. i - (n-1)/2 <= j <= i +
+ * n/2): dx[i] = dy[i] scale[i]^-beta - (2 alpha beta / n) x[i] sum_{j = i - (n-1)/2}^{i + n/2}
+ * dy[j] y[j] / scale[j]
  *
  * Reproducing the AlexNet paper / Caffe: Caffe's LRN (ACROSS_CHANNELS) divides alpha by
  * local_size exactly as PyTorch does, so Caffe's parameters carry over unchanged
@@ -46,8 +47,8 @@ void lrn_fwd_f32_ref(const float* src, float* dst, float* scale, const LrnArgs& 
   }
 }
 
-void lrn_bwd_f32_ref(const float* diff_dst, const float* src, const float* dst,
-                     const float* scale, float* diff_src, float* work, const LrnArgs& a) {
+void lrn_bwd_f32_ref(const float* diff_dst, const float* src, const float* dst, const float* scale,
+                     float* diff_src, float* work, const LrnArgs& a) {
   const std::int64_t before = a.size / 2, after = (a.size - 1) / 2, st = a.hw_stride;
   const float coef2 = 2.0f * a.alpha * a.beta / float(a.size);
   std::int64_t next = 0;  // next channel whose dy y / scale enters the ring

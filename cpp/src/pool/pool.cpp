@@ -81,12 +81,12 @@ void validate(const Pool2dParams& p, const char* op) {
     throw_invalid(op, ": padding must be >= 0, got (", p.ph, ", ", p.pw, ")");
   }
   if (p.ph > p.kh / 2) {
-    throw_invalid(op, ": padding (", p.ph, ") must be <= kernel_size / 2 (", p.kh, " / 2 = ",
-                  p.kh / 2, ") along H: at most half the window");
+    throw_invalid(op, ": padding (", p.ph, ") must be <= kernel_size / 2 (", p.kh,
+                  " / 2 = ", p.kh / 2, ") along H: at most half the window");
   }
   if (p.pw > p.kw / 2) {
-    throw_invalid(op, ": padding (", p.pw, ") must be <= kernel_size / 2 (", p.kw, " / 2 = ",
-                  p.kw / 2, ") along W: at most half the window");
+    throw_invalid(op, ": padding (", p.pw, ") must be <= kernel_size / 2 (", p.kw,
+                  " / 2 = ", p.kw / 2, ") along W: at most half the window");
   }
   if (p.planes < 0 || p.H < 0 || p.W < 0) {
     throw_invalid(op, ": negative input size");
@@ -98,8 +98,8 @@ void validate(const Pool2dParams& p, const char* op) {
               "stride");
   const index_t ho = pool_out_h(p), wo = pool_out_w(p);
   if (ho < 1 || wo < 1) {
-    throw_invalid(op, ": output size (", ho, ", ", wo, ") is too small for input (", p.H, ", ",
-                  p.W, ") with kernel_size (", p.kh, ", ", p.kw, "), stride (", p.sh, ", ", p.sw,
+    throw_invalid(op, ": output size (", ho, ", ", wo, ") is too small for input (", p.H, ", ", p.W,
+                  ") with kernel_size (", p.kh, ", ", p.kw, "), stride (", p.sh, ", ", p.sw,
                   "), padding (", p.ph, ", ", p.pw, ")");
   }
 }

@@ -99,7 +99,8 @@ void init_runtime() {
     try {
       isa = parse_isa(env);
     } catch (const std::invalid_argument&) {
-      throw_invalid("CNNKIT_ISA='", env, "' is not a known ISA; expected 'ref', 'avx2' or 'avx512'");
+      throw_invalid("CNNKIT_ISA='", env,
+                    "' is not a known ISA; expected 'ref', 'avx2' or 'avx512'");
     }
     if (!isa_supported(isa)) {
       throw_invalid("CNNKIT_ISA='", env, "' but this CPU cannot run it (best available: '",

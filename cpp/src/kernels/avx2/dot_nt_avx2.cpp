@@ -30,8 +30,8 @@ void tile(std::int64_t k, const float* a, std::int64_t lda, const float* b, std:
     }
   }
   if (p < k) {
-    const __m256i mask =
-        _mm256_cmpgt_epi32(_mm256_set1_epi32(int(k - p)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(k - p)),
+                                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     __m256 av[M];
     for (int i = 0; i < M; ++i) av[i] = _mm256_maskload_ps(a + i * lda + p, mask);
     for (int j = 0; j < N; ++j) {
@@ -47,11 +47,16 @@ template <int M>
 void rows(int n, std::int64_t k, const float* a, std::int64_t lda, const float* b, std::int64_t ldb,
           float* c, std::int64_t ldc) {
   switch (n) {
-    case 4: return tile<M, 4>(k, a, lda, b, ldb, c, ldc);
-    case 3: return tile<M, 3>(k, a, lda, b, ldb, c, ldc);
-    case 2: return tile<M, 2>(k, a, lda, b, ldb, c, ldc);
-    case 1: return tile<M, 1>(k, a, lda, b, ldb, c, ldc);
-    default: return;
+    case 4:
+      return tile<M, 4>(k, a, lda, b, ldb, c, ldc);
+    case 3:
+      return tile<M, 3>(k, a, lda, b, ldb, c, ldc);
+    case 2:
+      return tile<M, 2>(k, a, lda, b, ldb, c, ldc);
+    case 1:
+      return tile<M, 1>(k, a, lda, b, ldb, c, ldc);
+    default:
+      return;
   }
 }
 
@@ -60,10 +65,14 @@ void rows(int n, std::int64_t k, const float* a, std::int64_t lda, const float* 
 void dot_nt_tile_avx2(int m, int n, std::int64_t k, const float* a, std::int64_t lda,
                       const float* b, std::int64_t ldb, float* c, std::int64_t ldc) {
   switch (m) {
-    case 3: return rows<3>(n, k, a, lda, b, ldb, c, ldc);
-    case 2: return rows<2>(n, k, a, lda, b, ldb, c, ldc);
-    case 1: return rows<1>(n, k, a, lda, b, ldb, c, ldc);
-    default: return;
+    case 3:
+      return rows<3>(n, k, a, lda, b, ldb, c, ldc);
+    case 2:
+      return rows<2>(n, k, a, lda, b, ldb, c, ldc);
+    case 1:
+      return rows<1>(n, k, a, lda, b, ldb, c, ldc);
+    default:
+      return;
   }
 }
 

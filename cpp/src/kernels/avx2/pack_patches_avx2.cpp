@@ -54,8 +54,8 @@ void pack_patch_panel_avx2(const PatchPanel& pp, std::int64_t p0, int kc, int nr
       if (pp.sw == 1) {
         for (int t = 0; t < run.len; t += 8) {
           const __m256i lanes = lane_range(0, run.len - t);
-          const __m256i valid =
-              row_ok ? _mm256_and_si256(lanes, lane_range(-ix - t, W - ix - t)) : _mm256_setzero_si256();
+          const __m256i valid = row_ok ? _mm256_and_si256(lanes, lane_range(-ix - t, W - ix - t))
+                                       : _mm256_setzero_si256();
           _mm256_maskstore_ps(out + t, lanes, _mm256_maskload_ps(src + t, valid));
         }
       } else {

@@ -82,13 +82,20 @@ void ukr_rows(int n, std::int64_t k, const float* a, const float* b, std::int64_
 void sgemm_ukr_6x16_avx2(int m, int n, std::int64_t k, const float* a, const float* b,
                          std::int64_t ldb, float* c, std::int64_t ldc, const UkrEpilogue& ep) {
   switch (m) {
-    case 6: return ukr_rows<6>(n, k, a, b, ldb, c, ldc, ep);
-    case 5: return ukr_rows<5>(n, k, a, b, ldb, c, ldc, ep);
-    case 4: return ukr_rows<4>(n, k, a, b, ldb, c, ldc, ep);
-    case 3: return ukr_rows<3>(n, k, a, b, ldb, c, ldc, ep);
-    case 2: return ukr_rows<2>(n, k, a, b, ldb, c, ldc, ep);
-    case 1: return ukr_rows<1>(n, k, a, b, ldb, c, ldc, ep);
-    default: return;
+    case 6:
+      return ukr_rows<6>(n, k, a, b, ldb, c, ldc, ep);
+    case 5:
+      return ukr_rows<5>(n, k, a, b, ldb, c, ldc, ep);
+    case 4:
+      return ukr_rows<4>(n, k, a, b, ldb, c, ldc, ep);
+    case 3:
+      return ukr_rows<3>(n, k, a, b, ldb, c, ldc, ep);
+    case 2:
+      return ukr_rows<2>(n, k, a, b, ldb, c, ldc, ep);
+    case 1:
+      return ukr_rows<1>(n, k, a, b, ldb, c, ldc, ep);
+    default:
+      return;
   }
 }
 

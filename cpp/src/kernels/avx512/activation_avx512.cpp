@@ -21,7 +21,8 @@ inline __m512 sigmoid_ps(__m512 x) {
 
 inline __m512 tanh_ps(__m512 x) {
   const __m512 m = expm1_ps(_mm512_mul_ps(abs_ps(x), set1(-2.0f)));  // in [-1, 0]
-  const __m512 t = _mm512_div_ps(_mm512_sub_ps(_mm512_setzero_ps(), m), _mm512_add_ps(set1(2.0f), m));
+  const __m512 t =
+      _mm512_div_ps(_mm512_sub_ps(_mm512_setzero_ps(), m), _mm512_add_ps(set1(2.0f), m));
   return _mm512_or_ps(t, _mm512_and_ps(x, set1(-0.0f)));
 }
 
@@ -60,8 +61,8 @@ void tanh_fwd_f32_avx512(const float* src, float* dst, std::int64_t n, float) {
   blocks(n, [&](std::int64_t i, __mmask16 m) { store(dst + i, tanh_ps(load(src + i, m)), m); });
 }
 
-void relu_bwd_f32_avx512(const float* dy, const float* y, const float*, float* dx,
-                         std::int64_t n, float) {
+void relu_bwd_f32_avx512(const float* dy, const float* y, const float*, float* dx, std::int64_t n,
+                         float) {
   blocks(n, [&](std::int64_t i, __mmask16 m) {
     const __mmask16 pos = _mm512_cmp_ps_mask(load(y + i, m), _mm512_setzero_ps(), _CMP_GT_OQ);
     store(dx + i, _mm512_maskz_mov_ps(pos, load(dy + i, m)), m);
@@ -78,8 +79,8 @@ void leaky_relu_bwd_f32_avx512(const float* dy, const float* x, const float*, fl
   });
 }
 
-void elu_bwd_f32_avx512(const float* dy, const float* x, const float* y, float* dx,
-                        std::int64_t n, float a) {
+void elu_bwd_f32_avx512(const float* dy, const float* x, const float* y, float* dx, std::int64_t n,
+                        float a) {
   const __m512 alpha = set1(a);
   blocks(n, [&](std::int64_t i, __mmask16 m) {
     const __mmask16 pos = _mm512_cmp_ps_mask(load(x + i, m), _mm512_setzero_ps(), _CMP_GT_OQ);

@@ -37,8 +37,8 @@ void bn_stats_f32_avx512(const float* src, std::int64_t n, float shift, double* 
   *sumsq += _mm512_reduce_add_pd(_mm512_add_pd(q0, q1));
 }
 
-void bn_apply_f32_avx512(const float* src, float* dst, std::int64_t n, float mean_hi,
-                         float mean_lo, float scale, float shift, std::uint16_t* relu_mask) {
+void bn_apply_f32_avx512(const float* src, float* dst, std::int64_t n, float mean_hi, float mean_lo,
+                         float scale, float shift, std::uint16_t* relu_mask) {
   const __m512 mh = set1(mean_hi), ml = set1(mean_lo), sc = set1(scale), b = set1(shift);
   if (relu_mask == nullptr) {
     blocks(n, [&](std::int64_t i, __mmask16 m) {
@@ -56,9 +56,8 @@ void bn_apply_f32_avx512(const float* src, float* dst, std::int64_t n, float mea
   });
 }
 
-void bn_bwd_reduce_f32_avx512(const float* diff_dst, const float* src, std::int64_t n,
-                              float mean, const std::uint16_t* relu_mask, double* sum_dy,
-                              double* sum_dy_xmu) {
+void bn_bwd_reduce_f32_avx512(const float* diff_dst, const float* src, std::int64_t n, float mean,
+                              const std::uint16_t* relu_mask, double* sum_dy, double* sum_dy_xmu) {
   const __m512 mu = set1(mean);
   __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
   __m512d q0 = _mm512_setzero_pd(), q1 = _mm512_setzero_pd();

@@ -83,13 +83,20 @@ template <int M>
 void rows(int n, std::int64_t k, const float* a, std::int64_t lda, const float* b, std::int64_t ldb,
           float* c, std::int64_t ldc) {
   switch (n) {
-    case 6: return tile<M, 6>(k, a, lda, b, ldb, c, ldc);
-    case 5: return tile<M, 5>(k, a, lda, b, ldb, c, ldc);
-    case 4: return tile<M, 4>(k, a, lda, b, ldb, c, ldc);
-    case 3: return tile<M, 3>(k, a, lda, b, ldb, c, ldc);
-    case 2: return tile<M, 2>(k, a, lda, b, ldb, c, ldc);
-    case 1: return tile<M, 1>(k, a, lda, b, ldb, c, ldc);
-    default: return;
+    case 6:
+      return tile<M, 6>(k, a, lda, b, ldb, c, ldc);
+    case 5:
+      return tile<M, 5>(k, a, lda, b, ldb, c, ldc);
+    case 4:
+      return tile<M, 4>(k, a, lda, b, ldb, c, ldc);
+    case 3:
+      return tile<M, 3>(k, a, lda, b, ldb, c, ldc);
+    case 2:
+      return tile<M, 2>(k, a, lda, b, ldb, c, ldc);
+    case 1:
+      return tile<M, 1>(k, a, lda, b, ldb, c, ldc);
+    default:
+      return;
   }
 }
 
@@ -98,11 +105,16 @@ void rows(int n, std::int64_t k, const float* a, std::int64_t lda, const float* 
 void dot_nt_tile_avx512(int m, int n, std::int64_t k, const float* a, std::int64_t lda,
                         const float* b, std::int64_t ldb, float* c, std::int64_t ldc) {
   switch (m) {
-    case 4: return rows<4>(n, k, a, lda, b, ldb, c, ldc);
-    case 3: return rows<3>(n, k, a, lda, b, ldb, c, ldc);
-    case 2: return rows<2>(n, k, a, lda, b, ldb, c, ldc);
-    case 1: return rows<1>(n, k, a, lda, b, ldb, c, ldc);
-    default: return;
+    case 4:
+      return rows<4>(n, k, a, lda, b, ldb, c, ldc);
+    case 3:
+      return rows<3>(n, k, a, lda, b, ldb, c, ldc);
+    case 2:
+      return rows<2>(n, k, a, lda, b, ldb, c, ldc);
+    case 1:
+      return rows<1>(n, k, a, lda, b, ldb, c, ldc);
+    default:
+      return;
   }
 }
 

@@ -38,8 +38,9 @@ void dropout_fwd_f32_avx512(const float* src, float* dst, std::uint8_t* mask, st
   const __m128i ones = _mm_set1_epi8(1);
   blocks(n, [&](std::int64_t i, __mmask16 m) {
     const __m512i idx = _mm512_add_epi64(_mm512_set1_epi64(first + i), lanes);
-    const __mmask16 k = __mmask16(keep8(idx, vseed, thr)) |
-                        __mmask16(__mmask16(keep8(_mm512_add_epi64(idx, _mm512_set1_epi64(8)), vseed, thr)) << 8);
+    const __mmask16 k =
+        __mmask16(keep8(idx, vseed, thr)) |
+        __mmask16(__mmask16(keep8(_mm512_add_epi64(idx, _mm512_set1_epi64(8)), vseed, thr)) << 8);
     store(dst + i, _mm512_maskz_mul_ps(k, load(src + i, m), sc), m);
     _mm_mask_storeu_epi8(mask + i, m, _mm_maskz_mov_epi8(k, ones));
   });

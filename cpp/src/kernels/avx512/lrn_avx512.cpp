@@ -43,17 +43,20 @@ void lrn_bwd_f32_avx512(const float* diff_dst, const float* src, const float* ds
       float* t = work + (next % a.size) * a.len;
       const std::int64_t o = next * st;
       blocks(a.len, [&](std::int64_t i, __mmask16 m) {
-        const __m512 v = _mm512_div_ps(_mm512_mul_ps(load(diff_dst + o + i, m), load(dst + o + i, m)),
-                                       load(scale + o + i, m));
+        const __m512 v = _mm512_div_ps(
+            _mm512_mul_ps(load(diff_dst + o + i, m), load(dst + o + i, m)), load(scale + o + i, m));
         store(t + i, v, m);
       });
     }
     const std::int64_t o = c * st;
     blocks(a.len, [&](std::int64_t i, __mmask16 m) {
       __m512 s = _mm512_setzero_ps();
-      for (std::int64_t j = lo; j <= hi; ++j) s = _mm512_add_ps(s, load(work + (j % a.size) * a.len + i, m));
-      const __m512 g = _mm512_mul_ps(load(diff_dst + o + i, m), pow_ps(load(scale + o + i, m), -a.beta));
-      store(diff_src + o + i, _mm512_fnmadd_ps(_mm512_mul_ps(coef2, load(src + o + i, m)), s, g), m);
+      for (std::int64_t j = lo; j <= hi; ++j)
+        s = _mm512_add_ps(s, load(work + (j % a.size) * a.len + i, m));
+      const __m512 g =
+          _mm512_mul_ps(load(diff_dst + o + i, m), pow_ps(load(scale + o + i, m), -a.beta));
+      store(diff_src + o + i, _mm512_fnmadd_ps(_mm512_mul_ps(coef2, load(src + o + i, m)), s, g),
+            m);
     });
   }
 }

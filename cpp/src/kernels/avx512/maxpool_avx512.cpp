@@ -67,11 +67,10 @@ inline void vector_outputs(const float* x, const Pool2dPlane& p, std::int64_t h0
         const __m512 hi = _mm512_maskz_loadu_ps(m_hi, row + q + 16);
         v = _mm512_permutex2var_ps(lo, even, hi);
       }
-      const __mmask16 upd = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) |
-                            _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+      const __mmask16 upd =
+          _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
       best = _mm512_mask_mov_ps(best, upd, v);
-      const __m512i cidx =
-          _mm512_add_epi32(_mm512_set1_epi32(int(h * p.W + w_base + q)), lane_off);
+      const __m512i cidx = _mm512_add_epi32(_mm512_set1_epi32(int(h * p.W + w_base + q)), lane_off);
       bidx = _mm512_mask_mov_epi32(bidx, upd, cidx);
     }
   }

@@ -24,7 +24,8 @@ constexpr int kMaxTapsX = 16;  // filter widths up to this use tabulated masks
 void pack_patch_panel_avx512(const PatchPanel& pp, std::int64_t p0, int kc, int nr, float* dst) {
   if (kc > kMaxRows) {  // the engine's K blocks are far smaller; split just in case
     pack_patch_panel_avx512(pp, p0, kMaxRows, nr, dst);
-    pack_patch_panel_avx512(pp, p0 + kMaxRows, kc - kMaxRows, nr, dst + std::int64_t(kMaxRows) * nr);
+    pack_patch_panel_avx512(pp, p0 + kMaxRows, kc - kMaxRows, nr,
+                            dst + std::int64_t(kMaxRows) * nr);
     return;
   }
   // Per panel row p = (c, fy, fx): the offset of its tap (c, fy * dh, fx * dw) in the image,
@@ -58,7 +59,8 @@ void pack_patch_panel_avx512(const PatchPanel& pp, std::int64_t p0, int kc, int 
       for (int f = 0; f < pp.Fw; ++f) {
         const std::int64_t ix = ix0 + f * pp.dw;
         m0[f] = bits_below(run.len) & bits_below(W - ix) & __mmask16(~bits_below(-ix));
-        m1[f] = bits_below(run.len - 16) & bits_below(W - ix - 16) & __mmask16(~bits_below(-ix - 16));
+        m1[f] =
+            bits_below(run.len - 16) & bits_below(W - ix - 16) & __mmask16(~bits_below(-ix - 16));
       }
       const __mmask16 lanes0 = bits_below(run.len), lanes1 = bits_below(run.len - 16);
       const float* base = pp.x + iy0 * W + ix0;
@@ -93,7 +95,8 @@ void pack_patch_panel_avx512(const PatchPanel& pp, std::int64_t p0, int kc, int 
       for (int p = 0; p < kc; ++p, out += nr) {
         const std::int64_t iy = iy0 + dy[p];
         const std::int64_t ix = ix0 + fxi[p] * pp.dw;
-        const float* row = pp.x + off[p] - dy[p] * W - fxi[p] * pp.dw + iy * W;  // row iy of the plane
+        const float* row =
+            pp.x + off[p] - dy[p] * W - fxi[p] * pp.dw + iy * W;  // row iy of the plane
         if (iy < 0 || iy >= H) {
           for (int t = 0; t < run.len; t += 16) {
             _mm512_mask_storeu_ps(out + t, bits_below(run.len - t), zero);
@@ -103,7 +106,8 @@ void pack_patch_panel_avx512(const PatchPanel& pp, std::int64_t p0, int kc, int 
         if (pp.sw == 1) {
           for (int t = 0; t < run.len; t += 16) {
             const __mmask16 lanes = bits_below(run.len - t);
-            const __mmask16 valid = lanes & bits_below(W - ix - t) & __mmask16(~bits_below(-ix - t));
+            const __mmask16 valid =
+                lanes & bits_below(W - ix - t) & __mmask16(~bits_below(-ix - t));
             _mm512_mask_storeu_ps(out + t, lanes, _mm512_maskz_loadu_ps(valid, row + ix + t));
           }
         } else {
@@ -131,8 +135,9 @@ void add_f32_avx512(const float* src, float* dst, std::int64_t n) {
   }
   if (i < n) {
     const __mmask16 m = __mmask16((1u << (n - i)) - 1);
-    _mm512_mask_storeu_ps(dst + i, m,
-                          _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst + i), _mm512_maskz_loadu_ps(m, src + i)));
+    _mm512_mask_storeu_ps(
+        dst + i, m,
+        _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst + i), _mm512_maskz_loadu_ps(m, src + i)));
   }
 }
 

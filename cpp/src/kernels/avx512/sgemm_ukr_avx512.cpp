@@ -101,21 +101,36 @@ void ukr(int n, std::int64_t k, const float* a, const float* b, std::int64_t ldb
 void sgemm_ukr_14x32_avx512(int m, int n, std::int64_t k, const float* a, const float* b,
                             std::int64_t ldb, float* c, std::int64_t ldc, const UkrEpilogue& ep) {
   switch (m) {
-    case 14: return ukr<14>(n, k, a, b, ldb, c, ldc, ep);
-    case 13: return ukr<13>(n, k, a, b, ldb, c, ldc, ep);
-    case 12: return ukr<12>(n, k, a, b, ldb, c, ldc, ep);
-    case 11: return ukr<11>(n, k, a, b, ldb, c, ldc, ep);
-    case 10: return ukr<10>(n, k, a, b, ldb, c, ldc, ep);
-    case 9: return ukr<9>(n, k, a, b, ldb, c, ldc, ep);
-    case 8: return ukr<8>(n, k, a, b, ldb, c, ldc, ep);
-    case 7: return ukr<7>(n, k, a, b, ldb, c, ldc, ep);
-    case 6: return ukr<6>(n, k, a, b, ldb, c, ldc, ep);
-    case 5: return ukr<5>(n, k, a, b, ldb, c, ldc, ep);
-    case 4: return ukr<4>(n, k, a, b, ldb, c, ldc, ep);
-    case 3: return ukr<3>(n, k, a, b, ldb, c, ldc, ep);
-    case 2: return ukr<2>(n, k, a, b, ldb, c, ldc, ep);
-    case 1: return ukr<1>(n, k, a, b, ldb, c, ldc, ep);
-    default: return;
+    case 14:
+      return ukr<14>(n, k, a, b, ldb, c, ldc, ep);
+    case 13:
+      return ukr<13>(n, k, a, b, ldb, c, ldc, ep);
+    case 12:
+      return ukr<12>(n, k, a, b, ldb, c, ldc, ep);
+    case 11:
+      return ukr<11>(n, k, a, b, ldb, c, ldc, ep);
+    case 10:
+      return ukr<10>(n, k, a, b, ldb, c, ldc, ep);
+    case 9:
+      return ukr<9>(n, k, a, b, ldb, c, ldc, ep);
+    case 8:
+      return ukr<8>(n, k, a, b, ldb, c, ldc, ep);
+    case 7:
+      return ukr<7>(n, k, a, b, ldb, c, ldc, ep);
+    case 6:
+      return ukr<6>(n, k, a, b, ldb, c, ldc, ep);
+    case 5:
+      return ukr<5>(n, k, a, b, ldb, c, ldc, ep);
+    case 4:
+      return ukr<4>(n, k, a, b, ldb, c, ldc, ep);
+    case 3:
+      return ukr<3>(n, k, a, b, ldb, c, ldc, ep);
+    case 2:
+      return ukr<2>(n, k, a, b, ldb, c, ldc, ep);
+    case 1:
+      return ukr<1>(n, k, a, b, ldb, c, ldc, ep);
+    default:
+      return;
   }
 }
 

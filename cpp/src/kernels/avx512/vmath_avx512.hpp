@@ -87,7 +87,8 @@ inline __m512 log_ps(__m512 x) {
   q = _mm512_fmadd_ps(q, s2, set1(2.0f / 5));
   q = _mm512_fmadd_ps(q, s2, set1(2.0f / 3));
   const __m512 lm = _mm512_fmadd_ps(_mm512_mul_ps(s, s2), q, _mm512_add_ps(s, s));
-  __m512 r = _mm512_fmadd_ps(ex, set1(0.693359375f), _mm512_fmadd_ps(ex, set1(-2.12194440e-4f), lm));
+  __m512 r =
+      _mm512_fmadd_ps(ex, set1(0.693359375f), _mm512_fmadd_ps(ex, set1(-2.12194440e-4f), lm));
   // Limits the polynomial cannot give (NaN and negative x come out NaN through getmant).
   const __mmask16 zero = _mm512_fpclass_ps_mask(x, 0x02 | 0x04);  // +0, -0
   const __mmask16 pinf = _mm512_fpclass_ps_mask(x, 0x08);

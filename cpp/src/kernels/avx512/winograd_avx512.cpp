@@ -78,8 +78,8 @@ inline void transpose4(const __m512* r, __m512* c) {
   c[3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3)));
 }
 
-// The 4 tiles of each vector q at p + col (+ the window offsets), masked: r[q] slot a = tile 4q + a.
-// kSingle: every q has one window (the caller checked rm.single), a loop without branches.
+// The 4 tiles of each vector q at p + col (+ the window offsets), masked: r[q] slot a = tile 4q +
+// a. kSingle: every q has one window (the caller checked rm.single), a loop without branches.
 template <bool kSingle>
 inline void load_tiles(const float* p, const RowMasks& rm, const __mmask16 (*mask)[4], int col,
                        __m512* r) {
@@ -112,7 +112,8 @@ inline void store_rows4(float* p, const RowMasks& rm, int i, const __m512* o) {
   for (int q = 0; q < 4; ++q) {
     _mm512_mask_storeu_ps(p + rm.at[q][0], rm.lo[i][q][0], r[q]);
     if (kSingle) continue;
-    for (int w = 1; w < rm.nwin[q]; ++w) _mm512_mask_storeu_ps(p + rm.at[q][w], rm.lo[i][q][w], r[q]);
+    for (int w = 1; w < rm.nwin[q]; ++w)
+      _mm512_mask_storeu_ps(p + rm.at[q][w], rm.lo[i][q][w], r[q]);
   }
 }
 
