@@ -141,6 +141,10 @@ def test_fit_drives_a_strategy_object():
     assert calls == ["setup", "after_backward", "after_backward", "reduce_metrics", "end_epoch",
                      "evaluate", "close"]
     assert hist.val_acc[0] is not None
+    with pytest.raises(ValueError, match="not both"):
+        train.fit(model, data.DataLoader(ds, 32), epochs=1, progress=False,
+                  optimizer=optim.SGD(model.parameters(), lr=0.01), strategy=Recorder(),
+                  distributed=True)
 
 
 def test_record_applications_sees_outermost_ops_of_this_thread_only(rng):

@@ -179,6 +179,9 @@ def fit(model, train_loader, val_loader=None, *, epochs: int, optimizer, loss=No
     if on_nonfinite not in guards.ON_NONFINITE:
         raise ValueError(f"fit: on_nonfinite must be one of {guards.ON_NONFINITE}, "
                          f"got {on_nonfinite!r}")
+    if strategy is not None and distributed:
+        raise ValueError("fit: give strategy= or distributed=True, not both "
+                         "(distributed=True is strategy=cnnkit.distributed.DataParallel())")
     loss_fn = loss if loss is not None else CrossEntropyLoss()
     show = sys.stderr.isatty() if progress is None else bool(progress)
     history = History()
