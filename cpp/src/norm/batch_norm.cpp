@@ -131,23 +131,27 @@ Affine finish_channel(const BatchNormParams& p, index_t c, double shift, double 
   return make_affine(mean, invstd, weight, bias, c);
 }
 
+// The kernels subtract the float mean_hi = float(mean); the exact mean is mean_hi + mean_lo.
+double mean_low(double mean) { return mean - double(float(mean)); }
+
+// sum(dy (x - mean)) around the exact mean, from the reduce kernels' sum(dy (x - mean_hi)).
+double around_mean(double mean, double sum_dy, double sum_dy_xmu_hi) {
+  return sum_dy_xmu_hi - mean_low(mean) * sum_dy;
+}
+
 // Backward constants of dx = a dy + b (x - mean_hi) + c for one channel, from the sums over
-// M values sum_dy = sum(dy) and sum_dy_xmu = sum(dy (x - mean_hi)) (what the reduce kernels
-// give: they subtract the float mean_hi). The exact mean is mean_hi + mean_lo, so
-// sum(dy (x - mean)) = sum_dy_xmu - mean_lo sum_dy, and b (x - mean) = b (x - mean_hi) - b
-// mean_lo goes into c: the backward keeps the forward's accuracy when |mean| >> std.
+// M values sum_dy = sum(dy) and sum_dy_xmu = sum(dy (x - mean)) (around_mean); the b mean_lo
+// of b (x - mean) = b (x - mean_hi) - b mean_lo goes into c, so the backward keeps the
+// forward's accuracy when |mean| >> std.
 struct Coef {
   float a, b, c;
-  double sum_dy_xmu;  // sum(dy (x - mean)) around the exact mean
 };
 
 Coef backward_coef(double mean, double invstd, double gamma, double sum_dy, double sum_dy_xmu,
                    double M) {
-  const double mean_lo = mean - double(float(mean));
-  const double sxm = sum_dy_xmu - mean_lo * sum_dy;
   const double r = invstd;
-  const double b = -gamma * r * r * r * sxm / M;
-  return Coef{float(gamma * r), float(b), float(-gamma * r * sum_dy / M - b * mean_lo), sxm};
+  const double b = -gamma * r * r * r * sum_dy_xmu / M;
+  return Coef{float(gamma * r), float(b), float(-gamma * r * sum_dy / M - b * mean_low(mean))};
 }
 
 // Channels per thread: at least ~32K values of work per thread.
@@ -277,12 +281,11 @@ void batch_norm_backward(const BatchNormParams& p, const float* diff_dst, const 
   const NormKernels& kt = kernels().norm;
   const index_t N = p.N, C = p.C, S = p.S;
   const double M = double(N) * double(S);
-  auto coef = [&](index_t c, double sum_dy, double sum_dy_xmu) {
-    const Coef k = backward_coef(save_mean[c], save_invstd[c], weight ? weight[c] : 1.0, sum_dy,
-                                 sum_dy_xmu, M);
+  auto coef = [&](index_t c, double sum_dy, double sum_dy_xmu_hi) {
+    const double sxm = around_mean(save_mean[c], sum_dy, sum_dy_xmu_hi);
     diff_bias[c] = float(sum_dy);
-    diff_weight[c] = float(k.sum_dy_xmu * save_invstd[c]);
-    return k;
+    diff_weight[c] = float(sxm * save_invstd[c]);
+    return backward_coef(save_mean[c], save_invstd[c], weight ? weight[c] : 1.0, sum_dy, sxm, M);
   };
   if (S == 1) {
     std::vector<double> sdy(C, 0.0), sdx(C, 0.0);
@@ -406,7 +409,7 @@ void batch_norm_backward_reduce(const BatchNormParams& p, const float* diff_dst,
       for_channel(p, c, [&](index_t off, index_t n) {
         kt.bn_bwd_reduce(diff_dst + off, src + off, n, mean_hi, nullptr, &sum_dy, &sum_dy_xmu);
       });
-      const double sxm = sum_dy_xmu - (save_mean[c] - double(mean_hi)) * sum_dy;
+      const double sxm = around_mean(save_mean[c], sum_dy, sum_dy_xmu);
       sums[c] = sum_dy;
       sums[p.C + c] = sxm;
       diff_bias[c] = float(sum_dy);
@@ -424,10 +427,8 @@ void batch_norm_backward_apply(const BatchNormParams& p, const float* diff_dst, 
   const NormKernels& kt = kernels().norm;
   parallel_ranges(p.C, min_channels(p), [&](index_t b, index_t e) {
     for (index_t c = b; c < e; ++c) {
-      // the sums come around the exact mean: hand backward_coef sum(dy (x - mean_hi))
-      const double mean_lo = save_mean[c] - double(float(save_mean[c]));
       const Coef k = backward_coef(save_mean[c], save_invstd[c], weight ? weight[c] : 1.0, sums[c],
-                                   sums[p.C + c] + mean_lo * sums[c], count);
+                                   sums[p.C + c], count);
       const float mean_hi = float(save_mean[c]);
       for_channel(p, c, [&](index_t off, index_t n) {
         kt.bn_bwd_apply(diff_dst + off, src + off, diff_src + off, n, mean_hi, k.a, k.b, k.c,
