@@ -200,5 +200,7 @@ def test_grad_accumulator_receives_leaf_gradients_until_removed():
     handle.remove()
     (w * 3).sum().backward()
     assert w.grad.tolist() == [3, 3, 3] and len(got) == 3
+    with pytest.raises(TypeError, match="accumulator must be callable .* got int"):
+        w.register_grad_accumulator(3)
     with pytest.raises(RuntimeError, match="only leaf tensors"):
         (w * 1).register_grad_accumulator(lambda t, g: None)

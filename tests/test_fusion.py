@@ -64,6 +64,12 @@ def test_pass_marks_pairs_visibly_and_gives_the_same_bits(rng):
     np.testing.assert_array_equal(plain(ck.tensor(x)).data, fused(ck.tensor(x)).data)
 
 
+def test_pass_refuses_what_is_not_a_module():
+    with pytest.raises(TypeError, match="fuse_batch_norm_relu: model must be a cnnkit.nn.Module, "
+                                        "got function"):
+        nn.utils.fuse_batch_norm_relu(lambda x: x)
+
+
 def test_inference_fuse_of_a_marked_model_matches_the_plain_eval_model(rng):
     ck.manual_seed(1)
     plain = _net()

@@ -215,6 +215,9 @@ class Tensor:
         cnnkit.distributed uses it to write gradients straight into one flat allreduce buffer.
         One accumulator per tensor; returns a handle whose ``remove()`` restores the default.
         """
+        if not callable(accumulator):
+            raise TypeError(f"register_grad_accumulator: accumulator must be callable as "
+                            f"accumulator(tensor, grad), got {type(accumulator).__name__}")
         if not self.is_leaf:
             raise RuntimeError("register_grad_accumulator: only leaf tensors accumulate gradients")
         if self._grad_accumulator is not None:

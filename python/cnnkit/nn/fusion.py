@@ -41,6 +41,9 @@ def fuse_batch_norm_relu(model: Module) -> Module:
     its input through (``fused = True``): the same values and gradients, bit for bit, as the
     two ops, from one pass over memory in training. Pairs with forward hooks are skipped.
     """
+    if not isinstance(model, Module):
+        raise TypeError(f"fuse_batch_norm_relu: model must be a cnnkit.nn.Module, got "
+                        f"{type(model).__name__}")
     for seq in [m for m in model.modules() if isinstance(m, Sequential)]:
         for bn, relu in _pairs(seq):
             if (type(bn) in (BatchNorm1d, BatchNorm2d) and type(relu) is ReLU
