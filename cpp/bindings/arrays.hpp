@@ -192,6 +192,13 @@ inline void require_vector(const py::array& a, index_t n, const char* name, cons
   }
 }
 
+// "fp32" / "bf16" (the precision= argument of the GEMM-shaped ops).
+inline Precision precision_arg(const std::string& name, const char* op) {
+  if (name == "fp32") return Precision::fp32;
+  if (name == "bf16") return Precision::bf16;
+  throw_invalid(op, ": precision must be 'fp32' or 'bf16', got '", name, "'");
+}
+
 inline std::string shape_of(const std::vector<py::ssize_t>& dims) {
   std::string s = "[";
   for (std::size_t i = 0; i < dims.size(); ++i) {

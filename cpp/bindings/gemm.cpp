@@ -18,7 +18,9 @@ std::string op_shape(const MatrixArg& x, bool trans) {
 }
 
 py::array sgemm_py(const py::object& a_obj, const py::object& b_obj, bool trans_a, bool trans_b,
-                   float alpha, float beta, const py::object& c_obj, bool overwrite_c) {
+                   float alpha, float beta, const py::object& c_obj, bool overwrite_c,
+                   const std::string& precision_name) {
+  const Precision precision = precision_arg(precision_name, "sgemm");
   MatrixArg a = matrix_arg(a_obj, "sgemm", "a");
   MatrixArg b = matrix_arg(b_obj, "sgemm", "b");
   const index_t M = trans_a ? a.cols : a.rows, K = trans_a ? a.rows : a.cols;
@@ -75,7 +77,7 @@ py::array sgemm_py(const py::object& a_obj, const py::object& b_obj, bool trans_
   const bool ta = trans_a != a.transposed, tb = trans_b != b.transposed;
   {
     py::gil_scoped_release release;
-    sgemm(ta, tb, M, N, K, alpha, a.data, a.ld, b.data, b.ld, beta, c, ldc);
+    sgemm(ta, tb, M, N, K, alpha, a.data, a.ld, b.data, b.ld, beta, c, ldc, precision);
   }
   return result;
 }
@@ -85,7 +87,25 @@ py::array sgemm_py(const py::object& a_obj, const py::object& b_obj, bool trans_
 void bind_gemm(py::module_& m) {
   m.def("sgemm", &sgemm_py, py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
         py::arg("trans_b") = false, py::arg("alpha") = 1.0f, py::arg("beta") = 0.0f,
-        py::arg("c") = py::none(), py::arg("overwrite_c") = false);
+        py::arg("c") = py::none(), py::arg("overwrite_c") = false,
+        py::arg("precision") = "fp32");
+  // x rounded to bf16 (nearest even, denormals to zero) and back: the values the bf16 paths
+  // compute with.
+  m.def(
+      "round_bf16",
+      [](const py::object& x_obj) {
+        py::array x = float32_c(x_obj, "round_bf16", "x");
+        py::array_t<float> out(dims_of(x));
+        const index_t n = index_t(x.size());
+        const float* src = cptr<float>(x);
+        float* dst = out.mutable_data();
+        {
+          py::gil_scoped_release release;
+          round_bf16_f32(src, n, dst);
+        }
+        return out;
+      },
+      py::arg("x"));
 }
 
 }  // namespace cnnkit::bind

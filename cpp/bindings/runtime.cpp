@@ -25,8 +25,14 @@ void bind_runtime(py::module_& m) {
     features["avx512vl"] = f.avx512vl;
     features["os_saves_avx_state"] = f.os_avx;
     features["os_saves_avx512_state"] = f.os_avx512;
+    features["avx512_bf16"] = f.avx512_bf16;
+    features["amx_tile"] = f.amx_tile;
+    features["amx_bf16"] = f.amx_bf16;
+    features["amx_int8"] = f.amx_int8;
+    features["os_saves_amx_state"] = f.os_amx;
+    features["os_grants_amx_tiles"] = f.amx_permitted;
     py::list supported;
-    for (Isa isa : {Isa::ref, Isa::avx2, Isa::avx512}) {
+    for (Isa isa : {Isa::ref, Isa::avx2, Isa::avx512, Isa::avx512_bf16, Isa::amx}) {
       if (isa_supported(isa)) supported.append(isa_name(isa));
     }
     py::dict d;
@@ -40,6 +46,8 @@ void bind_runtime(py::module_& m) {
     d["openmp"] = openmp_enabled();
     const SgemmTile tile = sgemm_tile();
     d["sgemm_tile"] = py::make_tuple(tile.mr, tile.nr);
+    d["bf16_path"] = bf16_path();
+    d["bf16_path_reason"] = bf16_path_reason();
     return d;
   });
   m.def("get_isa", []() { return std::string(isa_name(active_isa())); });
@@ -78,6 +86,13 @@ void bind_runtime(py::module_& m) {
       [](int threads, double seconds, int repeats) {
         py::gil_scoped_release release;
         return fma_peak_gflops(threads, seconds, repeats);
+      },
+      py::arg("threads"), py::arg("seconds") = 0.2, py::arg("repeats") = 3);
+  m.def(
+      "bf16_peak_gflops",
+      [](int threads, double seconds, int repeats) {
+        py::gil_scoped_release release;
+        return bf16_peak_gflops(threads, seconds, repeats);
       },
       py::arg("threads"), py::arg("seconds") = 0.2, py::arg("repeats") = 3);
 }

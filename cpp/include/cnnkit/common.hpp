@@ -21,6 +21,10 @@ namespace cnnkit {
 // All sizes and offsets are 64-bit: a conv output can exceed 2^31 elements.
 using index_t = std::int64_t;
 
+// What the GEMM-shaped ops (conv, linear, matmul) compute with: fp32, or (autocast) both
+// operands rounded to bf16, nearest even, with fp32 accumulation and fp32 results.
+enum class Precision { fp32 = 0, bf16 = 1 };
+
 // "[8, 4, 32, 32]" for error messages.
 inline std::string shape_str(std::initializer_list<index_t> dims) {
   std::ostringstream os;

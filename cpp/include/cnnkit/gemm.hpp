@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "cnnkit/common.hpp"
@@ -18,6 +19,17 @@ class GemmOperandA {
   // An operand packed ahead of time (PrepackedA) hands out its K block kb / M block mb exactly
   // as the engine would have packed it, so the engine skips packing; others return null.
   virtual const float* packed_block(index_t kb, index_t mb) const {
+    (void)kb;
+    (void)mb;
+    return nullptr;
+  }
+  // bf16: an A panel of mr rows (rows [i0, i0 + m), m <= mr, zeros below), K range
+  // [p0, p0 + kc) rounded to bf16 and zero-padded to a multiple of 32, in the layout of
+  // gemm/gemm_kernels.hpp. The default packs in fp32 with pack() and rounds; `scratch` holds
+  // bf16_a_scratch_floats(mr, kc) floats.
+  virtual void pack_bf16(index_t i0, int m, index_t p0, int kc, int mr, std::uint16_t* dst,
+                         float* scratch) const;
+  virtual const std::uint16_t* packed_block_bf16(index_t kb, index_t mb) const {
     (void)kb;
     (void)mb;
     return nullptr;
@@ -39,7 +51,20 @@ class GemmOperandB {
     (void)ld;
     return nullptr;
   }
+  // bf16: ceil(n / 32) B panels of 32 columns (pairs along K, zero-padded to kp, a multiple
+  // of 32), panel q at dst + q * kp * 32. The default packs in fp32 with pack() a few panels
+  // at a time and rounds; `scratch` holds bf16_b_scratch_floats(kc) floats.
+  virtual void pack_bf16(index_t p0, int kc, index_t j0, int n, std::uint16_t* dst,
+                         float* scratch) const;
 };
+
+// dst[i] = bf16(src[i]) as fp32 (round to nearest even; denormals to signed zero; NaN stays
+// NaN): the values the bf16 paths compute with. dst may be src. Threaded for large n.
+void round_bf16_f32(const float* src, index_t n, float* dst);
+
+// Scratch the default bf16 packers need (floats).
+std::size_t bf16_a_scratch_floats(int mr, int kc);
+std::size_t bf16_b_scratch_floats(int kc);
 
 // Where the result goes and what is applied to it (the micro-kernel applies it to each tile on
 // the way out).
@@ -58,6 +83,8 @@ class MatrixOperandA final : public GemmOperandA {
  public:
   MatrixOperandA(const float* a, index_t lda, bool trans) : a_(a), lda_(lda), trans_(trans) {}
   void pack(index_t i0, int m, index_t p0, int kc, float* dst) const override;
+  void pack_bf16(index_t i0, int m, index_t p0, int kc, int mr, std::uint16_t* dst,
+                 float* scratch) const override;
 
  private:
   const float* a_;
@@ -70,6 +97,8 @@ class MatrixOperandB final : public GemmOperandB {
   MatrixOperandB(const float* b, index_t ldb, bool trans) : b_(b), ldb_(ldb), trans_(trans) {}
   void pack(index_t p0, int kc, index_t j0, int n, int nr, float* dst) const override;
   const float* direct(index_t p0, index_t j0, index_t* ld) const override;
+  void pack_bf16(index_t p0, int kc, index_t j0, int n, std::uint16_t* dst,
+                 float* scratch) const override;
 
  private:
   const float* b_;
@@ -84,29 +113,40 @@ class MatrixOperandB final : public GemmOperandB {
 // `workspace` of gemm_workspace_floats(M, N, K, 1) floats owned by that thread, since nothing
 // may be allocated (or thrown) inside a parallel region. With workspace == nullptr the engine
 // takes the calling thread's scratch memory (it may throw std::bad_alloc before any work).
+// With Precision::bf16 both operands are rounded to bf16 as they are packed and the active
+// bf16 micro-kernel (AMX, AVX512-BF16 or the reference emulation) accumulates in fp32.
 void gemm(index_t M, index_t N, index_t K, const GemmOperandA& a, const GemmOperandB& b,
-          const GemmOutput& out, int threads = 0, float* workspace = nullptr);
+          const GemmOutput& out, int threads = 0, float* workspace = nullptr,
+          Precision precision = Precision::fp32);
 
-// Floats of scratch memory gemm() needs for this problem and thread count.
-std::size_t gemm_workspace_floats(index_t M, index_t N, index_t K, int threads);
+// Floats of scratch memory gemm() needs for this problem, thread count and precision.
+std::size_t gemm_workspace_floats(index_t M, index_t N, index_t K, int threads,
+                                  Precision precision = Precision::fp32);
 
 // A left operand packed once for many products with the same A (convolution weights applied
 // to every image): gemm() then reads the packed panels instead of packing them per call.
-// Valid for the ISA that was active when it was packed.
+// Valid for the ISA that was active when it was packed, and for one precision (bf16: the
+// rounded panels of the bf16 micro-kernel).
 class PrepackedA final : public GemmOperandA {
  public:
   // Floats of storage needed for an M x K operand.
-  static std::size_t floats(index_t M, index_t K);
-  // Packs src (M x K) into storage (at least floats(M, K) floats, owned by the caller).
-  PrepackedA(index_t M, index_t K, const GemmOperandA& src, float* storage);
+  static std::size_t floats(index_t M, index_t K, Precision precision = Precision::fp32);
+  // Packs src (M x K) into storage (at least floats(M, K, precision) floats, owned by the
+  // caller).
+  PrepackedA(index_t M, index_t K, const GemmOperandA& src, float* storage,
+             Precision precision = Precision::fp32);
   void pack(index_t i0, int m, index_t p0, int kc, float* dst) const override;
   const float* packed_block(index_t kb, index_t mb) const override;
+  void pack_bf16(index_t i0, int m, index_t p0, int kc, int mr, std::uint16_t* dst,
+                 float* scratch) const override;
+  const std::uint16_t* packed_block_bf16(index_t kb, index_t mb) const override;
 
  private:
   const GemmOperandA& src_;
   float* data_;
+  Precision precision_;
   index_t nmb_;
-  std::vector<std::size_t> offsets_;  // start of block (kb, mb) at kb * nmb + mb
+  std::vector<std::size_t> offsets_;  // start of block (kb, mb) at kb * nmb + mb (in elements)
 };
 
 // The active ISA's micro-kernel tile: the engine computes C in blocks of mr x nr.
@@ -122,7 +162,9 @@ void sgemm_validate(index_t M, index_t N, index_t K, bool trans_a, index_t lda, 
 // C[M x N] = alpha * op(A) @ op(B) + beta * C, all row-major.
 //   op(A) is M x K: A is M x K (lda >= K) or, transposed, K x M (lda >= M).
 //   op(B) is K x N: B is K x N (ldb >= N) or, transposed, N x K (ldb >= K).
+// bf16: both operands rounded to bf16, fp32 accumulation (autocast).
 void sgemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, float alpha, const float* A,
-           index_t lda, const float* B, index_t ldb, float beta, float* C, index_t ldc);
+           index_t lda, const float* B, index_t ldb, float beta, float* C, index_t ldc,
+           Precision precision = Precision::fp32);
 
 }  // namespace cnnkit

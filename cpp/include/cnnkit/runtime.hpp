@@ -9,8 +9,10 @@
 namespace cnnkit {
 
 // The kernel paths, in order: each level's kernel table is the one below it plus the kernels
-// that level adds (so `isa >= Isa::avx2` holds for every table with AVX2 kernels).
-enum class Isa { ref = 0, avx2 = 1, avx512 = 2 };
+// that level adds (so `isa >= Isa::avx2` holds for every table with AVX2 kernels). The two
+// top levels add only bf16 kernels (fp32 runs the AVX-512 kernels there): avx512_bf16 the
+// VDPBF16PS micro-kernel and conversions, amx the AMX tile micro-kernel.
+enum class Isa { ref = 0, avx2 = 1, avx512 = 2, avx512_bf16 = 3, amx = 4 };
 
 const char* isa_name(Isa isa);
 
@@ -25,8 +27,18 @@ struct CpuFeatures {
   bool avx512dq = false;
   bool avx512bw = false;
   bool avx512vl = false;
-  bool os_avx = false;     // XCR0 bits 1-2
-  bool os_avx512 = false;  // XCR0 bits 5-7
+  bool avx512_bf16 = false;  // CPUID.(7,1):EAX[5] (VDPBF16PS, VCVTNE2PS2BF16), AVX-512 state saved
+  bool amx_tile = false;     // CPUID.(7,0):EDX[24], and the OS saves tile state (XCR0 17-18)
+  bool amx_bf16 = false;     // CPUID.(7,0):EDX[22] (TDPBF16PS), with amx_tile
+  bool amx_int8 = false;     // CPUID.(7,0):EDX[25], with amx_tile
+  bool os_avx = false;       // XCR0 bits 1-2
+  bool os_avx512 = false;    // XCR0 bits 5-7
+  bool os_amx = false;       // XCR0 bits 17-18 (XTILECFG, XTILEDATA)
+  // Linux hands out the (8 KB) tile data state only on request: arch_prctl(ARCH_REQ_XCOMP_PERM,
+  // XFEATURE_XTILEDATA), asked once at detection when the CPU has AMX. A tile instruction
+  // without it kills the process (SIGILL), so AMX runs only when this is true.
+  bool amx_permitted = false;
+  std::string amx_refusal;  // why not, when the CPU has AMX but amx_permitted is false
 };
 
 // Detected once, on first use.
@@ -38,7 +50,8 @@ bool isa_supported(Isa isa);
 // Best ISA this machine supports.
 Isa best_isa();
 
-// Parses "ref" / "avx2" / "avx512"; throws std::invalid_argument naming the choices.
+// Parses "ref" / "avx2" / "avx512" / "avx512_bf16" / "amx"; throws std::invalid_argument
+// naming the choices.
 Isa parse_isa(const std::string& name);
 
 // The ISA whose kernels run. Starts as best_isa(), or CNNKIT_ISA when set (see
@@ -47,6 +60,12 @@ Isa active_isa();
 
 // Switches the kernels; throws std::invalid_argument if the CPU cannot run them.
 void set_isa(Isa isa);
+
+// The bf16 GEMM micro-kernel of the active table: "amx", "avx512_bf16" or "ref" (the exact
+// emulation), and why a faster one is not in use ("" when it is the best this CPU can run):
+// the CPU lacks it, Linux refused the tile data, or CNNKIT_ISA / set_isa() chose a lower level.
+const char* bf16_path();
+std::string bf16_path_reason();
 
 // Reads CNNKIT_ISA and picks the starting table; throws std::invalid_argument for a bad value.
 // Also calls tune_allocator().
@@ -65,6 +84,9 @@ bool openmp_enabled();
 // Measured FMA throughput of the active ISA on `threads` threads (GFLOP/s): the best of
 // `repeats` runs of about `seconds` each. The yardstick for "fraction of peak" in benchmarks.
 double fma_peak_gflops(int threads, double seconds, int repeats);
+// The same for the active bf16 path's instructions: AMX tiles (TDPBF16PS, 4 accumulators),
+// VDPBF16PS chains, or (ref) the fp32 FMA chains.
+double bf16_peak_gflops(int threads, double seconds, int repeats);
 
 // Per-OS-thread scratch memory, 64-byte aligned, grown on demand and kept for reuse
 // (no allocation in hot loops; safe when several Python threads call in at once because

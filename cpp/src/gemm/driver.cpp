@@ -17,6 +17,7 @@
 
 #include "cnnkit/gemm.hpp"
 #include "cnnkit/runtime.hpp"
+#include "gemm/engine.hpp"
 #include "runtime/kernel_table.hpp"
 #include "runtime/parallel.hpp"
 
@@ -28,14 +29,12 @@ namespace cnnkit {
 namespace {
 
 constexpr index_t kKC = 384;
-constexpr index_t kMC = 1008;
+constexpr index_t kMC = kGemmMC;
 constexpr index_t kBChunkFloats = 128 * 1024;  // per-thread packed B chunk: 512 KB of L2
 // Below this many FLOPs per thread, waking another thread costs more than it saves.
 constexpr double kMinFlopsPerThread = 1.0e6;
 // Problems whose B fits in this many floats may read B in place (no packing) on one thread.
 constexpr index_t kDirectBFloats = 64 * 1024;
-
-index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
 
 struct Plan {
   int mr = 1, nr = 1;
@@ -63,20 +62,7 @@ Plan make_plan(const GemmKernels& kt, index_t M, index_t N, index_t K, int threa
   nt = std::min<index_t>(nt, std::max<index_t>(1, index_t(flops / kMinFlopsPerThread)));
   nt = std::min<index_t>(nt, std::max<index_t>(1, row_panels * col_panels));
 
-  // Thread grid: least (compute + duplicated B packing) per thread; ties favour splitting N,
-  // which keeps each thread's packed B private and unduplicated.
-  double best = 0;
-  for (index_t tn = nt; tn >= 1; --tn) {
-    if (nt % tn) continue;
-    const index_t tm = nt / tn;
-    const double tiles = double(ceil_div(row_panels, tm)) * double(ceil_div(col_panels, tn));
-    const double cost = tiles * p.mr * p.nr / 16.0 + double(ceil_div(col_panels, tn)) * p.nr / 4.0;
-    if (tn == nt || cost < best) {
-      best = cost;
-      p.tm = int(tm);
-      p.tn = int(tn);
-    }
-  }
+  gemm_thread_grid(row_panels, col_panels, nt, p.mr, p.nr, &p.tm, &p.tn);
   const index_t cols_per_thread = ceil_div(col_panels, p.tn) * p.nr + p.nr;  // + a seam panel
   const index_t nb_cap = std::max<index_t>(p.nr, kBChunkFloats / std::max<index_t>(1, p.kc_max));
   const index_t chunks = std::max<index_t>(1, ceil_div(cols_per_thread, nb_cap));
@@ -88,8 +74,25 @@ Plan make_plan(const GemmKernels& kt, index_t M, index_t N, index_t K, int threa
   return p;
 }
 
-// C = beta * C + bias, then ReLU: what the product contributes when K == 0.
-void epilogue_only(index_t M, index_t N, const GemmOutput& out) {
+}  // namespace
+
+void gemm_thread_grid(index_t row_panels, index_t col_panels, index_t nt, int mr, int nr, int* tm,
+                      int* tn) {
+  double best = 0;
+  for (index_t n = nt; n >= 1; --n) {
+    if (nt % n) continue;
+    const index_t m = nt / n;
+    const double tiles = double(ceil_div(row_panels, m)) * double(ceil_div(col_panels, n));
+    const double cost = tiles * mr * nr / 16.0 + double(ceil_div(col_panels, n)) * nr / 4.0;
+    if (n == nt || cost < best) {
+      best = cost;
+      *tm = int(m);
+      *tn = int(n);
+    }
+  }
+}
+
+void gemm_epilogue_only(index_t M, index_t N, const GemmOutput& out) {
   for (index_t i = 0; i < M; ++i) {
     float* c = out.c + i * out.ldc;
     for (index_t j = 0; j < N; ++j) {
@@ -101,6 +104,8 @@ void epilogue_only(index_t M, index_t N, const GemmOutput& out) {
     }
   }
 }
+
+namespace {
 
 struct Worker {
   const Plan& p;
@@ -190,13 +195,53 @@ struct Worker {
 
 }  // namespace
 
-std::size_t PrepackedA::floats(index_t M, index_t K) {
+std::size_t PrepackedA::floats(index_t M, index_t K, Precision precision) {
+  M = std::max<index_t>(M, 0);
+  K = std::max<index_t>(K, 0);
+  if (precision == Precision::bf16) {
+    // Each M block's panels padded to mr rows, each K block to a multiple of 32 (bf16 values,
+    // two per float).
+    const GemmKernels& kt = kernels().gemm;
+    const Bf16KBlocks kb = bf16_k_blocks(K, kt);
+    const index_t nmb = std::max<index_t>(1, ceil_div(M, kMC));
+    const index_t rows = (ceil_div(M, kt.bf16_mr) + nmb) * kt.bf16_mr;
+    return std::size_t(rows) * std::size_t(round_up_k32(K) + kb.nkb * kBf16KStep) / 2 + 16;
+  }
   // The blocks tile M x K exactly; + 16 lets kernels over-read the last panel by a vector.
-  return std::size_t(std::max<index_t>(M, 0)) * std::size_t(std::max<index_t>(K, 0)) + 16;
+  return std::size_t(M) * std::size_t(K) + 16;
 }
 
-PrepackedA::PrepackedA(index_t M, index_t K, const GemmOperandA& src, float* storage)
-    : src_(src), data_(storage) {
+PrepackedA::PrepackedA(index_t M, index_t K, const GemmOperandA& src, float* storage,
+                       Precision precision)
+    : src_(src), data_(storage), precision_(precision) {
+  if (precision == Precision::bf16) {
+    // Same blocking as the bf16 engine: K blocks of kcb, M blocks, panels of mr rows.
+    const GemmKernels& kt = kernels().gemm;
+    const Bf16KBlocks kbs = bf16_k_blocks(K, kt);
+    const int mr = kt.bf16_mr;
+    nmb_ = std::max<index_t>(1, ceil_div(M, kMC));
+    offsets_.resize(std::size_t(kbs.nkb * nmb_));
+    std::vector<float> scratch(bf16_a_scratch_floats(mr, int(kbs.kcb)));
+    auto* data = reinterpret_cast<std::uint16_t*>(storage);
+    std::size_t at = 0;
+    for (index_t kb = 0; kb < kbs.nkb; ++kb) {
+      const index_t p0 = kb * kbs.kcb, kc = std::min(kbs.kcb, K - p0), kp = round_up_k32(kc);
+      for (index_t mb = 0; mb < nmb_; ++mb) {
+        index_t m0, mc;
+        balanced_part(M, nmb_, mb, &m0, &mc);
+        offsets_[std::size_t(kb * nmb_ + mb)] = at;
+        const index_t npanels = ceil_div(mc, mr);
+        for (index_t q = 0; q < npanels; ++q) {
+          index_t r0, m;
+          balanced_part(mc, npanels, q, &r0, &m);
+          src.pack_bf16(m0 + r0, int(m), p0, int(kc), mr, data + at + q * mr * kp,
+                        scratch.data());
+        }
+        at += std::size_t(npanels * mr * kp);
+      }
+    }
+    return;
+  }
   // Same blocking as make_plan(): K blocks, M blocks, balanced row panels of <= MR rows.
   const int mr = kernels().gemm.sgemm_mr;
   const index_t nkb = std::max<index_t>(1, ceil_div(K, kKC));
@@ -226,7 +271,18 @@ void PrepackedA::pack(index_t i0, int m, index_t p0, int kc, float* dst) const {
 }
 
 const float* PrepackedA::packed_block(index_t kb, index_t mb) const {
+  if (precision_ != Precision::fp32) return nullptr;
   return data_ + offsets_[std::size_t(kb * nmb_ + mb)];
+}
+
+void PrepackedA::pack_bf16(index_t i0, int m, index_t p0, int kc, int mr, std::uint16_t* dst,
+                           float* scratch) const {
+  src_.pack_bf16(i0, m, p0, kc, mr, dst, scratch);
+}
+
+const std::uint16_t* PrepackedA::packed_block_bf16(index_t kb, index_t mb) const {
+  if (precision_ != Precision::bf16) return nullptr;
+  return reinterpret_cast<const std::uint16_t*>(data_) + offsets_[std::size_t(kb * nmb_ + mb)];
 }
 
 SgemmTile sgemm_tile() {
@@ -234,8 +290,10 @@ SgemmTile sgemm_tile() {
   return SgemmTile{kt.sgemm_mr, kt.sgemm_nr};
 }
 
-std::size_t gemm_workspace_floats(index_t M, index_t N, index_t K, int threads) {
+std::size_t gemm_workspace_floats(index_t M, index_t N, index_t K, int threads,
+                                  Precision precision) {
   if (threads <= 0) threads = get_num_threads();
+  if (precision == Precision::bf16) return gemm_bf16_workspace_floats(M, N, K, threads);
   const GemmKernels& kt = kernels().gemm;
   const Plan p = make_plan(kt, M, N, K, threads);
   const Plan p1 = make_plan(kt, M, N, K, 1);
@@ -243,13 +301,17 @@ std::size_t gemm_workspace_floats(index_t M, index_t N, index_t K, int threads) 
 }
 
 void gemm(index_t M, index_t N, index_t K, const GemmOperandA& a, const GemmOperandB& b,
-          const GemmOutput& out, int threads, float* workspace) {
+          const GemmOutput& out, int threads, float* workspace, Precision precision) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
-    epilogue_only(M, N, out);
+    gemm_epilogue_only(M, N, out);
     return;
   }
   if (threads <= 0) threads = get_num_threads();
+  if (precision == Precision::bf16) {
+    gemm_bf16(M, N, K, a, b, out, threads, workspace);
+    return;
+  }
   const GemmKernels& kt = kernels().gemm;
   const Plan p = make_plan(kt, M, N, K, threads);
   const int nt = p.tm * p.tn;

@@ -16,6 +16,14 @@ void register_gemm_kernels(GemmKernels& k, Isa isa) {
   k.dot_mr = kDotMrRef;
   k.dot_nr = kDotNrRef;
   k.dot_nt_tile = dot_nt_tile_ref;
+  k.bf16_path = "ref";
+  k.bf16_mr = kBf16MrRef;
+  k.bf16_kc = kBf16KcRef;
+  k.bf16_ukr = bf16_ukr_ref;
+  k.bf16_begin = k.bf16_end = nullptr;
+  k.round_bf16 = round_bf16_ref;
+  k.round_bf16_f32 = round_bf16_f32_ref;
+  k.pack_bf16_b = pack_bf16_b_ref;
   if (isa >= Isa::avx2) {
     k.sgemm_mr = avx2::kSgemmMr;
     k.sgemm_nr = avx2::kSgemmNr;
@@ -33,6 +41,23 @@ void register_gemm_kernels(GemmKernels& k, Isa isa) {
     k.dot_mr = avx512::kDotMr;
     k.dot_nr = avx512::kDotNr;
     k.dot_nt_tile = avx512::dot_nt_tile_avx512;
+  }
+  if (isa >= Isa::avx512_bf16) {
+    k.bf16_path = "avx512_bf16";
+    k.bf16_mr = avx512_bf16::kBf16Mr;
+    k.bf16_kc = avx512_bf16::kBf16Kc;
+    k.bf16_ukr = avx512_bf16::bf16_ukr_14x32;
+    k.round_bf16 = avx512_bf16::round_bf16;
+    k.round_bf16_f32 = avx512_bf16::round_bf16_f32;
+    k.pack_bf16_b = avx512_bf16::pack_bf16_b;
+  }
+  if (isa >= Isa::amx) {
+    k.bf16_path = "amx";
+    k.bf16_mr = amx::kBf16Mr;
+    k.bf16_kc = amx::kBf16Kc;
+    k.bf16_ukr = amx::bf16_ukr_32x32;
+    k.bf16_begin = amx::tiles_begin;
+    k.bf16_end = amx::tiles_end;
   }
 }
 

@@ -39,12 +39,49 @@ using TransposeF32 = void (*)(const float* src, std::int64_t lds, std::int64_t r
 using DotNtTile = void (*)(int m, int n, std::int64_t k, const float* a, std::int64_t lda,
                            const float* b, std::int64_t ldb, float* c, std::int64_t ldc);
 
+// ---- bf16 (autocast): operands rounded to bf16 while packing, fp32 accumulation ----
+//
+// A bf16 value is the top half of an fp32 one. Rounding: to nearest, ties to even; fp32
+// denormals become zeros of the same sign (as VCVTNE2PS2BF16 does, so every path rounds alike);
+// NaN stays a (quiet) NaN, infinities stay infinite.
+using bf16_t = std::uint16_t;
+
+// Packed bf16 panels; K is zero-padded to kp, a multiple of kBf16KStep (one AMX tile's depth):
+//   A panel of mr rows (rows past m are zeros):  (i, p) at a[(p / 32) * mr * 32 + i * 32 + p % 32]
+//   B panel of 32 columns (zeros past n):        (p, j) at b[(p / 2) * 64 + j * 2 + p % 2]
+// so each 32-deep slice of an A panel is mr rows of 64 bytes (an AMX A tile per 16 rows) and
+// B holds pairs of consecutive k side by side (the layout of VDPBF16PS and TDPBF16PS).
+constexpr int kBf16KStep = 32, kBf16Nr = 32;
+
+// dst[i] = bf16(src[i]) for i < n.
+using RoundBf16 = void (*)(const float* src, std::int64_t n, bf16_t* dst);
+// dst[i] = float(bf16(src[i])): the value the bf16 kernels see, kept as fp32.
+using RoundBf16F32 = void (*)(const float* src, std::int64_t n, float* dst);
+// One B panel from fp32 rows: row p (p < kc) at src + p * ld, columns [0, n), n <= 32;
+// writes round_up(kc, 32) / 2 pair rows of 64 values.
+using PackBf16B = void (*)(const float* src, std::int64_t ld, int kc, int n, bf16_t* dst);
+// C[m x n] <- epilogue(A panel @ B panel), kp a multiple of 32, m <= bf16_mr, n <= 32.
+using Bf16Ukr = void (*)(int m, int n, std::int64_t kp, const bf16_t* a, const bf16_t* b, float* c,
+                         std::int64_t ldc, const UkrEpilogue& ep);
+// Called by each thread before its first / after its last bf16 micro-kernel call of a GEMM
+// (AMX: load / release the tile configuration); null when the kernel needs neither.
+using Bf16Hook = void (*)();
+
 struct GemmKernels {
   int sgemm_mr = 0, sgemm_nr = 0;  // the micro-kernel's tile
   SgemmUkr sgemm_ukr = nullptr;
   TransposeF32 transpose = nullptr;
   int dot_mr = 0, dot_nr = 0;  // the dot-product tile
   DotNtTile dot_nt_tile = nullptr;
+  // bf16
+  const char* bf16_path = "ref";  // "ref", "avx512_bf16" or "amx"
+  int bf16_mr = 0;                // rows of the bf16 micro-kernel (columns: kBf16Nr)
+  int bf16_kc = 0;                // K block of the bf16 engine (a multiple of kBf16KStep)
+  Bf16Ukr bf16_ukr = nullptr;
+  Bf16Hook bf16_begin = nullptr, bf16_end = nullptr;
+  RoundBf16 round_bf16 = nullptr;
+  RoundBf16F32 round_bf16_f32 = nullptr;
+  PackBf16B pack_bf16_b = nullptr;
 };
 
 void register_gemm_kernels(GemmKernels& k, Isa isa);
@@ -59,6 +96,16 @@ void transpose_f32_ref(const float* src, std::int64_t lds, std::int64_t rows, st
 constexpr int kDotMrRef = 4, kDotNrRef = 4;
 void dot_nt_tile_ref(int m, int n, std::int64_t k, const float* a, std::int64_t lda, const float* b,
                      std::int64_t ldb, float* c, std::int64_t ldc);
+
+// bf16 reference (gemm/bf16_ref.cpp): the exact emulation. Each C element is one fp32 sum,
+// k = 0, 1, ..., kp - 1 in order, of the products of the rounded operands (exact in fp32: 8-bit
+// by 8-bit significands), added to C by the epilogue once per K block.
+constexpr int kBf16MrRef = 8, kBf16KcRef = 512;
+void bf16_ukr_ref(int m, int n, std::int64_t kp, const bf16_t* a, const bf16_t* b, float* c,
+                  std::int64_t ldc, const UkrEpilogue& ep);
+void round_bf16_ref(const float* src, std::int64_t n, bf16_t* dst);
+void round_bf16_f32_ref(const float* src, std::int64_t n, float* dst);
+void pack_bf16_b_ref(const float* src, std::int64_t ld, int kc, int n, bf16_t* dst);
 
 namespace avx2 {
 // 6 x 16: 12 ymm accumulators + 2 B vectors + 1 broadcast of the 16 ymm registers.
@@ -85,5 +132,27 @@ constexpr int kDotMr = 4, kDotNr = 6;
 void dot_nt_tile_avx512(int m, int n, std::int64_t k, const float* a, std::int64_t lda,
                         const float* b, std::int64_t ldb, float* c, std::int64_t ldc);
 }  // namespace avx512
+
+namespace avx512_bf16 {
+// 14 x 32 with VDPBF16PS: 28 zmm accumulators of 16 fp32 lanes, each instruction one k pair;
+// conversions with VCVTNEPS2BF16 (kernels/avx512_bf16/).
+constexpr int kBf16Mr = 14, kBf16Kc = 512;
+void bf16_ukr_14x32(int m, int n, std::int64_t kp, const bf16_t* a, const bf16_t* b, float* c,
+                    std::int64_t ldc, const UkrEpilogue& ep);
+void round_bf16(const float* src, std::int64_t n, bf16_t* dst);
+void round_bf16_f32(const float* src, std::int64_t n, float* dst);
+void pack_bf16_b(const float* src, std::int64_t ld, int kc, int n, bf16_t* dst);
+}  // namespace avx512_bf16
+
+namespace amx {
+// 32 x 32 with TDPBF16PS: a 2 x 2 block of 16 x 16 fp32 tile accumulators, 2 A and 2 B tiles
+// per 32-deep step (kernels/amx/). begin() loads the tile configuration on the calling thread,
+// end() releases the tiles.
+constexpr int kBf16Mr = 32, kBf16Kc = 512;
+void bf16_ukr_32x32(int m, int n, std::int64_t kp, const bf16_t* a, const bf16_t* b, float* c,
+                    std::int64_t ldc, const UkrEpilogue& ep);
+void tiles_begin();
+void tiles_end();
+}  // namespace amx
 
 }  // namespace cnnkit

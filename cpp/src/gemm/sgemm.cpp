@@ -81,7 +81,8 @@ void sgemm_validate(index_t M, index_t N, index_t K, bool trans_a, index_t lda, 
 }
 
 void sgemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, float alpha, const float* A,
-           index_t lda, const float* B, index_t ldb, float beta, float* C, index_t ldc) {
+           index_t lda, const float* B, index_t ldb, float beta, float* C, index_t ldc,
+           Precision precision) {
   sgemm_validate(M, N, K, trans_a, lda, trans_b, ldb, ldc);
   GemmOutput out;
   out.c = C;
@@ -89,7 +90,8 @@ void sgemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, float al
   out.alpha = alpha;
   out.beta = beta;
   if (alpha == 0.0f) K = 0;  // BLAS convention: A and B are not referenced
-  gemm(M, N, K, MatrixOperandA(A, lda, trans_a), MatrixOperandB(B, ldb, trans_b), out);
+  gemm(M, N, K, MatrixOperandA(A, lda, trans_a), MatrixOperandB(B, ldb, trans_b), out, 0, nullptr,
+       precision);
 }
 
 }  // namespace cnnkit

@@ -2,7 +2,10 @@
 //
 // A CPUID bit only says the core has an instruction set; the OS must also save the wider
 // register state on context switches, which XGETBV(0) reports in XCR0: bits 1-2 (SSE/AVX
-// state) for AVX/AVX2/FMA, and bits 5-7 (opmask, ZMM0-15 upper halves, ZMM16-31) for AVX-512.
+// state) for AVX/AVX2/FMA, bits 5-7 (opmask, ZMM0-15 upper halves, ZMM16-31) for AVX-512, and
+// bits 17-18 (XTILECFG, XTILEDATA) for AMX. Linux also wants each process to ask for the tile
+// data state before its first tile instruction (arch_prctl, below).
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 
@@ -11,6 +14,10 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #define CNNKIT_X86 1
+#endif
+#if defined(CNNKIT_X86) && defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
 #endif
 
 namespace cnnkit {
@@ -32,6 +39,27 @@ std::uint64_t xgetbv0() {
   // Encoded as bytes so the baseline build needs no -mxsave.
   __asm__ volatile(".byte 0x0f, 0x01, 0xd0" : "=a"(lo), "=d"(hi) : "c"(0));
   return (static_cast<std::uint64_t>(hi) << 32) | lo;
+}
+
+// Asks Linux for the AMX tile data state (once per process; every thread inherits it).
+// Returns "" when granted, else why not.
+std::string request_amx_permission() {
+#if defined(__linux__)
+  constexpr long kArchGetXcompPerm = 0x1022, kArchReqXcompPerm = 0x1023;
+  constexpr long kXfeatureXtiledata = 18;
+  if (syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) != 0) {
+    return std::string("Linux refused the AMX tile data (arch_prctl(ARCH_REQ_XCOMP_PERM): ") +
+           std::strerror(errno) + ")";
+  }
+  unsigned long long mask = 0;
+  if (syscall(SYS_arch_prctl, kArchGetXcompPerm, &mask) != 0 ||
+      !((mask >> kXfeatureXtiledata) & 1)) {
+    return "Linux did not grant the AMX tile data (ARCH_GET_XCOMP_PERM)";
+  }
+  return "";
+#else
+  return "AMX tile data is only requested on Linux";
+#endif
 }
 #endif
 
@@ -75,6 +103,15 @@ CpuFeatures detect() {
     f.avx512dq = f.os_avx512 && ((l7.b >> 17) & 1);
     f.avx512bw = f.os_avx512 && ((l7.b >> 30) & 1);
     f.avx512vl = f.os_avx512 && ((l7.b >> 31) & 1);
+    f.os_amx = (xcr0 & 0x60000) == 0x60000;
+    f.amx_tile = f.os_amx && ((l7.d >> 24) & 1);
+    f.amx_bf16 = f.amx_tile && ((l7.d >> 22) & 1);
+    f.amx_int8 = f.amx_tile && ((l7.d >> 25) & 1);
+    if (l7.a >= 1) f.avx512_bf16 = f.os_avx512 && ((cpuid(7, 1).a >> 5) & 1);
+    if (f.amx_tile) {
+      f.amx_refusal = request_amx_permission();
+      f.amx_permitted = f.amx_refusal.empty();
+    }
   }
 #endif
   return f;
@@ -96,11 +133,17 @@ bool isa_supported(Isa isa) {
       return f.avx2 && f.fma;
     case Isa::avx512:
       return f.avx512f && f.avx512dq && f.avx512bw && f.avx512vl && f.fma;
+    case Isa::avx512_bf16:
+      return isa_supported(Isa::avx512) && f.avx512_bf16;
+    case Isa::amx:
+      return isa_supported(Isa::avx512_bf16) && f.amx_bf16 && f.amx_permitted;
   }
   return false;
 }
 
 Isa best_isa() {
+  if (isa_supported(Isa::amx)) return Isa::amx;
+  if (isa_supported(Isa::avx512_bf16)) return Isa::avx512_bf16;
   if (isa_supported(Isa::avx512)) return Isa::avx512;
   if (isa_supported(Isa::avx2)) return Isa::avx2;
   return Isa::ref;

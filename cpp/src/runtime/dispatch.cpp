@@ -1,7 +1,7 @@
 // The kernel tables (one per ISA) and the switch between them.
 //
 // Every family fills its own sub-table for a given ISA: the reference kernels first, then the
-// overrides of each level up to that ISA (ref -> avx2 -> avx512). So an op without an AVX-512
+// overrides of each level up to that ISA (ref -> avx2 -> avx512 -> avx512_bf16 -> amx). So an op without an AVX-512
 // kernel still gets its AVX2 (or reference) kernel on an AVX-512 machine, and forcing
 // CNNKIT_ISA=ref exercises the portable code. The fill functions are baseline code: building
 // all three tables on any CPU only takes addresses, it never runs an ISA instruction.
@@ -32,8 +32,14 @@ struct Tables {
   KernelTable ref = make_table(Isa::ref);
   KernelTable avx2 = make_table(Isa::avx2);
   KernelTable avx512 = make_table(Isa::avx512);
+  KernelTable avx512_bf16 = make_table(Isa::avx512_bf16);
+  KernelTable amx = make_table(Isa::amx);
   const KernelTable& of(Isa isa) const {
     switch (isa) {
+      case Isa::amx:
+        return amx;
+      case Isa::avx512_bf16:
+        return avx512_bf16;
       case Isa::avx512:
         return avx512;
       case Isa::avx2:
@@ -61,6 +67,10 @@ const char* isa_name(Isa isa) {
       return "avx2";
     case Isa::avx512:
       return "avx512";
+    case Isa::avx512_bf16:
+      return "avx512_bf16";
+    case Isa::amx:
+      return "amx";
   }
   return "?";
 }
@@ -69,7 +79,10 @@ Isa parse_isa(const std::string& name) {
   if (name == "ref") return Isa::ref;
   if (name == "avx2") return Isa::avx2;
   if (name == "avx512") return Isa::avx512;
-  throw_invalid("set_isa: unknown ISA '", name, "'; expected one of 'ref', 'avx2', 'avx512'");
+  if (name == "avx512_bf16") return Isa::avx512_bf16;
+  if (name == "amx") return Isa::amx;
+  throw_invalid("set_isa: unknown ISA '", name,
+                "'; expected one of 'ref', 'avx2', 'avx512', 'avx512_bf16', 'amx'");
 }
 
 void set_isa(Isa isa) {
@@ -91,6 +104,30 @@ Isa active_isa() {
 
 const KernelTable& kernels() { return tables().of(active_isa()); }
 
+const char* bf16_path() { return kernels().gemm.bf16_path; }
+
+std::string bf16_path_reason() {
+  const CpuFeatures& f = cpu_features();
+  const Isa active = active_isa();
+  if (active >= Isa::amx) return "";
+  std::string why;
+  if (!f.amx_bf16) {
+    why = "amx: the CPU has no AMX-BF16 (or the OS does not save tile state)";
+  } else if (!f.amx_permitted) {
+    why = "amx: " + f.amx_refusal;
+  } else {
+    why = std::string("amx: forced off by CNNKIT_ISA / set_isa('") + isa_name(active) + "')";
+  }
+  if (active >= Isa::avx512_bf16) return why;
+  if (!isa_supported(Isa::avx512_bf16)) {
+    why += "; avx512_bf16: the CPU has no AVX512-BF16";
+  } else {
+    why += std::string("; avx512_bf16: forced off by CNNKIT_ISA / set_isa('") + isa_name(active) +
+           "')";
+  }
+  return why;
+}
+
 void init_runtime() {
   tune_allocator();
   const char* env = std::getenv("CNNKIT_ISA");
@@ -100,7 +137,8 @@ void init_runtime() {
       isa = parse_isa(env);
     } catch (const std::invalid_argument&) {
       throw_invalid("CNNKIT_ISA='", env,
-                    "' is not a known ISA; expected 'ref', 'avx2' or 'avx512'");
+                    "' is not a known ISA; expected 'ref', 'avx2', 'avx512', 'avx512_bf16' or "
+                    "'amx'");
     }
     if (!isa_supported(isa)) {
       throw_invalid("CNNKIT_ISA='", env, "' but this CPU cannot run it (best available: '",

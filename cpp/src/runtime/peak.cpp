@@ -29,16 +29,18 @@ float fma_chains_ref(std::int64_t iters) {
   return s;
 }
 
-double fma_peak_gflops(int threads, double seconds, int repeats) {
-  if (threads < 1) throw_invalid("fma_peak_gflops: threads must be >= 1, got ", threads);
-  if (!(seconds > 0)) throw_invalid("fma_peak_gflops: seconds must be > 0, got ", seconds);
-  const PeakKernels& kt = kernels().peak;
+namespace {
+
+double probe(const char* op, FmaChains chains, double flops_per_iter, int threads, double seconds,
+             int repeats) {
+  if (threads < 1) throw_invalid(op, ": threads must be >= 1, got ", threads);
+  if (!(seconds > 0)) throw_invalid(op, ": seconds must be > 0, got ", seconds);
   using clock = std::chrono::steady_clock;
   // Calibrate the iteration count on one thread.
   std::int64_t iters = 1 << 16;
   for (;;) {
     const auto t0 = clock::now();
-    volatile float sink = kt.fma_chains(iters);
+    volatile float sink = chains(iters);
     (void)sink;
     const double dt = std::chrono::duration<double>(clock::now() - t0).count();
     if (dt > 0.02 || iters > (std::int64_t(1) << 40)) {
@@ -53,19 +55,31 @@ double fma_peak_gflops(int threads, double seconds, int repeats) {
 #ifdef _OPENMP
 #pragma omp parallel num_threads(threads)
     {
-      volatile float sink = kt.fma_chains(iters);
+      volatile float sink = chains(iters);
       (void)sink;
     }
     const int used = threads;
 #else
-    volatile float sink = kt.fma_chains(iters);
+    volatile float sink = chains(iters);
     (void)sink;
     const int used = 1;
 #endif
     const double dt = std::chrono::duration<double>(clock::now() - t0).count();
-    best = std::max(best, double(used) * double(iters) * kt.fma_chain_flops / dt / 1e9);
+    best = std::max(best, double(used) * double(iters) * flops_per_iter / dt / 1e9);
   }
   return best;
+}
+
+}  // namespace
+
+double fma_peak_gflops(int threads, double seconds, int repeats) {
+  const PeakKernels& kt = kernels().peak;
+  return probe("fma_peak_gflops", kt.fma_chains, kt.fma_chain_flops, threads, seconds, repeats);
+}
+
+double bf16_peak_gflops(int threads, double seconds, int repeats) {
+  const PeakKernels& kt = kernels().peak;
+  return probe("bf16_peak_gflops", kt.bf16_chains, kt.bf16_chain_flops, threads, seconds, repeats);
 }
 
 }  // namespace cnnkit

@@ -16,6 +16,16 @@ void register_peak_kernels(PeakKernels& k, Isa isa) {
     k.fma_chains = avx512::fma_chains_avx512;
     k.fma_chain_flops = 24.0 * 16 * 2;
   }
+  k.bf16_chains = k.fma_chains;
+  k.bf16_chain_flops = k.fma_chain_flops;
+  if (isa >= Isa::avx512_bf16) {
+    k.bf16_chains = avx512_bf16::dpbf16_chains;
+    k.bf16_chain_flops = 24.0 * 16 * 2 * 2;
+  }
+  if (isa >= Isa::amx) {
+    k.bf16_chains = amx::tdp_chains;
+    k.bf16_chain_flops = 4.0 * 16 * 16 * 32 * 2;
+  }
 }
 
 }  // namespace cnnkit

@@ -1,0 +1,273 @@
+// The GEMM engine in bf16: the loops of driver.cpp around the bf16 micro-kernel.
+//
+//   C[M x N] = epilogue(bf16(op(A)) @ bf16(op(B))), products summed in fp32
+//
+// Same blocking as fp32 (K blocks, shared packed A blocks of <= MC rows, per-thread B chunks
+// in L2, A micro-panels in L1 against the chunk's B micro-panels), with the bf16 panels of
+// gemm_kernels.hpp: A panels of mr rows in 32-deep slices, B panels of 32 columns in k pairs,
+// K padded with zeros to a multiple of 32 (zeros add nothing: 0 * 0 = 0). The operands round
+// to bf16 as they pack (pack_bf16); the kernels never see fp32 operands. K blocks are
+// multiples of 32 except the last, so only the end of K is padded. Threads as in fp32; each
+// thread calls the kernel's begin/end hooks around its share (AMX: tile configuration).
+#include <algorithm>
+#include <cstring>
+
+#include "cnnkit/runtime.hpp"
+#include "gemm/engine.hpp"
+#include "runtime/kernel_table.hpp"
+#include "runtime/parallel.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace cnnkit {
+namespace {
+
+// bf16 runs ~8x faster per FLOP than fp32 on AMX: a thread needs more work to pay its wake-up.
+constexpr double kMinFlopsPerThread = 8.0e6;
+constexpr index_t kBChunkValues = 512 * 1024;  // per-thread packed B chunk: 1 MB of bf16
+constexpr int kBPackPanels = 4;                // default B packer: fp32 panels per round
+
+struct Plan {
+  int mr = 1;
+  Bf16KBlocks kb;
+  index_t nmb = 1, mc_max = 0;
+  index_t nb_max = 0;  // per-thread B chunk width (multiple of 32)
+  int tm = 1, tn = 1;
+  std::size_t a_floats = 0, b_floats = 0, scratch_floats = 0;
+};
+
+Plan make_plan(const GemmKernels& kt, index_t M, index_t N, index_t K, int threads) {
+  Plan p;
+  p.mr = kt.bf16_mr;
+  p.kb = bf16_k_blocks(K, kt);
+  p.nmb = std::max<index_t>(1, ceil_div(M, kGemmMC));
+  p.mc_max = ceil_div(M, p.nmb);
+  const index_t row_panels = ceil_div(p.mc_max, p.mr);
+  const index_t col_panels = ceil_div(N, kBf16Nr);
+  const double flops = 2.0 * double(M) * double(N) * double(K);
+  index_t nt = std::max(1, threads);
+  nt = std::min<index_t>(nt, std::max<index_t>(1, index_t(flops / kMinFlopsPerThread)));
+  nt = std::min<index_t>(nt, std::max<index_t>(1, row_panels * col_panels));
+  gemm_thread_grid(row_panels, col_panels, nt, p.mr, kBf16Nr, &p.tm, &p.tn);
+  const index_t kp = round_up_k32(p.kb.kcb);
+  const index_t cols_per_thread = ceil_div(col_panels, p.tn) * kBf16Nr;
+  const index_t nb_cap = std::max<index_t>(kBf16Nr, kBChunkValues / kp / kBf16Nr * kBf16Nr);
+  const index_t chunks = std::max<index_t>(1, ceil_div(cols_per_thread, nb_cap));
+  p.nb_max = ceil_div(ceil_div(cols_per_thread, chunks), kBf16Nr) * kBf16Nr;
+  // Sizes in floats (two bf16 values each), rounded to whole cache lines.
+  auto floats_of = [](index_t values) { return std::size_t(ceil_div(values, 32) * 16); };
+  p.a_floats = floats_of((row_panels + 1) * p.mr * kp);
+  p.b_floats = floats_of(p.nb_max * kp);
+  p.scratch_floats = std::max(bf16_a_scratch_floats(p.mr, int(p.kb.kcb)),
+                              bf16_b_scratch_floats(int(p.kb.kcb)));
+  return p;
+}
+
+struct Worker {
+  const Plan& p;
+  const GemmKernels& kt;
+  index_t M, N, K;
+  const GemmOperandA& a;
+  const GemmOperandB& b;
+  const GemmOutput& out;
+  std::uint16_t* a_buf;  // shared packed A block
+  float* per_thread;     // nt x (B chunk + scratch)
+
+  void run(int tid, int nt) const {
+    if (kt.bf16_begin) kt.bf16_begin();
+    const int tr = tid / p.tn, tc = tid % p.tn;
+    index_t cp0, cpn;
+    balanced_part(ceil_div(N, kBf16Nr), p.tn, tc, &cp0, &cpn);
+    const index_t j_begin = std::min(N, cp0 * kBf16Nr);
+    const index_t j_end = std::min(N, (cp0 + cpn) * kBf16Nr);
+    float* mine = per_thread + std::size_t(tid) * (p.b_floats + p.scratch_floats);
+    auto* b_buf = reinterpret_cast<std::uint16_t*>(mine);
+    float* scratch = mine + p.b_floats;
+
+    for (index_t kb = 0; kb < p.kb.nkb; ++kb) {
+      const index_t p0 = kb * p.kb.kcb, kc = std::min(p.kb.kcb, K - p0), kp = round_up_k32(kc);
+      UkrEpilogue ep;
+      ep.alpha = out.alpha;
+      ep.beta = kb == 0 ? out.beta : 1.0f;
+      const bool last = kb + 1 == p.kb.nkb;
+      ep.relu = last && out.relu;
+      for (index_t mb = 0; mb < p.nmb; ++mb) {
+        index_t m0, mc;
+        balanced_part(M, p.nmb, mb, &m0, &mc);
+        const index_t npanels = ceil_div(mc, p.mr);
+        const index_t panel = p.mr * kp;
+        const std::uint16_t* a_blk = a.packed_block_bf16(kb, mb);
+        if (a_blk == nullptr) {
+          for (index_t q = tid; q < npanels; q += nt) {
+            index_t r0, m;
+            balanced_part(mc, npanels, q, &r0, &m);
+            a.pack_bf16(m0 + r0, int(m), p0, int(kc), p.mr, a_buf + q * panel, scratch);
+          }
+#ifdef _OPENMP
+          if (nt > 1) {
+#pragma omp barrier
+          }
+#endif
+          a_blk = a_buf;
+        }
+        index_t q_begin, q_count;
+        balanced_part(npanels, p.tm, tr, &q_begin, &q_count);
+        for (index_t j0 = j_begin; j0 < j_end; j0 += p.nb_max) {
+          const index_t nb = std::min(p.nb_max, j_end - j0);
+          b.pack_bf16(p0, int(kc), j0, int(nb), b_buf, scratch);
+          for (index_t q = q_begin; q < q_begin + q_count; ++q) {
+            index_t r0, m;
+            balanced_part(mc, npanels, q, &r0, &m);
+            const index_t i0 = m0 + r0;
+            ep.bias_row = last && out.bias_row ? out.bias_row + i0 : nullptr;
+            for (index_t jj = 0; jj < nb; jj += kBf16Nr) {
+              const int n = int(std::min<index_t>(kBf16Nr, nb - jj));
+              const index_t j = j0 + jj;
+              ep.bias_col = last && out.bias_col ? out.bias_col + j : nullptr;
+              kt.bf16_ukr(int(m), n, kp, a_blk + q * panel, b_buf + (jj / kBf16Nr) * kp * kBf16Nr,
+                          out.c + i0 * out.ldc + j, out.ldc, ep);
+            }
+          }
+        }
+#ifdef _OPENMP
+        if (nt > 1) {
+#pragma omp barrier
+        }
+#endif
+      }
+    }
+    if (kt.bf16_end) kt.bf16_end();
+  }
+};
+
+std::size_t workspace_of(const Plan& p) {
+  return p.a_floats + std::size_t(p.tm) * p.tn * (p.b_floats + p.scratch_floats);
+}
+
+}  // namespace
+
+Bf16KBlocks bf16_k_blocks(index_t K, const GemmKernels& kt) {
+  Bf16KBlocks r;
+  r.nkb = std::max<index_t>(1, ceil_div(K, kt.bf16_kc));
+  r.kcb = round_up_k32(ceil_div(std::max<index_t>(K, 1), r.nkb));
+  r.nkb = std::max<index_t>(1, ceil_div(K, r.kcb));
+  return r;
+}
+
+std::size_t bf16_a_scratch_floats(int mr, int kc) {
+  // The fp32 panel (kc x m) and its transpose (m x kp).
+  return std::size_t(mr) * std::size_t(kc + round_up_k32(kc)) + 16;
+}
+
+std::size_t bf16_b_scratch_floats(int kc) {
+  return std::size_t(kc) * kBf16Nr * kBPackPanels + 16;
+}
+
+// Rows i < m of an M x K matrix with rows contiguous along k (row i at rows + i * ld, K range
+// starting at rows[0]) into an A panel of mr rows: each 32-deep slice of a row is 32 roundings.
+static void pack_bf16_a_rows(const float* rows, index_t ld, int m, int kc, int mr,
+                             std::uint16_t* dst) {
+  const RoundBf16 round = kernels().gemm.round_bf16;
+  const int kp = int(round_up_k32(kc));
+  for (int s = 0; s < kp; s += kBf16KStep) {
+    std::uint16_t* d = dst + index_t(s) * mr;
+    const int n = std::max(0, std::min(kBf16KStep, kc - s));
+    for (int i = 0; i < m; ++i) {
+      round(rows + i * ld + s, n, d + i * kBf16KStep);
+      std::fill(d + i * kBf16KStep + n, d + (i + 1) * kBf16KStep, std::uint16_t(0));
+    }
+    std::fill(d + m * kBf16KStep, d + mr * kBf16KStep, std::uint16_t(0));
+  }
+}
+
+void GemmOperandA::pack_bf16(index_t i0, int m, index_t p0, int kc, int mr, std::uint16_t* dst,
+                             float* scratch) const {
+  // fp32 panel scratch[p * m + i], transposed to rows of kp (zeros past kc), then rounded.
+  const int kp = int(round_up_k32(kc));
+  float* rows = scratch + index_t(kc) * m;
+  pack(i0, m, p0, kc, scratch);
+  kernels().gemm.transpose(scratch, m, kc, m, rows, kp, kp);
+  pack_bf16_a_rows(rows, kp, m, kp, mr, dst);
+}
+
+void GemmOperandB::pack_bf16(index_t p0, int kc, index_t j0, int n, std::uint16_t* dst,
+                             float* scratch) const {
+  const GemmKernels& kt = kernels().gemm;
+  const index_t panel = round_up_k32(kc) * kBf16Nr;
+  for (int q0 = 0; q0 * kBf16Nr < n; q0 += kBPackPanels) {
+    const int n0 = q0 * kBf16Nr, nq = std::min(kBPackPanels * kBf16Nr, n - n0);
+    pack(p0, kc, j0 + n0, nq, kBf16Nr, scratch);
+    for (int q = 0; q * kBf16Nr < nq; ++q) {
+      kt.pack_bf16_b(scratch + index_t(q) * kc * kBf16Nr, kBf16Nr, kc,
+                     std::min(kBf16Nr, nq - q * kBf16Nr), dst + (q0 + q) * panel);
+    }
+  }
+}
+
+void MatrixOperandA::pack_bf16(index_t i0, int m, index_t p0, int kc, int mr, std::uint16_t* dst,
+                               float* scratch) const {
+  if (trans_) {
+    GemmOperandA::pack_bf16(i0, m, p0, kc, mr, dst, scratch);
+    return;
+  }
+  pack_bf16_a_rows(a_ + i0 * lda_ + p0, lda_, m, kc, mr, dst);
+}
+
+void MatrixOperandB::pack_bf16(index_t p0, int kc, index_t j0, int n, std::uint16_t* dst,
+                               float* scratch) const {
+  if (trans_) {
+    GemmOperandB::pack_bf16(p0, kc, j0, n, dst, scratch);
+    return;
+  }
+  const PackBf16B pack_b = kernels().gemm.pack_bf16_b;
+  const index_t panel = round_up_k32(kc) * kBf16Nr;
+  for (int q = 0; q * kBf16Nr < n; ++q) {
+    pack_b(b_ + p0 * ldb_ + j0 + q * kBf16Nr, ldb_, kc, std::min(kBf16Nr, n - q * kBf16Nr),
+           dst + q * panel);
+  }
+}
+
+void round_bf16_f32(const float* src, index_t n, float* dst) {
+  const RoundBf16F32 round = kernels().gemm.round_bf16_f32;
+  parallel_ranges(n, 1 << 16, [&](index_t b, index_t e) { round(src + b, e - b, dst + b); });
+}
+
+std::size_t gemm_bf16_workspace_floats(index_t M, index_t N, index_t K, int threads) {
+  const GemmKernels& kt = kernels().gemm;
+  return std::max(workspace_of(make_plan(kt, M, N, K, threads)),
+                  workspace_of(make_plan(kt, M, N, K, 1)));
+}
+
+void gemm_bf16(index_t M, index_t N, index_t K, const GemmOperandA& a, const GemmOperandB& b,
+               const GemmOutput& out, int threads, float* workspace) {
+  const GemmKernels& kt = kernels().gemm;
+  const Plan p = make_plan(kt, M, N, K, threads);
+  const int nt = p.tm * p.tn;
+  const Plan p1 = make_plan(kt, M, N, K, 1);
+  if (workspace == nullptr) {
+    workspace = thread_workspace(0, std::max(workspace_of(p), workspace_of(p1)));
+  }
+  auto* a_buf = reinterpret_cast<std::uint16_t*>(workspace);
+  const Worker w{p, kt, M, N, K, a, b, out, a_buf, workspace + p.a_floats};
+  if (nt == 1) {
+    w.run(0, 1);
+    return;
+  }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+  {
+    if (omp_get_num_threads() == nt) {
+      w.run(omp_get_thread_num(), nt);
+    } else if (omp_get_thread_num() == 0) {
+      const Worker w1{p1, kt, M, N, K, a, b, out, a_buf, workspace + p1.a_floats};
+      w1.run(0, 1);
+    }
+  }
+#else
+  w.run(0, 1);
+#endif
+}
+
+}  // namespace cnnkit

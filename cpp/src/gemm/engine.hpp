@@ -1,0 +1,36 @@
+// The GEMM engine's private pieces shared by its fp32 loops (driver.cpp) and its bf16 loops
+// (driver_bf16.cpp). Baseline code only.
+#pragma once
+
+#include "cnnkit/gemm.hpp"
+#include "gemm/gemm_kernels.hpp"
+
+namespace cnnkit {
+
+inline index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
+
+// M blocks of the packed A (shared by the threads): at most this many rows.
+constexpr index_t kGemmMC = 1008;
+
+// Thread grid tm x tn over (row panels, column panels) for nt threads: least (compute +
+// duplicated B packing) per thread; ties favour splitting N, which keeps each thread's packed
+// B private and unduplicated.
+void gemm_thread_grid(index_t row_panels, index_t col_panels, index_t nt, int mr, int nr, int* tm,
+                      int* tn);
+
+// C = beta * C + bias, then ReLU: what the product contributes when K == 0.
+void gemm_epilogue_only(index_t M, index_t N, const GemmOutput& out);
+
+// The bf16 engine's K blocks: nkb blocks of kcb (a multiple of 32) values, the last one
+// shorter; block kb covers [kb * kcb, min(K, (kb + 1) * kcb)).
+struct Bf16KBlocks {
+  index_t nkb = 1, kcb = 0;
+};
+Bf16KBlocks bf16_k_blocks(index_t K, const GemmKernels& kt);
+inline index_t round_up_k32(index_t kc) { return ceil_div(kc, kBf16KStep) * kBf16KStep; }
+
+void gemm_bf16(index_t M, index_t N, index_t K, const GemmOperandA& a, const GemmOperandB& b,
+               const GemmOutput& out, int threads, float* workspace);
+std::size_t gemm_bf16_workspace_floats(index_t M, index_t N, index_t K, int threads);
+
+}  // namespace cnnkit

@@ -1,0 +1,179 @@
+// bf16 GEMM micro-kernel on AMX tiles (compiled with -mamx-tile -mamx-bf16 and the AVX-512
+// flags only here).
+//
+// Tiles (palette 1, all 16 rows x 64 bytes): 0-3 the fp32 accumulators of a 32 x 32 block of C
+// (2 x 2 tiles of 16 x 16), 4-5 A (16 rows x 32 bf16 each), 6-7 B (16 k pairs x 16 columns).
+// Per 32-deep step: 4 tile loads from the packed panels, 4 TDPBF16PS. A tile's rows are 64
+// contiguous bytes of the A panel (stride 64); a B tile is 16 columns of pairs, half of each
+// 128-byte pair row of the B panel (stride 128). TDPBF16PS flushes denormal results to zero
+// (the rounding already made denormal inputs zeros).
+//
+// Full 32 x 32 blocks with alpha 1 and beta 0 or 1 load C into the accumulators (beta 1) and
+// store them straight back; edge blocks go through a local buffer and the general epilogue.
+// Only intrinsics and functions with internal linkage here (see sgemm_ukr_avx512.cpp).
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "gemm/gemm_kernels.hpp"
+#include "runtime/peak_kernels.hpp"
+
+namespace cnnkit {
+namespace amx {
+namespace {
+
+struct alignas(64) TileConfig {
+  std::uint8_t palette_id;
+  std::uint8_t start_row;
+  std::uint8_t reserved[14];
+  std::uint16_t colsb[16];
+  std::uint8_t rows[16];
+};
+
+inline __mmask16 lane_mask(int count) {
+  return count >= 16 ? __mmask16(0xFFFF) : count <= 0 ? __mmask16(0) : __mmask16((1u << count) - 1);
+}
+
+constexpr int kA = kBf16Mr * kBf16KStep;  // bf16 values per 32-deep A slice
+constexpr int kB = 16 * 2 * kBf16Nr;      // bf16 values per 32-deep B slice
+
+template <bool kTwoRows, bool kTwoCols>
+void accumulate(std::int64_t kp, const bf16_t* a, const bf16_t* b) {
+  for (std::int64_t t = 0; t < kp / kBf16KStep; ++t, a += kA, b += kB) {
+    _tile_loadd(4, a, 64);
+    _tile_loadd(6, b, 128);
+    if (kTwoCols) _tile_loadd(7, b + 32, 128);
+    if (kTwoRows) _tile_loadd(5, a + 16 * kBf16KStep, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    if (kTwoCols) _tile_dpbf16ps(1, 4, 7);
+    if (kTwoRows) _tile_dpbf16ps(2, 5, 6);
+    if (kTwoRows && kTwoCols) _tile_dpbf16ps(3, 5, 7);
+  }
+}
+
+void bias_relu_in_place(int m, int n, float* c, std::int64_t ldc, const UkrEpilogue& ep) {
+  const __mmask16 m0 = lane_mask(n), m1 = lane_mask(n - 16);
+  for (int i = 0; i < m; ++i) {
+    float* cp = c + i * ldc;
+    for (int h = 0; h < 2; ++h) {
+      const __mmask16 mk = h ? m1 : m0;
+      if (!mk) continue;
+      __m512 v = _mm512_maskz_loadu_ps(mk, cp + 16 * h);
+      if (ep.alpha != 1.0f) v = _mm512_mul_ps(v, _mm512_set1_ps(ep.alpha));
+      if (ep.bias_row) v = _mm512_add_ps(v, _mm512_set1_ps(ep.bias_row[i]));
+      if (ep.bias_col) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, ep.bias_col + 16 * h));
+      if (ep.relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
+      _mm512_mask_storeu_ps(cp + 16 * h, mk, v);
+    }
+  }
+}
+
+}  // namespace
+
+TileConfig make_config() {
+  TileConfig cfg;
+  std::memset(&cfg, 0, sizeof(cfg));
+  cfg.palette_id = 1;
+  for (int t = 0; t < 8; ++t) {
+    cfg.rows[t] = 16;
+    cfg.colsb[t] = 64;
+  }
+  return cfg;
+}
+
+// In static storage: GCC's _tile_loadconfig tells the compiler it reads only the first 8
+// bytes, so the stores into a local configuration could be dropped as dead.
+const TileConfig kConfig = make_config();
+
+void tiles_begin() { _tile_loadconfig(&kConfig); }
+
+void tiles_end() { _tile_release(); }
+
+void bf16_ukr_32x32(int m, int n, std::int64_t kp, const bf16_t* a, const bf16_t* b, float* c,
+                    std::int64_t ldc, const UkrEpilogue& ep) {
+  const std::int64_t ldc_bytes = ldc * std::int64_t(sizeof(float));
+  if (m == 32 && n == 32 && ep.alpha == 1.0f && (ep.beta == 0.0f || ep.beta == 1.0f)) {
+    if (ep.beta == 1.0f) {
+      _tile_loadd(0, c, ldc_bytes);
+      _tile_loadd(1, c + 16, ldc_bytes);
+      _tile_loadd(2, c + 16 * ldc, ldc_bytes);
+      _tile_loadd(3, c + 16 * ldc + 16, ldc_bytes);
+    } else {
+      _tile_zero(0);
+      _tile_zero(1);
+      _tile_zero(2);
+      _tile_zero(3);
+    }
+    accumulate<true, true>(kp, a, b);
+    _tile_stored(0, c, ldc_bytes);
+    _tile_stored(1, c + 16, ldc_bytes);
+    _tile_stored(2, c + 16 * ldc, ldc_bytes);
+    _tile_stored(3, c + 16 * ldc + 16, ldc_bytes);
+    if (ep.bias_row || ep.bias_col || ep.relu) bias_relu_in_place(32, 32, c, ldc, ep);
+    return;
+  }
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  const bool two_rows = m > 16, two_cols = n > 16;
+  if (two_rows && two_cols) {
+    accumulate<true, true>(kp, a, b);
+  } else if (two_rows) {
+    accumulate<true, false>(kp, a, b);
+  } else if (two_cols) {
+    accumulate<false, true>(kp, a, b);
+  } else {
+    accumulate<false, false>(kp, a, b);
+  }
+  alignas(64) float buf[32 * 32];
+  _tile_stored(0, buf, 128);
+  _tile_stored(1, buf + 16, 128);
+  _tile_stored(2, buf + 16 * 32, 128);
+  _tile_stored(3, buf + 16 * 32 + 16, 128);
+  const __mmask16 m0 = lane_mask(n), m1 = lane_mask(n - 16);
+  for (int i = 0; i < m; ++i) {
+    float* cp = c + i * ldc;
+    for (int h = 0; h < 2; ++h) {
+      const __mmask16 mk = h ? m1 : m0;
+      if (!mk) continue;
+      __m512 v = _mm512_load_ps(buf + i * 32 + 16 * h);
+      if (ep.alpha != 1.0f) v = _mm512_mul_ps(v, _mm512_set1_ps(ep.alpha));
+      if (ep.beta != 0.0f) {
+        const __m512 old = _mm512_maskz_loadu_ps(mk, cp + 16 * h);
+        v = _mm512_fmadd_ps(_mm512_set1_ps(ep.beta), old, v);
+      }
+      if (ep.bias_row) v = _mm512_add_ps(v, _mm512_set1_ps(ep.bias_row[i]));
+      if (ep.bias_col) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, ep.bias_col + 16 * h));
+      if (ep.relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
+      _mm512_mask_storeu_ps(cp + 16 * h, mk, v);
+    }
+  }
+}
+
+// The bf16 peak probe: 4 independent tile accumulators, A and B tiles loaded once.
+float tdp_chains(std::int64_t iters) {
+  alignas(64) static const bf16_t zeros[16 * 32] = {};
+  alignas(64) float out[16 * 16];
+  tiles_begin();
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  _tile_loadd(4, zeros, 64);
+  _tile_loadd(5, zeros, 64);
+  _tile_loadd(6, zeros, 64);
+  _tile_loadd(7, zeros, 64);
+  for (std::int64_t i = 0; i < iters; ++i) {
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  _tile_stored(0, out, 64);
+  tiles_end();
+  return out[0];
+}
+
+}  // namespace amx
+}  // namespace cnnkit
