@@ -46,6 +46,16 @@ void round_bf16_f32_ref(const float* src, std::int64_t n, float* dst) {
   for (std::int64_t i = 0; i < n; ++i) dst[i] = widen(round_one(src[i]));
 }
 
+void pack_bf16_a_ref(const float* src, std::int64_t ld, int m, int kc, int mr, bf16_t* dst) {
+  const int kp = (kc + kBf16KStep - 1) / kBf16KStep * kBf16KStep;
+  for (int p = 0; p < kp; ++p) {
+    bf16_t* d = dst + (p / kBf16KStep) * mr * kBf16KStep + p % kBf16KStep;
+    for (int i = 0; i < mr; ++i) {
+      d[i * kBf16KStep] = i < m && p < kc ? round_one(src[i * ld + p]) : bf16_t(0);
+    }
+  }
+}
+
 void pack_bf16_b_ref(const float* src, std::int64_t ld, int kc, int n, bf16_t* dst) {
   const int kp = (kc + kBf16KStep - 1) / kBf16KStep * kBf16KStep;
   for (int p = 0; p < kp; ++p) {

@@ -203,8 +203,7 @@ std::size_t PrepackedA::floats(index_t M, index_t K, Precision precision) {
     // two per float).
     const GemmKernels& kt = kernels().gemm;
     const Bf16KBlocks kb = bf16_k_blocks(K, kt);
-    const index_t nmb = std::max<index_t>(1, ceil_div(M, kMC));
-    const index_t rows = (ceil_div(M, kt.bf16_mr) + nmb) * kt.bf16_mr;
+    const index_t rows = (ceil_div(M, kt.bf16_mr) + bf16_m_blocks(M, kt.bf16_mr).nmb) * kt.bf16_mr;
     return std::size_t(rows) * std::size_t(round_up_k32(K) + kb.nkb * kBf16KStep) / 2 + 16;
   }
   // The blocks tile M x K exactly; + 16 lets kernels over-read the last panel by a vector.
@@ -215,11 +214,12 @@ PrepackedA::PrepackedA(index_t M, index_t K, const GemmOperandA& src, float* sto
                        Precision precision)
     : src_(src), data_(storage), precision_(precision) {
   if (precision == Precision::bf16) {
-    // Same blocking as the bf16 engine: K blocks of kcb, M blocks, panels of mr rows.
+    // Same blocking as the bf16 engine: K blocks of kcb, M blocks of mcb, panels of mr rows.
     const GemmKernels& kt = kernels().gemm;
     const Bf16KBlocks kbs = bf16_k_blocks(K, kt);
     const int mr = kt.bf16_mr;
-    nmb_ = std::max<index_t>(1, ceil_div(M, kMC));
+    const Bf16MBlocks mbs = bf16_m_blocks(M, mr);
+    nmb_ = mbs.nmb;
     offsets_.resize(std::size_t(kbs.nkb * nmb_));
     std::vector<float> scratch(bf16_a_scratch_floats(mr, int(kbs.kcb)));
     auto* data = reinterpret_cast<std::uint16_t*>(storage);
@@ -227,15 +227,13 @@ PrepackedA::PrepackedA(index_t M, index_t K, const GemmOperandA& src, float* sto
     for (index_t kb = 0; kb < kbs.nkb; ++kb) {
       const index_t p0 = kb * kbs.kcb, kc = std::min(kbs.kcb, K - p0), kp = round_up_k32(kc);
       for (index_t mb = 0; mb < nmb_; ++mb) {
-        index_t m0, mc;
-        balanced_part(M, nmb_, mb, &m0, &mc);
+        const index_t m0 = mb * mbs.mcb, mc = std::min(mbs.mcb, M - m0);
         offsets_[std::size_t(kb * nmb_ + mb)] = at;
         const index_t npanels = ceil_div(mc, mr);
         for (index_t q = 0; q < npanels; ++q) {
-          index_t r0, m;
-          balanced_part(mc, npanels, q, &r0, &m);
-          src.pack_bf16(m0 + r0, int(m), p0, int(kc), mr, data + at + q * mr * kp,
-                        scratch.data());
+          const index_t r0 = q * mr;
+          src.pack_bf16(m0 + r0, int(std::min<index_t>(mr, mc - r0)), p0, int(kc), mr,
+                        data + at + q * mr * kp, scratch.data());
         }
         at += std::size_t(npanels * mr * kp);
       }

@@ -32,7 +32,7 @@ constexpr int kBPackPanels = 4;                // default B packer: fp32 panels 
 struct Plan {
   int mr = 1;
   Bf16KBlocks kb;
-  index_t nmb = 1, mc_max = 0;
+  Bf16MBlocks mb;
   index_t nb_max = 0;  // per-thread B chunk width (multiple of 32)
   int tm = 1, tn = 1;
   std::size_t a_floats = 0, b_floats = 0, scratch_floats = 0;
@@ -42,9 +42,8 @@ Plan make_plan(const GemmKernels& kt, index_t M, index_t N, index_t K, int threa
   Plan p;
   p.mr = kt.bf16_mr;
   p.kb = bf16_k_blocks(K, kt);
-  p.nmb = std::max<index_t>(1, ceil_div(M, kGemmMC));
-  p.mc_max = ceil_div(M, p.nmb);
-  const index_t row_panels = ceil_div(p.mc_max, p.mr);
+  p.mb = bf16_m_blocks(M, p.mr);
+  const index_t row_panels = ceil_div(p.mb.mcb, p.mr);
   const index_t col_panels = ceil_div(N, kBf16Nr);
   const double flops = 2.0 * double(M) * double(N) * double(K);
   index_t nt = std::max(1, threads);
@@ -93,16 +92,14 @@ struct Worker {
       ep.beta = kb == 0 ? out.beta : 1.0f;
       const bool last = kb + 1 == p.kb.nkb;
       ep.relu = last && out.relu;
-      for (index_t mb = 0; mb < p.nmb; ++mb) {
-        index_t m0, mc;
-        balanced_part(M, p.nmb, mb, &m0, &mc);
+      for (index_t mb = 0; mb < p.mb.nmb; ++mb) {
+        const index_t m0 = mb * p.mb.mcb, mc = std::min(p.mb.mcb, M - m0);
         const index_t npanels = ceil_div(mc, p.mr);
         const index_t panel = p.mr * kp;
         const std::uint16_t* a_blk = a.packed_block_bf16(kb, mb);
         if (a_blk == nullptr) {
           for (index_t q = tid; q < npanels; q += nt) {
-            index_t r0, m;
-            balanced_part(mc, npanels, q, &r0, &m);
+            const index_t r0 = q * p.mr, m = std::min<index_t>(p.mr, mc - r0);
             a.pack_bf16(m0 + r0, int(m), p0, int(kc), p.mr, a_buf + q * panel, scratch);
           }
 #ifdef _OPENMP
@@ -118,8 +115,7 @@ struct Worker {
           const index_t nb = std::min(p.nb_max, j_end - j0);
           b.pack_bf16(p0, int(kc), j0, int(nb), b_buf, scratch);
           for (index_t q = q_begin; q < q_begin + q_count; ++q) {
-            index_t r0, m;
-            balanced_part(mc, npanels, q, &r0, &m);
+            const index_t r0 = q * p.mr, m = std::min<index_t>(p.mr, mc - r0);
             const index_t i0 = m0 + r0;
             ep.bias_row = last && out.bias_row ? out.bias_row + i0 : nullptr;
             for (index_t jj = 0; jj < nb; jj += kBf16Nr) {
@@ -156,6 +152,14 @@ Bf16KBlocks bf16_k_blocks(index_t K, const GemmKernels& kt) {
   return r;
 }
 
+Bf16MBlocks bf16_m_blocks(index_t M, int mr) {
+  Bf16MBlocks r;
+  r.nmb = std::max<index_t>(1, ceil_div(M, kGemmMCBf16));
+  r.mcb = ceil_div(ceil_div(std::max<index_t>(M, 1), r.nmb), mr) * mr;
+  r.nmb = std::max<index_t>(1, ceil_div(M, r.mcb));
+  return r;
+}
+
 std::size_t bf16_a_scratch_floats(int mr, int kc) {
   // The fp32 panel (kc x m) and its transpose (m x kp).
   return std::size_t(mr) * std::size_t(kc + round_up_k32(kc)) + 16;
@@ -165,23 +169,6 @@ std::size_t bf16_b_scratch_floats(int kc) {
   return std::size_t(kc) * kBf16Nr * kBPackPanels + 16;
 }
 
-// Rows i < m of an M x K matrix with rows contiguous along k (row i at rows + i * ld, K range
-// starting at rows[0]) into an A panel of mr rows: each 32-deep slice of a row is 32 roundings.
-static void pack_bf16_a_rows(const float* rows, index_t ld, int m, int kc, int mr,
-                             std::uint16_t* dst) {
-  const RoundBf16 round = kernels().gemm.round_bf16;
-  const int kp = int(round_up_k32(kc));
-  for (int s = 0; s < kp; s += kBf16KStep) {
-    std::uint16_t* d = dst + index_t(s) * mr;
-    const int n = std::max(0, std::min(kBf16KStep, kc - s));
-    for (int i = 0; i < m; ++i) {
-      round(rows + i * ld + s, n, d + i * kBf16KStep);
-      std::fill(d + i * kBf16KStep + n, d + (i + 1) * kBf16KStep, std::uint16_t(0));
-    }
-    std::fill(d + m * kBf16KStep, d + mr * kBf16KStep, std::uint16_t(0));
-  }
-}
-
 void GemmOperandA::pack_bf16(index_t i0, int m, index_t p0, int kc, int mr, std::uint16_t* dst,
                              float* scratch) const {
   // fp32 panel scratch[p * m + i], transposed to rows of kp (zeros past kc), then rounded.
@@ -189,7 +176,7 @@ void GemmOperandA::pack_bf16(index_t i0, int m, index_t p0, int kc, int mr, std:
   float* rows = scratch + index_t(kc) * m;
   pack(i0, m, p0, kc, scratch);
   kernels().gemm.transpose(scratch, m, kc, m, rows, kp, kp);
-  pack_bf16_a_rows(rows, kp, m, kp, mr, dst);
+  kernels().gemm.pack_bf16_a(rows, kp, m, kp, mr, dst);
 }
 
 void GemmOperandB::pack_bf16(index_t p0, int kc, index_t j0, int n, std::uint16_t* dst,
@@ -212,7 +199,7 @@ void MatrixOperandA::pack_bf16(index_t i0, int m, index_t p0, int kc, int mr, st
     GemmOperandA::pack_bf16(i0, m, p0, kc, mr, dst, scratch);
     return;
   }
-  pack_bf16_a_rows(a_ + i0 * lda_ + p0, lda_, m, kc, mr, dst);
+  kernels().gemm.pack_bf16_a(a_ + i0 * lda_ + p0, lda_, m, kc, mr, dst);
 }
 
 void MatrixOperandB::pack_bf16(index_t p0, int kc, index_t j0, int n, std::uint16_t* dst,

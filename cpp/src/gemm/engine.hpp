@@ -27,6 +27,16 @@ struct Bf16KBlocks {
   index_t nkb = 1, kcb = 0;
 };
 Bf16KBlocks bf16_k_blocks(index_t K, const GemmKernels& kt);
+
+// Its M blocks: nmb blocks of mcb rows (a multiple of mr), the last one shorter; panels of mr
+// rows, the last one shorter (a full panel is what lets the AMX kernel store C straight from
+// the tiles). An M block is packed once and shared by the threads: up to 4096 rows, so B is
+// packed once per K block for most layers.
+constexpr index_t kGemmMCBf16 = 4096;
+struct Bf16MBlocks {
+  index_t nmb = 1, mcb = 0;
+};
+Bf16MBlocks bf16_m_blocks(index_t M, int mr);
 inline index_t round_up_k32(index_t kc) { return ceil_div(kc, kBf16KStep) * kBf16KStep; }
 
 void gemm_bf16(index_t M, index_t N, index_t K, const GemmOperandA& a, const GemmOperandB& b,

@@ -23,6 +23,7 @@ void register_gemm_kernels(GemmKernels& k, Isa isa) {
   k.bf16_begin = k.bf16_end = nullptr;
   k.round_bf16 = round_bf16_ref;
   k.round_bf16_f32 = round_bf16_f32_ref;
+  k.pack_bf16_a = pack_bf16_a_ref;
   k.pack_bf16_b = pack_bf16_b_ref;
   if (isa >= Isa::avx2) {
     k.sgemm_mr = avx2::kSgemmMr;
@@ -49,6 +50,7 @@ void register_gemm_kernels(GemmKernels& k, Isa isa) {
     k.bf16_ukr = avx512_bf16::bf16_ukr_14x32;
     k.round_bf16 = avx512_bf16::round_bf16;
     k.round_bf16_f32 = avx512_bf16::round_bf16_f32;
+    k.pack_bf16_a = avx512_bf16::pack_bf16_a;
     k.pack_bf16_b = avx512_bf16::pack_bf16_b;
   }
   if (isa >= Isa::amx) {

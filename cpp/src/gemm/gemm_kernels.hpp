@@ -60,6 +60,9 @@ using RoundBf16F32 = void (*)(const float* src, std::int64_t n, float* dst);
 // One B panel from fp32 rows: row p (p < kc) at src + p * ld, columns [0, n), n <= 32;
 // writes round_up(kc, 32) / 2 pair rows of 64 values.
 using PackBf16B = void (*)(const float* src, std::int64_t ld, int kc, int n, bf16_t* dst);
+// One A panel of mr rows from fp32 rows: row i (i < m) at src + i * ld, k in [0, kc); rows
+// m..mr-1 and k in [kc, round_up(kc, 32)) are zeros.
+using PackBf16A = void (*)(const float* src, std::int64_t ld, int m, int kc, int mr, bf16_t* dst);
 // C[m x n] <- epilogue(A panel @ B panel), kp a multiple of 32, m <= bf16_mr, n <= 32.
 using Bf16Ukr = void (*)(int m, int n, std::int64_t kp, const bf16_t* a, const bf16_t* b, float* c,
                          std::int64_t ldc, const UkrEpilogue& ep);
@@ -81,6 +84,7 @@ struct GemmKernels {
   Bf16Hook bf16_begin = nullptr, bf16_end = nullptr;
   RoundBf16 round_bf16 = nullptr;
   RoundBf16F32 round_bf16_f32 = nullptr;
+  PackBf16A pack_bf16_a = nullptr;
   PackBf16B pack_bf16_b = nullptr;
 };
 
@@ -105,6 +109,7 @@ void bf16_ukr_ref(int m, int n, std::int64_t kp, const bf16_t* a, const bf16_t* 
                   std::int64_t ldc, const UkrEpilogue& ep);
 void round_bf16_ref(const float* src, std::int64_t n, bf16_t* dst);
 void round_bf16_f32_ref(const float* src, std::int64_t n, float* dst);
+void pack_bf16_a_ref(const float* src, std::int64_t ld, int m, int kc, int mr, bf16_t* dst);
 void pack_bf16_b_ref(const float* src, std::int64_t ld, int kc, int n, bf16_t* dst);
 
 namespace avx2 {
@@ -141,6 +146,7 @@ void bf16_ukr_14x32(int m, int n, std::int64_t kp, const bf16_t* a, const bf16_t
                     std::int64_t ldc, const UkrEpilogue& ep);
 void round_bf16(const float* src, std::int64_t n, bf16_t* dst);
 void round_bf16_f32(const float* src, std::int64_t n, float* dst);
+void pack_bf16_a(const float* src, std::int64_t ld, int m, int kc, int mr, bf16_t* dst);
 void pack_bf16_b(const float* src, std::int64_t ld, int kc, int n, bf16_t* dst);
 }  // namespace avx512_bf16
 

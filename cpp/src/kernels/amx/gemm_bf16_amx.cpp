@@ -36,10 +36,28 @@ inline __mmask16 lane_mask(int count) {
 
 constexpr int kA = kBf16Mr * kBf16KStep;  // bf16 values per 32-deep A slice
 constexpr int kB = 16 * 2 * kBf16Nr;      // bf16 values per 32-deep B slice
+constexpr int kPrefetchSlices = 2;
 
+// next_c (or null): the C block of the next call (the driver walks C blocks left to right),
+// fetched while this one computes: when C is updated once per K block, its loads from memory
+// are what the tile unit would wait for. 32 rows of 128 bytes, spread over the K steps.
 template <bool kTwoRows, bool kTwoCols>
-void accumulate(std::int64_t kp, const bf16_t* a, const bf16_t* b) {
-  for (std::int64_t t = 0; t < kp / kBf16KStep; ++t, a += kA, b += kB) {
+void accumulate(std::int64_t kp, const bf16_t* a, const bf16_t* b, const float* next_c,
+                std::int64_t ldc) {
+  const std::int64_t steps = kp / kBf16KStep;
+  const int rows_per_step = next_c ? int((32 + steps - 1) / steps) : 0;
+  int row = 0;
+  for (std::int64_t t = 0; t < steps; ++t, a += kA, b += kB) {
+    for (int r = 0; r < rows_per_step && row < 32; ++r, ++row) {
+      const char* line = reinterpret_cast<const char*>(next_c + row * ldc);
+      _mm_prefetch(line, _MM_HINT_T0);
+      _mm_prefetch(line + 64, _MM_HINT_T0);
+    }
+    // B streams from L2 (A stays in L1 across the B panels of a chunk): fetch the slice two
+    // steps ahead, 32 cache lines (past the panel's end that is the next panel's start).
+    const char* ahead = reinterpret_cast<const char*>(b + kPrefetchSlices * kB);
+#pragma GCC unroll 32
+    for (int line = 0; line < 32; ++line) _mm_prefetch(ahead + 64 * line, _MM_HINT_T0);
     _tile_loadd(4, a, 64);
     _tile_loadd(6, b, 128);
     if (kTwoCols) _tile_loadd(7, b + 32, 128);
@@ -104,7 +122,7 @@ void bf16_ukr_32x32(int m, int n, std::int64_t kp, const bf16_t* a, const bf16_t
       _tile_zero(2);
       _tile_zero(3);
     }
-    accumulate<true, true>(kp, a, b);
+    accumulate<true, true>(kp, a, b, ep.beta == 1.0f ? c + 32 : nullptr, ldc);
     _tile_stored(0, c, ldc_bytes);
     _tile_stored(1, c + 16, ldc_bytes);
     _tile_stored(2, c + 16 * ldc, ldc_bytes);
@@ -118,13 +136,13 @@ void bf16_ukr_32x32(int m, int n, std::int64_t kp, const bf16_t* a, const bf16_t
   _tile_zero(3);
   const bool two_rows = m > 16, two_cols = n > 16;
   if (two_rows && two_cols) {
-    accumulate<true, true>(kp, a, b);
+    accumulate<true, true>(kp, a, b, nullptr, ldc);
   } else if (two_rows) {
-    accumulate<true, false>(kp, a, b);
+    accumulate<true, false>(kp, a, b, nullptr, ldc);
   } else if (two_cols) {
-    accumulate<false, true>(kp, a, b);
+    accumulate<false, true>(kp, a, b, nullptr, ldc);
   } else {
-    accumulate<false, false>(kp, a, b);
+    accumulate<false, false>(kp, a, b, nullptr, ldc);
   }
   alignas(64) float buf[32 * 32];
   _tile_stored(0, buf, 128);

@@ -136,6 +136,18 @@ void round_bf16_f32(const float* src, std::int64_t n, float* dst) {
   }
 }
 
+void pack_bf16_a(const float* src, std::int64_t ld, int m, int kc, int mr, bf16_t* dst) {
+  for (int s = 0; s < kc; s += kBf16KStep, dst += mr * kBf16KStep) {
+    const __mmask16 m0 = lane_mask(kc - s), m1 = lane_mask(kc - s - 16);
+    for (int i = 0; i < m; ++i) {
+      const float* r = src + i * ld + s;
+      const __m512 lo = _mm512_maskz_loadu_ps(m0, r), hi = _mm512_maskz_loadu_ps(m1, r + 16);
+      _mm512_storeu_si512(dst + i * kBf16KStep, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+    }
+    for (int i = m; i < mr; ++i) _mm512_storeu_si512(dst + i * kBf16KStep, _mm512_setzero_si512());
+  }
+}
+
 void pack_bf16_b(const float* src, std::int64_t ld, int kc, int n, bf16_t* dst) {
   const int kp = (kc + kBf16KStep - 1) / kBf16KStep * kBf16KStep;
   const __mmask16 m0 = lane_mask(n), m1 = lane_mask(n - 16);
