@@ -1052,17 +1052,25 @@ CORE_CALLS = {
     "mse_loss_forward": lambda r: dict(x=_f(r, 3, 4), y=_f(r, 3, 4)),
     "mse_loss_backward": lambda r: dict(x=_f(r, 3, 4), y=_f(r, 3, 4), grad=1.0),
     "sgemm": lambda r: dict(a=_f(r, 3, 4), b=_f(r, 4, 5)),
+    "round_bf16": lambda r: dict(x=_f(r, 3, 4)),
     "sgd_update": lambda r: dict(param=_f(r, 3, 4), grad=_f(r, 3, 4), buf=_f(r, 3, 4), lr=0.1,
                                  momentum=0.9, dampening=0.0, weight_decay=1e-4, nesterov=True,
                                  maximize=False, first=False),
 }
 
 
+# The bf16 entry points (autocast): the same calls with precision="bf16".
+for _name in ("conv2d_forward", "conv2d_backward_data", "conv2d_backward_weights",
+              "linear_forward", "linear_backward", "sgemm"):
+    CORE_CALLS[_name + "@bf16"] = (lambda make: lambda r: dict(make(r), precision="bf16"))(
+        CORE_CALLS[_name])
+
+
 def test_core_call_table_covers_every_public_core_function():
     public = {n for n in dir(_core) if not n.startswith("_") and callable(getattr(_core, n))}
     runtime = {"cpu_info", "get_isa", "set_isa", "get_num_threads", "set_num_threads",
-               "fma_peak_gflops", "get_conv_algorithm", "set_conv_algorithm"}
-    missing = public - runtime - set(CORE_CALLS)
+               "fma_peak_gflops", "bf16_peak_gflops", "get_conv_algorithm", "set_conv_algorithm"}
+    missing = public - runtime - {name.split("@")[0] for name in CORE_CALLS}
     assert not missing, f"fuzz table lacks _core functions: {sorted(missing)}"
 
 
@@ -1095,6 +1103,7 @@ def test_core_functions_survive_any_argument(rng, name, data):
     must compute or raise cleanly (ValueError/TypeError/MemoryError/OverflowError)."""
     count("core-probe")
     kwargs = CORE_CALLS[name](rng)
+    name = name.split("@")[0]  # "conv2d_forward@bf16": the same function, another precision
     fn = getattr(_core, name)
     probe(lambda: fn(**kwargs))  # the valid call itself
     arg = data.draw(st.sampled_from(sorted(kwargs)))

@@ -41,7 +41,9 @@ def test_set_isa_switches_and_rejects_bad_names():
 
 def test_sgemm_tile_follows_isa():
     before = cnnkit.get_isa()
-    tiles = {"ref": (4, 16), "avx2": (6, 16), "avx512": (14, 32)}
+    # the bf16 levels add bf16 kernels only: fp32 runs the AVX-512 kernels there
+    tiles = {"ref": (4, 16), "avx2": (6, 16), "avx512": (14, 32), "avx512_bf16": (14, 32),
+             "amx": (14, 32)}
     try:
         for name in cnnkit.cpu_info()["supported_isas"]:
             cnnkit.set_isa(name)

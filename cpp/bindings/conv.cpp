@@ -51,11 +51,13 @@ Conv2dParams params_from(const char* op, const py::array& x, const py::array& w,
 
 py::array_t<float> conv2d_forward_py(const py::object& x_obj, const py::object& w_obj,
                                      const py::object& b_obj, Pair stride, Pair padding,
-                                     Pair dilation, index_t groups, bool relu, bool reference) {
+                                     Pair dilation, index_t groups, bool relu, bool reference,
+                                     const std::string& precision) {
   const char* op = "conv2d";
   py::array x = float32_contiguous(x_obj, op, "x", 4);
   py::array w = float32_contiguous(w_obj, op, "weight", 4);
-  const Conv2dParams p = params_from(op, x, w, stride, padding, dilation, groups);
+  Conv2dParams p = params_from(op, x, w, stride, padding, dilation, groups);
+  p.precision = precision_arg(precision, op);
   py::array keep;
   const float* bias = optional_bias(b_obj, op, {p.K}, &keep);
   auto y = new_array(op, {p.N, p.K, p.Ho, p.Wo});
@@ -73,17 +75,19 @@ py::array_t<float> conv2d_forward_py(const py::object& x_obj, const py::object& 
 
 py::array_t<float> conv2d_backward_data_py(const py::object& dy_obj, const py::object& w_obj,
                                            Pair input_hw, Pair stride, Pair padding, Pair dilation,
-                                           index_t groups, bool reference) {
+                                           index_t groups, bool reference,
+                                           const std::string& precision) {
   const char* op = "conv2d_backward_data";
   py::array dy = float32_contiguous(dy_obj, op, "diff_dst", 4);
   py::array w = float32_contiguous(w_obj, op, "weight", 4);
   if (groups < 1) throw_invalid(op, ": groups must be >= 1, got ", groups);
   // checked: groups is user-given (UBSan caught 2^62 * 2 here, issue 9)
   const index_t C = checked_mul(w.shape(1), groups, op, "groups x weight input channels");
-  const Conv2dParams p =
+  Conv2dParams p =
       conv2d_params(dy.shape(0), C, input_hw.first, input_hw.second, w.shape(0), w.shape(1),
                     w.shape(2), w.shape(3), stride.first, stride.second, padding.first,
                     padding.second, dilation.first, dilation.second, groups);
+  p.precision = precision_arg(precision, op);
   expect_shape(dy, op, "diff_dst", {p.N, p.K, p.Ho, p.Wo});
   auto dx = new_array(op, {p.N, p.C, p.H, p.W});
   float* dxp = mut(dx);
@@ -100,15 +104,17 @@ py::array_t<float> conv2d_backward_data_py(const py::object& dy_obj, const py::o
 
 py::tuple conv2d_backward_weights_py(const py::object& dy_obj, const py::object& x_obj,
                                      Pair kernel_hw, Pair stride, Pair padding, Pair dilation,
-                                     index_t groups, bool need_bias, bool reference) {
+                                     index_t groups, bool need_bias, bool reference,
+                                     const std::string& precision) {
   const char* op = "conv2d_backward_weights";
   py::array dy = float32_contiguous(dy_obj, op, "diff_dst", 4);
   py::array x = float32_contiguous(x_obj, op, "x", 4);
   if (groups < 1) throw_invalid(op, ": groups must be >= 1, got ", groups);
-  const Conv2dParams p = conv2d_params(x.shape(0), x.shape(1), x.shape(2), x.shape(3), dy.shape(1),
-                                       x.shape(1) / groups, kernel_hw.first, kernel_hw.second,
-                                       stride.first, stride.second, padding.first, padding.second,
-                                       dilation.first, dilation.second, groups);
+  Conv2dParams p = conv2d_params(x.shape(0), x.shape(1), x.shape(2), x.shape(3), dy.shape(1),
+                                 x.shape(1) / groups, kernel_hw.first, kernel_hw.second,
+                                 stride.first, stride.second, padding.first, padding.second,
+                                 dilation.first, dilation.second, groups);
+  p.precision = precision_arg(precision, op);
   expect_shape(dy, op, "diff_dst", {p.N, p.K, p.Ho, p.Wo});
   auto dw = new_array(op, {p.K, p.C / groups, p.Fh, p.Fw});
   py::object db = py::none();
@@ -192,20 +198,21 @@ void bind_conv(py::module_& m) {
   m.def(
       "_conv2d_algorithms",
       [](const std::vector<index_t>& x_shape, const std::vector<index_t>& w_shape, Pair s, Pair pad,
-         Pair d, index_t g) {
+         Pair d, index_t g, const std::string& precision) {
         const char* op = "_conv2d_algorithms";
         if (x_shape.size() != 4 || w_shape.size() != 4) {
           throw_invalid(op, ": x and weight shapes must have 4 dimensions");
         }
-        const Conv2dParams p = conv2d_params(
-            x_shape[0], x_shape[1], x_shape[2], x_shape[3], w_shape[0], w_shape[1], w_shape[2],
-            w_shape[3], s.first, s.second, pad.first, pad.second, d.first, d.second, g);
+        Conv2dParams p = conv2d_params(x_shape[0], x_shape[1], x_shape[2], x_shape[3], w_shape[0],
+                                       w_shape[1], w_shape[2], w_shape[3], s.first, s.second,
+                                       pad.first, pad.second, d.first, d.second, g);
+        p.precision = precision_arg(precision, op);
         return py::make_tuple(conv2d_algorithm_name(p, ConvDirection::forward),
                               conv2d_algorithm_name(p, ConvDirection::backward_data),
                               conv2d_algorithm_name(p, ConvDirection::backward_weights));
       },
       py::arg("x_shape"), py::arg("weight_shape"), py::arg("stride"), py::arg("padding"),
-      py::arg("dilation"), py::arg("groups"),
+      py::arg("dilation"), py::arg("groups"), py::arg("precision") = "fp32",
       "Which algorithm forward / backward data / backward weights take for these shapes.");
   m.def(
       "_conv2d_last_algorithms",
@@ -222,42 +229,49 @@ void bind_conv(py::module_& m) {
   m.def(
       "conv2d_forward",
       [](const py::object& x, const py::object& w, const py::object& b, Pair s, Pair pad, Pair d,
-         index_t g, bool relu) { return conv2d_forward_py(x, w, b, s, pad, d, g, relu, false); },
+         index_t g, bool relu, const std::string& precision) {
+        return conv2d_forward_py(x, w, b, s, pad, d, g, relu, false, precision);
+      },
       py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("stride"), py::arg("padding"),
-      py::arg("dilation"), py::arg("groups"), py::arg("relu") = false);
+      py::arg("dilation"), py::arg("groups"), py::arg("relu") = false,
+      py::arg("precision") = "fp32");
   m.def(
       "_conv2d_forward_ref",
       [](const py::object& x, const py::object& w, const py::object& b, Pair s, Pair pad, Pair d,
-         index_t g, bool relu) { return conv2d_forward_py(x, w, b, s, pad, d, g, relu, true); },
+         index_t g, bool relu) {
+        return conv2d_forward_py(x, w, b, s, pad, d, g, relu, true, "fp32");
+      },
       py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("stride"), py::arg("padding"),
       py::arg("dilation"), py::arg("groups"), py::arg("relu") = false);
   m.def(
       "conv2d_backward_data",
-      [](const py::object& dy, const py::object& w, Pair hw, Pair s, Pair pad, Pair d, index_t g) {
-        return conv2d_backward_data_py(dy, w, hw, s, pad, d, g, false);
+      [](const py::object& dy, const py::object& w, Pair hw, Pair s, Pair pad, Pair d, index_t g,
+         const std::string& precision) {
+        return conv2d_backward_data_py(dy, w, hw, s, pad, d, g, false, precision);
       },
       py::arg("diff_dst"), py::arg("weight"), py::arg("input_hw"), py::arg("stride"),
-      py::arg("padding"), py::arg("dilation"), py::arg("groups"));
+      py::arg("padding"), py::arg("dilation"), py::arg("groups"), py::arg("precision") = "fp32");
   m.def(
       "_conv2d_backward_data_ref",
       [](const py::object& dy, const py::object& w, Pair hw, Pair s, Pair pad, Pair d, index_t g) {
-        return conv2d_backward_data_py(dy, w, hw, s, pad, d, g, true);
+        return conv2d_backward_data_py(dy, w, hw, s, pad, d, g, true, "fp32");
       },
       py::arg("diff_dst"), py::arg("weight"), py::arg("input_hw"), py::arg("stride"),
       py::arg("padding"), py::arg("dilation"), py::arg("groups"));
   m.def(
       "conv2d_backward_weights",
       [](const py::object& dy, const py::object& x, Pair khw, Pair s, Pair pad, Pair d, index_t g,
-         bool need_bias) {
-        return conv2d_backward_weights_py(dy, x, khw, s, pad, d, g, need_bias, false);
+         bool need_bias, const std::string& precision) {
+        return conv2d_backward_weights_py(dy, x, khw, s, pad, d, g, need_bias, false, precision);
       },
       py::arg("diff_dst"), py::arg("x"), py::arg("kernel_hw"), py::arg("stride"),
-      py::arg("padding"), py::arg("dilation"), py::arg("groups"), py::arg("need_bias"));
+      py::arg("padding"), py::arg("dilation"), py::arg("groups"), py::arg("need_bias"),
+      py::arg("precision") = "fp32");
   m.def(
       "_conv2d_backward_weights_ref",
       [](const py::object& dy, const py::object& x, Pair khw, Pair s, Pair pad, Pair d, index_t g,
          bool need_bias) {
-        return conv2d_backward_weights_py(dy, x, khw, s, pad, d, g, need_bias, true);
+        return conv2d_backward_weights_py(dy, x, khw, s, pad, d, g, need_bias, true, "fp32");
       },
       py::arg("diff_dst"), py::arg("x"), py::arg("kernel_hw"), py::arg("stride"),
       py::arg("padding"), py::arg("dilation"), py::arg("groups"), py::arg("need_bias"));

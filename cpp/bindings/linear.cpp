@@ -24,11 +24,12 @@ LinearParams params(const py::array& x, const py::array& w, const char* op) {
 }
 
 py::array linear_forward_py(const py::object& x_obj, const py::object& w_obj,
-                            const py::object& b_obj) {
+                            const py::object& b_obj, const std::string& precision) {
   const char* op = "linear_forward";
   py::array x = float32_contiguous(x_obj, op, "x", 2);
   py::array w = float32_contiguous(w_obj, op, "weight", 2);
-  const LinearParams p = params(x, w, op);
+  LinearParams p = params(x, w, op);
+  p.precision = precision_arg(precision, op);
   py::array b;
   const float* bp = nullptr;
   if (!b_obj.is_none()) {
@@ -45,12 +46,14 @@ py::array linear_forward_py(const py::object& x_obj, const py::object& w_obj,
 }
 
 py::tuple linear_backward_py(const py::object& dy_obj, const py::object& x_obj,
-                             const py::object& w_obj, bool need_dx) {
+                             const py::object& w_obj, bool need_dx,
+                             const std::string& precision) {
   const char* op = "linear_backward";
   py::array dy = float32_contiguous(dy_obj, op, "dy", 2);
   py::array x = float32_contiguous(x_obj, op, "x", 2);
   py::array w = float32_contiguous(w_obj, op, "weight", 2);
-  const LinearParams p = params(x, w, op);
+  LinearParams p = params(x, w, op);
+  p.precision = precision_arg(precision, op);
   if (dy.shape(0) != p.N || dy.shape(1) != p.out) {
     throw_invalid(op, ": dy must have shape ", shape_str({p.N, p.out}), ", got ", shape_of(dy));
   }
@@ -74,9 +77,9 @@ py::tuple linear_backward_py(const py::object& dy_obj, const py::object& x_obj,
 
 void bind_linear(py::module_& m) {
   m.def("linear_forward", &linear_forward_py, py::arg("x"), py::arg("weight"),
-        py::arg("bias") = py::none());
+        py::arg("bias") = py::none(), py::arg("precision") = "fp32");
   m.def("linear_backward", &linear_backward_py, py::arg("dy"), py::arg("x"), py::arg("weight"),
-        py::arg("need_dx") = true);
+        py::arg("need_dx") = true, py::arg("precision") = "fp32");
 }
 
 }  // namespace cnnkit::bind

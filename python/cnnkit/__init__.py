@@ -40,6 +40,7 @@ from . import (
     train,
 )
 from ._version import __version__
+from .amp import autocast, bfloat16, get_autocast_dtype, is_autocast_enabled
 from .gradcheck import gradcheck
 from .io import load, save
 from .random import manual_seed
@@ -58,6 +59,10 @@ from .tensor import Tensor, enable_grad, is_grad_enabled, no_grad, tensor
 
 __all__ = [
     "cpu_info",
+    "autocast",
+    "bfloat16",
+    "is_autocast_enabled",
+    "get_autocast_dtype",
     "get_isa",
     "set_isa",
     "get_conv_algorithm",

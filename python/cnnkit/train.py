@@ -26,6 +26,7 @@ import time
 import numpy as np
 
 from . import guards
+from .amp import autocast, check_precision
 from . import random as _random
 from ._version import __version__
 from .data.preprocessing import preprocessing_from_state
@@ -132,7 +133,7 @@ def fit(model, train_loader, val_loader=None, *, epochs: int, optimizer, loss=No
         preprocessing=None, metadata=None, callbacks=(), progress=None,
         verbose: bool = False, on_nonfinite: str = "raise",
         distributed: bool = False, strategy: Strategy | None = None,
-        fuse: bool = True) -> History:
+        fuse: bool = True, precision: str = "fp32") -> History:
     """Train ``model`` for ``epochs`` epochs (in total, counting those of a resumed run).
 
     Parameters
@@ -170,6 +171,10 @@ def fit(model, train_loader, val_loader=None, *, epochs: int, optimizer, loss=No
     fuse : first mark each batch norm followed by a ReLU to run fused, in place
         (:func:`cnnkit.nn.utils.fuse_batch_norm_relu`: the same values, one pass over memory;
         shown in the model's repr)
+    precision : ``"fp32"`` (default) or ``"bf16"``: the forward passes of training and
+        validation run under :class:`cnnkit.autocast` (conv, linear and matmul with bf16
+        operands and float32 sums, in both directions); parameters, gradients and the
+        optimizer state stay float32
 
     Returns
     -------
@@ -182,6 +187,7 @@ def fit(model, train_loader, val_loader=None, *, epochs: int, optimizer, loss=No
     if strategy is not None and distributed:
         raise ValueError("fit: give strategy= or distributed=True, not both "
                          "(distributed=True is strategy=cnnkit.distributed.DataParallel())")
+    amp_mode = autocast(enabled=check_precision("fit", precision) == "bf16")
     loss_fn = loss if loss is not None else CrossEntropyLoss()
     show = sys.stderr.isatty() if progress is None else bool(progress)
     history = History()
@@ -227,7 +233,8 @@ def fit(model, train_loader, val_loader=None, *, epochs: int, optimizer, loss=No
             for i, (x, y) in enumerate(train_loader):
                 optimizer.zero_grad()
                 buffers = guards.snapshot_buffers(model)
-                out = model(x)
+                with amp_mode:
+                    out = model(x)
                 batch_loss = loss_fn(out, y)
                 batch_loss.backward()
                 strategy.after_backward()  # every rank then checks the same gradients
@@ -258,7 +265,8 @@ def fit(model, train_loader, val_loader=None, *, epochs: int, optimizer, loss=No
         if val_loader is not None:
             if hasattr(val_loader, "set_epoch"):
                 val_loader.set_epoch(0)
-            ev = strategy.evaluate(val_loader, loss=loss_fn)
+            with amp_mode:
+                ev = strategy.evaluate(val_loader, loss=loss_fn)
             val_loss, val_acc = ev.loss, ev.accuracy
         train_acc = correct / seen
         monitored = val_acc if val_acc is not None else train_acc

@@ -14,6 +14,9 @@ struct Conv2dParams {
   index_t dil_h = 1, dil_w = 1;
   index_t groups = 1;
   index_t Ho = 0, Wo = 0;  // output [N, K, Ho, Wo], filled by conv2d_params()
+  // bf16 (autocast): the two operands of each pass (x and W; dY and W; dY and x) rounded to
+  // bf16, products summed in fp32; the bias is added in fp32.
+  Precision precision = Precision::fp32;
 };
 
 // Validates the configuration (names every offending value) and computes Ho, Wo:

@@ -7,6 +7,8 @@ namespace cnnkit {
 
 struct LinearParams {
   index_t N = 0, in = 0, out = 0;  // x [N, in], weight [out, in], y [N, out]
+  // bf16 (autocast): each product's two operands rounded to bf16, fp32 sums; bias in fp32.
+  Precision precision = Precision::fp32;
 };
 void validate(const LinearParams& p);
 // bias may be null.

@@ -47,36 +47,39 @@
 #include "cnnkit/conv.hpp"
 
 #include <atomic>
+#include <vector>
 
+#include "cnnkit/gemm.hpp"
 #include "cnnkit/runtime.hpp"
 #include "conv/conv2d_algorithms.hpp"
+#include "conv/conv2d_shared.hpp"
 #include "runtime/kernel_table.hpp"
 
 namespace cnnkit {
 namespace {
 
 constexpr ConvForwardAlgorithm kForwardAlgorithms[] = {
-    {"depthwise", depthwise_applies, depthwise_forward},
-    {"winograd", winograd_forward_applies, winograd_forward},
-    {"gemm", gemm_1x1_forward_applies, gemm_1x1_forward},
-    {"implicit_gemm", implicit_gemm_forward_applies, implicit_gemm_forward},
-    {"reference", reference_applies, conv2d_forward_ref},
+    {"depthwise", false, depthwise_applies, depthwise_forward},
+    {"winograd", false, winograd_forward_applies, winograd_forward},
+    {"gemm", true, gemm_1x1_forward_applies, gemm_1x1_forward},
+    {"implicit_gemm", true, implicit_gemm_forward_applies, implicit_gemm_forward},
+    {"reference", false, reference_applies, conv2d_forward_ref},
 };
 
 constexpr ConvBackwardDataAlgorithm kBackwardDataAlgorithms[] = {
-    {"depthwise", depthwise_applies, depthwise_backward_data},
-    {"winograd", winograd_backward_data_applies, winograd_backward_data},
-    {"implicit_gemm", transposed_conv_backward_data_applies, transposed_conv_backward_data},
-    {"gemm_col2im", gemm_col2im_backward_data_applies, gemm_col2im_backward_data},
-    {"reference", reference_applies, conv2d_backward_data_ref},
+    {"depthwise", false, depthwise_applies, depthwise_backward_data},
+    {"winograd", false, winograd_backward_data_applies, winograd_backward_data},
+    {"implicit_gemm", true, transposed_conv_backward_data_applies, transposed_conv_backward_data},
+    {"gemm_col2im", true, gemm_col2im_backward_data_applies, gemm_col2im_backward_data},
+    {"reference", false, reference_applies, conv2d_backward_data_ref},
 };
 
 constexpr ConvBackwardWeightsAlgorithm kBackwardWeightsAlgorithms[] = {
-    {"depthwise", depthwise_applies, depthwise_backward_weights},
-    {"winograd", winograd_backward_weights_applies, winograd_backward_weights},
-    {"dot", dot_backward_weights_applies, dot_backward_weights},
-    {"gemm", gemm_backward_weights_applies, gemm_backward_weights},
-    {"reference", reference_applies, conv2d_backward_weights_ref},
+    {"depthwise", false, depthwise_applies, depthwise_backward_weights},
+    {"winograd", false, winograd_backward_weights_applies, winograd_backward_weights},
+    {"dot", false, dot_backward_weights_applies, dot_backward_weights},
+    {"gemm", true, gemm_backward_weights_applies, gemm_backward_weights},
+    {"reference", false, reference_applies, conv2d_backward_weights_ref},
 };
 
 std::atomic<int> g_algorithm{int(ConvAlgorithm::automatic)};
@@ -108,6 +111,25 @@ const Entry& first_applicable(const Entry (&list)[Count], const Conv2dParams& p,
 }
 
 void record(ConvDirection d, const char* name) { t_last[int(d)] = name; }
+
+// The bf16 operands of an algorithm that computes in fp32: copies rounded to bf16 (the caller's
+// arrays are never changed). Empty for fp32 or for a bf16-native algorithm.
+struct RoundedOperands {
+  std::vector<float> a, b;
+  RoundedOperands(bool round, const float* x, index_t nx, const float* y, index_t ny) {
+    if (!round) return;
+    a.resize(std::size_t(nx));
+    b.resize(std::size_t(ny));
+    round_bf16_f32(x, nx, a.data());
+    round_bf16_f32(y, ny, b.data());
+  }
+  const float* first(const float* x) const { return a.empty() ? x : a.data(); }
+  const float* second(const float* y) const { return b.empty() ? y : b.data(); }
+};
+
+index_t src_size(const Conv2dParams& p) { return p.N * p.C * p.H * p.W; }
+index_t dst_size(const Conv2dParams& p) { return p.N * p.K * p.Ho * p.Wo; }
+index_t weight_size(const Conv2dParams& p) { return p.K * (p.C / p.groups) * p.Fh * p.Fw; }
 
 }  // namespace
 
@@ -186,7 +208,9 @@ void conv2d_forward(const Conv2dParams& p, const float* src, const float* weight
   if (p.N == 0) return;
   const ConvForwardAlgorithm& a = first_applicable(kForwardAlgorithms, p, current_policy());
   record(ConvDirection::forward, a.name);
-  a.run(p, src, weights, bias, dst, relu);
+  const bool round = p.precision == Precision::bf16 && !a.bf16_native;
+  const RoundedOperands r(round, src, src_size(p), weights, weight_size(p));
+  a.run(p, r.first(src), r.second(weights), bias, dst, relu);
 }
 
 void conv2d_backward_data(const Conv2dParams& p, const float* diff_dst, const float* weights,
@@ -197,7 +221,9 @@ void conv2d_backward_data(const Conv2dParams& p, const float* diff_dst, const fl
   const ConvBackwardDataAlgorithm& a =
       first_applicable(kBackwardDataAlgorithms, p, current_policy());
   record(ConvDirection::backward_data, a.name);
-  a.run(p, diff_dst, weights, diff_src);
+  const bool round = p.precision == Precision::bf16 && !a.bf16_native;
+  const RoundedOperands r(round, diff_dst, dst_size(p), weights, weight_size(p));
+  a.run(p, r.first(diff_dst), r.second(weights), diff_src);
 }
 
 // N == 0 runs too: the weight and bias gradients of an empty batch are zeros.
@@ -207,7 +233,15 @@ void conv2d_backward_weights(const Conv2dParams& p, const float* diff_dst, const
   const ConvBackwardWeightsAlgorithm& a =
       first_applicable(kBackwardWeightsAlgorithms, p, current_policy());
   record(ConvDirection::backward_weights, a.name);
-  a.run(p, diff_dst, src, diff_weights, diff_bias);
+  // The bias gradient sums dY unrounded (it is no product); the rest sees rounded operands.
+  const bool round = p.precision == Precision::bf16 && !a.bf16_native && p.N > 0;
+  const RoundedOperands r(round, diff_dst, dst_size(p), src, src_size(p));
+  if (round && diff_bias) {
+    a.run(p, r.first(diff_dst), r.second(src), diff_weights, nullptr);
+    bias_grad(p, diff_dst, diff_bias);
+    return;
+  }
+  a.run(p, r.first(diff_dst), r.second(src), diff_weights, diff_bias);
 }
 
 const char* conv2d_algorithm_name(const Conv2dParams& p, ConvDirection direction) {

@@ -20,20 +20,27 @@ struct ConvPolicy {
 
 using ConvApplies = bool (*)(const Conv2dParams& p, const ConvPolicy& policy);
 
+// bf16_native: the algorithm runs the GEMM engine's bf16 path itself when p.precision is bf16.
+// Other algorithms that apply to bf16 (depthwise, the reference) get operands already rounded
+// to bf16 by the list walker and compute in fp32: the same products (exact in fp32) and fp32
+// sums, in another order.
 struct ConvForwardAlgorithm {
   const char* name;
+  bool bf16_native;
   ConvApplies applies;
   void (*run)(const Conv2dParams& p, const float* src, const float* weights, const float* bias,
               float* dst, bool relu);
 };
 struct ConvBackwardDataAlgorithm {
   const char* name;
+  bool bf16_native;
   ConvApplies applies;
   void (*run)(const Conv2dParams& p, const float* diff_dst, const float* weights, float* diff_src);
 };
 // run() computes diff_bias too (unless it is null).
 struct ConvBackwardWeightsAlgorithm {
   const char* name;
+  bool bf16_native;
   ConvApplies applies;
   void (*run)(const Conv2dParams& p, const float* diff_dst, const float* src, float* diff_weights,
               float* diff_bias);

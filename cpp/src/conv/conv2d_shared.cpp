@@ -53,14 +53,15 @@ void bias_grad(const Conv2dParams& p, const float* diff_dst, float* diff_bias) {
   }
 }
 
-GroupWeights::GroupWeights(const float* w, index_t G, index_t M, index_t K, bool trans) {
+GroupWeights::GroupWeights(const float* w, index_t G, index_t M, index_t K, bool trans,
+                           Precision precision) {
   src_.reserve(std::size_t(G));
   packed_.reserve(std::size_t(G));  // no reallocation: packed_ refers into src_
-  const std::size_t per_group = PrepackedA::floats(M, K);
+  const std::size_t per_group = PrepackedA::floats(M, K, precision);
   float* storage = thread_workspace(2, per_group * G);
   for (index_t grp = 0; grp < G; ++grp) {
     src_.emplace_back(w + grp * M * K, trans ? M : K, trans);
-    packed_.emplace_back(M, K, src_.back(), storage + per_group * grp);
+    packed_.emplace_back(M, K, src_.back(), storage + per_group * grp, precision);
   }
 }
 
@@ -80,6 +81,7 @@ GroupedImageGemm forward_gemms(const Conv2dParams& p, const float* src, const fl
   r.y_img = p.K * p.Ho * p.Wo;
   r.y_grp = r.M * p.Ho * p.Wo;
   r.relu = relu;
+  r.precision = p.precision;
   return r;
 }
 

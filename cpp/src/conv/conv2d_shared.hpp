@@ -38,7 +38,8 @@ void bias_grad(const Conv2dParams& p, const float* diff_dst, float* diff_bias);
 // packed into micro-panels once for all the images instead of once per image.
 class GroupWeights {
  public:
-  GroupWeights(const float* w, index_t G, index_t M, index_t K, bool trans);
+  GroupWeights(const float* w, index_t G, index_t M, index_t K, bool trans,
+               Precision precision = Precision::fp32);
   const GemmOperandA& operator[](index_t grp) const { return packed_[std::size_t(grp)]; }
 
  private:
@@ -61,12 +62,13 @@ struct GroupedImageGemm {
   float* y;
   index_t y_img, y_grp;
   bool relu;
+  Precision precision;
 
   template <typename MakeB>
   void run(MakeB make_b) const {
     const int nt = get_num_threads();
     const index_t items = N * G;
-    const GroupWeights packed(a, G, M, g.rows(), false);
+    const GroupWeights packed(a, G, M, g.rows(), false, precision);
     auto item = [&](index_t n, index_t grp, int threads, float* ws) {
       GemmOutput out;
       out.c = y + n * y_img + grp * y_grp;
@@ -74,10 +76,10 @@ struct GroupedImageGemm {
       out.bias_row = bias ? bias + grp * M : nullptr;
       out.relu = relu;
       gemm(M, g.cols(), g.rows(), packed[grp], make_b(x + n * x_img + grp * x_grp), out, threads,
-           ws);
+           ws, precision);
     };
     if (items >= nt && nt > 1) {
-      const std::size_t per = gemm_workspace_floats(M, g.cols(), g.rows(), 1);
+      const std::size_t per = gemm_workspace_floats(M, g.cols(), g.rows(), 1, precision);
       float* ws = thread_workspace(1, per * nt);
 #pragma omp parallel for schedule(static) num_threads(nt)
       for (index_t it = 0; it < items; ++it) {

@@ -22,10 +22,10 @@ void gemm_col2im_backward_data(const Conv2dParams& p, const float* diff_dst, con
   const index_t items = p.N * G;
   const bool parallel_items = items >= nt && nt > 1;
   const int gemm_threads = parallel_items ? 1 : nt;
-  const std::size_t gws = gemm_workspace_floats(rows, chunk, Kg, gemm_threads);
+  const std::size_t gws = gemm_workspace_floats(rows, chunk, Kg, gemm_threads, p.precision);
   const std::size_t per = std::size_t(rows) * chunk + (parallel_items ? gws : 0);
   float* ws = thread_workspace(1, per * (parallel_items ? nt : 1));
-  const GroupWeights packed(weights, G, rows, Kg, true);  // W[g]^T, rows x Kg
+  const GroupWeights packed(weights, G, rows, Kg, true, p.precision);  // W[g]^T, rows x Kg
   auto item = [&](index_t it, float* buf, float* gemm_ws) {
     const index_t n = it / G, grp = it % G;
     const float* dy = diff_dst + n * p.K * HoWo + grp * Kg * HoWo;
@@ -37,7 +37,8 @@ void gemm_col2im_backward_data(const Conv2dParams& p, const float* diff_dst, con
       GemmOutput out;
       out.c = buf;
       out.ldc = nc;
-      gemm(rows, nc, Kg, wa, MatrixOperandB(dy + j0, HoWo, false), out, gemm_threads, gemm_ws);
+      gemm(rows, nc, Kg, wa, MatrixOperandB(dy + j0, HoWo, false), out, gemm_threads, gemm_ws,
+           p.precision);
       for (index_t r = 0; r < rows; ++r) scatter_add_patch_row(g, dx, r, j0, nc, buf + r * nc);
     }
   };

@@ -18,7 +18,7 @@ void gemm_backward_weights(const Conv2dParams& p, const float* diff_dst, const f
   const PatchGeom g = forward_geom(p);
   const index_t Cg = p.C / p.groups, Kg = p.K / p.groups, HoWo = p.Ho * p.Wo, HW = p.H * p.W;
   const index_t rows = g.rows();
-  const std::size_t gws = gemm_workspace_floats(Kg, rows, HoWo, 1);
+  const std::size_t gws = gemm_workspace_floats(Kg, rows, HoWo, 1, p.precision);
   accumulate_weight_grad(
       p, 1, diff_weights, nullptr, gws,
       [&](index_t n, index_t, index_t grp, float* dw, double*, int threads, float* ws) {
@@ -30,9 +30,9 @@ void gemm_backward_weights(const Conv2dParams& p, const float* diff_dst, const f
         const float* x = src + n * p.C * HW + grp * Cg * HW;
         float* gw = threads == 1 ? ws : nullptr;
         if (g.is_pointwise()) {
-          gemm(Kg, rows, HoWo, dya, MatrixOperandB(x, HW, true), out, threads, gw);
+          gemm(Kg, rows, HoWo, dya, MatrixOperandB(x, HW, true), out, threads, gw, p.precision);
         } else {
-          gemm(Kg, rows, HoWo, dya, ImagePatchesTB(x, g), out, threads, gw);
+          gemm(Kg, rows, HoWo, dya, ImagePatchesTB(x, g), out, threads, gw, p.precision);
         }
       });
 }

@@ -211,7 +211,8 @@ bool simd_transforms(const ConvKernels& k) {
 // The policy's choice: never (direct), wherever the transforms can run (winograd), or where
 // they pay (automatic).
 bool winograd_applies(const Conv2dParams& p, const ConvPolicy& policy, bool weight_grad) {
-  if (policy.algorithm == ConvAlgorithm::direct) return false;
+  // fp32 only: its transforms would turn the bf16 operands into other (unrounded) ones.
+  if (policy.algorithm == ConvAlgorithm::direct || p.precision != Precision::fp32) return false;
   const bool fits = p.groups == 1 && p.Fh >= 2 && p.Fw >= 2 && p.Fh <= kMaxFilter &&
                     p.Fw <= kMaxFilter && p.stride_h == 1 && p.stride_w == 1 && p.dil_h == 1 &&
                     p.dil_w == 1 && p.N > 0 &&

@@ -29,7 +29,8 @@ void linear_forward(const LinearParams& p, const float* src, const float* weight
   out.ldc = p.out;
   out.bias_col = bias;
   const index_t ld = std::max<index_t>(1, p.in);
-  gemm(p.N, p.out, p.in, MatrixOperandA(src, ld, false), MatrixOperandB(weights, ld, true), out);
+  gemm(p.N, p.out, p.in, MatrixOperandA(src, ld, false), MatrixOperandB(weights, ld, true), out, 0,
+       nullptr, p.precision);
 }
 
 void linear_backward(const LinearParams& p, const float* diff_dst, const float* src,
@@ -37,10 +38,12 @@ void linear_backward(const LinearParams& p, const float* diff_dst, const float* 
   validate(p);
   const index_t ldo = std::max<index_t>(1, p.out), ldi = std::max<index_t>(1, p.in);
   if (diff_src && p.N > 0 && p.in > 0) {
-    sgemm(false, false, p.N, p.in, p.out, 1.0f, diff_dst, ldo, weights, ldi, 0.0f, diff_src, ldi);
+    sgemm(false, false, p.N, p.in, p.out, 1.0f, diff_dst, ldo, weights, ldi, 0.0f, diff_src, ldi,
+          p.precision);
   }
   if (p.out > 0 && p.in > 0) {
-    sgemm(true, false, p.out, p.in, p.N, 1.0f, diff_dst, ldo, src, ldi, 0.0f, diff_weights, ldi);
+    sgemm(true, false, p.out, p.in, p.N, 1.0f, diff_dst, ldo, src, ldi, 0.0f, diff_weights, ldi,
+          p.precision);
   }
   if (diff_bias && p.out > 0) {
     parallel_ranges(p.out, 1024, [&](index_t b, index_t e) {

@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="part of the training set held out for validation (default 0.1)")
     t.add_argument("--seed", type=int, help="default 0")
     t.add_argument("--threads", type=int, help="threads per op (default: all cores)")
+    t.add_argument("--precision", choices=["fp32", "bf16"],
+                   help="fp32 (default) or bf16: conv/linear with bf16 operands and float32 "
+                        "sums (cnnkit.autocast; AMX or AVX512-BF16 where the CPU has them)")
     t.add_argument("--out", help="checkpoint folder (default runs/MODEL-DATASET)")
     t.add_argument("--resume", metavar="CHECKPOINT",
                    help="continue from a checkpoint (its options unless given again)")
@@ -87,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--dataset", help="default: the one the checkpoint was trained on")
     e.add_argument("--batch-size", type=int, default=256, dest="batch_size")
     e.add_argument("--threads", type=int)
+    e.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="fp32 (default) or bf16 (cnnkit.autocast)")
     e.set_defaults(func=cmd_eval)
 
     s = sub.add_parser("summary", help="layer table: output volumes, parameters, mult-adds",

@@ -19,7 +19,8 @@ DEFAULTS = {
     "cifar10": dict(model="cifar_cnn", epochs=30, batch_size=128, lr=0.05),
 }
 TRAIN_OPTIONS = ("model", "dataset", "epochs", "batch_size", "lr", "momentum", "weight_decay",
-                 "augment", "seed", "scheduler", "early_stopping", "val_fraction", "recipe")
+                 "augment", "seed", "scheduler", "early_stopping", "val_fraction", "recipe",
+                 "precision")
 # --recipe NAME: a paper's hyper-parameters, for the options not given on the command line.
 # AlexNet (Krizhevsky et al. 2012): batch 128, SGD momentum 0.9 (not Nesterov), lr 1e-2 divided
 # by 10 when the validation accuracy stops improving, weight decay 5e-4, dropout 0.5, random
@@ -79,7 +80,8 @@ def cmd_train(args) -> int:
     kind = _dataset_kind(args.dataset)
     defaults = DEFAULTS.get(kind, DEFAULTS["digits"])
     for k, v in dict(defaults, momentum=0.9, weight_decay=5e-4, seed=0, augment=False,
-                     scheduler="plateau", early_stopping=None, val_fraction=0.1).items():
+                     scheduler="plateau", early_stopping=None, val_fraction=0.1,
+                     precision="fp32").items():
         if getattr(args, k) is None:
             setattr(args, k, v)
     if args.threads:
@@ -159,21 +161,24 @@ def cmd_train(args) -> int:
                   scheduler=scheduler, early_stopping=args.early_stopping, checkpoint_dir=out,
                   resume=resume_ckpt, preprocessing=prep, metadata=metadata,
                   progress=False if args.quiet else None, verbose=True,
-                  distributed=args.distributed)
+                  distributed=args.distributed, precision=args.precision)
     seconds = time.perf_counter() - t0
     if not main_rank:  # rank 0 reports; the others have the same parameters
         return 0
     best_path = os.path.join(out, "best.safetensors")
     last_path = os.path.join(out, "last.safetensors")
-    result = evaluate(model, test_loader)
-    print(f"trained in {seconds:.1f} s")
+    amp_mode = ck.autocast(enabled=args.precision == "bf16")
+    with amp_mode:
+        result = evaluate(model, test_loader)
+    print(f"trained in {seconds:.1f} s ({args.precision})")
     print(f"final test accuracy: {100 * result.accuracy:.2f}% ({result.count} images, "
           f"last epoch)")
     if val_set is not None and os.path.exists(best_path):
         from ..train import load_model
 
         best, _, ckpt = load_model(best_path)
-        best_eval = evaluate(best, test_loader)
+        with amp_mode:
+            best_eval = evaluate(best, test_loader)
         print(f"best checkpoint (epoch {ckpt['epoch']}, validation "
               f"{100 * history.best_acc:.2f}%): test accuracy {100 * best_eval.accuracy:.2f}%")
     print(f"checkpoint: {best_path}  (last epoch: {last_path})")
@@ -207,13 +212,18 @@ def _WithPreprocessing(model, prep):  # noqa: N802 - builds a Module
 
 
 def cmd_eval(args) -> int:
+    import cnnkit as ck
+
     from ..ensemble import Ensemble
     from ..train import evaluate, load_model
 
     if args.threads:
-        import cnnkit as ck
-
         ck.set_num_threads(args.threads)
+    with ck.autocast(enabled=args.precision == "bf16"):
+        return _evaluate_checkpoints(args, evaluate, load_model, Ensemble)
+
+
+def _evaluate_checkpoints(args, evaluate, load_model, Ensemble) -> int:  # noqa: N803
     loaded = [load_model(p) for p in args.checkpoints]
     spec, test_set, loader = _loader_for_checkpoint(loaded[0][2], args.dataset, args.batch_size)
     classes = test_set.classes
@@ -221,7 +231,7 @@ def cmd_eval(args) -> int:
         model, _, ckpt = loaded[0]
         r = evaluate(model, loader)
         print(f"{args.checkpoints[0]} ({ckpt['config']['name']}, epoch {ckpt['epoch']}) "
-              f"on {spec} test set:")
+              f"on {spec} test set ({args.precision}):")
         print(f"accuracy: {100 * r.accuracy:.2f}% ({r.count} images)")
         if r.top5 is not None:
             print(f"top-5 accuracy: {100 * r.top5:.2f}%")
@@ -333,13 +343,14 @@ def cmd_bench(args) -> int:
         ck.set_num_threads(args.threads)
     info = ck.cpu_info()
     print(f"cnnkit {ck.__version__} on {info.get('brand', '?').strip()}: isa {ck.get_isa()}, "
-          f"{ck.get_num_threads()} threads")
+          f"bf16 path {info['bf16_path']}, {ck.get_num_threads()} threads")
     cases = [("digits_cnn", (1, 8, 8), 64), ("lenet5", (1, 28, 28), 64),
              ("cifar_cnn", (3, 32, 32), 32)]
     if not args.quick:
         cases.append(("resnet20", (3, 32, 32), 32))
-    print("| model | batch | train images/s | inference images/s |")
-    print("|---|---:|---:|---:|")
+    print("| model | batch | train img/s fp32 | train img/s bf16 | inference img/s fp32 | "
+          "inference img/s bf16 |")
+    print("|---|---:|---:|---:|---:|---:|")
     for name, shape, batch in cases:
         ck.manual_seed(0)
         model = nn.utils.fuse_batch_norm_relu(models.build(name))  # as fit() trains it
@@ -361,14 +372,17 @@ def cmd_bench(args) -> int:
         rates = []
         for fn, mode in ((step, True), (infer, False)):
             model.train(mode)
-            fn()
-            best, budget = float("inf"), time.perf_counter() + args.seconds
-            while time.perf_counter() < budget:
-                t = time.perf_counter()
-                fn()
-                best = min(best, time.perf_counter() - t)
-            rates.append(batch / best)
-        print(f"| {name} | {batch} | {rates[0]:,.0f} | {rates[1]:,.0f} |", flush=True)
+            for bf16 in (False, True):
+                with ck.autocast(enabled=bf16):
+                    fn()
+                    best, budget = float("inf"), time.perf_counter() + args.seconds
+                    while time.perf_counter() < budget:
+                        t = time.perf_counter()
+                        fn()
+                        best = min(best, time.perf_counter() - t)
+                rates.append(batch / best)
+        print(f"| {name} | {batch} | " + " | ".join(f"{r:,.0f}" for r in rates) + " |",
+              flush=True)
     return 0
 
 

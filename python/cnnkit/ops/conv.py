@@ -9,7 +9,9 @@ and tiled convolutions do the same with unshared filters (cpp/src/conv/tiled_con
 
 from __future__ import annotations
 
-from .. import _core
+import numpy as np
+
+from .. import _core, amp
 from .._args import as_f32, as_opt_f32
 from ..autograd.function import Function
 
@@ -23,8 +25,9 @@ class Conv2dFunction(Function):
         self.x, self.weight = as_f32(x), as_f32(weight)
         self.args = (stride, padding, dilation, groups)
         self.relu = relu
+        self.precision = amp.precision()
         y = _core.conv2d_forward(self.x, self.weight, as_opt_f32(bias), stride, padding,
-                                 dilation, groups, relu)
+                                 dilation, groups, relu, self.precision)
         if relu:
             self.y = y
         return y
@@ -36,10 +39,11 @@ class Conv2dFunction(Function):
         need_x, need_w, need_b = self.needs_input_grad
         dx = dw = db = None
         if need_x:
-            dx = _core.conv2d_backward_data(g, self.weight, self.x.shape[2:], *self.args)
+            dx = _core.conv2d_backward_data(g, self.weight, self.x.shape[2:], *self.args,
+                                            self.precision)
         if need_w or need_b:
             dw, db = _core.conv2d_backward_weights(g, self.x, self.weight.shape[2:], *self.args,
-                                                   need_b)
+                                                   need_b, self.precision)
         return dx, (dw if need_w else None), (db if need_b else None)
 
 
@@ -48,16 +52,32 @@ class _UnsharedConvFunction(Function):
 
     kind = ""
 
+    # Under autocast the operands are rounded to bf16 here (copies) and the float32 kernels
+    # compute with them: the products are exact in float32, so that is the bf16 semantics.
     def forward(self, x, weight, bias, stride, padding):
         self.x, self.weight, self.args = as_f32(x), as_f32(weight), (stride, padding)
+        self.bf16 = amp.is_autocast_enabled()
+        if self.bf16:
+            self.x, self.weight = _core.round_bf16(self.x), _core.round_bf16(self.weight)
         return getattr(_core, f"{self.kind}_forward")(self.x, self.weight, as_opt_f32(bias),
                                                       stride, padding)
 
     def backward(self, g):
         need_x, need_w, need_b = self.needs_input_grad
-        dx, dw, db = getattr(_core, f"{self.kind}_backward")(
-            as_f32(g), self.x, self.weight, *self.args, need_x, need_b
+        g = as_f32(g)
+        db = None
+        if self.bf16:
+            # the bias gradient is no product: it sums dY unrounded (locally connected: one
+            # bias per output position, [K, Ho, Wo]; tiled: one per filter, [K])
+            if need_b:
+                axes = (0,) if self.kind == "local_conv2d" else (0, 2, 3)
+                db = g.sum(axis=axes, dtype=np.float64).astype(np.float32)
+            g = _core.round_bf16(g)
+        dx, dw, db_core = getattr(_core, f"{self.kind}_backward")(
+            g, self.x, self.weight, *self.args, need_x, need_b and not self.bf16
         )
+        if not self.bf16:
+            db = db_core
         return (dx if need_x else None), (dw if need_w else None), (db if need_b else None)
 
 

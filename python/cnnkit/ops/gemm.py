@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _core
+from .. import _core, amp
 from .._args import float_result
 from ..autograd.function import Function
 from .arithmetic import unbroadcast
@@ -69,16 +69,26 @@ class MatMul(Function):
     def forward(self, a, b):
         a, b = np.asarray(a), np.asarray(b)
         self.a, self.b = a, b
+        self.precision = amp.precision()
         if a.ndim == 2 and b.ndim == 2 and a.dtype == np.float32 and b.dtype == np.float32:
-            return _core.sgemm(_matrix(a), _matrix(b))
+            return _core.sgemm(_matrix(a), _matrix(b), precision=self.precision)
+        if self.precision == "bf16":
+            raise TypeError(
+                "matmul: under autocast only two 2-D float32 operands compute in bf16, got "
+                f"{a.dtype}[{a.ndim}-D] @ {b.dtype}[{b.ndim}-D]; leave the autocast block or "
+                "reshape to 2-D"
+            )
         return float_result(np.matmul(a, b))
 
     def backward(self, g):
         a, b = self.a, self.b
         if a.ndim == 2 and b.ndim == 2 and a.dtype == np.float32 and b.dtype == np.float32:
             g = np.ascontiguousarray(g, dtype=np.float32)
-            da = _core.sgemm(g, _matrix(b), False, True) if self.needs_input_grad[0] else None
-            db = _core.sgemm(_matrix(a), g, True, False) if self.needs_input_grad[1] else None
+            pr = self.precision
+            da = (_core.sgemm(g, _matrix(b), False, True, precision=pr)
+                  if self.needs_input_grad[0] else None)
+            db = (_core.sgemm(_matrix(a), g, True, False, precision=pr)
+                  if self.needs_input_grad[1] else None)
             return da, db
         # promote 1-D operands as numpy does, then undo the promotion in the gradients
         a2 = a[None, :] if a.ndim == 1 else a

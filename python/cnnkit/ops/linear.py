@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _core
+from .. import _core, amp
 from .._args import as_f32, as_opt_f32
 from ..autograd.function import Function
 
@@ -19,12 +19,13 @@ class LinearFunction(Function):
         self.shape = x.shape
         self.x = as_f32(x).reshape(int(np.prod(x.shape[:-1])), x.shape[-1])
         self.weight = as_f32(weight)
-        y = _core.linear_forward(self.x, self.weight, as_opt_f32(bias))
+        self.precision = amp.precision()
+        y = _core.linear_forward(self.x, self.weight, as_opt_f32(bias), self.precision)
         return y.reshape(self.shape[:-1] + (y.shape[-1],))
 
     def backward(self, g):
         need_x, need_w, need_b = self.needs_input_grad
         g = as_f32(g).reshape(self.x.shape[0], g.shape[-1])
-        dx, dw, db = _core.linear_backward(g, self.x, self.weight, need_x)
+        dx, dw, db = _core.linear_backward(g, self.x, self.weight, need_x, self.precision)
         return ((dx.reshape(self.shape) if need_x else None), (dw if need_w else None),
                 (db if need_b else None))

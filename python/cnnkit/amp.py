@@ -1,0 +1,99 @@
+"""Mixed precision: ``cnnkit.autocast`` and ``cnnkit.bfloat16`` (PyTorch's names).
+
+Inside ``with cnnkit.autocast():`` (dtype ``cnnkit.bfloat16``, the only one) the GEMM-shaped ops
+-- ``conv2d`` (all strides, paddings, dilations, groups), ``local_conv2d``, ``tiled_conv2d``,
+``linear`` and ``matmul`` of two float32 matrices -- compute with both operands of every
+product rounded to bf16 (8 significant bits; round to nearest, ties to even; float32 denormals
+become zeros) and sum the products in float32, forward and backward: the input gradient from
+bf16 dY and W, the weight gradient from bf16 dY and x. The result, parameters, ``.grad`` and
+optimizer state stay float32 (master weights), and every other op computes as it does outside.
+Expected error against exact arithmetic: about 2^-8 sqrt(K) relative for a sum of K products.
+
+The mode is per thread; a backward pass computes in the precision its forward pass ran in.
+The kernels: AMX tiles, AVX512-BF16, or an exact reference emulation (``cpu_info()["bf16_path"]``);
+they differ only in the order of the float32 sums.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+
+__all__ = ["bfloat16", "autocast", "is_autocast_enabled", "get_autocast_dtype"]
+
+
+class dtype:  # noqa: N801 - PyTorch's name
+    """A compute precision for ``autocast`` (arrays themselves are always float32)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"cnnkit.{self.name}"
+
+
+bfloat16 = dtype("bfloat16")
+
+_state = threading.local()
+
+
+def is_autocast_enabled() -> bool:
+    """Whether this thread is inside an enabled ``autocast`` block."""
+    return getattr(_state, "dtype", None) is not None
+
+
+def get_autocast_dtype():
+    """The dtype autocast computes with (``cnnkit.bfloat16``)."""
+    return bfloat16
+
+
+def precision() -> str:
+    """"bf16" inside an enabled autocast block, else "fp32" (the core's precision argument)."""
+    return "bf16" if is_autocast_enabled() else "fp32"
+
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def check_precision(op: str, precision) -> str:
+    """``precision`` itself when it is "fp32" or "bf16", else a TypeError/ValueError naming op."""
+    if not isinstance(precision, str):
+        raise TypeError(f"{op}: precision must be a str, got {type(precision).__name__}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"{op}: precision must be one of {PRECISIONS}, got {precision!r}")
+    return precision
+
+
+class autocast:  # noqa: N801 - PyTorch's name
+    """Compute conv / linear / matmul with bf16 operands and float32 sums (see the module doc).
+
+    ``with cnnkit.autocast(): y = model(x)`` or ``@cnnkit.autocast()``; ``enabled=False`` turns
+    it off inside an outer block. ``dtype`` must be ``cnnkit.bfloat16``. Run the backward pass
+    where you like: each op's gradient uses the precision of its forward pass.
+    """
+
+    def __init__(self, dtype=bfloat16, enabled: bool = True):
+        if dtype is not bfloat16:
+            got = dtype if isinstance(dtype, str) else type(dtype).__name__
+            raise TypeError(f"autocast: dtype must be cnnkit.bfloat16, got {got!r}")
+        if not isinstance(enabled, bool):
+            raise TypeError(f"autocast: enabled must be a bool, got {type(enabled).__name__}")
+        self.dtype = dtype
+        self.enabled = enabled
+
+    def __enter__(self):
+        self._prev = getattr(_state, "dtype", None)
+        _state.dtype = self.dtype if self.enabled else None
+        return self
+
+    def __exit__(self, *exc):
+        _state.dtype = self._prev
+        return False
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with autocast(self.dtype, self.enabled):
+                return fn(*args, **kwargs)
+
+        return wrapper

@@ -1,0 +1,400 @@
+"""bf16 mixed precision (issue 15): rounding, the bf16 GEMM paths, conv / linear / matmul under
+autocast, against an independent numpy emulation of the semantics (operands rounded to bf16,
+nearest even; exact products; sums in float64 here, float32 in the kernels), and against the
+float64 result of the unrounded operands."""
+
+import threading
+
+import numpy as np
+import pytest
+from conv_reference import conv2d as conv_ref
+from conv_reference import conv2d_grads, tiled_conv2d
+
+import cnnkit
+import cnnkit.functional as F
+import cnnkit.nn as nn
+
+core = cnnkit._core
+INFO = cnnkit.cpu_info()
+
+
+def bf16(x):
+    """numpy emulation of the rounding: RNE on the top 16 bits; denormals to signed zero;
+    NaN stays NaN; +-inf stays +-inf."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    u = x.view(np.uint32).astype(np.uint64)
+    exp = u & 0x7F800000
+    rounded = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16) << 16
+    out = np.where(exp == 0, u & 0x80000000, rounded)
+    special = exp == 0x7F800000  # inf / NaN: truncate, keep NaN quiet
+    quiet = np.where(u & 0x7FFFFF, np.uint64(0x40), np.uint64(0))
+    out = np.where(special, ((u >> 16) | quiet) << 16, out)
+    return out.astype(np.uint32).view(np.float32).reshape(x.shape)
+
+
+def rel_err(got, want):
+    scale = max(float(np.abs(want).max()), 1e-30)
+    return float(np.abs(np.asarray(got, np.float64) - want).max()) / scale
+
+
+def _fp32_level():
+    for name in ("avx512", "avx2", "ref"):
+        if name in INFO["supported_isas"]:
+            return name
+    return "ref"
+
+
+# bf16 path -> the ISA level that selects it
+PATHS = {"ref": _fp32_level(), "avx512_bf16": "avx512_bf16", "amx": "amx"}
+
+
+@pytest.fixture(params=list(PATHS))
+def bf16_path(request):
+    level = PATHS[request.param]
+    if level not in INFO["supported_isas"]:
+        pytest.skip(f"bf16 path {request.param}: this CPU cannot run it "
+                    f"({INFO['bf16_path_reason'] or 'level ' + level + ' unsupported'})")
+    before = cnnkit.get_isa()
+    cnnkit.set_isa(level)
+    assert cnnkit.cpu_info()["bf16_path"] == request.param
+    yield request.param
+    cnnkit.set_isa(before)
+
+
+# ------------------------------------------------------------------ rounding
+def test_rounding_matches_the_emulation_on_special_values(bf16_path, rng):
+    tiny = np.float32(1e-40)  # a float32 denormal
+    specials = np.array([0.0, -0.0, 1.0, -1.0, tiny, -tiny, np.inf, -np.inf, np.nan,
+                         3.4e38, -3.4e38, 1.17549435e-38, 65504.0, 1.0 + 2**-8, 1.0 + 3 * 2**-8,
+                         1.0 + 2**-8 + 2**-20], np.float32)
+    got = core.round_bf16(specials)
+    want = bf16(specials)
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), (got, want)
+    # ties to even: 1 + 2^-8 lies halfway between 1 and 1 + 2^-7 -> 1; 1 + 3 2^-8 -> 1 + 2^-6
+    assert got[13] == 1.0 and got[14] == np.float32(1.0 + 2**-6)
+    x = (rng.standard_normal(10_001) * np.exp(rng.uniform(-80, 80, 10_001))).astype(np.float32)
+    assert np.array_equal(core.round_bf16(x).view(np.uint32), bf16(x).view(np.uint32))
+
+
+def test_round_bf16_refuses_bad_input():
+    with pytest.raises(TypeError, match="round_bf16"):
+        core.round_bf16(np.zeros(3, np.float64))
+
+
+# ------------------------------------------------------------------ GEMM
+# Around the tiles (ref 8x32, avx512_bf16 14x32, amx 32x32; K steps of 32 in pairs) and the
+# K block (512): below, at and above each.
+GEMM_SHAPES = [(1, 1, 1), (1, 33, 2), (7, 5, 3), (13, 31, 31), (14, 32, 32), (15, 33, 33),
+               (16, 16, 64), (17, 47, 95), (31, 64, 1), (32, 32, 511), (33, 65, 512),
+               (64, 96, 513), (100, 7, 1025)]
+
+
+@pytest.mark.parametrize("M,N,K", GEMM_SHAPES)
+def test_gemm_matches_the_emulation(bf16_path, rng, M, N, K):
+    if bf16_path == "ref" and M * N * K > 3e6:
+        pytest.skip("the reference path is scalar; large shapes run on the fast paths")
+    for ta, tb in ((False, False), (True, False), (False, True), (True, True)):
+        a = rng.standard_normal((K, M) if ta else (M, K)).astype(np.float32)
+        b = rng.standard_normal((N, K) if tb else (K, N)).astype(np.float32)
+        got = core.sgemm(a, b, ta, tb, precision="bf16")
+        A, B = bf16(a).astype(np.float64), bf16(b).astype(np.float64)
+        want = (A.T if ta else A) @ (B.T if tb else B)
+        assert rel_err(got, want) <= 1e-5, (ta, tb)
+
+
+def test_gemm_alpha_beta_and_views(bf16_path, rng):
+    a = rng.standard_normal((40, 70)).astype(np.float32)
+    b = rng.standard_normal((70, 50)).astype(np.float32)
+    c = rng.standard_normal((40, 50)).astype(np.float32)
+    got = core.sgemm(a, b, False, False, 0.5, 2.0, c, False, precision="bf16")
+    want = 0.5 * bf16(a).astype(np.float64) @ bf16(b) + 2.0 * c
+    assert rel_err(got, want) <= 1e-5
+    # beta = 0 never reads c (NaN in it does not leak)
+    c[:] = np.nan
+    got = core.sgemm(a, b, c=c, overwrite_c=True, precision="bf16")
+    assert np.isfinite(got).all()
+    # a Fortran-order view and a row slice
+    got = core.sgemm(np.asfortranarray(a), b[:, ::1][:, :50], precision="bf16")
+    assert rel_err(got, bf16(a).astype(np.float64) @ bf16(b)) <= 1e-5
+
+
+def test_gemm_precision_argument_is_checked():
+    a = np.ones((2, 2), np.float32)
+    with pytest.raises(ValueError, match="sgemm: precision must be 'fp32' or 'bf16', got 'fp16'"):
+        core.sgemm(a, a, precision="fp16")
+
+
+def test_paths_agree_with_each_other(rng):
+    a = rng.standard_normal((70, 300)).astype(np.float32)
+    b = rng.standard_normal((300, 90)).astype(np.float32)
+    before = cnnkit.get_isa()
+    results = {}
+    try:
+        for path, level in PATHS.items():
+            if level in INFO["supported_isas"]:
+                cnnkit.set_isa(level)
+                results[path] = core.sgemm(a, b, precision="bf16")
+    finally:
+        cnnkit.set_isa(before)
+    ref = results["ref"]
+    for path, got in results.items():
+        assert rel_err(got, ref.astype(np.float64)) <= 1e-5, path
+
+
+# ------------------------------------------------------------------ convolution
+# (N, C, K, H, W, F, stride, padding, dilation, groups)
+CONV_CASES = [
+    (2, 3, 8, 12, 12, 3, 1, 1, 1, 1),      # 3 input channels (first layer)
+    (1, 16, 32, 9, 9, 3, 1, 1, 1, 1),      # batch 1, stride-1 3x3 (transposed conv dX)
+    (2, 8, 16, 11, 10, 3, 2, 1, 1, 1),     # stride 2 (col2im dX)
+    (2, 6, 10, 13, 13, 5, 1, 2, 2, 1),     # dilation 2, padding 2
+    (2, 8, 12, 9, 9, 3, 1, 1, 1, 4),       # groups
+    (2, 16, 16, 8, 8, 3, 1, 1, 1, 16),     # depthwise
+    (2, 24, 40, 7, 7, 1, 1, 0, 1, 1),      # 1x1
+    (1, 3, 16, 35, 35, 11, 4, 2, 1, 1),    # AlexNet conv1: 11x11 stride 4
+    (2, 33, 35, 6, 6, 3, 1, 1, 1, 1),      # channels past the tiles, K not a multiple of 32
+    (1, 64, 48, 6, 6, 3, 1, 1, 1, 1),      # C F F = 576 > the K block (512)
+]
+
+
+def _conv_case(rng, case):
+    N, C, K, H, W, F_, s, p, d, g = case
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    w = (rng.standard_normal((K, C // g, F_, F_)) / np.sqrt(C // g * F_ * F_)).astype(np.float32)
+    b = rng.standard_normal(K).astype(np.float32)
+    return x, w, b, (s, s), (p, p), (d, d), g
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=lambda c: "N{}C{}K{}_{}x{}_F{}s{}p{}d{}g{}"
+                         .format(*c))
+def test_conv_passes_match_the_emulation(bf16_path, rng, case):
+    x, w, b, s, p, d, g = _conv_case(rng, case)
+    y = core.conv2d_forward(x, w, b, s, p, d, g, False, "bf16")
+    want = conv_ref(bf16(x), bf16(w), b, s[0], p[0], d[0], g)
+    assert rel_err(y, want) <= 1e-5, "forward"
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx = core.conv2d_backward_data(dy, w, x.shape[2:], s, p, d, g, "bf16")
+    dw, db = core.conv2d_backward_weights(dy, x, w.shape[2:], s, p, d, g, True, "bf16")
+    dx_want, _, _ = conv2d_grads(bf16(x), bf16(w), bf16(dy), s[0], p[0], d[0], g)
+    _, dw_want, _ = conv2d_grads(bf16(x), bf16(w), bf16(dy), s[0], p[0], d[0], g)
+    assert rel_err(dx, dx_want) <= 1e-5, "backward data"
+    assert rel_err(dw, dw_want) <= 1e-5, "backward weights"
+    # the bias gradient is no product: it sums dY unrounded
+    assert rel_err(db, dy.astype(np.float64).sum(axis=(0, 2, 3))) <= 1e-6
+
+
+def test_conv_fused_relu_in_bf16(bf16_path, rng):
+    x, w, b, s, p, d, g = _conv_case(rng, (2, 8, 16, 10, 10, 3, 1, 1, 1, 1))
+    y = core.conv2d_forward(x, w, b, s, p, d, g, True, "bf16")
+    want = np.maximum(conv_ref(bf16(x), bf16(w), b, 1, 1, 1, 1), 0)
+    assert rel_err(y, want) <= 1e-5
+
+
+@pytest.mark.parametrize("case", CONV_CASES[:4] + CONV_CASES[6:8],
+                         ids=lambda c: "N{}C{}K{}_{}x{}_F{}s{}p{}d{}g{}".format(*c))
+def test_conv_bf16_is_close_to_the_exact_result(rng, case):
+    """bf16 against float64 of the unrounded operands: <= 1e-2 relative, all three passes."""
+    x, w, b, s, p, d, g = _conv_case(rng, case)
+    y = core.conv2d_forward(x, w, b, s, p, d, g, False, "bf16")
+    assert rel_err(y, conv_ref(x, w, b, s[0], p[0], d[0], g)) <= 1e-2
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx_want, dw_want, _ = conv2d_grads(x, w, dy, s[0], p[0], d[0], g)
+    dx = core.conv2d_backward_data(dy, w, x.shape[2:], s, p, d, g, "bf16")
+    dw, _ = core.conv2d_backward_weights(dy, x, w.shape[2:], s, p, d, g, False, "bf16")
+    assert rel_err(dx, dx_want) <= 1e-2
+    assert rel_err(dw, dw_want) <= 1e-2
+
+
+def test_conv_algorithms_in_bf16():
+    """Winograd and the fp32 dot-product weight gradient never run in bf16; the engine does."""
+    shape = ([8, 32, 16, 16], [32, 32, 3, 3], (1, 1), (1, 1), (1, 1), 1)
+    fp32 = core._conv2d_algorithms(*shape)
+    bf = core._conv2d_algorithms(*shape, precision="bf16")
+    assert "winograd" not in bf and "dot" not in bf, bf
+    assert bf == ("implicit_gemm", "implicit_gemm", "gemm"), (fp32, bf)
+    before = cnnkit.get_conv_algorithm()
+    try:
+        cnnkit.set_conv_algorithm("winograd")
+        assert "winograd" not in core._conv2d_algorithms(*shape, precision="bf16")
+    finally:
+        cnnkit.set_conv_algorithm(before)
+
+
+def test_conv_precision_argument_is_checked(rng):
+    x = np.zeros((1, 2, 4, 4), np.float32)
+    w = np.zeros((2, 2, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="conv2d: precision must be 'fp32' or 'bf16'"):
+        core.conv2d_forward(x, w, None, (1, 1), (0, 0), (1, 1), 1, False, "bfloat16")
+
+
+# ------------------------------------------------------------------ autocast API
+def test_autocast_api():
+    assert cnnkit.bfloat16 is cnnkit.get_autocast_dtype()
+    assert repr(cnnkit.bfloat16) == "cnnkit.bfloat16"
+    assert not cnnkit.is_autocast_enabled()
+    with cnnkit.autocast():
+        assert cnnkit.is_autocast_enabled()
+        with cnnkit.autocast(enabled=False):
+            assert not cnnkit.is_autocast_enabled()
+        assert cnnkit.is_autocast_enabled()
+    assert not cnnkit.is_autocast_enabled()
+
+    @cnnkit.autocast(dtype=cnnkit.bfloat16)
+    def inside():
+        return cnnkit.is_autocast_enabled()
+
+    assert inside() and not cnnkit.is_autocast_enabled()
+    with pytest.raises(TypeError, match="autocast: dtype must be cnnkit.bfloat16"):
+        cnnkit.autocast(dtype=np.float16)
+    with pytest.raises(TypeError, match="autocast: dtype must be cnnkit.bfloat16, got 'bf16'"):
+        cnnkit.autocast("bf16")
+    with pytest.raises(TypeError, match="autocast: enabled must be a bool"):
+        cnnkit.autocast(enabled=1)
+
+
+def test_autocast_is_per_thread():
+    seen = []
+    with cnnkit.autocast():
+        t = threading.Thread(target=lambda: seen.append(cnnkit.is_autocast_enabled()))
+        t.start()
+        t.join()
+    assert seen == [False]
+
+
+def test_layers_under_autocast_keep_fp32_parameters_and_grads(rng):
+    cnnkit.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(8 * 36, 5))
+    x = cnnkit.tensor(rng.standard_normal((4, 3, 6, 6)).astype(np.float32))
+    with cnnkit.autocast():
+        y = model(x)
+    assert y.numpy().dtype == np.float32
+    y.sum().backward()  # outside the block: the gradients still use bf16 operands
+    for prm in model.parameters():
+        assert prm.data.dtype == np.float32 and prm.grad.dtype == np.float32
+    conv, lin = model[0], model[3]
+    xa = x.numpy()
+    h = np.maximum(conv_ref(bf16(xa), bf16(conv.weight.data), conv.bias.data, 1, 1, 1, 1), 0)
+    want = bf16(h.reshape(4, -1).astype(np.float32)).astype(np.float64) @ \
+        bf16(lin.weight.data).T.astype(np.float64) + lin.bias.data
+    assert rel_err(y.numpy(), want) <= 1e-5
+    # linear's weight gradient: bf16(dy)^T bf16(h) with dy = 1
+    dw_want = np.ones((4, 5)).T @ bf16(h.reshape(4, -1).astype(np.float32)).astype(np.float64)
+    assert rel_err(lin.weight.grad, dw_want) <= 1e-5
+
+
+def test_linear_and_matmul_under_autocast(bf16_path, rng):
+    for n in (1, 3, 16, 17, 100):  # batch 1, below / at / above the tile rows
+        x = rng.standard_normal((n, 70)).astype(np.float32)
+        w = rng.standard_normal((33, 70)).astype(np.float32)
+        b = rng.standard_normal(33).astype(np.float32)
+        y = core.linear_forward(x, w, b, "bf16")
+        assert rel_err(y, bf16(x).astype(np.float64) @ bf16(w).T + b) <= 1e-5
+        dy = rng.standard_normal((n, 33)).astype(np.float32)
+        dx, dw, db = core.linear_backward(dy, x, w, True, "bf16")
+        assert rel_err(dx, bf16(dy).astype(np.float64) @ bf16(w)) <= 1e-5
+        assert rel_err(dw, bf16(dy).T.astype(np.float64) @ bf16(x)) <= 1e-5
+        assert rel_err(db, dy.astype(np.float64).sum(0)) <= 1e-6
+        # against the exact result of the unrounded operands
+        assert rel_err(y, x.astype(np.float64) @ w.T + b) <= 1e-2
+        assert rel_err(dw, dy.T.astype(np.float64) @ x) <= 1e-2
+    a = cnnkit.tensor(rng.standard_normal((20, 40)).astype(np.float32), requires_grad=True)
+    m = cnnkit.tensor(rng.standard_normal((40, 30)).astype(np.float32), requires_grad=True)
+    with cnnkit.autocast():
+        c = a @ m
+    assert rel_err(c.numpy(), bf16(a.numpy()).astype(np.float64) @ bf16(m.numpy())) <= 1e-5
+    g = rng.standard_normal((20, 30)).astype(np.float32)
+    c.backward(cnnkit.tensor(g))
+    assert rel_err(a.grad, bf16(g).astype(np.float64) @ bf16(m.numpy()).T) <= 1e-5
+    assert rel_err(m.grad, bf16(a.numpy()).T.astype(np.float64) @ bf16(g)) <= 1e-5
+
+
+def test_matmul_of_other_operands_under_autocast_is_refused():
+    a = cnnkit.tensor(np.ones((2, 3, 4), np.float32))
+    b = cnnkit.tensor(np.ones((4, 5), np.float32))
+    with cnnkit.autocast(), pytest.raises(TypeError, match="matmul: under autocast"):
+        a @ b
+
+
+@pytest.mark.parametrize("kind", ["local", "tiled"])
+def test_local_and_tiled_conv_under_autocast(rng, kind):
+    N, C, K, H, F_ = 2, 3, 4, 7, 3
+    Ho = H - F_ + 1
+    x = cnnkit.tensor(rng.standard_normal((N, C, H, H)).astype(np.float32), requires_grad=True)
+    T = Ho if kind == "local" else 2
+    w = cnnkit.tensor(rng.standard_normal((T, T, K, C, F_, F_)).astype(np.float32),
+                      requires_grad=True)
+    bshape = (K, Ho, Ho) if kind == "local" else (K,)
+    b = cnnkit.tensor(rng.standard_normal(bshape).astype(np.float32), requires_grad=True)
+    fn = F.local_conv2d if kind == "local" else F.tiled_conv2d
+    with cnnkit.autocast():
+        y = fn(x, w, b)
+    yw = tiled_conv2d(bf16(x.numpy()), bf16(w.numpy()), None, 1, 0)
+    yw = yw + (b.numpy()[None] if kind == "local" else b.numpy()[None, :, None, None])
+    assert rel_err(y.numpy(), yw) <= 1e-5
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    y.backward(cnnkit.tensor(g))
+    axes = (0,) if kind == "local" else (0, 2, 3)
+    assert rel_err(b.grad, g.astype(np.float64).sum(axis=axes)) <= 1e-6
+    # the weight gradient from bf16 dY and x: compare with fp32 kernels on rounded operands
+    _, dw, _ = getattr(core, f"{kind}_conv2d_backward")(
+        bf16(g), bf16(x.numpy()), bf16(w.numpy()), (1, 1), (0, 0), True, False)
+    assert rel_err(w.grad, dw.astype(np.float64)) <= 1e-6
+
+
+# ------------------------------------------------------------------ training
+def test_fit_precision_is_checked():
+    from cnnkit.train import fit
+
+    model = nn.Linear(2, 2)
+    opt = cnnkit.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=r"fit: precision must be one of \('fp32', 'bf16'\)"):
+        fit(model, [], epochs=1, optimizer=opt, precision="fp16")
+    with pytest.raises(TypeError, match="fit: precision must be a str"):
+        fit(model, [], epochs=1, optimizer=opt, precision=16)
+
+
+def test_cifar_style_loss_tracks_fp32_over_30_steps(rng):
+    def run(bf16_on):
+        cnnkit.manual_seed(0)
+        model = nn.Sequential(
+            nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(32 * 16, 10))
+        opt = cnnkit.optim.SGD(model.parameters(), lr=0.02, momentum=0.9)
+        loss_fn = nn.CrossEntropyLoss()
+        data = np.random.default_rng(3)
+        centers = data.standard_normal((10, 3, 16, 16)).astype(np.float32)
+        losses = []
+        for _ in range(30):
+            y = data.integers(0, 10, 64)
+            x = centers[y] + 3.0 * data.standard_normal((64, 3, 16, 16)).astype(np.float32)
+            opt.zero_grad()
+            with cnnkit.autocast(enabled=bf16_on):
+                loss = loss_fn(model(cnnkit.tensor(x)), cnnkit.tensor(y))
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        return np.array(losses)
+
+    fp32, bf = run(False), run(True)
+    assert fp32[-5:].mean() < 0.6 * fp32[:5].mean()  # it learns (2.6 -> ~1.0)
+    rel = np.abs(bf - fp32) / np.abs(fp32)
+    assert rel.max() <= 0.05, rel
+
+
+def test_digits_cnn_trains_to_97_percent_in_bf16():
+    from cnnkit import data, models, optim
+    from cnnkit.train import evaluate, fit
+
+    cnnkit.manual_seed(0)
+    train_set, test_set = data.load_dataset("digits")
+    prep = data.ChannelMean(std=True).fit(train_set.images)
+    train = data.DataLoader(train_set, batch_size=64, shuffle=True, transform=prep)
+    test = data.DataLoader(test_set, batch_size=256, transform=prep)
+    model = models.build("digits_cnn")
+    opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    fit(model, train, epochs=15, optimizer=opt, progress=False, precision="bf16")
+    with cnnkit.autocast():
+        acc = evaluate(model, test).accuracy
+    assert acc >= 0.97, acc
