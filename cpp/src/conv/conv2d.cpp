@@ -18,12 +18,14 @@
 //
 //   forward:          depthwise     groups == C                        depthwise.cpp
 //                     winograd      F(4x4, 3x3), stride 1, see below   winograd.cpp
+//                     bf16_direct   bf16 on AMX, stride 1, 1 group     bf16_direct.cpp
 //                     gemm          1x1, stride 1, unpadded            gemm_1x1.cpp
 //                     implicit_gemm any                                implicit_gemm.cpp
 //                     reference     any                                conv2d_ref.cpp
 //   backward data:    depthwise     groups == C                        depthwise.cpp
 //                     winograd      stride 1, >= 16 channels/group,    winograd.cpp
 //                                   Winograd takes the conv of dY
+//                     bf16_direct   the same on AMX in bf16            bf16_direct.cpp
 //                     implicit_gemm stride 1, >= 16 channels/group:    transposed_conv.cpp
 //                                   conv of dY with rotated weights
 //                     gemm_col2im   any                                gemm_col2im.cpp
@@ -61,6 +63,7 @@ namespace {
 constexpr ConvForwardAlgorithm kForwardAlgorithms[] = {
     {"depthwise", false, depthwise_applies, depthwise_forward},
     {"winograd", false, winograd_forward_applies, winograd_forward},
+    {"bf16_direct", true, bf16_direct_applies, bf16_direct_forward},
     {"gemm", true, gemm_1x1_forward_applies, gemm_1x1_forward},
     {"implicit_gemm", true, implicit_gemm_forward_applies, implicit_gemm_forward},
     {"reference", false, reference_applies, conv2d_forward_ref},
@@ -69,6 +72,7 @@ constexpr ConvForwardAlgorithm kForwardAlgorithms[] = {
 constexpr ConvBackwardDataAlgorithm kBackwardDataAlgorithms[] = {
     {"depthwise", false, depthwise_applies, depthwise_backward_data},
     {"winograd", false, winograd_backward_data_applies, winograd_backward_data},
+    {"bf16_direct", true, bf16_direct_backward_data_applies, bf16_direct_backward_data},
     {"implicit_gemm", true, transposed_conv_backward_data_applies, transposed_conv_backward_data},
     {"gemm_col2im", true, gemm_col2im_backward_data_applies, gemm_col2im_backward_data},
     {"reference", false, reference_applies, conv2d_backward_data_ref},

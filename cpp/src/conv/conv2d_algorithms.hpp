@@ -72,6 +72,15 @@ bool winograd_backward_weights_applies(const Conv2dParams& p, const ConvPolicy& 
 void winograd_backward_weights(const Conv2dParams& p, const float* diff_dst, const float* src,
                                float* diff_weights, float* diff_bias);
 
+// bf16_direct.cpp: bf16 on AMX, stride 1, one group, >= 16 input channels: B tiles straight
+// from a padded bf16 copy of the image; backward data as the forward of dY.
+bool bf16_direct_applies(const Conv2dParams& p, const ConvPolicy& policy);
+void bf16_direct_forward(const Conv2dParams& p, const float* src, const float* weights,
+                         const float* bias, float* dst, bool relu);
+bool bf16_direct_backward_data_applies(const Conv2dParams& p, const ConvPolicy& policy);
+void bf16_direct_backward_data(const Conv2dParams& p, const float* diff_dst, const float* weights,
+                               float* diff_src);
+
 // gemm_1x1.cpp: forward of a 1x1, stride-1, unpadded convolution (the image is the B matrix).
 bool gemm_1x1_forward_applies(const Conv2dParams& p, const ConvPolicy& policy);
 void gemm_1x1_forward(const Conv2dParams& p, const float* src, const float* weights,

@@ -56,12 +56,22 @@ using WinoGradOutput = void (*)(const float* dy, std::int64_t plane, std::int64_
                                 const WinoLanes& lanes, float* m, std::int64_t m_xi,
                                 std::int64_t m_k);
 
+// Direct bf16 convolution (conv/bf16_direct.cpp), one 32 x 32 block of fp32 sums:
+//   out[i][j] = sum_{s < slices} sum_{kk < 32} a[s][i][kk] * b_s[kk / 2][j][kk % 2]
+// where a[s] is slice s of an A panel of 32 rows (a + s * 1024, row i at i * 32) and b_s is the
+// bf16 pair matrix at x + off[s]: pair row r at x + off[s] + r * ld, column j at + 2 j (bf16
+// values). out is 32 x 32, row stride 32. Needs the tile configuration of the GEMM family's
+// bf16_begin(). Null where the ISA has no kernel (the algorithm then does not apply).
+using Bf16DirectBlock = void (*)(const std::uint16_t* a, int slices, const std::uint16_t* x,
+                                 const std::int64_t* off, std::int64_t ld, float* out);
+
 struct ConvKernels {
   PackPatchPanel pack_patch_panel = nullptr;
   AddF32 add_f32 = nullptr;
   WinoInput wino_input = nullptr;
   WinoOutput wino_output = nullptr;
   WinoGradOutput wino_grad_output = nullptr;
+  Bf16DirectBlock bf16_direct_block = nullptr;
 };
 
 void register_conv_kernels(ConvKernels& k, Isa isa);
@@ -88,6 +98,11 @@ void wino_output_avx2(const float* m, std::int64_t m_xi, std::int64_t m_k, int c
 void wino_grad_output_avx2(const float* dy, std::int64_t plane, std::int64_t ld, int channels,
                            const WinoLanes& lanes, float* m, std::int64_t m_xi, std::int64_t m_k);
 }  // namespace avx2
+
+namespace amx {
+void bf16_direct_block_amx(const std::uint16_t* a, int slices, const std::uint16_t* x,
+                           const std::int64_t* off, std::int64_t ld, float* out);
+}  // namespace amx
 
 namespace avx512 {
 void pack_patch_panel_avx512(const PatchPanel& pp, std::int64_t p0, int kc, int nr, float* dst);

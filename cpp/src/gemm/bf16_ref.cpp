@@ -66,6 +66,13 @@ void pack_bf16_b_ref(const float* src, std::int64_t ld, int kc, int n, bf16_t* d
   }
 }
 
+void interleave_bf16_ref(const float* r0, const float* r1, std::int64_t n, bf16_t* dst) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    dst[2 * i] = round_one(r0[i]);
+    dst[2 * i + 1] = r1 ? round_one(r1[i]) : bf16_t(0);
+  }
+}
+
 void bf16_ukr_ref(int m, int n, std::int64_t kp, const bf16_t* a, const bf16_t* b, float* c,
                   std::int64_t ldc, const UkrEpilogue& ep) {
   const int mr = kBf16MrRef;

@@ -25,6 +25,7 @@ void register_gemm_kernels(GemmKernels& k, Isa isa) {
   k.round_bf16_f32 = round_bf16_f32_ref;
   k.pack_bf16_a = pack_bf16_a_ref;
   k.pack_bf16_b = pack_bf16_b_ref;
+  k.interleave_bf16 = interleave_bf16_ref;
   if (isa >= Isa::avx2) {
     k.sgemm_mr = avx2::kSgemmMr;
     k.sgemm_nr = avx2::kSgemmNr;
@@ -52,6 +53,7 @@ void register_gemm_kernels(GemmKernels& k, Isa isa) {
     k.round_bf16_f32 = avx512_bf16::round_bf16_f32;
     k.pack_bf16_a = avx512_bf16::pack_bf16_a;
     k.pack_bf16_b = avx512_bf16::pack_bf16_b;
+    k.interleave_bf16 = avx512_bf16::interleave_bf16;
   }
   if (isa >= Isa::amx) {
     k.bf16_path = "amx";

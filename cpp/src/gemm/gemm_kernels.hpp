@@ -63,6 +63,9 @@ using PackBf16B = void (*)(const float* src, std::int64_t ld, int kc, int n, bf1
 // One A panel of mr rows from fp32 rows: row i (i < m) at src + i * ld, k in [0, kc); rows
 // m..mr-1 and k in [kc, round_up(kc, 32)) are zeros.
 using PackBf16A = void (*)(const float* src, std::int64_t ld, int m, int kc, int mr, bf16_t* dst);
+// dst[2 i] = bf16(r0[i]), dst[2 i + 1] = bf16(r1[i]) for i < n (r1 null: zeros): two fp32
+// rows into one row of bf16 pairs.
+using InterleaveBf16 = void (*)(const float* r0, const float* r1, std::int64_t n, bf16_t* dst);
 // C[m x n] <- epilogue(A panel @ B panel), kp a multiple of 32, m <= bf16_mr, n <= 32.
 using Bf16Ukr = void (*)(int m, int n, std::int64_t kp, const bf16_t* a, const bf16_t* b, float* c,
                          std::int64_t ldc, const UkrEpilogue& ep);
@@ -86,6 +89,7 @@ struct GemmKernels {
   RoundBf16F32 round_bf16_f32 = nullptr;
   PackBf16A pack_bf16_a = nullptr;
   PackBf16B pack_bf16_b = nullptr;
+  InterleaveBf16 interleave_bf16 = nullptr;
 };
 
 void register_gemm_kernels(GemmKernels& k, Isa isa);
@@ -111,6 +115,7 @@ void round_bf16_ref(const float* src, std::int64_t n, bf16_t* dst);
 void round_bf16_f32_ref(const float* src, std::int64_t n, float* dst);
 void pack_bf16_a_ref(const float* src, std::int64_t ld, int m, int kc, int mr, bf16_t* dst);
 void pack_bf16_b_ref(const float* src, std::int64_t ld, int kc, int n, bf16_t* dst);
+void interleave_bf16_ref(const float* r0, const float* r1, std::int64_t n, bf16_t* dst);
 
 namespace avx2 {
 // 6 x 16: 12 ymm accumulators + 2 B vectors + 1 broadcast of the 16 ymm registers.
@@ -148,6 +153,7 @@ void round_bf16(const float* src, std::int64_t n, bf16_t* dst);
 void round_bf16_f32(const float* src, std::int64_t n, float* dst);
 void pack_bf16_a(const float* src, std::int64_t ld, int m, int kc, int mr, bf16_t* dst);
 void pack_bf16_b(const float* src, std::int64_t ld, int kc, int n, bf16_t* dst);
+void interleave_bf16(const float* r0, const float* r1, std::int64_t n, bf16_t* dst);
 }  // namespace avx512_bf16
 
 namespace amx {

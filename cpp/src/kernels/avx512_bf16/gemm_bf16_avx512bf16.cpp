@@ -168,6 +168,16 @@ void pack_bf16_b(const float* src, std::int64_t ld, int kc, int n, bf16_t* dst) 
   }
 }
 
+void interleave_bf16(const float* r0, const float* r1, std::int64_t n, bf16_t* dst) {
+  for (std::int64_t i = 0; i < n; i += 16, dst += 32) {
+    const __mmask16 m = lane_mask(int(n - i));
+    const __m512i lo = to_bf16_lanes(_mm512_maskz_loadu_ps(m, r0 + i));
+    __m512i v = lo;
+    if (r1) v = _mm512_or_si512(lo, _mm512_slli_epi32(to_bf16_lanes(_mm512_maskz_loadu_ps(m, r1 + i)), 16));
+    _mm512_mask_storeu_epi32(dst, m, v);
+  }
+}
+
 // The bf16 peak probe: 24 independent VDPBF16PS chains.
 float dpbf16_chains(std::int64_t iters) {
   constexpr int kChains = 24;
