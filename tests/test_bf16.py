@@ -154,6 +154,12 @@ CONV_CASES = [
     (1, 3, 16, 35, 35, 11, 4, 2, 1, 1),    # AlexNet conv1: 11x11 stride 4
     (2, 33, 35, 6, 6, 3, 1, 1, 1, 1),      # channels past the tiles, K not a multiple of 32
     (1, 64, 48, 6, 6, 3, 1, 1, 1, 1),      # C F F = 576 > the K block (512)
+    # bf16_direct on AMX: output rows of >= 16 pixels (runs within rows, the last one shifted),
+    # K not a multiple of 32 (m = 24: through the buffer; m = 16 straight), odd reach, dilation
+    (2, 32, 24, 18, 21, 3, 1, 1, 1, 1),
+    (3, 20, 48, 17, 16, 3, 1, 2, 2, 1),
+    (2, 48, 16, 20, 33, 5, 1, 0, 1, 1),
+    (1, 32, 33, 16, 16, 2, 1, 0, 1, 1),    # even filter, no padding
 ]
 
 
@@ -183,11 +189,30 @@ def test_conv_passes_match_the_emulation(bf16_path, rng, case):
     assert rel_err(db, dy.astype(np.float64).sum(axis=(0, 2, 3))) <= 1e-6
 
 
-def test_conv_fused_relu_in_bf16(bf16_path, rng):
-    x, w, b, s, p, d, g = _conv_case(rng, (2, 8, 16, 10, 10, 3, 1, 1, 1, 1))
+@pytest.mark.parametrize("C,K,H", [(8, 16, 10), (32, 32, 18), (32, 48, 9)])
+def test_conv_fused_relu_in_bf16(bf16_path, rng, C, K, H):
+    x, w, b, s, p, d, g = _conv_case(rng, (2, C, K, H, H, 3, 1, 1, 1, 1))
     y = core.conv2d_forward(x, w, b, s, p, d, g, True, "bf16")
     want = np.maximum(conv_ref(bf16(x), bf16(w), b, 1, 1, 1, 1), 0)
     assert rel_err(y, want) <= 1e-5
+    y = core.conv2d_forward(x, w, None, s, p, d, g, True, "bf16")
+    assert rel_err(y, np.maximum(conv_ref(bf16(x), bf16(w), None, 1, 1, 1, 1), 0)) <= 1e-5
+
+
+def test_conv_bf16_direct_with_fewer_images_than_threads(rng):
+    """Batch 1 on several threads: the blocks of one image are shared out."""
+    if "amx" not in INFO["supported_isas"]:
+        pytest.skip("bf16_direct needs AMX")
+    before = cnnkit.get_num_threads()
+    try:
+        cnnkit.set_num_threads(2)
+        x, w, b, s, p, d, g = _conv_case(rng, (1, 32, 40, 20, 20, 3, 1, 1, 1, 1))
+        algs = core._conv2d_algorithms(list(x.shape), list(w.shape), s, p, d, g, precision="bf16")
+        assert algs == ("bf16_direct",) * 3
+        y = core.conv2d_forward(x, w, b, s, p, d, g, False, "bf16")
+        assert rel_err(y, conv_ref(bf16(x), bf16(w), b, 1, 1, 1, 1)) <= 1e-5
+    finally:
+        cnnkit.set_num_threads(before)
 
 
 @pytest.mark.parametrize("case", CONV_CASES[:4] + CONV_CASES[6:8],
@@ -211,7 +236,15 @@ def test_conv_algorithms_in_bf16():
     fp32 = core._conv2d_algorithms(*shape)
     bf = core._conv2d_algorithms(*shape, precision="bf16")
     assert "winograd" not in bf and "dot" not in bf, bf
-    assert bf == ("implicit_gemm", "implicit_gemm", "gemm"), (fp32, bf)
+    if INFO["bf16_path"] == "amx":
+        assert bf == ("bf16_direct",) * 3, (fp32, bf)
+    else:
+        assert bf == ("implicit_gemm", "implicit_gemm", "gemm"), (fp32, bf)
+    # the first layer (3 channels) and strided layers take the GEMM engine's bf16 path
+    assert core._conv2d_algorithms([8, 3, 32, 32], [32, 3, 3, 3], (1, 1), (1, 1), (1, 1), 1,
+                                   precision="bf16")[0] == "implicit_gemm"
+    assert core._conv2d_algorithms([8, 32, 32, 32], [32, 32, 3, 3], (2, 2), (1, 1), (1, 1), 1,
+                                   precision="bf16") == ("implicit_gemm", "gemm_col2im", "gemm")
     before = cnnkit.get_conv_algorithm()
     try:
         cnnkit.set_conv_algorithm("winograd")

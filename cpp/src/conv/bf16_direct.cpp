@@ -9,8 +9,11 @@
 // v + fy dh Wp + fx dw: every tap is the same pair matrix shifted by a constant, so the tile
 // unit loads its B tiles straight from Xp (16 channel pairs at a stride of one plane, 16
 // consecutive v) -- no patch matrix, the image is read in bf16 once per output block instead of
-// being gathered into panels 9 times over. The columns v with ox >= Wo (the padding's width)
-// are computed and dropped: Wp / Wo - 1 extra work (6 % at 32 x 32 with padding 1).
+// being gathered into panels 9 times over. A block is 32 output channels x 2 runs of 16
+// consecutive pixels: for output rows of >= 16 pixels each run lies in one row (the last run of
+// a row shifted left to end at the row's end, recomputing a few pixels), so the tiles store
+// straight into Y; narrower outputs take 32 consecutive v of the padded grid and drop the
+// columns ox >= Wo on the way out (Wp / Wo - 1 extra work).
 // A is the weights reordered to the K index (tap, c), C padded to a multiple of 32, packed once
 // into the GEMM engine's bf16 A panels of 32 rows. The fp32 sums of a 32 x 32 block run over
 // all of K in the tile accumulators (no K blocks, C is written once), then the block goes
@@ -18,6 +21,16 @@
 //
 // The backward data pass of a stride-1 convolution is a convolution of dY with the rotated
 // weights (transposed_conv.cpp): the same algorithm, whenever its padding D(F-1)-P is >= 0.
+//
+// The weight gradient, per tap t = (fy, fx), is a GEMM over the pixels of the padded grid:
+//   dW[k][c][t] = sum_v dYv[k][v] Xp[c][v + off_t],   off_t = fy dh Wp + fx dw,
+// with dYv = dY rounded to bf16 on the padded grid (zeros at ox >= Wo), whose rows are the
+// A tiles as they are (32 consecutive v), and B = X transposed to pixel pairs x channels
+// (XT[w][c] = (Xp[c][2w], Xp[c][2w + 1]), and a copy shifted by one pixel for odd offsets),
+// whose 16 x 16 tiles are 64 bytes per pair row. Each thread sums its images into partials
+// [tap][k][c] (32 x 32 blocks accumulated in the tiles, the pixels in chunks that stay in L1),
+// added in thread order and reordered to [k][c][tap] at the end: bitwise reproducible for a
+// thread count.
 // Threads: over images (each thread its own padded image); for fewer images than threads,
 // over the (panel, block) pairs of one image at a time.
 #include "conv/conv2d_algorithms.hpp"
@@ -30,7 +43,10 @@ namespace {
 constexpr index_t kTile = 32;  // rows of an A panel and columns of a block
 
 struct DirectPlan {
-  index_t Cpad, slices, Hp, Wp, V, blocks, plane, panels;
+  index_t Cpad, slices, Hp, Wp, plane, panels;
+  bool rows;           // runs within output rows (Wo >= 16), else 32 consecutive v per block
+  index_t runs, blocks;  // runs of 16 pixels; blocks of two runs
+  index_t runs_per_row;  // (rows) ceil(Wo / 16)
   std::vector<index_t> off;  // per slice (tap, channel chunk): offset into Xp (bf16 values)
 
   explicit DirectPlan(const Conv2dParams& p) {
@@ -39,11 +55,13 @@ struct DirectPlan {
     slices = taps * chunks;
     Hp = p.H + 2 * p.pad_h;
     Wp = p.W + 2 * p.pad_w;
-    V = p.Ho * Wp;
-    blocks = (V + kTile - 1) / kTile;
+    rows = p.Wo >= kTile / 2;
+    runs_per_row = (p.Wo + kTile / 2 - 1) / (kTile / 2);
+    runs = rows ? p.Ho * runs_per_row : (p.Ho * Wp + kTile / 2 - 1) / (kTile / 2);
+    blocks = (runs + 1) / 2;
     const index_t reach = (p.Fh - 1) * p.dil_h * Wp + (p.Fw - 1) * p.dil_w;
-    // every tile row read stays inside the plane: the last block's 32 columns plus the reach
-    plane = std::max(Hp * Wp, blocks * kTile + reach) + kTile;
+    // every tile row read stays inside the plane: the last run's 16 columns plus the reach
+    plane = std::max(Hp * Wp, runs * kTile / 2 + reach) + kTile;
     panels = (p.K + kTile - 1) / kTile;
     off.resize(std::size_t(slices));
     for (index_t t = 0; t < taps; ++t) {
@@ -54,6 +72,15 @@ struct DirectPlan {
             q * (kTile / 2) * 2 * plane + 2 * (fy * p.dil_h * Wp + fx * p.dil_w);
       }
     }
+  }
+  // Run r (r < runs): its first v on the padded grid, and (rows) its first output pixel.
+  index_t run_v(const Conv2dParams& p, index_t r) const {
+    if (!rows) return r * (kTile / 2);
+    const index_t oy = r / runs_per_row;
+    return oy * Wp + run_ox(p, r);
+  }
+  index_t run_ox(const Conv2dParams& p, index_t r) const {
+    return std::min((r % runs_per_row) * (kTile / 2), p.Wo - kTile / 2);
   }
   index_t pair_stride() const { return 2 * plane; }            // bf16 values per channel pair
   index_t image_values() const { return Cpad / 2 * pair_stride(); }
@@ -85,27 +112,37 @@ void fill_padded(const Conv2dParams& p, const DirectPlan& d, const float* x, ind
   }
 }
 
-// The block (panel, blk) of one image: 32 output channels x 32 columns of the padded grid.
+// The block (panel, blk) of one image: 32 output channels x runs 2 blk and 2 blk + 1 (the
+// last run twice when the count is odd).
 void run_block(const Conv2dParams& p, const DirectPlan& d, const std::uint16_t* a,
                const std::uint16_t* xp, index_t panel, index_t blk, const float* bias, bool relu,
                float* y, float* buf) {
-  kernels().conv.bf16_direct_block(a + panel * d.slices * kTile * kTile, int(d.slices),
-                                   xp + 2 * blk * kTile, d.off.data(), d.pair_stride(), buf);
-  const index_t k0 = panel * kTile, m = std::min(kTile, p.K - k0), HoWo = p.Ho * p.Wo;
-  // the block's columns, row by row of the output: [v, v_end) on output row oy
-  for (index_t v = blk * kTile, v_end = std::min(d.V, v + kTile); v < v_end;) {
+  const index_t k0 = panel * kTile, HoWo = p.Ho * p.Wo;
+  const int m = int(std::min(kTile, p.K - k0));
+  const index_t r0 = 2 * blk, r1 = std::min(2 * blk + 1, d.runs - 1);
+  const std::uint16_t* x0 = xp + 2 * d.run_v(p, r0);
+  const std::uint16_t* x1 = xp + 2 * d.run_v(p, r1);
+  const std::uint16_t* ap = a + panel * d.slices * kTile * kTile;
+  const Bf16DirectBlock block = kernels().conv.bf16_direct_block;
+  const float* b = bias ? bias + k0 : nullptr;
+  if (d.rows) {
+    float* yk = y + k0 * HoWo;
+    block(ap, int(d.slices), x0, x1, d.off.data(), d.pair_stride(), m,
+          yk + (r0 / d.runs_per_row) * p.Wo + d.run_ox(p, r0),
+          yk + (r1 / d.runs_per_row) * p.Wo + d.run_ox(p, r1), HoWo, b, relu);
+    return;
+  }
+  // 32 consecutive v: keep the columns with ox < Wo
+  block(ap, int(d.slices), x0, x1, d.off.data(), d.pair_stride(), m, buf, buf + kTile / 2, kTile,
+        b, relu);
+  const index_t v_begin = r0 * (kTile / 2), v_stop = std::min(p.Ho * d.Wp, v_begin + kTile);
+  for (index_t v = v_begin; v < v_stop;) {
     const index_t oy = v / d.Wp, ox = v % d.Wp;
-    const index_t run_end = std::min(v_end, (oy + 1) * d.Wp);
+    const index_t run_end = std::min(v_stop, (oy + 1) * d.Wp);
     const index_t len = std::max<index_t>(0, std::min(run_end - v, p.Wo - ox));
-    const index_t j = v - blk * kTile;
-    for (index_t i = 0; i < m && len > 0; ++i) {
-      const float* src = buf + i * kTile + j;
-      float* dst = y + (k0 + i) * HoWo + oy * p.Wo + ox;
-      const float b = bias ? bias[k0 + i] : 0.0f;
-      for (index_t t = 0; t < len; ++t) {
-        const float val = src[t] + b;
-        dst[t] = relu && val < 0.0f ? 0.0f : val;
-      }
+    for (int i = 0; i < m && len > 0; ++i) {
+      std::memcpy(y + (k0 + i) * HoWo + oy * p.Wo + ox, buf + i * kTile + (v - v_begin),
+                  sizeof(float) * std::size_t(len));
     }
     v = run_end;
   }
@@ -183,6 +220,149 @@ void bf16_direct_forward(const Conv2dParams& p, const float* src, const float* w
                   buf);
       }
       if (gk.bf16_end) gk.bf16_end();
+    }
+  }
+}
+
+namespace {
+
+// Channel plane c of the padded image as bf16: Hp x Wp values (zero padding), then zeros to
+// `len` values.
+void fill_plane(const Conv2dParams& p, index_t Wp, const float* x, index_t len,
+                std::uint16_t* dst) {
+  const RoundBf16 round = kernels().gemm.round_bf16;
+  auto at = [&](index_t y) { return dst + (y + p.pad_h) * Wp + p.pad_w; };
+  std::fill(dst, at(0), std::uint16_t(0));
+  for (index_t y = 0; y < p.H; ++y) {
+    round(x + y * p.W, p.W, at(y));
+    std::fill(at(y) + p.W, y + 1 < p.H ? at(y + 1) : dst + len, std::uint16_t(0));
+  }
+}
+
+struct WeightGradPlan {
+  index_t Kpad, Cpad, taps, Wp, Vs, slices, len, pairs;
+  std::vector<index_t> off;  // per tap
+
+  explicit WeightGradPlan(const Conv2dParams& p) {
+    Kpad = (p.K + kTile - 1) / kTile * kTile;
+    Cpad = (p.C + kTile - 1) / kTile * kTile;
+    taps = p.Fh * p.Fw;
+    Wp = p.W + 2 * p.pad_w;
+    const index_t Hp = p.H + 2 * p.pad_h;
+    Vs = (p.Ho * Wp + kTile - 1) / kTile * kTile;
+    slices = Vs / kTile;
+    const index_t reach = (p.Fh - 1) * p.dil_h * Wp + (p.Fw - 1) * p.dil_w;
+    pairs = (Vs + reach) / 2 + 2;             // XT rows any tap reads
+    len = std::max(Hp * Wp, 2 * pairs + 2);  // plane length (bf16 values)
+    len += len % 2;
+    off.resize(std::size_t(taps));
+    for (index_t t = 0; t < taps; ++t) off[std::size_t(t)] = (t / p.Fw) * p.dil_h * Wp + (t % p.Fw) * p.dil_w;
+  }
+  // per-thread scratch in floats: partials, dYv, two planes sets, two XT
+  std::size_t partial_floats() const { return std::size_t(taps * Kpad * Cpad); }
+  std::size_t dyv_floats() const { return std::size_t(Kpad * Vs) / 2; }
+  std::size_t planes_floats() const { return std::size_t(Cpad * len) / 2; }
+  std::size_t xt_floats() const { return std::size_t(pairs * Cpad); }
+  std::size_t per_thread() const {
+    return partial_floats() + dyv_floats() + 2 * planes_floats() + 2 * xt_floats() + 64;
+  }
+};
+
+constexpr index_t kVChunk = 8;  // pixel slices per pass: A and B chunks stay in L1
+
+// One image's contribution to the partials P[tap][k][c].
+void weight_grad_image(const Conv2dParams& p, const WeightGradPlan& w, const float* dy,
+                       const float* x, float* P, float* scratch) {
+  const GemmKernels& gk = kernels().gemm;
+  auto* dyv = reinterpret_cast<std::uint16_t*>(scratch);
+  auto* even = reinterpret_cast<std::uint16_t*>(scratch + w.dyv_floats());
+  auto* odd = even + w.Cpad * w.len;
+  float* xt_even = scratch + w.dyv_floats() + 2 * w.planes_floats();
+  float* xt_odd = xt_even + w.xt_floats();
+  const index_t HoWo = p.Ho * p.Wo, HW = p.H * p.W;
+  // dY on the padded grid
+  for (index_t k = 0; k < w.Kpad; ++k) {
+    std::uint16_t* row = dyv + k * w.Vs;
+    if (k >= p.K) {
+      std::fill(row, row + w.Vs, std::uint16_t(0));
+      continue;
+    }
+    for (index_t oy = 0; oy < p.Ho; ++oy) {
+      gk.round_bf16(dy + k * HoWo + oy * p.Wo, p.Wo, row + oy * w.Wp);
+      std::fill(row + oy * w.Wp + p.Wo, row + (oy + 1) * w.Wp, std::uint16_t(0));
+    }
+    std::fill(row + p.Ho * w.Wp, row + w.Vs, std::uint16_t(0));
+  }
+  // the padded planes, the copy shifted by one value, and both transposed to [pair][channel]
+  // (a pair of bf16 values moved as one 32-bit word)
+  for (index_t c = 0; c < w.Cpad; ++c) {
+    std::uint16_t* e = even + c * w.len;
+    std::uint16_t* o = odd + c * w.len;
+    if (c < p.C) {
+      fill_plane(p, w.Wp, x + c * HW, w.len, e);
+    } else {
+      std::fill(e, e + w.len, std::uint16_t(0));
+    }
+    std::copy(e + 1, e + w.len, o);
+    o[w.len - 1] = 0;
+  }
+  gk.transpose(reinterpret_cast<const float*>(even), w.len / 2, w.Cpad, w.pairs, xt_even, w.Cpad,
+               w.Cpad);
+  gk.transpose(reinterpret_cast<const float*>(odd), w.len / 2, w.Cpad, w.pairs, xt_odd, w.Cpad,
+               w.Cpad);
+  const index_t ldb = 2 * w.Cpad;  // bf16 values per pair row of XT
+  for (index_t s0 = 0; s0 < w.slices; s0 += kVChunk) {
+    const int ns = int(std::min(kVChunk, w.slices - s0));
+    for (index_t t = 0; t < w.taps; ++t) {
+      const index_t off = w.off[std::size_t(t)] + s0 * kTile, par = off % 2;
+      const auto* xt = reinterpret_cast<const std::uint16_t*>(par ? xt_odd : xt_even) +
+                       (off - par) / 2 * ldb;
+      for (index_t kb = 0; kb < w.Kpad; kb += kTile) {
+        for (index_t cb = 0; cb < w.Cpad; cb += kTile) {
+          gk.bf16_accumulate_block(dyv + kb * w.Vs + s0 * kTile, w.Vs, xt + 2 * cb, ldb, ns,
+                                   P + (t * w.Kpad + kb) * w.Cpad + cb, w.Cpad);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+bool bf16_direct_backward_weights_applies(const Conv2dParams& p, const ConvPolicy& policy) {
+  return bf16_direct_applies(p, policy) && p.N > 0;
+}
+
+void bf16_direct_backward_weights(const Conv2dParams& p, const float* diff_dst, const float* src,
+                                  float* diff_weights, float* diff_bias) {
+  if (diff_bias) bias_grad(p, diff_dst, diff_bias);
+  const WeightGradPlan w(p);
+  const GemmKernels& gk = kernels().gemm;
+  const int nt = std::max<int>(1, int(std::min<index_t>(get_num_threads(), p.N)));
+  const std::size_t per = w.per_thread();
+  float* ws = thread_workspace(1, per * std::size_t(nt));
+  for (int u = 0; u < nt; ++u) std::fill(ws + per * u, ws + per * u + w.partial_floats(), 0.0f);
+  const index_t x_img = p.C * p.H * p.W, y_img = p.K * p.Ho * p.Wo;
+#pragma omp parallel num_threads(nt)
+  {
+    float* mine = ws + per * std::size_t(current_thread());
+    if (gk.bf16_begin) gk.bf16_begin();
+#pragma omp for schedule(static)
+    for (index_t n = 0; n < p.N; ++n) {
+      weight_grad_image(p, w, diff_dst + n * y_img, src + n * x_img, mine,
+                        mine + w.partial_floats());
+    }
+    if (gk.bf16_end) gk.bf16_end();
+  }
+  // partials in thread order, [tap][k][c] -> [k][c][tap]
+  for (index_t k = 0; k < p.K; ++k) {
+    for (index_t c = 0; c < p.C; ++c) {
+      for (index_t t = 0; t < w.taps; ++t) {
+        const std::size_t at = std::size_t((t * w.Kpad + k) * w.Cpad + c);
+        float sum = 0.0f;
+        for (int u = 0; u < nt; ++u) sum += ws[per * u + at];
+        diff_weights[(k * p.C + c) * w.taps + t] = sum;
+      }
     }
   }
 }

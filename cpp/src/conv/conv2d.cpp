@@ -32,6 +32,7 @@
 //                     reference     any                                conv2d_ref.cpp
 //   backward weights: depthwise     groups == C                        depthwise.cpp
 //                     winograd      as forward, enough tiles           winograd.cpp
+//                     bf16_direct   as forward                         bf16_direct.cpp
 //                     dot           long dot products, <= 640 rows     dot_weight_grad.cpp
 //                     gemm          any                                gemm_weight_grad.cpp
 //                     reference     any                                conv2d_ref.cpp
@@ -81,6 +82,7 @@ constexpr ConvBackwardDataAlgorithm kBackwardDataAlgorithms[] = {
 constexpr ConvBackwardWeightsAlgorithm kBackwardWeightsAlgorithms[] = {
     {"depthwise", false, depthwise_applies, depthwise_backward_weights},
     {"winograd", false, winograd_backward_weights_applies, winograd_backward_weights},
+    {"bf16_direct", true, bf16_direct_backward_weights_applies, bf16_direct_backward_weights},
     {"dot", false, dot_backward_weights_applies, dot_backward_weights},
     {"gemm", true, gemm_backward_weights_applies, gemm_backward_weights},
     {"reference", false, reference_applies, conv2d_backward_weights_ref},

@@ -80,6 +80,9 @@ void bf16_direct_forward(const Conv2dParams& p, const float* src, const float* w
 bool bf16_direct_backward_data_applies(const Conv2dParams& p, const ConvPolicy& policy);
 void bf16_direct_backward_data(const Conv2dParams& p, const float* diff_dst, const float* weights,
                                float* diff_src);
+bool bf16_direct_backward_weights_applies(const Conv2dParams& p, const ConvPolicy& policy);
+void bf16_direct_backward_weights(const Conv2dParams& p, const float* diff_dst, const float* src,
+                                  float* diff_weights, float* diff_bias);
 
 // gemm_1x1.cpp: forward of a 1x1, stride-1, unpadded convolution (the image is the B matrix).
 bool gemm_1x1_forward_applies(const Conv2dParams& p, const ConvPolicy& policy);

@@ -62,6 +62,7 @@ void register_gemm_kernels(GemmKernels& k, Isa isa) {
     k.bf16_ukr = amx::bf16_ukr_32x32;
     k.bf16_begin = amx::tiles_begin;
     k.bf16_end = amx::tiles_end;
+    k.bf16_accumulate_block = amx::bf16_accumulate_block;
   }
 }
 

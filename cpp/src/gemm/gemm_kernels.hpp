@@ -69,6 +69,13 @@ using InterleaveBf16 = void (*)(const float* r0, const float* r1, std::int64_t n
 // C[m x n] <- epilogue(A panel @ B panel), kp a multiple of 32, m <= bf16_mr, n <= 32.
 using Bf16Ukr = void (*)(int m, int n, std::int64_t kp, const bf16_t* a, const bf16_t* b, float* c,
                          std::int64_t ldc, const UkrEpilogue& ep);
+// A 32 x 32 fp32 block accumulated over strided bf16 operands in place (no packing):
+//   C[i][j] += sum_{s < slices} sum_{kk < 32} A[i][32 s + kk] * B[32 s + kk][j]
+// with A[i][p] at a[i * lda + p] (rows contiguous along k) and B as k pairs: (p, j) at
+// b[(p / 2) * ldb + 2 j + p % 2]; C[i][j] at c[i * ldc + j]. All 32 rows and columns are read
+// and written (the caller pads). Null where the ISA has none (AMX only).
+using Bf16AccumulateBlock = void (*)(const bf16_t* a, std::int64_t lda, const bf16_t* b,
+                                     std::int64_t ldb, int slices, float* c, std::int64_t ldc);
 // Called by each thread before its first / after its last bf16 micro-kernel call of a GEMM
 // (AMX: load / release the tile configuration); null when the kernel needs neither.
 using Bf16Hook = void (*)();
@@ -90,6 +97,7 @@ struct GemmKernels {
   PackBf16A pack_bf16_a = nullptr;
   PackBf16B pack_bf16_b = nullptr;
   InterleaveBf16 interleave_bf16 = nullptr;
+  Bf16AccumulateBlock bf16_accumulate_block = nullptr;
 };
 
 void register_gemm_kernels(GemmKernels& k, Isa isa);
@@ -165,6 +173,8 @@ void bf16_ukr_32x32(int m, int n, std::int64_t kp, const bf16_t* a, const bf16_t
                     std::int64_t ldc, const UkrEpilogue& ep);
 void tiles_begin();
 void tiles_end();
+void bf16_accumulate_block(const bf16_t* a, std::int64_t lda, const bf16_t* b, std::int64_t ldb,
+                           int slices, float* c, std::int64_t ldc);
 }  // namespace amx
 
 }  // namespace cnnkit

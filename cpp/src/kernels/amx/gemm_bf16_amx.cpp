@@ -169,6 +169,29 @@ void bf16_ukr_32x32(int m, int n, std::int64_t kp, const bf16_t* a, const bf16_t
   }
 }
 
+void bf16_accumulate_block(const bf16_t* a, std::int64_t lda, const bf16_t* b, std::int64_t ldb,
+                           int slices, float* c, std::int64_t ldc) {
+  const std::int64_t sa = lda * 2, sb = ldb * 2, sc = ldc * 4;  // bytes
+  _tile_loadd(0, c, sc);
+  _tile_loadd(1, c + 16, sc);
+  _tile_loadd(2, c + 16 * ldc, sc);
+  _tile_loadd(3, c + 16 * ldc + 16, sc);
+  for (int s = 0; s < slices; ++s, a += kBf16KStep, b += 16 * ldb) {
+    _tile_loadd(4, a, sa);
+    _tile_loadd(6, b, sb);
+    _tile_loadd(7, b + 32, sb);
+    _tile_loadd(5, a + 16 * lda, sa);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  _tile_stored(0, c, sc);
+  _tile_stored(1, c + 16, sc);
+  _tile_stored(2, c + 16 * ldc, sc);
+  _tile_stored(3, c + 16 * ldc + 16, sc);
+}
+
 // The bf16 peak probe: 4 independent tile accumulators, A and B tiles loaded once.
 float tdp_chains(std::int64_t iters) {
   alignas(64) static const bf16_t zeros[16 * 32] = {};
