@@ -9,7 +9,13 @@ set_conv_algorithm("direct"); "of peak" is the direct path's efficiency against 
 run in the cnnkit process.
 Peak memory: growth of the peak RSS over one AlexNet conv1 forward+backward at batch 128.
 
-    python3 bench/conv.py [--rounds 3] [--threads 2] [--write-readme]
+The bf16 table (skip it with --no-bf16): cnnkit's three passes with precision="bf16" (operands
+rounded to bf16, fp32 sums: what cnnkit.autocast runs) against PyTorch's recipe, channels_last
+tensors under torch.autocast("cpu", dtype=torch.bfloat16) (forward: fp32 channels_last inputs
+cast by autocast, as in training; backward: convolution_backward on the bf16 channels_last
+tensors autocast would have saved).
+
+    python3 bench/conv.py [--rounds 3] [--threads 2] [--write-readme] [--no-bf16]
 """
 
 from __future__ import annotations
@@ -56,7 +62,7 @@ def best(fn, repeats):
     return b
 
 
-def worker(lib, repeats, threads):
+def worker(lib, repeats, threads, bf16=False):
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -71,14 +77,28 @@ def worker(lib, repeats, threads):
 
         cnnkit.set_num_threads(threads)
         core = cnnkit._core
-        out["_peak"] = core.fma_peak_gflops(threads, 0.3, 3)
+        out["_peak"] = (core.bf16_peak_gflops if bf16 else core.fma_peak_gflops)(threads, 0.3, 3)
     for name, (N, C, H, W, K, F, s, p, g) in LAYERS.items():
         _, Ho, Wo = flops(N, C, H, W, K, F, s, p, g)
         x = rng.standard_normal((N, C, H, W), dtype=np.float32)
         w = (rng.standard_normal((K, C // g, F, F), dtype=np.float32) * 0.1).astype(np.float32)
         b = np.zeros(K, np.float32)
         dy = rng.standard_normal((N, K, Ho, Wo), dtype=np.float32)
-        if lib == "torch":
+        if lib == "torch" and bf16:
+            cl = torch.channels_last
+            xt, wt, dyt = (torch.from_numpy(a).contiguous(memory_format=cl) for a in (x, w, dy))
+            bt = torch.from_numpy(b)
+            xb, wb, dyb = (t.bfloat16().contiguous(memory_format=cl) for t in (xt, wt, dyt))
+
+            def f():
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    return torch.nn.functional.conv2d(xt, wt, bt, s, p, 1, g)
+
+            d = lambda: conv_bwd(dyb, xb, wb, [K], [s, s], [p, p], [1, 1], False, [0, 0], g,  # noqa: E731
+                                 [True, False, False])
+            wg = lambda: conv_bwd(dyb, xb, wb, [K], [s, s], [p, p], [1, 1], False, [0, 0], g,  # noqa: E731
+                                  [False, True, True])
+        elif lib == "torch":
             xt, wt, bt, dyt = (torch.from_numpy(a) for a in (x, w, b, dy))
             f = lambda: torch.nn.functional.conv2d(xt, wt, bt, s, p, 1, g)  # noqa: E731
             d = lambda: conv_bwd(dyt, xt, wt, [K], [s, s], [p, p], [1, 1], False, [0, 0], g,  # noqa: E731
@@ -86,15 +106,20 @@ def worker(lib, repeats, threads):
             wg = lambda: conv_bwd(dyt, xt, wt, [K], [s, s], [p, p], [1, 1], False, [0, 0], g,  # noqa: E731
                                   [False, True, True])
         else:
-            f = lambda: core.conv2d_forward(x, w, b, (s, s), (p, p), (1, 1), g)  # noqa: E731
-            d = lambda: core.conv2d_backward_data(dy, w, (H, W), (s, s), (p, p), (1, 1), g)  # noqa: E731
+            pr = "bf16" if bf16 else "fp32"
+            f = lambda: core.conv2d_forward(x, w, b, (s, s), (p, p), (1, 1), g, False, pr)  # noqa: E731
+            d = lambda: core.conv2d_backward_data(dy, w, (H, W), (s, s), (p, p), (1, 1), g, pr)  # noqa: E731
             wg = lambda: core.conv2d_backward_weights(  # noqa: E731
-                dy, x, (F, F), (s, s), (p, p), (1, 1), g, True)
+                dy, x, (F, F), (s, s), (p, p), (1, 1), g, True, pr)
         if lib == "torch":
             out[name] = [best(f, repeats), best(d, repeats), best(wg, repeats)]
             continue
-        algos = core._conv2d_algorithms([N, C, H, W], [K, C // g, F, F], (s, s), (p, p), (1, 1), g)
+        algos = core._conv2d_algorithms([N, C, H, W], [K, C // g, F, F], (s, s), (p, p), (1, 1), g,
+                                        precision="bf16" if bf16 else "fp32")
         out[name] = [best(f, repeats), best(d, repeats), best(wg, repeats)]
+        out[name + " (algorithms)"] = list(algos)
+        if bf16:
+            continue
         cnnkit.set_conv_algorithm("direct")
         out[name + " (direct)"] = [best(f, repeats), best(d, repeats), best(wg, repeats)]
         cnnkit.set_conv_algorithm("auto")
@@ -147,9 +172,11 @@ def main():
     ap.add_argument("--worker", choices=["cnnkit", "torch"])
     ap.add_argument("--memory", choices=["cnnkit", "torch"])
     ap.add_argument("--write-readme", action="store_true")
+    ap.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--no-bf16", action="store_true", help="skip the bf16 table")
     args = ap.parse_args()
     if args.worker:
-        return worker(args.worker, args.repeats, args.threads)
+        return worker(args.worker, args.repeats, args.threads, args.bf16)
     if args.memory:
         return memory_worker(args.memory)
 
@@ -178,7 +205,7 @@ def main():
         "|---|---|---|---|---|---|---:|---:|",
     ]
     short = {"winograd": "wino", "implicit_gemm": "igemm", "gemm": "gemm", "gemm_col2im": "col2im",
-             "dot": "dot", "depthwise": "dw"}
+             "dot": "dot", "depthwise": "dw", "bf16_direct": "direct"}
     for name, cfg in LAYERS.items():
         fl, _, _ = flops(*cfg)
         t_ck = [median([r[name][i] for r in ours]) for i in range(3)]
@@ -209,6 +236,51 @@ def main():
     print(table)
     if args.write_readme:
         write_readme_table("conv-results", table)
+    if not args.no_bf16:
+        table = bf16_table(args, ours, short)
+        print(table)
+        if args.write_readme:
+            write_readme_table("conv-bf16-results", table)
+
+
+def bf16_table(args, fp32_runs, short):
+    import cnnkit
+
+    ours, theirs, peaks = [], [], []
+    common = ["--repeats", str(args.repeats), "--threads", str(args.threads), "--bf16"]
+    for _ in range(args.rounds):
+        o = run(["--worker", "cnnkit", *common], args.threads)
+        peaks.append(o.pop("_peak"))
+        ours.append(o)
+        theirs.append(run(["--worker", "torch", *common], args.threads))
+    peak = median(peaks)
+    info = cnnkit.cpu_info()
+    lines = [
+        f"`python3 bench/conv.py --rounds {args.rounds}` (bf16) on {info['brand']}: "
+        f"{args.threads} threads, cnnkit bf16 path {info['bf16_path']}, bf16 peak probe "
+        f"{peak:.0f} GFLOP/s; PyTorch channels_last + bf16 autocast in a separate process; "
+        f"medians of {args.rounds} alternating rounds of best-of-{args.repeats}. "
+        "GFLOP/s: fwd / bwd-data / bwd-weights.",
+        "",
+        "| layer | cnnkit bf16 algorithm | cnnkit bf16 GFLOP/s | of bf16 peak | cnnkit fp32 "
+        "GFLOP/s | PyTorch bf16 + channels_last GFLOP/s | bf16 vs PyTorch fwd | fwd+bwd |",
+        "|---|---|---|---|---|---|---:|---:|",
+    ]
+    for name, cfg in LAYERS.items():
+        fl, _, _ = flops(*cfg)
+        t_ck = [median([r[name][i] for r in ours]) for i in range(3)]
+        t_32 = [median([r[name][i] for r in fp32_runs]) for i in range(3)]
+        t_pt = [median([r[name][i] for r in theirs]) for i in range(3)]
+        g = [[fl / t / 1e9 for t in ts] for ts in (t_ck, t_32, t_pt)]
+        algo = " / ".join(short[a] for a in ours[0][name + " (algorithms)"])
+        lines.append(
+            f"| {name} | {algo} | {' / '.join(f'{v:.0f}' for v in g[0])} "
+            f"| {' / '.join(f'{100 * v / peak:.0f}' for v in g[0])} % "
+            f"| {' / '.join(f'{v:.0f}' for v in g[1])} | {' / '.join(f'{v:.0f}' for v in g[2])} "
+            f"| {t_pt[0] / t_ck[0]:.2f}x | {sum(t_pt) / sum(t_ck):.2f}x |")
+    lines += ["", "direct = bf16_direct (AMX tiles straight from a padded bf16 copy of the image; "
+              "the other names as in the fp32 table)."]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,18 @@
-"""Training speed, cnnkit vs PyTorch: the same model, data, hyper-parameters and seed.
+"""Training and inference speed, cnnkit vs PyTorch: the same model, data, hyper-parameters, seed.
 
-Each framework runs in its own subprocess with 2 threads (``cnnkit.set_num_threads(2)``,
+Each framework and mode runs in its own subprocess with 2 threads (``cnnkit.set_num_threads(2)``,
 ``torch.set_num_threads(2)``), and the PyTorch model is the cnnkit model rebuilt layer by layer
 with ``torch.nn`` and loaded with the cnnkit model's initial weights.
 
-- images/s of a training step (forward, backward, SGD with momentum) for digits_cnn (batch 32,
-  the digits recipe), cifar_cnn (batch 128, synthetic CIFAR-sized data) and AlexNet (batch 16,
-  synthetic 227x227 data); the median over timed steps after warm-up;
+- images/s of a training step (forward, backward, SGD with momentum) and of inference (eval
+  mode, no grad) for digits_cnn (batch 32, the digits recipe), lenet5 (28x28, batch 64),
+  cifar_cnn (batch 128, synthetic CIFAR-sized data) and AlexNet (batch 16, synthetic 227x227
+  data); the median over timed steps after warm-up; and each process's peak RSS;
+- modes: cnnkit fp32 and bf16 (``cnnkit.autocast``; inference on ``nn.utils.fuse(model)``, batch
+  norm folded into the convolution before it and ReLU fused, in both precisions); PyTorch fp32,
+  channels_last, bf16 autocast, channels_last + bf16 autocast, and ``torch.compile`` of
+  channels_last + bf16 -- the table compares cnnkit's faster precision with PyTorch's fastest
+  mode of each workload;
 - time to 98 % test accuracy on the bundled digits: digits_cnn, the DataLoader of cnnkit.data in
   both processes (ChannelMean with std, RandomCrop(8, padding=1), batch 32, seed 0), SGD lr 0.05
   Nesterov momentum 0.9 weight decay 5e-4; test accuracy after each epoch, training time only.
@@ -32,9 +38,13 @@ from _common import write_readme_table  # noqa: E402
 THREADS = 2
 CASES = {  # name: (model, input shape, batch, timed steps)
     "digits_cnn": ("digits_cnn", (1, 8, 8), 32, 60),
+    "lenet5": ("lenet5", (1, 28, 28), 64, 30),
     "cifar_cnn": ("cifar_cnn", (3, 32, 32), 128, 8),
     "alexnet": ("alexnet", (3, 227, 227), 16, 4),
 }
+MODES = {"cnnkit": ["fp32", "bf16"],
+         "torch": ["fp32", "channels_last", "bf16", "channels_last+bf16",
+                   "compile(channels_last+bf16)"]}
 TARGET = 0.98
 MAX_EPOCHS = 40
 
@@ -155,29 +165,79 @@ class _Framework:
             return model(self.ck.tensor(x)).data
 
 
-def worker_throughput(which, case):
+def _median_time(fn, steps):
+    for _ in range(2):
+        fn()
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def worker_throughput(which, mode, case):
+    """Training and inference images/s of one framework in one mode, and the peak RSS."""
+    import contextlib
+    import resource
+
     import numpy as np
 
     fw = _Framework(which)
     name, shape, batch, steps = CASES[case]
-    model = fw.model(name)
-    model.train()
-    opt = fw.sgd(model)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch,) + shape).astype(np.float32)
     y = rng.integers(0, 10, batch).astype(np.int64)
-    x, y = fw.tensors(x, y)
-    step = fw.step_fn(model, opt, x, y)
-    for _ in range(2):
-        step()
-    times = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t)
-    times.sort()
-    median = times[len(times) // 2]
-    return {"images_per_s": batch / median, "step_s": median}
+    model = fw.model(name)
+    if which == "cnnkit":
+        ck = fw.ck
+        amp = ck.autocast(enabled=mode == "bf16")
+        xt, yt = fw.tensors(x, y)
+        step = fw.step_fn(model, fw.sgd(model), xt, yt)
+        model.train()
+        with amp:
+            train = _median_time(step, steps)
+        infer_model = ck.nn.utils.fuse(fw.model(name).eval())
+
+        def infer():
+            with ck.no_grad(), amp:
+                infer_model(xt)
+    else:
+        torch = fw.torch
+        cl = "channels_last" in mode
+        bf16 = "bf16" in mode
+        fmt = torch.channels_last if cl else torch.contiguous_format
+        if cl:
+            model = model.to(memory_format=torch.channels_last)
+        xt = torch.from_numpy(x).contiguous(memory_format=fmt)
+        yt = torch.from_numpy(y)
+        amp = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else (
+            contextlib.nullcontext)
+        opt = fw.sgd(model)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        fwd = torch.compile(model) if mode.startswith("compile") else model
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            with amp():
+                loss = loss_fn(fwd(xt), yt)
+            loss.backward()
+            opt.step()
+
+        model.train()
+        train = _median_time(step, steps)
+        infer_model = fw.model(name).eval()
+        if cl:
+            infer_model = infer_model.to(memory_format=torch.channels_last)
+        infer_fwd = torch.compile(infer_model) if mode.startswith("compile") else infer_model
+
+        def infer():
+            with torch.no_grad(), amp():
+                infer_fwd(xt)
+    inference = _median_time(infer, max(steps, 5))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return {"train": batch / train, "infer": batch / inference, "rss_mb": rss}
 
 
 def worker_digits(which):
@@ -213,26 +273,30 @@ def worker_digits(which):
     return {"seconds": None, "epochs": MAX_EPOCHS, "accuracy": acc}
 
 
-def run_worker(which, task):
+def run_worker(which, task, mode="fp32"):
     env = dict(os.environ, OMP_NUM_THREADS=str(THREADS))
-    out = subprocess.run([sys.executable, __file__, "--worker", which, task],
-                         capture_output=True, text=True, env=env, timeout=900)
+    out = subprocess.run([sys.executable, __file__, "--worker", which, task, "--mode", mode],
+                         capture_output=True, text=True, env=env, timeout=1800)
     if out.returncode != 0:
-        raise RuntimeError(f"{which} {task} failed:\n{out.stderr[-3000:]}")
+        raise RuntimeError(f"{which} {mode} {task} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--worker", nargs=2, metavar=("FRAMEWORK", "TASK"), help=argparse.SUPPRESS)
+    ap.add_argument("--mode", default="fp32", help=argparse.SUPPRESS)
     ap.add_argument("--no-readme", action="store_true", help="print only")
-    ap.add_argument("--rounds", type=int, default=3,
-                    help="alternate the two frameworks' processes this many times per workload "
-                         "and report the medians (the machine is shared and noisy)")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="run every framework/mode process this many times per workload, in "
+                         "turn, and report the medians (the machine is shared and noisy)")
+    ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    ap.add_argument("--torch-modes", nargs="+", default=MODES["torch"], choices=MODES["torch"])
     args = ap.parse_args(argv)
     if args.worker:
         which, task = args.worker
-        res = worker_digits(which) if task == "digits98" else worker_throughput(which, task)
+        res = worker_digits(which) if task == "digits98" else worker_throughput(which, args.mode,
+                                                                                task)
         print(json.dumps(res))
         return 0
 
@@ -242,22 +306,30 @@ def main(argv=None) -> int:
 
     import cnnkit as ck
 
+    modes = [("cnnkit", m) for m in MODES["cnnkit"]] + [("torch", m) for m in args.torch_modes]
     rows = []
-    for case, (name, _, batch, _) in CASES.items():
-        ck_rates, pt_rates, ratios = [], [], []
+    rate = (lambda r: f"{r:,.0f}" if r >= 100 else f"{r:.1f}")  # noqa: E731
+    for case in args.cases:
+        name, _, batch, _ = CASES[case]
+        runs = {m: [] for m in modes}
         for _ in range(max(1, args.rounds)):
-            a, b = (run_worker("cnnkit", case)["images_per_s"],
-                    run_worker("torch", case)["images_per_s"])
-            ck_rates.append(a)
-            pt_rates.append(b)
-            ratios.append(a / b)
-        ours = {"images_per_s": statistics.median(ck_rates)}
-        theirs = {"images_per_s": statistics.median(pt_rates)}
-        ratio = statistics.median(ratios)
-        rate = (lambda r: f"{r:,.0f}" if r >= 100 else f"{r:.1f}")  # noqa: E731
-        rows.append(f"| {name} training, batch {batch} (images/s) | "
-                    f"{rate(ours['images_per_s'])} | {rate(theirs['images_per_s'])} | "
-                    f"{ratio:.2f}x |")
+            for which, mode in modes:
+                try:
+                    runs[(which, mode)].append(run_worker(which, case, mode))
+                except RuntimeError as e:  # e.g. torch.compile without a working compiler
+                    print(f"skipped: {str(e).splitlines()[0]}", flush=True)
+        med = {m: {k: statistics.median(r[k] for r in rs) for k in ("train", "infer", "rss_mb")}
+               for m, rs in runs.items() if rs}
+        for what in ("train", "infer"):
+            ours = max((m for m in med if m[0] == "cnnkit"), key=lambda m: med[m][what])
+            theirs = max((m for m in med if m[0] == "torch"), key=lambda m: med[m][what])
+            label = "training" if what == "train" else "inference"
+            cells = " | ".join(rate(med[m][what]) if m in med else "-" for m in modes)
+            rows.append(f"| {name} {label}, batch {batch} | {cells} | "
+                        f"{med[ours][what] / med[theirs][what]:.2f}x ({ours[1]} / {theirs[1]}) |")
+            print(rows[-1], flush=True)
+        rss = " | ".join(f"{med[m]['rss_mb']:,.0f}" if m in med else "-" for m in modes)
+        rows.append(f"| {name} peak RSS (MB) | {rss} | |")
         print(rows[-1], flush=True)
     ours, theirs = run_worker("cnnkit", "digits98"), run_worker("torch", "digits98")
 
@@ -268,20 +340,21 @@ def main(argv=None) -> int:
 
     speed = (f"{theirs['seconds'] / ours['seconds']:.2f}x" if ours["seconds"] and
              theirs["seconds"] else "-")
-    rows.append(f"| digits_cnn: training time to {100 * TARGET:.0f} % test accuracy | "
-                f"{fmt(ours)} | {fmt(theirs)} | {speed} |")
-    print(rows[-1], flush=True)
     info = ck.cpu_info()
+    header = " | ".join(f"{w} {m}" for w, m in modes)
     table = "\n".join([
         f"`PYTHONPATH=python python3 bench/train.py --rounds {args.rounds}` — {THREADS} threads "
-        f"each, medians of {args.rounds} alternating process pairs, cnnkit "
-        f"{ck.__version__} ({ck.get_isa()}) vs PyTorch {torch.__version__}, separate processes, "
-        f"same initial weights; {info.get('brand', platform.processor()).strip()}. "
-        "Ratio: cnnkit / PyTorch throughput (time: PyTorch / cnnkit).",
+        f"each, every framework/mode in its own process, medians of {args.rounds} rounds; cnnkit "
+        f"{ck.__version__} (isa {ck.get_isa()}, bf16 path {info['bf16_path']}) vs PyTorch "
+        f"{torch.__version__}, same initial weights; {info.get('brand', platform.processor())}. "
+        "images/s; ratio: cnnkit's faster precision / PyTorch's fastest mode.",
         "",
-        "| workload | cnnkit | PyTorch | ratio |",
-        "|---|---:|---:|---:|",
+        f"| workload | {header} | ratio (modes) |",
+        "|---|" + "---:|" * len(modes) + "---|",
         *rows,
+        "",
+        f"digits_cnn, training time to {100 * TARGET:.0f} % test accuracy (fp32): cnnkit "
+        f"{fmt(ours)}, PyTorch {fmt(theirs)}: {speed}.",
     ])
     print()
     print(table)

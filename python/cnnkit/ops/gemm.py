@@ -17,7 +17,8 @@ from .arithmetic import unbroadcast
 __all__ = ["sgemm", "MatMul"]
 
 
-def sgemm(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c=None, overwrite_c=False):
+def sgemm(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c=None, overwrite_c=False,
+          precision="fp32"):
     """Single-precision matrix product ``alpha * op(a) @ op(b) + beta * c``.
 
     Parameters
@@ -32,6 +33,9 @@ def sgemm(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c=None, ov
         Added as ``beta * c``; required when ``beta != 0``.
     overwrite_c : bool
         Write the result into ``c`` (which must have contiguous rows) instead of a new array.
+    precision : ``"fp32"`` (default) or ``"bf16"``: both operands rounded to bf16 (nearest
+        even) and the products summed in float32 (see :mod:`cnnkit.amp`); ``c``, ``alpha`` and
+        ``beta`` stay float32.
 
     Returns
     -------
@@ -49,7 +53,8 @@ def sgemm(a, b, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c=None, ov
         if isinstance(v, (bool, np.bool_)) or not real:
             raise TypeError(f"sgemm: {name} must be a real number, got {type(v).__name__}")
     return _core.sgemm(
-        a, b, bool(trans_a), bool(trans_b), float(alpha), float(beta), c, bool(overwrite_c)
+        a, b, bool(trans_a), bool(trans_b), float(alpha), float(beta), c, bool(overwrite_c),
+        amp.check_precision("sgemm", precision)
     )
 
 
