@@ -63,16 +63,19 @@ struct DirectPlan {
     // every tile row read stays inside the plane: the last run's 16 columns plus the reach
     plane = std::max(Hp * Wp, runs * kTile / 2 + reach) + kTile;
     panels = (p.K + kTile - 1) / kTile;
+    // slice (q, t): channel chunk q (pairs 16 q .. 16 q + 15, one plane of 2 values per v
+    // each) at tap t, ordered so that a chunk's taps are consecutive
     off.resize(std::size_t(slices));
-    for (index_t t = 0; t < taps; ++t) {
-      const index_t fy = t / p.Fw, fx = t % p.Fw;
-      for (index_t q = 0; q < chunks; ++q) {
-        // chunk q: channel pairs 16 q .. 16 q + 15, one plane of 2 values per v each
-        off[std::size_t(t * chunks + q)] =
+    for (index_t q = 0; q < chunks; ++q) {
+      for (index_t t = 0; t < taps; ++t) {
+        const index_t fy = t / p.Fw, fx = t % p.Fw;
+        off[std::size_t(q * taps + t)] =
             q * (kTile / 2) * 2 * plane + 2 * (fy * p.dil_h * Wp + fx * p.dil_w);
       }
     }
   }
+  index_t taps(const Conv2dParams& p) const { return p.Fh * p.Fw; }
+  index_t chunks() const { return Cpad / kTile; }
   // Run r (r < runs): its first v on the padded grid, and (rows) its first output pixel.
   index_t run_v(const Conv2dParams& p, index_t r) const {
     if (!rows) return r * (kTile / 2);
@@ -112,39 +115,58 @@ void fill_padded(const Conv2dParams& p, const DirectPlan& d, const float* x, ind
   }
 }
 
-// The block (panel, blk) of one image: 32 output channels x runs 2 blk and 2 blk + 1 (the
-// last run twice when the count is odd).
-void run_block(const Conv2dParams& p, const DirectPlan& d, const std::uint16_t* a,
-               const std::uint16_t* xp, index_t panel, index_t blk, const float* bias, bool relu,
-               float* y, float* buf) {
-  const index_t k0 = panel * kTile, HoWo = p.Ho * p.Wo;
-  const int m = int(std::min(kTile, p.K - k0));
-  const index_t r0 = 2 * blk, r1 = std::min(2 * blk + 1, d.runs - 1);
-  const std::uint16_t* x0 = xp + 2 * d.run_v(p, r0);
-  const std::uint16_t* x1 = xp + 2 * d.run_v(p, r1);
-  const std::uint16_t* ap = a + panel * d.slices * kTile * kTile;
+// Panel `panel` (32 output channels) x runs [2 b0, 2 b1) of one image into partial sums c
+// (row i at c + i * ldc, run r's 16 columns at 16 (r - 2 b0)), channel chunk by channel chunk:
+// a chunk's A slices (one per tap) stay in L1 while the blocks go by. The last run is computed
+// twice when the count is odd.
+void accumulate_blocks(const Conv2dParams& p, const DirectPlan& d, const std::uint16_t* a,
+                       const std::uint16_t* xp, index_t panel, index_t b0, index_t b1, float* c,
+                       index_t ldc) {
+  const int m = int(std::min(kTile, p.K - panel * kTile));
+  const index_t taps = d.taps(p);
   const Bf16DirectBlock block = kernels().conv.bf16_direct_block;
-  const float* b = bias ? bias + k0 : nullptr;
-  if (d.rows) {
-    float* yk = y + k0 * HoWo;
-    block(ap, int(d.slices), x0, x1, d.off.data(), d.pair_stride(), m,
-          yk + (r0 / d.runs_per_row) * p.Wo + d.run_ox(p, r0),
-          yk + (r1 / d.runs_per_row) * p.Wo + d.run_ox(p, r1), HoWo, b, relu);
-    return;
-  }
-  // 32 consecutive v: keep the columns with ox < Wo
-  block(ap, int(d.slices), x0, x1, d.off.data(), d.pair_stride(), m, buf, buf + kTile / 2, kTile,
-        b, relu);
-  const index_t v_begin = r0 * (kTile / 2), v_stop = std::min(p.Ho * d.Wp, v_begin + kTile);
-  for (index_t v = v_begin; v < v_stop;) {
-    const index_t oy = v / d.Wp, ox = v % d.Wp;
-    const index_t run_end = std::min(v_stop, (oy + 1) * d.Wp);
-    const index_t len = std::max<index_t>(0, std::min(run_end - v, p.Wo - ox));
-    for (int i = 0; i < m && len > 0; ++i) {
-      std::memcpy(y + (k0 + i) * HoWo + oy * p.Wo + ox, buf + i * kTile + (v - v_begin),
-                  sizeof(float) * std::size_t(len));
+  for (index_t q = 0; q < d.chunks(); ++q) {
+    const std::uint16_t* ap = a + (panel * d.slices + q * taps) * kTile * kTile;
+    const index_t* off = d.off.data() + q * taps;
+    for (index_t blk = b0; blk < b1; ++blk) {
+      const index_t r0 = 2 * blk, r1 = std::min(2 * blk + 1, d.runs - 1);
+      block(ap, int(taps), xp + 2 * d.run_v(p, r0), xp + 2 * d.run_v(p, r1), off,
+            d.pair_stride(), m, c + (blk - b0) * kTile, ldc, q > 0);
     }
-    v = run_end;
+  }
+}
+
+// Runs [r0, r1) of panel `panel` from the partial sums c (as accumulate_blocks left them) into
+// Y, plus bias, then ReLU: a run in a row is 16 output pixels; a run of the padded grid keeps
+// its columns with ox < Wo.
+void store_runs(const Conv2dParams& p, const DirectPlan& d, const float* c, index_t ldc,
+                index_t panel, index_t r0, index_t r1, const float* bias, bool relu, float* y) {
+  const index_t k0 = panel * kTile, m = std::min(kTile, p.K - k0), HoWo = p.Ho * p.Wo;
+  auto segment = [&](index_t col, index_t dst, index_t len) {
+    for (index_t i = 0; i < m; ++i) {
+      const float* src = c + i * ldc + col;
+      float* out = y + (k0 + i) * HoWo + dst;
+      const float b = bias ? bias[k0 + i] : 0.0f;
+      for (index_t t = 0; t < len; ++t) {
+        const float v = src[t] + b;
+        out[t] = relu && v < 0.0f ? 0.0f : v;
+      }
+    }
+  };
+  for (index_t r = r0; r < r1; ++r) {
+    const index_t col = (r - 2 * (r0 / 2)) * (kTile / 2);
+    if (d.rows) {
+      segment(col, (r / d.runs_per_row) * p.Wo + d.run_ox(p, r), kTile / 2);
+      continue;
+    }
+    const index_t v_begin = r * (kTile / 2), v_stop = std::min(p.Ho * d.Wp, v_begin + kTile / 2);
+    for (index_t v = v_begin; v < v_stop;) {
+      const index_t oy = v / d.Wp, ox = v % d.Wp;
+      const index_t row_end = std::min(v_stop, (oy + 1) * d.Wp);
+      const index_t len = std::min(row_end - v, p.Wo - ox);
+      if (len > 0) segment(col + (v - v_begin), oy * p.Wo + ox, len);
+      v = row_end;
+    }
   }
 }
 
@@ -163,12 +185,13 @@ void bf16_direct_forward(const Conv2dParams& p, const float* src, const float* w
   const DirectPlan d(p);
   const GemmKernels& gk = kernels().gemm;
   const index_t taps = p.Fh * p.Fw, kdim = taps * d.Cpad;
-  // Weights as K x (tap, c) in fp32 (zeros for c >= C), then the bf16 A panels.
+  // Weights as K x (chunk, tap, c % 32) in fp32 (zeros for c >= C), then the bf16 A panels.
   std::vector<float> wr(std::size_t(p.K * kdim), 0.0f);
   for (index_t k = 0; k < p.K; ++k) {
     for (index_t c = 0; c < p.C; ++c) {
       for (index_t t = 0; t < taps; ++t) {
-        wr[std::size_t(k * kdim + t * d.Cpad + c)] = weights[(k * p.C + c) * taps + t];
+        const index_t col = ((c / kTile) * taps + t) * kTile + c % kTile;
+        wr[std::size_t(k * kdim + col)] = weights[(k * p.C + c) * taps + t];
       }
     }
   }
@@ -180,21 +203,21 @@ void bf16_direct_forward(const Conv2dParams& p, const float* src, const float* w
   }
   const int nt = get_num_threads();
   const index_t x_img = p.C * p.H * p.W, y_img = p.K * p.Ho * p.Wo;
-  const std::size_t per = std::size_t(d.image_values()) / 2 + kTile * kTile + 16;  // floats
+  const index_t ldc = d.blocks * kTile;  // partial sums of a panel: 32 rows x all runs
   if (p.N >= nt || nt == 1) {
+    const std::size_t per = std::size_t(d.image_values()) / 2 + std::size_t(kTile * ldc) + 16;
     float* ws = thread_workspace(1, per * std::size_t(nt));
 #pragma omp parallel num_threads(nt)
     {
-      float* mine = ws + per * std::size_t(current_thread());
-      auto* xp = reinterpret_cast<std::uint16_t*>(mine + kTile * kTile);
+      float* c = ws + per * std::size_t(current_thread());
+      auto* xp = reinterpret_cast<std::uint16_t*>(c + kTile * ldc);
       if (gk.bf16_begin) gk.bf16_begin();
 #pragma omp for schedule(static)
       for (index_t n = 0; n < p.N; ++n) {
         fill_padded(p, d, src + n * x_img, 0, d.Cpad / 2, xp);
         for (index_t q = 0; q < d.panels; ++q) {
-          for (index_t blk = 0; blk < d.blocks; ++blk) {
-            run_block(p, d, a.data(), xp, q, blk, bias, relu, dst + n * y_img, mine);
-          }
+          accumulate_blocks(p, d, a.data(), xp, q, 0, d.blocks, c, ldc);
+          store_runs(p, d, c, ldc, q, 0, d.runs, bias, relu, dst + n * y_img);
         }
       }
       if (gk.bf16_end) gk.bf16_end();
@@ -212,12 +235,14 @@ void bf16_direct_forward(const Conv2dParams& p, const float* src, const float* w
     });
 #pragma omp parallel num_threads(nt)
     {
-      float* buf = ws + std::size_t(current_thread()) * kTile * kTile;
+      float* c = ws + std::size_t(current_thread()) * kTile * kTile;
       if (gk.bf16_begin) gk.bf16_begin();
 #pragma omp for schedule(static)
       for (index_t it = 0; it < items; ++it) {
-        run_block(p, d, a.data(), xp, it / d.blocks, it % d.blocks, bias, relu, dst + n * y_img,
-                  buf);
+        const index_t q = it / d.blocks, blk = it % d.blocks;
+        accumulate_blocks(p, d, a.data(), xp, q, blk, blk + 1, c, kTile);
+        store_runs(p, d, c, kTile, q, 2 * blk, std::min(2 * blk + 2, d.runs), bias, relu,
+                   dst + n * y_img);
       }
       if (gk.bf16_end) gk.bf16_end();
     }

@@ -58,16 +58,16 @@ using WinoGradOutput = void (*)(const float* dy, std::int64_t plane, std::int64_
 
 // Direct bf16 convolution (conv/bf16_direct.cpp), one block of 32 rows x 2 runs of 16 columns
 // of fp32 sums: for h = 0, 1 and j < 16,
-//   acc[i][h][j] = sum_{s < slices} sum_{kk < 32} a[s][i][kk] * xh[off[s] + (kk/2) ld + 2 j + kk%2]
+//   c[i][16 h + j] (+)= sum_{s < slices} sum_{kk < 32} a[s][i][kk] xh[off[s] + (kk/2) ld + 2 j + kk%2]
 // where a[s] is slice s of an A panel of 32 rows (a + s * 1024, row i at i * 32), x0 and x1 the
-// starts of the two runs in a bf16 pair matrix (pair row r at + r * ld). Rows i < m (m <= 32)
-// are stored: yh[i * ldy + j] = acc[i][h][j] + bias[i] (bias may be null), then ReLU if relu.
+// starts of the two runs in a bf16 pair matrix (pair row r at + r * ld); c has row stride ldc
+// and is added to when `accumulate`, else overwritten. Rows 16..31 are left alone when m <= 16.
 // Needs the tile configuration of the GEMM family's bf16_begin(). Null where the ISA has no
 // kernel (the algorithm then does not apply).
 using Bf16DirectBlock = void (*)(const std::uint16_t* a, int slices, const std::uint16_t* x0,
                                  const std::uint16_t* x1, const std::int64_t* off,
-                                 std::int64_t ld, int m, float* y0, float* y1, std::int64_t ldy,
-                                 const float* bias, bool relu);
+                                 std::int64_t ld, int m, float* c, std::int64_t ldc,
+                                 bool accumulate);
 
 struct ConvKernels {
   PackPatchPanel pack_patch_panel = nullptr;
@@ -106,7 +106,7 @@ void wino_grad_output_avx2(const float* dy, std::int64_t plane, std::int64_t ld,
 namespace amx {
 void bf16_direct_block_amx(const std::uint16_t* a, int slices, const std::uint16_t* x0,
                            const std::uint16_t* x1, const std::int64_t* off, std::int64_t ld, int m,
-                           float* y0, float* y1, std::int64_t ldy, const float* bias, bool relu);
+                           float* c, std::int64_t ldc, bool accumulate);
 }  // namespace amx
 
 namespace avx512 {

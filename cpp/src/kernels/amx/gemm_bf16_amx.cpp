@@ -47,7 +47,13 @@ void accumulate(std::int64_t kp, const bf16_t* a, const bf16_t* b, const float* 
   const std::int64_t steps = kp / kBf16KStep;
   const int rows_per_step = next_c ? int((32 + steps - 1) / steps) : 0;
   int row = 0;
-  for (std::int64_t t = 0; t < steps; ++t, a += kA, b += kB) {
+  // Software-pipelined: tile registers are not renamed, so each A / B tile of the next step is
+  // loaded right after the last product that reads the current one.
+  _tile_loadd(4, a, 64);
+  _tile_loadd(6, b, 128);
+  if (kTwoCols) _tile_loadd(7, b + 32, 128);
+  if (kTwoRows) _tile_loadd(5, a + 16 * kBf16KStep, 64);
+  for (std::int64_t t = 0; t < steps; ++t) {
     for (int r = 0; r < rows_per_step && row < 32; ++r, ++row) {
       const char* line = reinterpret_cast<const char*>(next_c + row * ldc);
       _mm_prefetch(line, _MM_HINT_T0);
@@ -55,17 +61,22 @@ void accumulate(std::int64_t kp, const bf16_t* a, const bf16_t* b, const float* 
     }
     // B streams from L2 (A stays in L1 across the B panels of a chunk): fetch the slice two
     // steps ahead, 32 cache lines (past the panel's end that is the next panel's start).
-    const char* ahead = reinterpret_cast<const char*>(b + kPrefetchSlices * kB);
+    const char* ahead = reinterpret_cast<const char*>(b + (t + kPrefetchSlices) * kB);
 #pragma GCC unroll 32
     for (int line = 0; line < 32; ++line) _mm_prefetch(ahead + 64 * line, _MM_HINT_T0);
-    _tile_loadd(4, a, 64);
-    _tile_loadd(6, b, 128);
-    if (kTwoCols) _tile_loadd(7, b + 32, 128);
-    if (kTwoRows) _tile_loadd(5, a + 16 * kBf16KStep, 64);
+    const bool more = t + 1 < steps;
+    const bf16_t* an = a + (t + 1) * kA;
+    const bf16_t* bn = b + (t + 1) * kB;
     _tile_dpbf16ps(0, 4, 6);
     if (kTwoCols) _tile_dpbf16ps(1, 4, 7);
+    if (more) _tile_loadd(4, an, 64);
     if (kTwoRows) _tile_dpbf16ps(2, 5, 6);
+    if (more) _tile_loadd(6, bn, 128);
     if (kTwoRows && kTwoCols) _tile_dpbf16ps(3, 5, 7);
+    if (more) {
+      if (kTwoRows) _tile_loadd(5, an + 16 * kBf16KStep, 64);
+      if (kTwoCols) _tile_loadd(7, bn + 32, 128);
+    }
   }
 }
 
@@ -176,15 +187,25 @@ void bf16_accumulate_block(const bf16_t* a, std::int64_t lda, const bf16_t* b, s
   _tile_loadd(1, c + 16, sc);
   _tile_loadd(2, c + 16 * ldc, sc);
   _tile_loadd(3, c + 16 * ldc + 16, sc);
-  for (int s = 0; s < slices; ++s, a += kBf16KStep, b += 16 * ldb) {
-    _tile_loadd(4, a, sa);
-    _tile_loadd(6, b, sb);
-    _tile_loadd(7, b + 32, sb);
-    _tile_loadd(5, a + 16 * lda, sa);
+  // software-pipelined as the direct convolution's kernel (conv_bf16_amx.cpp)
+  _tile_loadd(4, a, sa);
+  _tile_loadd(6, b, sb);
+  _tile_loadd(7, b + 32, sb);
+  _tile_loadd(5, a + 16 * lda, sa);
+  for (int s = 0; s < slices; ++s) {
+    const bool more = s + 1 < slices;
+    const bf16_t* an = a + (s + 1) * kBf16KStep;
+    const bf16_t* bn = b + (s + 1) * 16 * ldb;
     _tile_dpbf16ps(0, 4, 6);
     _tile_dpbf16ps(1, 4, 7);
+    if (more) _tile_loadd(4, an, sa);
     _tile_dpbf16ps(2, 5, 6);
+    if (more) _tile_loadd(6, bn, sb);
     _tile_dpbf16ps(3, 5, 7);
+    if (more) {
+      _tile_loadd(5, an + 16 * lda, sa);
+      _tile_loadd(7, bn + 32, sb);
+    }
   }
   _tile_stored(0, c, sc);
   _tile_stored(1, c + 16, sc);
