@@ -238,9 +238,8 @@ void bind_conv(py::module_& m) {
   m.def(
       "_conv2d_forward_ref",
       [](const py::object& x, const py::object& w, const py::object& b, Pair s, Pair pad, Pair d,
-         index_t g, bool relu) {
-        return conv2d_forward_py(x, w, b, s, pad, d, g, relu, true, "fp32");
-      },
+         index_t g,
+         bool relu) { return conv2d_forward_py(x, w, b, s, pad, d, g, relu, true, "fp32"); },
       py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("stride"), py::arg("padding"),
       py::arg("dilation"), py::arg("groups"), py::arg("relu") = false);
   m.def(

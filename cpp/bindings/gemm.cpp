@@ -87,8 +87,7 @@ py::array sgemm_py(const py::object& a_obj, const py::object& b_obj, bool trans_
 void bind_gemm(py::module_& m) {
   m.def("sgemm", &sgemm_py, py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
         py::arg("trans_b") = false, py::arg("alpha") = 1.0f, py::arg("beta") = 0.0f,
-        py::arg("c") = py::none(), py::arg("overwrite_c") = false,
-        py::arg("precision") = "fp32");
+        py::arg("c") = py::none(), py::arg("overwrite_c") = false, py::arg("precision") = "fp32");
   // x rounded to bf16 (nearest even, denormals to zero) and back: the values the bf16 paths
   // compute with.
   m.def(

@@ -46,8 +46,7 @@ py::array linear_forward_py(const py::object& x_obj, const py::object& w_obj,
 }
 
 py::tuple linear_backward_py(const py::object& dy_obj, const py::object& x_obj,
-                             const py::object& w_obj, bool need_dx,
-                             const std::string& precision) {
+                             const py::object& w_obj, bool need_dx, const std::string& precision) {
   const char* op = "linear_backward";
   py::array dy = float32_contiguous(dy_obj, op, "dy", 2);
   py::array x = float32_contiguous(x_obj, op, "x", 2);

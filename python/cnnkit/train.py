@@ -26,9 +26,9 @@ import time
 import numpy as np
 
 from . import guards
-from .amp import autocast, check_precision
 from . import random as _random
 from ._version import __version__
+from .amp import autocast, check_precision
 from .data.preprocessing import preprocessing_from_state
 from .distributed import DataParallel, Strategy
 from .io import load, save

@@ -44,9 +44,9 @@ constexpr index_t kTile = 32;  // rows of an A panel and columns of a block
 
 struct DirectPlan {
   index_t Cpad, slices, Hp, Wp, plane, panels;
-  bool rows;           // runs within output rows (Wo >= 16), else 32 consecutive v per block
-  index_t runs, blocks;  // runs of 16 pixels; blocks of two runs
-  index_t runs_per_row;  // (rows) ceil(Wo / 16)
+  bool rows;                 // runs within output rows (Wo >= 16), else 32 consecutive v per block
+  index_t runs, blocks;      // runs of 16 pixels; blocks of two runs
+  index_t runs_per_row;      // (rows) ceil(Wo / 16)
   std::vector<index_t> off;  // per slice (tap, channel chunk): offset into Xp (bf16 values)
 
   explicit DirectPlan(const Conv2dParams& p) {
@@ -85,7 +85,7 @@ struct DirectPlan {
   index_t run_ox(const Conv2dParams& p, index_t r) const {
     return std::min((r % runs_per_row) * (kTile / 2), p.Wo - kTile / 2);
   }
-  index_t pair_stride() const { return 2 * plane; }            // bf16 values per channel pair
+  index_t pair_stride() const { return 2 * plane; }  // bf16 values per channel pair
   index_t image_values() const { return Cpad / 2 * pair_stride(); }
 };
 
@@ -109,8 +109,7 @@ void fill_padded(const Conv2dParams& p, const DirectPlan& d, const float* x, ind
     std::fill(dst, at(0), std::uint16_t(0));
     for (index_t y = 0; y < p.H; ++y) {
       interleave(r0 + y * p.W, r1 ? r1 + y * p.W : nullptr, p.W, at(y));
-      std::fill(at(y) + 2 * p.W, y + 1 < p.H ? at(y + 1) : dst + d.pair_stride(),
-                std::uint16_t(0));
+      std::fill(at(y) + 2 * p.W, y + 1 < p.H ? at(y + 1) : dst + d.pair_stride(), std::uint16_t(0));
     }
   }
 }
@@ -130,8 +129,8 @@ void accumulate_blocks(const Conv2dParams& p, const DirectPlan& d, const std::ui
     const index_t* off = d.off.data() + q * taps;
     for (index_t blk = b0; blk < b1; ++blk) {
       const index_t r0 = 2 * blk, r1 = std::min(2 * blk + 1, d.runs - 1);
-      block(ap, int(taps), xp + 2 * d.run_v(p, r0), xp + 2 * d.run_v(p, r1), off,
-            d.pair_stride(), m, c + (blk - b0) * kTile, ldc, q > 0);
+      block(ap, int(taps), xp + 2 * d.run_v(p, r0), xp + 2 * d.run_v(p, r1), off, d.pair_stride(),
+            m, c + (blk - b0) * kTile, ldc, q > 0);
     }
   }
 }
@@ -174,8 +173,8 @@ void store_runs(const Conv2dParams& p, const DirectPlan& d, const float* c, inde
 
 bool bf16_direct_applies(const Conv2dParams& p, const ConvPolicy& policy) {
   return p.precision == Precision::bf16 && policy.kernels->bf16_direct_block != nullptr &&
-         p.groups == 1 && p.stride_h == 1 && p.stride_w == 1 &&
-         p.C >= kMinRowsForTransposedConv && p.pad_h >= 0 && p.pad_w >= 0 &&
+         p.groups == 1 && p.stride_h == 1 && p.stride_w == 1 && p.C >= kMinRowsForTransposedConv &&
+         p.pad_h >= 0 && p.pad_w >= 0 &&
          // the tile loads take 32-bit strides comfortably; an image plane beyond that is rare
          (p.H + 2 * p.pad_h) * (p.W + 2 * p.pad_w) < (index_t(1) << 26);
 }
@@ -225,14 +224,13 @@ void bf16_direct_forward(const Conv2dParams& p, const float* src, const float* w
     return;
   }
   // Fewer images than threads: one shared padded image at a time, threads over its blocks.
-  float* ws = thread_workspace(1, std::size_t(d.image_values()) / 2 + 16 +
-                                      std::size_t(nt) * kTile * kTile);
+  float* ws =
+      thread_workspace(1, std::size_t(d.image_values()) / 2 + 16 + std::size_t(nt) * kTile * kTile);
   auto* xp = reinterpret_cast<std::uint16_t*>(ws + std::size_t(nt) * kTile * kTile);
   const index_t items = d.panels * d.blocks;
   for (index_t n = 0; n < p.N; ++n) {
-    parallel_ranges(d.Cpad / 2, 4, [&](index_t b, index_t e) {
-      fill_padded(p, d, src + n * x_img, b, e, xp);
-    });
+    parallel_ranges(d.Cpad / 2, 4,
+                    [&](index_t b, index_t e) { fill_padded(p, d, src + n * x_img, b, e, xp); });
 #pragma omp parallel num_threads(nt)
     {
       float* c = ws + std::size_t(current_thread()) * kTile * kTile;
@@ -277,11 +275,12 @@ struct WeightGradPlan {
     Vs = (p.Ho * Wp + kTile - 1) / kTile * kTile;
     slices = Vs / kTile;
     const index_t reach = (p.Fh - 1) * p.dil_h * Wp + (p.Fw - 1) * p.dil_w;
-    pairs = (Vs + reach) / 2 + 2;             // XT rows any tap reads
+    pairs = (Vs + reach) / 2 + 2;            // XT rows any tap reads
     len = std::max(Hp * Wp, 2 * pairs + 2);  // plane length (bf16 values)
     len += len % 2;
     off.resize(std::size_t(taps));
-    for (index_t t = 0; t < taps; ++t) off[std::size_t(t)] = (t / p.Fw) * p.dil_h * Wp + (t % p.Fw) * p.dil_w;
+    for (index_t t = 0; t < taps; ++t)
+      off[std::size_t(t)] = (t / p.Fw) * p.dil_h * Wp + (t % p.Fw) * p.dil_w;
   }
   // per-thread scratch in floats: partials, dYv, two planes sets, two XT
   std::size_t partial_floats() const { return std::size_t(taps * Kpad * Cpad); }
@@ -340,8 +339,8 @@ void weight_grad_image(const Conv2dParams& p, const WeightGradPlan& w, const flo
     const int ns = int(std::min(kVChunk, w.slices - s0));
     for (index_t t = 0; t < w.taps; ++t) {
       const index_t off = w.off[std::size_t(t)] + s0 * kTile, par = off % 2;
-      const auto* xt = reinterpret_cast<const std::uint16_t*>(par ? xt_odd : xt_even) +
-                       (off - par) / 2 * ldb;
+      const auto* xt =
+          reinterpret_cast<const std::uint16_t*>(par ? xt_odd : xt_even) + (off - par) / 2 * ldb;
       for (index_t kb = 0; kb < w.Kpad; kb += kTile) {
         for (index_t cb = 0; cb < w.Cpad; cb += kTile) {
           gk.bf16_accumulate_block(dyv + kb * w.Vs + s0 * kTile, w.Vs, xt + 2 * cb, ldb, ns,
@@ -396,8 +395,8 @@ bool bf16_direct_backward_data_applies(const Conv2dParams& p, const ConvPolicy& 
   return backward_data_as_forward(p) && bf16_direct_applies(as_forward_of_diff_dst(p), policy);
 }
 
-void bf16_direct_backward_data(const Conv2dParams& p, const float* diff_dst,
-                               const float* weights, float* diff_src) {
+void bf16_direct_backward_data(const Conv2dParams& p, const float* diff_dst, const float* weights,
+                               float* diff_src) {
   const std::vector<float> wt = rotated_weights(p, weights);
   bf16_direct_forward(as_forward_of_diff_dst(p), diff_dst, wt.data(), nullptr, diff_src, false);
 }

@@ -58,16 +58,16 @@ using WinoGradOutput = void (*)(const float* dy, std::int64_t plane, std::int64_
 
 // Direct bf16 convolution (conv/bf16_direct.cpp), one block of 32 rows x 2 runs of 16 columns
 // of fp32 sums: for h = 0, 1 and j < 16,
-//   c[i][16 h + j] (+)= sum_{s < slices} sum_{kk < 32} a[s][i][kk] xh[off[s] + (kk/2) ld + 2 j + kk%2]
+//   c[i][16 h + j] (+)= sum_{s < slices} sum_{kk < 32} a[s][i][kk] xh[off[s] + (kk/2) ld + 2 j +
+//   kk%2]
 // where a[s] is slice s of an A panel of 32 rows (a + s * 1024, row i at i * 32), x0 and x1 the
 // starts of the two runs in a bf16 pair matrix (pair row r at + r * ld); c has row stride ldc
 // and is added to when `accumulate`, else overwritten. Rows 16..31 are left alone when m <= 16.
 // Needs the tile configuration of the GEMM family's bf16_begin(). Null where the ISA has no
 // kernel (the algorithm then does not apply).
 using Bf16DirectBlock = void (*)(const std::uint16_t* a, int slices, const std::uint16_t* x0,
-                                 const std::uint16_t* x1, const std::int64_t* off,
-                                 std::int64_t ld, int m, float* c, std::int64_t ldc,
-                                 bool accumulate);
+                                 const std::uint16_t* x1, const std::int64_t* off, std::int64_t ld,
+                                 int m, float* c, std::int64_t ldc, bool accumulate);
 
 struct ConvKernels {
   PackPatchPanel pack_patch_panel = nullptr;

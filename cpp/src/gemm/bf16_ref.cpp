@@ -27,7 +27,7 @@ inline float float_of(std::uint32_t u) {
 
 inline bf16_t round_one(float x) {
   const std::uint32_t u = bits_of(x);
-  if ((u & 0x7f800000u) == 0x7f800000u) {                      // inf or NaN
+  if ((u & 0x7f800000u) == 0x7f800000u) {                         // inf or NaN
     return bf16_t((u >> 16) | ((u & 0x007fffffu) ? 0x40u : 0u));  // NaN stays NaN (quiet)
   }
   if ((u & 0x7f800000u) == 0) return bf16_t((u >> 16) & 0x8000u);  // zero / denormal
@@ -80,8 +80,8 @@ void bf16_ukr_ref(int m, int n, std::int64_t kp, const bf16_t* a, const bf16_t* 
     for (int j = 0; j < n; ++j) {
       float acc = 0.0f;
       for (std::int64_t p = 0; p < kp; ++p) {
-        const float av = widen(a[(p / kBf16KStep) * mr * kBf16KStep + i * kBf16KStep +
-                                 p % kBf16KStep]);
+        const float av =
+            widen(a[(p / kBf16KStep) * mr * kBf16KStep + i * kBf16KStep + p % kBf16KStep]);
         const float bv = widen(b[(p / 2) * 2 * kBf16Nr + j * 2 + p % 2]);
         acc += av * bv;
       }

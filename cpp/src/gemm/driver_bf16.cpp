@@ -59,8 +59,8 @@ Plan make_plan(const GemmKernels& kt, index_t M, index_t N, index_t K, int threa
   auto floats_of = [](index_t values) { return std::size_t(ceil_div(values, 32) * 16); };
   p.a_floats = floats_of((row_panels + 1) * p.mr * kp);
   p.b_floats = floats_of(p.nb_max * kp);
-  p.scratch_floats = std::max(bf16_a_scratch_floats(p.mr, int(p.kb.kcb)),
-                              bf16_b_scratch_floats(int(p.kb.kcb)));
+  p.scratch_floats =
+      std::max(bf16_a_scratch_floats(p.mr, int(p.kb.kcb)), bf16_b_scratch_floats(int(p.kb.kcb)));
   return p;
 }
 
@@ -165,9 +165,7 @@ std::size_t bf16_a_scratch_floats(int mr, int kc) {
   return std::size_t(mr) * std::size_t(kc + round_up_k32(kc)) + 16;
 }
 
-std::size_t bf16_b_scratch_floats(int kc) {
-  return std::size_t(kc) * kBf16Nr * kBPackPanels + 16;
-}
+std::size_t bf16_b_scratch_floats(int kc) { return std::size_t(kc) * kBf16Nr * kBPackPanels + 16; }
 
 void GemmOperandA::pack_bf16(index_t i0, int m, index_t p0, int kc, int mr, std::uint16_t* dst,
                              float* scratch) const {

@@ -1,10 +1,10 @@
 // The kernel tables (one per ISA) and the switch between them.
 //
 // Every family fills its own sub-table for a given ISA: the reference kernels first, then the
-// overrides of each level up to that ISA (ref -> avx2 -> avx512 -> avx512_bf16 -> amx). So an op without an AVX-512
-// kernel still gets its AVX2 (or reference) kernel on an AVX-512 machine, and forcing
-// CNNKIT_ISA=ref exercises the portable code. The fill functions are baseline code: building
-// all three tables on any CPU only takes addresses, it never runs an ISA instruction.
+// overrides of each level up to that ISA (ref -> avx2 -> avx512 -> avx512_bf16 -> amx). So an op
+// without an AVX-512 kernel still gets its AVX2 (or reference) kernel on an AVX-512 machine, and
+// forcing CNNKIT_ISA=ref exercises the portable code. The fill functions are baseline code:
+// building all three tables on any CPU only takes addresses, it never runs an ISA instruction.
 #include <atomic>
 #include <cstdlib>
 #include <string>

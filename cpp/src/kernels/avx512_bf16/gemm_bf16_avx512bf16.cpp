@@ -124,7 +124,8 @@ void round_bf16(const float* src, std::int64_t n, bf16_t* dst) {
   }
   if (i < n) {
     const __mmask16 m = lane_mask(int(n - i));
-    _mm256_mask_storeu_epi16(dst + i, m, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, src + i)));
+    _mm256_mask_storeu_epi16(dst + i, m,
+                             (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, src + i)));
   }
 }
 
@@ -173,7 +174,9 @@ void interleave_bf16(const float* r0, const float* r1, std::int64_t n, bf16_t* d
     const __mmask16 m = lane_mask(int(n - i));
     const __m512i lo = to_bf16_lanes(_mm512_maskz_loadu_ps(m, r0 + i));
     __m512i v = lo;
-    if (r1) v = _mm512_or_si512(lo, _mm512_slli_epi32(to_bf16_lanes(_mm512_maskz_loadu_ps(m, r1 + i)), 16));
+    if (r1)
+      v = _mm512_or_si512(lo,
+                          _mm512_slli_epi32(to_bf16_lanes(_mm512_maskz_loadu_ps(m, r1 + i)), 16));
     _mm512_mask_storeu_epi32(dst, m, v);
   }
 }
