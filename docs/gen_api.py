@@ -26,6 +26,7 @@ PAGES = [
     ("cnnkit.nn", "cnnkit.nn: layers and losses"),
     ("cnnkit.nn.init", "cnnkit.nn.init: initialisation"),
     ("cnnkit.nn.utils", "cnnkit.nn.utils: fusion passes, eval_mode"),
+    ("cnnkit.amp", "cnnkit.amp: mixed precision (autocast, bfloat16)"),
     ("cnnkit.optim", "cnnkit.optim: optimizers"),
     ("cnnkit.optim.lr_scheduler", "cnnkit.optim.lr_scheduler: learning-rate schedules"),
     ("cnnkit.data", "cnnkit.data: datasets, preprocessing, augmentation, loading"),

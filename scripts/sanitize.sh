@@ -48,8 +48,10 @@ if [[ $# -gt 0 ]]; then
 elif [[ "${SANITIZE_FAST:-0}" == 1 ]]; then
   export CNNKIT_FUZZ_FACTOR=${CNNKIT_FUZZ_FACTOR:-1}
   # CI subset: the fuzz suite (every op, valid and invalid arguments) plus the threads and
-  # large-allocation tests, Winograd (masked loads and stores at tile edges) and the block cache
-  ARGS=(tests/test_fuzz.py tests/test_reliability.py tests/test_winograd.py tests/test_memory.py)
+  # large-allocation tests, Winograd (masked loads and stores at tile edges), the block cache
+  # and the bf16 paths (panel edges, the padded planes of bf16_direct, AMX tile stores)
+  ARGS=(tests/test_fuzz.py tests/test_reliability.py tests/test_winograd.py tests/test_memory.py
+        tests/test_bf16.py)
 else
   ARGS=(tests/)
 fi
