@@ -231,7 +231,9 @@ def test_conv_bf16_is_close_to_the_exact_result(rng, case):
 
 
 def test_conv_algorithms_in_bf16():
-    """Winograd and the fp32 dot-product weight gradient never run in bf16; the engine does."""
+    """On AMX, bf16_direct (or the engine) runs bf16 convolutions, never Winograd or the fp32
+    dot products; without AMX the bf16 list picks what fp32 picks (Winograd and the dot
+    products then compute in fp32 on the rounded operands)."""
     shape = ([8, 32, 16, 16], [32, 32, 3, 3], (1, 1), (1, 1), (1, 1), 1)
     fp32 = core._conv2d_algorithms(*shape)
     bf = core._conv2d_algorithms(*shape, precision="bf16")
@@ -248,9 +250,19 @@ def test_conv_algorithms_in_bf16():
     before = cnnkit.get_conv_algorithm()
     try:
         cnnkit.set_conv_algorithm("winograd")
-        assert "winograd" not in core._conv2d_algorithms(*shape, precision="bf16")
+        if INFO["bf16_path"] == "amx":
+            assert "winograd" not in core._conv2d_algorithms(*shape, precision="bf16")
     finally:
         cnnkit.set_conv_algorithm(before)
+    isa = cnnkit.get_isa()
+    try:
+        for level in ("avx512_bf16", _fp32_level()):
+            if level in INFO["supported_isas"]:
+                cnnkit.set_isa(level)
+                assert core._conv2d_algorithms(*shape, precision="bf16") == \
+                    core._conv2d_algorithms(*shape), level
+    finally:
+        cnnkit.set_isa(isa)
 
 
 def test_conv_precision_argument_is_checked(rng):

@@ -134,8 +134,9 @@ void dot_weight_grad(const Conv2dParams& p, const DotPlan& plan, const float* di
 }  // namespace
 
 bool dot_backward_weights_applies(const Conv2dParams& p, const ConvPolicy& policy) {
-  // fp32 kernels: bf16 takes the GEMM engine's bf16 path.
-  return p.precision == Precision::fp32 && plan_dot(p, policy.threads).use;
+  // fp32 kernels; bf16 on rounded operands where the CPU has no AMX (as Winograd).
+  return (p.precision == Precision::fp32 || policy.kernels->bf16_direct_block == nullptr) &&
+         plan_dot(p, policy.threads).use;
 }
 
 void dot_backward_weights(const Conv2dParams& p, const float* diff_dst, const float* src,

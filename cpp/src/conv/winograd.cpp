@@ -211,8 +211,11 @@ bool simd_transforms(const ConvKernels& k) {
 // The policy's choice: never (direct), wherever the transforms can run (winograd), or where
 // they pay (automatic).
 bool winograd_applies(const Conv2dParams& p, const ConvPolicy& policy, bool weight_grad) {
-  // fp32 only: its transforms would turn the bf16 operands into other (unrounded) ones.
-  if (policy.algorithm == ConvAlgorithm::direct || p.precision != Precision::fp32) return false;
+  // bf16: on the operands rounded to bf16 (the list walker rounds them), with its fp32
+  // transforms and sums, but only where the CPU has no AMX: there bf16_direct is faster, and
+  // Winograd's transforms would add fp32 roundings to the bf16 products for no gain.
+  if (policy.algorithm == ConvAlgorithm::direct) return false;
+  if (p.precision != Precision::fp32 && policy.kernels->bf16_direct_block != nullptr) return false;
   const bool fits = p.groups == 1 && p.Fh >= 2 && p.Fw >= 2 && p.Fh <= kMaxFilter &&
                     p.Fw <= kMaxFilter && p.stride_h == 1 && p.stride_w == 1 && p.dil_h == 1 &&
                     p.dil_w == 1 && p.N > 0 &&
