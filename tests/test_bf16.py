@@ -387,6 +387,71 @@ def test_local_and_tiled_conv_under_autocast(rng, kind):
     assert rel_err(w.grad, dw.astype(np.float64)) <= 1e-6
 
 
+# ------------------------------------------------------------------ packed weights (inference)
+def test_packed_weights_give_the_same_bits(bf16_path, rng):
+    x = rng.standard_normal((3, 70)).astype(np.float32)
+    w = rng.standard_normal((33, 70)).astype(np.float32)
+    b = rng.standard_normal(33).astype(np.float32)
+    packed = core.linear_pack_bf16(w)
+    assert packed.dtype == np.uint16 and packed.ndim == 1
+    assert np.array_equal(core.linear_forward(x, w, b, "bf16", packed),
+                          core.linear_forward(x, w, b, "bf16"))
+    for case in ((2, 32, 40, 18, 18, 3, 1, 1, 1, 1), (1, 20, 8, 7, 9, 3, 1, 1, 2, 1),
+                 (2, 3, 8, 9, 9, 3, 1, 1, 1, 1), (2, 8, 16, 11, 10, 3, 2, 1, 1, 1)):
+        x, w, b, s, p, d, g = _conv_case(rng, case)
+        packed = core.conv2d_pack_bf16(w)
+        for relu in (False, True):
+            assert np.array_equal(core.conv2d_forward(x, w, b, s, p, d, g, relu, "bf16", packed),
+                                  core.conv2d_forward(x, w, b, s, p, d, g, relu, "bf16")), case
+
+
+def test_packed_weights_are_checked(rng):
+    w = rng.standard_normal((33, 70)).astype(np.float32)
+    x = rng.standard_normal((3, 70)).astype(np.float32)
+    packed = core.linear_pack_bf16(w)
+    with pytest.raises(ValueError, match="linear_forward: packed must hold"):
+        core.linear_forward(x, w, None, "bf16", packed[:-1])
+    with pytest.raises(TypeError, match="linear_forward: packed must have dtype uint16"):
+        core.linear_forward(x, w, None, "bf16", packed.astype(np.int32))
+    with pytest.raises(ValueError, match="need precision='bf16'"):
+        core.linear_forward(x, w, None, "fp32", packed)
+    xc = rng.standard_normal((1, 4, 6, 6)).astype(np.float32)
+    wc = rng.standard_normal((8, 4, 3, 3)).astype(np.float32)
+    pc = core.conv2d_pack_bf16(wc)
+    with pytest.raises(ValueError, match="conv2d: packed must hold"):
+        core.conv2d_forward(xc, wc, None, (1, 1), (1, 1), (1, 1), 1, False, "bf16", pc[:10])
+    with pytest.raises(ValueError, match="groups=1"):
+        core.conv2d_forward(xc, rng.standard_normal((8, 2, 3, 3)).astype(np.float32), None,
+                            (1, 1), (1, 1), (1, 1), 2, False, "bf16", pc)
+
+
+def test_inference_cache_packs_once_and_sees_optimizer_steps(rng):
+    from cnnkit import amp
+
+    cnnkit.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(32, 16, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(16 * 64, 5))
+    x = cnnkit.tensor(rng.standard_normal((2, 32, 8, 8)).astype(np.float32))
+    opt = cnnkit.optim.SGD(model.parameters(), lr=0.1)
+    with cnnkit.autocast(), cnnkit.no_grad():
+        y1 = model(x).numpy()
+        assert len(amp._state.cache) == 2  # the conv's and the linear layer's weights
+        assert np.array_equal(model(x).numpy(), y1) and len(amp._state.cache) == 2
+        for prm in model.parameters():
+            prm.grad = np.ones_like(prm.data)
+        opt.step()  # changes the weights in place: the cache must not serve the old packing
+        assert len(amp._state.cache) == 0
+        y2 = model(x).numpy()
+    assert amp._state.cache is None  # dropped with the outermost block
+    with cnnkit.autocast(), cnnkit.no_grad():
+        y3 = model(x).numpy()
+    assert not np.array_equal(y1, y2) and np.array_equal(y2, y3)
+    # with grad enabled (training) nothing is cached
+    with cnnkit.autocast():
+        model(x)
+        assert len(amp._state.cache) == 0
+
+
 # ------------------------------------------------------------------ training
 def test_fit_precision_is_checked():
     from cnnkit.train import fit

@@ -1053,6 +1053,8 @@ CORE_CALLS = {
     "mse_loss_backward": lambda r: dict(x=_f(r, 3, 4), y=_f(r, 3, 4), grad=1.0),
     "sgemm": lambda r: dict(a=_f(r, 3, 4), b=_f(r, 4, 5)),
     "round_bf16": lambda r: dict(x=_f(r, 3, 4)),
+    "linear_pack_bf16": lambda r: dict(weight=_f(r, 5, 4)),
+    "conv2d_pack_bf16": lambda r: dict(weight=_f(r, 6, 4, 3, 3)),
     "sgd_update": lambda r: dict(param=_f(r, 3, 4), grad=_f(r, 3, 4), buf=_f(r, 3, 4), lr=0.1,
                                  momentum=0.9, dampening=0.0, weight_decay=1e-4, nesterov=True,
                                  maximize=False, first=False),

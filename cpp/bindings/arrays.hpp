@@ -172,6 +172,19 @@ inline py::array uint8_c(const py::handle& obj, const char* op, const char* name
   return typed_c<std::uint8_t>(obj, op, name, "uint8", ndim);
 }
 
+// Weights packed for the bf16 kernels (linear_pack_bf16 / conv2d_pack_bf16): a 1-D uint16 array
+// of exactly `values` values, or None (null).
+inline const std::uint16_t* packed_arg(const py::object& obj, std::size_t values, const char* op,
+                                       py::array* keep) {
+  if (obj.is_none()) return nullptr;
+  *keep = typed_c<std::uint16_t>(obj, op, "packed", "uint16", 1);
+  if (std::size_t(keep->size()) != values) {
+    throw_invalid(op, ": packed must hold ", values,
+                  " values (packed from a weight of this shape, on this ISA), got ", keep->size());
+  }
+  return static_cast<const std::uint16_t*>(keep->data());
+}
+
 inline std::vector<py::ssize_t> dims_of(const py::array& a) {
   return std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim());
 }

@@ -52,12 +52,20 @@ Conv2dParams params_from(const char* op, const py::array& x, const py::array& w,
 py::array_t<float> conv2d_forward_py(const py::object& x_obj, const py::object& w_obj,
                                      const py::object& b_obj, Pair stride, Pair padding,
                                      Pair dilation, index_t groups, bool relu, bool reference,
-                                     const std::string& precision) {
+                                     const std::string& precision,
+                                     const py::object& packed_obj = py::none()) {
   const char* op = "conv2d";
   py::array x = float32_contiguous(x_obj, op, "x", 4);
   py::array w = float32_contiguous(w_obj, op, "weight", 4);
   Conv2dParams p = params_from(op, x, w, stride, padding, dilation, groups);
   p.precision = precision_arg(precision, op);
+  py::array keep_packed;
+  p.packed_weights = packed_arg(packed_obj, conv2d_packed_values(p), op, &keep_packed);
+  if (p.packed_weights && (p.precision != Precision::bf16 || p.groups != 1)) {
+    throw_invalid(op,
+                  ": packed weights are bf16 for one group; they need precision='bf16' "
+                  "and groups=1");
+  }
   py::array keep;
   const float* bias = optional_bias(b_obj, op, {p.K}, &keep);
   auto y = new_array(op, {p.N, p.K, p.Ho, p.Wo});
@@ -229,12 +237,37 @@ void bind_conv(py::module_& m) {
   m.def(
       "conv2d_forward",
       [](const py::object& x, const py::object& w, const py::object& b, Pair s, Pair pad, Pair d,
-         index_t g, bool relu, const std::string& precision) {
-        return conv2d_forward_py(x, w, b, s, pad, d, g, relu, false, precision);
+         index_t g, bool relu, const std::string& precision, const py::object& packed) {
+        return conv2d_forward_py(x, w, b, s, pad, d, g, relu, false, precision, packed);
       },
       py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("stride"), py::arg("padding"),
       py::arg("dilation"), py::arg("groups"), py::arg("relu") = false,
-      py::arg("precision") = "fp32");
+      py::arg("precision") = "fp32", py::arg("packed") = py::none());
+  m.def(
+      "conv2d_pack_bf16",
+      [](const py::object& w_obj) {
+        const char* op = "conv2d_pack_bf16";
+        py::array w = float32_contiguous(w_obj, op, "weight", 4);
+        Conv2dParams p;
+        p.K = w.shape(0);
+        p.C = w.shape(1);
+        p.Fh = w.shape(2);
+        p.Fw = w.shape(3);
+        if (p.K < 1 || p.C < 1 || p.Fh < 1 || p.Fw < 1) {
+          throw_invalid(op, ": weight must be [K, C, Fh, Fw] with every size >= 1, got ",
+                        shape_of(w));
+        }
+        py::array_t<std::uint16_t> packed(py::ssize_t(conv2d_packed_values(p)));
+        std::uint16_t* dst = packed.mutable_data();
+        {
+          py::gil_scoped_release release;
+          conv2d_pack_bf16(p, cptr<float>(w), dst);
+        }
+        return packed;
+      },
+      py::arg("weight"),
+      "The weights [K, C, Fh, Fw] (one group) packed for conv2d_forward(..., precision='bf16', "
+      "packed=...).");
   m.def(
       "_conv2d_forward_ref",
       [](const py::object& x, const py::object& w, const py::object& b, Pair s, Pair pad, Pair d,

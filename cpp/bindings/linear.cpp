@@ -24,12 +24,18 @@ LinearParams params(const py::array& x, const py::array& w, const char* op) {
 }
 
 py::array linear_forward_py(const py::object& x_obj, const py::object& w_obj,
-                            const py::object& b_obj, const std::string& precision) {
+                            const py::object& b_obj, const std::string& precision,
+                            const py::object& packed_obj) {
   const char* op = "linear_forward";
   py::array x = float32_contiguous(x_obj, op, "x", 2);
   py::array w = float32_contiguous(w_obj, op, "weight", 2);
   LinearParams p = params(x, w, op);
   p.precision = precision_arg(precision, op);
+  py::array keep;
+  p.packed_weights = packed_arg(packed_obj, linear_packed_values(p), op, &keep);
+  if (p.packed_weights && p.precision != Precision::bf16) {
+    throw_invalid(op, ": packed weights are bf16; they need precision='bf16'");
+  }
   py::array b;
   const float* bp = nullptr;
   if (!b_obj.is_none()) {
@@ -76,7 +82,26 @@ py::tuple linear_backward_py(const py::object& dy_obj, const py::object& x_obj,
 
 void bind_linear(py::module_& m) {
   m.def("linear_forward", &linear_forward_py, py::arg("x"), py::arg("weight"),
-        py::arg("bias") = py::none(), py::arg("precision") = "fp32");
+        py::arg("bias") = py::none(), py::arg("precision") = "fp32",
+        py::arg("packed") = py::none());
+  m.def(
+      "linear_pack_bf16",
+      [](const py::object& w_obj) {
+        const char* op = "linear_pack_bf16";
+        py::array w = float32_contiguous(w_obj, op, "weight", 2);
+        LinearParams p;
+        p.in = w.shape(1);
+        p.out = w.shape(0);
+        py::array_t<std::uint16_t> packed(py::ssize_t(linear_packed_values(p)));
+        std::uint16_t* dst = packed.mutable_data();
+        {
+          py::gil_scoped_release release;
+          linear_pack_bf16(p, cptr<float>(w), dst);
+        }
+        return packed;
+      },
+      py::arg("weight"),
+      "The weights [out, in] packed for linear_forward(..., precision='bf16', packed=...).");
   m.def("linear_backward", &linear_backward_py, py::arg("dy"), py::arg("x"), py::arg("weight"),
         py::arg("need_dx") = true, py::arg("precision") = "fp32");
 }

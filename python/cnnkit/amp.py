@@ -10,6 +10,11 @@ optimizer state stay float32 (master weights), and every other op computes as it
 Expected error against exact arithmetic: about 2^-8 sqrt(K) relative for a sum of K products.
 
 The mode is per thread; a backward pass computes in the precision its forward pass ran in.
+
+Inference (grad mode off) inside an autocast block packs each conv / linear weight for the bf16
+kernels once and reuses the packing for the rest of the outermost block, as PyTorch caches its
+weight casts: an optimizer step or ``load_state_dict`` drops the cache; a weight changed in
+place by hand inside the block is not noticed (leave the block first).
 The kernels: AMX tiles, AVX512-BF16, or an exact reference emulation (``cpu_info()["bf16_path"]``);
 they differ only in the order of the float32 sums.
 """
@@ -18,6 +23,8 @@ from __future__ import annotations
 
 import functools
 import threading
+
+from . import _core
 
 __all__ = ["bfloat16", "autocast", "is_autocast_enabled", "get_autocast_dtype"]
 
@@ -45,6 +52,30 @@ def is_autocast_enabled() -> bool:
 def get_autocast_dtype():
     """The dtype autocast computes with (``cnnkit.bfloat16``)."""
     return bfloat16
+
+
+def packed_weight(kind: str, weight, pack):
+    """``pack(weight)`` for the bf16 kernels, cached until the outermost autocast block ends
+    (or :func:`weights_changed`); None outside an enabled block. ``weight`` is kept alive with
+    its packing, so its id cannot be reused while the entry exists."""
+    cache = getattr(_state, "cache", None)
+    if cache is None or getattr(_state, "dtype", None) is None:
+        return None
+    key = (kind, id(weight), weight.shape, _core.get_isa())
+    hit = cache.get(key)
+    if hit is not None and hit[0] is weight:
+        return hit[1]
+    packed = pack(weight)
+    cache[key] = (weight, packed)
+    return packed
+
+
+def weights_changed() -> None:
+    """Drop the packed-weight caches of this thread (optimizer steps and load_state_dict call
+    this; call it after changing a weight in place inside an autocast block)."""
+    cache = getattr(_state, "cache", None)
+    if cache:
+        cache.clear()
 
 
 def precision() -> str:
@@ -83,11 +114,16 @@ class autocast:  # noqa: N801 - PyTorch's name
 
     def __enter__(self):
         self._prev = getattr(_state, "dtype", None)
+        self._outermost = getattr(_state, "cache", None) is None
+        if self._outermost:
+            _state.cache = {}
         _state.dtype = self.dtype if self.enabled else None
         return self
 
     def __exit__(self, *exc):
         _state.dtype = self._prev
+        if self._outermost:
+            _state.cache = None
         return False
 
     def __call__(self, fn):

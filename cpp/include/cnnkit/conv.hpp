@@ -2,6 +2,9 @@
 // connected / tiled variants with unshared weights.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
+
 #include "cnnkit/common.hpp"
 
 namespace cnnkit {
@@ -17,7 +20,16 @@ struct Conv2dParams {
   // bf16 (autocast): the two operands of each pass (x and W; dY and W; dY and x) rounded to
   // bf16, products summed in fp32; the bias is added in fp32.
   Precision precision = Precision::fp32;
+  // bf16 forward only: the weights packed ahead of time by conv2d_pack_bf16 (an inference
+  // cache), read by the bf16_direct algorithm instead of packing them per call; the other
+  // algorithms read `weights` (the same values). Null: pack them.
+  const std::uint16_t* packed_weights = nullptr;
 };
+
+// The weights [K, C, Fh, Fw] (one group) as bf16_direct's A panels: conv2d_packed_values(p)
+// bf16 values (a function of K, C, Fh, Fw only).
+std::size_t conv2d_packed_values(const Conv2dParams& p);
+void conv2d_pack_bf16(const Conv2dParams& p, const float* weights, std::uint16_t* packed);
 
 // Validates the configuration (names every offending value) and computes Ho, Wo:
 //   Ho = floor((H + 2 P - D (F - 1) - 1) / S) + 1, as PyTorch.

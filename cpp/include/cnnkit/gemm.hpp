@@ -56,6 +56,33 @@ class GemmOperandB {
   // at a time and rounds; `scratch` holds bf16_b_scratch_floats(kc) floats.
   virtual void pack_bf16(index_t p0, int kc, index_t j0, int n, std::uint16_t* dst,
                          float* scratch) const;
+  // An operand packed ahead of time in bf16 (PrepackedB) hands out the panels of K block kb
+  // (all columns, panel q at + q * kp * 32); others return null.
+  virtual const std::uint16_t* packed_panels_bf16(index_t kb) const {
+    (void)kb;
+    return nullptr;
+  }
+};
+
+// A right operand packed once in bf16 for many products with the same B (a linear layer's
+// weights at inference): the engine reads its panels instead of packing them per call. Valid
+// for the ISA that was active when it was packed.
+class PrepackedB final : public GemmOperandB {
+ public:
+  // bf16 values of storage needed for a K x N operand.
+  static std::size_t values(index_t K, index_t N);
+  // Packs src (K x N) into storage (values(K, N) bf16 values, owned by the caller).
+  static void pack(index_t K, index_t N, const GemmOperandB& src, std::uint16_t* storage);
+  // A view of storage packed by pack() for the same K and N.
+  PrepackedB(index_t K, index_t N, const std::uint16_t* storage);
+  void pack(index_t p0, int kc, index_t j0, int n, int nr, float* dst) const override;
+  void pack_bf16(index_t p0, int kc, index_t j0, int n, std::uint16_t* dst,
+                 float* scratch) const override;
+  const std::uint16_t* packed_panels_bf16(index_t kb) const override;
+
+ private:
+  index_t K_, N_, kcb_;
+  const std::uint16_t* data_;
 };
 
 // dst[i] = bf16(src[i]) as fp32 (round to nearest even; denormals to signed zero; NaN stays

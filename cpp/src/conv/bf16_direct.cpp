@@ -141,16 +141,9 @@ void accumulate_blocks(const Conv2dParams& p, const DirectPlan& d, const std::ui
 void store_runs(const Conv2dParams& p, const DirectPlan& d, const float* c, index_t ldc,
                 index_t panel, index_t r0, index_t r1, const float* bias, bool relu, float* y) {
   const index_t k0 = panel * kTile, m = std::min(kTile, p.K - k0), HoWo = p.Ho * p.Wo;
+  const BiasReluRows rows = kernels().conv.bias_relu_rows;
   auto segment = [&](index_t col, index_t dst, index_t len) {
-    for (index_t i = 0; i < m; ++i) {
-      const float* src = c + i * ldc + col;
-      float* out = y + (k0 + i) * HoWo + dst;
-      const float b = bias ? bias[k0 + i] : 0.0f;
-      for (index_t t = 0; t < len; ++t) {
-        const float v = src[t] + b;
-        out[t] = relu && v < 0.0f ? 0.0f : v;
-      }
-    }
+    rows(c + col, ldc, int(m), len, bias ? bias + k0 : nullptr, relu, y + k0 * HoWo + dst, HoWo);
   };
   for (index_t r = r0; r < r1; ++r) {
     const index_t col = (r - 2 * (r0 / 2)) * (kTile / 2);
@@ -179,11 +172,15 @@ bool bf16_direct_applies(const Conv2dParams& p, const ConvPolicy& policy) {
          (p.H + 2 * p.pad_h) * (p.W + 2 * p.pad_w) < (index_t(1) << 26);
 }
 
-void bf16_direct_forward(const Conv2dParams& p, const float* src, const float* weights,
-                         const float* bias, float* dst, bool relu) {
-  const DirectPlan d(p);
+std::size_t conv2d_packed_values(const Conv2dParams& p) {
+  const index_t Cpad = (p.C / p.groups + kTile - 1) / kTile * kTile;
+  return std::size_t((p.K + kTile - 1) / kTile * kTile) * std::size_t(p.Fh * p.Fw * Cpad);
+}
+
+void conv2d_pack_bf16(const Conv2dParams& p, const float* weights, std::uint16_t* a) {
   const GemmKernels& gk = kernels().gemm;
-  const index_t taps = p.Fh * p.Fw, kdim = taps * d.Cpad;
+  const index_t taps = p.Fh * p.Fw, Cpad = (p.C + kTile - 1) / kTile * kTile;
+  const index_t kdim = taps * Cpad, slices = kdim / kTile, panels = (p.K + kTile - 1) / kTile;
   // Weights as K x (chunk, tap, c % 32) in fp32 (zeros for c >= C), then the bf16 A panels.
   std::vector<float> wr(std::size_t(p.K * kdim), 0.0f);
   for (index_t k = 0; k < p.K; ++k) {
@@ -194,11 +191,24 @@ void bf16_direct_forward(const Conv2dParams& p, const float* src, const float* w
       }
     }
   }
-  std::vector<std::uint16_t> a(std::size_t(d.panels * d.slices * kTile * kTile));
-  for (index_t q = 0; q < d.panels; ++q) {
+  for (index_t q = 0; q < panels; ++q) {
     const index_t k0 = q * kTile;
     gk.pack_bf16_a(wr.data() + k0 * kdim, kdim, int(std::min(kTile, p.K - k0)), int(kdim),
-                   int(kTile), a.data() + q * d.slices * kTile * kTile);
+                   int(kTile), a + q * slices * kTile * kTile);
+  }
+}
+
+void bf16_direct_forward(const Conv2dParams& p, const float* src, const float* weights,
+                         const float* bias, float* dst, bool relu) {
+  const DirectPlan d(p);
+  const GemmKernels& gk = kernels().gemm;
+  // The A panels: packed by the caller ahead of time (an inference cache) or now.
+  std::vector<std::uint16_t> own;
+  const std::uint16_t* a = p.packed_weights;
+  if (a == nullptr) {
+    own.resize(conv2d_packed_values(p));
+    conv2d_pack_bf16(p, weights, own.data());
+    a = own.data();
   }
   const int nt = get_num_threads();
   const index_t x_img = p.C * p.H * p.W, y_img = p.K * p.Ho * p.Wo;
@@ -215,7 +225,7 @@ void bf16_direct_forward(const Conv2dParams& p, const float* src, const float* w
       for (index_t n = 0; n < p.N; ++n) {
         fill_padded(p, d, src + n * x_img, 0, d.Cpad / 2, xp);
         for (index_t q = 0; q < d.panels; ++q) {
-          accumulate_blocks(p, d, a.data(), xp, q, 0, d.blocks, c, ldc);
+          accumulate_blocks(p, d, a, xp, q, 0, d.blocks, c, ldc);
           store_runs(p, d, c, ldc, q, 0, d.runs, bias, relu, dst + n * y_img);
         }
       }
@@ -238,7 +248,7 @@ void bf16_direct_forward(const Conv2dParams& p, const float* src, const float* w
 #pragma omp for schedule(static)
       for (index_t it = 0; it < items; ++it) {
         const index_t q = it / d.blocks, blk = it % d.blocks;
-        accumulate_blocks(p, d, a.data(), xp, q, blk, blk + 1, c, kTile);
+        accumulate_blocks(p, d, a, xp, q, blk, blk + 1, c, kTile);
         store_runs(p, d, c, kTile, q, 2 * blk, std::min(2 * blk + 2, d.runs), bias, relu,
                    dst + n * y_img);
       }

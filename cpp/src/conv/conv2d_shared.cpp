@@ -16,6 +16,7 @@ bool backward_data_as_forward(const Conv2dParams& p) {
 
 Conv2dParams as_forward_of_diff_dst(const Conv2dParams& p) {
   Conv2dParams t = p;
+  t.packed_weights = nullptr;  // packed for the forward's weights, not the rotated ones
   t.C = p.K;
   t.H = p.Ho;
   t.W = p.Wo;

@@ -10,6 +10,7 @@ namespace cnnkit {
 void register_conv_kernels(ConvKernels& k, Isa isa) {
   k.pack_patch_panel = pack_patch_panel_ref;
   k.add_f32 = add_f32_ref;
+  k.bias_relu_rows = bias_relu_rows_ref;
   k.wino_input = wino_input_ref;
   k.wino_output = wino_output_ref;
   k.wino_grad_output = wino_grad_output_ref;
@@ -22,6 +23,7 @@ void register_conv_kernels(ConvKernels& k, Isa isa) {
   if (isa >= Isa::avx512) {
     k.pack_patch_panel = avx512::pack_patch_panel_avx512;
     k.add_f32 = avx512::add_f32_avx512;
+    k.bias_relu_rows = avx512::bias_relu_rows_avx512;
     k.wino_input = avx512::wino_input_avx512;
     k.wino_output = avx512::wino_output_avx512;
     k.wino_grad_output = avx512::wino_grad_output_avx512;

@@ -31,6 +31,11 @@ using PackPatchPanel = void (*)(const PatchPanel& pp, std::int64_t p0, int kc, i
 // dst[i] += src[i] for i < n (col2im's scatter of a patch row back into an image row).
 using AddF32 = void (*)(const float* src, float* dst, std::int64_t n);
 
+// An output epilogue over m rows of n values: y[i * ldy + j] = c[i * ldc + j] + bias[i] (bias
+// may be null), then ReLU (max(v, 0), NaN -> 0) if relu.
+using BiasReluRows = void (*)(const float* c, std::int64_t ldc, int m, std::int64_t n,
+                              const float* bias, bool relu, float* y, std::int64_t ldy);
+
 // Winograd F(4x4, 3x3) transforms (conv/winograd.cpp) over a group of up to 16 tiles, one per
 // SIMD lane. Lane l's tile has its element (i, j) at offset off[l] + i * ld + j of a plane, read
 // or written only where bit l of rows[i] & cols[j] is set (outside the image it counts as 0).
@@ -72,6 +77,7 @@ using Bf16DirectBlock = void (*)(const std::uint16_t* a, int slices, const std::
 struct ConvKernels {
   PackPatchPanel pack_patch_panel = nullptr;
   AddF32 add_f32 = nullptr;
+  BiasReluRows bias_relu_rows = nullptr;
   WinoInput wino_input = nullptr;
   WinoOutput wino_output = nullptr;
   WinoGradOutput wino_grad_output = nullptr;
@@ -84,6 +90,8 @@ void register_conv_kernels(ConvKernels& k, Isa isa);
 // lanes).
 void pack_patch_panel_ref(const PatchPanel& pp, std::int64_t p0, int kc, int nr, float* dst);
 void add_f32_ref(const float* src, float* dst, std::int64_t n);
+void bias_relu_rows_ref(const float* c, std::int64_t ldc, int m, std::int64_t n, const float* bias,
+                        bool relu, float* y, std::int64_t ldy);
 void wino_input_ref(const float* x, std::int64_t plane, std::int64_t ld, int channels,
                     const WinoLanes& lanes, float* v, std::int64_t v_xi, std::int64_t v_c);
 void wino_output_ref(const float* m, std::int64_t m_xi, std::int64_t m_k, int channels,
@@ -110,6 +118,8 @@ void bf16_direct_block_amx(const std::uint16_t* a, int slices, const std::uint16
 }  // namespace amx
 
 namespace avx512 {
+void bias_relu_rows_avx512(const float* c, std::int64_t ldc, int m, std::int64_t n,
+                           const float* bias, bool relu, float* y, std::int64_t ldy);
 void pack_patch_panel_avx512(const PatchPanel& pp, std::int64_t p0, int kc, int nr, float* dst);
 void add_f32_avx512(const float* src, float* dst, std::int64_t n);
 void wino_input_avx512(const float* x, std::int64_t plane, std::int64_t ld, int channels,

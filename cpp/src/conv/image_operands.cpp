@@ -47,6 +47,17 @@ void add_f32_ref(const float* src, float* dst, std::int64_t n) {
   for (std::int64_t i = 0; i < n; ++i) dst[i] += src[i];
 }
 
+void bias_relu_rows_ref(const float* c, std::int64_t ldc, int m, std::int64_t n, const float* bias,
+                        bool relu, float* y, std::int64_t ldy) {
+  for (int i = 0; i < m; ++i) {
+    const float b = bias ? bias[i] : 0.0f;
+    for (std::int64_t j = 0; j < n; ++j) {
+      const float v = c[i * ldc + j] + b;
+      y[i * ldy + j] = relu ? (v > 0.0f ? v : 0.0f) : v;
+    }
+  }
+}
+
 void scatter_add_patch_row(const PatchGeom& g, float* x, index_t row, index_t j0, index_t n,
                            const float* in) {
   const AddF32 add = kernels().conv.add_f32;

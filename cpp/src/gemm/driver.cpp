@@ -310,6 +310,9 @@ void gemm(index_t M, index_t N, index_t K, const GemmOperandA& a, const GemmOper
     gemm_bf16(M, N, K, a, b, out, threads, workspace);
     return;
   }
+  if (b.packed_panels_bf16(0) != nullptr) {
+    throw_invalid("gemm: a B operand packed in bf16 needs precision bf16");
+  }
   const GemmKernels& kt = kernels().gemm;
   const Plan p = make_plan(kt, M, N, K, threads);
   const int nt = p.tm * p.tn;

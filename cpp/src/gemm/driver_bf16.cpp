@@ -113,7 +113,9 @@ struct Worker {
         balanced_part(npanels, p.tm, tr, &q_begin, &q_count);
         for (index_t j0 = j_begin; j0 < j_end; j0 += p.nb_max) {
           const index_t nb = std::min(p.nb_max, j_end - j0);
-          b.pack_bf16(p0, int(kc), j0, int(nb), b_buf, scratch);
+          const std::uint16_t* prepacked = b.packed_panels_bf16(kb);
+          const std::uint16_t* bp = prepacked ? prepacked + (j0 / kBf16Nr) * kp * kBf16Nr : b_buf;
+          if (!prepacked) b.pack_bf16(p0, int(kc), j0, int(nb), b_buf, scratch);
           for (index_t q = q_begin; q < q_begin + q_count; ++q) {
             const index_t r0 = q * p.mr, m = std::min<index_t>(p.mr, mc - r0);
             const index_t i0 = m0 + r0;
@@ -122,7 +124,7 @@ struct Worker {
               const int n = int(std::min<index_t>(kBf16Nr, nb - jj));
               const index_t j = j0 + jj;
               ep.bias_col = last && out.bias_col ? out.bias_col + j : nullptr;
-              kt.bf16_ukr(int(m), n, kp, a_blk + q * panel, b_buf + (jj / kBf16Nr) * kp * kBf16Nr,
+              kt.bf16_ukr(int(m), n, kp, a_blk + q * panel, bp + (jj / kBf16Nr) * kp * kBf16Nr,
                           out.c + i0 * out.ldc + j, out.ldc, ep);
             }
           }
@@ -212,6 +214,41 @@ void MatrixOperandB::pack_bf16(index_t p0, int kc, index_t j0, int n, std::uint1
     pack_b(b_ + p0 * ldb_ + j0 + q * kBf16Nr, ldb_, kc, std::min(kBf16Nr, n - q * kBf16Nr),
            dst + q * panel);
   }
+}
+
+// PrepackedB: K block kb's panels at kb * kcb * round_up(N, 32) (the last block's panels are
+// padded to its own kp), panel q of block kb at + q * kp * 32.
+std::size_t PrepackedB::values(index_t K, index_t N) {
+  const Bf16KBlocks kbs = bf16_k_blocks(K, kernels().gemm);
+  return std::size_t(kbs.nkb * kbs.kcb) * std::size_t(ceil_div(N, kBf16Nr) * kBf16Nr) + 32;
+}
+
+void PrepackedB::pack(index_t K, index_t N, const GemmOperandB& src, std::uint16_t* storage) {
+  const Bf16KBlocks kbs = bf16_k_blocks(K, kernels().gemm);
+  const index_t cols = ceil_div(N, kBf16Nr) * kBf16Nr;
+  std::vector<float> scratch(bf16_b_scratch_floats(int(kbs.kcb)));
+  for (index_t kb = 0; kb < kbs.nkb; ++kb) {
+    const index_t p0 = kb * kbs.kcb, kc = std::min(kbs.kcb, K - p0);
+    src.pack_bf16(p0, int(kc), 0, int(N), storage + p0 * cols, scratch.data());
+  }
+}
+
+PrepackedB::PrepackedB(index_t K, index_t N, const std::uint16_t* storage)
+    : K_(K), N_(N), kcb_(bf16_k_blocks(K, kernels().gemm).kcb), data_(storage) {}
+
+// Never called: gemm() refuses a bf16-packed B in fp32 before any work.
+void PrepackedB::pack(index_t, int, index_t, int, int, float*) const {}
+
+void PrepackedB::pack_bf16(index_t p0, int kc, index_t j0, int n, std::uint16_t* dst,
+                           float*) const {
+  // a copy of the stored panels (the engine reads them in place instead)
+  const index_t kp = round_up_k32(kc);
+  const std::uint16_t* src = packed_panels_bf16(p0 / kcb_) + (j0 / kBf16Nr) * kp * kBf16Nr;
+  std::copy(src, src + ceil_div(n, kBf16Nr) * kp * kBf16Nr, dst);
+}
+
+const std::uint16_t* PrepackedB::packed_panels_bf16(index_t kb) const {
+  return data_ + kb * kcb_ * ceil_div(N_, kBf16Nr) * kBf16Nr;
 }
 
 void round_bf16_f32(const float* src, index_t n, float* dst) {

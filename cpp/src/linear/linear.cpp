@@ -29,8 +29,21 @@ void linear_forward(const LinearParams& p, const float* src, const float* weight
   out.ldc = p.out;
   out.bias_col = bias;
   const index_t ld = std::max<index_t>(1, p.in);
+  if (p.packed_weights && p.precision == Precision::bf16) {
+    gemm(p.N, p.out, p.in, MatrixOperandA(src, ld, false),
+         PrepackedB(p.in, p.out, p.packed_weights), out, 0, nullptr, p.precision);
+    return;
+  }
   gemm(p.N, p.out, p.in, MatrixOperandA(src, ld, false), MatrixOperandB(weights, ld, true), out, 0,
        nullptr, p.precision);
+}
+
+std::size_t linear_packed_values(const LinearParams& p) { return PrepackedB::values(p.in, p.out); }
+
+void linear_pack_bf16(const LinearParams& p, const float* weights, std::uint16_t* packed) {
+  validate(p);
+  const index_t ld = std::max<index_t>(1, p.in);
+  PrepackedB::pack(p.in, p.out, MatrixOperandB(weights, ld, true), packed);
 }
 
 void linear_backward(const LinearParams& p, const float* diff_dst, const float* src,

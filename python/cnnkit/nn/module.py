@@ -16,6 +16,7 @@ import itertools
 
 import numpy as np
 
+from .. import amp
 from ..tensor import Tensor
 
 __all__ = ["Parameter", "Module", "Sequential", "ModuleList", "Identity", "Flatten", "eval_mode"]
@@ -285,6 +286,7 @@ class Module:
         for k, v in values.items():
             # in place: optimizers and the core's running-statistics updates hold these arrays
             np.copyto(own[k].data, v, casting="unsafe")
+        amp.weights_changed()  # packed bf16 weights of an inference cache are stale
         return _IncompatibleKeys(missing, unexpected)
 
     # ----------------------------------------------------------------- repr

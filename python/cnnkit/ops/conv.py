@@ -14,6 +14,7 @@ import numpy as np
 from .. import _core, amp
 from .._args import as_f32, as_opt_f32
 from ..autograd.function import Function
+from ..autograd.grad_mode import is_grad_enabled
 
 __all__ = ["Conv2dFunction", "LocalConv2dFunction", "TiledConv2dFunction"]
 
@@ -26,8 +27,11 @@ class Conv2dFunction(Function):
         self.args = (stride, padding, dilation, groups)
         self.relu = relu
         self.precision = amp.precision()
+        packed = None
+        if self.precision == "bf16" and groups == 1 and not is_grad_enabled():  # inference
+            packed = amp.packed_weight("conv2d", self.weight, _core.conv2d_pack_bf16)
         y = _core.conv2d_forward(self.x, self.weight, as_opt_f32(bias), stride, padding,
-                                 dilation, groups, relu, self.precision)
+                                 dilation, groups, relu, self.precision, packed)
         if relu:
             self.y = y
         return y

@@ -10,6 +10,7 @@ import numpy as np
 from .. import _core, amp
 from .._args import as_f32, as_opt_f32
 from ..autograd.function import Function
+from ..autograd.grad_mode import is_grad_enabled
 
 __all__ = ["LinearFunction"]
 
@@ -20,7 +21,10 @@ class LinearFunction(Function):
         self.x = as_f32(x).reshape(int(np.prod(x.shape[:-1])), x.shape[-1])
         self.weight = as_f32(weight)
         self.precision = amp.precision()
-        y = _core.linear_forward(self.x, self.weight, as_opt_f32(bias), self.precision)
+        packed = None
+        if self.precision == "bf16" and not is_grad_enabled():  # inference: pack W once
+            packed = amp.packed_weight("linear", self.weight, _core.linear_pack_bf16)
+        y = _core.linear_forward(self.x, self.weight, as_opt_f32(bias), self.precision, packed)
         return y.reshape(self.shape[:-1] + (y.shape[-1],))
 
     def backward(self, g):

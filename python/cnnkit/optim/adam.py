@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from .. import amp
 from .optimizer import Optimizer
 
 __all__ = ["Adam", "AdamW"]
@@ -72,6 +73,7 @@ class Adam(Optimizer):
                     v = state["max_exp_avg_sq"]
                 denom = np.sqrt(v) / np.float32(bias_correction2_sqrt) + np.float32(eps)
                 p.data -= np.float32(step_size) * (m / denom)
+        amp.weights_changed()  # packed bf16 weights of an inference cache are stale
         return loss
 
 

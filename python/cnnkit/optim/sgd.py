@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _core
+from .. import _core, amp
 from .optimizer import Optimizer
 
 
@@ -73,4 +73,5 @@ class SGD(Optimizer):
                         buf += np.float32(1 - dampening) * g
                     g = g + np.float32(momentum) * buf if nesterov else buf
                 p.data -= np.float32(lr) * g
+        amp.weights_changed()  # packed bf16 weights of an inference cache are stale
         return loss
