@@ -15,19 +15,26 @@ def cpu_info() -> dict:
     """What the CPU offers and what cnnkit uses.
 
     Returns a dict with ``vendor``, ``brand``, ``features`` (CPUID bits confirmed by the OS
-    through XGETBV), ``supported_isas``, ``best_isa``, ``isa`` (in use), ``num_threads``,
-    ``openmp`` and ``sgemm_tile`` (the micro-kernel's MR x NR).
+    through XGETBV; for AMX also whether Linux granted the tile data), ``supported_isas``,
+    ``best_isa``, ``isa`` (in use), ``num_threads``, ``openmp``, ``sgemm_tile`` (the
+    micro-kernel's MR x NR), ``bf16_path`` (the bf16 micro-kernel that :class:`cnnkit.autocast`
+    uses: ``"amx"``, ``"avx512_bf16"`` or ``"ref"``, the exact emulation) and
+    ``bf16_path_reason`` (why a faster one is not in use: the CPU lacks it, Linux refused the AMX
+    tile data, or ``CNNKIT_ISA`` / :func:`set_isa` chose a lower level; empty when none is).
     """
     return _core.cpu_info()
 
 
 def get_isa() -> str:
-    """The instruction set whose kernels are in use: ``"ref"``, ``"avx2"`` or ``"avx512"``."""
+    """The instruction set whose kernels are in use: ``"ref"``, ``"avx2"``, ``"avx512"``,
+    ``"avx512_bf16"`` or ``"amx"`` (the last two add bf16 kernels; fp32 runs AVX-512 there)."""
     return _core.get_isa()
 
 
 def set_isa(name: str) -> None:
-    """Force the kernels of one instruction set (``"ref"``, ``"avx2"`` or ``"avx512"``).
+    """Force the kernels of one instruction set (``"ref"``, ``"avx2"``, ``"avx512"``,
+    ``"avx512_bf16"`` or ``"amx"``; each level is the one below plus its own kernels, so
+    ``"avx512"`` on an AMX machine runs bf16 on the reference emulation).
 
     The environment variable ``CNNKIT_ISA`` does the same at import. Raises ValueError for an
     unknown name or one this CPU cannot run.
