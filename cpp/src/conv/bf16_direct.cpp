@@ -191,6 +191,8 @@ void conv2d_pack_bf16(const Conv2dParams& p, const float* weights, std::uint16_t
       }
     }
   }
+  const int nt = threads_for(panels * kdim * kTile, 1 << 16);
+#pragma omp parallel for schedule(static) num_threads(nt)
   for (index_t q = 0; q < panels; ++q) {
     const index_t k0 = q * kTile;
     gk.pack_bf16_a(wr.data() + k0 * kdim, kdim, int(std::min(kTile, p.K - k0)), int(kdim),

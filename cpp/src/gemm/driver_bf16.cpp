@@ -225,11 +225,20 @@ std::size_t PrepackedB::values(index_t K, index_t N) {
 
 void PrepackedB::pack(index_t K, index_t N, const GemmOperandB& src, std::uint16_t* storage) {
   const Bf16KBlocks kbs = bf16_k_blocks(K, kernels().gemm);
-  const index_t cols = ceil_div(N, kBf16Nr) * kBf16Nr;
-  std::vector<float> scratch(bf16_b_scratch_floats(int(kbs.kcb)));
-  for (index_t kb = 0; kb < kbs.nkb; ++kb) {
-    const index_t p0 = kb * kbs.kcb, kc = std::min(kbs.kcb, K - p0);
-    src.pack_bf16(p0, int(kc), 0, int(N), storage + p0 * cols, scratch.data());
+  const index_t cols = ceil_div(N, kBf16Nr) * kBf16Nr, panels = cols / kBf16Nr;
+  // Threads over (K block, group of 4 panels): a large layer's weights pack at memory speed.
+  constexpr index_t kGroup = 4;
+  const index_t groups = ceil_div(panels, kGroup), items = kbs.nkb * groups;
+  const int nt = threads_for(items * kbs.kcb * kGroup * kBf16Nr, 1 << 16);
+  const std::size_t per = bf16_b_scratch_floats(int(kbs.kcb));
+  float* ws = thread_workspace(0, per * std::size_t(nt));
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (index_t it = 0; it < items; ++it) {
+    const index_t kb = it / groups, q0 = (it % groups) * kGroup;
+    const index_t p0 = kb * kbs.kcb, kc = std::min(kbs.kcb, K - p0), kp = round_up_k32(kc);
+    const index_t j0 = q0 * kBf16Nr, n = std::min(kGroup * kBf16Nr, N - j0);
+    src.pack_bf16(p0, int(kc), j0, int(n), storage + p0 * cols + q0 * kp * kBf16Nr,
+                  ws + per * std::size_t(current_thread()));
   }
 }
 
