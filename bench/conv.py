@@ -155,6 +155,12 @@ def memory_worker(lib):
     print(json.dumps({"growth_mb": (peak - base) / 1024.0}))
 
 
+def _brand():
+    import cnnkit
+
+    return cnnkit.cpu_info().get("brand", "?").strip()
+
+
 def run(args_list, threads):
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     r = subprocess.run([sys.executable, __file__, *args_list], capture_output=True, text=True,
@@ -195,7 +201,8 @@ def main():
     mem_pt = run(["--memory", "torch"], args.threads)["growth_mb"]
 
     lines = [
-        f"`python3 bench/conv.py --rounds {args.rounds}`: {args.threads} threads, PyTorch "
+        f"`python3 bench/conv.py --rounds {args.rounds}` on {_brand()}: {args.threads} threads, "
+        "PyTorch "
         f"(oneDNN) in a separate process, medians of {args.rounds} alternating rounds of best-of-"
         f"{args.repeats}; FMA peak probe {peak:.0f} GFLOP/s. "
         "GFLOP/s: fwd / bwd-data / bwd-weights.",
