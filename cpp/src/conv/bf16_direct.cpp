@@ -11,13 +11,15 @@
 // consecutive v) -- no patch matrix, the image is read in bf16 once per output block instead of
 // being gathered into panels 9 times over. A block is 32 output channels x 2 runs of 16
 // consecutive pixels: for output rows of >= 16 pixels each run lies in one row (the last run of
-// a row shifted left to end at the row's end, recomputing a few pixels), so the tiles store
-// straight into Y; narrower outputs take 32 consecutive v of the padded grid and drop the
-// columns ox >= Wo on the way out (Wp / Wo - 1 extra work).
-// A is the weights reordered to the K index (tap, c), C padded to a multiple of 32, packed once
-// into the GEMM engine's bf16 A panels of 32 rows. The fp32 sums of a 32 x 32 block run over
-// all of K in the tile accumulators (no K blocks, C is written once), then the block goes
-// through the epilogue (bias, ReLU) into Y.
+// a row shifted left to end at the row's end, recomputing a few pixels); narrower outputs take
+// 32 consecutive v of the padded grid and drop the columns ox >= Wo on the way out (Wp / Wo - 1
+// extra work).
+// A is the weights reordered to the K index (channel chunk of 32, tap, channel in the chunk),
+// C padded to a multiple of 32, packed once per call (or ahead of time: conv2d_pack_bf16) into
+// the GEMM engine's bf16 A panels of 32 rows. For each panel, K runs chunk by chunk over all
+// the image's blocks, the fp32 partial sums of every block kept in a per-thread buffer (a
+// chunk's A slices stay in L1 while the blocks go by); then the epilogue kernel adds the bias,
+// applies ReLU and writes the runs into Y.
 //
 // The backward data pass of a stride-1 convolution is a convolution of dY with the rotated
 // weights (transposed_conv.cpp): the same algorithm, whenever its padding D(F-1)-P is >= 0.
