@@ -508,3 +508,25 @@ def test_digits_cnn_trains_to_97_percent_in_bf16():
     with cnnkit.autocast():
         acc = evaluate(model, test).accuracy
     assert acc >= 0.97, acc
+
+
+def test_cpu_info_names_the_bf16_path_and_why_not_a_faster_one():
+    info = cnnkit.cpu_info()
+    assert info["bf16_path"] in ("amx", "avx512_bf16", "ref")
+    feats = info["features"]
+    if info["bf16_path"] == "amx":
+        assert info["bf16_path_reason"] == ""
+        assert feats["amx_bf16"] and feats["os_grants_amx_tiles"]
+    before = cnnkit.get_isa()
+    try:
+        cnnkit.set_isa("ref")
+        forced = cnnkit.cpu_info()
+        assert forced["bf16_path"] == "ref"
+        reason = forced["bf16_path_reason"]
+        assert reason.startswith("amx: ") and "avx512_bf16: " in reason, reason
+        if feats["amx_bf16"] and feats["os_grants_amx_tiles"]:
+            assert "forced off by CNNKIT_ISA / set_isa('ref')" in reason
+        elif not feats["amx_bf16"]:
+            assert "the CPU has no AMX-BF16" in reason
+    finally:
+        cnnkit.set_isa(before)
