@@ -44,6 +44,8 @@ namespace {
 
 constexpr index_t kTile = 32;  // rows of an A panel and columns of a block
 
+index_t round_up_tile(index_t v) { return (v + kTile - 1) / kTile * kTile; }
+
 struct DirectPlan {
   index_t Cpad, slices, Hp, Wp, plane, panels;
   bool rows;                 // runs within output rows (Wo >= 16), else 32 consecutive v per block
@@ -52,7 +54,7 @@ struct DirectPlan {
   std::vector<index_t> off;  // per slice (tap, channel chunk): offset into Xp (bf16 values)
 
   explicit DirectPlan(const Conv2dParams& p) {
-    Cpad = (p.C + kTile - 1) / kTile * kTile;
+    Cpad = round_up_tile(p.C);
     const index_t taps = p.Fh * p.Fw, chunks = Cpad / kTile;
     slices = taps * chunks;
     Hp = p.H + 2 * p.pad_h;
@@ -175,13 +177,12 @@ bool bf16_direct_applies(const Conv2dParams& p, const ConvPolicy& policy) {
 }
 
 std::size_t conv2d_packed_values(const Conv2dParams& p) {
-  const index_t Cpad = (p.C / p.groups + kTile - 1) / kTile * kTile;
-  return std::size_t((p.K + kTile - 1) / kTile * kTile) * std::size_t(p.Fh * p.Fw * Cpad);
+  return std::size_t(round_up_tile(p.K)) * std::size_t(p.Fh * p.Fw * round_up_tile(p.C / p.groups));
 }
 
 void conv2d_pack_bf16(const Conv2dParams& p, const float* weights, std::uint16_t* a) {
   const GemmKernels& gk = kernels().gemm;
-  const index_t taps = p.Fh * p.Fw, Cpad = (p.C + kTile - 1) / kTile * kTile;
+  const index_t taps = p.Fh * p.Fw, Cpad = round_up_tile(p.C);
   const index_t kdim = taps * Cpad, slices = kdim / kTile, panels = (p.K + kTile - 1) / kTile;
   // Weights as K x (chunk, tap, c % 32) in fp32 (zeros for c >= C), then the bf16 A panels.
   std::vector<float> wr(std::size_t(p.K * kdim), 0.0f);
@@ -281,12 +282,12 @@ struct WeightGradPlan {
   std::vector<index_t> off;  // per tap
 
   explicit WeightGradPlan(const Conv2dParams& p) {
-    Kpad = (p.K + kTile - 1) / kTile * kTile;
-    Cpad = (p.C + kTile - 1) / kTile * kTile;
+    Kpad = round_up_tile(p.K);
+    Cpad = round_up_tile(p.C);
     taps = p.Fh * p.Fw;
     Wp = p.W + 2 * p.pad_w;
     const index_t Hp = p.H + 2 * p.pad_h;
-    Vs = (p.Ho * Wp + kTile - 1) / kTile * kTile;
+    Vs = round_up_tile(p.Ho * Wp);
     slices = Vs / kTile;
     const index_t reach = (p.Fh - 1) * p.dil_h * Wp + (p.Fw - 1) * p.dil_w;
     pairs = (Vs + reach) / 2 + 2;            // XT rows any tap reads

@@ -80,15 +80,22 @@ void accumulate(std::int64_t kp, const bf16_t* a, const bf16_t* b, const float* 
   }
 }
 
-void bias_relu_in_place(int m, int n, float* c, std::int64_t ldc, const UkrEpilogue& ep) {
+// C[m x n] = alpha * acc + beta * C (beta == 0: C is not read), + bias, then ReLU; acc may be C
+// itself (a full block whose sums are already in C: beta 0, alpha 1).
+void finish(const float* acc, std::int64_t lda, int m, int n, float beta, const UkrEpilogue& ep,
+            float* c, std::int64_t ldc) {
   const __mmask16 m0 = lane_mask(n), m1 = lane_mask(n - 16);
   for (int i = 0; i < m; ++i) {
     float* cp = c + i * ldc;
     for (int h = 0; h < 2; ++h) {
       const __mmask16 mk = h ? m1 : m0;
       if (!mk) continue;
-      __m512 v = _mm512_maskz_loadu_ps(mk, cp + 16 * h);
+      __m512 v = _mm512_maskz_loadu_ps(mk, acc + i * lda + 16 * h);
       if (ep.alpha != 1.0f) v = _mm512_mul_ps(v, _mm512_set1_ps(ep.alpha));
+      if (beta != 0.0f) {
+        const __m512 old = _mm512_maskz_loadu_ps(mk, cp + 16 * h);
+        v = _mm512_fmadd_ps(_mm512_set1_ps(beta), old, v);
+      }
       if (ep.bias_row) v = _mm512_add_ps(v, _mm512_set1_ps(ep.bias_row[i]));
       if (ep.bias_col) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, ep.bias_col + 16 * h));
       if (ep.relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
@@ -138,7 +145,7 @@ void bf16_ukr_32x32(int m, int n, std::int64_t kp, const bf16_t* a, const bf16_t
     _tile_stored(1, c + 16, ldc_bytes);
     _tile_stored(2, c + 16 * ldc, ldc_bytes);
     _tile_stored(3, c + 16 * ldc + 16, ldc_bytes);
-    if (ep.bias_row || ep.bias_col || ep.relu) bias_relu_in_place(32, 32, c, ldc, ep);
+    if (ep.bias_row || ep.bias_col || ep.relu) finish(c, ldc, 32, 32, 0.0f, ep, c, ldc);
     return;
   }
   _tile_zero(0);
@@ -160,24 +167,7 @@ void bf16_ukr_32x32(int m, int n, std::int64_t kp, const bf16_t* a, const bf16_t
   _tile_stored(1, buf + 16, 128);
   _tile_stored(2, buf + 16 * 32, 128);
   _tile_stored(3, buf + 16 * 32 + 16, 128);
-  const __mmask16 m0 = lane_mask(n), m1 = lane_mask(n - 16);
-  for (int i = 0; i < m; ++i) {
-    float* cp = c + i * ldc;
-    for (int h = 0; h < 2; ++h) {
-      const __mmask16 mk = h ? m1 : m0;
-      if (!mk) continue;
-      __m512 v = _mm512_load_ps(buf + i * 32 + 16 * h);
-      if (ep.alpha != 1.0f) v = _mm512_mul_ps(v, _mm512_set1_ps(ep.alpha));
-      if (ep.beta != 0.0f) {
-        const __m512 old = _mm512_maskz_loadu_ps(mk, cp + 16 * h);
-        v = _mm512_fmadd_ps(_mm512_set1_ps(ep.beta), old, v);
-      }
-      if (ep.bias_row) v = _mm512_add_ps(v, _mm512_set1_ps(ep.bias_row[i]));
-      if (ep.bias_col) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, ep.bias_col + 16 * h));
-      if (ep.relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
-      _mm512_mask_storeu_ps(cp + 16 * h, mk, v);
-    }
-  }
+  finish(buf, 32, m, n, ep.beta, ep, c, ldc);
 }
 
 void bf16_accumulate_block(const bf16_t* a, std::int64_t lda, const bf16_t* b, std::int64_t ldb,
