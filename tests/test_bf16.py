@@ -118,6 +118,34 @@ def test_gemm_alpha_beta_and_views(bf16_path, rng):
     assert rel_err(got, bf16(a).astype(np.float64) @ bf16(b)) <= 1e-5
 
 
+# The engine's loops: several K blocks (AMX: 256 deep) summed in C, several B chunks per thread
+# (the last one partial), several M blocks (an A block holds at most 4M values of all of K),
+# and C rows that split cache lines or lie 4 KB apart (the AMX row kernel then sums into a
+# buffer and writes C once).
+@pytest.mark.parametrize("M,N,K,offset", [(70, 1100, 600, 0), (70, 1100, 600, 1),
+                                          (64, 1024, 300, 0), (33, 1024, 300, 3),
+                                          (2100, 40, 2048, 0)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_gemm_blocking_and_c_layouts(bf16_path, rng, M, N, K, offset, threads):
+    if bf16_path == "ref" and M * N * K > 3e6:
+        pytest.skip("the reference path is scalar; large shapes run on the fast paths")
+    a = rng.standard_normal((M, K)).astype(np.float32)
+    b = rng.standard_normal((K, N)).astype(np.float32)
+    store = np.empty(M * N + 16, np.float32)
+    c = store[offset:offset + M * N].reshape(M, N)
+    c[:] = rng.standard_normal((M, N))
+    c0 = c.astype(np.float64)
+    before = cnnkit.get_num_threads()
+    cnnkit.set_num_threads(threads)
+    try:
+        got = core.sgemm(a, b, False, False, 0.5, 1.0, c, True, precision="bf16")
+    finally:
+        cnnkit.set_num_threads(before)
+    assert np.shares_memory(got, store)
+    want = 0.5 * (bf16(a).astype(np.float64) @ bf16(b)) + c0
+    assert rel_err(got, want) <= 1e-5
+
+
 def test_gemm_precision_argument_is_checked():
     a = np.ones((2, 2), np.float32)
     with pytest.raises(ValueError, match="sgemm: precision must be 'fp32' or 'bf16', got 'fp16'"):

@@ -203,8 +203,9 @@ std::size_t PrepackedA::floats(index_t M, index_t K, Precision precision) {
     // two per float).
     const GemmKernels& kt = kernels().gemm;
     const Bf16KBlocks kb = bf16_k_blocks(K, kt);
-    const index_t rows = (ceil_div(M, kt.bf16_mr) + bf16_m_blocks(M, kt.bf16_mr).nmb) * kt.bf16_mr;
-    return std::size_t(rows) * std::size_t(round_up_k32(K) + kb.nkb * kBf16KStep) / 2 + 16;
+    const index_t rows = (ceil_div(M, kt.bf16_mr) + bf16_m_blocks(M, K, kt).nmb) * kt.bf16_mr;
+    // + 16 floats: the panels start at the storage's first cache line (align_to_line).
+    return std::size_t(rows) * std::size_t(round_up_k32(K) + kb.nkb * kBf16KStep) / 2 + 32;
   }
   // The blocks tile M x K exactly; + 16 lets kernels over-read the last panel by a vector.
   return std::size_t(M) * std::size_t(K) + 16;
@@ -218,11 +219,12 @@ PrepackedA::PrepackedA(index_t M, index_t K, const GemmOperandA& src, float* sto
     const GemmKernels& kt = kernels().gemm;
     const Bf16KBlocks kbs = bf16_k_blocks(K, kt);
     const int mr = kt.bf16_mr;
-    const Bf16MBlocks mbs = bf16_m_blocks(M, mr);
+    const Bf16MBlocks mbs = bf16_m_blocks(M, K, kt);
     nmb_ = mbs.nmb;
     offsets_.resize(std::size_t(kbs.nkb * nmb_));
     std::vector<float> scratch(bf16_a_scratch_floats(mr, int(kbs.kcb)));
-    auto* data = reinterpret_cast<std::uint16_t*>(storage);
+    data_ = align_to_line(storage);
+    auto* data = reinterpret_cast<std::uint16_t*>(data_);
     std::size_t at = 0;
     for (index_t kb = 0; kb < kbs.nkb; ++kb) {
       const index_t p0 = kb * kbs.kcb, kc = std::min(kbs.kcb, K - p0), kp = round_up_k32(kc);

@@ -2,6 +2,8 @@
 // (driver_bf16.cpp). Baseline code only.
 #pragma once
 
+#include <cstdint>
+
 #include "cnnkit/gemm.hpp"
 #include "gemm/gemm_kernels.hpp"
 
@@ -30,13 +32,21 @@ Bf16KBlocks bf16_k_blocks(index_t K, const GemmKernels& kt);
 
 // Its M blocks: nmb blocks of mcb rows (a multiple of mr), the last one shorter; panels of mr
 // rows, the last one shorter (a full panel is what lets the AMX kernel store C straight from
-// the tiles). An M block is packed once and shared by the threads: up to 4096 rows, so B is
-// packed once per K block for most layers.
+// the tiles). An M block (all of K) is packed once and shared by the threads: up to 4096 rows
+// and 8 MB, so B is packed once for most layers.
 constexpr index_t kGemmMCBf16 = 4096;
+constexpr index_t kBf16ABlockValues = 4 * 1024 * 1024;
 struct Bf16MBlocks {
   index_t nmb = 1, mcb = 0;
 };
-Bf16MBlocks bf16_m_blocks(index_t M, int mr);
+Bf16MBlocks bf16_m_blocks(index_t M, index_t K, const GemmKernels& kt);
+// p rounded up to the next 64-byte boundary: where packed bf16 panels start in storage that
+// the caller allocated (prepacked operands hold 64 bytes more for it).
+template <class T>
+T* align_to_line(T* p) {
+  const auto at = reinterpret_cast<std::uintptr_t>(p);
+  return reinterpret_cast<T*>((at + 63) / 64 * 64);
+}
 inline index_t round_up_k32(index_t kc) { return ceil_div(kc, kBf16KStep) * kBf16KStep; }
 
 void gemm_bf16(index_t M, index_t N, index_t K, const GemmOperandA& a, const GemmOperandB& b,

@@ -60,6 +60,8 @@ void register_gemm_kernels(GemmKernels& k, Isa isa) {
     k.bf16_mr = amx::kBf16Mr;
     k.bf16_kc = amx::kBf16Kc;
     k.bf16_ukr = amx::bf16_ukr_32x32;
+    k.bf16_row = amx::bf16_row_32;
+    k.bf16_finish = amx::bf16_finish;
     k.bf16_begin = amx::tiles_begin;
     k.bf16_end = amx::tiles_end;
     k.bf16_accumulate_block = amx::bf16_accumulate_block;

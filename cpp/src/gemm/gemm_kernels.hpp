@@ -69,6 +69,15 @@ using InterleaveBf16 = void (*)(const float* r0, const float* r1, std::int64_t n
 // C[m x n] <- epilogue(A panel @ B panel), kp a multiple of 32, m <= bf16_mr, n <= 32.
 using Bf16Ukr = void (*)(int m, int n, std::int64_t kp, const bf16_t* a, const bf16_t* b, float* c,
                          std::int64_t ldc, const UkrEpilogue& ep);
+// The same for a row of C blocks: n > 32 columns, B panels at b + q * kp * 32 (every panel
+// full but the last), bias_col covering the n columns. Null where the ISA has none (the engine
+// then calls Bf16Ukr panel by panel).
+using Bf16RowUkr = Bf16Ukr;
+// C[m x n] = alpha * acc + beta * C (beta 0: C is not read) + bias_row[i] + bias_col[j], then
+// ReLU if asked: a row of C blocks that the row kernel summed into an aligned buffer (tile
+// loads and stores run at half speed on C rows that split cache lines or alias in L1).
+using Bf16Finish = void (*)(const float* acc, std::int64_t lda, int m, int n, float beta,
+                            const UkrEpilogue& ep, float* c, std::int64_t ldc);
 // A 32 x 32 fp32 block accumulated over strided bf16 operands in place (no packing):
 //   C[i][j] += sum_{s < slices} sum_{kk < 32} A[i][32 s + kk] * B[32 s + kk][j]
 // with A[i][p] at a[i * lda + p] (rows contiguous along k) and B as k pairs: (p, j) at
@@ -91,6 +100,8 @@ struct GemmKernels {
   int bf16_mr = 0;                // rows of the bf16 micro-kernel (columns: kBf16Nr)
   int bf16_kc = 0;                // K block of the bf16 engine (a multiple of kBf16KStep)
   Bf16Ukr bf16_ukr = nullptr;
+  Bf16RowUkr bf16_row = nullptr;
+  Bf16Finish bf16_finish = nullptr;  // with bf16_row
   Bf16Hook bf16_begin = nullptr, bf16_end = nullptr;
   RoundBf16 round_bf16 = nullptr;
   RoundBf16F32 round_bf16_f32 = nullptr;
@@ -168,9 +179,13 @@ namespace amx {
 // 32 x 32 with TDPBF16PS: a 2 x 2 block of 16 x 16 fp32 tile accumulators, 2 A and 2 B tiles
 // per 32-deep step (kernels/amx/). begin() loads the tile configuration on the calling thread,
 // end() releases the tiles.
-constexpr int kBf16Mr = 32, kBf16Kc = 512;
+constexpr int kBf16Mr = 32, kBf16Kc = 256;
 void bf16_ukr_32x32(int m, int n, std::int64_t kp, const bf16_t* a, const bf16_t* b, float* c,
                     std::int64_t ldc, const UkrEpilogue& ep);
+void bf16_row_32(int m, int n, std::int64_t kp, const bf16_t* a, const bf16_t* b, float* c,
+                 std::int64_t ldc, const UkrEpilogue& ep);
+void bf16_finish(const float* acc, std::int64_t lda, int m, int n, float beta,
+                 const UkrEpilogue& ep, float* c, std::int64_t ldc);
 void tiles_begin();
 void tiles_end();
 void bf16_accumulate_block(const bf16_t* a, std::int64_t lda, const bf16_t* b, std::int64_t ldb,

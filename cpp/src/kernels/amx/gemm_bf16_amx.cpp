@@ -8,11 +8,17 @@
 // 128-byte pair row of the B panel (stride 128). TDPBF16PS flushes denormal results to zero
 // (the rounding already made denormal inputs zeros).
 //
-// Full 32 x 32 blocks with alpha 1 and beta 0 or 1 load C into the accumulators (beta 1) and
-// store them straight back; edge blocks go through a local buffer and the general epilogue.
+// bf16_row_32 runs a whole row of C blocks against one A panel: full 32 x 32 blocks with alpha
+// 1 and beta 0 or 1 load C into the accumulators (beta 1) and store them straight back, the
+// next block's first operands loaded before the store (measured +5-12 %: a tile store holds
+// back the tile loads after it); edge blocks go through a local buffer and the general
+// epilogue. No software prefetch: measured no gain (B and C) or a loss (B two slices ahead).
+// Operands and C rows must start on cache lines (a split line halves the tile loads' speed);
+// the engine sees to it.
 // Only intrinsics and functions with internal linkage here (see sgemm_ukr_avx512.cpp).
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "gemm/gemm_kernels.hpp"
@@ -36,37 +42,31 @@ inline __mmask16 lane_mask(int count) {
 
 constexpr int kA = kBf16Mr * kBf16KStep;  // bf16 values per 32-deep A slice
 constexpr int kB = 16 * 2 * kBf16Nr;      // bf16 values per 32-deep B slice
-constexpr int kPrefetchSlices = 2;
 
-// next_c (or null): the C block of the next call (the driver walks C blocks left to right),
-// fetched while this one computes: when C is updated once per K block, its loads from memory
-// are what the tile unit would wait for. 32 rows of 128 bytes, spread over the K steps.
+// Tiles 4-7 <- one 32-deep slice of the A panel (rows 0-15, 16-31) and the B panel (columns
+// 0-15, 16-31).
 template <bool kTwoRows, bool kTwoCols>
-void accumulate(std::int64_t kp, const bf16_t* a, const bf16_t* b, const float* next_c,
-                std::int64_t ldc) {
-  const std::int64_t steps = kp / kBf16KStep;
-  const int rows_per_step = next_c ? int((32 + steps - 1) / steps) : 0;
-  int row = 0;
-  // Software-pipelined: tile registers are not renamed, so each A / B tile of the next step is
-  // loaded right after the last product that reads the current one.
+inline void load_slice(const bf16_t* a, const bf16_t* b) {
   _tile_loadd(4, a, 64);
   _tile_loadd(6, b, 128);
   if (kTwoCols) _tile_loadd(7, b + 32, 128);
   if (kTwoRows) _tile_loadd(5, a + 16 * kBf16KStep, 64);
+}
+
+// Tiles 0-3 += A panel @ B panel over kp, tiles 4-7 holding slice 0 on entry. Software-
+// pipelined: tile registers are not renamed, so each A / B tile of the next slice is loaded
+// right after the last product that reads the current one; after the last slice the next
+// block's first slice (a_next, b_next; none if null) goes in, so its loads overlap this
+// block's last products and the store of its sums (a tile store holds back later tile loads).
+template <bool kTwoRows, bool kTwoCols>
+inline void accumulate(std::int64_t kp, const bf16_t* a, const bf16_t* b, const bf16_t* a_next,
+                       const bf16_t* b_next) {
+  const std::int64_t steps = kp / kBf16KStep;
   for (std::int64_t t = 0; t < steps; ++t) {
-    for (int r = 0; r < rows_per_step && row < 32; ++r, ++row) {
-      const char* line = reinterpret_cast<const char*>(next_c + row * ldc);
-      _mm_prefetch(line, _MM_HINT_T0);
-      _mm_prefetch(line + 64, _MM_HINT_T0);
-    }
-    // B streams from L2 (A stays in L1 across the B panels of a chunk): fetch the slice two
-    // steps ahead, 32 cache lines (past the panel's end that is the next panel's start).
-    const char* ahead = reinterpret_cast<const char*>(b + (t + kPrefetchSlices) * kB);
-#pragma GCC unroll 32
-    for (int line = 0; line < 32; ++line) _mm_prefetch(ahead + 64 * line, _MM_HINT_T0);
-    const bool more = t + 1 < steps;
-    const bf16_t* an = a + (t + 1) * kA;
-    const bf16_t* bn = b + (t + 1) * kB;
+    const bool inside = t + 1 < steps;
+    const bool more = inside || a_next != nullptr;
+    const bf16_t* an = inside ? a + (t + 1) * kA : a_next;
+    const bf16_t* bn = inside ? b + (t + 1) * kB : b_next;
     _tile_dpbf16ps(0, 4, 6);
     if (kTwoCols) _tile_dpbf16ps(1, 4, 7);
     if (more) _tile_loadd(4, an, 64);
@@ -125,42 +125,36 @@ void tiles_begin() { _tile_loadconfig(&kConfig); }
 
 void tiles_end() { _tile_release(); }
 
+void bf16_finish(const float* acc, std::int64_t lda, int m, int n, float beta,
+                 const UkrEpilogue& ep, float* c, std::int64_t ldc) {
+  for (int j = 0; j < n; j += kBf16Nr) {
+    UkrEpilogue e = ep;
+    e.bias_col = ep.bias_col ? ep.bias_col + j : nullptr;
+    finish(acc + j, lda, m, std::min(kBf16Nr, n - j), beta, e, c + j, ldc);
+  }
+}
+
+// An edge block (m or n below 32, or alpha / beta other than 1 / 0-or-1): sums in a local
+// buffer, then the general epilogue.
 void bf16_ukr_32x32(int m, int n, std::int64_t kp, const bf16_t* a, const bf16_t* b, float* c,
                     std::int64_t ldc, const UkrEpilogue& ep) {
-  const std::int64_t ldc_bytes = ldc * std::int64_t(sizeof(float));
-  if (m == 32 && n == 32 && ep.alpha == 1.0f && (ep.beta == 0.0f || ep.beta == 1.0f)) {
-    if (ep.beta == 1.0f) {
-      _tile_loadd(0, c, ldc_bytes);
-      _tile_loadd(1, c + 16, ldc_bytes);
-      _tile_loadd(2, c + 16 * ldc, ldc_bytes);
-      _tile_loadd(3, c + 16 * ldc + 16, ldc_bytes);
-    } else {
-      _tile_zero(0);
-      _tile_zero(1);
-      _tile_zero(2);
-      _tile_zero(3);
-    }
-    accumulate<true, true>(kp, a, b, ep.beta == 1.0f ? c + 32 : nullptr, ldc);
-    _tile_stored(0, c, ldc_bytes);
-    _tile_stored(1, c + 16, ldc_bytes);
-    _tile_stored(2, c + 16 * ldc, ldc_bytes);
-    _tile_stored(3, c + 16 * ldc + 16, ldc_bytes);
-    if (ep.bias_row || ep.bias_col || ep.relu) finish(c, ldc, 32, 32, 0.0f, ep, c, ldc);
-    return;
-  }
   _tile_zero(0);
   _tile_zero(1);
   _tile_zero(2);
   _tile_zero(3);
   const bool two_rows = m > 16, two_cols = n > 16;
   if (two_rows && two_cols) {
-    accumulate<true, true>(kp, a, b, nullptr, ldc);
+    load_slice<true, true>(a, b);
+    accumulate<true, true>(kp, a, b, nullptr, nullptr);
   } else if (two_rows) {
-    accumulate<true, false>(kp, a, b, nullptr, ldc);
+    load_slice<true, false>(a, b);
+    accumulate<true, false>(kp, a, b, nullptr, nullptr);
   } else if (two_cols) {
-    accumulate<false, true>(kp, a, b, nullptr, ldc);
+    load_slice<false, true>(a, b);
+    accumulate<false, true>(kp, a, b, nullptr, nullptr);
   } else {
-    accumulate<false, false>(kp, a, b, nullptr, ldc);
+    load_slice<false, false>(a, b);
+    accumulate<false, false>(kp, a, b, nullptr, nullptr);
   }
   alignas(64) float buf[32 * 32];
   _tile_stored(0, buf, 128);
@@ -168,6 +162,49 @@ void bf16_ukr_32x32(int m, int n, std::int64_t kp, const bf16_t* a, const bf16_t
   _tile_stored(2, buf + 16 * 32, 128);
   _tile_stored(3, buf + 16 * 32 + 16, 128);
   finish(buf, 32, m, n, ep.beta, ep, c, ldc);
+}
+
+// A row of C blocks against one A panel. Full blocks with alpha 1 and beta 0 or 1 load C into
+// the accumulators (beta 1) and store them straight back, one block after the other with the
+// next block's first operands loaded before this one's store; the rest go block by block.
+void bf16_row_32(int m, int n, std::int64_t kp, const bf16_t* a, const bf16_t* b, float* c,
+                 std::int64_t ldc, const UkrEpilogue& ep) {
+  const std::int64_t panel = kp * kBf16Nr, ldc_bytes = ldc * std::int64_t(sizeof(float));
+  const bool fast = m == 32 && ep.alpha == 1.0f && (ep.beta == 0.0f || ep.beta == 1.0f);
+  const int full = fast ? n / kBf16Nr : 0;
+  const bool epilogue = ep.bias_row || ep.bias_col || ep.relu;
+  if (full > 0) load_slice<true, true>(a, b);
+  for (int j = 0; j < full; ++j) {
+    float* cj = c + j * kBf16Nr;
+    if (ep.beta == 1.0f) {
+      _tile_loadd(0, cj, ldc_bytes);
+      _tile_loadd(1, cj + 16, ldc_bytes);
+      _tile_loadd(2, cj + 16 * ldc, ldc_bytes);
+      _tile_loadd(3, cj + 16 * ldc + 16, ldc_bytes);
+    } else {
+      _tile_zero(0);
+      _tile_zero(1);
+      _tile_zero(2);
+      _tile_zero(3);
+    }
+    const bool more = j + 1 < full;
+    accumulate<true, true>(kp, a, b + j * panel, more ? a : nullptr,
+                           more ? b + (j + 1) * panel : nullptr);
+    _tile_stored(0, cj, ldc_bytes);
+    _tile_stored(1, cj + 16, ldc_bytes);
+    _tile_stored(2, cj + 16 * ldc, ldc_bytes);
+    _tile_stored(3, cj + 16 * ldc + 16, ldc_bytes);
+    if (epilogue) {
+      UkrEpilogue e = ep;
+      e.bias_col = ep.bias_col ? ep.bias_col + j * kBf16Nr : nullptr;
+      finish(cj, ldc, 32, 32, 0.0f, e, cj, ldc);
+    }
+  }
+  for (int j = full * kBf16Nr; j < n; j += kBf16Nr) {
+    UkrEpilogue e = ep;
+    e.bias_col = ep.bias_col ? ep.bias_col + j : nullptr;
+    bf16_ukr_32x32(m, std::min(kBf16Nr, n - j), kp, a, b + (j / kBf16Nr) * panel, c + j, ldc, e);
+  }
 }
 
 void bf16_accumulate_block(const bf16_t* a, std::int64_t lda, const bf16_t* b, std::int64_t ldb,
