@@ -208,7 +208,8 @@ std::size_t workspace_of(const Plan& p) {
 
 Bf16KBlocks bf16_k_blocks(index_t K, const GemmKernels& kt) {
   Bf16KBlocks r;
-  r.nkb = std::max<index_t>(1, ceil_div(K, kt.bf16_kc));
+  // Blocks of up to 1.5 kc: a K just above kc (3x3 x 32 channels = 288) stays one block.
+  r.nkb = std::max<index_t>(1, ceil_div(K, kt.bf16_kc + kt.bf16_kc / 2));
   r.kcb = round_up_k32(ceil_div(std::max<index_t>(K, 1), r.nkb));
   r.nkb = std::max<index_t>(1, ceil_div(K, r.kcb));
   return r;

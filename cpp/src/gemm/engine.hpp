@@ -33,9 +33,9 @@ Bf16KBlocks bf16_k_blocks(index_t K, const GemmKernels& kt);
 // Its M blocks: nmb blocks of mcb rows (a multiple of mr), the last one shorter; panels of mr
 // rows, the last one shorter (a full panel is what lets the AMX kernel store C straight from
 // the tiles). An M block (all of K) is packed once and shared by the threads: up to 4096 rows
-// and 8 MB, so B is packed once for most layers.
+// and 32 MB, so B is packed once for most layers and at most twice for M = K = 4096.
 constexpr index_t kGemmMCBf16 = 4096;
-constexpr index_t kBf16ABlockValues = 4 * 1024 * 1024;
+constexpr index_t kBf16ABlockValues = 16 * 1024 * 1024;
 struct Bf16MBlocks {
   index_t nmb = 1, mcb = 0;
 };
