@@ -121,6 +121,7 @@ struct Worker {
                                          out.ldc % 16 == 0 && out.ldc % 1024 != 0);
     const index_t nkb = p.kb.nkb, kcb = p.kb.kcb;
     auto kp_of = [&](index_t kb) { return round_up_k32(std::min(kcb, K - kb * kcb)); };
+    const bool b_packed = b.packed_panels_bf16(0) != nullptr;  // a PrepackedB: read in place
 
     for (index_t mb = 0; mb < p.mb.nmb; ++mb) {
       const index_t m0 = mb * p.mb.mcb, mc = std::min(p.mb.mcb, M - m0);
@@ -149,7 +150,6 @@ struct Worker {
       for (index_t j0 = j_begin; j0 < j_end; j0 += p.nb_max) {
         const index_t nb = std::min(p.nb_max, j_end - j0), nbp = round_up_k32(nb);
         // K block kb of this chunk: panels of kp x 32 at b_chunk(kb) + q * kp * 32.
-        const bool b_packed = b.packed_panels_bf16(0) != nullptr;
         if (!b_packed) {
           for (index_t kb = 0; kb < nkb; ++kb) {
             const index_t p0 = kb * kcb;
