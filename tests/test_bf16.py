@@ -188,6 +188,7 @@ CONV_CASES = [
     (3, 20, 48, 17, 16, 3, 1, 2, 2, 1),
     (2, 48, 16, 20, 33, 5, 1, 0, 1, 1),
     (1, 32, 33, 16, 16, 2, 1, 0, 1, 1),    # even filter, no padding
+    (2, 32, 40, 5, 32, 3, 1, 1, 1, 1),     # Wo = 32: the runs tile the rows, stored as planes
 ]
 
 
@@ -233,11 +234,16 @@ def test_conv_bf16_direct_with_fewer_images_than_threads(rng):
     before = cnnkit.get_num_threads()
     try:
         cnnkit.set_num_threads(2)
-        x, w, b, s, p, d, g = _conv_case(rng, (1, 32, 40, 20, 20, 3, 1, 1, 1, 1))
-        algs = core._conv2d_algorithms(list(x.shape), list(w.shape), s, p, d, g, precision="bf16")
-        assert algs == ("bf16_direct",) * 3
-        y = core.conv2d_forward(x, w, b, s, p, d, g, False, "bf16")
-        assert rel_err(y, conv_ref(bf16(x), bf16(w), b, 1, 1, 1, 1)) <= 1e-5
+        # 20 x 20: runs shifted at the row ends; 3 x 48: 9 runs tiling the rows (odd count)
+        for H, W in [(20, 20), (3, 48)]:
+            x, w, b, s, p, d, g = _conv_case(rng, (1, 32, 40, H, W, 3, 1, 1, 1, 1))
+            algs = core._conv2d_algorithms(list(x.shape), list(w.shape), s, p, d, g,
+                                           precision="bf16")
+            assert algs == ("bf16_direct",) * 3
+            for relu in (False, True):
+                y = core.conv2d_forward(x, w, b, s, p, d, g, relu, "bf16")
+                want = conv_ref(bf16(x), bf16(w), b, 1, 1, 1, 1)
+                assert rel_err(y, np.maximum(want, 0) if relu else want) <= 1e-5
     finally:
         cnnkit.set_num_threads(before)
 

@@ -149,6 +149,11 @@ void store_runs(const Conv2dParams& p, const DirectPlan& d, const float* c, inde
   auto segment = [&](index_t col, index_t dst, index_t len) {
     rows(c + col, ldc, int(m), len, bias ? bias + k0 : nullptr, relu, y + k0 * HoWo + dst, HoWo);
   };
+  if (d.rows && p.Wo % (kTile / 2) == 0) {
+    // runs tile the output rows exactly: the partial sums are Y's rows as they are
+    segment((r0 % 2) * (kTile / 2), r0 * (kTile / 2), (r1 - r0) * (kTile / 2));
+    return;
+  }
   for (index_t r = r0; r < r1; ++r) {
     const index_t col = (r - 2 * (r0 / 2)) * (kTile / 2);
     if (d.rows) {
