@@ -248,6 +248,31 @@ def test_conv_bf16_direct_with_fewer_images_than_threads(rng):
         cnnkit.set_num_threads(before)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_conv_with_fused_max_pool_gives_the_bits_of_conv_then_pool(rng, threads, precision):
+    """conv2d_forward(..., pool=...) (inference): bf16_direct pools each image's planes in
+    cache (planes stored as they are when Wo % 16 == 0, through a plane buffer otherwise, per
+    image with fewer images than threads); other algorithms pool a temporary."""
+    before = cnnkit.get_num_threads()
+    try:
+        cnnkit.set_num_threads(threads)
+        for N, C, K, H, W in [(3, 32, 32, 32, 32), (1, 32, 40, 20, 20), (3, 32, 48, 13, 13),
+                              (2, 3, 16, 12, 12), (2, 32, 40, 5, 32)]:
+            x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+            w = (rng.standard_normal((K, C, 3, 3)) * 0.1).astype(np.float32)
+            b = rng.standard_normal(K).astype(np.float32)
+            for relu in (False, True):
+                for pool in [((2, 2), (2, 2), (0, 0), False), ((3, 3), (2, 2), (1, 1), True)]:
+                    y = core.conv2d_forward(x, w, b, (1, 1), (1, 1), (1, 1), 1, relu, precision)
+                    want, _ = core.max_pool2d_forward(y, *pool, indices=False)
+                    got = core.conv2d_forward(x, w, b, (1, 1), (1, 1), (1, 1), 1, relu,
+                                              precision, pool=pool)
+                    np.testing.assert_array_equal(got, want)
+    finally:
+        cnnkit.set_num_threads(before)
+
+
 @pytest.mark.parametrize("case", CONV_CASES[:4] + CONV_CASES[6:8],
                          ids=lambda c: "N{}C{}K{}_{}x{}_F{}s{}p{}d{}g{}".format(*c))
 def test_conv_bf16_is_close_to_the_exact_result(rng, case):

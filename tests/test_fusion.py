@@ -173,3 +173,60 @@ def test_record_applications_sees_outermost_ops_of_this_thread_only(rng):
     with autograd.record_applications() as after:
         pass
     assert after == []
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("pool", [nn.MaxPool2d(2), nn.MaxPool2d(3, stride=2, padding=1,
+                                                                ceil_mode=True)])
+def test_fuse_pools_in_the_conv_epilogue_with_the_same_bits(rng, precision, pool):
+    """conv-BN-ReLU-MaxPool2d: the pooling runs in the convolution (inference), the same values
+    bit for bit as the plain eval model; with a gradient asked for, it runs as its own op."""
+    ck.manual_seed(2)
+    plain = nn.Sequential(nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), pool,
+                          nn.Conv2d(32, 16, 3, padding=1), pool,  # no ReLU before this one
+                          nn.Flatten()).eval()
+    f = nn.utils.fuse(plain)
+    assert f[0].fused_pool == ((pool_pair := _pair(pool.kernel_size)), _pair(pool.stride),
+                               _pair(pool.padding), pool.ceil_mode) and pool_pair
+    assert f[0].fused_relu and "max_pool=" in repr(f[0]) and f[4].fused_pool is not None
+    assert all(isinstance(f[i], nn.Identity) for i in (1, 2, 3, 5))
+    x = ck.tensor(rng.standard_normal((3, 32, 12, 12)).astype(np.float32))
+    with ck.autocast(enabled=precision == "bf16"):
+        # a gradient asked for: the pooling runs as its own op, the gradient reaches the input
+        xg = ck.tensor(x.data, requires_grad=True)
+        y = f(xg)
+        y.sum().backward()
+        assert xg.grad is not None and np.abs(xg.grad).sum() > 0
+        with ck.no_grad():
+            assert _ops(f, x).count("MaxPool2dFunction") == 0
+            fused = f(x).data
+            ref = plain(x).data
+    np.testing.assert_array_equal(fused, y.data)  # the same bits as conv then max_pool2d
+    # and the plain model's values (batch norm folded: rounding differs slightly)
+    tol = 1e-4 if precision == "fp32" else 5e-2
+    np.testing.assert_allclose(fused, ref, rtol=tol, atol=tol)
+
+
+def test_fuse_leaves_a_pool_with_hooks_alone(rng):
+    m = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.MaxPool2d(2))
+    m[2].register_forward_hook(lambda mod, inp, out: None)
+    f = nn.utils.fuse(m)
+    assert f[0].fused_relu and f[0].fused_pool is None and type(f[2]) is nn.MaxPool2d
+
+
+def test_conv2d_pool_argument_is_checked(rng):
+    core = ck._core
+    x = rng.standard_normal((1, 3, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    with pytest.raises(TypeError, match="pool must be"):
+        core.conv2d_forward(x, w, None, (1, 1), (0, 0), (1, 1), 1, pool="2x2")
+    with pytest.raises(ValueError, match="conv2d max_pool: .*kernel_size"):
+        core.conv2d_forward(x, w, None, (1, 1), (0, 0), (1, 1), 1, pool=((0, 2), (2, 2), (0, 0),
+                                                                         False))
+    with pytest.raises(ValueError, match="too small"):
+        core.conv2d_forward(x, w, None, (1, 1), (0, 0), (1, 1), 1, pool=((5, 5), (1, 1), (0, 0),
+                                                                         False))
+
+
+def _pair(v):
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)

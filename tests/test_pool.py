@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from layer_helpers import _core, assert_grad_close, f32, numgrad, rand
 
+import cnnkit
+
 
 def out_size(n, k, s, p, ceil):
     num = n + 2 * p - k + (s - 1 if ceil else 0)
@@ -84,6 +86,10 @@ def test_max_pool_forward_backward_match_reference(isa, shape, k, s, p, ceil):
     assert y.shape == ry.shape and idx.dtype == np.int64
     np.testing.assert_array_equal(y, ry.astype(np.float32))
     np.testing.assert_array_equal(idx, ridx)
+    # inference: the same maxima, no argmax
+    y_only, none = _core.max_pool2d_forward(x, k, s, p, ceil, indices=False)
+    assert none is None
+    np.testing.assert_array_equal(y_only, y)
     dy = rand(rng, *y.shape)
     dx = _core.max_pool2d_backward(dy, idx, shape[2:])
     ref_dx = np.zeros(shape, dtype=np.float64).reshape(shape[0], shape[1], -1)
@@ -116,6 +122,25 @@ def test_max_pool_routes_each_gradient_to_one_input(isa):
     np.testing.assert_array_equal(blocks.sum(axis=(3, 5)), np.ones((2, 3, 6, 17)))
     # and it is the maximum of its window
     np.testing.assert_array_equal((x * (dx != 0)).reshape(2, 3, 6, 2, 17, 2).sum(axis=(3, 5)), y)
+
+
+@pytest.mark.parametrize("W", [2, 3, 16, 31, 32, 33, 34, 67])
+def test_max_pool_2x2_matches_the_reference_kernel_bit_for_bit(isa, W):
+    """2 x 2 at stride 2 (its own vector path): NaNs, infinities, signed zeros and ties give the
+    reference kernel's maxima (bits) and argmax, with and without the indices."""
+    rng = np.random.default_rng(W)
+    x = rng.integers(-3, 4, size=(2, 3, 7, W)).astype(np.float32)  # many ties
+    specials = np.array([np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0], np.float32)
+    mask = rng.random(x.shape) < 0.15
+    x[mask] = rng.choice(specials, size=int(mask.sum()))
+    y, idx = _core.max_pool2d_forward(x, (2, 2), (2, 2), (0, 0), False)
+    y_only, _ = _core.max_pool2d_forward(x, (2, 2), (2, 2), (0, 0), False, indices=False)
+    cnnkit.set_isa("ref")
+    ry, ridx = _core.max_pool2d_forward(x, (2, 2), (2, 2), (0, 0), False)
+    cnnkit.set_isa(isa)
+    np.testing.assert_array_equal(y.view(np.uint32), ry.view(np.uint32))
+    np.testing.assert_array_equal(y_only.view(np.uint32), ry.view(np.uint32))
+    np.testing.assert_array_equal(idx, ridx)
 
 
 def test_max_pool_ties_pick_first_maximum(isa):

@@ -53,7 +53,8 @@ py::array_t<float> conv2d_forward_py(const py::object& x_obj, const py::object& 
                                      const py::object& b_obj, Pair stride, Pair padding,
                                      Pair dilation, index_t groups, bool relu, bool reference,
                                      const std::string& precision,
-                                     const py::object& packed_obj = py::none()) {
+                                     const py::object& packed_obj = py::none(),
+                                     const py::object& pool_obj = py::none()) {
   const char* op = "conv2d";
   py::array x = float32_contiguous(x_obj, op, "x", 4);
   py::array w = float32_contiguous(w_obj, op, "weight", 4);
@@ -68,6 +69,40 @@ py::array_t<float> conv2d_forward_py(const py::object& x_obj, const py::object& 
   }
   py::array keep;
   const float* bias = optional_bias(b_obj, op, {p.K}, &keep);
+  if (!pool_obj.is_none()) {
+    // inference: max pooling (kernel, stride, padding, ceil_mode) of the output planes
+    std::tuple<Pair, Pair, Pair, bool> w4;
+    try {
+      w4 = pool_obj.cast<std::tuple<Pair, Pair, Pair, bool>>();
+    } catch (const py::cast_error&) {
+      throw py::type_error(std::string(op) +
+                           ": pool must be ((kh, kw), (sh, sw), (ph, pw), ceil_mode), got " +
+                           py::str(pool_obj).cast<std::string>());
+    }
+    Pool2dParams q;
+    q.planes = p.N * p.K;
+    q.H = p.Ho;
+    q.W = p.Wo;
+    std::tie(q.kh, q.kw) = std::get<0>(w4);
+    std::tie(q.sh, q.sw) = std::get<1>(w4);
+    std::tie(q.ph, q.pw) = std::get<2>(w4);
+    q.ceil_mode = std::get<3>(w4);
+    validate(q, "conv2d max_pool");
+    auto y = new_array(op, {p.N, p.K, pool_out_h(q), pool_out_w(q)});
+    float* yp = mut(y);
+    py::array_t<float> full;  // the reference: the unpooled output, then the pooling
+    if (reference) full = new_array(op, {p.N, p.K, p.Ho, p.Wo});
+    {
+      py::gil_scoped_release release;
+      if (reference) {
+        conv2d_forward_ref(p, ptr(x), ptr(w), bias, mut(full), relu);
+        max_pool2d_forward(q, ptr(full), yp, nullptr);
+      } else {
+        conv2d_max_pool_forward(p, ptr(x), ptr(w), bias, relu, q, yp);
+      }
+    }
+    return y;
+  }
   auto y = new_array(op, {p.N, p.K, p.Ho, p.Wo});
   float* yp = mut(y);
   {
@@ -237,12 +272,13 @@ void bind_conv(py::module_& m) {
   m.def(
       "conv2d_forward",
       [](const py::object& x, const py::object& w, const py::object& b, Pair s, Pair pad, Pair d,
-         index_t g, bool relu, const std::string& precision, const py::object& packed) {
-        return conv2d_forward_py(x, w, b, s, pad, d, g, relu, false, precision, packed);
+         index_t g, bool relu, const std::string& precision, const py::object& packed,
+         const py::object& pool) {
+        return conv2d_forward_py(x, w, b, s, pad, d, g, relu, false, precision, packed, pool);
       },
       py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("stride"), py::arg("padding"),
       py::arg("dilation"), py::arg("groups"), py::arg("relu") = false,
-      py::arg("precision") = "fp32", py::arg("packed") = py::none());
+      py::arg("precision") = "fp32", py::arg("packed") = py::none(), py::arg("pool") = py::none());
   m.def(
       "conv2d_pack_bf16",
       [](const py::object& w_obj) {
@@ -271,10 +307,12 @@ void bind_conv(py::module_& m) {
   m.def(
       "_conv2d_forward_ref",
       [](const py::object& x, const py::object& w, const py::object& b, Pair s, Pair pad, Pair d,
-         index_t g,
-         bool relu) { return conv2d_forward_py(x, w, b, s, pad, d, g, relu, true, "fp32"); },
+         index_t g, bool relu, const py::object& pool) {
+        return conv2d_forward_py(x, w, b, s, pad, d, g, relu, true, "fp32", py::none(), pool);
+      },
       py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("stride"), py::arg("padding"),
-      py::arg("dilation"), py::arg("groups"), py::arg("relu") = false);
+      py::arg("dilation"), py::arg("groups"), py::arg("relu") = false,
+      py::arg("pool") = py::none());
   m.def(
       "conv2d_backward_data",
       [](const py::object& dy, const py::object& w, Pair hw, Pair s, Pair pad, Pair d, index_t g,

@@ -51,7 +51,9 @@ Pool2dParams params(const py::array& x, index_t planes, index_t H, index_t W, Pa
   return p;
 }
 
-py::tuple max_pool2d_forward_py(const py::object& x_obj, Pair k, Pair s, Pair pad, bool ceil_mode) {
+// (y, indices); indices=False (inference): (y, None), no argmax written.
+py::tuple max_pool2d_forward_py(const py::object& x_obj, Pair k, Pair s, Pair pad, bool ceil_mode,
+                                bool want_indices) {
   const char* op = "max_pool2d_forward";
   py::array x = float32_c(x_obj, op, "x");
   const index_t planes = planes_of(x, op, "x");
@@ -60,6 +62,13 @@ py::tuple max_pool2d_forward_py(const py::object& x_obj, Pair k, Pair s, Pair pa
   validate(p, "max_pool2d");
   const auto shape = with_hw(x, pool_out_h(p), pool_out_w(p));
   auto y = output_array<float>(op, shape);
+  if (!want_indices) {
+    {
+      py::gil_scoped_release release;
+      max_pool2d_forward(p, cptr<float>(x), y.mutable_data(), nullptr);
+    }
+    return py::make_tuple(y, py::none());
+  }
   auto idx = output_array<std::int64_t>(op, shape);
   {
     py::gil_scoped_release release;
@@ -165,7 +174,7 @@ py::array adaptive_avg_pool2d_backward_py(const py::object& dy_obj, Pair input_h
 
 void bind_pool(py::module_& m) {
   m.def("max_pool2d_forward", &max_pool2d_forward_py, py::arg("x"), py::arg("kernel"),
-        py::arg("stride"), py::arg("padding"), py::arg("ceil_mode"));
+        py::arg("stride"), py::arg("padding"), py::arg("ceil_mode"), py::arg("indices") = true);
   m.def("max_pool2d_backward", &max_pool2d_backward_py, py::arg("dy"), py::arg("indices"),
         py::arg("input_hw"));
   m.def("avg_pool2d_forward", &avg_pool2d_forward_py, py::arg("x"), py::arg("kernel"),

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "cnnkit/common.hpp"
+#include "cnnkit/pool.hpp"
 
 namespace cnnkit {
 
@@ -42,6 +43,14 @@ Conv2dParams conv2d_params(index_t N, index_t C, index_t H, index_t W, index_t K
 // dst[N, K, Ho, Wo] = conv(src, weights) + bias (bias may be null), then ReLU if relu.
 void conv2d_forward(const Conv2dParams& p, const float* src, const float* weights,
                     const float* bias, float* dst, bool relu = false);
+
+// Inference: dst[N, K, Hq, Wq] = max_pool(conv2d_forward's output), the max pooling `pool`
+// (planes = N K, H = Ho, W = Wo; validated, ValueError otherwise) of each output plane: the
+// values of max_pool2d_forward on conv2d_forward's output, bit for bit, without the argmax.
+// bf16_direct pools each image's planes while they are in cache (the unpooled output is never
+// written); the other algorithms write it to a temporary first.
+void conv2d_max_pool_forward(const Conv2dParams& p, const float* src, const float* weights,
+                             const float* bias, bool relu, const Pool2dParams& pool, float* dst);
 
 // diff_src[N, C, H, W] = gradient of the loss w.r.t. the input, given diff_dst[N, K, Ho, Wo].
 void conv2d_backward_data(const Conv2dParams& p, const float* diff_dst, const float* weights,

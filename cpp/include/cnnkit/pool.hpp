@@ -24,7 +24,8 @@ void validate(const Pool2dParams& p, const char* op);
 index_t pool_out_h(const Pool2dParams& p);
 index_t pool_out_w(const Pool2dParams& p);
 
-// dst, indices: [planes, Ho, Wo]; indices hold h * W + w of the first maximum of each window.
+// dst, indices: [planes, Ho, Wo]; indices hold h * W + w of the first maximum of each window
+// (nullptr: none are written, for inference).
 void max_pool2d_forward(const Pool2dParams& p, const float* src, float* dst, index_t* indices);
 // diff_src[planes, H, W] = sum of diff_dst routed to indices. Throws std::invalid_argument if
 // an index is outside [0, H * W) (diff_src is then partly written).

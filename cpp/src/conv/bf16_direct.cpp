@@ -19,7 +19,9 @@
 // the GEMM engine's bf16 A panels of 32 rows. For each panel, K runs chunk by chunk over all
 // the image's blocks, the fp32 partial sums of every block kept in a per-thread buffer (a
 // chunk's A slices stay in L1 while the blocks go by); then the epilogue kernel adds the bias,
-// applies ReLU and writes the runs into Y.
+// applies ReLU and writes the runs into Y -- or, for a max pooling fused after the
+// convolution (inference: conv2d_max_pool_forward), pools the panel's 32 planes while they are
+// in L2, so the unpooled output never goes to memory.
 //
 // The backward data pass of a stride-1 convolution is a convolution of dY with the rotated
 // weights (transposed_conv.cpp): the same algorithm, whenever its padding D(F-1)-P is >= 0.
@@ -35,6 +37,8 @@
 // thread count.
 // Threads: over images (each thread its own padded image); for fewer images than threads,
 // over the (panel, block) pairs of one image at a time.
+#include <memory>
+
 #include "conv/conv2d_algorithms.hpp"
 #include "conv/conv2d_shared.hpp"
 #include "runtime/kernel_table.hpp"
@@ -140,14 +144,15 @@ void accumulate_blocks(const Conv2dParams& p, const DirectPlan& d, const std::ui
 }
 
 // Runs [r0, r1) of panel `panel` from the partial sums c (as accumulate_blocks left them) into
-// Y, plus bias, then ReLU: a run in a row is 16 output pixels; a run of the padded grid keeps
-// its columns with ox < Wo.
+// the panel's output planes yk (Ho x Wo each, channel k0 = 32 panel first), plus bias, then
+// ReLU: a run in a row is 16 output pixels; a run of the padded grid keeps its columns with
+// ox < Wo.
 void store_runs(const Conv2dParams& p, const DirectPlan& d, const float* c, index_t ldc,
-                index_t panel, index_t r0, index_t r1, const float* bias, bool relu, float* y) {
+                index_t panel, index_t r0, index_t r1, const float* bias, bool relu, float* yk) {
   const index_t k0 = panel * kTile, m = std::min(kTile, p.K - k0), HoWo = p.Ho * p.Wo;
   const BiasReluRows rows = kernels().conv.bias_relu_rows;
   auto segment = [&](index_t col, index_t dst, index_t len) {
-    rows(c + col, ldc, int(m), len, bias ? bias + k0 : nullptr, relu, y + k0 * HoWo + dst, HoWo);
+    rows(c + col, ldc, int(m), len, bias ? bias + k0 : nullptr, relu, yk + dst, HoWo);
   };
   if (d.rows && p.Wo % (kTile / 2) == 0) {
     // runs tile the output rows exactly: the partial sums are Y's rows as they are
@@ -167,6 +172,102 @@ void store_runs(const Conv2dParams& p, const DirectPlan& d, const float* c, inde
       const index_t len = std::min(row_end - v, p.Wo - ox);
       if (len > 0) segment(col + (v - v_begin), oy * p.Wo + ox, len);
       v = row_end;
+    }
+  }
+}
+
+// Panel `panel` of one image, max-pooled: its output planes (as store_runs writes them) pooled
+// into yq (the pooled image), through `plane` (32 Ho Wo floats of scratch) unless the partial
+// sums already are the planes (runs tiling the rows), which then take the bias and ReLU in place.
+void pool_panel(const Conv2dParams& p, const DirectPlan& d, float* c, index_t ldc, index_t panel,
+                const float* bias, bool relu, const Pool2dPlane& pool, float* plane, float* yq) {
+  const index_t k0 = panel * kTile, m = std::min(kTile, p.K - k0), HoWo = p.Ho * p.Wo;
+  const MaxPool2dFwd max_pool = kernels().pool.max_pool2d_fwd;
+  float* out = yq + k0 * pool.Ho * pool.Wo;
+  if (d.rows && p.Wo % (kTile / 2) == 0) {
+    kernels().conv.bias_relu_rows(c, ldc, int(m), HoWo, bias ? bias + k0 : nullptr, relu, c, ldc);
+    for (index_t i = 0; i < m; ++i)
+      max_pool(c + i * ldc, out + i * pool.Ho * pool.Wo, nullptr, pool, 1);
+    return;
+  }
+  store_runs(p, d, c, ldc, panel, 0, d.runs, bias, relu, plane);
+  max_pool(plane, out, nullptr, pool, m);
+}
+
+// The forward pass, and (pool != null) the max pooling of its output planes after it.
+void direct_forward(const Conv2dParams& p, const float* src, const float* weights,
+                    const float* bias, bool relu, const Pool2dPlane* pool, float* dst) {
+  const DirectPlan d(p);
+  const GemmKernels& gk = kernels().gemm;
+  // The A panels: packed by the caller ahead of time (an inference cache) or now.
+  std::vector<std::uint16_t> own;
+  const std::uint16_t* a = p.packed_weights;
+  if (a == nullptr) {
+    own.resize(conv2d_packed_values(p));
+    conv2d_pack_bf16(p, weights, own.data());
+    a = own.data();
+  }
+  const int nt = get_num_threads();
+  const index_t HoWo = p.Ho * p.Wo, x_img = p.C * p.H * p.W, y_img = p.K * HoWo;
+  const index_t q_img = pool ? p.K * pool->Ho * pool->Wo : 0;  // a pooled image
+  const index_t ldc = d.blocks * kTile;  // partial sums of a panel: 32 rows x all runs
+  if (p.N >= nt || nt == 1) {
+    const std::size_t plane = pool ? std::size_t(kTile * HoWo) : 0;
+    const std::size_t per =
+        std::size_t(d.image_values()) / 2 + std::size_t(kTile * ldc) + plane + 16;
+    float* ws = thread_workspace(1, per * std::size_t(nt));
+#pragma omp parallel num_threads(nt)
+    {
+      float* c = ws + per * std::size_t(current_thread());
+      float* pl = c + kTile * ldc;
+      auto* xp = reinterpret_cast<std::uint16_t*>(pl + plane);
+      if (gk.bf16_begin) gk.bf16_begin();
+#pragma omp for schedule(static)
+      for (index_t n = 0; n < p.N; ++n) {
+        fill_padded(p, d, src + n * x_img, 0, d.Cpad / 2, xp);
+        for (index_t q = 0; q < d.panels; ++q) {
+          accumulate_blocks(p, d, a, xp, q, 0, d.blocks, c, ldc);
+          if (pool) {
+            pool_panel(p, d, c, ldc, q, bias, relu, *pool, pl, dst + n * q_img);
+          } else {
+            store_runs(p, d, c, ldc, q, 0, d.runs, bias, relu, dst + n * y_img + q * kTile * HoWo);
+          }
+        }
+      }
+      if (gk.bf16_end) gk.bf16_end();
+    }
+    return;
+  }
+  // Fewer images than threads: one shared padded image at a time, threads over its blocks
+  // (and, pooled, over its planes once the image is done).
+  float* ws =
+      thread_workspace(1, std::size_t(d.image_values()) / 2 + 16 + std::size_t(nt) * kTile * kTile);
+  auto* xp = reinterpret_cast<std::uint16_t*>(ws + std::size_t(nt) * kTile * kTile);
+  std::unique_ptr<float[]> image(pool ? new float[std::size_t(y_img)] : nullptr);
+  const index_t items = d.panels * d.blocks;
+  for (index_t n = 0; n < p.N; ++n) {
+    float* y = pool ? image.get() : dst + n * y_img;
+    parallel_ranges(d.Cpad / 2, 4,
+                    [&](index_t b, index_t e) { fill_padded(p, d, src + n * x_img, b, e, xp); });
+#pragma omp parallel num_threads(nt)
+    {
+      float* c = ws + std::size_t(current_thread()) * kTile * kTile;
+      if (gk.bf16_begin) gk.bf16_begin();
+#pragma omp for schedule(static)
+      for (index_t it = 0; it < items; ++it) {
+        const index_t q = it / d.blocks, blk = it % d.blocks;
+        accumulate_blocks(p, d, a, xp, q, blk, blk + 1, c, kTile);
+        store_runs(p, d, c, kTile, q, 2 * blk, std::min(2 * blk + 2, d.runs), bias, relu,
+                   y + q * kTile * HoWo);
+      }
+      if (gk.bf16_end) gk.bf16_end();
+    }
+    if (pool) {
+      const MaxPool2dFwd max_pool = kernels().pool.max_pool2d_fwd;
+      const index_t HqWq = pool->Ho * pool->Wo;
+      parallel_ranges(p.K, 1, [&](index_t b, index_t e) {
+        max_pool(y + b * HoWo, dst + n * q_img + b * HqWq, nullptr, *pool, e - b);
+      });
     }
   }
 }
@@ -210,61 +311,12 @@ void conv2d_pack_bf16(const Conv2dParams& p, const float* weights, std::uint16_t
 
 void bf16_direct_forward(const Conv2dParams& p, const float* src, const float* weights,
                          const float* bias, float* dst, bool relu) {
-  const DirectPlan d(p);
-  const GemmKernels& gk = kernels().gemm;
-  // The A panels: packed by the caller ahead of time (an inference cache) or now.
-  std::vector<std::uint16_t> own;
-  const std::uint16_t* a = p.packed_weights;
-  if (a == nullptr) {
-    own.resize(conv2d_packed_values(p));
-    conv2d_pack_bf16(p, weights, own.data());
-    a = own.data();
-  }
-  const int nt = get_num_threads();
-  const index_t x_img = p.C * p.H * p.W, y_img = p.K * p.Ho * p.Wo;
-  const index_t ldc = d.blocks * kTile;  // partial sums of a panel: 32 rows x all runs
-  if (p.N >= nt || nt == 1) {
-    const std::size_t per = std::size_t(d.image_values()) / 2 + std::size_t(kTile * ldc) + 16;
-    float* ws = thread_workspace(1, per * std::size_t(nt));
-#pragma omp parallel num_threads(nt)
-    {
-      float* c = ws + per * std::size_t(current_thread());
-      auto* xp = reinterpret_cast<std::uint16_t*>(c + kTile * ldc);
-      if (gk.bf16_begin) gk.bf16_begin();
-#pragma omp for schedule(static)
-      for (index_t n = 0; n < p.N; ++n) {
-        fill_padded(p, d, src + n * x_img, 0, d.Cpad / 2, xp);
-        for (index_t q = 0; q < d.panels; ++q) {
-          accumulate_blocks(p, d, a, xp, q, 0, d.blocks, c, ldc);
-          store_runs(p, d, c, ldc, q, 0, d.runs, bias, relu, dst + n * y_img);
-        }
-      }
-      if (gk.bf16_end) gk.bf16_end();
-    }
-    return;
-  }
-  // Fewer images than threads: one shared padded image at a time, threads over its blocks.
-  float* ws =
-      thread_workspace(1, std::size_t(d.image_values()) / 2 + 16 + std::size_t(nt) * kTile * kTile);
-  auto* xp = reinterpret_cast<std::uint16_t*>(ws + std::size_t(nt) * kTile * kTile);
-  const index_t items = d.panels * d.blocks;
-  for (index_t n = 0; n < p.N; ++n) {
-    parallel_ranges(d.Cpad / 2, 4,
-                    [&](index_t b, index_t e) { fill_padded(p, d, src + n * x_img, b, e, xp); });
-#pragma omp parallel num_threads(nt)
-    {
-      float* c = ws + std::size_t(current_thread()) * kTile * kTile;
-      if (gk.bf16_begin) gk.bf16_begin();
-#pragma omp for schedule(static)
-      for (index_t it = 0; it < items; ++it) {
-        const index_t q = it / d.blocks, blk = it % d.blocks;
-        accumulate_blocks(p, d, a, xp, q, blk, blk + 1, c, kTile);
-        store_runs(p, d, c, kTile, q, 2 * blk, std::min(2 * blk + 2, d.runs), bias, relu,
-                   dst + n * y_img);
-      }
-      if (gk.bf16_end) gk.bf16_end();
-    }
-  }
+  direct_forward(p, src, weights, bias, relu, nullptr, dst);
+}
+
+void bf16_direct_forward_pooled(const Conv2dParams& p, const float* src, const float* weights,
+                                const float* bias, bool relu, const Pool2dPlane& pool, float* dst) {
+  direct_forward(p, src, weights, bias, relu, &pool, dst);
 }
 
 namespace {

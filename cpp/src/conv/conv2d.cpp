@@ -50,6 +50,7 @@
 #include "cnnkit/conv.hpp"
 
 #include <atomic>
+#include <memory>
 #include <vector>
 
 #include "cnnkit/gemm.hpp"
@@ -64,7 +65,7 @@ namespace {
 constexpr ConvForwardAlgorithm kForwardAlgorithms[] = {
     {"depthwise", false, depthwise_applies, depthwise_forward},
     {"winograd", false, winograd_forward_applies, winograd_forward},
-    {"bf16_direct", true, bf16_direct_applies, bf16_direct_forward},
+    {"bf16_direct", true, bf16_direct_applies, bf16_direct_forward, bf16_direct_forward_pooled},
     {"gemm", true, gemm_1x1_forward_applies, gemm_1x1_forward},
     {"implicit_gemm", true, implicit_gemm_forward_applies, implicit_gemm_forward},
     {"reference", false, reference_applies, conv2d_forward_ref},
@@ -217,6 +218,41 @@ void conv2d_forward(const Conv2dParams& p, const float* src, const float* weight
   const bool round = p.precision == Precision::bf16 && !a.bf16_native;
   const RoundedOperands r(round, src, src_size(p), weights, weight_size(p));
   a.run(p, r.first(src), r.second(weights), bias, dst, relu);
+}
+
+void conv2d_max_pool_forward(const Conv2dParams& p, const float* src, const float* weights,
+                             const float* bias, bool relu, const Pool2dParams& pool, float* dst) {
+  check_params(p);
+  const char* op = "conv2d max_pool";
+  validate(pool, op);
+  if (pool.planes != p.N * p.K || pool.H != p.Ho || pool.W != p.Wo) {
+    throw_invalid(op, ": the pooling is over ", pool.planes, " planes of ", pool.H, " x ", pool.W,
+                  " but the convolution's output is ", p.N * p.K, " planes of ", p.Ho, " x ", p.Wo);
+  }
+  record(ConvDirection::forward, nullptr);
+  if (p.N == 0) return;
+  const ConvForwardAlgorithm& a = first_applicable(kForwardAlgorithms, p, current_policy());
+  record(ConvDirection::forward, a.name);
+  const bool round = p.precision == Precision::bf16 && !a.bf16_native;
+  const RoundedOperands r(round, src, src_size(p), weights, weight_size(p));
+  if (a.run_pooled) {
+    Pool2dPlane q;
+    q.H = p.Ho;
+    q.W = p.Wo;
+    q.Ho = pool_out_h(pool);
+    q.Wo = pool_out_w(pool);
+    q.kh = pool.kh;
+    q.kw = pool.kw;
+    q.sh = pool.sh;
+    q.sw = pool.sw;
+    q.ph = pool.ph;
+    q.pw = pool.pw;
+    a.run_pooled(p, r.first(src), r.second(weights), bias, relu, q, dst);
+    return;
+  }
+  std::unique_ptr<float[]> y(new float[std::size_t(dst_size(p))]);
+  a.run(p, r.first(src), r.second(weights), bias, y.get(), relu);
+  max_pool2d_forward(pool, y.get(), dst, nullptr);
 }
 
 void conv2d_backward_data(const Conv2dParams& p, const float* diff_dst, const float* weights,

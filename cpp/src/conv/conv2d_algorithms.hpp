@@ -6,6 +6,7 @@
 
 #include "cnnkit/conv.hpp"
 #include "conv/conv_kernels.hpp"
+#include "pool/pool_kernels.hpp"
 
 namespace cnnkit {
 
@@ -30,6 +31,10 @@ struct ConvForwardAlgorithm {
   ConvApplies applies;
   void (*run)(const Conv2dParams& p, const float* src, const float* weights, const float* bias,
               float* dst, bool relu);
+  // dst = max_pool(run's output), pooled while it is in cache (null: conv2d_max_pool_forward
+  // runs run() into a temporary and pools that)
+  void (*run_pooled)(const Conv2dParams& p, const float* src, const float* weights,
+                     const float* bias, bool relu, const Pool2dPlane& pool, float* dst) = nullptr;
 };
 struct ConvBackwardDataAlgorithm {
   const char* name;
@@ -77,6 +82,8 @@ void winograd_backward_weights(const Conv2dParams& p, const float* diff_dst, con
 bool bf16_direct_applies(const Conv2dParams& p, const ConvPolicy& policy);
 void bf16_direct_forward(const Conv2dParams& p, const float* src, const float* weights,
                          const float* bias, float* dst, bool relu);
+void bf16_direct_forward_pooled(const Conv2dParams& p, const float* src, const float* weights,
+                                const float* bias, bool relu, const Pool2dPlane& pool, float* dst);
 bool bf16_direct_backward_data_applies(const Conv2dParams& p, const ConvPolicy& policy);
 void bf16_direct_backward_data(const Conv2dParams& p, const float* diff_dst, const float* weights,
                                float* diff_src);

@@ -110,7 +110,6 @@ void maxpool2d_fwd_f32_ref(const float* src, float* dst, std::int64_t* indices,
   for (index_t q = 0; q < planes; ++q) {
     const float* x = src + q * HW;
     float* y = dst + q * HWo;
-    index_t* id = indices + q * HWo;
     for (index_t i = 0; i < p.Ho; ++i) {
       const index_t h0 = std::max<index_t>(i * p.sh - p.ph, 0);
       const index_t h1 = std::min(i * p.sh - p.ph + p.kh, p.H);
@@ -129,7 +128,7 @@ void maxpool2d_fwd_f32_ref(const float* src, float* dst, std::int64_t* indices,
           }
         }
         y[i * p.Wo + j] = best;
-        id[i * p.Wo + j] = arg;
+        if (indices) indices[q * HWo + i * p.Wo + j] = arg;
       }
     }
   }
@@ -140,7 +139,8 @@ void max_pool2d_forward(const Pool2dParams& p, const float* src, float* dst, ind
   const Pool2dPlane q = plane_of(p);
   const MaxPool2dFwd kernel = kernels().pool.max_pool2d_fwd;
   parallel_ranges(p.planes, min_planes(p.H * p.W), [&](index_t b, index_t e) {
-    kernel(src + b * p.H * p.W, dst + b * q.Ho * q.Wo, indices + b * q.Ho * q.Wo, q, e - b);
+    kernel(src + b * p.H * p.W, dst + b * q.Ho * q.Wo,
+           indices ? indices + b * q.Ho * q.Wo : nullptr, q, e - b);
   });
 }
 

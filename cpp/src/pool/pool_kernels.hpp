@@ -15,7 +15,8 @@ struct Pool2dPlane {
   std::int64_t kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0;
 };
 // Max pooling over `planes` consecutive planes: dst/indices are [planes, Ho, Wo]; an index is the
-// flat offset h * W + w of the (first) maximum inside its plane.
+// flat offset h * W + w of the (first) maximum inside its plane; indices == nullptr: not written
+// (inference).
 using MaxPool2dFwd = void (*)(const float* src, float* dst, std::int64_t* indices,
                               const Pool2dPlane& p, std::int64_t planes);
 

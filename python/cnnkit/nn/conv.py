@@ -8,8 +8,10 @@ import numpy as np
 
 from .. import functional as F
 from .._args import as_int, as_pair, as_size
+from ..autograd.grad_mode import is_grad_enabled
 from ..ops.conv import Conv2dFunction
 from ..shapes import conv_output_size
+from ..tensor import Tensor
 from . import init
 from .module import Module, Parameter, input_error
 
@@ -85,6 +87,9 @@ class Conv2d(_ConvBase):
         self.dilation = as_pair(dilation, "dilation", op)
         self.groups = int(groups)
         self.fused_relu = False  # set by nn.utils.fuse: the ReLU after it runs in the GEMM epilogue
+        # set by nn.utils.fuse: (kernel, stride, padding, ceil_mode) of the MaxPool2d after it,
+        # pooled in the epilogue where no gradient is needed (else run as its own op)
+        self.fused_pool = None
         self.weight = Parameter(np.empty(
             (out_channels, in_channels // groups) + self.kernel_size, dtype=np.float32))
         if bias:
@@ -106,14 +111,23 @@ class Conv2d(_ConvBase):
     def forward(self, x):
         self._check_input(x)
         try:
-            if self.fused_relu:
-                return Conv2dFunction.apply(x, self.weight, self.bias, stride=self.stride,
-                                            padding=self.padding, dilation=self.dilation,
-                                            groups=self.groups, relu=True)
-            return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                            self.groups)
+            pool = self.fused_pool
+            if pool is not None and is_grad_enabled() and any(
+                    isinstance(t, Tensor) and t.requires_grad for t in (x, self.weight, self.bias)):
+                # a gradient will flow: the pooling runs as its own op (it keeps the argmax)
+                y = self._conv(x, None)
+                return F.max_pool2d(y, pool[0], pool[1], pool[2], pool[3])
+            return self._conv(x, pool)
         except ValueError as e:
             raise input_error(self._signature(), x, e) from None
+
+    def _conv(self, x, pool):
+        if self.fused_relu or pool is not None:
+            return Conv2dFunction.apply(x, self.weight, self.bias, stride=self.stride,
+                                        padding=self.padding, dilation=self.dilation,
+                                        groups=self.groups, relu=self.fused_relu, pool=pool)
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                        self.groups)
 
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
@@ -128,6 +142,9 @@ class Conv2d(_ConvBase):
             s += ", bias=False"
         if self.fused_relu:
             s += ", relu=True"
+        if self.fused_pool is not None:
+            k, st, pad, ceil = self.fused_pool
+            s += f", max_pool=(kernel_size={k}, stride={st}, padding={pad}, ceil_mode={ceil})"
         return s
 
 

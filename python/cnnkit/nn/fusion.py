@@ -6,7 +6,8 @@
   passes its input through. Shown in the repr (``BatchNorm2d(..., relu=True)``,
   ``ReLU(fused=True)``); the same bits as the two ops. ``train.fit`` runs it.
 - :func:`fuse` (inference): an eval-mode copy with each batch norm folded into the Conv2d /
-  Linear before it and the ReLU after a convolution run in its GEMM epilogue.
+  Linear before it, the ReLU after a convolution run in its GEMM epilogue, and a MaxPool2d
+  right after that pooled there too (where no gradient is asked for).
 
 Pairs where a forward hook would see the difference (on either module) are left alone, and
 only plain BatchNorm1d/2d and ReLU modules are fused (not subclasses such as SyncBatchNorm).
@@ -23,6 +24,7 @@ from .conv import Conv2d
 from .linear import Linear
 from .module import Identity, Module, Parameter, Sequential
 from .normalization import BatchNorm1d, BatchNorm2d, _BatchNorm
+from .pooling import MaxPool2d
 
 __all__ = ["fuse", "fuse_batch_norm_relu"]
 
@@ -59,8 +61,11 @@ def fuse(model: Module) -> Module:
 
     Inside every Sequential (at any depth), a BatchNorm2d (BatchNorm1d) right after a Conv2d
     (Linear) is folded into that layer's weight and bias, and a ReLU right after a Conv2d (or
-    after its folded batch norm) runs in the convolution's GEMM epilogue. The folded modules
-    become Identity, so the remaining modules keep their names. The original is untouched.
+    after its folded batch norm) runs in the convolution's GEMM epilogue; a MaxPool2d right
+    after that (or right after the Conv2d) is pooled there as well, from the output planes
+    while they are in cache (the same values; where a gradient is asked for, the pooling runs
+    as its own op). The folded modules become Identity, so the remaining modules keep their
+    names. The original is untouched.
 
     Folding: with s = gamma / sqrt(running_var + eps), W' = W * s (per output channel) and
     b' = (b - running_mean) * s + beta, computed in float64.
@@ -107,9 +112,16 @@ def _fuse_sequence(seq: Sequential) -> None:
                 mods[names[j]] = Identity()
                 j += 1
             nxt = mods[names[j]] if j < len(names) else None
-            if isinstance(layer, Conv2d) and (type(nxt) is ReLU or relu_in_bn):
-                layer.fused_relu = True
-                if type(nxt) is ReLU:
+            if isinstance(layer, Conv2d):
+                if type(nxt) is ReLU or relu_in_bn:
+                    layer.fused_relu = True
+                    if type(nxt) is ReLU:
+                        mods[names[j]] = Identity()
+                        j += 1
+                pool = mods[names[j]] if j < len(names) else None
+                if (type(pool) is MaxPool2d and not pool._forward_hooks
+                        and not layer._forward_hooks):
+                    layer.fused_pool = _pool_window(pool)
                     mods[names[j]] = Identity()
                     j += 1
             elif relu_in_bn:  # a Linear's folded batch norm applied the ReLU: keep it
@@ -118,3 +130,12 @@ def _fuse_sequence(seq: Sequential) -> None:
                 else:
                     mods[names[j - 1]] = ReLU()
         i = j
+
+
+def _pool_window(pool: MaxPool2d):
+    """(kernel, stride, padding, ceil_mode) of a MaxPool2d, as pairs."""
+    from .._args import as_pair
+
+    op = "MaxPool2d"
+    return (as_pair(pool.kernel_size, "kernel_size", op), as_pair(pool.stride, "stride", op),
+            as_pair(pool.padding, "padding", op), bool(pool.ceil_mode))

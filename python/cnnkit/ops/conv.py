@@ -20,9 +20,11 @@ __all__ = ["Conv2dFunction", "LocalConv2dFunction", "TiledConv2dFunction"]
 
 
 class Conv2dFunction(Function):
-    """y = conv(x, W) + b, optionally followed by ReLU in the GEMM epilogue (``relu=True``)."""
+    """y = conv(x, W) + b, optionally followed by ReLU in the GEMM epilogue (``relu=True``) and,
+    for inference only (no gradient), by a max pooling of the output planes (``pool`` =
+    (kernel, stride, padding, ceil_mode)) done while they are in cache."""
 
-    def forward(self, x, weight, bias, stride, padding, dilation, groups, relu=False):
+    def forward(self, x, weight, bias, stride, padding, dilation, groups, relu=False, pool=None):
         self.x, self.weight = as_f32(x), as_f32(weight)
         self.args = (stride, padding, dilation, groups)
         self.relu = relu
@@ -30,8 +32,11 @@ class Conv2dFunction(Function):
         packed = None
         if self.precision == "bf16" and groups == 1 and not is_grad_enabled():  # inference
             packed = amp.packed_weight("conv2d", self.weight, _core.conv2d_pack_bf16)
+        if pool is not None and any(self.needs_input_grad):
+            raise ValueError("conv2d: a fused max pooling is for inference (no gradient); "
+                             "run conv2d and max_pool2d to train")
         y = _core.conv2d_forward(self.x, self.weight, as_opt_f32(bias), stride, padding,
-                                 dilation, groups, relu, self.precision, packed)
+                                 dilation, groups, relu, self.precision, packed, pool)
         if relu:
             self.y = y
         return y

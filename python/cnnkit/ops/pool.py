@@ -17,7 +17,9 @@ __all__ = ["MaxPool2dFunction", "AvgPool2dFunction", "AdaptiveAvgPool2dFunction"
 class MaxPool2dFunction(Function):
     def forward(self, x, kernel, stride, padding, ceil_mode):
         self.hw = x.shape[2:]
-        y, self.indices = _core.max_pool2d_forward(as_f32(x), kernel, stride, padding, ceil_mode)
+        # the argmax only where a gradient will flow back (none in inference)
+        y, self.indices = _core.max_pool2d_forward(as_f32(x), kernel, stride, padding, ceil_mode,
+                                                   indices=bool(self.needs_input_grad[0]))
         return y
 
     def backward(self, g):
