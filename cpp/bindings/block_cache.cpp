@@ -9,6 +9,7 @@
 // clear_page, measured by perf). Freed blocks of 1 MiB and more are kept here, keyed by size, up
 // to a bounded total, and handed out again.
 #include <cstdlib>
+#include <iterator>
 #include <map>
 #include <mutex>
 
@@ -38,8 +39,11 @@ void* big_block_acquire(std::size_t bytes) {
   Cache& c = cache();
   {
     std::lock_guard<std::mutex> lock(c.mu);
-    auto it = c.free_blocks.find(bytes);
-    if (it != c.free_blocks.end()) {
+    // the block of this size freed last (equal keys keep their insertion order): the one
+    // most likely still in cache
+    auto range = c.free_blocks.equal_range(bytes);
+    if (range.first != range.second) {
+      auto it = std::prev(range.second);
       void* block = it->second;
       c.free_blocks.erase(it);
       c.cached -= bytes;

@@ -56,6 +56,7 @@ struct DirectPlan {
   index_t runs, blocks;      // runs of 16 pixels; blocks of two runs
   index_t runs_per_row;      // (rows) ceil(Wo / 16)
   std::vector<index_t> off;  // per slice (tap, channel chunk): offset into Xp (bf16 values)
+  std::vector<index_t> block_runs;  // per block: its two runs' offsets into Xp (bf16 values)
 
   explicit DirectPlan(const Conv2dParams& p) {
     Cpad = round_up_tile(p.C);
@@ -80,6 +81,11 @@ struct DirectPlan {
         off[std::size_t(q * taps + t)] =
             q * (kTile / 2) * 2 * plane + 2 * (fy * p.dil_h * Wp + fx * p.dil_w);
       }
+    }
+    block_runs.resize(std::size_t(2 * blocks));
+    for (index_t b = 0; b < blocks; ++b) {
+      block_runs[std::size_t(2 * b)] = 2 * run_v(p, 2 * b);
+      block_runs[std::size_t(2 * b + 1)] = 2 * run_v(p, std::min(2 * b + 1, runs - 1));
     }
   }
   index_t taps(const Conv2dParams& p) const { return p.Fh * p.Fw; }
@@ -131,15 +137,11 @@ void accumulate_blocks(const Conv2dParams& p, const DirectPlan& d, const std::ui
                        index_t ldc) {
   const int m = int(std::min(kTile, p.K - panel * kTile));
   const index_t taps = d.taps(p);
-  const Bf16DirectBlock block = kernels().conv.bf16_direct_block;
+  const Bf16DirectBlocks blocks = kernels().conv.bf16_direct_blocks;
   for (index_t q = 0; q < d.chunks(); ++q) {
     const std::uint16_t* ap = a + (panel * d.slices + q * taps) * kTile * kTile;
-    const index_t* off = d.off.data() + q * taps;
-    for (index_t blk = b0; blk < b1; ++blk) {
-      const index_t r0 = 2 * blk, r1 = std::min(2 * blk + 1, d.runs - 1);
-      block(ap, int(taps), xp + 2 * d.run_v(p, r0), xp + 2 * d.run_v(p, r1), off, d.pair_stride(),
-            m, c + (blk - b0) * kTile, ldc, q > 0);
-    }
+    blocks(ap, int(taps), xp, d.block_runs.data() + 2 * b0, int(b1 - b0), d.off.data() + q * taps,
+           d.pair_stride(), m, c, ldc, q > 0);
   }
 }
 
@@ -275,7 +277,7 @@ void direct_forward(const Conv2dParams& p, const float* src, const float* weight
 }  // namespace
 
 bool bf16_direct_applies(const Conv2dParams& p, const ConvPolicy& policy) {
-  return p.precision == Precision::bf16 && policy.kernels->bf16_direct_block != nullptr &&
+  return p.precision == Precision::bf16 && policy.kernels->bf16_direct_blocks != nullptr &&
          p.groups == 1 && p.stride_h == 1 && p.stride_w == 1 && p.C >= kMinRowsForTransposedConv &&
          p.pad_h >= 0 && p.pad_w >= 0 &&
          // the tile loads take 32-bit strides comfortably; an image plane beyond that is rare

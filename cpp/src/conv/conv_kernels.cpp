@@ -28,7 +28,7 @@ void register_conv_kernels(ConvKernels& k, Isa isa) {
     k.wino_output = avx512::wino_output_avx512;
     k.wino_grad_output = avx512::wino_grad_output_avx512;
   }
-  if (isa >= Isa::amx) k.bf16_direct_block = amx::bf16_direct_block_amx;
+  if (isa >= Isa::amx) k.bf16_direct_blocks = amx::bf16_direct_blocks_amx;
 }
 
 }  // namespace cnnkit

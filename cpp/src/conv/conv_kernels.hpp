@@ -68,11 +68,14 @@ using WinoGradOutput = void (*)(const float* dy, std::int64_t plane, std::int64_
 // where a[s] is slice s of an A panel of 32 rows (a + s * 1024, row i at i * 32), x0 and x1 the
 // starts of the two runs in a bf16 pair matrix (pair row r at + r * ld); c has row stride ldc
 // and is added to when `accumulate`, else overwritten. Rows 16..31 are left alone when m <= 16.
+// One call computes `blocks` such blocks: block b's runs start at x + runs[2 b] and
+// x + runs[2 b + 1] (the x0, x1 above) and its sums at c + 32 b.
 // Needs the tile configuration of the GEMM family's bf16_begin(). Null where the ISA has no
 // kernel (the algorithm then does not apply).
-using Bf16DirectBlock = void (*)(const std::uint16_t* a, int slices, const std::uint16_t* x0,
-                                 const std::uint16_t* x1, const std::int64_t* off, std::int64_t ld,
-                                 int m, float* c, std::int64_t ldc, bool accumulate);
+using Bf16DirectBlocks = void (*)(const std::uint16_t* a, int slices, const std::uint16_t* x,
+                                  const std::int64_t* runs, int blocks, const std::int64_t* off,
+                                  std::int64_t ld, int m, float* c, std::int64_t ldc,
+                                  bool accumulate);
 
 struct ConvKernels {
   PackPatchPanel pack_patch_panel = nullptr;
@@ -81,7 +84,7 @@ struct ConvKernels {
   WinoInput wino_input = nullptr;
   WinoOutput wino_output = nullptr;
   WinoGradOutput wino_grad_output = nullptr;
-  Bf16DirectBlock bf16_direct_block = nullptr;
+  Bf16DirectBlocks bf16_direct_blocks = nullptr;
 };
 
 void register_conv_kernels(ConvKernels& k, Isa isa);
@@ -112,9 +115,9 @@ void wino_grad_output_avx2(const float* dy, std::int64_t plane, std::int64_t ld,
 }  // namespace avx2
 
 namespace amx {
-void bf16_direct_block_amx(const std::uint16_t* a, int slices, const std::uint16_t* x0,
-                           const std::uint16_t* x1, const std::int64_t* off, std::int64_t ld, int m,
-                           float* c, std::int64_t ldc, bool accumulate);
+void bf16_direct_blocks_amx(const std::uint16_t* a, int slices, const std::uint16_t* x,
+                            const std::int64_t* runs, int blocks, const std::int64_t* off,
+                            std::int64_t ld, int m, float* c, std::int64_t ldc, bool accumulate);
 }  // namespace amx
 
 namespace avx512 {

@@ -135,7 +135,7 @@ void dot_weight_grad(const Conv2dParams& p, const DotPlan& plan, const float* di
 
 bool dot_backward_weights_applies(const Conv2dParams& p, const ConvPolicy& policy) {
   // fp32 kernels; bf16 on rounded operands where the CPU has no AMX (as Winograd).
-  return (p.precision == Precision::fp32 || policy.kernels->bf16_direct_block == nullptr) &&
+  return (p.precision == Precision::fp32 || policy.kernels->bf16_direct_blocks == nullptr) &&
          plan_dot(p, policy.threads).use;
 }
 

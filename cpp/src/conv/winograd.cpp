@@ -215,7 +215,7 @@ bool winograd_applies(const Conv2dParams& p, const ConvPolicy& policy, bool weig
   // transforms and sums, but only where the CPU has no AMX: there bf16_direct is faster, and
   // Winograd's transforms would add fp32 roundings to the bf16 products for no gain.
   if (policy.algorithm == ConvAlgorithm::direct) return false;
-  if (p.precision != Precision::fp32 && policy.kernels->bf16_direct_block != nullptr) return false;
+  if (p.precision != Precision::fp32 && policy.kernels->bf16_direct_blocks != nullptr) return false;
   const bool fits = p.groups == 1 && p.Fh >= 2 && p.Fw >= 2 && p.Fh <= kMaxFilter &&
                     p.Fw <= kMaxFilter && p.stride_h == 1 && p.stride_w == 1 && p.dil_h == 1 &&
                     p.dil_w == 1 && p.N > 0 &&
