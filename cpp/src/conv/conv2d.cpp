@@ -250,9 +250,22 @@ void conv2d_max_pool_forward(const Conv2dParams& p, const float* src, const floa
     a.run_pooled(p, r.first(src), r.second(weights), bias, relu, q, dst);
     return;
   }
-  std::unique_ptr<float[]> y(new float[std::size_t(dst_size(p))]);
-  a.run(p, r.first(src), r.second(weights), bias, y.get(), relu);
-  max_pool2d_forward(pool, y.get(), dst, nullptr);
+  // Images in groups whose unpooled output (about 4 MB, at least a thread's worth of images)
+  // stays in cache between the convolution and the pooling.
+  const index_t img_out = p.K * p.Ho * p.Wo, img_in = p.C * p.H * p.W;
+  const index_t group = std::min(
+      p.N,
+      std::max<index_t>(get_num_threads(), (index_t(1) << 20) / std::max<index_t>(img_out, 1)));
+  const index_t pooled = p.K * pool_out_h(pool) * pool_out_w(pool);
+  std::unique_ptr<float[]> y(new float[std::size_t(group * img_out)]);
+  for (index_t n0 = 0; n0 < p.N; n0 += group) {
+    Conv2dParams g = p;
+    g.N = std::min(group, p.N - n0);
+    Pool2dParams gp = pool;
+    gp.planes = g.N * p.K;
+    a.run(g, r.first(src) + n0 * img_in, r.second(weights), bias, y.get(), relu);
+    max_pool2d_forward(gp, y.get(), dst + n0 * pooled, nullptr);
+  }
 }
 
 void conv2d_backward_data(const Conv2dParams& p, const float* diff_dst, const float* weights,
