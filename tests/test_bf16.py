@@ -273,6 +273,53 @@ def test_conv_with_fused_max_pool_gives_the_bits_of_conv_then_pool(rng, threads,
         cnnkit.set_num_threads(before)
 
 
+def test_conv_bf16_space_to_depth(rng):
+    """Strided convolutions with few input channels (AlexNet's conv1) run on AMX as a stride-1
+    bf16_direct convolution of the image's s x s phases: every pass against the emulation,
+    batches that split into several image groups and one image on two threads, the fused
+    max pooling bit for bit; where the phase grid gives another output size, not chosen."""
+    if "amx" not in INFO["supported_isas"]:
+        pytest.skip("bf16_s2d runs on bf16_direct (AMX)")
+    shape = ([16, 3, 227, 227], [96, 3, 11, 11], (4, 4), (0, 0), (1, 1), 1)
+    assert core._conv2d_algorithms(*shape, precision="bf16") == ("bf16_s2d",) * 3
+    # phase grids ceil(Hp / s) - ceil(F / s) + 1 = Ho: 13 x 13 and 14 x 14 at 3 x 3 stride 2
+    # (7 - 2 + 1 = 6), 12 x 12 at 5 x 5 stride 4 (3 - 2 + 1 = 2), 19 x 19 + 2 x 2 padding at
+    # 11 x 11 stride 4 (6 - 3 + 1 = 4); batch 11 on 2 threads: image groups of 8 and 3
+    before = cnnkit.get_num_threads()
+    try:
+        for threads in (1, 2):
+            cnnkit.set_num_threads(threads)
+            for case in [(11, 4, 20, 13, 13, 3, 2, 0, 1, 1), (1, 8, 24, 14, 14, 3, 2, 0, 1, 1),
+                         (3, 3, 40, 12, 12, 5, 4, 0, 1, 1), (2, 3, 16, 19, 19, 11, 4, 2, 1, 1)]:
+                x, w, b, st, p, d, g = _conv_case(rng, case)
+                algs = core._conv2d_algorithms(list(x.shape), list(w.shape), st, p, d, g,
+                                               precision="bf16")
+                assert algs == ("bf16_s2d",) * 3, (case, algs)
+                y = core.conv2d_forward(x, w, b, st, p, d, g, True, "bf16")
+                want = np.maximum(conv_ref(bf16(x), bf16(w), b, st[0], p[0], d[0], g), 0)
+                assert rel_err(y, want) <= 1e-5, case
+                dy = rng.standard_normal(y.shape).astype(np.float32)
+                dx = core.conv2d_backward_data(dy, w, x.shape[2:], st, p, d, g, "bf16")
+                dw, db = core.conv2d_backward_weights(dy, x, w.shape[2:], st, p, d, g, True,
+                                                      "bf16")
+                dx_want, dw_want, _ = conv2d_grads(bf16(x), bf16(w), bf16(dy), st[0], p[0],
+                                                   d[0], g)
+                assert rel_err(dx, dx_want) <= 1e-5, case
+                assert rel_err(dw, dw_want) <= 1e-5, case
+                assert rel_err(db, dy.astype(np.float64).sum(axis=(0, 2, 3))) <= 1e-6
+                if y.shape[2] >= 2:
+                    pool = ((2, 2), (2, 2), (0, 0), False)
+                    got = core.conv2d_forward(x, w, b, st, p, d, g, True, "bf16", pool=pool)
+                    ref, _ = core.max_pool2d_forward(y, *pool, indices=False)
+                    np.testing.assert_array_equal(got, ref)
+    finally:
+        cnnkit.set_num_threads(before)
+    # 16 x 16 + 1 x 1 padding at 4 x 4 stride 4: Ho = 4 but the phase grid gives 5 - 1 + 1
+    algs = core._conv2d_algorithms([2, 3, 16, 16], [8, 3, 4, 4], (4, 4), (1, 1), (1, 1), 1,
+                                   precision="bf16")
+    assert "bf16_s2d" not in algs, algs
+
+
 @pytest.mark.parametrize("case", CONV_CASES[:4] + CONV_CASES[6:8],
                          ids=lambda c: "N{}C{}K{}_{}x{}_F{}s{}p{}d{}g{}".format(*c))
 def test_conv_bf16_is_close_to_the_exact_result(rng, case):

@@ -66,6 +66,7 @@ constexpr ConvForwardAlgorithm kForwardAlgorithms[] = {
     {"depthwise", false, depthwise_applies, depthwise_forward},
     {"winograd", false, winograd_forward_applies, winograd_forward},
     {"bf16_direct", true, bf16_direct_applies, bf16_direct_forward, bf16_direct_forward_pooled},
+    {"bf16_s2d", true, bf16_s2d_applies, bf16_s2d_forward, bf16_s2d_forward_pooled},
     {"gemm", true, gemm_1x1_forward_applies, gemm_1x1_forward},
     {"implicit_gemm", true, implicit_gemm_forward_applies, implicit_gemm_forward},
     {"reference", false, reference_applies, conv2d_forward_ref},
@@ -75,6 +76,7 @@ constexpr ConvBackwardDataAlgorithm kBackwardDataAlgorithms[] = {
     {"depthwise", false, depthwise_applies, depthwise_backward_data},
     {"winograd", false, winograd_backward_data_applies, winograd_backward_data},
     {"bf16_direct", true, bf16_direct_backward_data_applies, bf16_direct_backward_data},
+    {"bf16_s2d", true, bf16_s2d_backward_data_applies, bf16_s2d_backward_data},
     {"implicit_gemm", true, transposed_conv_backward_data_applies, transposed_conv_backward_data},
     {"gemm_col2im", true, gemm_col2im_backward_data_applies, gemm_col2im_backward_data},
     {"reference", false, reference_applies, conv2d_backward_data_ref},
@@ -84,6 +86,7 @@ constexpr ConvBackwardWeightsAlgorithm kBackwardWeightsAlgorithms[] = {
     {"depthwise", false, depthwise_applies, depthwise_backward_weights},
     {"winograd", false, winograd_backward_weights_applies, winograd_backward_weights},
     {"bf16_direct", true, bf16_direct_backward_weights_applies, bf16_direct_backward_weights},
+    {"bf16_s2d", true, bf16_s2d_backward_weights_applies, bf16_s2d_backward_weights},
     {"dot", false, dot_backward_weights_applies, dot_backward_weights},
     {"gemm", true, gemm_backward_weights_applies, gemm_backward_weights},
     {"reference", false, reference_applies, conv2d_backward_weights_ref},
@@ -253,9 +256,10 @@ void conv2d_max_pool_forward(const Conv2dParams& p, const float* src, const floa
   // Images in groups whose unpooled output (about 4 MB, at least a thread's worth of images)
   // stays in cache between the convolution and the pooling.
   const index_t img_out = p.K * p.Ho * p.Wo, img_in = p.C * p.H * p.W;
-  const index_t group = std::min(
-      p.N,
-      std::max<index_t>(get_num_threads(), (index_t(1) << 20) / std::max<index_t>(img_out, 1)));
+  // a multiple of the thread count: algorithms that give each thread whole images stay balanced
+  const index_t nt = get_num_threads();
+  const index_t per = std::max<index_t>(1, (index_t(1) << 20) / std::max<index_t>(img_out, 1));
+  const index_t group = std::min(p.N, (per + nt - 1) / nt * nt);
   const index_t pooled = p.K * pool_out_h(pool) * pool_out_w(pool);
   std::unique_ptr<float[]> y(new float[std::size_t(group * img_out)]);
   for (index_t n0 = 0; n0 < p.N; n0 += group) {

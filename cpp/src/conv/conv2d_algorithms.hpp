@@ -84,6 +84,19 @@ void bf16_direct_forward(const Conv2dParams& p, const float* src, const float* w
                          const float* bias, float* dst, bool relu);
 void bf16_direct_forward_pooled(const Conv2dParams& p, const float* src, const float* weights,
                                 const float* bias, bool relu, const Pool2dPlane& pool, float* dst);
+// bf16_s2d.cpp: strided bf16 convolutions with few input channels (AlexNet's conv1) as a
+// stride-1 bf16_direct convolution of the s x s phases of the image (space to depth).
+bool bf16_s2d_applies(const Conv2dParams& p, const ConvPolicy& policy);
+void bf16_s2d_forward(const Conv2dParams& p, const float* src, const float* weights,
+                      const float* bias, float* dst, bool relu);
+void bf16_s2d_forward_pooled(const Conv2dParams& p, const float* src, const float* weights,
+                             const float* bias, bool relu, const Pool2dPlane& pool, float* dst);
+bool bf16_s2d_backward_data_applies(const Conv2dParams& p, const ConvPolicy& policy);
+void bf16_s2d_backward_data(const Conv2dParams& p, const float* diff_dst, const float* weights,
+                            float* diff_src);
+bool bf16_s2d_backward_weights_applies(const Conv2dParams& p, const ConvPolicy& policy);
+void bf16_s2d_backward_weights(const Conv2dParams& p, const float* diff_dst, const float* src,
+                               float* diff_weights, float* diff_bias);
 bool bf16_direct_backward_data_applies(const Conv2dParams& p, const ConvPolicy& policy);
 void bf16_direct_backward_data(const Conv2dParams& p, const float* diff_dst, const float* weights,
                                float* diff_src);

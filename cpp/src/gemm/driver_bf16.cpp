@@ -115,10 +115,11 @@ struct Worker {
     auto* b_buf = reinterpret_cast<std::uint16_t*>(mine);
     float* row_buf = mine + p.b_floats;
     float* scratch = row_buf + p.row_floats;
-    // C straight from the tiles where its rows are whole cache lines not 4 KB apart; else the
-    // sums go to the row buffer and out once, after the last K block.
+    // C straight from the tiles where its rows are whole cache lines not 4 KB apart and every
+    // panel fills whole tile rows; else the sums go to the row buffer (whole tiles fit there)
+    // and out once, after the last K block.
     const bool direct = !kt.bf16_row || (reinterpret_cast<std::uintptr_t>(out.c) % 64 == 0 &&
-                                         out.ldc % 16 == 0 && out.ldc % 1024 != 0);
+                                         out.ldc % 16 == 0 && out.ldc % 1024 != 0 && M % 16 == 0);
     const index_t nkb = p.kb.nkb, kcb = p.kb.kcb;
     auto kp_of = [&](index_t kb) { return round_up_k32(std::min(kcb, K - kb * kcb)); };
     const bool b_packed = b.packed_panels_bf16(0) != nullptr;  // a PrepackedB: read in place
@@ -176,6 +177,7 @@ struct Worker {
               ep.bias_col = last && out.bias_col ? out.bias_col + j0 : nullptr;
             } else {
               ep.beta = kb == 0 ? 0.0f : 1.0f;
+              ep.c_padded = true;  // the row buffer has mr rows
             }
             row(int(m), int(nb), kp, a_block(kb) + q * p.mr * kp, b_chunk(kb), direct ? c : row_buf,
                 direct ? out.ldc : p.ld_row, ep);

@@ -19,6 +19,9 @@ struct UkrEpilogue {
   const float* bias_row = nullptr;  // m values for this tile, or null
   const float* bias_col = nullptr;  // n values for this tile, or null
   bool relu = false;
+  // bf16 row kernels: C has room for whole tile rows (the driver's row buffer: mr rows), so a
+  // panel of fewer rows may load and store whole 16-row tiles (the extra rows are scratch)
+  bool c_padded = false;
 };
 
 // C[m x n] (row stride ldc) <- epilogue(A_panel @ B_panel) where

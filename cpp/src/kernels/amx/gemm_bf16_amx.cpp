@@ -167,40 +167,62 @@ void bf16_ukr_32x32(int m, int n, std::int64_t kp, const bf16_t* a, const bf16_t
 // A row of C blocks against one A panel. Full blocks with alpha 1 and beta 0 or 1 load C into
 // the accumulators (beta 1) and store them straight back, one block after the other with the
 // next block's first operands loaded before this one's store; the rest go block by block.
-void bf16_row_32(int m, int n, std::int64_t kp, const bf16_t* a, const bf16_t* b, float* c,
-                 std::int64_t ldc, const UkrEpilogue& ep) {
+// A panel of 32 rows takes the 2 x 2 tiles, one of 16 (or, into padded C, fewer) the 1 x 2
+// (batch-16 linear layers stream their weights through it).
+template <bool kTwoRows>
+int row_blocks(int m, int n, std::int64_t kp, const bf16_t* a, const bf16_t* b, float* c,
+               std::int64_t ldc, const UkrEpilogue& ep) {
   const std::int64_t panel = kp * kBf16Nr, ldc_bytes = ldc * std::int64_t(sizeof(float));
-  const bool fast = m == 32 && ep.alpha == 1.0f && (ep.beta == 0.0f || ep.beta == 1.0f);
-  const int full = fast ? n / kBf16Nr : 0;
+  const int full = n / kBf16Nr;
   const bool epilogue = ep.bias_row || ep.bias_col || ep.relu;
-  if (full > 0) load_slice<true, true>(a, b);
+  if (full > 0) load_slice<kTwoRows, true>(a, b);
   for (int j = 0; j < full; ++j) {
     float* cj = c + j * kBf16Nr;
     if (ep.beta == 1.0f) {
       _tile_loadd(0, cj, ldc_bytes);
       _tile_loadd(1, cj + 16, ldc_bytes);
-      _tile_loadd(2, cj + 16 * ldc, ldc_bytes);
-      _tile_loadd(3, cj + 16 * ldc + 16, ldc_bytes);
+      if (kTwoRows) {
+        _tile_loadd(2, cj + 16 * ldc, ldc_bytes);
+        _tile_loadd(3, cj + 16 * ldc + 16, ldc_bytes);
+      }
     } else {
       _tile_zero(0);
       _tile_zero(1);
-      _tile_zero(2);
-      _tile_zero(3);
+      if (kTwoRows) {
+        _tile_zero(2);
+        _tile_zero(3);
+      }
     }
     const bool more = j + 1 < full;
-    accumulate<true, true>(kp, a, b + j * panel, more ? a : nullptr,
-                           more ? b + (j + 1) * panel : nullptr);
+    accumulate<kTwoRows, true>(kp, a, b + j * panel, more ? a : nullptr,
+                               more ? b + (j + 1) * panel : nullptr);
     _tile_stored(0, cj, ldc_bytes);
     _tile_stored(1, cj + 16, ldc_bytes);
-    _tile_stored(2, cj + 16 * ldc, ldc_bytes);
-    _tile_stored(3, cj + 16 * ldc + 16, ldc_bytes);
+    if (kTwoRows) {
+      _tile_stored(2, cj + 16 * ldc, ldc_bytes);
+      _tile_stored(3, cj + 16 * ldc + 16, ldc_bytes);
+    }
     if (epilogue) {
       UkrEpilogue e = ep;
       e.bias_col = ep.bias_col ? ep.bias_col + j * kBf16Nr : nullptr;
-      finish(cj, ldc, 32, 32, 0.0f, e, cj, ldc);
+      finish(cj, ldc, m, 32, 0.0f, e, cj, ldc);
     }
   }
-  for (int j = full * kBf16Nr; j < n; j += kBf16Nr) {
+  return full * kBf16Nr;
+}
+
+void bf16_row_32(int m, int n, std::int64_t kp, const bf16_t* a, const bf16_t* b, float* c,
+                 std::int64_t ldc, const UkrEpilogue& ep) {
+  const std::int64_t panel = kp * kBf16Nr;
+  const bool simple = ep.alpha == 1.0f && (ep.beta == 0.0f || ep.beta == 1.0f);
+  // whole tile rows: a full panel, or rows past m that are C's scratch
+  const bool tiles_fit = m == 32 || m == 16 || ep.c_padded;
+  int done = 0;
+  if (simple && tiles_fit) {
+    done = m > 16 ? row_blocks<true>(m, n, kp, a, b, c, ldc, ep)
+                  : row_blocks<false>(m, n, kp, a, b, c, ldc, ep);
+  }
+  for (int j = done; j < n; j += kBf16Nr) {
     UkrEpilogue e = ep;
     e.bias_col = ep.bias_col ? ep.bias_col + j : nullptr;
     bf16_ukr_32x32(m, std::min(kBf16Nr, n - j), kp, a, b + (j / kBf16Nr) * panel, c + j, ldc, e);
