@@ -356,13 +356,13 @@ struct WeightGradPlan {
     for (index_t t = 0; t < taps; ++t)
       off[std::size_t(t)] = (t / p.Fw) * p.dil_h * Wp + (t % p.Fw) * p.dil_w;
   }
-  // per-thread scratch in floats: partials, dYv, two planes sets, two XT
+  // per-thread scratch in floats: partials, dYv, the planes, two XT
   std::size_t partial_floats() const { return std::size_t(taps * Kpad * Cpad); }
   std::size_t dyv_floats() const { return std::size_t(Kpad * Vs) / 2; }
   std::size_t planes_floats() const { return std::size_t(Cpad * len) / 2; }
-  std::size_t xt_floats() const { return std::size_t(pairs * Cpad); }
+  std::size_t xt_floats() const { return std::size_t((pairs + 1) * Cpad); }  // + 1: see below
   std::size_t per_thread() const {
-    return partial_floats() + dyv_floats() + 2 * planes_floats() + 2 * xt_floats() + 64;
+    return partial_floats() + dyv_floats() + planes_floats() + 2 * xt_floats() + 64;
   }
 };
 
@@ -374,8 +374,7 @@ void weight_grad_image(const Conv2dParams& p, const WeightGradPlan& w, const flo
   const GemmKernels& gk = kernels().gemm;
   auto* dyv = reinterpret_cast<std::uint16_t*>(scratch);
   auto* even = reinterpret_cast<std::uint16_t*>(scratch + w.dyv_floats());
-  auto* odd = even + w.Cpad * w.len;
-  float* xt_even = scratch + w.dyv_floats() + 2 * w.planes_floats();
+  float* xt_even = scratch + w.dyv_floats() + w.planes_floats();
   float* xt_odd = xt_even + w.xt_floats();
   const index_t HoWo = p.Ho * p.Wo, HW = p.H * p.W;
   // dY on the padded grid
@@ -391,23 +390,22 @@ void weight_grad_image(const Conv2dParams& p, const WeightGradPlan& w, const flo
     }
     std::fill(row + p.Ho * w.Wp, row + w.Vs, std::uint16_t(0));
   }
-  // the padded planes, the copy shifted by one value, and both transposed to [pair][channel]
-  // (a pair of bf16 values moved as one 32-bit word)
+  // the padded planes, transposed to [pair][channel] (a pair of bf16 values moved as one 32-bit
+  // word; pairs + 1 rows), and from that the transpose of the planes shifted by one value:
+  // pair (v + 1, v + 2) is the high half of pair (v, v + 1) and the low half of the next
   for (index_t c = 0; c < w.Cpad; ++c) {
     std::uint16_t* e = even + c * w.len;
-    std::uint16_t* o = odd + c * w.len;
     if (c < p.C) {
       fill_plane(p, w.Wp, x + c * HW, w.len, e);
     } else {
       std::fill(e, e + w.len, std::uint16_t(0));
     }
-    std::copy(e + 1, e + w.len, o);
-    o[w.len - 1] = 0;
   }
-  gk.transpose(reinterpret_cast<const float*>(even), w.len / 2, w.Cpad, w.pairs, xt_even, w.Cpad,
-               w.Cpad);
-  gk.transpose(reinterpret_cast<const float*>(odd), w.len / 2, w.Cpad, w.pairs, xt_odd, w.Cpad,
-               w.Cpad);
+  gk.transpose(reinterpret_cast<const float*>(even), w.len / 2, w.Cpad, w.pairs + 1, xt_even,
+               w.Cpad, w.Cpad);
+  const auto* e32 = reinterpret_cast<const std::uint32_t*>(xt_even);
+  auto* o32 = reinterpret_cast<std::uint32_t*>(xt_odd);
+  for (index_t i = 0; i < w.pairs * w.Cpad; ++i) o32[i] = (e32[i] >> 16) | (e32[i + w.Cpad] << 16);
   const index_t ldb = 2 * w.Cpad;  // bf16 values per pair row of XT
   for (index_t s0 = 0; s0 < w.slices; s0 += kVChunk) {
     const int ns = int(std::min(kVChunk, w.slices - s0));
