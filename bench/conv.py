@@ -212,7 +212,7 @@ def main():
         "|---|---|---|---|---|---|---:|---:|",
     ]
     short = {"winograd": "wino", "implicit_gemm": "igemm", "gemm": "gemm", "gemm_col2im": "col2im",
-             "dot": "dot", "depthwise": "dw", "bf16_direct": "direct"}
+             "dot": "dot", "depthwise": "dw", "bf16_direct": "direct", "bf16_s2d": "s2d"}
     for name, cfg in LAYERS.items():
         fl, _, _ = flops(*cfg)
         t_ck = [median([r[name][i] for r in ours]) for i in range(3)]
@@ -285,8 +285,9 @@ def bf16_table(args, fp32_runs, short):
             f"| {' / '.join(f'{100 * v / peak:.0f}' for v in g[0])} % "
             f"| {' / '.join(f'{v:.0f}' for v in g[1])} | {' / '.join(f'{v:.0f}' for v in g[2])} "
             f"| {t_pt[0] / t_ck[0]:.2f}x | {sum(t_pt) / sum(t_ck):.2f}x |")
-    lines += ["", "direct = bf16_direct (AMX tiles straight from a padded bf16 copy of the image; "
-              "the other names as in the fp32 table)."]
+    lines += ["", "direct = bf16_direct (AMX tiles straight from a padded bf16 copy of the image); "
+              "s2d = bf16_s2d (a strided layer with few channels as bf16_direct over the image's "
+              "stride x stride phases); the other names as in the fp32 table."]
     return "\n".join(lines)
 
 
