@@ -1066,6 +1066,21 @@ for _name in ("conv2d_forward", "conv2d_backward_data", "conv2d_backward_weights
               "linear_forward", "linear_backward", "sgemm"):
     CORE_CALLS[_name + "@bf16"] = (lambda make: lambda r: dict(make(r), precision="bf16"))(
         CORE_CALLS[_name])
+# Inference extras: the max pooling fused into the convolution (bf16_direct's in-cache pooling
+# with 32 channels, the other algorithms' grouped pooling), the strided few-channel layer that
+# bf16 runs as space to depth, and max pooling without the argmax.
+CORE_CALLS["conv2d_forward@pool"] = lambda r: dict(
+    x=_f(r, 3, 32, 9, 9), weight=_f(r, 24, 32, 3, 3), bias=_f(r, 24), stride=(1, 1),
+    padding=(1, 1), dilation=(1, 1), groups=1, relu=True, precision="bf16",
+    pool=((2, 2), (2, 2), (0, 0), False))
+CORE_CALLS["conv2d_forward@pool_fp32"] = lambda r: dict(
+    x=_f(r, 2, 4, 7, 7), weight=_f(r, 6, 4, 3, 3), bias=_f(r, 6), stride=(1, 1), padding=(1, 1),
+    dilation=(1, 1), groups=1, pool=((3, 3), (2, 2), (1, 1), True))
+CORE_CALLS["conv2d_forward@s2d"] = lambda r: dict(
+    x=_f(r, 2, 3, 19, 19), weight=_f(r, 16, 3, 11, 11), bias=_f(r, 16), stride=(4, 4),
+    padding=(2, 2), dilation=(1, 1), groups=1, precision="bf16")
+CORE_CALLS["max_pool2d_forward@no_indices"] = lambda r: dict(
+    CORE_CALLS["max_pool2d_forward"](r), indices=False)
 
 
 def test_core_call_table_covers_every_public_core_function():
