@@ -336,8 +336,8 @@ def test_conv_bf16_is_close_to_the_exact_result(rng, case):
 
 
 def test_conv_algorithms_in_bf16():
-    """On AMX, bf16_direct (or the engine) runs bf16 convolutions, never Winograd or the fp32
-    dot products; without AMX the bf16 list picks what fp32 picks (Winograd and the dot
+    """On AMX, bf16_direct (or the engine) runs bf16 convolutions, never Winograd, nor the fp32
+    dot products but for fewer than 32 output channels; without AMX the bf16 list picks what fp32 picks (Winograd and the dot
     products then compute in fp32 on the rounded operands)."""
     shape = ([8, 32, 16, 16], [32, 32, 3, 3], (1, 1), (1, 1), (1, 1), 1)
     fp32 = core._conv2d_algorithms(*shape)
@@ -352,6 +352,11 @@ def test_conv_algorithms_in_bf16():
                                    precision="bf16")[0] == "implicit_gemm"
     assert core._conv2d_algorithms([8, 32, 32, 32], [32, 32, 3, 3], (2, 2), (1, 1), (1, 1), 1,
                                    precision="bf16") == ("implicit_gemm", "gemm_col2im", "gemm")
+    if INFO["bf16_path"] == "amx":
+        # fewer output channels than an AMX panel's 32 rows: the weight gradient as fp32 dot
+        # products on the rounded operands (LeNet-5's 6 and 16 channels)
+        lenet2 = ([64, 6, 14, 14], [16, 6, 5, 5], (1, 1), (0, 0), (1, 1), 1)
+        assert core._conv2d_algorithms(*lenet2, precision="bf16")[2] == "dot"
     before = cnnkit.get_conv_algorithm()
     try:
         cnnkit.set_conv_algorithm("winograd")

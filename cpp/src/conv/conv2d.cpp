@@ -125,16 +125,16 @@ void record(ConvDirection d, const char* name) { t_last[int(d)] = name; }
 // The bf16 operands of an algorithm that computes in fp32: copies rounded to bf16 (the caller's
 // arrays are never changed). Empty for fp32 or for a bf16-native algorithm.
 struct RoundedOperands {
-  std::vector<float> a, b;
+  std::unique_ptr<float[]> a, b;  // uninitialised: every value is written
   RoundedOperands(bool round, const float* x, index_t nx, const float* y, index_t ny) {
     if (!round) return;
-    a.resize(std::size_t(nx));
-    b.resize(std::size_t(ny));
-    round_bf16_f32(x, nx, a.data());
-    round_bf16_f32(y, ny, b.data());
+    a.reset(new float[std::size_t(nx)]);
+    b.reset(new float[std::size_t(ny)]);
+    round_bf16_f32(x, nx, a.get());
+    round_bf16_f32(y, ny, b.get());
   }
-  const float* first(const float* x) const { return a.empty() ? x : a.data(); }
-  const float* second(const float* y) const { return b.empty() ? y : b.data(); }
+  const float* first(const float* x) const { return a ? a.get() : x; }
+  const float* second(const float* y) const { return b ? b.get() : y; }
 };
 
 index_t src_size(const Conv2dParams& p) { return p.N * p.C * p.H * p.W; }
