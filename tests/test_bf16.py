@@ -337,8 +337,8 @@ def test_conv_bf16_is_close_to_the_exact_result(rng, case):
 
 def test_conv_algorithms_in_bf16():
     """On AMX, bf16_direct (or the engine) runs bf16 convolutions, never Winograd, nor the fp32
-    dot products but for fewer than 32 output channels; without AMX the bf16 list picks what fp32 picks (Winograd and the dot
-    products then compute in fp32 on the rounded operands)."""
+    dot products but for fewer than 32 output channels; without AMX the bf16 list picks what
+    fp32 picks (Winograd and the dot products then compute in fp32 on the rounded operands)."""
     shape = ([8, 32, 16, 16], [32, 32, 3, 3], (1, 1), (1, 1), (1, 1), 1)
     fp32 = core._conv2d_algorithms(*shape)
     bf = core._conv2d_algorithms(*shape, precision="bf16")
