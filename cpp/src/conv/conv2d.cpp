@@ -122,6 +122,15 @@ const Entry& first_applicable(const Entry (&list)[Count], const Conv2dParams& p,
 
 void record(ConvDirection d, const char* name) { t_last[int(d)] = name; }
 
+// The forward list's algorithm for p, recorded for conv2d_last_algorithm(); null for N == 0.
+const ConvForwardAlgorithm* forward_algorithm(const Conv2dParams& p) {
+  record(ConvDirection::forward, nullptr);
+  if (p.N == 0) return nullptr;
+  const ConvForwardAlgorithm& a = first_applicable(kForwardAlgorithms, p, current_policy());
+  record(ConvDirection::forward, a.name);
+  return &a;
+}
+
 // The bf16 operands of an algorithm that computes in fp32: copies rounded to bf16 (the caller's
 // arrays are never changed). Empty for fp32 or for a bf16-native algorithm.
 struct RoundedOperands {
@@ -214,13 +223,11 @@ Conv2dParams conv2d_params(index_t N, index_t C, index_t H, index_t W, index_t K
 void conv2d_forward(const Conv2dParams& p, const float* src, const float* weights,
                     const float* bias, float* dst, bool relu) {
   check_params(p);
-  record(ConvDirection::forward, nullptr);
-  if (p.N == 0) return;
-  const ConvForwardAlgorithm& a = first_applicable(kForwardAlgorithms, p, current_policy());
-  record(ConvDirection::forward, a.name);
-  const bool round = p.precision == Precision::bf16 && !a.bf16_native;
-  const RoundedOperands r(round, src, src_size(p), weights, weight_size(p));
-  a.run(p, r.first(src), r.second(weights), bias, dst, relu);
+  const ConvForwardAlgorithm* a = forward_algorithm(p);
+  if (a == nullptr) return;
+  const RoundedOperands r(p.precision == Precision::bf16 && !a->bf16_native, src, src_size(p),
+                          weights, weight_size(p));
+  a->run(p, r.first(src), r.second(weights), bias, dst, relu);
 }
 
 void conv2d_max_pool_forward(const Conv2dParams& p, const float* src, const float* weights,
@@ -232,25 +239,12 @@ void conv2d_max_pool_forward(const Conv2dParams& p, const float* src, const floa
     throw_invalid(op, ": the pooling is over ", pool.planes, " planes of ", pool.H, " x ", pool.W,
                   " but the convolution's output is ", p.N * p.K, " planes of ", p.Ho, " x ", p.Wo);
   }
-  record(ConvDirection::forward, nullptr);
-  if (p.N == 0) return;
-  const ConvForwardAlgorithm& a = first_applicable(kForwardAlgorithms, p, current_policy());
-  record(ConvDirection::forward, a.name);
-  const bool round = p.precision == Precision::bf16 && !a.bf16_native;
-  const RoundedOperands r(round, src, src_size(p), weights, weight_size(p));
-  if (a.run_pooled) {
-    Pool2dPlane q;
-    q.H = p.Ho;
-    q.W = p.Wo;
-    q.Ho = pool_out_h(pool);
-    q.Wo = pool_out_w(pool);
-    q.kh = pool.kh;
-    q.kw = pool.kw;
-    q.sh = pool.sh;
-    q.sw = pool.sw;
-    q.ph = pool.ph;
-    q.pw = pool.pw;
-    a.run_pooled(p, r.first(src), r.second(weights), bias, relu, q, dst);
+  const ConvForwardAlgorithm* a = forward_algorithm(p);
+  if (a == nullptr) return;
+  const RoundedOperands r(p.precision == Precision::bf16 && !a->bf16_native, src, src_size(p),
+                          weights, weight_size(p));
+  if (a->run_pooled) {
+    a->run_pooled(p, r.first(src), r.second(weights), bias, relu, pool2d_plane(pool), dst);
     return;
   }
   // Images in groups whose unpooled output (about 4 MB, at least a thread's worth of images)
@@ -267,7 +261,7 @@ void conv2d_max_pool_forward(const Conv2dParams& p, const float* src, const floa
     g.N = std::min(group, p.N - n0);
     Pool2dParams gp = pool;
     gp.planes = g.N * p.K;
-    a.run(g, r.first(src) + n0 * img_in, r.second(weights), bias, y.get(), relu);
+    a->run(g, r.first(src) + n0 * img_in, r.second(weights), bias, y.get(), relu);
     max_pool2d_forward(gp, y.get(), dst + n0 * pooled, nullptr);
   }
 }

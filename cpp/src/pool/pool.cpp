@@ -35,7 +35,14 @@ namespace {
 
 index_t floor_div(index_t a, index_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
-Pool2dPlane plane_of(const Pool2dParams& p) {
+// Planes per thread below which threading costs more than it saves (~64K elements).
+index_t min_planes(index_t plane_elems) {
+  return std::max<index_t>(1, (index_t(1) << 16) / std::max<index_t>(1, plane_elems));
+}
+
+}  // namespace
+
+Pool2dPlane pool2d_plane(const Pool2dParams& p) {
   Pool2dPlane q;
   q.H = p.H;
   q.W = p.W;
@@ -49,13 +56,6 @@ Pool2dPlane plane_of(const Pool2dParams& p) {
   q.pw = p.pw;
   return q;
 }
-
-// Planes per thread below which threading costs more than it saves (~64K elements).
-index_t min_planes(index_t plane_elems) {
-  return std::max<index_t>(1, (index_t(1) << 16) / std::max<index_t>(1, plane_elems));
-}
-
-}  // namespace
 
 index_t pool_output_size(index_t in, index_t k, index_t s, index_t p, bool ceil_mode) {
   index_t out = floor_div(in + 2 * p - k + (ceil_mode ? s - 1 : 0), s) + 1;
@@ -136,7 +136,7 @@ void maxpool2d_fwd_f32_ref(const float* src, float* dst, std::int64_t* indices,
 
 void max_pool2d_forward(const Pool2dParams& p, const float* src, float* dst, index_t* indices) {
   validate(p, "max_pool2d");
-  const Pool2dPlane q = plane_of(p);
+  const Pool2dPlane q = pool2d_plane(p);
   const MaxPool2dFwd kernel = kernels().pool.max_pool2d_fwd;
   parallel_ranges(p.planes, min_planes(p.H * p.W), [&](index_t b, index_t e) {
     kernel(src + b * p.H * p.W, dst + b * q.Ho * q.Wo,

@@ -20,6 +20,10 @@ struct Pool2dPlane {
 using MaxPool2dFwd = void (*)(const float* src, float* dst, std::int64_t* indices,
                               const Pool2dPlane& p, std::int64_t planes);
 
+struct Pool2dParams;
+// The plane geometry of p (its output size computed): what the kernels take. pool.cpp.
+Pool2dPlane pool2d_plane(const Pool2dParams& p);
+
 struct PoolKernels {
   MaxPool2dFwd max_pool2d_fwd = nullptr;
 };
