@@ -19,6 +19,7 @@ import copy
 
 import numpy as np
 
+from .._args import as_pair
 from .activation import ReLU
 from .conv import Conv2d
 from .linear import Linear
@@ -134,8 +135,6 @@ def _fuse_sequence(seq: Sequential) -> None:
 
 def _pool_window(pool: MaxPool2d):
     """(kernel, stride, padding, ceil_mode) of a MaxPool2d, as pairs."""
-    from .._args import as_pair
-
     op = "MaxPool2d"
     return (as_pair(pool.kernel_size, "kernel_size", op), as_pair(pool.stride, "stride", op),
             as_pair(pool.padding, "padding", op), bool(pool.ceil_mode))
