@@ -204,3 +204,43 @@ def test_grad_accumulator_receives_leaf_gradients_until_removed():
         w.register_grad_accumulator(3)
     with pytest.raises(RuntimeError, match="only leaf tensors"):
         (w * 1).register_grad_accumulator(lambda t, g: None)
+
+
+def test_leaf_gradients_never_alias_other_arrays(rng):
+    """A leaf's .grad may be the very array a cnnkit function returned (no copy of AlexNet's
+    151 MB weight gradient), but never an array anything else holds: the upstream gradient,
+    the same array handed to two inputs, the caller's seed, or one a user Function keeps."""
+    a, b = leaf(rng.standard_normal((3, 4)).astype(np.float32)), leaf(
+        rng.standard_normal((3, 4)).astype(np.float32))
+    seed = np.ones((3, 4), np.float32)
+    (a + b).backward(seed)  # Add hands the upstream gradient to both inputs
+    assert a.grad is not b.grad and a.grad is not seed and b.grad is not seed
+    a.grad[...] = 5.0  # in place, as zero_grad(set_to_none=False) does
+    assert np.all(b.grad == 1.0) and np.all(seed == 1.0)
+
+    kept = np.full((2,), 7.0, np.float32)
+
+    class KeepsItsGradient(ck.autograd.Function):
+        def forward(self, x):
+            return x * 2
+
+        def backward(self, g):
+            return kept
+
+    x = leaf(np.zeros(2, np.float32))
+    KeepsItsGradient.apply(x).backward(np.ones(2, np.float32))
+    assert x.grad is not kept
+    x.grad[...] = 0.0
+    assert np.all(kept == 7.0)
+
+    # a convolution's and a linear layer's weight gradients: correct, owned by the leaf
+    conv = ck.nn.Conv2d(2, 3, 3)
+    fc = ck.nn.Linear(3 * 3 * 3, 2)
+    inp = ck.tensor(rng.standard_normal((2, 2, 5, 5)).astype(np.float32))
+    fc(conv(inp).reshape(2, -1)).sum().backward()
+    for p in (conv.weight, fc.weight):
+        assert p.grad.shape == p.shape and p.grad.flags.writeable
+    g1 = conv.weight.grad.copy()
+    conv.weight.grad = None
+    fc(conv(inp).reshape(2, -1)).sum().backward()
+    np.testing.assert_array_equal(conv.weight.grad, g1)
