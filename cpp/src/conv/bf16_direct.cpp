@@ -53,6 +53,8 @@ index_t round_up_tile(index_t v) { return (v + kTile - 1) / kTile * kTile; }
 struct DirectPlan {
   index_t Cpad, slices, Hp, Wp, plane, panels;
   bool rows;                 // runs within output rows (Wo >= 16), else 32 consecutive v per block
+  bool planes;               // rows, and the runs tile them exactly (Wo % 16 == 0): a panel's
+                             // partial sums are its output planes as they are
   index_t runs, blocks;      // runs of 16 pixels; blocks of two runs
   index_t runs_per_row;      // (rows) ceil(Wo / 16)
   std::vector<index_t> off;  // per slice (tap, channel chunk): offset into Xp (bf16 values)
@@ -65,6 +67,7 @@ struct DirectPlan {
     Hp = p.H + 2 * p.pad_h;
     Wp = p.W + 2 * p.pad_w;
     rows = p.Wo >= kTile / 2;
+    planes = rows && p.Wo % (kTile / 2) == 0;
     runs_per_row = (p.Wo + kTile / 2 - 1) / (kTile / 2);
     runs = rows ? p.Ho * runs_per_row : (p.Ho * Wp + kTile / 2 - 1) / (kTile / 2);
     blocks = (runs + 1) / 2;
@@ -156,8 +159,7 @@ void store_runs(const Conv2dParams& p, const DirectPlan& d, const float* c, inde
   auto segment = [&](index_t col, index_t dst, index_t len) {
     rows(c + col, ldc, int(m), len, bias ? bias + k0 : nullptr, relu, yk + dst, HoWo);
   };
-  if (d.rows && p.Wo % (kTile / 2) == 0) {
-    // runs tile the output rows exactly: the partial sums are Y's rows as they are
+  if (d.planes) {
     segment((r0 % 2) * (kTile / 2), r0 * (kTile / 2), (r1 - r0) * (kTile / 2));
     return;
   }
@@ -186,7 +188,7 @@ void pool_panel(const Conv2dParams& p, const DirectPlan& d, float* c, index_t ld
   const index_t k0 = panel * kTile, m = std::min(kTile, p.K - k0), HoWo = p.Ho * p.Wo;
   const MaxPool2dFwd max_pool = kernels().pool.max_pool2d_fwd;
   float* out = yq + k0 * pool.Ho * pool.Wo;
-  if (d.rows && p.Wo % (kTile / 2) == 0) {
+  if (d.planes) {
     kernels().conv.bias_relu_rows(c, ldc, int(m), HoWo, bias ? bias + k0 : nullptr, relu, c, ldc);
     for (index_t i = 0; i < m; ++i)
       max_pool(c + i * ldc, out + i * pool.Ho * pool.Wo, nullptr, pool, 1);
@@ -214,7 +216,7 @@ void direct_forward(const Conv2dParams& p, const float* src, const float* weight
   const index_t q_img = pool ? p.K * pool->Ho * pool->Wo : 0;  // a pooled image
   const index_t ldc = d.blocks * kTile;  // partial sums of a panel: 32 rows x all runs
   if (p.N >= nt || nt == 1) {
-    const std::size_t plane = pool ? std::size_t(kTile * HoWo) : 0;
+    const std::size_t plane = pool && !d.planes ? std::size_t(kTile * HoWo) : 0;
     const std::size_t per =
         std::size_t(d.image_values()) / 2 + std::size_t(kTile * ldc) + plane + 16;
     float* ws = thread_workspace(1, per * std::size_t(nt));
