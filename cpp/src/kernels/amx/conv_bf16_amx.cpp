@@ -8,6 +8,7 @@
 #include <immintrin.h>
 
 #include "conv/conv_kernels.hpp"
+#include "kernels/amx/sums_amx.hpp"
 
 namespace cnnkit {
 namespace amx {
@@ -23,25 +24,7 @@ template <bool kTwoRows>
 void blocks_impl(const std::uint16_t* a, int slices, const std::uint16_t* x,
                  const std::int64_t* runs, int blocks, const std::int64_t* off, std::int64_t stride,
                  float* c, std::int64_t ldc, bool add_to_c) {
-  const std::int64_t sc = ldc * std::int64_t(sizeof(float));
-  auto start_sums = [&](float* cb) {
-    if (add_to_c) {
-      _tile_loadd(0, cb, sc);
-      _tile_loadd(1, cb + 16, sc);
-      if (kTwoRows) {
-        _tile_loadd(2, cb + 16 * ldc, sc);
-        _tile_loadd(3, cb + 16 * ldc + 16, sc);
-      }
-    } else {
-      _tile_zero(0);
-      _tile_zero(1);
-      if (kTwoRows) {
-        _tile_zero(2);
-        _tile_zero(3);
-      }
-    }
-  };
-  start_sums(c);
+  start_sums<kTwoRows>(c, ldc, add_to_c);
   _tile_loadd(4, a, 64);
   _tile_loadd(6, x + runs[0] + off[0], stride);
   _tile_loadd(7, x + runs[1] + off[0], stride);
@@ -75,13 +58,8 @@ void blocks_impl(const std::uint16_t* a, int slices, const std::uint16_t* x,
       }
     }
     float* cb = c + 32 * b;
-    _tile_stored(0, cb, sc);
-    _tile_stored(1, cb + 16, sc);
-    if (kTwoRows) {
-      _tile_stored(2, cb + 16 * ldc, sc);
-      _tile_stored(3, cb + 16 * ldc + 16, sc);
-    }
-    if (b + 1 < blocks) start_sums(cb + 32);
+    store_sums<kTwoRows>(cb, ldc);
+    if (b + 1 < blocks) start_sums<kTwoRows>(cb + 32, ldc, add_to_c);
   }
 }
 

@@ -22,6 +22,7 @@
 #include <cstring>
 
 #include "gemm/gemm_kernels.hpp"
+#include "kernels/amx/sums_amx.hpp"
 #include "runtime/peak_kernels.hpp"
 
 namespace cnnkit {
@@ -172,36 +173,17 @@ void bf16_ukr_32x32(int m, int n, std::int64_t kp, const bf16_t* a, const bf16_t
 template <bool kTwoRows>
 int row_blocks(int m, int n, std::int64_t kp, const bf16_t* a, const bf16_t* b, float* c,
                std::int64_t ldc, const UkrEpilogue& ep) {
-  const std::int64_t panel = kp * kBf16Nr, ldc_bytes = ldc * std::int64_t(sizeof(float));
+  const std::int64_t panel = kp * kBf16Nr;
   const int full = n / kBf16Nr;
   const bool epilogue = ep.bias_row || ep.bias_col || ep.relu;
   if (full > 0) load_slice<kTwoRows, true>(a, b);
   for (int j = 0; j < full; ++j) {
     float* cj = c + j * kBf16Nr;
-    if (ep.beta == 1.0f) {
-      _tile_loadd(0, cj, ldc_bytes);
-      _tile_loadd(1, cj + 16, ldc_bytes);
-      if (kTwoRows) {
-        _tile_loadd(2, cj + 16 * ldc, ldc_bytes);
-        _tile_loadd(3, cj + 16 * ldc + 16, ldc_bytes);
-      }
-    } else {
-      _tile_zero(0);
-      _tile_zero(1);
-      if (kTwoRows) {
-        _tile_zero(2);
-        _tile_zero(3);
-      }
-    }
+    start_sums<kTwoRows>(cj, ldc, ep.beta == 1.0f);
     const bool more = j + 1 < full;
     accumulate<kTwoRows, true>(kp, a, b + j * panel, more ? a : nullptr,
                                more ? b + (j + 1) * panel : nullptr);
-    _tile_stored(0, cj, ldc_bytes);
-    _tile_stored(1, cj + 16, ldc_bytes);
-    if (kTwoRows) {
-      _tile_stored(2, cj + 16 * ldc, ldc_bytes);
-      _tile_stored(3, cj + 16 * ldc + 16, ldc_bytes);
-    }
+    store_sums<kTwoRows>(cj, ldc);
     if (epilogue) {
       UkrEpilogue e = ep;
       e.bias_col = ep.bias_col ? ep.bias_col + j * kBf16Nr : nullptr;
@@ -231,11 +213,8 @@ void bf16_row_32(int m, int n, std::int64_t kp, const bf16_t* a, const bf16_t* b
 
 void bf16_accumulate_block(const bf16_t* a, std::int64_t lda, const bf16_t* b, std::int64_t ldb,
                            int slices, float* c, std::int64_t ldc) {
-  const std::int64_t sa = lda * 2, sb = ldb * 2, sc = ldc * 4;  // bytes
-  _tile_loadd(0, c, sc);
-  _tile_loadd(1, c + 16, sc);
-  _tile_loadd(2, c + 16 * ldc, sc);
-  _tile_loadd(3, c + 16 * ldc + 16, sc);
+  const std::int64_t sa = lda * 2, sb = ldb * 2;  // bytes
+  start_sums<true>(c, ldc, true);
   // software-pipelined as the direct convolution's kernel (conv_bf16_amx.cpp)
   _tile_loadd(4, a, sa);
   _tile_loadd(6, b, sb);
@@ -256,10 +235,7 @@ void bf16_accumulate_block(const bf16_t* a, std::int64_t lda, const bf16_t* b, s
       _tile_loadd(7, bn + 32, sb);
     }
   }
-  _tile_stored(0, c, sc);
-  _tile_stored(1, c + 16, sc);
-  _tile_stored(2, c + 16 * ldc, sc);
-  _tile_stored(3, c + 16 * ldc + 16, sc);
+  store_sums<true>(c, ldc);
 }
 
 // The bf16 peak probe: 4 independent tile accumulators, A and B tiles loaded once.
