@@ -43,6 +43,14 @@ inline __mmask16 first(std::int64_t k) {
   return k >= 16 ? __mmask16(0xFFFF) : k <= 0 ? __mmask16(0) : __mmask16((1u << k) - 1);
 }
 
+// The int32 argmax lanes mo of bidx, widened to int64, at id.
+inline void store_indices(std::int64_t* id, __m512i bidx, __mmask16 mo) {
+  const __m512i lo64 = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(bidx));
+  const __m512i hi64 = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(bidx, 1));
+  _mm512_mask_storeu_epi64(id, __mmask8(mo & 0xFF), lo64);
+  _mm512_mask_storeu_epi64(id + 8, __mmask8(mo >> 8), hi64);
+}
+
 // m (1..16) outputs starting at column j0 of output row [h0, h1); indices when kIndices.
 template <int kStride, bool kIndices>
 inline void vector_outputs(const float* x, const Pool2dPlane& p, std::int64_t h0, std::int64_t h1,
@@ -78,10 +86,7 @@ inline void vector_outputs(const float* x, const Pool2dPlane& p, std::int64_t h0
   }
   _mm512_mask_storeu_ps(y, mo, best);
   if (!kIndices) return;
-  const __m512i lo64 = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(bidx));
-  const __m512i hi64 = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(bidx, 1));
-  _mm512_mask_storeu_epi64(id, __mmask8(mo & 0xFF), lo64);
-  _mm512_mask_storeu_epi64(id + 8, __mmask8(mo >> 8), hi64);
+  store_indices(id, bidx, mo);
 }
 
 // The common 2 x 2 window at stride 2 with every window inside the plane: 16 outputs from two
@@ -128,10 +133,7 @@ void planes_2x2(const float* src, float* dst, std::int64_t* indices, const Pool2
         _mm512_mask_storeu_ps(y + i * p.Wo + j, mo, best);
         if (kIndices) {
           std::int64_t* id = indices + c * HWo + i * p.Wo + j;
-          const __m512i lo64 = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(bidx));
-          const __m512i hi64 = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(bidx, 1));
-          _mm512_mask_storeu_epi64(id, __mmask8(mo & 0xFF), lo64);
-          _mm512_mask_storeu_epi64(id + 8, __mmask8(mo >> 8), hi64);
+          store_indices(id, bidx, mo);
         }
       }
     }
