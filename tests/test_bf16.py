@@ -464,11 +464,47 @@ def test_linear_and_matmul_under_autocast(bf16_path, rng):
     assert rel_err(m.grad, bf16(a.numpy()).T.astype(np.float64) @ bf16(g)) <= 1e-5
 
 
-def test_matmul_of_other_operands_under_autocast_is_refused():
-    a = cnnkit.tensor(np.ones((2, 3, 4), np.float32))
+@pytest.mark.parametrize("sa, sb", [((3, 20, 40), (40, 30)), ((2, 1, 5, 40), (3, 40, 7)),
+                                     ((40,), (2, 40, 6)), ((4, 40), (40,)), ((40,), (40,))])
+def test_batched_and_vector_matmul_under_autocast(bf16_path, rng, sa, sb):
+    """N-D and 1-D float32 operands compute in bf16 too (issue 16): every SGEMM of the batch,
+    forward and both gradients, with bf16 operands and float32 sums."""
+    av = rng.standard_normal(sa).astype(np.float32)
+    bv = rng.standard_normal(sb).astype(np.float32)
+    a = cnnkit.tensor(av, requires_grad=True)
+    b = cnnkit.tensor(bv, requires_grad=True)
+    with cnnkit.autocast():
+        c = a @ b
+    g = rng.standard_normal(c.shape).astype(np.float32)
+    c.backward(cnnkit.tensor(g))
+    A, B, G = (bf16(v).astype(np.float64) for v in (av, bv, g))
+    a2 = A[None] if A.ndim == 1 else A
+    b2 = B[:, None] if B.ndim == 1 else B
+    batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+    A2 = np.broadcast_to(a2, batch + a2.shape[-2:])
+    B2 = np.broadcast_to(b2, batch + b2.shape[-2:])
+    G2 = G.reshape(batch + (A2.shape[-2], B2.shape[-1]))
+    assert rel_err(c.numpy(), np.matmul(A, B)) <= 1e-5
+
+    def reduce(d, shape):  # sum over the batch dims the operand broadcast
+        d = d.sum(axis=tuple(range(d.ndim - len(shape))))
+        return d.sum(axis=tuple(i for i, n in enumerate(shape) if n == 1), keepdims=True)
+
+    da = reduce(np.einsum("...mn,...kn->...mk", G2, B2), a2.shape)
+    db = reduce(np.einsum("...mk,...mn->...kn", A2, G2), b2.shape)
+    assert rel_err(a.grad, da.reshape(av.shape)) <= 1e-5
+    assert rel_err(b.grad, db.reshape(bv.shape)) <= 1e-5
+
+
+def test_matmul_of_other_dtypes_under_autocast_is_refused():
+    a = cnnkit.Tensor(np.ones((2, 3, 4)), dtype=np.float64)
     b = cnnkit.tensor(np.ones((4, 5), np.float32))
-    with cnnkit.autocast(), pytest.raises(TypeError, match="matmul: under autocast"):
+    with cnnkit.autocast(), pytest.raises(
+            TypeError, match=r"matmul: under autocast both operands must be float32 .*got "
+                             r"float64 @ float32 \(a: \[2, 3, 4\], b: \[4, 5\]\)"):
         a @ b
+    with cnnkit.autocast(), pytest.raises(TypeError, match="matmul: under autocast"):
+        cnnkit.tensor(np.ones((2, 3), np.int64)) @ cnnkit.tensor(np.ones((3, 2), np.int64))
 
 
 @pytest.mark.parametrize("kind", ["local", "tiled"])

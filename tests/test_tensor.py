@@ -115,6 +115,213 @@ def test_matmul_vectors_and_batches():
     np.testing.assert_allclose(v.grad, av.sum(axis=(0, 1)), rtol=1e-5)
 
 
+# ---------------------------------------------------------------- matmul through SGEMM (issue 16)
+def matmul_reference(a, b, g):
+    """float64 ``a @ b`` and its gradients for the upstream gradient ``g``, plainly: 1-D operands
+    promoted, the batch broadcast, each gradient summed over the batch dims its operand
+    broadcast, the promotions undone."""
+    a, b, g = (np.asarray(v, np.float64) for v in (a, b, g))
+    a2 = a[None, :] if a.ndim == 1 else a
+    b2 = b[:, None] if b.ndim == 1 else b
+    batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+    A = np.broadcast_to(a2, batch + a2.shape[-2:])
+    B = np.broadcast_to(b2, batch + b2.shape[-2:])
+    G = g.reshape(batch + (A.shape[-2], B.shape[-1]))
+    out = np.einsum("...mk,...kn->...mn", A, B)
+    dA = np.einsum("...mn,...kn->...mk", G, B)
+    dB = np.einsum("...mk,...mn->...kn", A, G)
+
+    def reduce(d, shape):
+        d = d.sum(axis=tuple(range(d.ndim - len(shape)))) if d.ndim > len(shape) else d
+        return d.sum(axis=tuple(i for i, n in enumerate(shape) if n == 1), keepdims=True)
+
+    out_shape = batch + a2.shape[-2:-1] * (a.ndim > 1) + b2.shape[-1:] * (b.ndim > 1)
+    return (out.reshape(out_shape), reduce(dA, a2.shape).reshape(a.shape),
+            reduce(dB, b2.shape).reshape(b.shape))
+
+
+MATMUL_SHAPES = [
+    ((5,), (5,)), ((5,), (5, 3)), ((4, 5), (5,)), ((4, 5), (5, 3)),
+    ((2, 4, 5), (5, 3)), ((4, 5), (2, 5, 3)), ((2, 4, 5), (2, 5, 3)), ((1, 4, 5), (3, 5, 2)),
+    ((2, 1, 3, 4), (5, 4, 6)), ((5,), (2, 5, 3)), ((2, 3, 4, 5), (5,)),
+    ((3, 1, 4, 5), (1, 2, 5, 1)),
+    # zero-size dims: batch, rows, columns, inner
+    ((0, 3, 4), (4, 5)), ((2, 0, 4), (4, 5)), ((2, 3, 4), (4, 0)), ((2, 3, 0), (0, 5)),
+    ((3, 0), (0, 4)), ((0,), (0,)), ((2, 1, 3, 4), (0, 4, 2)), ((0, 1, 3, 4), (2, 4, 2)),
+]
+
+
+def check_matmul(av, bv, rng, rtol=2e-5):
+    a, b = ck.tensor(av, requires_grad=True), ck.tensor(bv, requires_grad=True)
+    # the tensors copy their data: run on the given (possibly strided) arrays themselves
+    a.data, b.data = av, bv
+    out = a @ b
+    g = rng.standard_normal(out.shape).astype(np.float32)
+    out.backward(g)
+    want, da, db = matmul_reference(av, bv, g)
+    assert out.dtype == np.float32 and out.shape == want.shape
+    for got, ref in ((out.data, want), (a.grad, da), (b.grad, db)):
+        assert got.shape == ref.shape and got.dtype == np.float32
+        scale = max(1.0, float(np.abs(ref).max()) if ref.size else 1.0)
+        np.testing.assert_allclose(got, ref, rtol=rtol, atol=rtol * scale)
+
+
+@pytest.mark.parametrize("sa, sb", MATMUL_SHAPES, ids=lambda s: "x".join(map(str, s)) or "0d")
+def test_matmul_shapes_forward_and_gradients_match_float64(sa, sb, rng):
+    check_matmul(rng.standard_normal(sa).astype(np.float32),
+                 rng.standard_normal(sb).astype(np.float32), rng)
+
+
+def strided_operands(rng):
+    """Operands sgemm reads in place (transposed views, row slices, batch steps, Fortran order)
+    and ones it cannot (column steps, negative strides, broadcast zero strides, a Fortran-ordered
+    batch), as [a, b] pairs."""
+    big = rng.standard_normal((4, 9, 12)).astype(np.float32)
+    w = rng.standard_normal((6, 7)).astype(np.float32)
+    return [
+        (big[:, :5, :7], w.T),                                  # row slices @ a .T view
+        (big[::2, 1:4, 2:9], w.T),                              # batch step
+        (np.asfortranarray(big[0, :5, :7]), w.T),               # Fortran order
+        (big[:, ::2, :7], w.T),                                 # row step
+        (big[:, :5, ::3], w.T[::2]),                            # column steps
+        (big[::-1, ::-1, :7], w.T[::-1]),                       # negative strides
+        (np.swapaxes(big[:, :7, :5], -1, -2), w.T),             # every matrix transposed
+        (np.asfortranarray(big[:2, :5, :7]), w.T),              # Fortran-ordered batch
+        (np.broadcast_to(w.T[None, :5, :], (3, 5, 6)), w),      # zero batch stride
+        (big[0, :5, 0], big[1, :5, :3]),                        # 1-D with a stride
+        (big[1, :3, :5], big[2, 0, :5]),
+        (big[:3, :4, :6], np.swapaxes(big[:3, :5, 6:], -1, -2)),  # [3,4,6] @ [3,6,5] views
+    ]
+
+
+def test_matmul_non_contiguous_inputs_match_float64(rng):
+    for av, bv in strided_operands(rng):
+        check_matmul(av, bv, rng)
+
+
+def test_matmul_batch_errors_name_matmul_and_both_shapes():
+    def mm(sa, sb):
+        return ck.tensor(np.ones(sa, np.float32)) @ ck.tensor(np.ones(sb, np.float32))
+
+    for sa, sb, match in [
+        ((2, 3, 4), (3, 4, 5), r"matmul: batch dimensions \[2\] of a and \[3\] of b do not "
+                               r"broadcast \(a: \[2, 3, 4\], b: \[3, 4, 5\]\)"),
+        ((2, 1, 3, 4), (3, 2, 4, 5), r"batch dimensions \[2, 1\] of a and \[3, 2\] of b"),
+        ((3, 4), (5, 6), r"matmul: a's last dimension \(4\) must equal b's second-to-last "
+                         r"dimension \(5\) \(a: \[3, 4\], b: \[5, 6\]\)"),
+        ((2, 3, 4), (3,), r"matmul: a's last dimension \(4\) must equal b's only dimension "
+                          r"\(3\) \(a: \[2, 3, 4\], b: \[3\]\)"),
+        ((4,), (2, 3, 5), r"a's last dimension \(4\) must equal b's second-to-last"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            mm(sa, sb)
+        with pytest.raises(ValueError):  # numpy rejects the same pairs
+            np.matmul(np.ones(sa), np.ones(sb))
+    with pytest.raises(ValueError, match=r"matmul: a must have at least 1 dimension.*a: \[\]"):
+        ck.tensor(np.float32(2.0)) @ ck.tensor(np.ones(3, np.float32))
+    with pytest.raises(ValueError, match=r"matmul: b must have at least 1 dimension"):
+        ck.tensor(np.ones(3, np.float32)) @ ck.tensor(np.float32(2.0))
+
+
+class _NoBlas:
+    """numpy, minus every function that would hand float32 data to OpenBLAS."""
+
+    def __getattr__(self, name):
+        if name in ("matmul", "dot", "vdot", "inner", "outer", "einsum", "tensordot"):
+            def refuse(*args, **kwargs):
+                raise AssertionError(f"np.{name} called on a float32 matmul path")
+            return refuse
+        return getattr(np, name)
+
+
+class _CountingCore:
+    def __init__(self, core):
+        self.core, self.calls = core, 0
+
+    def sgemm(self, *args, **kwargs):
+        self.calls += 1
+        return self.core.sgemm(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.core, name)
+
+
+def test_float32_matmul_never_calls_numpy_matmul(monkeypatch, rng):
+    import cnnkit.ops.arithmetic as arithmetic
+    import cnnkit.ops.gemm as gemm
+
+    f32 = np.float32
+    cases = [(rng.standard_normal(sa).astype(f32), rng.standard_normal(sb).astype(f32))
+             for sa, sb in MATMUL_SHAPES] + strided_operands(rng)
+    counting = _CountingCore(gemm._core)
+    monkeypatch.setattr(gemm, "np", _NoBlas())
+    monkeypatch.setattr(arithmetic, "np", _NoBlas())
+    monkeypatch.setattr(gemm, "_core", counting)
+    for av, bv in cases:
+        a, b = ck.tensor(av, requires_grad=True), ck.tensor(bv, requires_grad=True)
+        a.data, b.data = av, bv
+        counting.calls = 0
+        out = a @ b
+        out.backward(np.ones(out.shape, np.float32))
+        batch = np.broadcast_shapes(av.shape[:-2], bv.shape[:-2])
+        if np.prod(batch) > 0:  # forward, dA, dB: at least one sgemm each
+            assert counting.calls >= 3, (av.shape, bv.shape, counting.calls)
+
+
+def test_matmul_folds_a_batch_times_a_matrix_into_one_gemm(monkeypatch, rng):
+    """[B, M, K] @ [K, N] (Linear on 3-D input) is one [B*M, K] x [K, N] GEMM forward and one
+    GEMM per gradient; a broadcast batch is one GEMM per matrix."""
+    import cnnkit.ops.gemm as gemm
+
+    counting = _CountingCore(gemm._core)
+    monkeypatch.setattr(gemm, "_core", counting)
+    for sa, sb, calls in [((3, 4, 5, 6), (6, 2), 3), ((4, 5, 6), (1, 6, 2), 3),
+                          ((2, 4, 5), (2, 5, 3), 2 + 2 + 2), ((2, 1, 3, 4), (5, 4, 6), 10 * 3)]:
+        counting.calls = 0
+        av = rng.standard_normal(sa).astype(np.float32)
+        bv = rng.standard_normal(sb).astype(np.float32)
+        a, b = ck.tensor(av, requires_grad=True), ck.tensor(bv, requires_grad=True)
+        out = a @ b
+        g = rng.standard_normal(out.shape).astype(np.float32)
+        out.backward(g)
+        assert counting.calls == calls, (sa, sb, counting.calls)
+        want, da, db = matmul_reference(av, bv, g)
+        np.testing.assert_allclose(out.data, want, rtol=2e-5, atol=2e-5)
+        np.testing.assert_allclose(a.grad, da, rtol=2e-5, atol=2e-5)
+        np.testing.assert_allclose(b.grad, db, rtol=2e-5, atol=2e-5)
+
+
+def test_matmul_results_and_gradients_are_arrays_of_their_own(rng):
+    """The GEMMs write into the result array itself (no view of a temporary), so autograd can
+    adopt a gradient as a leaf's .grad without copying it."""
+    from cnnkit.ops.gemm import MatMul
+
+    for sa, sb in [((4, 6), (6, 2)), ((3, 4, 6), (6, 2)), ((6,), (6, 2)), ((2, 1, 3, 6), (5, 6, 2)),
+                   ((2, 3, 6), (6,)), ((6,), (6,))]:
+        fn = MatMul()
+        fn.needs_input_grad = (True, True)
+        av = rng.standard_normal(sa).astype(np.float32)
+        bv = rng.standard_normal(sb).astype(np.float32)
+        out = fn.forward(av, bv)
+        da, db = fn.backward(np.ones(out.shape, np.float32))
+        for x, shape in ((out, out.shape), (da, sa), (db, sb)):
+            assert x.base is None and x.flags.c_contiguous and x.shape == shape
+
+
+def test_matmul_of_other_dtypes_keeps_numpy_semantics():
+    a64 = np.arange(12, dtype=np.float64).reshape(3, 4) / 7
+    b64 = np.arange(8, dtype=np.float64).reshape(4, 2) / 3
+    out = ck.Tensor(a64, dtype=np.float64) @ ck.Tensor(b64, dtype=np.float64)
+    # computed in float64 by numpy, stored as float32 like every cnnkit op's result
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out.data, (a64 @ b64).astype(np.float32))
+    ia = np.arange(6, dtype=np.int64).reshape(2, 3) * 1_000_003
+    ib = np.arange(6, dtype=np.int64).reshape(3, 2)
+    iout = ck.tensor(ia) @ ck.tensor(ib)
+    assert iout.dtype == np.int64
+    np.testing.assert_array_equal(iout.data, ia @ ib)  # exact integers, no float rounding
+
+
 def test_shape_ops_gradients():
     v = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
     a = leaf(v)

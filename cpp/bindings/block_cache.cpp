@@ -6,8 +6,9 @@
 // step, freeing most activations at once, does. Either way every such output page-faults and
 // is zeroed by the kernel again on each step (AlexNet's fully connected weight gradients: 151 +
 // 67 MB; cifar_cnn's 8-16 MB activations at batch 128: 7 % of a bf16 training step in
-// clear_page, measured by perf). Freed blocks of 1 MiB and more are kept here, keyed by size, up
-// to a bounded total, and handed out again.
+// clear_page, measured by perf). Freed blocks of 128 KiB and more are kept here, keyed by size,
+// up to a bounded total, and handed out again. This is cnnkit's alone: glibc's thresholds
+// (mallopt) are never changed, so other libraries in the process behave as without cnnkit.
 #include <cstdlib>
 #include <iterator>
 #include <map>

@@ -43,7 +43,7 @@ void bind_runtime(py::module_& m) {
     d["best_isa"] = isa_name(best_isa());
     d["isa"] = isa_name(active_isa());
     d["num_threads"] = get_num_threads();
-    d["openmp"] = openmp_enabled();
+    d["thread_binding"] = thread_binding();
     const SgemmTile tile = sgemm_tile();
     d["sgemm_tile"] = py::make_tuple(tile.mr, tile.nr);
     d["bf16_path"] = bf16_path();
@@ -81,6 +81,13 @@ void bind_runtime(py::module_& m) {
       py::arg("name"));
   m.def("get_num_threads", &get_num_threads);
   m.def("set_num_threads", &set_num_threads, py::arg("n"));
+  m.def(
+      "_thread_team_probe",
+      [](int nt, int rounds, int throw_thread) {
+        py::gil_scoped_release release;
+        return thread_team_probe(nt, rounds, throw_thread);
+      },
+      py::arg("nt"), py::arg("rounds") = 3, py::arg("throw_thread") = -1);
   m.def(
       "fma_peak_gflops",
       [](int threads, double seconds, int repeats) {

@@ -1,22 +1,12 @@
 """cnnkit: convolutional neural networks on the CPU.
 
-A C++17 core (OpenMP threads, AVX-512/AVX2 kernels chosen at run time, a reference path for
+A C++17 core (its own thread runtime, AVX-512/AVX2 kernels chosen at run time, a reference path for
 every op) under a PyTorch-style Python API.
 """
 
 from __future__ import annotations
 
 import os
-
-# OpenMP threads that finish a parallel region spin for a while before sleeping (libgomp's
-# default is ~300,000 spins). When anything else wants a core (another process, the data
-# loader's thread), a spinning worker holds it while the thread everyone waits for is not
-# scheduled: measured here, a cifar_cnn training step on 2 threads took 867 ms with the default
-# under load against 476 ms with a short spin (and 307 ms on 1 thread). A short spin keeps
-# back-to-back regions fast on an idle machine. Set before libgomp loads (with _core); an
-# explicit OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
-if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
-    os.environ["GOMP_SPINCOUNT"] = "10000"
 
 from . import _core
 

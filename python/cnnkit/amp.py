@@ -2,11 +2,12 @@
 
 Inside ``with cnnkit.autocast():`` (dtype ``cnnkit.bfloat16``, the only one) the GEMM-shaped ops
 -- ``conv2d`` (all strides, paddings, dilations, groups), ``local_conv2d``, ``tiled_conv2d``,
-``linear`` and ``matmul`` of two float32 matrices -- compute with both operands of every
-product rounded to bf16 (8 significant bits; round to nearest, ties to even; float32 denormals
-become zeros) and sum the products in float32, forward and backward: the input gradient from
-bf16 dY and W, the weight gradient from bf16 dY and x. The result, parameters, ``.grad`` and
-optimizer state stay float32 (master weights), and every other op computes as it does outside.
+``linear`` and ``matmul`` of float32 operands (any shapes numpy's matmul takes) -- compute with
+both operands of every product rounded to bf16 (8 significant bits; round to nearest, ties to
+even; float32 denormals become zeros) and sum the products in float32, forward and backward:
+the input gradient from bf16 dY and W, the weight gradient from bf16 dY and x. The result,
+parameters, ``.grad`` and optimizer state stay float32 (master weights), and every other op
+computes as it does outside.
 Expected error against exact arithmetic: about 2^-8 sqrt(K) relative for a sum of K products.
 
 The mode is per thread; a backward pass computes in the precision its forward pass ran in.

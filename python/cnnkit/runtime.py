@@ -16,7 +16,8 @@ def cpu_info() -> dict:
 
     Returns a dict with ``vendor``, ``brand``, ``features`` (CPUID bits confirmed by the OS
     through XGETBV; for AMX also whether Linux granted the tile data), ``supported_isas``,
-    ``best_isa``, ``isa`` (in use), ``num_threads``, ``openmp``, ``sgemm_tile`` (the
+    ``best_isa``, ``isa`` (in use), ``num_threads``, ``thread_binding`` (how cnnkit's worker
+    threads are bound to CPUs, in words), ``sgemm_tile`` (the
     micro-kernel's MR x NR), ``bf16_path`` (the bf16 micro-kernel that :class:`cnnkit.autocast`
     uses: ``"amx"``, ``"avx512_bf16"`` or ``"ref"``, the exact emulation) and
     ``bf16_path_reason`` (why a faster one is not in use: the CPU lacks it, Linux refused the AMX
@@ -69,14 +70,15 @@ def set_conv_algorithm(name: str) -> None:
 
 
 def get_num_threads() -> int:
-    """Threads each op uses (default: OpenMP's default, which honours OMP_NUM_THREADS)."""
+    """Threads each op uses (default: ``OMP_NUM_THREADS`` when set, else the CPUs the process
+    may run on: its affinity mask)."""
     return _core.get_num_threads()
 
 
 def set_num_threads(n: int) -> None:
-    """Set the number of threads each op uses; ``n`` must be an integer >= 1."""
+    """Set the number of threads each op uses; ``n`` must be an integer in [1, 512]."""
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}")
-    if n < 1:
-        raise ValueError(f"set_num_threads: n must be >= 1, got {n}")
+    if n < 1 or n > 512:
+        raise ValueError(f"set_num_threads: n must be in [1, 512], got {n}")
     _core.set_num_threads(int(n))

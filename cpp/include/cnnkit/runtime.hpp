@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
 #include "cnnkit/common.hpp"
 
@@ -68,18 +69,22 @@ const char* bf16_path();
 std::string bf16_path_reason();
 
 // Reads CNNKIT_ISA and picks the starting table; throws std::invalid_argument for a bad value.
-// Also calls tune_allocator().
 void init_runtime();
 
-// Keeps freed large blocks in the process (glibc mallopt) instead of unmapping them, so the
-// arrays a training step allocates again and again do not page-fault each time. Skipped when
-// MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_ or CNNKIT_KEEP_MALLOC is set.
-void tune_allocator();
 
-// Thread count used by every op (default: OpenMP's default, which honours OMP_NUM_THREADS).
+// Thread count used by every op: OMP_NUM_THREADS when set, else the CPUs of the process's
+// affinity mask (runtime/thread_pool.cpp runs the threads; no OpenMP).
 int get_num_threads();
-void set_num_threads(int n);  // n >= 1, else std::invalid_argument
-bool openmp_enabled();
+void set_num_threads(int n);  // 1 <= n <= 512, else std::invalid_argument
+// CPUs this process may use (affinity mask, or this MPI rank's slice of it).
+int usable_cpus();
+// How the worker threads are bound to CPUs, in words (for cpu_info()).
+std::string thread_binding();
+// Self-check of the thread runtime (tests): runs a team of `nt`, each thread passing `rounds`
+// barriers and checking that all arrived; returns how often each team index ran (all 1), the
+// team size last. Thread `throw_thread` (if >= 0) throws std::invalid_argument, which must
+// reach the caller.
+std::vector<int> thread_team_probe(int nt, int rounds, int throw_thread);
 
 // Measured FMA throughput of the active ISA on `threads` threads (GFLOP/s): the best of
 // `repeats` runs of about `seconds` each. The yardstick for "fraction of peak" in benchmarks.
@@ -90,7 +95,7 @@ double bf16_peak_gflops(int threads, double seconds, int repeats);
 
 // Per-OS-thread scratch memory, 64-byte aligned, grown on demand and kept for reuse
 // (no allocation in hot loops; safe when several Python threads call in at once because
-// every OpenMP worker and every caller has its own). `slot` separates buffers that are
+// every worker thread and every caller has its own). `slot` separates buffers that are
 // alive at the same time. Throws std::bad_alloc (-> MemoryError) when memory runs out.
 constexpr int kWorkspaceSlots = 4;
 float* thread_workspace(int slot, std::size_t floats);

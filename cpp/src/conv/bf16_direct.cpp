@@ -42,6 +42,7 @@
 #include "conv/conv2d_algorithms.hpp"
 #include "conv/conv2d_shared.hpp"
 #include "runtime/kernel_table.hpp"
+#include "runtime/parallel.hpp"
 
 namespace cnnkit {
 namespace {
@@ -220,14 +221,14 @@ void direct_forward(const Conv2dParams& p, const float* src, const float* weight
     const std::size_t per =
         std::size_t(d.image_values()) / 2 + std::size_t(kTile * ldc) + plane + 16;
     float* ws = thread_workspace(1, per * std::size_t(nt));
-#pragma omp parallel num_threads(nt)
-    {
+    parallel_team(nt, [&](int, int) {
       float* c = ws + per * std::size_t(current_thread());
       float* pl = c + kTile * ldc;
       auto* xp = reinterpret_cast<std::uint16_t*>(pl + plane);
       if (gk.bf16_begin) gk.bf16_begin();
-#pragma omp for schedule(static)
-      for (index_t n = 0; n < p.N; ++n) {
+      index_t n_begin, n_end;
+      team_range(p.N, &n_begin, &n_end);
+      for (index_t n = n_begin; n < n_end; ++n) {
         fill_padded(p, d, src + n * x_img, 0, d.Cpad / 2, xp);
         for (index_t q = 0; q < d.panels; ++q) {
           accumulate_blocks(p, d, a, xp, q, 0, d.blocks, c, ldc);
@@ -239,7 +240,7 @@ void direct_forward(const Conv2dParams& p, const float* src, const float* weight
         }
       }
       if (gk.bf16_end) gk.bf16_end();
-    }
+    });
     return;
   }
   // Fewer images than threads: one shared padded image at a time, threads over its blocks
@@ -253,19 +254,19 @@ void direct_forward(const Conv2dParams& p, const float* src, const float* weight
     float* y = pool ? image.get() : dst + n * y_img;
     parallel_ranges(d.Cpad / 2, 4,
                     [&](index_t b, index_t e) { fill_padded(p, d, src + n * x_img, b, e, xp); });
-#pragma omp parallel num_threads(nt)
-    {
+    parallel_team(nt, [&](int, int) {
       float* c = ws + std::size_t(current_thread()) * kTile * kTile;
       if (gk.bf16_begin) gk.bf16_begin();
-#pragma omp for schedule(static)
-      for (index_t it = 0; it < items; ++it) {
+      index_t it_begin, it_end;
+      team_range(items, &it_begin, &it_end);
+      for (index_t it = it_begin; it < it_end; ++it) {
         const index_t q = it / d.blocks, blk = it % d.blocks;
         accumulate_blocks(p, d, a, xp, q, blk, blk + 1, c, kTile);
         store_runs(p, d, c, kTile, q, 2 * blk, std::min(2 * blk + 2, d.runs), bias, relu,
                    y + q * kTile * HoWo);
       }
       if (gk.bf16_end) gk.bf16_end();
-    }
+    });
     if (pool) {
       const MaxPool2dFwd max_pool = kernels().pool.max_pool2d_fwd;
       const index_t HqWq = pool->Ho * pool->Wo;
@@ -305,12 +306,11 @@ void conv2d_pack_bf16(const Conv2dParams& p, const float* weights, std::uint16_t
     }
   }
   const int nt = threads_for(panels * kdim * kTile, 1 << 16);
-#pragma omp parallel for schedule(static) num_threads(nt)
-  for (index_t q = 0; q < panels; ++q) {
+  parallel_for(nt, panels, [&](index_t q) {
     const index_t k0 = q * kTile;
     gk.pack_bf16_a(wr.data() + k0 * kdim, kdim, int(std::min(kTile, p.K - k0)), int(kdim),
                    int(kTile), a + q * slices * kTile * kTile);
-  }
+  });
 }
 
 void bf16_direct_forward(const Conv2dParams& p, const float* src, const float* weights,
@@ -441,17 +441,17 @@ void bf16_direct_backward_weights(const Conv2dParams& p, const float* diff_dst, 
   float* ws = thread_workspace(1, per * std::size_t(nt));
   for (int u = 0; u < nt; ++u) std::fill(ws + per * u, ws + per * u + w.partial_floats(), 0.0f);
   const index_t x_img = p.C * p.H * p.W, y_img = p.K * p.Ho * p.Wo;
-#pragma omp parallel num_threads(nt)
-  {
+  parallel_team(nt, [&](int, int) {
     float* mine = ws + per * std::size_t(current_thread());
     if (gk.bf16_begin) gk.bf16_begin();
-#pragma omp for schedule(static)
-    for (index_t n = 0; n < p.N; ++n) {
+    index_t n_begin, n_end;
+    team_range(p.N, &n_begin, &n_end);
+    for (index_t n = n_begin; n < n_end; ++n) {
       weight_grad_image(p, w, diff_dst + n * y_img, src + n * x_img, mine,
                         mine + w.partial_floats());
     }
     if (gk.bf16_end) gk.bf16_end();
-  }
+  });
   // partials in thread order, [tap][k][c] -> [k][c][tap]
   for (index_t k = 0; k < p.K; ++k) {
     for (index_t c = 0; c < p.C; ++c) {

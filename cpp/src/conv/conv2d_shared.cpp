@@ -46,12 +46,11 @@ std::vector<float> rotated_weights(const Conv2dParams& p, const float* weights) 
 void bias_grad(const Conv2dParams& p, const float* diff_dst, float* diff_bias) {
   const index_t HoWo = p.Ho * p.Wo;
   const int nt = get_num_threads();
-#pragma omp parallel for schedule(static) num_threads(nt)
-  for (index_t k = 0; k < p.K; ++k) {
+  parallel_for(nt, p.K, [&](index_t k) {
     double s = 0;
     for (index_t n = 0; n < p.N; ++n) s += sum_floats(diff_dst + (n * p.K + k) * HoWo, HoWo);
     diff_bias[k] = float(s);
-  }
+  });
 }
 
 GroupWeights::GroupWeights(const float* w, index_t G, index_t M, index_t K, bool trans,

@@ -81,10 +81,8 @@ struct GroupedImageGemm {
     if (items >= nt && nt > 1) {
       const std::size_t per = gemm_workspace_floats(M, g.cols(), g.rows(), 1, precision);
       float* ws = thread_workspace(1, per * nt);
-#pragma omp parallel for schedule(static) num_threads(nt)
-      for (index_t it = 0; it < items; ++it) {
-        item(it / G, it % G, 1, ws + per * current_thread());
-      }
+      parallel_for(nt, items,
+                   [&](index_t it) { item(it / G, it % G, 1, ws + per * current_thread()); });
     } else {
       for (index_t it = 0; it < items; ++it) item(it / G, it % G, nt, nullptr);
     }
@@ -115,25 +113,25 @@ void accumulate_weight_grad(const Conv2dParams& p, index_t imgs, float* diff_wei
     std::vector<double> db(bias_sums ? std::size_t(nt) * p.K : 0, 0.0);
     // Zeroed here, not in the region: a partial whose thread the runtime did not start adds 0.
     for (int t = 0; t < nt; ++t) std::memset(ws + per * t, 0, sizeof(float) * wsize);
-#pragma omp parallel num_threads(nt)
-    {
-      const int t = current_thread();
+    parallel_team(nt, [&](int t, int) {
       float* part = ws + per * t;
       double* dbt = bias_sums ? db.data() + std::size_t(t) * p.K : nullptr;
-#pragma omp for schedule(static)
-      for (index_t r = 0; r < runs; ++r) {
+      index_t b, e;
+      team_range(runs, &b, &e);
+      for (index_t r = b; r < e; ++r) {
         const index_t n0 = r * imgs, count = std::min(imgs, p.N - n0);
         for (index_t grp = 0; grp < p.groups; ++grp) {
           item(n0, count, grp, part, dbt, 1, part + wsize);
         }
       }
-#pragma omp for schedule(static)
-      for (index_t i = 0; i < wsize; ++i) {
+      team_barrier();
+      team_range(wsize, &b, &e);
+      for (index_t i = b; i < e; ++i) {
         float s = 0;
         for (int u = 0; u < nt; ++u) s += ws[per * u + i];
         diff_weights[i] = s;
       }
-    }
+    });
     if (bias_sums) {
       for (int t = 0; t < nt; ++t) {
         for (index_t k = 0; k < p.K; ++k) bias_sums[k] += db[std::size_t(t) * p.K + k];

@@ -41,8 +41,7 @@ void depthwise_forward(const Conv2dParams& p, const float* src, const float* wei
                        const float* bias, float* dst, bool relu) {
   const index_t mult = p.K / p.C, FF = p.Fh * p.Fw, HoWo = p.Ho * p.Wo, HW = p.H * p.W;
   const int nt = get_num_threads();
-#pragma omp parallel for schedule(static) num_threads(nt)
-  for (index_t nk = 0; nk < p.N * p.K; ++nk) {
+  parallel_for(nt, p.N * p.K, [&](index_t nk) {
     const index_t n = nk / p.K, k = nk % p.K, c = k / mult;
     const float* x = src + (n * p.C + c) * HW;
     const float* w = weights + k * FF;
@@ -74,15 +73,14 @@ void depthwise_forward(const Conv2dParams& p, const float* src, const float* wei
         for (index_t ox = 0; ox < p.Wo; ++ox) yr[ox] = std::max(yr[ox], 0.0f);
       }
     }
-  }
+  });
 }
 
 void depthwise_backward_data(const Conv2dParams& p, const float* diff_dst, const float* weights,
                              float* diff_src) {
   const index_t mult = p.K / p.C, FF = p.Fh * p.Fw, HoWo = p.Ho * p.Wo, HW = p.H * p.W;
   const int nt = get_num_threads();
-#pragma omp parallel for schedule(static) num_threads(nt)
-  for (index_t nc = 0; nc < p.N * p.C; ++nc) {
+  parallel_for(nt, p.N * p.C, [&](index_t nc) {
     const index_t n = nc / p.C, c = nc % p.C;
     float* dx = diff_src + nc * HW;
     std::memset(dx, 0, sizeof(float) * HW);
@@ -113,7 +111,7 @@ void depthwise_backward_data(const Conv2dParams& p, const float* diff_dst, const
         }
       }
     }
-  }
+  });
 }
 
 void depthwise_backward_weights(const Conv2dParams& p, const float* diff_dst, const float* src,
@@ -122,8 +120,7 @@ void depthwise_backward_weights(const Conv2dParams& p, const float* diff_dst, co
   const index_t mult = p.K / p.C, FF = p.Fh * p.Fw, HoWo = p.Ho * p.Wo, HW = p.H * p.W;
   const int nt = get_num_threads();
   // Each thread owns whole output channels: no reduction across threads, fixed order.
-#pragma omp parallel for schedule(static) num_threads(nt)
-  for (index_t k = 0; k < p.K; ++k) {
+  parallel_for(nt, p.K, [&](index_t k) {
     const index_t c = k / mult;
     for (index_t f = 0; f < FF; ++f) {
       const index_t fy = f / p.Fw, fx = f % p.Fw;
@@ -158,7 +155,7 @@ void depthwise_backward_weights(const Conv2dParams& p, const float* diff_dst, co
       }
       diff_weights[k * FF + f] = float(total);
     }
-  }
+  });
 }
 
 }  // namespace cnnkit

@@ -12,10 +12,6 @@
 #include "runtime/kernel_table.hpp"
 #include "util/reduce.hpp"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 namespace cnnkit {
 namespace {
 
@@ -121,16 +117,11 @@ void dot_weight_grad(const Conv2dParams& p, const DotPlan& plan, const float* di
         }
         // Few images: threads split the patch rows (disjoint columns of dW, no reduction).
         const index_t blocks = (rows + kt.dot_nr - 1) / kt.dot_nr;
-#pragma omp parallel num_threads(threads)
-        {
-          int u = current_thread(), team = 1;
-#ifdef _OPENMP
-          team = omp_get_num_threads();
-#endif
+        parallel_team(threads, [&](int u, int team) {
           const index_t b0 = blocks * u / team, b1 = blocks * (u + 1) / team;
           run(n0, count, grp, b0 * kt.dot_nr, std::min(rows, b1 * kt.dot_nr), dw,
               u == 0 ? db : nullptr, t + tsize * u);  // every thread copies dY; one sums it
-        }
+        });
       });
 }
 

@@ -43,11 +43,10 @@ void gemm_col2im_backward_data(const Conv2dParams& p, const float* diff_dst, con
     }
   };
   if (parallel_items) {
-#pragma omp parallel for schedule(static) num_threads(nt)
-    for (index_t it = 0; it < items; ++it) {
+    parallel_for(nt, items, [&](index_t it) {
       float* mine = ws + per * current_thread();
       item(it, mine, mine + std::size_t(rows) * chunk);
-    }
+    });
   } else {
     for (index_t it = 0; it < items; ++it) item(it, ws, nullptr);
   }

@@ -20,10 +20,6 @@
 #include "runtime/parallel.hpp"
 #include "util/reduce.hpp"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 namespace cnnkit {
 namespace {
 
@@ -109,8 +105,7 @@ struct Tiled {
 template <typename Body>
 void for_banks(index_t nbanks, int nt, bool parallel, Body body) {
   if (parallel) {
-#pragma omp parallel for schedule(static) num_threads(nt)
-    for (index_t b = 0; b < nbanks; ++b) body(b, current_thread(), 1);
+    parallel_for(nt, nbanks, [&](index_t b) { body(b, current_thread(), 1); });
   } else {
     for (index_t b = 0; b < nbanks; ++b) body(b, 0, nt);
   }
@@ -252,12 +247,11 @@ void tiled_conv2d_backward(const TiledConv2dParams& tp, const float* diff_dst, c
     }
   });
   if (partial_dx) {
-#pragma omp parallel for schedule(static) num_threads(nt)
-    for (index_t i = 0; i < xsize; ++i) {
+    parallel_for(nt, xsize, [&](index_t i) {
       float s = 0;
       for (int sl = 0; sl < nt; ++sl) s += ws[per * sl + (per - xsize) + i];
       diff_src[i] = s;
-    }
+    });
   }
 }
 

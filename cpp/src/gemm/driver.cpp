@@ -21,10 +21,6 @@
 #include "runtime/kernel_table.hpp"
 #include "runtime/parallel.hpp"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 namespace cnnkit {
 namespace {
 
@@ -150,11 +146,7 @@ struct Worker {
             balanced_part(mc, npanels, q, &r0, &m);
             a.pack(m0 + r0, int(m), p0, int(kc), a_buf + r0 * kc);
           }
-#ifdef _OPENMP
-          if (nt > 1) {
-#pragma omp barrier
-          }
-#endif
+          if (nt > 1) team_barrier();
           a_blk = a_buf;
         }
         index_t q_begin, q_count;
@@ -183,11 +175,7 @@ struct Worker {
             }
           }
         }
-#ifdef _OPENMP
-        if (nt > 1) {
-#pragma omp barrier
-        }
-#endif
+        if (nt > 1) team_barrier();
       }
     }
   }
@@ -329,21 +317,16 @@ void gemm(index_t M, index_t N, index_t K, const GemmOperandA& a, const GemmOper
     w.run(0, 1);
     return;
   }
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt)
-  {
-    // The runtime may give fewer threads than asked (e.g. nested regions); the grid needs all.
-    if (omp_get_num_threads() == nt) {
-      w.run(omp_get_thread_num(), nt);
-    } else if (omp_get_thread_num() == 0) {
+  parallel_team(nt, [&](int t, int n) {
+    // A team of one (a region nested in another): the one-thread plan.
+    if (n == nt) {
+      w.run(t, nt);
+    } else {
       const Plan p1 = make_plan(kt, M, N, K, 1);
       const Worker w1{p1, kt, M, N, K, a, b, out, workspace, workspace + p1.a_floats};
       w1.run(0, 1);
     }
-  }
-#else
-  w.run(0, 1);
-#endif
+  });
 }
 
 }  // namespace cnnkit

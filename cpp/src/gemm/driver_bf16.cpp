@@ -19,10 +19,6 @@
 #include "runtime/kernel_table.hpp"
 #include "runtime/parallel.hpp"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 namespace cnnkit {
 namespace {
 
@@ -137,11 +133,7 @@ struct Worker {
           a.pack_bf16(m0 + r0, int(m), p0, int(kc), p.mr,
                       a_buf + npanels * p.mr * p0 + q * p.mr * round_up_k32(kc), scratch);
         }
-#ifdef _OPENMP
-        if (nt > 1) {
-#pragma omp barrier
-        }
-#endif
+        if (nt > 1) team_barrier();
       }
       auto a_block = [&](index_t kb) -> const std::uint16_t* {
         return a_packed ? a.packed_block_bf16(kb, mb) : a_buf + npanels * p.mr * kb * kcb;
@@ -192,11 +184,7 @@ struct Worker {
           }
         }
       }
-#ifdef _OPENMP
-      if (nt > 1 && !a_packed) {
-#pragma omp barrier
-      }
-#endif
+      if (nt > 1 && !a_packed) team_barrier();
     }
     if (kt.bf16_end) kt.bf16_end();
   }
@@ -310,14 +298,13 @@ void PrepackedB::pack(index_t K, index_t N, const GemmOperandB& src, std::uint16
   const int nt = threads_for(items * kbs.kcb * kGroup * kBf16Nr, 1 << 16);
   const std::size_t per = bf16_b_scratch_floats(int(kbs.kcb));
   float* ws = thread_workspace(0, per * std::size_t(nt));
-#pragma omp parallel for schedule(static) num_threads(nt)
-  for (index_t it = 0; it < items; ++it) {
+  parallel_for(nt, items, [&](index_t it) {
     const index_t kb = it / groups, q0 = (it % groups) * kGroup;
     const index_t p0 = kb * kbs.kcb, kc = std::min(kbs.kcb, K - p0), kp = round_up_k32(kc);
     const index_t j0 = q0 * kBf16Nr, n = std::min(kGroup * kBf16Nr, N - j0);
     src.pack_bf16(p0, int(kc), j0, int(n), storage + p0 * cols + q0 * kp * kBf16Nr,
                   ws + per * std::size_t(current_thread()));
-  }
+  });
 }
 
 PrepackedB::PrepackedB(index_t K, index_t N, const std::uint16_t* storage)
@@ -367,19 +354,15 @@ void gemm_bf16(index_t M, index_t N, index_t K, const GemmOperandA& a, const Gem
     w.run(0, 1);
     return;
   }
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt)
-  {
-    if (omp_get_num_threads() == nt) {
-      w.run(omp_get_thread_num(), nt);
-    } else if (omp_get_thread_num() == 0) {
+  parallel_team(nt, [&](int t, int n) {
+    // A team of one (a region nested in another): the one-thread plan.
+    if (n == nt) {
+      w.run(t, nt);
+    } else {
       const Worker w1{p1, kt, M, N, K, a, b, out, a_buf, workspace + p1.a_floats};
       w1.run(0, 1);
     }
-  }
-#else
-  w.run(0, 1);
-#endif
+  });
 }
 
 }  // namespace cnnkit

@@ -129,7 +129,6 @@ std::string bf16_path_reason() {
 }
 
 void init_runtime() {
-  tune_allocator();
   const char* env = std::getenv("CNNKIT_ISA");
   if (env != nullptr && *env != '\0') {
     Isa isa;

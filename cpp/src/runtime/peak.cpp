@@ -7,10 +7,7 @@
 
 #include "cnnkit/runtime.hpp"
 #include "runtime/kernel_table.hpp"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "runtime/parallel.hpp"
 
 namespace cnnkit {
 
@@ -52,18 +49,11 @@ double probe(const char* op, FmaChains chains, double flops_per_iter, int thread
   double best = 0;
   for (int r = 0; r < std::max(1, repeats); ++r) {
     const auto t0 = clock::now();
-#ifdef _OPENMP
-#pragma omp parallel num_threads(threads)
-    {
+    parallel_team(threads, [&](int, int) {
       volatile float sink = chains(iters);
       (void)sink;
-    }
+    });
     const int used = threads;
-#else
-    volatile float sink = chains(iters);
-    (void)sink;
-    const int used = 1;
-#endif
     const double dt = std::chrono::duration<double>(clock::now() - t0).count();
     best = std::max(best, double(used) * double(iters) * flops_per_iter / dt / 1e9);
   }

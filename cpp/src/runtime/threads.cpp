@@ -1,27 +1,24 @@
 // Thread count shared by every op, and per-thread scratch memory.
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <new>
 
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
-
 #include "cnnkit/runtime.hpp"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "runtime/parallel.hpp"
 
 namespace cnnkit {
 namespace {
 
+// OMP_NUM_THREADS (its first entry), as OpenMP programs read it, else the CPUs this process
+// may run on (its affinity mask, or its slice of it under several local MPI ranks).
 int default_threads() {
-#ifdef _OPENMP
-  return omp_get_max_threads();  // honours OMP_NUM_THREADS
-#else
-  return 1;
-#endif
+  if (const char* v = std::getenv("OMP_NUM_THREADS")) {
+    char* end = nullptr;
+    const long n = std::strtol(v, &end, 10);
+    if (end != v && n >= 1) return int(std::min<long>(n, kMaxThreads));
+  }
+  return std::max(1, std::min(usable_cpus(), kMaxThreads));
 }
 
 std::atomic<int> g_threads{0};
@@ -36,14 +33,6 @@ struct Workspace {
 
 }  // namespace
 
-bool openmp_enabled() {
-#ifdef _OPENMP
-  return true;
-#else
-  return false;
-#endif
-}
-
 int get_num_threads() {
   int n = g_threads.load(std::memory_order_relaxed);
   if (n <= 0) {
@@ -54,7 +43,9 @@ int get_num_threads() {
 }
 
 void set_num_threads(int n) {
-  if (n < 1) throw_invalid("set_num_threads: n must be >= 1, got ", n);
+  if (n < 1 || n > kMaxThreads) {
+    throw_invalid("set_num_threads: n must be in [1, ", kMaxThreads, "], got ", n);
+  }
   g_threads.store(n, std::memory_order_relaxed);
 }
 
@@ -72,23 +63,6 @@ float* thread_workspace(int slot, std::size_t floats) {
     ws.size[slot] = floats;
   }
   return ws.ptr[slot];
-}
-
-void tune_allocator() {
-#if defined(__GLIBC__)
-  // Every op returns a new array; a training step frees and re-allocates the same few
-  // megabyte-sized activations. glibc serves blocks above its (adaptive) mmap threshold with
-  // fresh mmap()s and trims the heap top back to the OS, so each allocation page-faults and
-  // zeroes its memory again: measured 14 % of a cifar_cnn step in clear_page. A fixed 32 MiB
-  // threshold (glibc's maximum) and a 1 GiB trim threshold keep freed blocks for reuse. The
-  // high-water mark (peak RSS) is unchanged; glibc's own MALLOC_*_THRESHOLD_ settings win.
-  if (std::getenv("MALLOC_MMAP_THRESHOLD_") == nullptr &&
-      std::getenv("MALLOC_TRIM_THRESHOLD_") == nullptr &&
-      std::getenv("CNNKIT_KEEP_MALLOC") == nullptr) {
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    mallopt(M_TRIM_THRESHOLD, 1 << 30);
-  }
-#endif
 }
 
 }  // namespace cnnkit
