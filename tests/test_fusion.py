@@ -230,3 +230,120 @@ def test_conv2d_pool_argument_is_checked(rng):
 
 def _pair(v):
     return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
+# ------------------------------------------------------------ fp32 inference weight cache
+def _wino_net():
+    # 3x3 layers with >= 16 channels: Winograd, whose transformed filters the cache keeps
+    return nn.Sequential(nn.Conv2d(16, 24, 3, padding=1), nn.BatchNorm2d(24), nn.ReLU(),
+                         nn.Conv2d(24, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(32 * 4 * 4, 5))
+
+
+def _eval(model, x):
+    with ck.no_grad():
+        return model(x).numpy().copy()
+
+
+def test_core_weight_cache_gives_the_same_bits_and_is_filled_once(rng):
+    x = rng.standard_normal((1, 20, 11, 11)).astype(np.float32)
+    w = rng.standard_normal((24, 20, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(24).astype(np.float32)
+    plain = ck._core.conv2d_forward(x, w, b, (1, 1), (1, 1), (1, 1), 1, relu=True)
+    cache = ck._core.ConvWeightCache()
+    for _ in range(3):
+        y = ck._core.conv2d_forward(x, w, b, (1, 1), (1, 1), (1, 1), 1, relu=True, cache=cache)
+        assert np.array_equal(y, plain)
+    if ck._core.get_conv_algorithm() == "auto" and ck.get_isa() != "ref":
+        assert cache.entries == 1 and cache.nbytes > w.nbytes  # Winograd's U: 4x the filters
+    with pytest.raises(TypeError, match="conv2d: cache must be a ConvWeightCache"):
+        ck._core.conv2d_forward(x, w, b, (1, 1), (1, 1), (1, 1), 1, cache="cache")
+    with pytest.raises(ValueError, match="weight cache is for precision='fp32'"):
+        ck._core.conv2d_forward(x, w, b, (1, 1), (1, 1), (1, 1), 1, precision="bf16",
+                                cache=cache)
+
+
+def test_fused_model_cache_is_used_and_follows_weight_changes(rng):
+    ck.manual_seed(0)
+    model = _wino_net().eval()
+    fused = nn.utils.fuse(model)
+    x = ck.tensor(rng.standard_normal((1, 16, 8, 8)).astype(np.float32))
+    ref = _eval(model, x)
+    np.testing.assert_allclose(_eval(fused, x), ref, rtol=1e-4, atol=1e-5)
+    conv = fused[0]
+    assert conv.inference_cache and conv._weight_cache is not None
+    held = conv._weight_cache[2]
+    _eval(fused, x)
+    assert conv._weight_cache[2] is held  # reused, not rebuilt
+
+    # an optimizer step on the fused model's own weights
+    opt = optim.SGD(fused.parameters(), lr=0.1)
+    for p in fused.parameters():
+        p.grad = np.ones_like(p.data)
+    opt.step()
+    fresh = nn.utils.fuse(fused)  # a new copy: no cache yet
+    assert fresh[0]._weight_cache is None
+    np.testing.assert_array_equal(_eval(fused, x), _eval(fresh, x))
+
+    # load_state_dict, nn.init, and a write into the array followed by weights_changed()
+    fused.load_state_dict(nn.utils.fuse(model).state_dict())
+    np.testing.assert_allclose(_eval(fused, x), ref, rtol=1e-4, atol=1e-5)
+    nn.init.zeros_(fused[3].weight)
+    assert np.array_equal(_eval(fused, x), _eval(nn.utils.fuse(fused), x))
+    fused[3].weight.data[...] = 0.5
+    ck.amp.weights_changed()
+    assert np.array_equal(_eval(fused, x), _eval(nn.utils.fuse(fused), x))
+    # a new weight array (p.data = ...) is noticed without weights_changed()
+    fused[3].weight.data = np.full_like(fused[3].weight.data, 0.25)
+    assert np.array_equal(_eval(fused, x), _eval(nn.utils.fuse(fused), x))
+
+
+def test_weight_cache_only_in_fused_eval_inference(rng):
+    ck.manual_seed(0)
+    model = _wino_net().eval()
+    x = ck.tensor(rng.standard_normal((1, 16, 8, 8)).astype(np.float32))
+    _eval(model, x)
+    assert model[0]._weight_cache is None  # not fused: never cached
+    fused = nn.utils.fuse(model)
+    fused(x)  # gradient mode on
+    assert fused[0]._weight_cache is None
+    fused.train()
+    with ck.no_grad():
+        fused(x)
+    assert fused[0]._weight_cache is None
+    fused.eval()
+    with ck.no_grad(), ck.autocast():
+        fused(x)  # bf16 has its own packed weights
+    assert fused[0]._weight_cache is None or fused[0]._weight_cache[2].entries == 0
+
+
+def test_copies_of_a_fused_model_start_without_a_cache(rng):
+    import copy
+
+    ck.manual_seed(0)
+    fused = nn.utils.fuse(_wino_net().eval())
+    x = ck.tensor(rng.standard_normal((1, 16, 8, 8)).astype(np.float32))
+    y = _eval(fused, x)
+    twin = copy.deepcopy(fused)
+    assert twin[0]._weight_cache is None and fused[0]._weight_cache is not None
+    assert np.array_equal(_eval(twin, x), y)
+
+
+def test_fused_model_cache_from_several_threads(rng):
+    ck.manual_seed(0)
+    fused = nn.utils.fuse(_wino_net().eval())
+    xs = [ck.tensor(rng.standard_normal((1, 16, 8, 8)).astype(np.float32)) for _ in range(4)]
+    refs = [_eval(nn.utils.fuse(fused), x) for x in xs]
+    bad = []
+
+    def work(i):
+        for _ in range(10):
+            if not np.array_equal(_eval(fused, xs[i]), refs[i]):
+                bad.append(i)
+
+    ts = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert bad == []

@@ -2,6 +2,7 @@
 results, for the ready-made models and for a model that uses every layer type."""
 
 import builtins
+import importlib.util
 import itertools
 import os
 import subprocess
@@ -14,6 +15,7 @@ import cnnkit as ck
 import cnnkit.onnx
 from cnnkit import functional as F
 from cnnkit import models, nn
+from cnnkit.nn.utils import fuse
 
 RTOL = 1e-4
 
@@ -186,6 +188,54 @@ def test_adaptive_average_pooling_any_output_size(tmp_path, output_size, ops):
     proto = _parity(nn.Sequential(nn.AdaptiveAvgPool2d(output_size)), (3, 8, 10),
                     tmp_path / "adaptive.onnx", batches=(2,))
     assert _op_types(proto) == ops | {"Identity"}
+
+
+# ----------------------------------------------------------------------------- fused models
+def _fused_parity(model, shape, path, pools):
+    """``nn.utils.fuse(model)`` exported: onnx.checker passes, every MaxPool2d folded into a
+    Conv2d is a MaxPool node again, and onnxruntime computes what the fused model computes."""
+    pytest.importorskip("onnx")
+    fused = fuse(model.eval())
+    assert sum(isinstance(m, nn.Conv2d) and m.fused_pool is not None
+               for m in fused.modules()) == pools   # the case under test: pools were fused
+    if importlib.util.find_spec("onnxruntime") is None:
+        cnnkit.onnx.export(fused, shape, path)         # runs onnx.checker (full_check)
+        pytest.skip("onnxruntime is not installed: the fused model's graph passed "
+                    "onnx.checker, its values were not compared")
+    proto = _parity(fused, shape, path, batches=(2,))
+    assert sum(n.op_type == "MaxPool" for n in proto.graph.node) == pools
+    return proto
+
+
+@pytest.mark.parametrize("name, shape, pools", [("lenet5", (1, 28, 28), 2),
+                                                ("cifar_cnn", (3, 32, 32), 2)])
+def test_fused_ready_made_models_run_in_onnxruntime(tmp_path, name, shape, pools):
+    ck.manual_seed(0)
+    model = _randomise_batch_norm(models.build(name))
+    _fused_parity(model, shape, tmp_path / f"{name}_fused.onnx", pools)
+
+
+@pytest.mark.parametrize("conv, pool", [
+    (lambda: nn.Conv2d(3, 8, 3, padding=1), lambda: nn.MaxPool2d(2, 2)),
+    (lambda: nn.Conv2d(3, 8, 3, padding=1),
+     lambda: nn.MaxPool2d(3, 2, padding=1, ceil_mode=True)),                   # 10x11 -> 6x6
+    # the pooling's input is the convolution's output (4x5), not the model's input
+    (lambda: nn.Conv2d(3, 8, 3, stride=2, padding=1, dilation=2),
+     lambda: nn.MaxPool2d(2, 2, ceil_mode=True)),                              # 4x5 -> 2x3
+], ids=["2x2", "3x3-pad-ceil", "strided-dilated-conv-ceil"])
+@pytest.mark.parametrize("bn_relu", [True, False], ids=["bn-relu", "conv-only"])
+def test_fused_conv_max_pool_exports_the_pooling(tmp_path, conv, pool, bn_relu):
+    """Conv2d (+BatchNorm2d+ReLU) + MaxPool2d fused into one Conv2d exports as Conv (Relu)
+    MaxPool with the same windows, so the Linear after it sees the pooled size."""
+    ck.manual_seed(3)
+    conv, pool = conv(), pool()
+    convs = [conv, nn.BatchNorm2d(8), nn.ReLU()] if bn_relu else [conv]
+    body = nn.Sequential(*convs, pool)
+    with ck.no_grad():
+        features = body(ck.tensor(np.zeros((1, 3, 10, 11), np.float32))).shape[1:]
+    model = _randomise_batch_norm(nn.Sequential(
+        *convs, pool, nn.Flatten(), nn.Linear(int(np.prod(features)), 5)))
+    _fused_parity(model, (3, 10, 11), tmp_path / "fused.onnx", pools=1)
 
 
 # ----------------------------------------------------------------------------- errors, CLI

@@ -54,12 +54,23 @@ py::array_t<float> conv2d_forward_py(const py::object& x_obj, const py::object& 
                                      Pair dilation, index_t groups, bool relu, bool reference,
                                      const std::string& precision,
                                      const py::object& packed_obj = py::none(),
-                                     const py::object& pool_obj = py::none()) {
+                                     const py::object& pool_obj = py::none(),
+                                     const py::object& cache_obj = py::none()) {
   const char* op = "conv2d";
   py::array x = float32_contiguous(x_obj, op, "x", 4);
   py::array w = float32_contiguous(w_obj, op, "weight", 4);
   Conv2dParams p = params_from(op, x, w, stride, padding, dilation, groups);
   p.precision = precision_arg(precision, op);
+  if (!cache_obj.is_none()) {
+    if (!py::isinstance<ConvWeightCache>(cache_obj)) {
+      throw py::type_error(std::string(op) + ": cache must be a ConvWeightCache or None, got " +
+                           py::str(py::type::of(cache_obj).attr("__name__")).cast<std::string>());
+    }
+    if (p.precision != Precision::fp32) {
+      throw_invalid(op, ": a weight cache is for precision='fp32' (bf16 takes packed=)");
+    }
+    p.weight_cache = cache_obj.cast<ConvWeightCache*>();
+  }
   py::array keep_packed;
   p.packed_weights = packed_arg(packed_obj, conv2d_packed_values(p), op, &keep_packed);
   if (p.packed_weights && (p.precision != Precision::bf16 || p.groups != 1)) {
@@ -273,12 +284,21 @@ void bind_conv(py::module_& m) {
       "conv2d_forward",
       [](const py::object& x, const py::object& w, const py::object& b, Pair s, Pair pad, Pair d,
          index_t g, bool relu, const std::string& precision, const py::object& packed,
-         const py::object& pool) {
-        return conv2d_forward_py(x, w, b, s, pad, d, g, relu, false, precision, packed, pool);
+         const py::object& pool, const py::object& cache) {
+        return conv2d_forward_py(x, w, b, s, pad, d, g, relu, false, precision, packed, pool,
+                                 cache);
       },
       py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("stride"), py::arg("padding"),
       py::arg("dilation"), py::arg("groups"), py::arg("relu") = false,
-      py::arg("precision") = "fp32", py::arg("packed") = py::none(), py::arg("pool") = py::none());
+      py::arg("precision") = "fp32", py::arg("packed") = py::none(), py::arg("pool") = py::none(),
+      py::arg("cache") = py::none());
+  py::class_<ConvWeightCache>(m, "ConvWeightCache",
+                              "What the fp32 forward algorithms derive from one weight tensor "
+                              "(Winograd's transformed filters, ...), kept across calls: pass as "
+                              "conv2d_forward(..., cache=c) and drop it when the weights change.")
+      .def(py::init<>())
+      .def_property_readonly("nbytes", &ConvWeightCache::bytes)
+      .def_property_readonly("entries", &ConvWeightCache::entries);
   m.def(
       "conv2d_pack_bf16",
       [](const py::object& w_obj) {

@@ -71,9 +71,24 @@ def packed_weight(kind: str, weight, pack):
     return packed
 
 
+_generation = 0  # bumped by weights_changed(): the process-wide version of all weights
+
+
+def weights_version() -> int:
+    """The process-wide weight version: :func:`weights_changed` increments it. Caches of
+    derived weights (the fp32 inference cache of a fused model's convolutions) are valid only
+    while it stays the same."""
+    return _generation
+
+
 def weights_changed() -> None:
-    """Drop the packed-weight caches of this thread (optimizer steps and load_state_dict call
-    this; call it after changing a weight in place inside an autocast block)."""
+    """Mark every weight as changed: drops this thread's packed bf16 weights and invalidates
+    the fp32 inference caches of fused models (via :func:`weights_version`). Optimizer steps,
+    ``load_state_dict``, ``nn.init`` and ``Tensor.zero_`` call it; call it yourself after
+    writing into a weight's array in place (``w.data[...] = ...``) while a fused model or an
+    autocast block that uses it is alive."""
+    global _generation
+    _generation += 1
     cache = getattr(_state, "cache", None)
     if cache:
         cache.clear()

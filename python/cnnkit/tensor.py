@@ -14,7 +14,7 @@ import collections
 
 import numpy as np
 
-from . import autograd
+from . import amp, autograd
 from ._args import as_dim, float_result
 from .autograd.function import Function, register_tensor_type
 from .autograd.grad_mode import enable_grad, is_grad_enabled, no_grad
@@ -144,6 +144,7 @@ class Tensor:
 
     def zero_(self) -> Tensor:
         self.data[...] = 0
+        amp.weights_changed()  # if this is a weight, caches derived from it are stale
         return self
 
     def float(self) -> Tensor:

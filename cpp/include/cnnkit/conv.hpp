@@ -4,11 +4,45 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <type_traits>
 
 #include "cnnkit/common.hpp"
 #include "cnnkit/pool.hpp"
 
 namespace cnnkit {
+
+// Forms of one weight tensor that a forward algorithm derives from the weights alone
+// (Winograd's transformed filters, packed GEMM panels), kept across the calls of an inference
+// model (Conv2dParams::weight_cache) so batch-1 calls do not redo them: the owner (the Python
+// Conv2d of a fused model) drops it when the weights change. Safe for concurrent callers.
+class ConvWeightCache {
+ public:
+  ConvWeightCache();
+  ~ConvWeightCache();
+  ConvWeightCache(const ConvWeightCache&) = delete;
+  ConvWeightCache& operator=(const ConvWeightCache&) = delete;
+  // The `floats` floats stored under `key` (algorithm, ISA, shape), made by fill(buffer) on
+  // first use; 64-byte aligned.
+  template <typename Fill>
+  const float* get(const std::string& key, std::size_t floats, Fill&& fill) {
+    FillRef f{
+        [](void* ctx, float* out) { (*static_cast<std::remove_reference_t<Fill>*>(ctx))(out); },
+        const_cast<void*>(static_cast<const void*>(&fill))};
+    return get_or_fill(key, floats, f);
+  }
+  std::size_t bytes() const;  // held in all
+  std::size_t entries() const;
+
+ private:
+  struct FillRef {
+    void (*call)(void* ctx, float* out);
+    void* ctx;
+  };
+  const float* get_or_fill(const std::string& key, std::size_t floats, FillRef fill);
+  struct Impl;
+  Impl* impl_;
+};
 
 struct Conv2dParams {
   index_t N = 0, C = 0, H = 0, W = 0;  // input [N, C, H, W]
@@ -25,6 +59,9 @@ struct Conv2dParams {
   // cache), read by the bf16_direct algorithm instead of packing them per call; the other
   // algorithms read `weights` (the same values). Null: pack them.
   const std::uint16_t* packed_weights = nullptr;
+  // fp32 forward only: where the algorithm keeps what it derives from the weights (see
+  // ConvWeightCache); null: derive it per call. Never used for the other passes.
+  ConvWeightCache* weight_cache = nullptr;
 };
 
 // The weights [K, C, Fh, Fw] (one group) as bf16_direct's A panels: conv2d_packed_values(p)

@@ -71,7 +71,6 @@ std::string bf16_path_reason();
 // Reads CNNKIT_ISA and picks the starting table; throws std::invalid_argument for a bad value.
 void init_runtime();
 
-
 // Thread count used by every op: OMP_NUM_THREADS when set, else the CPUs of the process's
 // affinity mask (runtime/thread_pool.cpp runs the threads; no OpenMP).
 int get_num_threads();

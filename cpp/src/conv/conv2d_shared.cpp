@@ -1,6 +1,11 @@
 // Building blocks the convolution algorithms share (see conv2d_shared.hpp).
 #include "conv/conv2d_shared.hpp"
 
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <mutex>
+
 #include "util/reduce.hpp"
 
 namespace cnnkit {
@@ -17,6 +22,7 @@ bool backward_data_as_forward(const Conv2dParams& p) {
 Conv2dParams as_forward_of_diff_dst(const Conv2dParams& p) {
   Conv2dParams t = p;
   t.packed_weights = nullptr;  // packed for the forward's weights, not the rotated ones
+  t.weight_cache = nullptr;
   t.C = p.K;
   t.H = p.Ho;
   t.W = p.Wo;
@@ -83,6 +89,40 @@ GroupedImageGemm forward_gemms(const Conv2dParams& p, const float* src, const fl
   r.relu = relu;
   r.precision = p.precision;
   return r;
+}
+
+struct ConvWeightCache::Impl {
+  mutable std::mutex mu;
+  std::map<std::string, std::pair<std::unique_ptr<float, void (*)(void*)>, std::size_t>> entries;
+  std::size_t bytes = 0;
+};
+
+ConvWeightCache::ConvWeightCache() : impl_(new Impl()) {}
+ConvWeightCache::~ConvWeightCache() { delete impl_; }
+
+const float* ConvWeightCache::get_or_fill(const std::string& key, std::size_t floats,
+                                          FillRef fill) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  auto it = impl_->entries.find(key);
+  if (it != impl_->entries.end()) return it->second.first.get();
+  const std::size_t bytes = (std::max<std::size_t>(floats, 1) * sizeof(float) + 63) / 64 * 64;
+  float* buf = static_cast<float*>(std::aligned_alloc(64, bytes));
+  if (buf == nullptr) throw std::bad_alloc();
+  std::unique_ptr<float, void (*)(void*)> owned(buf, std::free);
+  fill.call(fill.ctx, buf);
+  impl_->bytes += bytes;
+  impl_->entries.emplace(key, std::make_pair(std::move(owned), bytes));
+  return buf;
+}
+
+std::size_t ConvWeightCache::bytes() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->bytes;
+}
+
+std::size_t ConvWeightCache::entries() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->entries.size();
 }
 
 }  // namespace cnnkit

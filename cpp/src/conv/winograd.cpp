@@ -268,33 +268,48 @@ void winograd_forward(const Conv2dParams& p, const float* src, const float* weig
   // U[xi] packed as micro-kernel A panels: panel (k0, len) at up + xi K cv + k0 cv, [cv][len].
   // Computed 16 virtual channels at a time into a small buffer, then copied out per xi (one
   // scattered store per xi and tap would touch 36 pages per filter).
-  float* up = thread_workspace(2, std::size_t(kXi) * K * cv);
+  // An inference model keeps U across calls (p.weight_cache; at batch 1 its transform took
+  // ~70 % of AlexNet's 3x3 layers).
   constexpr index_t kRows = 16;
-  parallel_ranges(panels.count, 1, [&](index_t p0, index_t p1) {
-    float buf[kXi][kRows * kMaxMr];
-    for (index_t pi = p0; pi < p1; ++pi) {
-      index_t k0, len;
-      panels.get(pi, &k0, &len);
-      for (index_t r0 = 0; r0 < cv; r0 += kRows) {
-        const index_t rows = std::min(kRows, cv - r0);
-        for (index_t r = r0; r < r0 + rows; ++r) {
-          const index_t piece = r / p.C, c = r % p.C, a = piece / tl.sw, b = piece % tl.sw;
-          for (index_t k = k0; k < k0 + len; ++k) {
-            float g[kR * kR], t[kA * kR], u[kXi];
-            for (int i = 0; i < kR; ++i)
-              for (int j = 0; j < kR; ++j) g[i * kR + j] = tap(p, weights, k, c, a, b, i, j);
-            for (int j = 0; j < kR; ++j) wino::weight_1d(g + j, kR, t + j, kR);  // G g
-            for (int i = 0; i < kA; ++i) wino::weight_1d(t + i * kR, 1, u + i * kA, 1);
-            for (int xi = 0; xi < kXi; ++xi) buf[xi][(r - r0) * len + (k - k0)] = u[xi];
+  auto transform_weights = [&](float* up) {
+    parallel_ranges(panels.count, 1, [&](index_t p0, index_t p1) {
+      float buf[kXi][kRows * kMaxMr];
+      for (index_t pi = p0; pi < p1; ++pi) {
+        index_t k0, len;
+        panels.get(pi, &k0, &len);
+        for (index_t r0 = 0; r0 < cv; r0 += kRows) {
+          const index_t rows = std::min(kRows, cv - r0);
+          for (index_t r = r0; r < r0 + rows; ++r) {
+            const index_t piece = r / p.C, c = r % p.C, a = piece / tl.sw, b = piece % tl.sw;
+            for (index_t k = k0; k < k0 + len; ++k) {
+              float g[kR * kR], t[kA * kR], u[kXi];
+              for (int i = 0; i < kR; ++i)
+                for (int j = 0; j < kR; ++j) g[i * kR + j] = tap(p, weights, k, c, a, b, i, j);
+              for (int j = 0; j < kR; ++j) wino::weight_1d(g + j, kR, t + j, kR);  // G g
+              for (int i = 0; i < kA; ++i) wino::weight_1d(t + i * kR, 1, u + i * kA, 1);
+              for (int xi = 0; xi < kXi; ++xi) buf[xi][(r - r0) * len + (k - k0)] = u[xi];
+            }
+          }
+          for (int xi = 0; xi < kXi; ++xi) {
+            std::memcpy(up + xi * K * cv + k0 * cv + r0 * len, buf[xi],
+                        sizeof(float) * std::size_t(rows * len));
           }
         }
-        for (int xi = 0; xi < kXi; ++xi) {
-          std::memcpy(up + xi * K * cv + k0 * cv + r0 * len, buf[xi],
-                      sizeof(float) * std::size_t(rows * len));
-        }
       }
-    }
-  });
+    });
+  };
+  const float* up = nullptr;
+  const std::size_t u_floats = std::size_t(kXi) * K * cv;
+  if (p.weight_cache && p.precision == Precision::fp32) {
+    up = p.weight_cache->get("winograd_fwd/" + std::string(isa_name(active_isa())) + "/" +
+                                 std::to_string(K) + "x" + std::to_string(p.C) + "x" +
+                                 std::to_string(p.Fh) + "x" + std::to_string(p.Fw),
+                             u_floats, transform_weights);
+  } else {
+    float* u = thread_workspace(2, u_floats);
+    transform_weights(u);
+    up = u;
+  }
 
   const index_t tp = group_cols(tl.total);  // rows padded to whole lanes
   if (whole_pass(cv, K, tp, false)) {

@@ -3,13 +3,19 @@
  *   dx = dy W             [N, out] x [out, in]
  *   dW = dy^T x           [out, N] x [N, in]
  *   db = sum_n dy[n, :]   (column sums, each in a fixed order: deterministic)
- * All three products go through the same GEMM engine and micro-kernels as convolution.
+ * All three products go through the same GEMM engine and micro-kernels as convolution, except
+ * the forward product of a small batch (N <= 16, fp32): there each y[n][j] is the dot product of
+ * the x row with W's row j, read in place (W's rows are contiguous along `in`), with the
+ * dot-product tile of the weight gradients: W streams from memory once, with no packing (a GEMM
+ * would pack all of W into panels on every call, for a handful of rows).
  */
 #include "cnnkit/linear.hpp"
 
 #include <cstring>
 
 #include "cnnkit/gemm.hpp"
+#include "gemm/gemm_kernels.hpp"
+#include "runtime/kernel_table.hpp"
 #include "runtime/parallel.hpp"
 
 namespace cnnkit {
@@ -20,10 +26,45 @@ void validate(const LinearParams& p) {
   }
 }
 
+namespace {
+
+constexpr index_t kStreamRows = 16;  // batches up to this many rows stream W
+
+// y = bias + x W^T for a small batch: threads over blocks of dot_nr rows of W (whole blocks, at
+// least ~64 KB of W each); per block, dot_mr rows of x at a time (W's block is then in L2).
+void linear_forward_stream(const LinearParams& p, const float* src, const float* weights,
+                           const float* bias, float* dst) {
+  const GemmKernels& kt = kernels().gemm;
+  const index_t mr = kt.dot_mr, nr = kt.dot_nr, K = p.in;
+  const index_t blocks = (p.out + nr - 1) / nr;
+  const index_t min_blocks =
+      std::max<index_t>(1, (index_t(1) << 14) / std::max<index_t>(1, nr * K));
+  parallel_ranges(blocks, min_blocks, [&](index_t b0, index_t b1) {
+    const index_t j0 = b0 * nr, j1 = std::min(p.out, b1 * nr);
+    for (index_t i = 0; i < p.N; ++i) {
+      float* y = dst + i * p.out;
+      for (index_t j = j0; j < j1; ++j) y[j] = bias ? bias[j] : 0.0f;
+    }
+    for (index_t j = j0; j < j1; j += nr) {
+      const int nb = int(std::min(nr, j1 - j));
+      for (index_t i = 0; i < p.N; i += mr) {
+        const int mb = int(std::min(mr, p.N - i));
+        kt.dot_nt_tile(mb, nb, K, src + i * K, K, weights + j * K, K, dst + i * p.out + j, p.out);
+      }
+    }
+  });
+}
+
+}  // namespace
+
 void linear_forward(const LinearParams& p, const float* src, const float* weights,
                     const float* bias, float* dst) {
   validate(p);
   if (p.N == 0 || p.out == 0) return;
+  if (p.precision == Precision::fp32 && p.N <= kStreamRows && p.in >= 32) {
+    linear_forward_stream(p, src, weights, bias, dst);
+    return;
+  }
   GemmOutput out;
   out.c = dst;
   out.ldc = p.out;

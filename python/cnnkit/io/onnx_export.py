@@ -10,7 +10,8 @@ the model needs nothing ONNX-specific. Dropout is the identity in eval mode and 
 
 Translations (opset 17):
 
-    Conv2d                  Conv (groups, dilation; a fused ReLU becomes a Relu node)
+    Conv2d                  Conv (groups, dilation; a fused ReLU becomes a Relu node and a
+                            MaxPool2d fused by nn.utils.fuse a MaxPool node after it)
     MaxPool2d / AvgPool2d   MaxPool / AveragePool; ceil_mode becomes explicit end padding, and
                             count_include_pad with ceil_mode an explicit Pad (so the divisor
                             counts the padding but not the overhang past it, as cnnkit does)
@@ -47,6 +48,7 @@ from .._version import __version__
 from ..autograd.function import record_applications
 from ..autograd.grad_mode import no_grad
 from ..nn.module import eval_mode
+from ..shapes import conv_output_size
 from ..tensor import Tensor
 from .checkpoint import atomic_write
 
@@ -145,17 +147,29 @@ def _end_padding(size, kernel, stride, pad, out):
     return max(pad, need)
 
 
-def _pool_pads(rec):
-    (kh, kw), (sh, sw), (ph, pw) = rec.options["kernel"], rec.options["stride"], \
-        rec.options["padding"]
-    h, w = rec.inputs[0].shape[2:]
-    ho, wo = rec.output.shape[2:]
+def _pool_pads(kernel, stride, padding, in_hw, out_hw):
+    """(kernel, stride, begin pads, end pads) of a pooling from ``in_hw`` to ``out_hw``."""
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    (h, w), (ho, wo) = in_hw, out_hw
     eh, ew = _end_padding(h, kh, sh, ph, ho), _end_padding(w, kw, sw, pw, wo)
     return (kh, kw), (sh, sw), (ph, pw), (eh, ew)
 
 
+def _rec_pool_pads(rec):
+    o = rec.options
+    return _pool_pads(o["kernel"], o["stride"], o["padding"], rec.inputs[0].shape[2:],
+                      rec.output.shape[2:])
+
+
+# ("cache" holds derived weights for the next call; it changes no value)
+_CONV_OPTIONS = {"stride", "padding", "dilation", "groups", "relu", "pool", "cache"}
+
+
 def _conv(g, rec, x):
     o = rec.options
+    unknown = set(o) - _CONV_OPTIONS
+    if unknown:  # some new fused state this translation would silently drop
+        raise _unsupported(rec, f"unknown option(s) {', '.join(sorted(unknown))} of a Conv2d")
     w = rec.inputs[1]
     ins = [x, g.value(w)]
     if rec.inputs[2] is not None:
@@ -163,7 +177,19 @@ def _conv(g, rec, x):
     (ph, pw) = o["padding"]
     y = g.node("Conv", ins, kernel_shape=list(w.shape[2:]), strides=list(o["stride"]),
                pads=[ph, pw, ph, pw], dilations=list(o["dilation"]), group=int(o["groups"]))
-    return g.node("Relu", [y]) if o.get("relu") else y
+    if o.get("relu"):
+        y = g.node("Relu", [y])
+    pool = o.get("pool")
+    if pool is not None:
+        # a MaxPool2d folded in by nn.utils.fuse (kernel, stride, padding, ceil_mode): the
+        # convolution's own output size is the pooling's input size
+        kernel, stride, padding, _ceil = pool
+        conv_hw = conv_output_size(tuple(rec.inputs[0].shape[2:]), tuple(w.shape[2:]),
+                                   tuple(o["stride"]), tuple(o["padding"]),
+                                   tuple(o["dilation"]))
+        y = _max_pool_node(g, y, _pool_pads(kernel, stride, padding, conv_hw,
+                                            rec.output.shape[2:]))
+    return y
 
 
 def _patches(g, x, c, kernel, stride, padding):
@@ -216,14 +242,19 @@ def _tiled_conv(g, rec, x):
     return y
 
 
-def _max_pool(g, rec, x):
-    k, s, p, e = _pool_pads(rec)
+def _max_pool_node(g, x, pads):
+    """MaxPool with ceil_mode as explicit end padding (``pads`` from :func:`_pool_pads`)."""
+    k, s, p, e = pads
     return g.node("MaxPool", [x], kernel_shape=list(k), strides=list(s),
                   pads=[p[0], p[1], e[0], e[1]])
 
 
+def _max_pool(g, rec, x):
+    return _max_pool_node(g, x, _rec_pool_pads(rec))
+
+
 def _avg_pool(g, rec, x):
-    k, s, p, e = _pool_pads(rec)
+    k, s, p, e = _rec_pool_pads(rec)
     include = rec.options["count_include_pad"]
     if e[0] > p[0] or e[1] > p[1]:
         # ceil_mode windows overhang the padding. cnnkit (like PyTorch) never counts the

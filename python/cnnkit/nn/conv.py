@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from .. import _core, amp
 from .. import functional as F
 from .._args import as_int, as_pair, as_size
 from ..autograd.grad_mode import is_grad_enabled
@@ -68,6 +69,8 @@ class Conv2d(_ConvBase):
     PyTorch does (``kaiming_uniform_`` with a = sqrt(5), bias U(-1/sqrt(fan_in), 1/sqrt(fan_in))).
     """
 
+    _transient = ("_weight_cache",)
+
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
                  groups=1, bias=True):
         super().__init__()
@@ -90,6 +93,11 @@ class Conv2d(_ConvBase):
         # set by nn.utils.fuse: (kernel, stride, padding, ceil_mode) of the MaxPool2d after it,
         # pooled in the epilogue where no gradient is needed (else run as its own op)
         self.fused_pool = None
+        # set by nn.utils.fuse: keep what the fp32 algorithms derive from the weights
+        # (Winograd's transformed filters) across inference calls (eval mode, no gradient),
+        # valid while the weight array and amp.weights_version() stay the same
+        self.inference_cache = False
+        self._weight_cache = None  # (weight array, version, _core.ConvWeightCache)
         self.weight = Parameter(np.empty(
             (out_channels, in_channels // groups) + self.kernel_size, dtype=np.float32))
         if bias:
@@ -121,11 +129,24 @@ class Conv2d(_ConvBase):
         except ValueError as e:
             raise input_error(self._signature(), x, e) from None
 
+    def _cache(self):
+        """The weight cache for this call (fused inference models only), else None."""
+        if not self.inference_cache or self.training or is_grad_enabled():
+            return None
+        w, version = self.weight.data, amp.weights_version()
+        held = self._weight_cache
+        if held is None or held[0] is not w or held[1] != version:
+            held = (w, version, _core.ConvWeightCache())
+            self._weight_cache = held
+        return held[2]
+
     def _conv(self, x, pool):
-        if self.fused_relu or pool is not None:
+        cache = self._cache()
+        if self.fused_relu or pool is not None or cache is not None:
             return Conv2dFunction.apply(x, self.weight, self.bias, stride=self.stride,
                                         padding=self.padding, dilation=self.dilation,
-                                        groups=self.groups, relu=self.fused_relu, pool=pool)
+                                        groups=self.groups, relu=self.fused_relu, pool=pool,
+                                        cache=cache)
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
                         self.groups)
 

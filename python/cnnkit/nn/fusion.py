@@ -68,6 +68,12 @@ def fuse(model: Module) -> Module:
     as its own op). The folded modules become Identity, so the remaining modules keep their
     names. The original is untouched.
 
+    Every Conv2d of the copy keeps what its fp32 algorithm derives from the weights (Winograd's
+    transformed filters: at batch 1 most of a 3x3 layer's time) from one inference call (eval
+    mode, no gradient) to the next. An optimizer step, ``load_state_dict``, ``nn.init`` and
+    ``Tensor.zero_`` invalidate it (:func:`cnnkit.amp.weights_changed`); after writing into a
+    weight's array yourself, call ``cnnkit.amp.weights_changed()``.
+
     Folding: with s = gamma / sqrt(running_var + eps), W' = W * s (per output channel) and
     b' = (b - running_mean) * s + beta, computed in float64.
     """
@@ -76,6 +82,10 @@ def fuse(model: Module) -> Module:
     for m in list(fused.modules()):
         if isinstance(m, Sequential):
             _fuse_sequence(m)
+    for m in fused.modules():
+        if isinstance(m, Conv2d):
+            m.inference_cache = True
+            m._weight_cache = None
     return fused
 
 

@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from .. import amp
 from .. import random as _random
 from ..tensor import Tensor
 
@@ -41,6 +42,7 @@ def _array(tensor) -> np.ndarray:
 def _fill(tensor, values):
     arr = _array(tensor)
     arr[...] = np.asarray(values, dtype=arr.dtype)
+    amp.weights_changed()  # caches of derived weights are stale
     return tensor
 
 

@@ -309,11 +309,14 @@ class Module:
                 main += "\n  " + "\n  ".join(lines) + "\n"
         return main + ")"
 
+    # attributes a copy starts without (caches of derived data, e.g. Conv2d's weight cache)
+    _transient: tuple = ()
+
     def __deepcopy__(self, memo):
         new = object.__new__(type(self))
         memo[id(self)] = new
         for k, v in self.__dict__.items():
-            object.__setattr__(new, k, copy.deepcopy(v, memo))
+            object.__setattr__(new, k, None if k in self._transient else copy.deepcopy(v, memo))
         return new
 
 

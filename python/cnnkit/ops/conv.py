@@ -22,9 +22,12 @@ __all__ = ["Conv2dFunction", "LocalConv2dFunction", "TiledConv2dFunction"]
 class Conv2dFunction(Function):
     """y = conv(x, W) + b, optionally followed by ReLU in the GEMM epilogue (``relu=True``) and,
     for inference only (no gradient), by a max pooling of the output planes (``pool`` =
-    (kernel, stride, padding, ceil_mode)) done while they are in cache."""
+    (kernel, stride, padding, ceil_mode)) done while they are in cache. ``cache`` (a
+    ``_core.ConvWeightCache``, fp32 inference only) keeps what the algorithm derives from W
+    (Winograd's transformed filters) for the next call; the caller drops it when W changes."""
 
-    def forward(self, x, weight, bias, stride, padding, dilation, groups, relu=False, pool=None):
+    def forward(self, x, weight, bias, stride, padding, dilation, groups, relu=False, pool=None,
+                cache=None):
         self.x, self.weight = as_f32(x), as_f32(weight)
         self.args = (stride, padding, dilation, groups)
         self.relu = relu
@@ -35,8 +38,10 @@ class Conv2dFunction(Function):
         if pool is not None and any(self.needs_input_grad):
             raise ValueError("conv2d: a fused max pooling is for inference (no gradient); "
                              "run conv2d and max_pool2d to train")
+        if self.precision != "fp32" or any(self.needs_input_grad):
+            cache = None  # an fp32 inference cache (_core.ConvWeightCache)
         y = _core.conv2d_forward(self.x, self.weight, as_opt_f32(bias), stride, padding,
-                                 dilation, groups, relu, self.precision, packed, pool)
+                                 dilation, groups, relu, self.precision, packed, pool, cache)
         if relu:
             self.y = y
         return y
