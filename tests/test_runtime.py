@@ -92,3 +92,29 @@ def test_threads_default_honours_omp_num_threads_and_setter_validates():
 def test_peak_probe_is_positive_and_scales_with_isa(isa):
     g = cnnkit._core.fma_peak_gflops(1, 0.02, 1)
     assert g > 0.1
+
+
+def test_cache_sizes_and_the_gemm_blocking_derived_from_them():
+    info = cnnkit.cpu_info()
+    c, b = info["caches"], info["sgemm_blocking"]
+    assert c["l1d"] >= 16 << 10 and c["l2"] >= c["l1d"] and c["l3"] >= 0
+    mr = info["sgemm_tile"][0]
+    assert b["kc"] % 32 == 0 and 128 <= b["kc"] <= 576
+    assert b["kc"] == min(576, max(128, c["l1d"] * 2 // 3 // (mr * 4) // 32 * 32))
+    assert b["b_chunk_floats"] == max(32 * 1024, c["l2"] // 8)
+    # Linux says the same as CPUID where sysfs lists the caches
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    if c["from_cpuid"] and os.path.isdir(base):
+        for idx in sorted(os.listdir(base)):
+            d = os.path.join(base, idx)
+            try:
+                level = int(open(os.path.join(d, "level")).read())
+                kind = open(os.path.join(d, "type")).read().strip()
+                size = open(os.path.join(d, "size")).read().strip()
+            except (OSError, ValueError):
+                continue
+            if kind == "Instruction" or not size.endswith("K"):
+                continue
+            key = {1: "l1d", 2: "l2"}.get(level)
+            if key:
+                assert c[key] == int(size[:-1]) * 1024, (key, c[key], size)

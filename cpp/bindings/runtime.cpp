@@ -46,6 +46,15 @@ void bind_runtime(py::module_& m) {
     d["thread_binding"] = thread_binding();
     const SgemmTile tile = sgemm_tile();
     d["sgemm_tile"] = py::make_tuple(tile.mr, tile.nr);
+    py::dict caches;
+    caches["l1d"] = f.l1d_bytes;
+    caches["l2"] = f.l2_bytes;
+    caches["l3"] = f.l3_bytes;
+    caches["from_cpuid"] = f.caches_from_cpuid;
+    d["caches"] = caches;
+    const GemmBlocking blk = gemm_blocking(tile.mr);
+    d["sgemm_blocking"] = py::dict(py::arg("kc") = blk.kc, py::arg("mc") = blk.mc,
+                                   py::arg("b_chunk_floats") = blk.b_chunk_floats);
     d["bf16_path"] = bf16_path();
     d["bf16_path_reason"] = bf16_path_reason();
     return d;

@@ -40,7 +40,21 @@ struct CpuFeatures {
   // without it kills the process (SIGILL), so AMX runs only when this is true.
   bool amx_permitted = false;
   std::string amx_refusal;  // why not, when the CPU has AMX but amx_permitted is false
+  // Cache sizes per core (L1 data, L2) and of the last level, from CPUID leaf 4 (Intel) or
+  // 0x8000001D (AMD); where the CPU reports neither, the Zen 4 sizes the blocking was first
+  // tuned on (caches_from_cpuid false). The GEMM blocking is derived from them (gemm_blocking).
+  std::size_t l1d_bytes = 32 << 10, l2_bytes = 1 << 20, l3_bytes = 32 << 20;
+  bool caches_from_cpuid = false;
 };
+
+// The fp32 GEMM's cache blocking for a micro-kernel of mr rows, from the cache sizes above:
+// kc (K block) so that the mr x kc A micro-panel fills about 2/3 of L1D (a multiple of 32,
+// 128..576), mc (M block) rows, and the per-thread packed B chunk (half of L2), in floats.
+// Zen 4 (32 KB L1D, 1 MB L2): kc 384, chunk 128 Ki floats; Intel Xeon (48 KB, 2 MB): 576, 256 Ki.
+struct GemmBlocking {
+  index_t kc = 384, mc = 1008, b_chunk_floats = 128 * 1024;
+};
+GemmBlocking gemm_blocking(int mr);
 
 // Detected once, on first use.
 const CpuFeatures& cpu_features();

@@ -24,9 +24,7 @@
 namespace cnnkit {
 namespace {
 
-constexpr index_t kKC = 384;
 constexpr index_t kMC = kGemmMC;
-constexpr index_t kBChunkFloats = 128 * 1024;  // per-thread packed B chunk: 512 KB of L2
 // Below this many FLOPs per thread, waking another thread costs more than it saves.
 constexpr double kMinFlopsPerThread = 1.0e6;
 // Problems whose B fits in this many floats may read B in place (no packing) on one thread.
@@ -46,7 +44,8 @@ Plan make_plan(const GemmKernels& kt, index_t M, index_t N, index_t K, int threa
   Plan p;
   p.mr = kt.sgemm_mr;
   p.nr = kt.sgemm_nr;
-  p.nkb = std::max<index_t>(1, ceil_div(K, kKC));
+  const GemmBlocking blk = gemm_blocking(kt.sgemm_mr);  // K block and B chunk from the caches
+  p.nkb = std::max<index_t>(1, ceil_div(K, blk.kc));
   p.kc_max = ceil_div(K, p.nkb);
   p.nmb = std::max<index_t>(1, ceil_div(M, kMC));
   p.mc_max = ceil_div(M, p.nmb);
@@ -58,12 +57,20 @@ Plan make_plan(const GemmKernels& kt, index_t M, index_t N, index_t K, int threa
   nt = std::min<index_t>(nt, std::max<index_t>(1, index_t(flops / kMinFlopsPerThread)));
   nt = std::min<index_t>(nt, std::max<index_t>(1, row_panels * col_panels));
 
-  gemm_thread_grid(row_panels, col_panels, nt, p.mr, p.nr, &p.tm, &p.tn);
+  p.direct_b = K * N <= kDirectBFloats;
+  if (p.direct_b && row_panels >= nt) {
+    // B is read in place: threads split the rows, each packs only its own A panels and none
+    // waits for another (sgemm 256^3 on 2 threads: 311-320 -> 350-364 GFLOP/s, 1 thread 207)
+    p.tm = int(nt);
+    p.tn = 1;
+  } else {
+    gemm_thread_grid(row_panels, col_panels, nt, p.mr, p.nr, &p.tm, &p.tn);
+  }
   const index_t cols_per_thread = ceil_div(col_panels, p.tn) * p.nr + p.nr;  // + a seam panel
-  const index_t nb_cap = std::max<index_t>(p.nr, kBChunkFloats / std::max<index_t>(1, p.kc_max));
+  const index_t nb_cap =
+      std::max<index_t>(p.nr, blk.b_chunk_floats / std::max<index_t>(1, p.kc_max));
   const index_t chunks = std::max<index_t>(1, ceil_div(cols_per_thread, nb_cap));
   p.nb_max = ceil_div(ceil_div(cols_per_thread, chunks), p.nr) * p.nr;
-  p.direct_b = nt == 1 && K * N <= kDirectBFloats;
   p.a_floats = std::size_t(p.mc_max + p.mr) * std::size_t(p.kc_max);
   // Allocated even when B may be read in place: not every operand can be.
   p.b_floats = std::size_t(p.nb_max) * std::size_t(p.kc_max);
@@ -139,18 +146,22 @@ struct Worker {
         const index_t npanels = ceil_div(mc, p.mr);
         // The A block: packed ahead of time, or packed now by all threads into the shared
         // buffer; panel q holds rows [r0, r0 + m) and starts at r0 * kc.
+        // With one thread column (tn == 1) each thread packs just the panels it multiplies,
+        // so no thread waits for another (no barrier).
         const float* a_blk = a.packed_block(kb, mb);
+        index_t q_begin, q_count;
+        balanced_part(npanels, p.tm, tr, &q_begin, &q_count);
+        const bool shared_a = a_blk == nullptr && p.tn > 1;
         if (a_blk == nullptr) {
-          for (index_t q = tid; q < npanels; q += nt) {
+          const index_t q0 = shared_a ? tid : q_begin, q1 = shared_a ? npanels : q_begin + q_count;
+          for (index_t q = q0; q < q1; q += shared_a ? nt : 1) {
             index_t r0, m;
             balanced_part(mc, npanels, q, &r0, &m);
             a.pack(m0 + r0, int(m), p0, int(kc), a_buf + r0 * kc);
           }
-          if (nt > 1) team_barrier();
+          if (shared_a) team_barrier();
           a_blk = a_buf;
         }
-        index_t q_begin, q_count;
-        balanced_part(npanels, p.tm, tr, &q_begin, &q_count);
         for (index_t j0 = j_begin; j0 < j_end; j0 += p.nb_max) {
           const index_t nb = std::min(p.nb_max, j_end - j0);
           const float* bp = nullptr;
@@ -175,7 +186,7 @@ struct Worker {
             }
           }
         }
-        if (nt > 1) team_barrier();
+        if (shared_a) team_barrier();  // before the next block overwrites the shared A
       }
     }
   }
@@ -232,7 +243,7 @@ PrepackedA::PrepackedA(index_t M, index_t K, const GemmOperandA& src, float* sto
   }
   // Same blocking as make_plan(): K blocks, M blocks, balanced row panels of <= MR rows.
   const int mr = kernels().gemm.sgemm_mr;
-  const index_t nkb = std::max<index_t>(1, ceil_div(K, kKC));
+  const index_t nkb = std::max<index_t>(1, ceil_div(K, gemm_blocking(mr).kc));
   nmb_ = std::max<index_t>(1, ceil_div(M, kMC));
   offsets_.resize(std::size_t(nkb * nmb_));
   std::size_t at = 0;

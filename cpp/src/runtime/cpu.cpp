@@ -5,6 +5,7 @@
 // state) for AVX/AVX2/FMA, bits 5-7 (opmask, ZMM0-15 upper halves, ZMM16-31) for AVX-512, and
 // bits 17-18 (XTILECFG, XTILEDATA) for AMX. Linux also wants each process to ask for the tile
 // data state before its first tile instruction (arch_prctl, below).
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -63,6 +64,26 @@ std::string request_amx_permission() {
 }
 #endif
 
+// Data and unified cache sizes from the deterministic cache parameters: leaf 4 (Intel) or
+// 0x8000001D (AMD, with topology extensions), one sub-leaf per cache until type 0; the size is
+// ways x partitions x line size x sets. False if the CPU has neither leaf.
+bool detect_caches(unsigned leaf, CpuFeatures* f) {
+  bool any = false;
+  for (unsigned sub = 0; sub < 16; ++sub) {
+    const Regs r = cpuid(leaf, sub);
+    const unsigned type = r.a & 0x1f, level = (r.a >> 5) & 0x7;
+    if (type == 0) break;
+    if (type == 2) continue;  // instruction cache
+    const std::size_t bytes = std::size_t((r.b >> 22) + 1) * (((r.b >> 12) & 0x3ff) + 1) *
+                              ((r.b & 0xfff) + 1) * (std::size_t(r.c) + 1);
+    if (level == 1) f->l1d_bytes = bytes;
+    if (level == 2) f->l2_bytes = bytes;
+    if (level == 3) f->l3_bytes = bytes;
+    any = true;
+  }
+  return any;
+}
+
 CpuFeatures detect() {
   CpuFeatures f;
 #ifdef CNNKIT_X86
@@ -84,6 +105,12 @@ CpuFeatures detect() {
     f.brand = brand;
     while (!f.brand.empty() && f.brand.back() == ' ') f.brand.pop_back();
     while (!f.brand.empty() && f.brand.front() == ' ') f.brand.erase(f.brand.begin());
+  }
+  const unsigned max_ext = cpuid(0x80000000u).a;
+  const bool amd_topology = max_ext >= 0x8000001Du && ((cpuid(0x80000001u).c >> 22) & 1);
+  if ((f.vendor == "GenuineIntel" && max_leaf >= 4 && detect_caches(4, &f)) ||
+      (amd_topology && detect_caches(0x8000001Du, &f))) {
+    f.caches_from_cpuid = true;
   }
   if (max_leaf < 1) return f;
   const Regs l1 = cpuid(1);
@@ -122,6 +149,15 @@ CpuFeatures detect() {
 const CpuFeatures& cpu_features() {
   static const CpuFeatures features = detect();
   return features;
+}
+
+GemmBlocking gemm_blocking(int mr) {
+  const CpuFeatures& f = cpu_features();
+  GemmBlocking b;
+  const index_t fit = index_t(f.l1d_bytes) * 2 / 3 / (index_t(std::max(mr, 1)) * 4);
+  b.kc = std::min<index_t>(576, std::max<index_t>(128, fit / 32 * 32));
+  b.b_chunk_floats = std::max<index_t>(32 * 1024, index_t(f.l2_bytes) / 2 / 4);
+  return b;
 }
 
 bool isa_supported(Isa isa) {
