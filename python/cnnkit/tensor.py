@@ -79,6 +79,20 @@ class Tensor:
         self.grad_fn = None
         self._grad_accumulator = None
 
+    @classmethod
+    def _wrap(cls, data) -> Tensor:
+        """A tensor holding an op's result: a float32 ndarray as it is (the common case, without
+        __init__'s conversions), anything else as ``Tensor(data)`` converts it."""
+        if type(data) is np.ndarray and data.dtype == np.float32:
+            t = object.__new__(cls)
+            t.data = data
+            t.grad = None
+            t.requires_grad = False
+            t.grad_fn = None
+            t._grad_accumulator = None
+            return t
+        return cls(data)
+
     # ----------------------------------------------------------------- properties
     @property
     def shape(self) -> tuple:

@@ -117,29 +117,35 @@ inline void tile_block(index_t total, index_t g_begin, index_t g_end, index_t co
 inline index_t xi_stride(index_t rows, index_t ld) { return rows * ld + 16; }
 
 // Input transform of tiles t0 .. t0 + nb - 1: V[xi][(a, b, c)][tile], row stride tb.
+// (Input channels c0 .. c1 - 1 only, when given: threads split the channels of few tiles.)
 void transform_input(const KernelTable& kt, const Conv2dParams& p, const Tiling& tl,
-                     const float* src, index_t t0, index_t nb, index_t tb, float* v) {
+                     const float* src, index_t t0, index_t nb, index_t tb, float* v,
+                     index_t c0 = 0, index_t c1 = -1) {
+  if (c1 < 0) c1 = p.C;
   for (index_t l0 = 0; l0 < nb; l0 += kLanes) {
     const int n = int(std::min<index_t>(kLanes, nb - l0));
     for (index_t a = 0; a < tl.sh; ++a) {
       for (index_t b = 0; b < tl.sw; ++b) {
         const WinoLanes L = make_lanes(tl, t0 + l0, n, p.C * p.H * p.W, p.H, p.W, p.pad_h - kR * a,
                                        p.pad_w - kR * b, kA);
-        kt.conv.wino_input(src, p.H * p.W, p.W, int(p.C), L, v + (a * tl.sw + b) * p.C * tb + l0,
-                           xi_stride(tl.cv, tb), tb);
+        kt.conv.wino_input(src + c0 * p.H * p.W, p.H * p.W, p.W, int(c1 - c0), L,
+                           v + ((a * tl.sw + b) * p.C + c0) * tb + l0, xi_stride(tl.cv, tb), tb);
       }
     }
   }
 }
 
 // Output transform of tiles t0 .. t0 + nb - 1 from M[xi][k][tile] (row stride ld, m at t0).
+// (Output channels k0 .. k1 - 1 only, when given.)
 void transform_output(const KernelTable& kt, const Conv2dParams& p, const Tiling& tl,
                       const float* m, index_t ld, index_t t0, index_t nb, float* dst,
-                      const float* bias, bool relu) {
+                      const float* bias, bool relu, index_t k0 = 0, index_t k1 = -1) {
+  if (k1 < 0) k1 = p.K;
   for (index_t l0 = 0; l0 < nb; l0 += kLanes) {
     const WinoLanes L = make_lanes(tl, t0 + l0, int(std::min<index_t>(kLanes, nb - l0)),
                                    p.K * p.Ho * p.Wo, p.Ho, p.Wo, 0, 0, kM);
-    kt.conv.wino_output(m + l0, xi_stride(p.K, ld), ld, int(p.K), L, dst, p.Ho * p.Wo, p.Wo, bias,
+    kt.conv.wino_output(m + k0 * ld + l0, xi_stride(p.K, ld), ld, int(k1 - k0), L,
+                        dst + k0 * p.Ho * p.Wo, p.Ho * p.Wo, p.Wo, bias ? bias + k0 : nullptr,
                         relu);
   }
 }
@@ -312,30 +318,46 @@ void winograd_forward(const Conv2dParams& p, const float* src, const float* weig
   }
 
   const index_t tp = group_cols(tl.total);  // rows padded to whole lanes
-  if (whole_pass(cv, K, tp, false)) {
+  const index_t groups = tp / kLanes;         // threads split tiles at lane-group boundaries
+  // Fewer lane groups than threads (a small batch, e.g. one 16x16 image: one group): the whole
+  // pass too, its transforms split over channels instead (cifar_cnn's 3x3 layers at batch 1:
+  // 26-41 us on one thread or two before).
+  const bool few = groups < get_num_threads();
+  if (whole_pass(cv, K, tp, false) || few) {
     float* v = thread_workspace(1, std::size_t(kXi) * (xi_stride(cv, tp) + xi_stride(K, tp)));
     float* m = v + std::size_t(kXi) * xi_stride(cv, tp);
-    const index_t groups = tp / kLanes;  // threads split tiles at lane-group boundaries
-    parallel_ranges(groups, 1, [&](index_t g0, index_t g1) {
-      const index_t t0 = g0 * kLanes, t1 = std::min(tl.total, g1 * kLanes);
-      transform_input(kt, p, tl, src, t0, t1 - t0, tp, v + t0);
-    });
+    if (few) {
+      parallel_ranges(p.C, 4, [&](index_t c0, index_t c1) {
+        transform_input(kt, p, tl, src, 0, tl.total, tp, v, c0, c1);
+      });
+    } else {
+      parallel_ranges(groups, 1, [&](index_t g0, index_t g1) {
+        const index_t t0 = g0 * kLanes, t1 = std::min(tl.total, g1 * kLanes);
+        transform_input(kt, p, tl, src, t0, t1 - t0, tp, v + t0);
+      });
+    }
     parallel_ranges(kXi, 1, [&](index_t x0, index_t x1) {
       for (index_t xi = x0; xi < x1; ++xi) {
         multiply(kt, panels, up + xi * K * cv, cv, v + xi * xi_stride(cv, tp), tp, tp,
                  m + xi * xi_stride(K, tp));
       }
     });
-    parallel_ranges(groups, 1, [&](index_t g0, index_t g1) {
-      const index_t t0 = g0 * kLanes, t1 = std::min(tl.total, g1 * kLanes);
-      transform_output(kt, p, tl, m + t0, tp, t0, t1 - t0, dst, bias, relu);
-    });
+    if (few) {
+      parallel_ranges(K, 4, [&](index_t k0, index_t k1) {
+        transform_output(kt, p, tl, m, tp, 0, tl.total, dst, bias, relu, k0, k1);
+      });
+    } else {
+      parallel_ranges(groups, 1, [&](index_t g0, index_t g1) {
+        const index_t t0 = g0 * kLanes, t1 = std::min(tl.total, g1 * kLanes);
+        transform_output(kt, p, tl, m + t0, tp, t0, t1 - t0, dst, bias, relu);
+      });
+    }
     return;
   }
   // Otherwise each thread takes a near-equal share of the tiles, in near-equal blocks of
   // <= tb whose V and M stay in L2.
   const index_t tb = block_tiles(cv, K, tl.total, index_t(1) << 20, 32, 128);
-  const index_t groups = group_cols(tl.total) / kLanes;
+  // (groups: the lane groups counted above)
   const int nt = threads_for(groups, 2);
   const std::size_t per = std::size_t(kXi) * (xi_stride(cv, tb) + xi_stride(K, tb));
   float* ws = thread_workspace(1, per * nt);

@@ -26,7 +26,7 @@ namespace {
 
 constexpr index_t kMC = kGemmMC;
 // Below this many FLOPs per thread, waking another thread costs more than it saves.
-constexpr double kMinFlopsPerThread = 1.0e6;
+constexpr double kMinFlopsPerThread = 0.4e6;
 // Problems whose B fits in this many floats may read B in place (no packing) on one thread.
 constexpr index_t kDirectBFloats = 64 * 1024;
 

@@ -16,6 +16,7 @@ exporter traces a model with it).
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from typing import NamedTuple
 
@@ -58,6 +59,11 @@ def record_applications():
         _local.records, _local.depth = saved
 
 
+@functools.cache
+def _no_grad_flags(n: int) -> tuple:
+    return (False,) * n
+
+
 class Function:
     """One differentiable operation.
 
@@ -89,14 +95,18 @@ class Function:
     def _apply(cls, inputs, options):
         tensor = _tensor_type
         fn = cls()
-        record = is_grad_enabled() and any(
-            isinstance(t, tensor) and t.requires_grad for t in inputs
-        )
-        fn.needs_input_grad = tuple(
-            record and isinstance(t, tensor) and t.requires_grad for t in inputs
-        )
+        record = False
+        if is_grad_enabled():
+            for t in inputs:
+                if isinstance(t, tensor) and t.requires_grad:
+                    record = True
+                    break
+        if record:
+            fn.needs_input_grad = tuple(isinstance(t, tensor) and t.requires_grad for t in inputs)
+        else:  # inference: one shared tuple per arity, nothing to compute
+            fn.needs_input_grad = _no_grad_flags(len(inputs))
         arrays = [t.data if isinstance(t, tensor) else t for t in inputs]
-        out = tensor(fn.forward(*arrays, **options))
+        out = tensor._wrap(fn.forward(*arrays, **options))
         if record:
             out.requires_grad = True
             out.grad_fn = fn

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-import numpy as np
+import math
 
 from .. import _core, amp
 from .._args import as_f32, as_opt_f32
@@ -18,7 +18,7 @@ __all__ = ["LinearFunction"]
 class LinearFunction(Function):
     def forward(self, x, weight, bias):
         self.shape = x.shape
-        self.x = as_f32(x).reshape(int(np.prod(x.shape[:-1])), x.shape[-1])
+        self.x = as_f32(x).reshape(math.prod(x.shape[:-1]), x.shape[-1])
         self.weight = as_f32(weight)
         self.precision = amp.precision()
         packed = None

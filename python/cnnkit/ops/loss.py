@@ -10,6 +10,8 @@ The core works on rows [N, C]: softmax along another axis moves it last first.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import _core
@@ -27,7 +29,7 @@ class _SoftmaxBase(Function):
         self.dim = dim % x.ndim
         moved = np.moveaxis(x, self.dim, -1)
         self.moved_shape = moved.shape
-        rows = int(np.prod(moved.shape[:-1]))
+        rows = math.prod(moved.shape[:-1])
         y2 = getattr(_core, f"{self.kind}_forward")(as_f32(moved.reshape(rows, moved.shape[-1])))
         self.y2 = y2
         return np.moveaxis(y2.reshape(self.moved_shape), -1, self.dim)

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .._args import float_result
@@ -38,7 +40,7 @@ class Sum(Function):
 class Mean(Function):
     def forward(self, a, dim, keepdim):
         self.shape, self.axes, self.keepdim = a.shape, _axes(dim, a.ndim), keepdim
-        self.count = int(np.prod([a.shape[i] for i in self.axes])) if a.ndim else 1
+        self.count = math.prod(a.shape[i] for i in self.axes) if a.ndim else 1
         return float_result(np.mean(a, axis=self.axes, keepdims=keepdim))
 
     def backward(self, g):
