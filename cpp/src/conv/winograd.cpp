@@ -119,8 +119,8 @@ inline index_t xi_stride(index_t rows, index_t ld) { return rows * ld + 16; }
 // Input transform of tiles t0 .. t0 + nb - 1: V[xi][(a, b, c)][tile], row stride tb.
 // (Input channels c0 .. c1 - 1 only, when given: threads split the channels of few tiles.)
 void transform_input(const KernelTable& kt, const Conv2dParams& p, const Tiling& tl,
-                     const float* src, index_t t0, index_t nb, index_t tb, float* v,
-                     index_t c0 = 0, index_t c1 = -1) {
+                     const float* src, index_t t0, index_t nb, index_t tb, float* v, index_t c0 = 0,
+                     index_t c1 = -1) {
   if (c1 < 0) c1 = p.C;
   for (index_t l0 = 0; l0 < nb; l0 += kLanes) {
     const int n = int(std::min<index_t>(kLanes, nb - l0));
@@ -318,7 +318,7 @@ void winograd_forward(const Conv2dParams& p, const float* src, const float* weig
   }
 
   const index_t tp = group_cols(tl.total);  // rows padded to whole lanes
-  const index_t groups = tp / kLanes;         // threads split tiles at lane-group boundaries
+  const index_t groups = tp / kLanes;       // threads split tiles at lane-group boundaries
   // Fewer lane groups than threads (a small batch, e.g. one 16x16 image: one group): the whole
   // pass too, its transforms split over channels instead (cifar_cnn's 3x3 layers at batch 1:
   // 26-41 us on one thread or two before).
