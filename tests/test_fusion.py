@@ -347,3 +347,35 @@ def test_fused_model_cache_from_several_threads(rng):
     for t in ts:
         t.join()
     assert bad == []
+
+
+def test_layers_call_the_core_directly_only_when_nothing_is_recorded(rng):
+    """Under no_grad, Conv2d / Linear / ReLU / Flatten / eval Dropout skip Function.apply: the
+    same bits as the recorded path; record_applications (the ONNX exporter) still sees every
+    op, hooks still run, and bad input still gets the layer's error."""
+    ck.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Dropout(0.3),
+                          nn.Flatten(), nn.Linear(8 * 6 * 6, 5), nn.ReLU()).eval()
+    x = ck.tensor(rng.standard_normal((2, 3, 6, 6)).astype(np.float32))
+    recorded = model(x).numpy()  # gradients on: the Function path
+    with ck.no_grad():
+        direct = model(x).numpy()
+        assert np.array_equal(direct, recorded)
+        with autograd.record_applications() as applied:
+            model(x)
+        names = [a.function.__name__ for a in applied]
+        assert names == ["Conv2dFunction", "ReLUFunction", "Reshape", "LinearFunction",
+                         "ReLUFunction"]
+        seen = []
+        h = model[4].register_forward_hook(lambda m, i, o: seen.append(o.shape))
+        model(x)
+        h.remove()
+        assert seen == [(2, 5)]
+        with pytest.raises(ValueError, match="expected input with 3 channels"):
+            model(ck.tensor(np.zeros((1, 4, 6, 6), np.float32)))
+        with pytest.raises(ValueError, match="288 features"):
+            model[4](ck.tensor(np.zeros((1, 7), np.float32)))
+    # the result of a direct call is a plain tensor: no graph, no gradient
+    with ck.no_grad():
+        y = model(x)
+    assert y.grad_fn is None and not y.requires_grad

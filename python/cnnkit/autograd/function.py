@@ -34,6 +34,13 @@ def register_tensor_type(cls) -> None:
     _tensor_type = cls
 
 
+def untracked() -> bool:
+    """True when an op's result needs no graph link and no record: gradients are off
+    (``no_grad``) and no :func:`record_applications` block is open on this thread, so a layer
+    may call the core directly (inference) instead of going through ``Function.apply``."""
+    return not is_grad_enabled() and getattr(_local, "records", None) is None
+
+
 class Application(NamedTuple):
     """One operation applied inside :func:`record_applications`."""
 

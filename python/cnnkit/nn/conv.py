@@ -9,8 +9,9 @@ import numpy as np
 from .. import _core, amp
 from .. import functional as F
 from .._args import as_int, as_pair, as_size
+from ..autograd.function import untracked
 from ..autograd.grad_mode import is_grad_enabled
-from ..ops.conv import Conv2dFunction
+from ..ops.conv import Conv2dFunction, conv2d_array
 from ..shapes import conv_output_size
 from ..tensor import Tensor
 from . import init
@@ -119,6 +120,13 @@ class Conv2d(_ConvBase):
     def forward(self, x):
         self._check_input(x)
         try:
+            if untracked() and isinstance(x, Tensor):
+                # inference: the core directly (no graph to build, no Function object)
+                b = self.bias
+                return Tensor._wrap(conv2d_array(
+                    x.data, self.weight.data, None if b is None else b.data, self.stride,
+                    self.padding, self.dilation, self.groups, self.fused_relu, self.fused_pool,
+                    self._cache()))
             pool = self.fused_pool
             if pool is not None and is_grad_enabled() and any(
                     isinstance(t, Tensor) and t.requires_grad for t in (x, self.weight, self.bias)):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import functional as F
 from .._args import as_real
+from ..tensor import Tensor
 from .module import Module
 
 __all__ = ["Dropout"]
@@ -21,6 +22,8 @@ class Dropout(Module):
         self.p, self.inplace = p, inplace
 
     def forward(self, x):
+        if not self.training and isinstance(x, Tensor):
+            return x  # eval: the identity (what F.dropout returns, without its checks)
         return F.dropout(x, self.p, self.training)
 
     def extra_repr(self):

@@ -17,6 +17,7 @@ import itertools
 import numpy as np
 
 from .. import amp
+from ..autograd.function import untracked
 from ..tensor import Tensor
 
 __all__ = ["Parameter", "Module", "Sequential", "ModuleList", "Identity", "Flatten", "eval_mode"]
@@ -394,6 +395,12 @@ class Flatten(Module):
         self.start_dim, self.end_dim = start_dim, end_dim
 
     def forward(self, x):
+        if untracked() and isinstance(x, Tensor):  # inference: a numpy view, no Function
+            a = x.data
+            nd = max(a.ndim, 1)
+            s, e = self.start_dim % nd, self.end_dim % nd
+            if s <= e and a.ndim:
+                return Tensor._wrap(a.reshape(a.shape[:s] + (-1,) + a.shape[e + 1:]))
         return x.flatten(self.start_dim, self.end_dim)
 
     def extra_repr(self):

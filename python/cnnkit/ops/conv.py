@@ -16,7 +16,23 @@ from .._args import as_f32, as_opt_f32
 from ..autograd.function import Function
 from ..autograd.grad_mode import is_grad_enabled
 
-__all__ = ["Conv2dFunction", "LocalConv2dFunction", "TiledConv2dFunction"]
+__all__ = ["Conv2dFunction", "LocalConv2dFunction", "TiledConv2dFunction", "conv2d_array"]
+
+
+def conv2d_array(x, weight, bias, stride, padding, dilation, groups, relu=False, pool=None,
+                 cache=None):
+    """The forward convolution on arrays, in the precision autocast asks for (no graph): what
+    Conv2dFunction computes, and what a layer calls directly when nothing is recorded. bf16
+    inference packs W once per autocast block; ``cache`` is for fp32 only."""
+    x, weight = as_f32(x), as_f32(weight)
+    precision = amp.precision()
+    packed = None
+    if precision == "bf16":
+        cache = None
+        if groups == 1 and not is_grad_enabled():  # inference
+            packed = amp.packed_weight("conv2d", weight, _core.conv2d_pack_bf16)
+    return _core.conv2d_forward(x, weight, as_opt_f32(bias), stride, padding, dilation, groups,
+                                relu, precision, packed, pool, cache)
 
 
 class Conv2dFunction(Function):
@@ -32,16 +48,11 @@ class Conv2dFunction(Function):
         self.args = (stride, padding, dilation, groups)
         self.relu = relu
         self.precision = amp.precision()
-        packed = None
-        if self.precision == "bf16" and groups == 1 and not is_grad_enabled():  # inference
-            packed = amp.packed_weight("conv2d", self.weight, _core.conv2d_pack_bf16)
         if pool is not None and any(self.needs_input_grad):
             raise ValueError("conv2d: a fused max pooling is for inference (no gradient); "
                              "run conv2d and max_pool2d to train")
-        if self.precision != "fp32" or any(self.needs_input_grad):
-            cache = None  # an fp32 inference cache (_core.ConvWeightCache)
-        y = _core.conv2d_forward(self.x, self.weight, as_opt_f32(bias), stride, padding,
-                                 dilation, groups, relu, self.precision, packed, pool, cache)
+        y = conv2d_array(self.x, self.weight, bias, stride, padding, dilation, groups, relu, pool,
+                         None if any(self.needs_input_grad) else cache)
         if relu:
             self.y = y
         return y

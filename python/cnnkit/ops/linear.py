@@ -12,7 +12,20 @@ from .._args import as_f32, as_opt_f32
 from ..autograd.function import Function
 from ..autograd.grad_mode import is_grad_enabled
 
-__all__ = ["LinearFunction"]
+__all__ = ["LinearFunction", "linear_array"]
+
+
+def linear_array(x, weight, bias):
+    """y = x W^T + b on arrays (x ``[*, in]``), in the precision autocast asks for, no graph: what
+    LinearFunction computes, and what a layer calls directly when nothing is recorded."""
+    x2 = as_f32(x).reshape(math.prod(x.shape[:-1]), x.shape[-1])
+    weight = as_f32(weight)
+    precision = amp.precision()
+    packed = None
+    if precision == "bf16" and not is_grad_enabled():  # inference: pack W once
+        packed = amp.packed_weight("linear", weight, _core.linear_pack_bf16)
+    y = _core.linear_forward(x2, weight, as_opt_f32(bias), precision, packed)
+    return y if x.ndim == 2 else y.reshape(x.shape[:-1] + (y.shape[-1],))
 
 
 class LinearFunction(Function):
@@ -21,11 +34,7 @@ class LinearFunction(Function):
         self.x = as_f32(x).reshape(math.prod(x.shape[:-1]), x.shape[-1])
         self.weight = as_f32(weight)
         self.precision = amp.precision()
-        packed = None
-        if self.precision == "bf16" and not is_grad_enabled():  # inference: pack W once
-            packed = amp.packed_weight("linear", self.weight, _core.linear_pack_bf16)
-        y = _core.linear_forward(self.x, self.weight, as_opt_f32(bias), self.precision, packed)
-        return y.reshape(self.shape[:-1] + (y.shape[-1],))
+        return linear_array(x, weight, bias)
 
     def backward(self, g):
         need_x, need_w, need_b = self.needs_input_grad
