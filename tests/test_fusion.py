@@ -379,3 +379,33 @@ def test_layers_call_the_core_directly_only_when_nothing_is_recorded(rng):
     with ck.no_grad():
         y = model(x)
     assert y.grad_fn is None and not y.requires_grad
+
+
+def test_fuse_folds_the_pairs_a_module_declares(rng):
+    ck.manual_seed(0)
+    model = models.build("resnet20")
+    for mod in model.modules():
+        if isinstance(mod, nn.BatchNorm2d):  # non-trivial statistics
+            mod.running_mean.data[...] = rng.random(mod.running_mean.shape) * 0.2
+            mod.running_var.data[...] = 0.5 + rng.random(mod.running_var.shape)
+    model.eval()
+    fused = nn.utils.fuse(model)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
+    assert fused.conv1.fused_relu and fused.layer1[0].conv1.fused_relu
+    assert not fused.layer1[0].conv2.fused_relu  # the block adds the shortcut first
+    x = ck.tensor(rng.standard_normal((2, 3, 32, 32)).astype(np.float32))
+    np.testing.assert_allclose(_eval(fused, x), _eval(model, x), rtol=1e-4, atol=1e-5)
+
+    class Block(nn.Module):
+        fuse_pairs = (("conv", "bn", False),)
+
+        def __init__(self):
+            super().__init__()
+            self.conv, self.bn = nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)
+
+        def forward(self, x):
+            return self.bn(self.conv(x))
+
+    hooked = Block().eval()
+    hooked.bn.register_forward_hook(lambda m, i, o: None)
+    assert isinstance(nn.utils.fuse(hooked).bn, nn.BatchNorm2d)  # a hook sees BN's output

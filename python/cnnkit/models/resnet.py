@@ -16,6 +16,9 @@ __all__ = ["BasicBlock", "ResNetCIFAR", "resnet_cifar", "resnet20"]
 
 
 class BasicBlock(nn.Module):
+    # for nn.utils.fuse: forward computes bn1(conv1(x)) then a ReLU, and bn2(conv2(.))
+    fuse_pairs = (("conv1", "bn1", True), ("conv2", "bn2", False))
+
     def __init__(self, cin: int, cout: int, stride: int = 1):
         super().__init__()
         self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
@@ -35,6 +38,8 @@ class BasicBlock(nn.Module):
 
 
 class ResNetCIFAR(nn.Module):
+    fuse_pairs = (("conv1", "bn1", True),)  # for nn.utils.fuse: relu(bn1(conv1(x)))
+
     def __init__(self, blocks_per_stage: int, num_classes: int = 10, in_channels: int = 3):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, 16, 3, padding=1, bias=False)

@@ -68,6 +68,10 @@ def fuse(model: Module) -> Module:
     as its own op). The folded modules become Identity, so the remaining modules keep their
     names. The original is untouched.
 
+    A custom module may declare such pairs among its attributes: ``fuse_pairs = (("conv1",
+    "bn1", True), ...)`` says its forward computes ``bn1(conv1(x))`` (then a ReLU, for True);
+    each is folded the same way (the models' ResNet blocks do this).
+
     Every Conv2d of the copy keeps what its fp32 algorithm derives from the weights (Winograd's
     transformed filters: at batch 1 most of a 3x3 layer's time) from one inference call (eval
     mode, no gradient) to the next. An optimizer step, ``load_state_dict``, ``nn.init`` and
@@ -82,6 +86,8 @@ def fuse(model: Module) -> Module:
     for m in list(fused.modules()):
         if isinstance(m, Sequential):
             _fuse_sequence(m)
+        for conv_name, bn_name, relu in getattr(m, "fuse_pairs", ()):
+            _fuse_attributes(m, conv_name, bn_name, relu)
     for m in fused.modules():
         if isinstance(m, Conv2d):
             m.inference_cache = True
@@ -141,6 +147,20 @@ def _fuse_sequence(seq: Sequential) -> None:
                 else:
                     mods[names[j - 1]] = ReLU()
         i = j
+
+
+def _fuse_attributes(m: Module, conv_name: str, bn_name: str, relu: bool) -> None:
+    """A module's declared pair (its ``fuse_pairs``): ``bn(conv(x))`` in its forward, the batch
+    norm folded into the conv and replaced by Identity; ``relu``: a ReLU follows, which the conv
+    then applies in its epilogue too (the forward's own ReLU stays: relu(relu(x)) = relu(x))."""
+    conv, bn = getattr(m, conv_name, None), getattr(m, bn_name, None)
+    if (type(conv) is not Conv2d or type(bn) is not BatchNorm2d or bn.running_mean is None
+            or conv._forward_hooks or bn._forward_hooks):
+        return
+    _fold_batch_norm(conv, bn)
+    setattr(m, bn_name, Identity())
+    if relu and not bn.fused_relu:
+        conv.fused_relu = True
 
 
 def _pool_window(pool: MaxPool2d):
