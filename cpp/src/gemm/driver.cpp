@@ -186,7 +186,11 @@ struct Worker {
             }
           }
         }
-        if (shared_a) team_barrier();  // before the next block overwrites the shared A
+        // Before the next block overwrites the A buffer: with shared panels always; with
+        // private ones too when there is a next block (its panels lie at other offsets, which
+        // can overlap another thread's panels of this block).
+        const bool more = kb + 1 < p.nkb || mb + 1 < p.nmb;
+        if (shared_a || (more && a.packed_block(kb, mb) == nullptr && nt > 1)) team_barrier();
       }
     }
   }
