@@ -40,7 +40,8 @@ inline std::string shape_str(std::initializer_list<index_t> dims) {
 }
 
 // Builds a message from any streamable pieces and throws std::invalid_argument
-// (which pybind11 turns into ValueError). Never call inside an OpenMP region.
+// (which pybind11 turns into ValueError). Inside a parallel region (parallel.hpp) prefer
+// checking before it: the first exception of a task reaches the caller after every thread is done.
 template <typename... Parts>
 [[noreturn]] void throw_invalid(const Parts&... parts) {
   std::ostringstream os;

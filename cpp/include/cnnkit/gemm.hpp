@@ -136,7 +136,7 @@ class MatrixOperandB final : public GemmOperandB {
 // The engine: Goto/BLIS blocking (K blocks of ~KC, shared packed A blocks of <= MC rows,
 // per-thread packed B blocks of ~NB columns kept in L2) around the active micro-kernel.
 // `threads` <= 0 means get_num_threads(); threads == 1 runs on the calling thread only, so it
-// may be called from inside an outer OpenMP region (e.g. one image per thread); there, pass a
+// may be called from inside an outer parallel region (e.g. one image per thread); there, pass a
 // `workspace` of gemm_workspace_floats(M, N, K, 1) floats owned by that thread, since nothing
 // may be allocated (or thrown) inside a parallel region. With workspace == nullptr the engine
 // takes the calling thread's scratch memory (it may throw std::bad_alloc before any work).

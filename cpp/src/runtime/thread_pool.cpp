@@ -7,16 +7,20 @@
 // waiting policy is cnnkit's alone:
 // - persistent workers, each spinning on its own cache line for `spin` after its last task
 //   (default 200 us, CNNKIT_SPIN_US; 0 when there are more threads than CPUs), then asleep on a
-//   futex; a region wakes only the workers it uses, by syscall only for sleepers. Measured on
-//   2 cores, cifar_cnn fp32 training: 1,981 img/s without spinning, 2,083-2,095 with 200 us or
+//   futex (the caller, waiting for its workers inside a region, spins up to 5 ms: see
+//   caller_spin); a region wakes only the workers it uses, by syscall only for sleepers. Measured
+//   on 2 cores, cifar_cnn fp32 training: 1,981 img/s without spinning, 2,083-2,095 with 200 us or
 //   more; with one core busy in another process 943 / 1,002 (libgomp with GOMP_SPINCOUNT=10000,
 //   what cnnkit used to set in the environment: 1,008);
-// - workers are bound to distinct CPUs of the process's affinity mask (distinct cores first),
-//   never the caller, so a woken worker never lands on the caller's CPU. OMP_PROC_BIND=false or
-//   CNNKIT_BIND=0 turns binding off; OMP_PLACES (threads / cores / explicit lists) chooses the
-//   places; OMP_PROC_BIND=true|close|spread also binds the calling thread to the first place, as
-//   OpenMP does; several local MPI ranks (Open MPI, MPICH, Slurm variables) on an unbound mask
-//   each take their own slice of it. cpu_info()["thread_binding"] says what was done.
+// - workers run anywhere in the process's affinity mask but step off the caller's place (a core,
+//   or a CPU) when they find themselves on it at a task's start: unbound, Linux left a worker and
+//   the caller on one CPU for a whole run in 7 of 8 fresh processes (sgemm 256^3 on 2 threads
+//   at ~59 instead of ~365 GFLOP/s); pinned for good, a worker shares its CPU with whatever else
+//   lands there. OMP_PROC_BIND=false or CNNKIT_BIND=0 turns this off; OMP_PLACES (threads /
+//   cores / explicit lists) pins each worker to a place; OMP_PROC_BIND=true|close|spread also
+//   pins the calling thread to the first place, as OpenMP does; several local MPI ranks (Open MPI,
+//   MPICH, Slurm variables) on an unbound mask each take their own slice of it.
+//   cpu_info()["thread_binding"] says what was done.
 // - static work split only (parallel.hpp): a thread count always gives the same partition, so
 //   results are bitwise identical from run to run for a given count.
 // A second caller thread waits for the running region to end (regions are short); a region
@@ -258,7 +262,12 @@ long env_long(std::initializer_list<const char*> names) {
 struct Binding {
   std::vector<CpuSet> places;  // a bound caller: places[0]; worker t: t places after the caller's
   std::vector<int> place_of_cpu;  // CPU number -> index in places, or -1
+  CpuSet all;                     // every CPU of the places
   bool bind_caller = false;
+  // hard: each worker stays on its place (OMP_PROC_BIND / OMP_PLACES given). Otherwise a
+  // worker may run anywhere in the mask and only steps off the caller's place when it finds
+  // itself there (a pinned worker shares its CPU with whatever else lands there).
+  bool hard = false;
   std::string text;  // for cpu_info()
   int cpus = 1;      // CPUs this process may use
 };
@@ -275,6 +284,7 @@ Binding choose_binding() {
   }
   b.bind_caller = env_is("OMP_PROC_BIND", {"true", "close", "spread", "primary", "master"});
   const char* places_env = std::getenv("OMP_PLACES");
+  b.hard = b.bind_caller || places_env != nullptr;
   std::string how;
   if (places_env && !env_is("OMP_PLACES", {"threads", "cores"})) {
     std::vector<CpuSet> parsed;
@@ -340,13 +350,15 @@ Binding choose_binding() {
     how += ", MPI local rank " + std::to_string(local_rank) + " of " + std::to_string(local_size);
   }
   for (std::size_t i = 0; i < b.places.size(); ++i) {
+    b.all.insert(b.all.end(), b.places[i].begin(), b.places[i].end());
     for (int c : b.places[i]) {
       if (c < 0 || c >= CPU_SETSIZE) continue;
       if (std::size_t(c) >= b.place_of_cpu.size()) b.place_of_cpu.resize(std::size_t(c) + 1, -1);
       b.place_of_cpu[std::size_t(c)] = int(i);
     }
   }
-  b.text = "workers bound to " + std::to_string(b.places.size()) + " places (" + how + ")" +
+  b.text = (b.hard ? "workers bound to " : "workers kept off the caller's place, ") +
+           std::to_string(b.places.size()) + " places (" + how + ")" +
            (b.bind_caller ? ", caller bound (OMP_PROC_BIND)" : "");
 #else
   b.text = "none (not Linux)";
@@ -390,6 +402,17 @@ class Pool {
 
   const Binding& binding() const { return binding_; }
 
+  // The caller waits for its workers up to 5 ms before sleeping, longer than they wait for
+  // work: a caller asleep on the futex is woken by the last worker, and Linux then tends to
+  // run it on that worker's CPU (wake-affine), so one of the two moves off its warm L2 at the
+  // next region. Measured, cifar_cnn bf16 inference at batch 128 in 10 fresh processes: with
+  // 200 us, 1-3 processes at ~13.5k img/s instead of ~24k (and some training steps at 2,200
+  // instead of 2,800); with 2 ms 2 of 10; with 5 ms none. Zero when oversubscribed.
+  Clock::duration caller_spin() const {
+    return spin_ns_.load(std::memory_order_relaxed) == 0 ? Clock::duration(0)
+                                                         : std::chrono::milliseconds(5);
+  }
+
   Clock::duration spin() const {
     return std::chrono::duration_cast<Clock::duration>(
         std::chrono::nanoseconds(spin_ns_.load(std::memory_order_relaxed)));
@@ -417,7 +440,7 @@ class Pool {
     std::uint32_t left = std::uint32_t(pending_.load(std::memory_order_acquire));
     while (left != 0) {
       left = wait_change(reinterpret_cast<std::atomic<std::uint32_t>*>(&pending_), left,
-                         &done_sleepers_, spin());
+                         &done_sleepers_, caller_spin());
     }
     if (error_) {
       std::exception_ptr e = error_;
@@ -463,9 +486,10 @@ class Pool {
   }
 
   // The caller is not bound (its CPU is the user's business), so the workers keep off the
-  // place it runs on now: worker t takes the t-th place after the caller's. A worker woken onto
-  // the caller's CPU halves a region (measured: sgemm 256^3 on 2 threads ran at ~89 instead
-  // of ~310 GFLOP/s in 3 of 5 fresh processes with workers on fixed places).
+  // place it runs on now: a pinned worker t takes the t-th place after the caller's, an unpinned
+  // one found on the caller's place moves there. A worker on the caller's CPU halves a region
+  // (measured: sgemm 256^3 on 2 threads at ~89 instead of ~310 GFLOP/s in 3 of 5 fresh
+  // processes with workers pinned to fixed places).
   void follow_caller() {
     if (binding_.places.empty()) return;
     int place = 0;
@@ -493,10 +517,21 @@ class Pool {
     std::uint32_t seen = 0, placed = ~0u;
     for (;;) {
       seen = wait_change(&slot.go, seen, &slot.sleepers, spin());
-      if (!binding_.places.empty() && placed != placement_) {
+      const std::size_t n = binding_.places.size();
+      if (n > 0 && binding_.hard && placed != placement_) {
         placed = placement_;
-        const std::size_t n = binding_.places.size();
         bind_to(binding_.places[(std::size_t(caller_place_) + std::size_t(id)) % n]);
+      } else if (n > 1 && !binding_.hard) {
+#if defined(__linux__)
+        // On the caller's place: move to another one now (a mask without this CPU migrates
+        // the thread at once), then let the scheduler place it freely again.
+        const int cpu = sched_getcpu();
+        if (cpu >= 0 && std::size_t(cpu) < binding_.place_of_cpu.size() &&
+            binding_.place_of_cpu[std::size_t(cpu)] == caller_place_) {
+          bind_to(binding_.places[(std::size_t(caller_place_) + std::size_t(id)) % n]);
+          bind_to(binding_.all);
+        }
+#endif
       }
       execute(id, team_, task_);
       if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1 &&
