@@ -225,9 +225,9 @@ inline std::string shape_of(const std::vector<py::ssize_t>& dims) {
 // A shape whose byte count does not fit in 63 bits raises ValueError, and one the allocator
 // cannot satisfy raises MemoryError, both naming the op and the shape (numpy's own errors name
 // neither; and no kernel ever runs on a half-made output).
-// Outputs of at least kBigBlock (128 KiB, glibc's smallest mmap threshold) bytes come from a
-// cache of freed blocks of the same size (block_cache.cpp), so a training step does not
-// page-fault them in again every time; glibc's own settings are left as the user has them.
+// Outputs of at least kBigBlock (128 KiB, glibc's smallest mmap threshold) bytes are allocated
+// by block_cache.cpp, which keeps freed blocks of twice L2 and more for reuse, so a training step
+// does not page-fault them in again every time; glibc's own settings are left as they are.
 // big_block_acquire returns nullptr when out of memory; big_block_release is the deallocator.
 // CNNKIT_KEEP_MALLOC=1 turns the caching off (blocks are then freed at once).
 constexpr index_t kBigBlock = index_t(1) << 17;
