@@ -230,7 +230,7 @@ def main():
               "rerun before drawing conclusions. With 2 cores, 2 ranks x 1 thread compete "
               "with each other as 2 threads do; the figures show the cost of the allreduce "
               "and of the extra process, not a speed-up from more hardware. Under load one process "
-              "with 2 threads likely suffers most: each op's OpenMP threads wait for the slower "
+              "with 2 threads likely suffers most: each op's threads wait for the slower "
               "one, where independent ranks only meet at the allreduce."]
     table = "\n".join(lines)
     print(table)
