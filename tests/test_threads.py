@@ -19,8 +19,6 @@ def _run(code, **env):
     for k in ("OMP_PROC_BIND", "OMP_PLACES", "CNNKIT_BIND", "OMP_NUM_THREADS"):
         e.pop(k, None)
     e.update(env)
-    e["PYTHONPATH"] = os.pathsep.join(
-        [os.path.join(os.path.dirname(__file__), "..", "python"), e.get("PYTHONPATH", "")])
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=e,
                           timeout=120)
 
