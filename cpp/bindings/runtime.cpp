@@ -53,8 +53,8 @@ void bind_runtime(py::module_& m) {
     caches["from_cpuid"] = f.caches_from_cpuid;
     d["caches"] = caches;
     const GemmBlocking blk = gemm_blocking(tile.mr);
-    d["sgemm_blocking"] = py::dict(py::arg("kc") = blk.kc, py::arg("mc") = blk.mc,
-                                   py::arg("b_chunk_floats") = blk.b_chunk_floats);
+    d["sgemm_blocking"] =
+        py::dict(py::arg("kc") = blk.kc, py::arg("b_chunk_floats") = blk.b_chunk_floats);
     d["bf16_path"] = bf16_path();
     d["bf16_path_reason"] = bf16_path_reason();
     return d;

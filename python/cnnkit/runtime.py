@@ -20,11 +20,12 @@ def cpu_info() -> dict:
     threads are bound to CPUs, in words), ``sgemm_tile`` (the
     micro-kernel's MR x NR), ``caches`` (L1D / L2 per core and L3 in bytes, from CPUID leaf 4
     or 0x8000001D; ``from_cpuid`` False when the CPU reports neither and Zen 4's sizes are
-    assumed), ``sgemm_blocking`` (the K block ``kc``, ``mc`` and the per-thread packed B chunk
-    derived from those caches), ``bf16_path`` (the bf16 micro-kernel that :class:`cnnkit.autocast`
-    uses: ``"amx"``, ``"avx512_bf16"`` or ``"ref"``, the exact emulation) and
-    ``bf16_path_reason`` (why a faster one is not in use: the CPU lacks it, Linux refused the AMX
-    tile data, or ``CNNKIT_ISA`` / :func:`set_isa` chose a lower level; empty when none is).
+    assumed), ``sgemm_blocking`` (the K block ``kc`` and the per-thread packed B chunk
+    ``b_chunk_floats`` derived from those caches), ``bf16_path`` (the bf16 micro-kernel that
+    :class:`cnnkit.autocast` uses: ``"amx"``, ``"avx512_bf16"`` or ``"ref"``, the exact
+    emulation) and ``bf16_path_reason`` (why a faster one is not in use: the CPU lacks it,
+    Linux refused the AMX tile data, or ``CNNKIT_ISA`` / :func:`set_isa` chose a lower level;
+    empty when none is).
     """
     return _core.cpu_info()
 
