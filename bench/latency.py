@@ -75,26 +75,19 @@ def _cnnkit_model(name):
 
 def _to_torch(module):
     """The torch.nn twin of a cnnkit module tree: bench/train.py's, plus resnet's modules."""
-    import torch.nn as tnn
-    from train import _to_torch as leaf_twin
+    from train import _to_torch as twin
 
-    from cnnkit import nn
+    return twin(module, _resnet_twin)
 
+
+def _resnet_twin(module):
+    """The twin of resnet's BasicBlock / ResNetCIFAR, None for any other module."""
     kind = type(module).__name__
-    if isinstance(module, nn.Sequential):
-        out = tnn.Sequential()
-        for name, child in module.named_children():
-            out.add_module(name, _to_torch(child))
-        return out
     if kind == "BasicBlock":
         return _resnet_twins()[0](module)
     if kind == "ResNetCIFAR":
         return _resnet_twins()[1](module)
-    if kind == "AdaptiveAvgPool2d":
-        return tnn.AdaptiveAvgPool2d(module.output_size)
-    if kind == "Identity":
-        return tnn.Identity()
-    return leaf_twin(module)
+    return None
 
 
 _TWINS = []

@@ -59,18 +59,27 @@ def _cnnkit_model(name):
     return ck.nn.utils.fuse_batch_norm_relu(ck.models.build(name))
 
 
-def _to_torch(module):
-    """The torch.nn twin of a cnnkit module tree (same layers, same state_dict keys)."""
+def _to_torch(module, extra=None):
+    """The torch.nn twin of a cnnkit module tree (same layers, same state_dict keys).
+    ``extra(module)``, if given, twins the module kinds it knows (returns None for the others)."""
     import torch.nn as tnn
 
     from cnnkit import nn
 
+    if extra is not None:
+        twin = extra(module)
+        if twin is not None:
+            return twin
     kind = type(module).__name__
     if isinstance(module, nn.Sequential):
         out = tnn.Sequential()
         for name, child in module.named_children():
-            out.add_module(name, _to_torch(child))
+            out.add_module(name, _to_torch(child, extra))
         return out
+    if kind == "Identity":
+        return tnn.Identity()
+    if kind == "AdaptiveAvgPool2d":
+        return tnn.AdaptiveAvgPool2d(module.output_size)
     if kind == "Conv2d":
         return tnn.Conv2d(module.in_channels, module.out_channels, module.kernel_size,
                           module.stride, module.padding, module.dilation, module.groups,
