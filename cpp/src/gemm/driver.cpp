@@ -27,7 +27,7 @@ namespace {
 constexpr index_t kMC = kGemmMC;
 // Below this many FLOPs per thread, waking another thread costs more than it saves.
 constexpr double kMinFlopsPerThread = 0.4e6;
-// Problems whose B fits in this many floats may read B in place (no packing) on one thread.
+// Problems whose B fits in this many floats read B in place (no packing), on any thread count.
 constexpr index_t kDirectBFloats = 64 * 1024;
 
 struct Plan {
