@@ -678,6 +678,185 @@ def test_local_response_norm_invalid_arguments(rng, what):
     expect_error(lambda: F.local_response_norm(x, **args), op, (what,))
 
 
+def _row_norm_bounds(x64, xhat, r, w, dy, rows, bshape):
+    """Error bounds of the row norms: float32 rounding of x - mean is relative to
+    (|mean| + std) / std, and dx sums L terms of |g| and |g xhat| (rows: the view [R, L])."""
+    cond = (np.abs(x64.reshape(rows).mean(axis=1)) * r.reshape(-1) + 1).reshape(-1, 1)
+    wb = np.abs(1 if w is None else w).astype(np.float64)
+    g = np.abs(dy.astype(np.float64)) * np.broadcast_to(wb, bshape)
+    gx = (g * np.abs(xhat)).reshape(rows)
+    gr = g.reshape(rows)
+    y_b = ((np.abs(xhat).reshape(rows) + 1) * cond).reshape(x64.shape) * wb
+    dx_b = (r.reshape(-1, 1) * cond * (gr + gr.mean(axis=1, keepdims=True)
+                                       + np.abs(xhat).reshape(rows)
+                                       * gx.mean(axis=1, keepdims=True))).reshape(x64.shape)
+    return y_b, dx_b
+
+
+@fuzz(100)
+@given(rngs(), st.sampled_from([((2, 6, 3, 5), 3), ((1, 4, 7), 4), ((3, 8), 2), ((0, 4, 3), 2),
+                                ((2, 4, 1, 1, 3), 2), ((2, 5, 17), 1), ((1, 2, 40), 2),
+                                ((3, 1), 1)]),
+       st.booleans(), st.sampled_from(ISAS), st.booleans(), st.sampled_from([1e-5, 1e-3, 0.1]))
+def test_group_norm_valid_matches_reference(rng, case, affine, isa, module, eps):
+    count("valid")
+    shape, G = case
+    C, N = shape[1], shape[0]
+    x = normal(rng, shape, scale=float(rng.choice([0.01, 1.0, 30.0])))
+    x_in, x = as_input(rng, x + float(rng.choice([0.0, 5.0, -100.0])), FLOAT_DTYPES[:4])
+    w = normal(rng, (C,)) if affine else None
+    b = normal(rng, (C,)) if affine else None
+    xt = cnnkit.tensor(x_in, requires_grad=True)
+    dy = normal(rng, shape)
+    with using_isa(isa):
+        if module:
+            layer = nn.GroupNorm(G, C, eps=eps, affine=affine)
+            if affine:
+                layer.weight.data[...] = w
+                layer.bias.data[...] = b
+            yt = layer(xt)
+            wt, bt = layer.weight, layer.bias
+        else:
+            wt = cnnkit.tensor(w, requires_grad=True) if affine else None
+            bt = cnnkit.tensor(b, requires_grad=True) if affine else None
+            yt = F.group_norm(xt, G, wt, bt, eps)
+        (yt * cnnkit.Tensor(dy)).sum().backward()
+    x64 = x.astype(np.float64)
+    L = int(np.prod(shape[1:])) // G
+    rows = x64.reshape(N * G, L)
+    mean, var = rows.mean(axis=1, keepdims=True), rows.var(axis=1, keepdims=True)
+    r = 1 / np.sqrt(var + eps)
+    xhat = ((rows - mean) * r).reshape(shape)
+    cs = (1, C) + (1,) * (len(shape) - 2)
+    wb = 1 if w is None else w.reshape(cs).astype(np.float64)
+    ref = xhat * wb + (0 if b is None else b.reshape(cs))
+    g = (dy * wb).reshape(N * G, L)
+    xh = xhat.reshape(N * G, L)
+    rdx = (r * (g - g.mean(axis=1, keepdims=True)
+                - xh * (g * xh).mean(axis=1, keepdims=True))).reshape(shape)
+    y_b, dx_b = _row_norm_bounds(x64, xhat, r, None if w is None else w.reshape(cs), dy,
+                                 (N * G, L), shape)
+    assert_close(yt.numpy(), ref, y_b + np.abs(ref), rtol=1e-4, what="y")
+    assert_close(xt.grad, rdx, dx_b, rtol=1e-4, atol=1e-5, what="dx")
+    if affine:
+        axes = (0,) + tuple(range(2, len(shape)))
+        dyxh = dy * xhat
+        assert_close(wt.grad, dyxh.sum(axis=axes), (np.abs(dyxh) + np.abs(dy)).sum(axis=axes),
+                     rtol=1e-4, what="dweight")
+        assert_close(bt.grad, dy.astype(np.float64).sum(axis=axes), np.abs(dy).sum(axis=axes),
+                     rtol=1e-5, what="dbias")
+
+
+@fuzz(100)
+@given(rngs(), st.sampled_from([((4, 7), 1), ((2, 3, 5), 2), ((3, 1), 1), ((2, 1, 3, 2, 2), 3),
+                                ((0, 5), 1), ((1, 33), 1), ((6,), 1), ((2, 17, 3), 1)]),
+       st.sampled_from(["both", "weight", "none"]), st.sampled_from(ISAS), st.booleans(),
+       st.sampled_from([1e-5, 1e-3, 0.1]), st.sampled_from(["tuple", "list", "int"]))
+def test_layer_norm_valid_matches_reference(rng, case, affine, isa, module, eps, spelling):
+    count("valid")
+    shape, k = case
+    ns = tuple(shape[len(shape) - k:])
+    arg = {"tuple": ns, "list": list(ns), "int": ns[0] if k == 1 else ns}[spelling]
+    x = normal(rng, shape, scale=float(rng.choice([0.01, 1.0, 30.0])))
+    x_in, x = as_input(rng, x + float(rng.choice([0.0, 5.0, -100.0])), FLOAT_DTYPES[:4])
+    w = normal(rng, ns) if affine != "none" else None
+    b = normal(rng, ns) if affine == "both" else None
+    xt = cnnkit.tensor(x_in, requires_grad=True)
+    dy = normal(rng, shape)
+    with using_isa(isa):
+        if module:
+            layer = nn.LayerNorm(arg, eps=eps, elementwise_affine=affine != "none",
+                                 bias=affine == "both")
+            if w is not None:
+                layer.weight.data[...] = w
+            if b is not None:
+                layer.bias.data[...] = b
+            yt = layer(xt)
+            wt, bt = layer.weight, layer.bias
+        else:
+            wt = cnnkit.tensor(w, requires_grad=True) if w is not None else None
+            bt = cnnkit.tensor(b, requires_grad=True) if b is not None else None
+            yt = F.layer_norm(xt, arg, wt, bt, eps)
+        (yt * cnnkit.Tensor(dy)).sum().backward()
+    L = int(np.prod(ns))
+    x64 = x.astype(np.float64)
+    rows = x64.reshape(-1, L)
+    mean, var = rows.mean(axis=1, keepdims=True), rows.var(axis=1, keepdims=True)
+    r = 1 / np.sqrt(var + eps)
+    xhat = ((rows - mean) * r).reshape(shape)
+    wb = 1 if w is None else w.astype(np.float64)
+    ref = xhat * wb + (0 if b is None else b)
+    g = (dy * wb).reshape(-1, L)
+    xh = xhat.reshape(-1, L)
+    rdx = (r * (g - g.mean(axis=1, keepdims=True)
+                - xh * (g * xh).mean(axis=1, keepdims=True))).reshape(shape)
+    y_b, dx_b = _row_norm_bounds(x64, xhat, r, w, dy, (x.size // max(L, 1), L), shape)
+    assert_close(yt.numpy(), ref, y_b + np.abs(ref), rtol=1e-4, what="y")
+    assert_close(xt.grad, rdx, dx_b, rtol=1e-4, atol=1e-5, what="dx")
+    lead = tuple(range(len(shape) - k))
+    dyxh = dy * xhat
+    if wt is not None:
+        assert_close(wt.grad, dyxh.sum(axis=lead), (np.abs(dyxh) + np.abs(dy)).sum(axis=lead),
+                     rtol=1e-4, what="dweight")
+    if bt is not None:
+        assert_close(bt.grad, dy.astype(np.float64).sum(axis=lead), np.abs(dy).sum(axis=lead),
+                     rtol=1e-5, what="dbias")
+
+
+@fuzz(80)
+@given(rngs(), st.sampled_from(["x", "num_groups", "weight", "bias", "eps", "module"]))
+def test_group_norm_invalid_arguments(rng, what):
+    count("invalid")
+    x = normal(rng, (2, 6, 3))
+    args = dict(num_groups=3, weight=np.ones(6, np.float32), bias=np.zeros(6, np.float32))
+    op = "group_norm"
+    if what == "x":
+        bad = [None, 1.0, "x", normal(rng, (6,)), normal(rng, (2, 5, 3))]
+        expect_error(lambda: F.group_norm(bad[int(rng.integers(len(bad)))], **args), op,
+                     ("x", "input", "channels", "num_groups", "weight"))
+        return
+    if what == "module":
+        bad = [(4, 6), (0, 6), (3, 0), (3.0, 6), (3, "6"), (None, 6), (2**64, 6), (True, 6)]
+        g, c = bad[int(rng.integers(len(bad)))]
+        expect_error(lambda: nn.GroupNorm(g, c), "GroupNorm", ("num_groups", "num_channels"))
+        return
+    bad = {"num_groups": [0, -1, 4, 5, 2**40, 2**64, 1.5, None, "3", True],
+           "weight": [np.zeros(5), np.zeros((6, 1)), "s", np.zeros(6, np.complex64)],
+           "bias": [np.zeros(5), np.zeros((6, 1)), "s", np.zeros(6, np.complex64)],
+           "eps": [None, "0.1", [0.1], -1.0, float("nan")]}[what]
+    args[what] = bad[int(rng.integers(len(bad)))]
+    expect_error(lambda: F.group_norm(x, **args), op, (what,))
+
+
+@fuzz(80)
+@given(rngs(), st.sampled_from(["x", "normalized_shape", "weight", "bias", "eps", "module"]))
+def test_layer_norm_invalid_arguments(rng, what):
+    count("invalid")
+    x = normal(rng, (2, 3, 4))
+    args = dict(normalized_shape=(3, 4), weight=np.ones((3, 4), np.float32),
+                bias=np.zeros((3, 4), np.float32))
+    op = "layer_norm"
+    shapes = [(), (4, 3), 5, (3, -4), (3, 4.0), "34", None, 2**64, (3, 4, 1), True]
+    if what == "x":
+        bad = [None, 1.0, "x", normal(rng, (4, 5)), normal(rng, (3,))]
+        expect_error(lambda: F.layer_norm(bad[int(rng.integers(len(bad)))], **args), op,
+                     ("x", "input", "normalized_shape"))
+        return
+    if what == "module":
+        s = shapes[int(rng.integers(len(shapes)))]
+        if s in ((4, 3), 5, (3, 4, 1)):  # valid layers that do not fit x
+            expect_error(lambda: nn.LayerNorm(s)(x), "LayerNorm", ("normalized_shape",))
+        else:
+            expect_error(lambda: nn.LayerNorm(s), "LayerNorm", ("normalized_shape",))
+        return
+    bad = {"normalized_shape": shapes,
+           "weight": [np.zeros(12), np.zeros((4, 3)), "s", np.zeros((3, 4), np.complex64)],
+           "bias": [np.zeros(12), np.zeros((4, 3)), "s", np.zeros((3, 4), np.complex64)],
+           "eps": [None, "0.1", [0.1], -1.0, float("nan")]}[what]
+    args[what] = bad[int(rng.integers(len(bad)))]
+    expect_error(lambda: F.layer_norm(x, **args), op, (what,))
+
+
 # ============================================================================ dropout
 @fuzz(80)
 @given(rngs(), st.lists(st.integers(0, 6), min_size=1, max_size=4), st.floats(0.0, 0.95),
@@ -807,8 +986,9 @@ def test_softmax_invalid_dim(rng, name, dim):
 
 @fuzz(150)
 @given(rngs(), st.integers(0, 6), st.integers(1, 7), st.sampled_from(["ce", "mm", "mse"]),
-       st.booleans(), st.floats(0.0, 3.0))
-def test_losses_valid_match_reference(rng, N, C, kind, module, margin):
+       st.booleans(), st.floats(0.0, 3.0),
+       st.one_of(st.sampled_from([0.0, 0.0, 1.0]), st.floats(0.0, 1.0)))
+def test_losses_valid_match_reference(rng, N, C, kind, module, margin, label_smoothing):
     count("valid")
     x = normal(rng, (N, C), scale=3.0)
     target = rng.integers(0, C, N)
@@ -820,12 +1000,16 @@ def test_losses_valid_match_reference(rng, N, C, kind, module, margin):
         ref = ((x64 - y) ** 2).mean() if x.size else np.nan
         refg = 2 * (x64 - y) / max(x.size, 1)
     elif kind == "ce":
-        lt = nn.CrossEntropyLoss()(xt, target) if module else F.cross_entropy(xt, target)
+        ls = label_smoothing
+        lt = (nn.CrossEntropyLoss(label_smoothing=ls)(xt, target) if module
+              else F.cross_entropy(xt, target, label_smoothing=ls))
         m = x64.max(axis=1, keepdims=True) if N else 0
         lse = (m + np.log(np.exp(x64 - m).sum(axis=1, keepdims=True))) if N else np.zeros((0, 1))
-        ref = (lse[:, 0] - x64[np.arange(N), target]).mean() if N else np.nan
+        # smoothed target q = (1 - ls) onehot + ls / C: loss -sum_k q_k log p_k, grad p - q
+        q = (1 - ls) * np.eye(C)[target] + ls / C
+        ref = -(q * (x64 - lse)).sum(axis=1).mean() if N else np.nan
         p = np.exp(x64 - lse)
-        refg = (p - np.eye(C)[target]) / max(N, 1)
+        refg = (p - q) / max(N, 1)
     else:
         lt = (nn.MultiMarginLoss(margin=margin)(xt, target) if module
               else F.multi_margin_loss(xt, target, margin))
@@ -849,7 +1033,7 @@ def test_losses_valid_match_reference(rng, N, C, kind, module, margin):
 
 @fuzz(120)
 @given(rngs(), st.sampled_from(["cross_entropy", "multi_margin_loss", "mse_loss"]),
-       st.sampled_from(["target", "x", "margin"]))
+       st.sampled_from(["target", "x", "margin", "label_smoothing"]))
 def test_losses_invalid_arguments(rng, name, what):
     count("invalid")
     x = normal(rng, (4, 3))
@@ -871,10 +1055,18 @@ def test_losses_invalid_arguments(rng, name, what):
         bad = [None, normal(rng, (4,)), normal(rng, (4, 3, 1)), "x", 1.0]
         expect_error(lambda: fn(bad[int(rng.integers(len(bad)))], np.array([0, 1, 2, 0])), name,
                      ("x", "logits", "input", "target"))
-    elif name == "multi_margin_loss":
+    elif name == "multi_margin_loss" and what == "margin":
         expect_error(lambda: fn(x, np.array([0, 1, 2, 0]),
                                 margin=[None, "1"][int(rng.integers(2))]),
                      name, ("margin",))
+    elif name == "cross_entropy" and what == "label_smoothing":
+        bad = [-0.1, 1.0 + 1e-6, float("nan"), float("inf"), -float("inf"), 2, None, "0.1",
+               True, [0.1], 1j]
+        ls = bad[int(rng.integers(len(bad)))]
+        expect_error(lambda: fn(x, np.array([0, 1, 2, 0]), label_smoothing=ls), name,
+                     ("label_smoothing",))
+        expect_error(lambda: nn.CrossEntropyLoss(label_smoothing=ls), "CrossEntropyLoss",
+                     ("label_smoothing",))
 
 
 # ============================================================================ sgemm
@@ -1032,6 +1224,19 @@ CORE_CALLS = {
     "lrn_backward": lambda r: dict(dy=_f(r, 2, 5, 3), x=_f(r, 2, 5, 3), y=_f(r, 2, 5, 3),
                                    scale=np.ones((2, 5, 3), np.float32), size=3, alpha=1e-3,
                                    beta=0.75, k=1.0),
+    "group_norm_forward": lambda r: dict(x=_f(r, 2, 6, 3), num_groups=3, weight=_f(r, 6),
+                                         bias=_f(r, 6), eps=1e-5),
+    "group_norm_backward": lambda r: dict(dy=_f(r, 2, 6, 3), x=_f(r, 2, 6, 3), num_groups=3,
+                                          weight=_f(r, 6), save_mean=_f(r, 2, 3).astype(np.float64),
+                                          save_invstd=np.ones((2, 3), np.float32),
+                                          need_weight_grads=True),
+    "layer_norm_forward": lambda r: dict(x=_f(r, 2, 3, 4), normalized_shape=[3, 4],
+                                         weight=_f(r, 3, 4), bias=_f(r, 3, 4), eps=1e-5),
+    "layer_norm_backward": lambda r: dict(dy=_f(r, 2, 3, 4), x=_f(r, 2, 3, 4),
+                                          normalized_shape=[3, 4], weight=_f(r, 3, 4),
+                                          save_mean=_f(r, 2).astype(np.float64),
+                                          save_invstd=np.ones(2, np.float32),
+                                          need_weight_grads=True),
     "dropout_forward": lambda r: dict(x=_f(r, 3, 4), p=0.3, seed=7),
     "dropout_backward": lambda r: dict(dy=_f(r, 3, 4),
                                        mask=r.integers(0, 2, (3, 4)).astype(np.uint8), p=0.3),
@@ -1154,7 +1359,8 @@ _LAYER_ARGS = {
     nn.Conv2d: (3, 4, 3), nn.LocallyConnected2d: (3, 4, 6, 3), nn.TiledConv2d: (3, 4, 3, 2),
     nn.MaxPool2d: (2,), nn.AvgPool2d: (2,), nn.AdaptiveAvgPool2d: (2,), nn.LeakyReLU: (0.1,),
     nn.ELU: (1.0,), nn.Maxout: (3,), nn.BatchNorm1d: (3,), nn.BatchNorm2d: (3,),
-    nn.LocalResponseNorm: (3,), nn.Dropout: (0.5,), nn.Linear: (6, 4),
+    nn.LocalResponseNorm: (3,), nn.Dropout: (0.5,), nn.Linear: (6, 4), nn.GroupNorm: (3, 3),
+    nn.LayerNorm: (6,),
 }
 
 

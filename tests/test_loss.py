@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from layer_helpers import _core, assert_grad_close, f32, numgrad, rand
@@ -147,3 +149,137 @@ def test_loss_parity_with_torch(isa):
         lt.backward()
         np.testing.assert_allclose(loss, lt.item(), rtol=1e-5)
         np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-5, atol=1e-7)
+
+
+# ------------------------------------------------------------------ label smoothing
+def ref_ce_smooth(x, t, eps):
+    """PyTorch's label-smoothed cross-entropy in float64: the target q = (1 - eps) onehot +
+    eps / C; loss = mean_n -sum_k q_nk log p_nk; gradient (p - q) / N."""
+    N, C = x.shape
+    q = (1 - eps) * np.eye(C)[t] + eps / C
+    lp = ref_log_softmax(x)
+    return -(q * lp).sum(axis=1).mean(), (np.exp(lp) - q) / N
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("eps", [0.0, 0.1, 0.35, 1.0])
+def test_cross_entropy_label_smoothing(isa, shape, eps):
+    rng = np.random.default_rng(55)
+    x = rand(rng, *shape, scale=2.0)
+    t = rng.integers(0, shape[1], shape[0]).astype(np.int64)
+    ref_loss, ref_grad = ref_ce_smooth(x, t, eps)
+    loss, probs = _core.cross_entropy_forward(x, t, eps)
+    assert isinstance(loss, float)
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(probs, np.exp(ref_log_softmax(x)), rtol=1e-5, atol=1e-7)
+    dx = _core.cross_entropy_backward(probs, t, 2.0, label_smoothing=eps)
+    np.testing.assert_allclose(dx, 2.0 * ref_grad, rtol=1e-5, atol=1e-7)
+    assert_grad_close(dx, numgrad(lambda z: ref_ce_smooth(z, t, eps)[0], x, 2.0), rtol=1e-4)
+
+
+def test_cross_entropy_label_smoothing_zero_is_the_plain_loss_bitwise(isa):
+    rng = np.random.default_rng(56)
+    x = rand(rng, 13, 29, scale=4.0)
+    t = rng.integers(0, 29, 13).astype(np.int64)
+    loss, probs = _core.cross_entropy_forward(x, t)
+    loss0, probs0 = _core.cross_entropy_forward(x, t, label_smoothing=0.0)
+    assert loss == loss0
+    np.testing.assert_array_equal(probs, probs0)
+    np.testing.assert_array_equal(_core.cross_entropy_backward(probs, t, 0.7),
+                                  _core.cross_entropy_backward(probs, t, 0.7, 0.0))
+
+
+def test_cross_entropy_label_smoothing_same_on_every_isa():
+    import cnnkit
+
+    rng = np.random.default_rng(57)
+    x = rand(rng, 37, 45, scale=3.0)  # partial 16-lane tails
+    t = rng.integers(0, 45, 37).astype(np.int64)
+    before = cnnkit.get_isa()
+    results = {}
+    try:
+        for isa in cnnkit.cpu_info()["supported_isas"]:
+            cnnkit.set_isa(isa)
+            loss, probs = _core.cross_entropy_forward(x, t, 0.2)
+            results[isa] = (loss, _core.cross_entropy_backward(probs, t, 1.0, 0.2))
+    finally:
+        cnnkit.set_isa(before)
+    ref_loss, ref_grad = ref_ce_smooth(x, t, 0.2)
+    for isa, (loss, dx) in results.items():
+        np.testing.assert_allclose(loss, ref_loss, rtol=1e-6, err_msg=isa)
+        np.testing.assert_allclose(dx, ref_grad, rtol=1e-5, atol=1e-8, err_msg=isa)
+
+
+def test_cross_entropy_label_smoothing_huge_logits_stay_finite(isa):
+    x = f32([[1000.0, 1001.0, 999.0], [-1e4, -1e4 + 1, -1e4 - 1], [88.0, -88.0, 0.0]])
+    t = np.array([0, 1, 1], np.int64)
+    loss, probs = _core.cross_entropy_forward(x, t, 0.3)
+    assert np.isfinite(loss)
+    np.testing.assert_allclose(loss, ref_ce_smooth(x, t, 0.3)[0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1, 0.5, 1.0])
+@pytest.mark.parametrize("module", [False, True])
+def test_cross_entropy_label_smoothing_parity_with_torch(isa, eps, module):
+    torch = pytest.importorskip("torch")
+    import cnnkit
+    from cnnkit import functional as F
+    from cnnkit import nn
+
+    rng = np.random.default_rng(58)
+    x = rand(rng, 11, 6, scale=2.5)
+    t = rng.integers(0, 6, 11).astype(np.int64)
+    xt = torch.tensor(x, requires_grad=True)
+    lt = torch.nn.functional.cross_entropy(xt, torch.tensor(t), label_smoothing=eps)
+    lt.backward()
+    xc = cnnkit.tensor(x, requires_grad=True)
+    lc = (nn.CrossEntropyLoss(label_smoothing=eps)(xc, t) if module
+          else F.cross_entropy(xc, t, label_smoothing=eps))
+    lc.backward()
+    np.testing.assert_allclose(lc.item(), lt.item(), rtol=1e-6)
+    np.testing.assert_allclose(xc.grad, xt.grad.numpy(), rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan"), float("inf"), -1e-12])
+def test_cross_entropy_label_smoothing_out_of_range(bad):
+    import cnnkit
+    from cnnkit import functional as F
+    from cnnkit import nn
+
+    x = np.zeros((3, 4), np.float32)
+    t = np.array([0, 1, 2], np.int64)
+    pattern = r"cross_entropy: label_smoothing must be in \[0, 1\].*got " + re.escape(str(bad))
+    with pytest.raises(ValueError, match=pattern):
+        _core.cross_entropy_forward(x, t, bad)
+    with pytest.raises(ValueError, match=pattern):
+        _core.cross_entropy_backward(x, t, 1.0, label_smoothing=bad)
+    with pytest.raises(ValueError, match=pattern):
+        F.cross_entropy(cnnkit.tensor(x), t, label_smoothing=bad)
+    with pytest.raises(ValueError, match=r"CrossEntropyLoss: label_smoothing must be in \[0, 1\]"):
+        nn.CrossEntropyLoss(label_smoothing=bad)
+
+
+@pytest.mark.parametrize("bad", ["0.1", None, True, [0.1], 1j])
+def test_cross_entropy_label_smoothing_wrong_type(bad):
+    import cnnkit
+    from cnnkit import functional as F
+    from cnnkit import nn
+
+    x = cnnkit.tensor(np.zeros((3, 4), np.float32))
+    t = np.array([0, 1, 2], np.int64)
+    with pytest.raises(TypeError, match=r"cross_entropy: label_smoothing must be a real number "
+                                        r"in \[0, 1\], got " + re.escape(repr(bad))):
+        F.cross_entropy(x, t, label_smoothing=bad)
+    with pytest.raises(TypeError, match=r"CrossEntropyLoss: label_smoothing must be a real"):
+        nn.CrossEntropyLoss(label_smoothing=bad)
+    if not isinstance(bad, bool):  # the core takes a bool as a number, as for its other floats
+        with pytest.raises(TypeError):
+            _core.cross_entropy_forward(x.data, t, bad)
+
+
+def test_cross_entropy_loss_module_repr_and_default():
+    from cnnkit import nn
+
+    assert repr(nn.CrossEntropyLoss()) == "CrossEntropyLoss()"
+    assert "label_smoothing=0.1" in repr(nn.CrossEntropyLoss(label_smoothing=0.1))
+    assert nn.CrossEntropyLoss(label_smoothing=1).label_smoothing == 1.0

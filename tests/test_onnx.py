@@ -238,6 +238,71 @@ def test_fused_conv_max_pool_exports_the_pooling(tmp_path, conv, pool, bn_relu):
     _fused_parity(model, (3, 10, 11), tmp_path / "fused.onnx", pools=1)
 
 
+# ----------------------------------------------------------------------------- group / layer norm
+class GroupLayerNorm(nn.Module):
+    """GroupNorm and LayerNorm with and without their affine parameters, on [N, C, H, W]."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3, padding=1)
+        self.gn = nn.GroupNorm(3, 6)
+        self.gn_plain = nn.GroupNorm(2, 6, eps=1e-3, affine=False)
+        self.ln = nn.LayerNorm((5, 5))
+        self.ln_no_bias = nn.LayerNorm(5, bias=False)
+        self.ln_plain = nn.LayerNorm((6, 5, 5), eps=1e-3, elementwise_affine=False)
+
+    def forward(self, x):
+        y = self.gn_plain(self.gn(self.conv(x)))
+        return self.ln_plain(self.ln_no_bias(self.ln(y)))
+
+
+def _randomise_parameters(model, seed=0):
+    rng = np.random.default_rng(seed)
+    for p in model.parameters():
+        p.data[...] = rng.normal(0.5, 0.5, p.shape)
+    return model
+
+
+def _run_in_onnxruntime(model, shape, path, opset, batches=(1, 3)):
+    """Export at ``opset`` and compare onnxruntime with cnnkit; returns the op types."""
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    proto = cnnkit.onnx.export(model, shape, path, opset=opset)
+    assert [(o.domain, o.version) for o in proto.opset_import] == [("", opset)]
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(opset)
+    for n in batches:
+        x = rng.standard_normal((n, *shape)).astype(np.float32)
+        with ck.no_grad():
+            want = model(ck.tensor(x)).numpy()
+        (got,) = sess.run(None, {"input": x})
+        assert got.shape == want.shape
+        assert _rel_err(got, want) <= RTOL, (n, _rel_err(got, want))
+    return _op_types(proto)
+
+
+@pytest.mark.parametrize("opset", [13, 16, 17])
+def test_group_and_layer_norm_run_in_onnxruntime(tmp_path, opset):
+    """LayerNorm: LayerNormalization from opset 17, the decomposition before; GroupNorm:
+    InstanceNormalization over [N, G, -1] and the per-channel affine."""
+    ck.manual_seed(3)
+    model = _randomise_parameters(GroupLayerNorm())
+    ops = _run_in_onnxruntime(model, (3, 5, 5), tmp_path / "norms.onnx", opset)
+    assert "InstanceNormalization" in ops
+    assert ("LayerNormalization" in ops) == (opset >= 17)
+    if opset < 17:
+        assert {"ReduceMean", "Sub", "Pow", "Sqrt", "Div"} <= ops
+
+
+@pytest.mark.parametrize("opset", [13, 17])
+def test_group_and_layer_norm_on_features(tmp_path, opset):
+    """[N, C] inputs: GroupNorm over channel groups of a Linear's output, LayerNorm after it."""
+    ck.manual_seed(4)
+    model = _randomise_parameters(nn.Sequential(nn.Linear(6, 8), nn.GroupNorm(4, 8),
+                                                nn.LayerNorm(8), nn.Linear(8, 3)), seed=1)
+    _run_in_onnxruntime(model, (6,), tmp_path / "features.onnx", opset)
+
+
 # ----------------------------------------------------------------------------- errors, CLI
 def test_missing_onnx_names_the_extra(monkeypatch):
     real_import = builtins.__import__

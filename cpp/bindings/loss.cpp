@@ -71,37 +71,40 @@ void bind_loss(py::module_& m) {
 
   m.def(
       "cross_entropy_forward",
-      [](const py::object& x_obj, const py::object& t_obj) {
+      [](const py::object& x_obj, const py::object& t_obj, double label_smoothing) {
         const char* op = "cross_entropy";
         py::array x = float32_contiguous(x_obj, op, "logits", 2);
         py::array t = targets(x, t_obj, op);
         validate_targets(op, x.shape(0), x.shape(1), cptr<std::int64_t>(t));
+        validate_label_smoothing(op, label_smoothing);
         py::array_t<float> probs(dims_of(x));
         double loss;
         {
           py::gil_scoped_release release;
-          loss = cross_entropy_forward(x.shape(0), x.shape(1), cptr<float>(x),
-                                       cptr<std::int64_t>(t), probs.mutable_data());
+          loss =
+              cross_entropy_forward(x.shape(0), x.shape(1), cptr<float>(x), cptr<std::int64_t>(t),
+                                    probs.mutable_data(), label_smoothing);
         }
         return py::make_tuple(loss, probs);
       },
-      py::arg("logits"), py::arg("target"));
+      py::arg("logits"), py::arg("target"), py::arg("label_smoothing") = 0.0);
   m.def(
       "cross_entropy_backward",
-      [](const py::object& p_obj, const py::object& t_obj, float grad) {
+      [](const py::object& p_obj, const py::object& t_obj, float grad, double label_smoothing) {
         const char* op = "cross_entropy";
         py::array probs = float32_contiguous(p_obj, op, "probs", 2);
         py::array t = targets(probs, t_obj, op);
         validate_targets(op, probs.shape(0), probs.shape(1), cptr<std::int64_t>(t));
+        validate_label_smoothing(op, label_smoothing);
         py::array_t<float> dx(dims_of(probs));
         {
           py::gil_scoped_release release;
           cross_entropy_backward(probs.shape(0), probs.shape(1), cptr<float>(probs),
-                                 cptr<std::int64_t>(t), grad, dx.mutable_data());
+                                 cptr<std::int64_t>(t), grad, dx.mutable_data(), label_smoothing);
         }
         return dx;
       },
-      py::arg("probs"), py::arg("target"), py::arg("grad"));
+      py::arg("probs"), py::arg("target"), py::arg("grad"), py::arg("label_smoothing") = 0.0);
 
   m.def(
       "multi_margin_loss_forward",

@@ -1,6 +1,9 @@
-// Bindings: batch normalisation and local response normalisation.
+// Bindings: batch normalisation, local response normalisation, group and layer normalisation.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <vector>
 
 #include "arrays.hpp"
 #include "cnnkit/norm.hpp"
@@ -359,6 +362,170 @@ py::array lrn_backward_py(const py::object& dy_obj, const py::object& x_obj,
   return dx;
 }
 
+// ----------------------------------------------------------------------------- group / layer norm
+
+// An optional float32 array of exactly `dims` (None -> nullptr): the affine parameters.
+const float* affine_of(const py::object& obj, const std::vector<py::ssize_t>& dims, const char* op,
+                       const char* name, const char* what, py::array* keep) {
+  if (obj.is_none()) return nullptr;
+  *keep = float32_c(obj, op, name);
+  if (dims_of(*keep) != dims) {
+    throw_invalid(op, ": ", name, " must have shape ", shape_of(dims), " (", what, "), got ",
+                  shape_of(*keep));
+  }
+  return cptr<float>(*keep);
+}
+
+// save_mean (float64) and save_invstd (float32) as the forward returned them: shape `dims`.
+void saved_stats(const py::object& mean_obj, const py::object& invstd_obj,
+                 const std::vector<py::ssize_t>& dims, const char* op, py::array* mean,
+                 py::array* invstd) {
+  if (mean_obj.is_none() || invstd_obj.is_none()) {
+    throw_invalid(op, ": save_mean and save_invstd are required");
+  }
+  *mean = typed_c<double>(mean_obj, op, "save_mean", "float64", int(dims.size()));
+  *invstd = float32_c(invstd_obj, op, "save_invstd");
+  if (dims_of(*mean) != dims) {
+    throw_invalid(op, ": save_mean must have shape ", shape_of(dims), ", got ", shape_of(*mean));
+  }
+  if (dims_of(*invstd) != dims) {
+    throw_invalid(op, ": save_invstd must have shape ", shape_of(dims), ", got ",
+                  shape_of(*invstd));
+  }
+}
+
+GroupNormParams gn_params(const py::array& x, index_t num_groups, float eps) {
+  GroupNormParams p;
+  ncs(x, &p.N, &p.C, &p.S);
+  p.G = num_groups;
+  p.eps = eps;
+  validate(p);
+  return p;
+}
+
+py::tuple gn_forward_py(const py::object& x_obj, index_t num_groups, const py::object& w_obj,
+                        const py::object& b_obj, float eps) {
+  const char* op = "group_norm_forward";
+  py::array x = float32_c(x_obj, op, "x", 2);
+  const GroupNormParams p = gn_params(x, num_groups, eps);
+  py::array w, b;
+  const float* wp = channel_vec(w_obj, p.C, op, "weight", &w);
+  const float* bp = channel_vec(b_obj, p.C, op, "bias", &b);
+  py::array_t<float> y = output_array<float>(op, dims_of(x));
+  py::array_t<double> mean = output_array<double>(op, {p.N, p.G});
+  py::array_t<float> invstd = output_array<float>(op, {p.N, p.G});
+  {
+    py::gil_scoped_release release;
+    group_norm_forward(p, cptr<float>(x), wp, bp, y.mutable_data(), mean.mutable_data(),
+                       invstd.mutable_data());
+  }
+  return py::make_tuple(y, mean, invstd);
+}
+
+py::tuple gn_backward_py(const py::object& dy_obj, const py::object& x_obj, index_t num_groups,
+                         const py::object& w_obj, const py::object& mean_obj,
+                         const py::object& invstd_obj, bool need_weight_grads) {
+  const char* op = "group_norm_backward";
+  py::array dy = float32_c(dy_obj, op, "dy", 2);
+  py::array x = float32_c(x_obj, op, "x", 2);
+  require_same_shape(x, "x", dy, "dy", op);
+  const GroupNormParams p = gn_params(x, num_groups, 1e-5f);
+  py::array w, mean, invstd;
+  const float* wp = channel_vec(w_obj, p.C, op, "weight", &w);
+  saved_stats(mean_obj, invstd_obj, {p.N, p.G}, op, &mean, &invstd);
+  py::array_t<float> dx = output_array<float>(op, dims_of(x));
+  py::object dw_obj = py::none(), db_obj = py::none();
+  float *dwp = nullptr, *dbp = nullptr;
+  if (need_weight_grads) {
+    py::array_t<float> dw(p.C), db(p.C);
+    dwp = dw.mutable_data();
+    dbp = db.mutable_data();
+    dw_obj = dw;
+    db_obj = db;
+  }
+  {
+    py::gil_scoped_release release;
+    group_norm_backward(p, cptr<float>(dy), cptr<float>(x), wp, cptr<double>(mean),
+                        cptr<float>(invstd), dx.mutable_data(), dwp, dbp);
+  }
+  return py::make_tuple(dx, dw_obj, db_obj);
+}
+
+// x [*, normalized_shape] viewed as [rows, L].
+LayerNormParams ln_params(const py::array& x, const std::vector<index_t>& shape, float eps,
+                          const char* op) {
+  const py::ssize_t k = py::ssize_t(shape.size());
+  if (k == 0) throw_invalid(op, ": normalized_shape must have at least one dimension, got []");
+  std::vector<py::ssize_t> tail(shape.begin(), shape.end());
+  if (x.ndim() < k ||
+      std::vector<py::ssize_t>(x.shape() + x.ndim() - k, x.shape() + x.ndim()) != tail) {
+    throw_invalid(op, ": x must end with normalized_shape ", shape_of(tail), ", got x of shape ",
+                  shape_of(x));
+  }
+  LayerNormParams p;
+  p.rows = 1;
+  p.L = 1;
+  for (py::ssize_t i = 0; i < x.ndim(); ++i) (i < x.ndim() - k ? p.rows : p.L) *= x.shape(i);
+  p.eps = eps;
+  validate(p);
+  return p;
+}
+
+std::vector<py::ssize_t> lead_dims(const py::array& x, std::size_t k) {
+  return std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim() - k);
+}
+
+py::tuple ln_forward_py(const py::object& x_obj, const std::vector<index_t>& normalized_shape,
+                        const py::object& w_obj, const py::object& b_obj, float eps) {
+  const char* op = "layer_norm_forward";
+  py::array x = float32_c(x_obj, op, "x", 1);
+  const LayerNormParams p = ln_params(x, normalized_shape, eps, op);
+  const std::vector<py::ssize_t> ns(normalized_shape.begin(), normalized_shape.end());
+  py::array w, b;
+  const float* wp = affine_of(w_obj, ns, op, "weight", "normalized_shape", &w);
+  const float* bp = affine_of(b_obj, ns, op, "bias", "normalized_shape", &b);
+  py::array_t<float> y = output_array<float>(op, dims_of(x));
+  py::array_t<double> mean = output_array<double>(op, lead_dims(x, ns.size()));
+  py::array_t<float> invstd = output_array<float>(op, lead_dims(x, ns.size()));
+  {
+    py::gil_scoped_release release;
+    layer_norm_forward(p, cptr<float>(x), wp, bp, y.mutable_data(), mean.mutable_data(),
+                       invstd.mutable_data());
+  }
+  return py::make_tuple(y, mean, invstd);
+}
+
+py::tuple ln_backward_py(const py::object& dy_obj, const py::object& x_obj,
+                         const std::vector<index_t>& normalized_shape, const py::object& w_obj,
+                         const py::object& mean_obj, const py::object& invstd_obj,
+                         bool need_weight_grads) {
+  const char* op = "layer_norm_backward";
+  py::array dy = float32_c(dy_obj, op, "dy", 1);
+  py::array x = float32_c(x_obj, op, "x", 1);
+  require_same_shape(x, "x", dy, "dy", op);
+  const LayerNormParams p = ln_params(x, normalized_shape, 1e-5f, op);
+  const std::vector<py::ssize_t> ns(normalized_shape.begin(), normalized_shape.end());
+  py::array w, mean, invstd;
+  const float* wp = affine_of(w_obj, ns, op, "weight", "normalized_shape", &w);
+  saved_stats(mean_obj, invstd_obj, lead_dims(x, ns.size()), op, &mean, &invstd);
+  py::array_t<float> dx = output_array<float>(op, dims_of(x));
+  py::object dw_obj = py::none(), db_obj = py::none();
+  float *dwp = nullptr, *dbp = nullptr;
+  if (need_weight_grads) {
+    py::array_t<float> dw = output_array<float>(op, ns), db = output_array<float>(op, ns);
+    dwp = dw.mutable_data();
+    dbp = db.mutable_data();
+    dw_obj = dw;
+    db_obj = db;
+  }
+  {
+    py::gil_scoped_release release;
+    layer_norm_backward(p, cptr<float>(dy), cptr<float>(x), wp, cptr<double>(mean),
+                        cptr<float>(invstd), dx.mutable_data(), dwp, dbp);
+  }
+  return py::make_tuple(dx, dw_obj, db_obj);
+}
+
 }  // namespace
 
 void bind_norm(py::module_& m) {
@@ -385,6 +552,16 @@ void bind_norm(py::module_& m) {
         py::arg("beta"), py::arg("k"));
   m.def("lrn_backward", &lrn_backward_py, py::arg("dy"), py::arg("x"), py::arg("y"),
         py::arg("scale"), py::arg("size"), py::arg("alpha"), py::arg("beta"), py::arg("k"));
+  m.def("group_norm_forward", &gn_forward_py, py::arg("x"), py::arg("num_groups"),
+        py::arg("weight"), py::arg("bias"), py::arg("eps"));
+  m.def("group_norm_backward", &gn_backward_py, py::arg("dy"), py::arg("x"), py::arg("num_groups"),
+        py::arg("weight"), py::arg("save_mean"), py::arg("save_invstd"),
+        py::arg("need_weight_grads") = true);
+  m.def("layer_norm_forward", &ln_forward_py, py::arg("x"), py::arg("normalized_shape"),
+        py::arg("weight"), py::arg("bias"), py::arg("eps"));
+  m.def("layer_norm_backward", &ln_backward_py, py::arg("dy"), py::arg("x"),
+        py::arg("normalized_shape"), py::arg("weight"), py::arg("save_mean"),
+        py::arg("save_invstd"), py::arg("need_weight_grads") = true);
 }
 
 }  // namespace cnnkit::bind

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import random as _random
-from ._args import as_dim, as_int, as_pair, as_real
+from ._args import as_dim, as_int, as_pair, as_real, as_size
 from .ops.activation import (
     ELUFunction,
     LeakyReLUFunction,
@@ -31,8 +31,15 @@ from .ops.loss import (
     MSEFunction,
     MultiMarginFunction,
     SoftmaxFunction,
+    check_label_smoothing,
 )
-from .ops.norm import BatchNormEvalFunction, BatchNormTrainFunction, LocalResponseNormFunction
+from .ops.norm import (
+    BatchNormEvalFunction,
+    BatchNormTrainFunction,
+    GroupNormFunction,
+    LayerNormFunction,
+    LocalResponseNormFunction,
+)
 from .ops.pool import AdaptiveAvgPool2dFunction, AvgPool2dFunction, MaxPool2dFunction
 from .tensor import Tensor
 
@@ -51,6 +58,8 @@ __all__ = [
     "maxout",
     "batch_norm",
     "local_response_norm",
+    "group_norm",
+    "layer_norm",
     "dropout",
     "linear",
     "softmax",
@@ -290,6 +299,59 @@ def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
                                            beta=as_real(beta, "beta", op), k=as_real(k, "k", op))
 
 
+def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):
+    """Group normalisation of x [N, C, ...] (PyTorch semantics).
+
+    The C channels form ``num_groups`` groups of C / num_groups consecutive channels; each
+    sample's group is normalised by its own mean and biased variance, then scaled and shifted
+    per channel by ``weight`` and ``bias`` [C] (None: 1 and 0).
+    """
+    op = "group_norm"
+    x = _tensor(x, op)
+    num_groups = as_int(num_groups, "num_groups", op)
+    weight = _check_array(weight, op, "weight", True)
+    bias = _check_array(bias, op, "bias", True)
+    eps = as_real(eps, "eps", op)
+    if x.ndim < 2:
+        raise ValueError(f"group_norm: x must be [N, C, *] (at least 2-D), got shape "
+                         f"{list(x.shape)}")
+    if num_groups < 1 or x.shape[1] % num_groups:
+        raise ValueError(f"group_norm: num_groups must be >= 1 and divide the number of channels "
+                         f"{x.shape[1]} (x.shape[1]), got num_groups = {num_groups}")
+    return GroupNormFunction.apply(x, weight, bias, num_groups=num_groups, eps=eps)
+
+
+def _normalized_shape(value, op: str) -> tuple:
+    """layer_norm's normalized_shape: an int or a non-empty sequence of ints >= 0, as a tuple."""
+    dims = (value,) if isinstance(value, (int, np.integer)) else value
+    if not isinstance(dims, (tuple, list)):
+        raise TypeError(f"{op}: normalized_shape must be an int or a sequence of ints, got "
+                        f"{value!r}")
+    if not dims:
+        raise ValueError(f"{op}: normalized_shape must have at least one dimension, got "
+                         f"{value!r}")
+    return tuple(as_size(d, "normalized_shape", op, 0) for d in dims)
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Layer normalisation over the trailing dims ``normalized_shape`` of x (PyTorch semantics).
+
+    Each row of prod(normalized_shape) values is normalised by its own mean and biased
+    variance, then scaled and shifted element-wise by ``weight`` and ``bias`` (shape
+    ``normalized_shape``; None: 1 and 0).
+    """
+    op = "layer_norm"
+    x = _tensor(x, op)
+    shape = _normalized_shape(normalized_shape, op)
+    weight = _check_array(weight, op, "weight", True)
+    bias = _check_array(bias, op, "bias", True)
+    eps = as_real(eps, "eps", op)
+    if x.ndim < len(shape) or tuple(x.shape[x.ndim - len(shape):]) != shape:
+        raise ValueError(f"layer_norm: x must end with normalized_shape {list(shape)}, got x of "
+                         f"shape {list(x.shape)}")
+    return LayerNormFunction.apply(x, weight, bias, normalized_shape=shape, eps=eps)
+
+
 def dropout(x, p=0.5, training=True):
     """Zero each element with probability ``p`` and scale the rest by 1 / (1 - p) (training);
     any shape.
@@ -332,10 +394,15 @@ def log_softmax(x, dim=1):
     return LogSoftmaxFunction.apply(x, dim=as_dim(dim, x.shape, "log_softmax"))
 
 
-def cross_entropy(logits, target):
-    """Mean over the batch of -log softmax(logits)[target]; logits [N, C], target int64 [N]."""
+def cross_entropy(logits, target, label_smoothing=0.0):
+    """Mean over the batch of -log softmax(logits)[target]; logits [N, C], target int64 [N].
+
+    ``label_smoothing`` e in [0, 1] (PyTorch's): the target becomes (1 - e) onehot + e / C,
+    so each row's loss is (1 - e) (-log p[target]) + e mean_k(-log p[k]).
+    """
     op = "cross_entropy"
-    return CrossEntropyFunction.apply(_tensor(logits, op, "logits"), _labels(target, op))
+    return CrossEntropyFunction.apply(_tensor(logits, op, "logits"), _labels(target, op),
+                                      label_smoothing=check_label_smoothing(label_smoothing, op))
 
 
 def multi_margin_loss(logits, target, margin=1.0):

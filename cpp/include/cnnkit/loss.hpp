@@ -15,12 +15,17 @@ void log_softmax_backward(index_t N, index_t C, const float* diff_dst, const flo
 // Throws std::invalid_argument naming the first label outside [0, C) and C.
 void validate_targets(const char* op, index_t N, index_t C, const index_t* target);
 
-// Mean over N of -log softmax(x)[n, target[n]]; probs[N, C] = softmax(x) for the backward.
+// Throws std::invalid_argument naming `op`, label_smoothing and its value unless it is in
+// [0, 1] (NaN is refused).
+void validate_label_smoothing(const char* op, double label_smoothing);
+
+// Mean over N of (1 - eps) (-log softmax(x)[n, target[n]]) + eps mean_k(-log softmax(x)[n, k]),
+// eps = label_smoothing (PyTorch's); probs[N, C] = softmax(x) for the backward.
 double cross_entropy_forward(index_t N, index_t C, const float* logits, const index_t* target,
-                             float* probs);
-// diff_src = grad (probs - onehot(target)) / N.
+                             float* probs, double label_smoothing = 0.0);
+// diff_src = grad (probs - ((1 - eps) onehot(target) + eps / C)) / N.
 void cross_entropy_backward(index_t N, index_t C, const float* probs, const index_t* target,
-                            float grad, float* diff_src);
+                            float grad, float* diff_src, double label_smoothing = 0.0);
 
 // PyTorch's multi_margin_loss (p = 1): mean over n of sum_{j != y} max(0, margin - x_y + x_j) / C.
 double multi_margin_loss_forward(index_t N, index_t C, const float* src, const index_t* target,

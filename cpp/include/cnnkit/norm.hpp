@@ -1,6 +1,6 @@
-// Normalisation layers: batch normalisation ([N, C] or [N, C, H, W]) and local response
-// normalisation across channels. The maths is at the top of src/norm/batch_norm.cpp and
-// src/norm/lrn.cpp.
+// Normalisation layers: batch normalisation ([N, C] or [N, C, H, W]), local response
+// normalisation across channels, group and layer normalisation. The maths is at the top of
+// src/norm/batch_norm.cpp, src/norm/lrn.cpp and src/norm/row_norm.cpp.
 #pragma once
 
 #include "cnnkit/common.hpp"
@@ -77,5 +77,38 @@ void validate(const LrnParams& p);
 void lrn_forward(const LrnParams& p, const float* src, float* dst, float* scale);
 void lrn_backward(const LrnParams& p, const float* diff_dst, const float* src, const float* dst,
                   const float* scale, float* diff_src);
+
+// Group and layer normalisation both normalise contiguous rows of x (row_norm.cpp); the
+// statistics of row r are save_mean[r] (double, as batch norm's) and save_invstd[r] =
+// 1 / sqrt(var + eps) (biased variance). weight/bias may be null (1 / 0); in the backward,
+// diff_weight/diff_bias may be null (not computed; both or neither).
+
+// x viewed as [N, C, S] (S = the product of the dims after C); G groups of C / G channels:
+// row (n, g) is the (C / G) * S contiguous floats of those channels, affine per channel.
+struct GroupNormParams {
+  index_t N = 0, C = 0, S = 1, G = 1;
+  float eps = 1e-5f;
+};
+void validate(const GroupNormParams& p);
+// save_mean, save_invstd: [N, G].
+void group_norm_forward(const GroupNormParams& p, const float* src, const float* weight,
+                        const float* bias, float* dst, double* save_mean, float* save_invstd);
+void group_norm_backward(const GroupNormParams& p, const float* diff_dst, const float* src,
+                         const float* weight, const double* save_mean, const float* save_invstd,
+                         float* diff_src, float* diff_weight, float* diff_bias);
+
+// x viewed as [rows, L], L = the product of the normalised trailing dims; affine per element
+// (weight, bias: L floats).
+struct LayerNormParams {
+  index_t rows = 0, L = 1;
+  float eps = 1e-5f;
+};
+void validate(const LayerNormParams& p);
+// save_mean, save_invstd: [rows].
+void layer_norm_forward(const LayerNormParams& p, const float* src, const float* weight,
+                        const float* bias, float* dst, double* save_mean, float* save_invstd);
+void layer_norm_backward(const LayerNormParams& p, const float* diff_dst, const float* src,
+                         const float* weight, const double* save_mean, const float* save_invstd,
+                         float* diff_src, float* diff_weight, float* diff_bias);
 
 }  // namespace cnnkit

@@ -4,9 +4,13 @@
  *                dx_j = y_j (dy_j - sum_k dy_k y_k)
  *   log_softmax: y_j = x_j - m - log sum_k exp(x_k - m)                    (log-sum-exp)
  *                dx_j = dy_j - exp(y_j) sum_k dy_k
- *   cross-entropy (mean over the batch, labels t_n in [0, C)):
- *                L = -(1/N) sum_n log softmax(x_n)[t_n]
- *                dL/dx_n = grad (softmax(x_n) - onehot(t_n)) / N   (softmax saved by forward)
+ *   cross-entropy (mean over the batch, labels t_n in [0, C), label smoothing e in [0, 1]):
+ *                q_n = (1 - e) onehot(t_n) + e / C                  (the smoothed target)
+ *                L = -(1/N) sum_n sum_k q_{n,k} log softmax(x_n)_k
+ *                  = (1/N) sum_n (1 - e) (lse_n - x_{n,t_n}) + e (lse_n - mean_k x_{n,k})
+ *                dL/dx_n = grad (softmax(x_n) - q_n) / N            (softmax saved by forward)
+ *                (lse = log sum_k exp x_k; e = 0 is the plain loss, computed without the
+ *                smoothing term, so its results do not change)
  *   multi_margin_loss (p = 1, as PyTorch):
  *                L = (1/N) sum_n sum_{j != t_n} max(0, margin - x_{n,t_n} + x_{n,j}) / C
  *                dL/dx_{n,j} = grad / (N C) [margin - x_t + x_j > 0]           (j != t_n)
@@ -123,11 +127,20 @@ void validate_targets(const char* op, index_t N, index_t C, const index_t* targe
   }
 }
 
+void validate_label_smoothing(const char* op, double label_smoothing) {
+  if (!(label_smoothing >= 0.0 && label_smoothing <= 1.0)) {
+    throw_invalid(op, ": label_smoothing must be in [0, 1] (0 <= label_smoothing <= 1), got ",
+                  label_smoothing);
+  }
+}
+
 double cross_entropy_forward(index_t N, index_t C, const float* logits, const index_t* target,
-                             float* probs) {
+                             float* probs, double label_smoothing) {
   validate_targets("cross_entropy", N, C, target);
+  validate_label_smoothing("cross_entropy", label_smoothing);
   if (N == 0) return NAN;  // PyTorch: mean over an empty batch
   const ExpShiftSum exp_shift = kernels().loss.exp_shift_sum;
+  const double eps = label_smoothing;
   std::vector<double> row(N);
   parallel_ranges(N, min_rows(C), [&](index_t b, index_t e) {
     for (index_t n = b; n < e; ++n) {
@@ -136,7 +149,15 @@ double cross_entropy_forward(index_t N, index_t C, const float* logits, const in
       float* p = probs + n * C;
       const float m = row_max(x, C);
       const double s = exp_shift(x, p, C, m);
-      row[n] = std::log(s) - double(x[target[n]] - m);
+      const double lse = std::log(s);
+      row[n] = lse - double(x[target[n]] - m);
+      if (eps != 0.0) {
+        // -mean_k log softmax(x)_k = lse - mean_k (x_k - m); the shifted logits as in the
+        // nll term, summed in double in index order
+        double sx = 0.0;
+        for (index_t j = 0; j < C; ++j) sx += double(x[j] - m);
+        row[n] = (1.0 - eps) * row[n] + eps * (lse - sx / double(C));
+      }
       const float inv = float(1.0 / s);
       for (index_t j = 0; j < C; ++j) p[j] *= inv;
     }
@@ -147,14 +168,19 @@ double cross_entropy_forward(index_t N, index_t C, const float* logits, const in
 }
 
 void cross_entropy_backward(index_t N, index_t C, const float* probs, const index_t* target,
-                            float grad, float* diff_src) {
+                            float grad, float* diff_src, double label_smoothing) {
   validate_targets("cross_entropy", N, C, target);
+  validate_label_smoothing("cross_entropy", label_smoothing);
   if (N == 0) return;
   const float g = grad / float(N);
+  // the smoothed target q: `off` off the label, `on` at it (e = 0: 0 and 1, the plain loss
+  // bit for bit, since p - 0 = p)
+  const float off = float(label_smoothing / double(C));
+  const float on = float(1.0 - label_smoothing + label_smoothing / double(C));
   parallel_ranges(N, min_rows(C), [&](index_t b, index_t e) {
     for (index_t n = b; n < e; ++n) {
-      for (index_t j = 0; j < C; ++j) diff_src[n * C + j] = g * probs[n * C + j];
-      diff_src[n * C + target[n]] = g * (probs[n * C + target[n]] - 1.0f);
+      for (index_t j = 0; j < C; ++j) diff_src[n * C + j] = g * (probs[n * C + j] - off);
+      diff_src[n * C + target[n]] = g * (probs[n * C + target[n]] - on);
     }
   });
 }

@@ -12,6 +12,10 @@ void register_norm_kernels(NormKernels& k, Isa isa) {
   k.bn_bwd_apply = ref::bn_bwd_apply_f32_ref;
   k.lrn_fwd = ref::lrn_fwd_f32_ref;
   k.lrn_bwd = ref::lrn_bwd_f32_ref;
+  k.rn_apply = ref::rn_apply_f32_ref;
+  k.rn_bwd_reduce = ref::rn_bwd_reduce_f32_ref;
+  k.rn_bwd_apply = ref::rn_bwd_apply_f32_ref;
+  k.rn_dwdb = ref::rn_dwdb_f32_ref;
   if (isa >= Isa::avx512) {
     k.bn_stats = avx512::bn_stats_f32_avx512;
     k.bn_apply = avx512::bn_apply_f32_avx512;
@@ -19,6 +23,10 @@ void register_norm_kernels(NormKernels& k, Isa isa) {
     k.bn_bwd_apply = avx512::bn_bwd_apply_f32_avx512;
     k.lrn_fwd = avx512::lrn_fwd_f32_avx512;
     k.lrn_bwd = avx512::lrn_bwd_f32_avx512;
+    k.rn_apply = avx512::rn_apply_f32_avx512;
+    k.rn_bwd_reduce = avx512::rn_bwd_reduce_f32_avx512;
+    k.rn_bwd_apply = avx512::rn_bwd_apply_f32_avx512;
+    k.rn_dwdb = avx512::rn_dwdb_f32_avx512;
   }
 }
 

@@ -1,5 +1,5 @@
-// The normalisation family's kernels (batch norm, LRN): their contracts, every ISA's
-// implementations and the family's sub-table (filled by register_norm_kernels() in
+// The normalisation family's kernels (batch norm, LRN, group / layer norm): their contracts,
+// every ISA's implementations and the family's sub-table (filled by register_norm_kernels() in
 // norm_kernels.cpp: reference first, then ISA overrides). Included by ISA files: declarations,
 // plain structs and constants only.
 #pragma once
@@ -40,6 +40,24 @@ using LrnFwd = void (*)(const float* src, float* dst, float* scale, const LrnArg
 using LrnBwd = void (*)(const float* diff_dst, const float* src, const float* dst,
                         const float* scale, float* diff_src, float* work, const LrnArgs& a);
 
+// Row-norm building blocks (group norm, layer norm: see norm.hpp and row_norm.cpp) over n
+// contiguous floats of one normalised row, with a per-element affine w[i], b[i] (null: 1, 0).
+// The row's statistics come from bn_stats; a per-segment affine (group norm: one channel's
+// plane) uses bn_apply, bn_bwd_reduce and bn_bwd_apply with scalar constants.
+//   apply:      dst = ((x - mean_hi) - mean_lo) * inv_std * w + b
+//   bwd_reduce: sum_g += sum(g), sum_gx += sum(g * (x - mean)), g = dy * w, in double
+//   bwd_apply:  diff_src = a * dy * w + b * (x - mean) + c
+//   dwdb:       dw[i] += dy * xhat, db[i] += dy (double accumulators, one per element),
+//               xhat = ((x - mean_hi) - mean_lo) * inv_std
+using RnApply = void (*)(const float* src, float* dst, std::int64_t n, float mean_hi, float mean_lo,
+                         float inv_std, const float* w, const float* b);
+using RnBwdReduce = void (*)(const float* diff_dst, const float* src, const float* w,
+                             std::int64_t n, float mean, double* sum_g, double* sum_gx);
+using RnBwdApply = void (*)(const float* diff_dst, const float* src, const float* w,
+                            float* diff_src, std::int64_t n, float mean, float a, float b, float c);
+using RnDwDb = void (*)(const float* diff_dst, const float* src, std::int64_t n, float mean_hi,
+                        float mean_lo, float inv_std, double* dw, double* db);
+
 struct NormKernels {
   BnStats bn_stats = nullptr;
   BnApply bn_apply = nullptr;
@@ -47,29 +65,42 @@ struct NormKernels {
   BnBwdApply bn_bwd_apply = nullptr;
   LrnFwd lrn_fwd = nullptr;
   LrnBwd lrn_bwd = nullptr;
+  RnApply rn_apply = nullptr;
+  RnBwdReduce rn_bwd_reduce = nullptr;
+  RnBwdApply rn_bwd_apply = nullptr;
+  RnDwDb rn_dwdb = nullptr;
 };
 
 void register_norm_kernels(NormKernels& k, Isa isa);
 
 }  // namespace cnnkit
 
-// Every ISA's kernels: ref (batch_norm.cpp, lrn.cpp), avx512.
+// Every ISA's kernels: ref (batch_norm.cpp, lrn.cpp, row_norm.cpp), avx512.
 
-#define CNNKIT_DECLARE_NORM(ns, isa)                                                          \
-  namespace ns {                                                                              \
-  void bn_stats_f32_##isa(const float* src, std::int64_t n, float shift, double* sum,         \
-                          double* sumsq);                                                     \
-  void bn_apply_f32_##isa(const float* src, float* dst, std::int64_t n, float mean_hi,        \
-                          float mean_lo, float scale, float shift, std::uint16_t* relu_mask); \
-  void bn_bwd_reduce_f32_##isa(const float* diff_dst, const float* src, std::int64_t n,       \
-                               float mean, const std::uint16_t* relu_mask, double* sum_dy,    \
-                               double* sum_dy_xmu);                                           \
-  void bn_bwd_apply_f32_##isa(const float* diff_dst, const float* src, float* diff_src,       \
-                              std::int64_t n, float mean, float a, float b, float c,          \
-                              const std::uint16_t* relu_mask);                                \
-  void lrn_fwd_f32_##isa(const float* src, float* dst, float* scale, const LrnArgs& a);       \
-  void lrn_bwd_f32_##isa(const float* diff_dst, const float* src, const float* dst,           \
-                         const float* scale, float* diff_src, float* work, const LrnArgs& a); \
+#define CNNKIT_DECLARE_NORM(ns, isa)                                                             \
+  namespace ns {                                                                                 \
+  void bn_stats_f32_##isa(const float* src, std::int64_t n, float shift, double* sum,            \
+                          double* sumsq);                                                        \
+  void bn_apply_f32_##isa(const float* src, float* dst, std::int64_t n, float mean_hi,           \
+                          float mean_lo, float scale, float shift, std::uint16_t* relu_mask);    \
+  void bn_bwd_reduce_f32_##isa(const float* diff_dst, const float* src, std::int64_t n,          \
+                               float mean, const std::uint16_t* relu_mask, double* sum_dy,       \
+                               double* sum_dy_xmu);                                              \
+  void bn_bwd_apply_f32_##isa(const float* diff_dst, const float* src, float* diff_src,          \
+                              std::int64_t n, float mean, float a, float b, float c,             \
+                              const std::uint16_t* relu_mask);                                   \
+  void lrn_fwd_f32_##isa(const float* src, float* dst, float* scale, const LrnArgs& a);          \
+  void lrn_bwd_f32_##isa(const float* diff_dst, const float* src, const float* dst,              \
+                         const float* scale, float* diff_src, float* work, const LrnArgs& a);    \
+  void rn_apply_f32_##isa(const float* src, float* dst, std::int64_t n, float mean_hi,           \
+                          float mean_lo, float inv_std, const float* w, const float* b);         \
+  void rn_bwd_reduce_f32_##isa(const float* diff_dst, const float* src, const float* w,          \
+                               std::int64_t n, float mean, double* sum_g, double* sum_gx);       \
+  void rn_bwd_apply_f32_##isa(const float* diff_dst, const float* src, const float* w,           \
+                              float* diff_src, std::int64_t n, float mean, float a, float b,     \
+                              float c);                                                          \
+  void rn_dwdb_f32_##isa(const float* diff_dst, const float* src, std::int64_t n, float mean_hi, \
+                         float mean_lo, float inv_std, double* dw, double* db);                  \
   }
 
 namespace cnnkit {

@@ -20,6 +20,10 @@ Translations (opset 17):
     BatchNorm1d/2d (eval)   BatchNormalization
     LocalResponseNorm       LRN (odd size); even sizes as Mul, AveragePool over channels, Pow, Div
                             (ONNX centres even windows differently from PyTorch)
+    LayerNorm               LayerNormalization (opset 17); before 17 ReduceMean, Sub, Pow,
+                            ReduceMean, Add, Sqrt, Div, Mul, Add
+    GroupNorm               Reshape [N, G, -1], InstanceNormalization (scale 1, bias 0), Reshape
+                            back, per-channel Mul and Add (as PyTorch exports it before opset 18)
     activations             Relu, LeakyRelu, Elu, Sigmoid, Tanh; Softmax, LogSoftmax
     Maxout                  Reshape [N, C/p, p, ...] + ReduceMax over the pieces
     Linear                  Gemm (2-D input), MatMul + Add otherwise
@@ -85,8 +89,8 @@ def _trace(model, x):
 
 # --------------------------------------------------------------------------- graph builder
 class _Graph:
-    def __init__(self, helper, numpy_helper, names):
-        self.helper, self.numpy_helper = helper, numpy_helper
+    def __init__(self, helper, numpy_helper, names, opset=17):
+        self.helper, self.numpy_helper, self.opset = helper, numpy_helper, opset
         self.nodes, self.initializers = [], {}
         self.values = {}          # id(Tensor) -> value name
         self.keep = []            # the traced tensors, so their ids stay unique
@@ -319,6 +323,43 @@ def _lrn(g, rec, x):
     return g.node("Div", [x, den])
 
 
+def _array(v):
+    return np.asarray(v.data if isinstance(v, Tensor) else v, dtype=np.float32)
+
+
+def _layer_norm(g, rec, x):
+    _, weight, bias = rec.inputs
+    shape, eps = tuple(rec.options["normalized_shape"]), float(rec.options["eps"])
+    if g.opset >= 17:
+        scale = (g.value(weight) if weight is not None
+                 else g.const(np.ones(shape, np.float32), "ones"))
+        ins = [x, scale] + ([g.value(bias)] if bias is not None else [])
+        return g.node("LayerNormalization", ins, axis=-len(shape), epsilon=eps)
+    axes = list(range(-len(shape), 0))
+    d = g.node("Sub", [x, g.node("ReduceMean", [x], axes=axes, keepdims=1)])
+    var = g.node("ReduceMean", [g.node("Pow", [d, g.const(np.float32(2.0))])], axes=axes,
+                 keepdims=1)
+    y = g.node("Div", [d, g.node("Sqrt", [g.node("Add", [var, g.const(np.float32(eps))])])])
+    if weight is not None:
+        y = g.node("Mul", [y, g.value(weight)])
+    return g.node("Add", [y, g.value(bias)]) if bias is not None else y
+
+
+def _group_norm(g, rec, x):
+    xin, weight, bias = rec.inputs
+    groups, shape = int(rec.options["num_groups"]), list(xin.shape[1:])
+    y = g.node("Reshape", [x, g.ints([0, groups, -1])])
+    y = g.node("InstanceNormalization", [y, g.const(np.ones(groups, np.float32), "ones"),
+                                         g.const(np.zeros(groups, np.float32), "zeros")],
+               epsilon=float(rec.options["eps"]))
+    y = g.node("Reshape", [y, g.ints([0] + shape)])
+    per_channel = (shape[0],) + (1,) * (len(shape) - 1)  # [C, 1, ...] broadcasts over [N, C, ...]
+    for op, v in (("Mul", weight), ("Add", bias)):
+        if v is not None:
+            y = g.node(op, [y, g.derived(v, "per_channel", _array(v).reshape(per_channel))])
+    return y
+
+
 def _maxout(g, rec, x):
     shape = rec.inputs[0].shape
     p = rec.options["pieces"]
@@ -380,6 +421,10 @@ def _translate(g, rec):
         return _batch_norm(g, rec, x)
     if op == "LocalResponseNormFunction":
         return _lrn(g, rec, x)
+    if op == "LayerNormFunction":
+        return _layer_norm(g, rec, x)
+    if op == "GroupNormFunction":
+        return _group_norm(g, rec, x)
     if op == "LinearFunction":
         return _linear(g, rec, x)
     if op in ("SoftmaxFunction", "LogSoftmaxFunction"):
@@ -452,7 +497,7 @@ def export(model, input_shape, path=None, opset: int = 17, *, input_name: str = 
     for key, t in model._persistent_state():
         names.setdefault(id(t), key)
         names.setdefault(id(t.data), key)
-    g = _Graph(helper, numpy_helper, names)
+    g = _Graph(helper, numpy_helper, names, opset)
     g.values[id(x)] = input_name
     for rec in records:
         g.keep.append(rec)

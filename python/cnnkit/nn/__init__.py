@@ -8,7 +8,7 @@ from .dropout import Dropout
 from .linear import Linear
 from .loss import CrossEntropyLoss, MSELoss, MultiMarginLoss
 from .module import Flatten, Identity, Module, ModuleList, Parameter, Sequential, eval_mode
-from .normalization import BatchNorm1d, BatchNorm2d, LocalResponseNorm
+from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, LocalResponseNorm
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "Conv2d", "LocallyConnected2d", "TiledConv2d",
     "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
     "ReLU", "LeakyReLU", "ELU", "Sigmoid", "Tanh", "Maxout",
-    "BatchNorm1d", "BatchNorm2d", "LocalResponseNorm", "Dropout", "Linear",
+    "BatchNorm1d", "BatchNorm2d", "LocalResponseNorm", "GroupNorm", "LayerNorm", "Dropout",
+    "Linear",
     "CrossEntropyLoss", "MultiMarginLoss", "MSELoss",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import functional as F
+from ..ops.loss import check_label_smoothing
 from .module import Module
 
 __all__ = ["CrossEntropyLoss", "MultiMarginLoss", "MSELoss"]
@@ -14,15 +15,22 @@ def _mean_only(name, reduction):
 
 
 class CrossEntropyLoss(Module):
-    """Softmax cross-entropy: logits [N, C], target int64 [N] -> mean loss."""
+    """Softmax cross-entropy: logits [N, C], target int64 [N] -> mean loss.
 
-    def __init__(self, reduction: str = "mean"):
+    ``label_smoothing`` e in [0, 1] (PyTorch's): the target is (1 - e) onehot + e / C.
+    """
+
+    def __init__(self, reduction: str = "mean", label_smoothing: float = 0.0):
         super().__init__()
         _mean_only("CrossEntropyLoss", reduction)
         self.reduction = reduction
+        self.label_smoothing = check_label_smoothing(label_smoothing, "CrossEntropyLoss")
 
     def forward(self, logits, target):
-        return F.cross_entropy(logits, target)
+        return F.cross_entropy(logits, target, label_smoothing=self.label_smoothing)
+
+    def extra_repr(self):
+        return f"label_smoothing={self.label_smoothing}" if self.label_smoothing else ""
 
 
 class MultiMarginLoss(Module):

@@ -1,4 +1,4 @@
-"""Normalisation layers: BatchNorm1d, BatchNorm2d, LocalResponseNorm."""
+"""Normalisation layers: BatchNorm1d, BatchNorm2d, LocalResponseNorm, GroupNorm, LayerNorm."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import numpy as np
 
 from .. import functional as F
 from .._args import as_real, as_size
+from ..functional import _normalized_shape
 from ..tensor import Tensor
 from .module import Module, Parameter, input_error
 
-__all__ = ["BatchNorm1d", "BatchNorm2d", "LocalResponseNorm"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "LocalResponseNorm", "GroupNorm", "LayerNorm"]
 
 
 class _BatchNorm(Module):
@@ -135,3 +136,72 @@ class LocalResponseNorm(Module):
 
     def extra_repr(self):
         return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+
+
+class GroupNorm(Module):
+    """Group normalisation of [N, C, ...] (PyTorch's): ``num_channels`` channels in
+    ``num_groups`` groups, each sample's group normalised by its own statistics (the same in
+    training and eval mode); parameters ``weight`` (1) and ``bias`` (0) [C] with ``affine``."""
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5,
+                 affine: bool = True):
+        super().__init__()
+        name = "GroupNorm"
+        num_groups = as_size(num_groups, "num_groups", name, 1)
+        num_channels = as_size(num_channels, "num_channels", name, 1)
+        if num_channels % num_groups:
+            raise ValueError(f"GroupNorm: num_channels must be divisible by num_groups, got "
+                             f"num_channels = {num_channels} and num_groups = {num_groups}")
+        self.num_groups, self.num_channels = num_groups, num_channels
+        self.eps, self.affine = as_real(eps, "eps", name), bool(affine)
+        if self.affine:
+            self.weight = Parameter(np.ones(num_channels, dtype=np.float32))
+            self.bias = Parameter(np.zeros(num_channels, dtype=np.float32))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def forward(self, x):
+        if x.ndim < 2 or x.shape[1] != self.num_channels:
+            raise ValueError(f"{self!r}: expected input [N, {self.num_channels}, *], got "
+                             f"{list(x.shape)}")
+        try:
+            return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+        except ValueError as e:
+            raise input_error(repr(self), x, e) from None
+
+    def extra_repr(self):
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+
+
+class LayerNorm(Module):
+    """Layer normalisation over the trailing dims ``normalized_shape`` (PyTorch's); parameters
+    ``weight`` (1) and ``bias`` (0, absent with ``bias=False``) of shape ``normalized_shape``
+    with ``elementwise_affine``."""
+
+    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
+                 bias: bool = True):
+        super().__init__()
+        name = "LayerNorm"
+        self.normalized_shape = _normalized_shape(normalized_shape, name)
+        self.eps = as_real(eps, "eps", name)
+        self.elementwise_affine = bool(elementwise_affine)
+        if self.elementwise_affine:
+            self.weight = Parameter(np.ones(self.normalized_shape, dtype=np.float32))
+            if bias:
+                self.bias = Parameter(np.zeros(self.normalized_shape, dtype=np.float32))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def forward(self, x):
+        try:
+            return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        except ValueError as e:
+            raise input_error(repr(self), x, e) from None
+
+    def extra_repr(self):
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}")

@@ -3,6 +3,8 @@
     softmax:      y = e^x / sum e^x along dim     dx = y (dy - sum(dy y))
     log_softmax:  y = x - log sum e^x             dx = dy - softmax(x) sum(dy)
     cross_entropy(logits, t) = mean_n -log softmax(logits_n)[t_n]; dlogits = (p - onehot) / N
+      with label_smoothing e: the target is q = (1 - e) onehot + e / C, loss = mean_n of
+      -sum_k q_k log p_k = (1 - e) (-log p_t) + e mean_k(-log p_k); dlogits = (p - q) / N
     multi_margin (hinge)    = mean_n sum_{j != t_n} max(0, margin - x_t + x_j) / C
     mse(x, y)               = mean (x - y)^2;  dx = 2 (x - y) / size = -dy
 The core works on rows [N, C]: softmax along another axis moves it last first.
@@ -11,6 +13,7 @@ The core works on rows [N, C]: softmax along another axis moves it last first.
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
@@ -19,7 +22,20 @@ from .._args import as_f32
 from ..autograd.function import Function
 
 __all__ = ["SoftmaxFunction", "LogSoftmaxFunction", "CrossEntropyFunction",
-           "MultiMarginFunction", "MSEFunction"]
+           "MultiMarginFunction", "MSEFunction", "check_label_smoothing"]
+
+
+def check_label_smoothing(value, op: str = "cross_entropy") -> float:
+    """``label_smoothing`` as a Python float in [0, 1]: TypeError for a non-real (a bool, a
+    string, None), ValueError outside [0, 1] or NaN; both name ``op`` and the argument."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{op}: label_smoothing must be a real number in [0, 1], got "
+                        f"{value!r} ({type(value).__name__})")
+    v = float(value)
+    if not 0.0 <= v <= 1.0:  # NaN fails both comparisons
+        raise ValueError(f"{op}: label_smoothing must be in [0, 1] "
+                         f"(0 <= label_smoothing <= 1), got {v}")
+    return v
 
 
 class _SoftmaxBase(Function):
@@ -49,13 +65,15 @@ class LogSoftmaxFunction(_SoftmaxBase):
 
 
 class CrossEntropyFunction(Function):
-    def forward(self, logits, target):
-        self.target = target
-        loss, self.probs = _core.cross_entropy_forward(as_f32(logits), target)
+    def forward(self, logits, target, label_smoothing=0.0):
+        self.target, self.label_smoothing = target, float(label_smoothing)
+        loss, self.probs = _core.cross_entropy_forward(as_f32(logits), target,
+                                                       self.label_smoothing)
         return np.asarray(loss, dtype=np.float32)
 
     def backward(self, g):
-        return _core.cross_entropy_backward(self.probs, self.target, float(g)), None
+        return _core.cross_entropy_backward(self.probs, self.target, float(g),
+                                            self.label_smoothing), None
 
 
 class MultiMarginFunction(Function):

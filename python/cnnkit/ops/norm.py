@@ -1,15 +1,18 @@
-"""Normalisation Functions over the C++ core (cpp/src/norm/): batch norm and LRN.
+"""Normalisation Functions over the C++ core (cpp/src/norm/): batch norm, LRN, group norm and
+layer norm.
 
 The maths (training and eval forward, both backwards, the staged passes) is at the top of
-cpp/src/norm/batch_norm.cpp and cpp/src/norm/lrn.cpp; this file only wires the core's passes
-into autograd, viewing x [N, C, L] as [N, C, L, 1] for the core.
+cpp/src/norm/batch_norm.cpp, cpp/src/norm/lrn.cpp and cpp/src/norm/row_norm.cpp; this file
+only wires the core's passes into autograd, viewing x [N, C, L] as [N, C, L, 1] for batch norm.
 
 - ``BatchNormTrainFunction``: batch statistics, running statistics updated in place (by the
   core), optionally with the ReLU fused in (``relu=True``: a bit mask for the backward);
 - ``BatchNormEvalFunction``: fixed running statistics (a per-channel affine map);
 - ``BatchNormSummedFunction``: batch statistics whose sums ``sum_across(buffer)`` adds up
   between the core's stages, in place (cnnkit.distributed.SyncBatchNorm: over all ranks);
-- ``LocalResponseNormFunction``.
+- ``LocalResponseNormFunction``;
+- ``GroupNormFunction``, ``LayerNormFunction``: statistics of each sample's rows (the saved
+  mean and 1 / std go to the backward).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from .._args import as_f32, as_opt_f32
 from ..autograd.function import Function
 
 __all__ = ["BatchNormTrainFunction", "BatchNormEvalFunction", "BatchNormSummedFunction",
-           "LocalResponseNormFunction"]
+           "LocalResponseNormFunction", "GroupNormFunction", "LayerNormFunction"]
 
 
 def _core_shape(shape):
@@ -117,3 +120,35 @@ class LocalResponseNormFunction(Function):
 
     def backward(self, g):
         return (_core.lrn_backward(as_f32(g), self.x, self.y, self.scale, *self.args),)
+
+
+class GroupNormFunction(Function):
+    """x [N, C, ...] in ``num_groups`` groups of channels; weight/bias [C] or None."""
+
+    def forward(self, x, weight, bias, num_groups, eps):
+        self.x, self.weight, self.num_groups = as_f32(x), as_opt_f32(weight), num_groups
+        y, self.save_mean, self.save_invstd = _core.group_norm_forward(
+            self.x, num_groups, self.weight, as_opt_f32(bias), eps)
+        return y
+
+    def backward(self, g):
+        need_x, need_w, need_b = self.needs_input_grad
+        dx, dw, db = _core.group_norm_backward(as_f32(g), self.x, self.num_groups, self.weight,
+                                               self.save_mean, self.save_invstd, need_w or need_b)
+        return dx if need_x else None, dw if need_w else None, db if need_b else None
+
+
+class LayerNormFunction(Function):
+    """x ``[..., *normalized_shape]``; weight/bias of shape normalized_shape or None."""
+
+    def forward(self, x, weight, bias, normalized_shape, eps):
+        self.x, self.weight, self.shape = as_f32(x), as_opt_f32(weight), list(normalized_shape)
+        y, self.save_mean, self.save_invstd = _core.layer_norm_forward(
+            self.x, self.shape, self.weight, as_opt_f32(bias), eps)
+        return y
+
+    def backward(self, g):
+        need_x, need_w, need_b = self.needs_input_grad
+        dx, dw, db = _core.layer_norm_backward(as_f32(g), self.x, self.shape, self.weight,
+                                               self.save_mean, self.save_invstd, need_w or need_b)
+        return dx if need_x else None, dw if need_w else None, db if need_b else None
