@@ -16,6 +16,8 @@ class Ensemble(Module):
     its confidence. :meth:`evaluate` reports each member's accuracy next to the ensemble's.
     """
 
+    outputs_probabilities = True  # evaluate(tta=...) averages them without a second softmax
+
     def __init__(self, models):
         super().__init__()
         self.members = ModuleList(models)

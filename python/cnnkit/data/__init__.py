@@ -15,12 +15,26 @@ from .datasets import (
                        load_digits,
                        load_mnist,
 )
+from .image_folder import FolderSplits, ImageFolder, load_image, load_image_folder
 from .loader import DataLoader
 from .preprocessing import ChannelMean, MeanImage, preprocessing_from_state
-from .transforms import CenterCrop, Compose, RandomCrop, RandomHorizontalFlip
+from .transforms import (
+    CenterCrop,
+    ColorJitter,
+    Compose,
+    PCALighting,
+    RandomCrop,
+    RandomHorizontalFlip,
+    RandomResizedCrop,
+    five_crop,
+    resize,
+    ten_crop,
+)
 
 __all__ = [
     "ArrayDataset", "load_digits", "load_mnist", "load_cifar10", "load_dataset",
-    "CIFAR10_CLASSES", "DataLoader", "MeanImage", "ChannelMean", "preprocessing_from_state",
+    "CIFAR10_CLASSES", "ImageFolder", "FolderSplits", "load_image_folder", "load_image",
+    "DataLoader", "MeanImage", "ChannelMean", "preprocessing_from_state",
     "RandomCrop", "RandomHorizontalFlip", "CenterCrop", "Compose",
+    "RandomResizedCrop", "ColorJitter", "PCALighting", "resize", "five_crop", "ten_crop",
 ]

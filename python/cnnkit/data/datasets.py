@@ -1,7 +1,8 @@
-"""Datasets as in-memory arrays: scikit-learn's bundled digits, MNIST (IDX files) and CIFAR-10
-(python-pickle batches). Nothing is downloaded: a missing file raises FileNotFoundError saying
-which file was expected and where to get it; a truncated or wrong-format file raises ValueError
-naming the file and what is wrong.
+"""Datasets as in-memory arrays: scikit-learn's bundled digits, MNIST (IDX files), CIFAR-10
+(python-pickle batches) and, in :mod:`.image_folder`, folders of your own pictures. Nothing
+is downloaded: a missing file raises FileNotFoundError saying which file was expected and where
+to get it; a truncated or wrong-format file raises ValueError naming the file and what is
+wrong.
 
 Every loader returns ``(train, test)``, two :class:`ArrayDataset` with ``images`` float32
 [N, C, H, W] scaled to [0, 1], ``labels`` int64 [N] and ``classes`` (the class names).
@@ -17,6 +18,8 @@ import tarfile
 
 import numpy as np
 
+from .array_dataset import ArrayDataset
+
 __all__ = ["ArrayDataset", "load_digits", "load_mnist", "load_cifar10", "load_dataset",
            "CIFAR10_CLASSES", "DIGITS_SEED"]
 
@@ -26,53 +29,6 @@ DIGITS_SEED = 0          # the fixed split of load_digits
 DIGITS_TEST_FRACTION = 0.2
 MNIST_URL = "https://yann.lecun.com/exdb/mnist/ (or the mirror https://ossci-datasets.s3.amazonaws.com/mnist/)"
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
-
-
-class ArrayDataset:
-    """Images and labels held in memory.
-
-    Parameters
-    ----------
-    images : array [N, C, H, W] (float32)
-    labels : array [N] (int64)
-    classes : sequence of str, optional
-        Class names; by default "0", "1", ... up to the largest label.
-    name : str
-        What the data is (shown in messages and stored in checkpoints).
-    """
-
-    def __init__(self, images, labels, classes=None, name: str = ""):
-        images = np.asarray(images, dtype=np.float32)
-        labels = np.asarray(labels, dtype=np.int64)
-        if images.ndim != 4:
-            raise ValueError(f"ArrayDataset: images must be [N, C, H, W], got {list(images.shape)}")
-        if labels.shape != (images.shape[0],):
-            raise ValueError(f"ArrayDataset: {images.shape[0]} images but labels of shape "
-                             f"{list(labels.shape)}")
-        self.images, self.labels, self.name = images, labels, name
-        n_classes = int(labels.max()) + 1 if labels.size else 0
-        self.classes = tuple(classes) if classes is not None else tuple(
-            str(i) for i in range(n_classes))
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    def __getitem__(self, index):
-        """One sample ``(image [C, H, W], label)``, or a batch for an index array."""
-        return self.images[index], self.labels[index]
-
-    @property
-    def image_shape(self) -> tuple:
-        """[C, H, W] of one image."""
-        return tuple(self.images.shape[1:])
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    def __repr__(self):
-        return (f"ArrayDataset({self.name or 'images'}: {len(self)} x {list(self.image_shape)}, "
-                f"{self.num_classes} classes)")
 
 
 # --------------------------------------------------------------------------- digits
@@ -298,9 +254,20 @@ def load_cifar10(path):
 
 # --------------------------------------------------------------------------- by name
 def load_dataset(spec: str):
-    """``"digits"``, ``"mnist:PATH"`` or ``"cifar10:PATH"`` (the command line's --dataset)."""
+    """``"digits"``, ``"mnist:PATH"``, ``"cifar10:PATH"`` or ``"folder:PATH[@OPTIONS]"`` (the
+    command line's --dataset); returns ``(train, test)``.
+
+    ``folder:PATH`` is a folder of pictures with one subfolder per class (or train/, val/,
+    test/ subfolders of those), read by :func:`cnnkit.data.load_image_folder`. OPTIONS, after
+    the last "@", are comma-separated: the size ``N`` or ``HxW`` (default 32) and/or ``gray``,
+    e.g. ``folder:~/pets``, ``folder:~/pets@64``, ``folder:~/pets@96x128,gray``."""
     name, _, path = spec.partition(":")
     name = name.lower()
+    if name == "folder":
+        from .image_folder import load_image_folder, parse_folder_spec
+
+        folder, size, channels = parse_folder_spec(path)
+        return load_image_folder(folder, size, channels)
     if name == "digits":
         if path:
             raise ValueError(f"dataset {spec!r}: digits is bundled and takes no path")
@@ -309,4 +276,5 @@ def load_dataset(spec: str):
         if not path:
             raise ValueError(f"dataset {spec!r}: say where the files are, e.g. {name}:/data/{name}")
         return load_mnist(path) if name == "mnist" else load_cifar10(path)
-    raise ValueError(f"unknown dataset {spec!r}; expected digits, mnist:PATH or cifar10:PATH")
+    raise ValueError(f"unknown dataset {spec!r}; expected digits, mnist:PATH, cifar10:PATH or "
+                     "folder:PATH[@SIZE] (a folder of pictures, one subfolder per class)")

@@ -4,6 +4,16 @@ Every transform takes one image [C, H, W] or a batch [N, C, H, W] (float32) and 
 same rank. Random transforms draw one choice per image from ``rng`` when it is given (the
 DataLoader passes its per-epoch generator, so a run is reproducible and a resumed run sees the
 same augmentation), otherwise from their own generator seeded by ``seed``.
+
+AlexNet-style heavy augmentation (images float32 in [0, 1], before preprocessing)::
+
+    Compose([RandomResizedCrop(32, scale=(0.35, 1.0)), RandomHorizontalFlip(),
+             ColorJitter(0.4, 0.4, 0.4), PCALighting(0.1).fit(train.images),
+             ChannelMean().fit(train.images)])
+
+:func:`resize` (bilinear, antialiased when shrinking, as PIL and torchvision's
+``antialias=True``), :func:`five_crop` and :func:`ten_crop` are the deterministic pieces, also
+used by test-time augmentation (``cnnkit.metrics.evaluate(..., tta="ten_crop")``).
 """
 
 from __future__ import annotations
@@ -12,7 +22,8 @@ import numbers
 
 import numpy as np
 
-__all__ = ["RandomCrop", "RandomHorizontalFlip", "CenterCrop", "Compose"]
+__all__ = ["RandomCrop", "RandomHorizontalFlip", "CenterCrop", "Compose", "resize",
+           "RandomResizedCrop", "ColorJitter", "PCALighting", "five_crop", "ten_crop"]
 
 
 def _size(size, name) -> tuple:
@@ -125,3 +136,367 @@ class Compose:
 
     def __repr__(self):
         return "Compose([" + ", ".join(repr(t) for t in self.transforms) + "])"
+
+
+# --------------------------------------------------------------------------- resizing
+def _interp_weights(out_len: int, in_len: int, starts, lengths) -> np.ndarray:
+    """Per-image interpolation matrices [n, out_len, in_len] (float32) that resample the window
+    ``[start, start + length)`` of an axis of ``in_len`` pixels to ``out_len`` pixels.
+
+    PIL's bilinear resampling (what torchvision's ``antialias=True`` reproduces): output pixel
+    i samples at ``start + (i + 0.5) * scale`` (``scale = length / out_len``) with the triangle
+    filter ``max(0, 1 - |d|)``, stretched by ``scale`` when shrinking (the antialiasing),
+    restricted to the window and normalised to sum 1 (which clamps at the window's edges)."""
+    starts = np.asarray(starts, dtype=np.float64).reshape(-1, 1, 1)
+    lengths = np.asarray(lengths, dtype=np.float64).reshape(-1, 1, 1)
+    scale = lengths / out_len
+    support = np.maximum(scale, 1.0)
+    center = starts + (np.arange(out_len, dtype=np.float64).reshape(1, -1, 1) + 0.5) * scale
+    j = np.arange(in_len, dtype=np.float64).reshape(1, 1, -1)
+    w = (j + 0.5) - center                    # [n, out, in]; in place from here on
+    np.abs(w, out=w)
+    w /= support
+    np.subtract(1.0, w, out=w)
+    np.maximum(w, 0.0, out=w)
+    w *= (j >= starts) & (j < starts + lengths)
+    w /= w.sum(axis=2, keepdims=True)   # >= 0.5 at the pixel holding the sample point
+    return w.astype(np.float32)
+
+
+def _apply_weights(x: np.ndarray, ry: np.ndarray, rx: np.ndarray) -> np.ndarray:
+    """``ry @ x @ rx^T`` per image: x [n, C, H, W], ry [n, h, H] or [h, H], rx likewise."""
+    n, c, hh, ww = x.shape
+    if ry.ndim == 2:   # one resize for the whole batch: two large matrix products
+        tmp = (x.reshape(n * c * hh, ww) @ rx.T).reshape(n, c, hh, -1)
+        return np.ascontiguousarray(np.matmul(ry, tmp), dtype=np.float32)
+    tmp = np.matmul(x, rx.transpose(0, 2, 1)[:, None])   # [n, C, H, w]
+    return np.ascontiguousarray(np.matmul(ry[:, None], tmp), dtype=np.float32)
+
+
+def resize(images, size) -> np.ndarray:
+    """Resize one image [C, H, W] or a batch [N, C, H, W] to ``size`` (an int: square, or
+    ``(h, w)``) with bilinear interpolation, antialiased when shrinking (PIL's
+    ``Image.resize(size, BILINEAR)``, torchvision's ``antialias=True``). float32, same rank;
+    resizing to the same size returns the image unchanged. (Unlike torchvision's ``Resize``, an
+    int here means a square, not the shorter edge.)"""
+    x, single = _as_batch(images)
+    h, w = _size(size, "resize")
+    hh, ww = x.shape[2:]
+    if (h, w) == (hh, ww):
+        out = x.copy()
+    else:
+        ry = _interp_weights(h, hh, [0], [hh])[0]
+        rx = _interp_weights(w, ww, [0], [ww])[0]
+        out = _apply_weights(x, ry, rx)
+    return out[0] if single else out
+
+
+def _resize_boxes(x, tops, lefts, heights, widths, size) -> np.ndarray:
+    """Cut box i (tops[i], lefts[i], heights[i], widths[i]) of image i and resize it to size."""
+    h, w = size
+    ry = _interp_weights(h, x.shape[2], tops, heights)
+    rx = _interp_weights(w, x.shape[3], lefts, widths)
+    return _apply_weights(x, ry, rx)
+
+
+def _pair(v, name, what) -> tuple:
+    v = tuple(float(a) for a in v)
+    if len(v) != 2 or not v[0] <= v[1]:
+        raise ValueError(f"{name}: {what} must be (min, max) with min <= max, got {v}")
+    return v
+
+
+class RandomResizedCrop(_Random):
+    """Cut a random window of each image and resize it to ``size`` (GoogLeNet's and
+    torchvision's "Inception crop"): the window covers a fraction of the area drawn uniformly
+    from ``scale`` with an aspect ratio (width / height) drawn log-uniformly from ``ratio``; up
+    to 10 draws until the window fits the image, else the central window with the ratio clamped
+    to ``ratio``. The window is resized with :func:`resize`'s bilinear interpolation
+    (antialiased when shrinking). Each batch draws the same number of random numbers."""
+
+    TRIES = 10
+
+    def __init__(self, size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), seed=None):
+        super().__init__(seed)
+        self.size = _size(size, "RandomResizedCrop")
+        self.scale = _pair(scale, "RandomResizedCrop", "scale")
+        self.ratio = _pair(ratio, "RandomResizedCrop", "ratio")
+        if not 0.0 < self.scale[1] or self.scale[0] < 0.0:
+            raise ValueError(f"RandomResizedCrop: scale must be within (0, inf) area "
+                             f"fractions, got {self.scale}")
+        if self.ratio[0] <= 0.0:
+            raise ValueError(f"RandomResizedCrop: ratio must be positive, got {self.ratio}")
+
+    def get_params(self, n: int, height: int, width: int, g) -> tuple:
+        """``(tops, lefts, heights, widths)`` int64 [n] of the windows of n images."""
+        area = float(height * width)
+        target = area * g.uniform(self.scale[0], self.scale[1], size=(n, self.TRIES))
+        log_r = np.log(self.ratio)
+        aspect = np.exp(g.uniform(log_r[0], log_r[1], size=(n, self.TRIES)))
+        ws = np.round(np.sqrt(target * aspect)).astype(np.int64)   # half to even, as round()
+        hs = np.round(np.sqrt(target / aspect)).astype(np.int64)
+        ok = (ws > 0) & (ws <= width) & (hs > 0) & (hs <= height)
+        first = ok.argmax(axis=1)
+        found = ok[np.arange(n), first]
+        w, h = ws[np.arange(n), first], hs[np.arange(n), first]
+        # the fallback: the central window, its aspect ratio clamped into ``ratio``
+        in_ratio = width / height
+        if in_ratio < self.ratio[0]:
+            fw, fh = width, int(round(width / self.ratio[0]))
+        elif in_ratio > self.ratio[1]:
+            fw, fh = int(round(height * self.ratio[1])), height
+        else:
+            fw, fh = width, height
+        w, h = np.where(found, w, fw), np.where(found, h, fh)
+        tops = g.integers(0, height - np.where(found, h, 0) + 1)
+        lefts = g.integers(0, width - np.where(found, w, 0) + 1)
+        tops = np.where(found, tops, (height - fh) // 2)
+        lefts = np.where(found, lefts, (width - fw) // 2)
+        return tops, lefts, h, w
+
+    def __call__(self, x, rng=None):
+        x, single = _as_batch(x)
+        n, _, hh, ww = x.shape
+        tops, lefts, hs, ws = self.get_params(n, hh, ww, self._gen(rng))
+        out = _resize_boxes(x, tops, lefts, hs, ws, self.size)
+        return out[0] if single else out
+
+    def __repr__(self):
+        return (f"RandomResizedCrop(size={self.size}, scale={self.scale}, "
+                f"ratio={tuple(round(r, 4) for r in self.ratio)})")
+
+
+# --------------------------------------------------------------------------- colour
+_GRAY = (0.299, 0.587, 0.114)   # ITU-R 601-2 luma, PIL's "L" (torchvision: 0.2989 for red)
+
+
+def _grayscale(x: np.ndarray) -> np.ndarray:
+    """[n, 3, H, W] -> [n, H, W] luma."""
+    return _GRAY[0] * x[:, 0] + _GRAY[1] * x[:, 1] + _GRAY[2] * x[:, 2]
+
+
+def _clamp01(y):
+    np.maximum(y, 0.0, out=y)
+    return np.minimum(y, 1.0, out=y)
+
+
+def _blend(x, other, f) -> np.ndarray:
+    """clamp(f * x + (1 - f) * other, 0, 1) with one factor per image."""
+    f = f.astype(np.float32).reshape(-1, 1, 1, 1)
+    y = f * x
+    y += (1.0 - f) * other
+    return _clamp01(y)
+
+
+def _adjust_brightness(x, f):
+    return _clamp01(x * f.astype(np.float32).reshape(-1, 1, 1, 1))
+
+
+def _adjust_contrast(x, f):
+    gray = _grayscale(x) if x.shape[1] == 3 else x[:, 0]
+    return _blend(x, gray.mean(axis=(1, 2), dtype=np.float64).astype(np.float32)
+                  .reshape(-1, 1, 1, 1), f)
+
+
+def _adjust_saturation(x, f):
+    return _blend(x, _grayscale(x)[:, None], f)
+
+
+def _rgb_to_hsv(x):
+    r, g, b = x[:, 0], x[:, 1], x[:, 2]
+    maxc, minc = x.max(axis=1), x.min(axis=1)
+    delta = maxc - minc
+    gray = delta == 0
+    s = delta / np.where(maxc == 0, 1.0, maxc)
+    d = np.where(gray, 1.0, delta)
+    h = np.where(maxc == r, (g - b) / d,
+                 np.where(maxc == g, 2.0 + (b - r) / d, 4.0 + (r - g) / d))
+    h = np.where(gray, 0.0, h)
+    return np.mod(h / 6.0, 1.0).astype(np.float32), s, maxc
+
+
+# hsv -> rgb: sector i of the hue picks each channel from (v, q, p, t)
+_R_OF, _G_OF, _B_OF = (np.array(a) for a in ([0, 1, 2, 2, 3, 0], [3, 0, 0, 1, 2, 2],
+                                             [2, 2, 3, 0, 0, 1]))
+
+
+def _hsv_to_rgb(h, s, v):
+    h6 = h * 6.0
+    sector = np.floor(h6)
+    f = h6 - sector
+    sector = sector.astype(np.int64) % 6
+    cand = np.stack([v, np.clip(v * (1.0 - s * f), 0.0, 1.0), np.clip(v * (1.0 - s), 0.0, 1.0),
+                     np.clip(v * (1.0 - s * (1.0 - f)), 0.0, 1.0)])   # v, q, p, t
+    return np.stack([np.take_along_axis(cand, table[sector][None], axis=0)[0]
+                     for table in (_R_OF, _G_OF, _B_OF)], axis=1)
+
+
+def _adjust_hue(x, f):
+    h, s, v = _rgb_to_hsv(x)
+    h = np.mod(h + f.astype(np.float32).reshape(-1, 1, 1), 1.0)
+    return _hsv_to_rgb(h, s, v).astype(np.float32)
+
+
+def _jitter_range(value, name, center, bound=None, lower=0.0) -> tuple | None:
+    if isinstance(value, numbers.Number):
+        value = float(value)
+        if value < 0:
+            raise ValueError(f"ColorJitter: {name} must be >= 0, got {value}")
+        if bound is not None and value > bound:
+            raise ValueError(f"ColorJitter: {name} must be in [0, {bound}], got {value}")
+        lo, hi = center - value, center + value
+        lo = lo if lower is None else max(lower, lo)
+    else:
+        lo, hi = _pair(value, "ColorJitter", name)
+        if (lower is not None and lo < lower) or (bound is not None and max(-lo, hi) > bound):
+            lim = f"[{lower}, inf)" if bound is None else f"[-{bound}, {bound}]"
+            raise ValueError(f"ColorJitter: {name} range must lie in {lim}, got {(lo, hi)}")
+    return None if lo == hi == center else (lo, hi)
+
+
+class ColorJitter(_Random):
+    """Randomly change brightness, contrast, saturation and hue of each image (torchvision's
+    ColorJitter on float images in [0, 1]).
+
+    Each op's factor is drawn uniformly per image from ``[max(0, 1 - v), 1 + v]`` (hue: the
+    shift from ``[-hue, hue]``, ``hue <= 0.5``), or from a given ``(min, max)``; 0 turns an op
+    off. The ops run in a random order per image, as torchvision draws it per call, each
+    clamping to [0, 1]: brightness ``x * f``; contrast: blend with the mean of the image's
+    grayscale ``0.299 R + 0.587 G + 0.114 B`` (``f x + (1 - f) mean``); saturation: blend with
+    the per-pixel grayscale; hue: add the shift to the hue in HSV (mod 1). One-channel images
+    take brightness and contrast (the mean of the image); saturation and hue need RGB."""
+
+    OPS = ("brightness", "contrast", "saturation", "hue")
+    _FNS = (_adjust_brightness, _adjust_contrast, _adjust_saturation, _adjust_hue)
+
+    def __init__(self, brightness=0, contrast=0, saturation=0, hue=0, seed=None):
+        super().__init__(seed)
+        self.brightness = _jitter_range(brightness, "brightness", 1.0)
+        self.contrast = _jitter_range(contrast, "contrast", 1.0)
+        self.saturation = _jitter_range(saturation, "saturation", 1.0)
+        self.hue = _jitter_range(hue, "hue", 0.0, bound=0.5, lower=None)
+
+    def get_params(self, n: int, g) -> tuple:
+        """``(factors [4, n] float64, order [n, 4])``: op k of image i is ``OPS[order[i, k]]``
+        (a disabled op's factor is its identity)."""
+        factors = np.empty((4, n))
+        for k, name in enumerate(self.OPS):
+            r = getattr(self, name)
+            u = g.random(n)   # drawn for every op, so turning one off leaves the others' draws
+            factors[k] = (0.0 if k == 3 else 1.0) if r is None else r[0] + (r[1] - r[0]) * u
+        order = np.argsort(g.random((n, 4)), axis=1)
+        return factors, order
+
+    def __call__(self, x, rng=None):
+        x, single = _as_batch(x)
+        c = x.shape[1]
+        active = [k for k, name in enumerate(self.OPS) if getattr(self, name) is not None]
+        if c != 3:
+            bad = [self.OPS[k] for k in active if k >= 2]
+            if bad:
+                raise ValueError(f"ColorJitter: {' and '.join(bad)} need RGB images "
+                                 f"[N, 3, H, W], got {c} channel(s)")
+            if c != 1 and 1 in active:
+                raise ValueError(f"ColorJitter: contrast needs 1- or 3-channel images, "
+                                 f"got {c} channels")
+        factors, order = self.get_params(x.shape[0], self._gen(rng))
+        out = x.copy()
+        for step in range(4):
+            for k in active:
+                sel = order[:, step] == k
+                if sel.all():
+                    out = self._FNS[k](out, factors[k])
+                elif sel.any():
+                    out[sel] = self._FNS[k](out[sel], factors[k][sel])
+        return out[0] if single else out
+
+    def __repr__(self):
+        return ("ColorJitter(" + ", ".join(f"{n}={getattr(self, n)}" for n in self.OPS) + ")")
+
+
+class PCALighting(_Random):
+    """AlexNet's "fancy PCA" lighting noise: ``fit(train_images)`` takes the eigenvalues
+    lambda_i and eigenvectors p_i of the 3x3 covariance of the RGB values of all training
+    pixels; each image then gets ``sum_i alpha_i lambda_i p_i``, alpha_i ~ N(0, alphastd),
+    added to every pixel (no clamping, as in AlexNet). ``state_dict()`` saves the fit."""
+
+    def __init__(self, alphastd: float = 0.1, seed=None):
+        super().__init__(seed)
+        if not float(alphastd) >= 0.0:
+            raise ValueError(f"PCALighting: alphastd must be >= 0, got {alphastd}")
+        self.alphastd = float(alphastd)
+        self.eigval = None   # [3], descending
+        self.eigvec = None   # [3, 3], column i is p_i
+
+    def fit(self, images, chunk: int = 4096):
+        """Fit on the training images [N, 3, H, W] (float64 sums, in chunks); returns self."""
+        x = np.asarray(images)
+        if x.ndim != 4 or x.shape[0] == 0 or x.shape[1] != 3:
+            raise ValueError(f"PCALighting.fit: expected RGB training images [N, 3, H, W] "
+                             f"with N > 0, got {list(x.shape)}")
+        total, outer, count = np.zeros(3), np.zeros((3, 3)), 0
+        for i in range(0, x.shape[0], chunk):
+            p = x[i:i + chunk].astype(np.float64).transpose(1, 0, 2, 3).reshape(3, -1)
+            total += p.sum(axis=1)
+            outer += p @ p.T
+            count += p.shape[1]
+        mean = total / count
+        cov = (outer - count * np.outer(mean, mean)) / max(count - 1, 1)
+        val, vec = np.linalg.eigh(cov)
+        self.eigval, self.eigvec = val[::-1].clip(min=0.0), vec[:, ::-1]
+        return self
+
+    def offsets(self, n: int, g) -> np.ndarray:
+        """The per-image RGB offsets [n, 3] (float64) for n images."""
+        alpha = g.normal(0.0, self.alphastd, size=(n, 3))
+        return (alpha * self.eigval) @ self.eigvec.T
+
+    def __call__(self, x, rng=None):
+        if self.eigval is None:
+            raise RuntimeError("PCALighting: call fit(train_images) first")
+        x, single = _as_batch(x)
+        if x.shape[1] != 3:
+            raise ValueError(f"PCALighting: needs RGB images [N, 3, H, W], got {x.shape[1]} "
+                             f"channel(s)")
+        off = self.offsets(x.shape[0], self._gen(rng)).astype(np.float32)
+        out = x + off[:, :, None, None]
+        return out[0] if single else out
+
+    def state_dict(self) -> dict:
+        return {"kind": "PCALighting", "alphastd": self.alphastd,
+                "eigval": None if self.eigval is None else self.eigval.copy(),
+                "eigvec": None if self.eigvec is None else self.eigvec.copy()}
+
+    def load_state_dict(self, state: dict):
+        self.alphastd = float(state["alphastd"])
+        val, vec = state.get("eigval"), state.get("eigvec")
+        self.eigval = None if val is None else np.asarray(val, dtype=np.float64).reshape(3)
+        self.eigvec = None if vec is None else np.asarray(vec, dtype=np.float64).reshape(3, 3)
+        return self
+
+    def __repr__(self):
+        fitted = "" if self.eigval is not None else ", not fitted"
+        return f"PCALighting(alphastd={self.alphastd}{fitted})"
+
+
+# --------------------------------------------------------------------------- multi-crop
+def five_crop(images, crop) -> np.ndarray:
+    """The four corner crops and the central crop of one image [C, H, W] or a batch
+    [N, C, H, W]: [5, (N,) C, h, w] in the order top-left, top-right, bottom-left,
+    bottom-right, centre (the centre as :class:`CenterCrop`: offset ``(H - h) // 2``)."""
+    x, single = _as_batch(images)
+    h, w = _size(crop, "five_crop")
+    hh, ww = x.shape[2:]
+    if h > hh or w > ww:
+        raise ValueError(f"five_crop: crop {h}x{w} is larger than the image {hh}x{ww}")
+    corners = [(0, 0), (0, ww - w), (hh - h, 0), (hh - h, ww - w),
+               ((hh - h) // 2, (ww - w) // 2)]
+    out = np.stack([x[:, :, t:t + h, s:s + w] for t, s in corners])
+    return out[:, 0] if single else out
+
+
+def ten_crop(images, crop) -> np.ndarray:
+    """AlexNet's ten test crops: :func:`five_crop` followed by the mirror image (left-right)
+    of each of the five, [10, (N,) C, h, w]."""
+    five = five_crop(images, crop)
+    return np.ascontiguousarray(np.concatenate([five, five[..., ::-1]]))
