@@ -40,7 +40,10 @@ def test_train_without_arguments(trained):
     assert "epoch 1/15  loss" in out and "epoch 15/15  loss" in out
     acc = float(re.search(r"final test accuracy: ([\d.]+)%", out).group(1))
     assert acc >= 97.0, out
-    assert re.search(r"best checkpoint \(epoch \d+, validation [\d.]+%\): test accuracy", out)
+    # best.safetensors (lowest validation loss) is at least as good as the last epoch
+    best = re.search(r"best checkpoint \(epoch \d+, lowest validation loss [\d.]+, validation "
+                     r"accuracy [\d.]+%\): test accuracy ([\d.]+)%", out)
+    assert best and float(best.group(1)) >= acc, out
     path = re.search(r"checkpoint: (\S+)", out).group(1)
     assert path == os.path.join("runs", "digits_cnn-digits", "best.safetensors")
     assert (cwd / path).is_file() and (cwd / "runs/digits_cnn-digits/last.safetensors").is_file()

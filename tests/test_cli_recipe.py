@@ -8,11 +8,11 @@ def test_alexnet_recipe_dry_run(capsys, tmp_path):
     assert main(["train", "--model", "alexnet", "--recipe", "alexnet", "--dry-run", "--quiet",
                  "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "batch 128, SGD lr 0.01 momentum 0.9 weight decay 0.0005, augmented" in out
+    assert "batch 128, SGD lr 0.01 momentum 0.9 weight decay 0.0005, augmented (alexnet)" in out
     assert "optimizer: SGD(lr=0.01, momentum=0.9, nesterov=False, weight_decay=0.0005)" in out
-    assert "ReduceLROnPlateau(mode='max', factor=0.1, patience=2) on validation accuracy" in out
+    assert "ReduceLROnPlateau(mode='max', factor=0.1, patience=2) on val_acc" in out
     assert "dropout 0.5, 0.5" in out
-    assert "augmentation: RandomCrop, RandomHorizontalFlip" in out
+    assert "augmentation: RandomResizedCrop, RandomHorizontalFlip, ColorJitter" in out
     assert not list(tmp_path.iterdir())  # nothing trained, nothing written
 
 

@@ -96,12 +96,12 @@ def test_alexnet():
     assert re.search(r"features\.0 \(Conv2d\)\s+\[55x55x96\]\s+34,944", out)
     assert "Total params: 62,378,344" in out
     assert "34,848 weights (~35K)" in out
-    assert "batch 128, SGD lr 0.01 momentum 0.9 weight decay 0.0005, augmented, recipe alexnet" \
-        in out
+    assert ("batch 128, SGD lr 0.01 momentum 0.9 weight decay 0.0005, augmented (alexnet), "
+            "recipe alexnet") in out
     assert "optimizer: SGD(lr=0.01, momentum=0.9, nesterov=False, weight_decay=0.0005)" in out
     assert "ReduceLROnPlateau(mode='max', factor=0.1" in out
     assert "dropout 0.5, 0.5" in out
-    assert "augmentation: RandomCrop, RandomHorizontalFlip" in out
+    assert "augmentation: RandomResizedCrop, RandomHorizontalFlip, ColorJitter" in out
     assert "dry run: nothing trained" in out
 
 
@@ -124,8 +124,21 @@ def test_filters_activations(tmp_path):
         assert f"wrote {tmp_path / name}" in out
 
 
+def test_own_images():
+    pytest.importorskip("PIL")
+    out = run_example("own_images.py", "--epochs", "10")
+    assert re.search(r"classes checks, discs, stripes; 144 train / 36 test images of 3x32x32", out)
+    assert "epoch 10/10  loss" in out
+    acc = float(re.search(r"test accuracy: ([\d.]+)%", out).group(1))
+    assert acc > 50, out     # three classes: chance is 33 %
+    preds = re.findall(r"^(\w+)/000\.jpg: (\w+) [\d.]+%, (\w+) [\d.]+%$", out, re.M)
+    assert [p[0] for p in preds] == ["checks", "discs", "stripes"]
+    assert "cnnkit predict " in out
+
+
 def test_every_example_is_tested():
     scripts = {p.name for p in EXAMPLES.glob("*.py")}
     tested = {name for name in dir(sys.modules[__name__]) if name.startswith("test_")}
     missing = [s for s in scripts if f"test_{s[:-3]}" not in tested]
     assert not missing, f"examples without a test in tests/test_examples.py: {missing}"
+

@@ -118,9 +118,16 @@ def test_resnet_structure():
 def test_config_rebuilds_the_same_architecture():
     model = models.cifar_cnn(num_classes=5, dropout=0.3)
     assert model.config == {"name": "cifar_cnn",
-                            "args": {"num_classes": 5, "in_channels": 3, "dropout": 0.3}}
+                            "args": {"num_classes": 5, "in_channels": 3, "dropout": 0.3,
+                                     "input_size": 32}}
     again = models.build(model.config)
     assert list(again.state_dict()) == list(model.state_dict())
     assert again.state_dict()["17.weight"].shape == (512, 4096)
     with pytest.raises(ValueError, match="unknown model 'vgg16'"):
         models.build("vgg16")
+    # other image sizes: the first fully connected layer follows (64 x H/4 x W/4 inputs)
+    wide = models.cifar_cnn(input_size=(16, 24))
+    assert wide.state_dict()["17.weight"].shape == (512, 64 * 4 * 6)
+    assert models.build(wide.config).state_dict()["17.weight"].shape == (512, 1536)
+    with pytest.raises(ValueError, match="cifar_cnn: input_size must be at least 4x4"):
+        models.cifar_cnn(input_size=2)

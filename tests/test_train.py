@@ -105,7 +105,7 @@ def test_plateau_schedule_steps_on_validation_accuracy_and_early_stopping(digits
         if isinstance(m, nn.BatchNorm2d):
             m.momentum = 0.0
     hist = train.fit(model, tl, vl, epochs=20, optimizer=opt, scheduler=sched,
-                     early_stopping=3)
+                     early_stopping=3, monitor="val_acc")
     assert hist.stopped_early and len(hist) == 4     # epoch 1 sets the best, 3 bad epochs
     assert len(set(hist.val_acc)) == 1
     # patience 1: the lr drops after the second bad epoch (epoch 3), the new lr is used in 4

@@ -1,8 +1,10 @@
-"""The ``cnnkit`` command: train, eval, summary, plot, export, bench.
+"""The ``cnnkit`` command: train, eval, predict, summary, plot, export, bench.
 
     cnnkit train                          # digits_cnn on the bundled digits, about 10 s
     cnnkit train --dataset cifar10:~/data/cifar-10-python.tar.gz --augment
-    cnnkit eval runs/digits_cnn/best.safetensors
+    cnnkit train --dataset folder:~/photos --augment alexnet --tensorboard runs/tb
+    cnnkit eval runs/digits_cnn/best.safetensors --tta flip
+    cnnkit predict runs/cifar_cnn-folder/best.safetensors cat.jpg more_photos/ --top 3
     cnnkit summary alexnet --input 3x227x227
     cnnkit plot runs/digits_cnn/best.safetensors
     cnnkit export runs/digits_cnn/best.safetensors --onnx digits_cnn.onnx
@@ -20,9 +22,11 @@ from .commands import (
     cmd_eval,
     cmd_export,
     cmd_plot,
+    cmd_predict,
     cmd_summary,
     cmd_train,
 )
+from .options import input_shape, integer, real
 
 __all__ = ["main", "build_parser"]
 
@@ -46,26 +50,44 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", choices=sorted(MODELS), help="default: digits_cnn for digits, "
                    "lenet5 for mnist, cifar_cnn for cifar10")
     t.add_argument("--dataset", help="digits (bundled, the default), mnist:PATH (folder of the "
-                   "IDX files) or cifar10:PATH (cifar-10-python.tar.gz or its folder)")
-    t.add_argument("--epochs", type=int, help="total epochs (default 15 for digits)")
-    t.add_argument("--batch-size", type=int, dest="batch_size")
-    t.add_argument("--lr", type=float, help="initial learning rate (default 0.05)")
-    t.add_argument("--momentum", type=float, help="default 0.9 (Nesterov)")
-    t.add_argument("--weight-decay", type=float, dest="weight_decay", help="default 5e-4")
-    t.add_argument("--augment", action="store_true", default=None,
-                   help="random crops with padding (and horizontal flips for cifar10)")
+                   "IDX files), cifar10:PATH (cifar-10-python.tar.gz or its folder) or "
+                   "folder:PATH (your own images, one subfolder per class)")
+    t.add_argument("--epochs", type=integer(1, 100000),
+                   help="total epochs (default 15 for digits)")
+    t.add_argument("--batch-size", type=integer(1, 1 << 20), dest="batch_size")
+    t.add_argument("--lr", type=real(0, 100, lo_open=True),
+                   help="initial learning rate (default 0.05)")
+    t.add_argument("--momentum", type=real(0, 1, hi_open=True), help="default 0.9 (Nesterov)")
+    t.add_argument("--weight-decay", type=real(0, 1), dest="weight_decay", help="default 5e-4")
+    t.add_argument("--augment", nargs="?", const="standard", default=None,
+                   choices=["standard", "alexnet", "none"],
+                   help="standard (the default; also --augment alone): random crops with "
+                   "padding (and horizontal flips for cifar10 and folders); alexnet: random "
+                   "resized crops, flips, colour jitter and PCA lighting noise; none")
     t.add_argument("--scheduler", choices=["plateau", "cosine", "none"],
-                   help="plateau (default): lr / 10 when validation accuracy stalls 2 epochs")
-    t.add_argument("--early-stopping", type=int, dest="early_stopping", metavar="EPOCHS",
-                   help="stop after this many epochs without better validation accuracy")
-    t.add_argument("--val-fraction", type=float, dest="val_fraction",
-                   help="part of the training set held out for validation (default 0.1)")
-    t.add_argument("--seed", type=int, help="default 0")
-    t.add_argument("--threads", type=int, help="threads per op (default: all cores)")
+                   help="plateau (default): lr / 10 when the --monitor metric stalls 2 epochs")
+    t.add_argument("--monitor", choices=["val_loss", "val_acc"],
+                   help="what picks best.safetensors and what --early-stopping and the "
+                   "plateau schedule wait on: val_loss (default, lowest) or val_acc (highest, "
+                   "ties broken by val_loss)")
+    t.add_argument("--early-stopping", type=integer(1), dest="early_stopping",
+                   metavar="EPOCHS", help="stop after this many epochs without a better "
+                   "--monitor value")
+    t.add_argument("--val-fraction", type=real(0, 1, hi_open=True), dest="val_fraction",
+                   help="part of the training set held out for validation (default 0.1; "
+                   "ignored when the folder has a val/ subfolder)")
+    t.add_argument("--seed", type=integer(0, 2**63 - 1), help="default 0")
+    t.add_argument("--threads", type=integer(1, 512), help="threads per op (default: all cores)")
     t.add_argument("--precision", choices=["fp32", "bf16"],
                    help="fp32 (default) or bf16: conv/linear with bf16 operands and float32 "
                         "sums (cnnkit.autocast; AMX or AVX512-BF16 where the CPU has them)")
-    t.add_argument("--out", help="checkpoint folder (default runs/MODEL-DATASET)")
+    t.add_argument("--out", help="checkpoint folder (default runs/MODEL-DATASET, or "
+                   "runs/MODEL-DATASET-2, -3, ... when that holds an earlier run)")
+    t.add_argument("--overwrite", action="store_true",
+                   help="let --out replace the checkpoints of an earlier run there")
+    t.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard logs there "
+                   "(per-step loss and lr, per-epoch metrics, first-layer filters; needs "
+                   "tensorboardX: pip install \"cnnkit[tensorboard]\")")
     t.add_argument("--resume", metavar="CHECKPOINT",
                    help="continue from a checkpoint (its options unless given again)")
     t.add_argument("--recipe", choices=sorted(RECIPES),
@@ -88,18 +110,38 @@ def build_parser() -> argparse.ArgumentParser:
                        "each one's accuracy and that of their ensemble (mean softmax).")
     e.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT")
     e.add_argument("--dataset", help="default: the one the checkpoint was trained on")
-    e.add_argument("--batch-size", type=int, default=256, dest="batch_size")
-    e.add_argument("--threads", type=int)
+    e.add_argument("--batch-size", type=integer(1, 1 << 20), default=256, dest="batch_size")
+    e.add_argument("--threads", type=integer(1, 512))
     e.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="fp32 (default) or bf16 (cnnkit.autocast)")
+    e.add_argument("--tta", choices=["none", "flip", "ten_crop"], default="none",
+                   help="test-time augmentation: flip (mean softmax of the image and its "
+                   "mirror) or ten_crop (AlexNet: corners and centre, mirrored, each resized "
+                   "back to the input size)")
     e.set_defaults(func=cmd_eval)
+
+    pr = sub.add_parser("predict", help="classify image files with a checkpoint",
+                        description="Print the top classes of each image (files, or folders "
+                        "searched recursively for JPEG/PNG/BMP/WebP files), with the input "
+                        "size and preprocessing the checkpoint was trained with.")
+    pr.add_argument("checkpoint")
+    pr.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
+    pr.add_argument("--top", type=integer(1, 1000), default=5,
+                    help="how many classes per image (default 5, at most the class count)")
+    pr.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    pr.add_argument("--batch-size", type=integer(1, 1 << 16), default=64, dest="batch_size")
+    pr.add_argument("--threads", type=integer(1, 512))
+    pr.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    pr.add_argument("--tta", choices=["none", "flip", "ten_crop"], default="none")
+    pr.set_defaults(func=cmd_predict)
 
     s = sub.add_parser("summary", help="layer table: output volumes, parameters, mult-adds",
                        description="Print a model's layers with output volumes (HxWxC), "
                        "parameters and multiply-adds.")
     s.add_argument("model", choices=sorted(MODELS))
-    s.add_argument("--input", default="3x227x227", help="CxHxW (default 3x227x227)")
-    s.add_argument("--num-classes", type=int, dest="num_classes")
+    s.add_argument("--input", default=(3, 227, 227), type=input_shape,
+                   help="CxHxW (default 3x227x227)")
+    s.add_argument("--num-classes", type=integer(1, 1 << 20), dest="num_classes")
     s.set_defaults(func=cmd_summary)
 
     pl = sub.add_parser("plot", help="training curves, first-layer filters, activations (PNG)",
@@ -108,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("checkpoint")
     pl.add_argument("--out", help="folder (default: the checkpoint's)")
     pl.add_argument("--dataset", help="for the activation map (default: the checkpoint's)")
-    pl.add_argument("--image", type=int, default=0, help="test image index (default 0)")
+    pl.add_argument("--image", type=integer(0), default=0, help="test image index (default 0)")
     pl.set_defaults(func=cmd_plot)
 
     x = sub.add_parser("export", help="write a checkpoint's model as ONNX",
@@ -118,15 +160,18 @@ def build_parser() -> argparse.ArgumentParser:
                        "the network only: apply the checkpoint's preprocessing before it.")
     x.add_argument("checkpoint")
     x.add_argument("--onnx", required=True, metavar="OUT", help="the .onnx file to write")
-    x.add_argument("--input", help="CxHxW (default: the built-in model's usual input)")
-    x.add_argument("--opset", type=int, default=17, help="ONNX opset, 13..17 (default 17)")
+    x.add_argument("--input", type=input_shape,
+                   help="CxHxW (default: the input the checkpoint was trained on)")
+    x.add_argument("--opset", type=integer(13, 17), default=17,
+                   help="ONNX opset, 13..17 (default 17)")
     x.set_defaults(func=cmd_export)
 
     b = sub.add_parser("bench", help="a short speed report (training and inference images/s)",
                        description="Images per second of a training step and of inference "
                        "for the built-in models on random data (best of a few seconds each).")
-    b.add_argument("--threads", type=int)
-    b.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
+    b.add_argument("--threads", type=integer(1, 512))
+    b.add_argument("--seconds", type=real(0, 3600, lo_open=True), default=1.0,
+                   help="time per measurement")
     b.add_argument("--quick", action="store_true", help="skip the larger models")
     b.set_defaults(func=cmd_bench)
     return p
@@ -147,7 +192,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError) as e:
+    except (OSError, ValueError, ImportError) as e:  # a bad file or value: one line
         print(f"cnnkit {args.command}: error: {e}", file=sys.stderr)
         _abort_other_ranks(args, 2)
         return 2
