@@ -180,3 +180,20 @@ def test_tensorboard_option(photos, capsys, monkeypatch, tmp_path):
     ea.Reload()
     assert [e.step for e in ea.Scalars("epoch/val_acc")] == [1, 2]
     assert "filters" in ea.Tags()["images"]
+
+
+def test_a_corrupt_file_is_named_or_skipped_with_skip_bad(photos, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    root = tmp_path / "pics"
+    shutil.copytree(photos, root, ignore=shutil.ignore_patterns(".cnnkit-cache"))
+    (root / "discs" / "zz_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(100))
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "--epochs", "1", "--quiet", "--threads", "1", "--augment", "none"]
+    assert main(args + ["--dataset", f"folder:{root}@16"]) == 2
+    err = capsys.readouterr().err
+    assert "zz_broken.jpg" in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
+    with pytest.warns(UserWarning, match=r"1 .*zz_broken\.jpg"):
+        assert main(args + ["--dataset", f"folder:{root}@16,skip_bad"]) == 0
+    assert "(20 train / 2 validation / 6 test images)" in capsys.readouterr().out

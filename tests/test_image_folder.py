@@ -551,14 +551,16 @@ def test_webp(tmp_path):
 
 # --------------------------------------------------------------------------- load_dataset
 @pytest.mark.parametrize("text, expected", [
-    ("~/pets", ("~/pets", 32, 3)),
-    ("/data/pets@64", ("/data/pets", 64, 3)),
-    ("/data/pets@96x128", ("/data/pets", (96, 128), 3)),
-    ("/data/pets@64,gray", ("/data/pets", 64, 1)),
-    ("/data/pets@grey, 28", ("/data/pets", 28, 1)),
-    ("/data/pets@rgb", ("/data/pets", 32, 3)),
-    ("/data/me@home@16", ("/data/me@home", 16, 3)),
-    ("C:\\pics@48", ("C:\\pics", 48, 3)),
+    ("~/pets", ("~/pets", 32, 3, False)),
+    ("/data/pets@64", ("/data/pets", 64, 3, False)),
+    ("/data/pets@96x128", ("/data/pets", (96, 128), 3, False)),
+    ("/data/pets@64,gray", ("/data/pets", 64, 1, False)),
+    ("/data/pets@grey, 28", ("/data/pets", 28, 1, False)),
+    ("/data/pets@rgb", ("/data/pets", 32, 3, False)),
+    ("/data/me@home@16", ("/data/me@home", 16, 3, False)),
+    ("C:\\pics@48", ("C:\\pics", 48, 3, False)),
+    ("/data/pets@64,skip_bad", ("/data/pets", 64, 3, True)),
+    ("/data/pets@gray,skip-bad", ("/data/pets", 32, 1, True)),
 ])
 def test_parse_folder_spec(text, expected):
     assert imf.parse_folder_spec(text) == expected

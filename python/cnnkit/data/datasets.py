@@ -259,15 +259,16 @@ def load_dataset(spec: str):
 
     ``folder:PATH`` is a folder of pictures with one subfolder per class (or train/, val/,
     test/ subfolders of those), read by :func:`cnnkit.data.load_image_folder`. OPTIONS, after
-    the last "@", are comma-separated: the size ``N`` or ``HxW`` (default 32) and/or ``gray``,
-    e.g. ``folder:~/pets``, ``folder:~/pets@64``, ``folder:~/pets@96x128,gray``."""
+    the last "@", are comma-separated: the size ``N`` or ``HxW`` (default 32), ``gray`` and
+    ``skip_bad`` (unreadable files left out and counted in a warning instead of an error), e.g.
+    ``folder:~/pets``, ``folder:~/pets@64``, ``folder:~/pets@96x128,gray,skip_bad``."""
     name, _, path = spec.partition(":")
     name = name.lower()
     if name == "folder":
         from .image_folder import load_image_folder, parse_folder_spec
 
-        folder, size, channels = parse_folder_spec(path)
-        return load_image_folder(folder, size, channels)
+        folder, size, channels, skip_bad = parse_folder_spec(path)
+        return load_image_folder(folder, size, channels, skip_bad=skip_bad)
     if name == "digits":
         if path:
             raise ValueError(f"dataset {spec!r}: digits is bundled and takes no path")

@@ -587,14 +587,15 @@ def load_image_folder(root, size=DEFAULT_IMAGE_SIZE, channels: int = 3, *,
 # --------------------------------------------------------------------------- folder:PATH
 def parse_folder_spec(text: str):
     """The ``PATH[@OPTIONS]`` of ``--dataset folder:PATH@OPTIONS`` as ``(path, size,
-    channels)``. OPTIONS, after the last "@", are comma-separated: a size, ``N`` or ``HxW``
-    (default 32), and/or ``gray`` (one channel; ``rgb`` is the default), e.g. ``~/pets@64``,
-    ``~/pets@96x128,gray``. A path that itself holds an "@" needs options after it."""
+    channels, skip_bad)``. OPTIONS, after the last "@", are comma-separated: a size, ``N`` or
+    ``HxW`` (default 32), ``gray`` (one channel; ``rgb`` is the default) and ``skip_bad``
+    (leave out unreadable files, counted in a warning), e.g. ``~/pets@64``,
+    ``~/pets@96x128,gray,skip_bad``. A path that itself holds an "@" needs options after it."""
     spec = f"folder:{text}"
     path, at, opts = text.rpartition("@")
     if not at:
         path, opts = text, ""
-    size, channels = None, None
+    size, channels, skip_bad = None, None, False
     if at:
         if not opts:
             raise ValueError(f"dataset {spec!r}: nothing after '@'; expected a size such as "
@@ -606,6 +607,9 @@ def parse_folder_spec(text: str):
                     raise ValueError(f"dataset {spec!r}: gray/rgb given twice")
                 channels = 1 if t != "rgb" else 3
                 continue
+            if t in ("skip_bad", "skip-bad"):
+                skip_bad = True
+                continue
             dims = t.split("x")
             if len(dims) in (1, 2) and all(d.isdigit() for d in dims):
                 if size is not None:
@@ -616,9 +620,11 @@ def parse_folder_spec(text: str):
                 size = hw[0] if len(hw) == 1 else hw
                 continue
             raise ValueError(f"dataset {spec!r}: {tok.strip()!r} after the last '@' is neither "
-                             "a size (64 or 64x48) nor gray; a path with an '@' in it needs "
-                             f"the options after it, e.g. folder:{text}@{DEFAULT_IMAGE_SIZE}")
+                             "a size (64 or 64x48) nor gray or skip_bad; a path with an '@' in "
+                             f"it needs the options after it, e.g. folder:{text}@"
+                             f"{DEFAULT_IMAGE_SIZE}")
     if not path:
         raise ValueError(f"dataset {spec!r}: say where the class folders are, e.g. "
                          "folder:~/pictures@64")
-    return path, DEFAULT_IMAGE_SIZE if size is None else size, 3 if channels is None else channels
+    return (path, DEFAULT_IMAGE_SIZE if size is None else size,
+            3 if channels is None else channels, skip_bad)
