@@ -1247,9 +1247,10 @@ CORE_CALLS = {
     "softmax_backward": lambda r: dict(dy=_f(r, 3, 4), y=_f(r, 3, 4)),
     "log_softmax_forward": lambda r: dict(x=_f(r, 3, 4)),
     "log_softmax_backward": lambda r: dict(dy=_f(r, 3, 4), y=_f(r, 3, 4)),
-    "cross_entropy_forward": lambda r: dict(logits=_f(r, 3, 4), target=r.integers(0, 4, 3)),
+    "cross_entropy_forward": lambda r: dict(logits=_f(r, 3, 4), target=r.integers(0, 4, 3),
+                                            label_smoothing=0.1),
     "cross_entropy_backward": lambda r: dict(probs=_f(r, 3, 4), target=r.integers(0, 4, 3),
-                                             grad=1.0),
+                                             grad=1.0, label_smoothing=0.1),
     "multi_margin_loss_forward": lambda r: dict(x=_f(r, 3, 4), target=r.integers(0, 4, 3),
                                                 margin=1.0),
     "multi_margin_loss_backward": lambda r: dict(x=_f(r, 3, 4), target=r.integers(0, 4, 3),
@@ -1386,3 +1387,68 @@ def test_nn_layers_survive_bad_constructor_arguments(rng, cls, data):
     r = probe(lambda: layer(cnnkit.tensor(normal(rng, shape))))
     if isinstance(r, Exception):
         assert isinstance(r, (ValueError, TypeError, MemoryError)), repr(r)
+
+
+# ============================================================================ optimizers, data
+_OPTIM_ARGS = {  # keyword arguments after params
+    cnnkit.optim.SGD: dict(lr=0.1, momentum=0.9, weight_decay=1e-4),
+    cnnkit.optim.Adam: dict(lr=1e-3, eps=1e-8, weight_decay=0.0),
+    cnnkit.optim.AdamW: dict(lr=1e-3, eps=1e-8, weight_decay=1e-2),
+    cnnkit.optim.RMSprop: dict(lr=1e-2, alpha=0.99, eps=1e-8, momentum=0.5, weight_decay=0.0),
+    cnnkit.optim.Adagrad: dict(lr=1e-2, lr_decay=0.0, initial_accumulator_value=0.0, eps=1e-10,
+                               weight_decay=0.0),
+}
+
+
+@fuzz(200)
+@given(rngs(), st.sampled_from(sorted(_OPTIM_ARGS, key=lambda c: c.__name__)), st.data())
+def test_optimizers_survive_bad_arguments(rng, cls, data):
+    """An optimizer built with one bad hyper-parameter is refused (ValueError/TypeError) or
+    takes a step; nothing else escapes."""
+    count("optim-probe")
+    kwargs = dict(_OPTIM_ARGS[cls])
+    key = data.draw(st.sampled_from(sorted(kwargs)))
+    kwargs[key] = _SCALAR_MUTATIONS[int(rng.integers(len(_SCALAR_MUTATIONS)))]
+    layer = nn.Linear(3, 2)
+    opt = probe(lambda: cls(layer.parameters(), **kwargs))
+    if isinstance(opt, Exception):
+        assert isinstance(opt, (ValueError, TypeError)), repr(opt)
+        return
+    layer(cnnkit.tensor(normal(rng, (4, 3)))).sum().backward()
+    r = probe(opt.step)
+    if isinstance(r, Exception):
+        assert isinstance(r, (ValueError, TypeError)), repr(r)
+
+
+_TRANSFORM_ARGS = {
+    cnnkit.data.RandomCrop: (8,), cnnkit.data.CenterCrop: (8,),
+    cnnkit.data.RandomHorizontalFlip: (0.5,), cnnkit.data.RandomResizedCrop: (8, (0.2, 1.0)),
+    cnnkit.data.ColorJitter: (0.4, 0.4, 0.4, 0.1), cnnkit.data.PCALighting: (0.1,),
+}
+
+
+@fuzz(200)
+@given(rngs(), st.sampled_from(sorted(_TRANSFORM_ARGS, key=lambda c: c.__name__)), st.data())
+def test_transforms_survive_bad_arguments(rng, cls, data):
+    """A transform built with one bad argument is refused cleanly, or transforms a batch of
+    [0, 1] images into finite float32 images of its size (or refuses the batch cleanly)."""
+    count("transform-probe")
+    args = list(_TRANSFORM_ARGS[cls])
+    i = data.draw(st.integers(0, len(args) - 1))
+    args[i] = _LAYER_MUTATIONS[int(rng.integers(len(_LAYER_MUTATIONS)))]
+    t = probe(lambda: cls(*args))
+    if isinstance(t, Exception):
+        assert isinstance(t, (ValueError, TypeError)), repr(t)
+        return
+    x = rng.random((3, 3, 10, 10)).astype(np.float32)
+    if isinstance(t, cnnkit.data.PCALighting):
+        fitted = probe(lambda: t.fit(x))
+        if isinstance(fitted, Exception):
+            assert isinstance(fitted, (ValueError, TypeError)), repr(fitted)
+            return
+    r = probe(lambda: t(x, rng=np.random.default_rng(0)))
+    if isinstance(r, Exception):  # MemoryError: RandomResizedCrop(2**40) output
+        assert isinstance(r, (ValueError, TypeError, MemoryError)), repr(r)
+        return
+    assert r.dtype == np.float32 and r.ndim == 4 and r.shape[:2] == (3, 3)
+    assert np.isfinite(r).all()

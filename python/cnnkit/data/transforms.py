@@ -18,6 +18,7 @@ used by test-time augmentation (``cnnkit.metrics.evaluate(..., tta="ten_crop")``
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -340,14 +341,16 @@ def _adjust_hue(x, f):
 def _jitter_range(value, name, center, bound=None, lower=0.0) -> tuple | None:
     if isinstance(value, numbers.Number):
         value = float(value)
-        if value < 0:
-            raise ValueError(f"ColorJitter: {name} must be >= 0, got {value}")
+        if not value >= 0 or value == math.inf:  # NaN and inf too
+            raise ValueError(f"ColorJitter: {name} must be a finite number >= 0, got {value}")
         if bound is not None and value > bound:
             raise ValueError(f"ColorJitter: {name} must be in [0, {bound}], got {value}")
         lo, hi = center - value, center + value
         lo = lo if lower is None else max(lower, lo)
     else:
         lo, hi = _pair(value, "ColorJitter", name)
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError(f"ColorJitter: {name} range must be finite, got {(lo, hi)}")
         if (lower is not None and lo < lower) or (bound is not None and max(-lo, hi) > bound):
             lim = f"[{lower}, inf)" if bound is None else f"[-{bound}, {bound}]"
             raise ValueError(f"ColorJitter: {name} range must lie in {lim}, got {(lo, hi)}")
@@ -422,8 +425,9 @@ class PCALighting(_Random):
 
     def __init__(self, alphastd: float = 0.1, seed=None):
         super().__init__(seed)
-        if not float(alphastd) >= 0.0:
-            raise ValueError(f"PCALighting: alphastd must be >= 0, got {alphastd}")
+        if isinstance(alphastd, (str, bool)) or not 0.0 <= float(alphastd) < math.inf:
+            raise ValueError(f"PCALighting: alphastd must be a finite number >= 0, got "
+                             f"{alphastd!r}")
         self.alphastd = float(alphastd)
         self.eigval = None   # [3], descending
         self.eigvec = None   # [3, 3], column i is p_i
