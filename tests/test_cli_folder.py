@@ -120,6 +120,10 @@ def test_predict_tta_and_eval_tta(photos, trained, capsys, monkeypatch):
         out = capsys.readouterr().out
         assert "accuracy: " in out and "(6 images)" in out    # 20 % of 28 is the test split
         assert ("test-time augmentation" in out) == (tta != "none")
+    assert main(["eval", ckpt, str(run / "last.safetensors"), "--tta", "ten_crop"]) == 0
+    out = capsys.readouterr().out
+    assert "ensemble of 2 models" in out and "test-time augmentation ten_crop" in out
+    assert "ensemble (mean softmax): " in out
 
 
 def test_predict_names_a_broken_file(photos, trained, capsys, tmp_path):

@@ -31,7 +31,9 @@ class Ensemble(Module):
             total = p if total is None else total + p
         return total * (1.0 / len(self.members))
 
-    def evaluate(self, loader) -> dict:
-        """``{"members": [accuracy of each], "ensemble": accuracy}`` over ``loader``."""
-        return {"members": [evaluate(m, loader).accuracy for m in self.members],
-                "ensemble": evaluate(self, loader).accuracy}
+    def evaluate(self, loader, tta=None) -> dict:
+        """``{"members": [accuracy of each], "ensemble": accuracy}`` over ``loader``; with
+        ``tta`` ("flip", "ten_crop"), each scored on the augmented copies (see
+        :func:`cnnkit.metrics.evaluate`)."""
+        return {"members": [evaluate(m, loader, tta=tta).accuracy for m in self.members],
+                "ensemble": evaluate(self, loader, tta=tta).accuracy}

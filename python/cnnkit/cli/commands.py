@@ -370,8 +370,9 @@ def _evaluate_checkpoints(args, evaluate, load_model, Ensemble) -> int:  # noqa:
     loader = _loader_for_checkpoint(loaded[0][2], spec, args.batch_size)[2]
     loader.transform = None
     ens = Ensemble([_WithPreprocessing(m, p) for m, p, _ in loaded])
-    report = ens.evaluate(loader)
-    print(f"ensemble of {len(loaded)} models on {spec} test set ({len(test_set)} images):")
+    report = ens.evaluate(loader, tta=tta)
+    print(f"ensemble of {len(loaded)} models on {spec} test set ({len(test_set)} images"
+          f"{f', test-time augmentation {tta}' if tta else ''}):")
     for path, acc in zip(args.checkpoints, report["members"]):
         print(f"  {path}: {100 * acc:.2f}%")
     print(f"ensemble (mean softmax): {100 * report['ensemble']:.2f}%")
