@@ -117,13 +117,14 @@ def test_bad_option_values_fail_cleanly_and_write_nothing(world, tmp_path, monke
     before, before_world = _tree(tmp_path), _tree(world["root"])
     try:
         code = main(argv)
-    except SystemExit as e:  # argparse: usage and a one-line error, status 2
+    except SystemExit as e:  # argparse: a one-line error, status 2
         code = e.code
     err = capsys.readouterr().err
     assert code not in (0, None), f"{argv} succeeded"
     assert "Traceback" not in err
-    last = err.strip().splitlines()[-1]
-    assert "error" in last and last.startswith("cnnkit"), err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err                       # one line, not a usage dump
+    assert lines[0].startswith("cnnkit") and ": error: " in lines[0], err
     assert _tree(tmp_path) == before, f"{argv} wrote files"
     assert _tree(world["root"]) == before_world, f"{argv} changed the checkpoint folder"
 
@@ -136,5 +137,6 @@ def test_as_a_process(tmp_path, argv):
     r = subprocess.run([sys.executable, "-m", "cnnkit", *argv], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert r.stderr.strip().splitlines()[-1].startswith(f"cnnkit {argv[0]}: error: argument ")
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"cnnkit {argv[0]}: error: argument ")
     assert not list(tmp_path.iterdir())

@@ -31,12 +31,19 @@ from .options import input_shape, integer, real
 __all__ = ["main", "build_parser"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad option gets one line (not the whole usage) and exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of the ``cnnkit`` command and its subcommands."""
     from .._version import __version__
     from ..models import MODELS
 
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="cnnkit", description="Train, evaluate and inspect CNNs on the CPU.",
         epilog="Run 'cnnkit COMMAND --help' for a command's options.")
     p.add_argument("--version", action="version", version=f"cnnkit {__version__}")
