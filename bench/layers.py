@@ -54,6 +54,8 @@ CASES = [
     ("cross_entropy", "1000 cls", (16, 1000)), ("cross_entropy", "10 cls", (128, 10)),
     ("relu", "big", None), ("batch_norm train", "big", None), ("dropout 0.5", "big", None),
     ("max_pool 2x2/2", "big", None),
+    ("group_norm G=8", "cifar1", None), ("group_norm G=32", "alex2", None),
+    ("layer_norm", "tokens", (4096, 512)), ("layer_norm", "cifar-fc", (128, 4096)),
 ]
 
 
@@ -94,6 +96,13 @@ def cnnkit_case(op, key, extra, rng):
         dx, dw, db = C.linear_backward(dy, x, w, True)
         return (lambda: C.linear_forward(x, w, b), nbytes(x, w, b, y),
                 lambda: C.linear_backward(dy, x, w, True), nbytes(dy, x, w, dx, dw, db))
+    if op.startswith("layer_norm"):
+        n, c = extra
+        x, w, b = (rng.standard_normal(s, dtype=np.float32) for s in ((n, c), (c,), (c,)))
+        y, m, s = C.layer_norm_forward(x, (c,), w, b, 1e-5)
+        dy = rng.standard_normal((n, c), dtype=np.float32)
+        return (lambda: C.layer_norm_forward(x, (c,), w, b, 1e-5), nbytes(x, y),
+                lambda: C.layer_norm_backward(dy, x, (c,), w, m, s), nbytes(dy, x, x))
     if op.startswith("cross_entropy"):
         n, c = extra
         x = rng.standard_normal((n, c), dtype=np.float32)
@@ -125,6 +134,13 @@ def cnnkit_case(op, key, extra, rng):
         dy = rng.standard_normal(shape, dtype=np.float32)
         return (lambda: C.batch_norm_forward_train(x, w, b, rm, rv, 0.1, 1e-5), nbytes(x, y),
                 lambda: C.batch_norm_backward(dy, x, w, m, s), nbytes(dy, x, x))
+    if op.startswith("group_norm"):
+        c, g = shape[1], int(op.split("=")[1])
+        w, b = np.ones(c, np.float32), np.zeros(c, np.float32)
+        y, m, s = C.group_norm_forward(x, g, w, b, 1e-5)
+        dy = rng.standard_normal(shape, dtype=np.float32)
+        return (lambda: C.group_norm_forward(x, g, w, b, 1e-5), nbytes(x, y),
+                lambda: C.group_norm_backward(dy, x, g, w, m, s), nbytes(dy, x, x))
     if op.startswith("lrn"):
         y, s = C.lrn_forward(x, 5, 1e-4, 0.75, 2.0)
         dy = np.ones_like(y)
@@ -168,6 +184,11 @@ def torch_case(op, key, extra, rng):
                   torch.randn(fout, fin, requires_grad=True),
                   torch.randn(fout, requires_grad=True)]
         return graph(lambda: F.linear(*leaves))
+    if op.startswith("layer_norm"):
+        n, c = extra
+        leaves = [torch.randn(n, c, requires_grad=True), torch.randn(c, requires_grad=True),
+                  torch.randn(c, requires_grad=True)]
+        return graph(lambda: F.layer_norm(leaves[0], (c,), leaves[1], leaves[2], 1e-5))
     if op.startswith("cross_entropy"):
         n, c = extra
         leaves = [torch.randn(n, c, requires_grad=True)]
@@ -188,6 +209,11 @@ def torch_case(op, key, extra, rng):
         rm, rv = torch.zeros(c), torch.ones(c)
         leaves += [w, b]
         return graph(lambda: F.batch_norm(x, rm, rv, w, b, training=True, momentum=0.1, eps=1e-5))
+    if op.startswith("group_norm"):
+        c, g = shape[1], int(op.split("=")[1])
+        w, b = torch.ones(c, requires_grad=True), torch.zeros(c, requires_grad=True)
+        leaves += [w, b]
+        return graph(lambda: F.group_norm(x, g, w, b, 1e-5))
     if op.startswith("lrn"):
         return graph(lambda: F.local_response_norm(x, 5, 1e-4, 0.75, 2.0))
     if op.startswith("dropout"):
@@ -218,6 +244,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--side", choices=["cnnkit", "torch"], help="(internal) run one side")
     ap.add_argument("--quick", action="store_true", help="one shape per op")
+    ap.add_argument("--only", help="comma-separated op names (e.g. group_norm,layer_norm)")
     ap.add_argument("--write-readme", action="store_true",
                     help="also put the table into README.md (layers-results section)")
     ap.add_argument("--repeat", type=int, default=3,
@@ -225,6 +252,9 @@ def main():
                          "median over repeats of each side's per-process median")
     args = ap.parse_args()
     cases = CASES
+    if args.only:
+        names = args.only.split(",")
+        cases = [c for c in CASES if c[0].split()[0] in names]
     if args.quick:
         seen, cases = set(), []
         for c in CASES:
@@ -247,7 +277,8 @@ def main():
 
     def side(name):
         cmd = [sys.executable, __file__, "--side", name, "--runs", str(args.runs),
-               "--threads", str(args.threads)] + (["--quick"] if args.quick else [])
+               "--threads", str(args.threads)] + (["--quick"] if args.quick else []) + \
+            (["--only", args.only] if args.only else [])
         return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True,
                                          env=env).stdout)
     ours_all, theirs_all = [], []
@@ -302,10 +333,12 @@ def main():
                          f"{ob*1e3:.3f} | - | - | {row['bwd_gbs']:.1f} | - |")
         rows.append(row)
     md = "\n".join(lines) + "\n"
+    print(md)
+    if args.only:  # a subset: printed, never over the full tables
+        return
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "layers.json").write_text(json.dumps(rows, indent=1))
     (OUT / "layers.md").write_text(md)
-    print(md)
     if args.write_readme:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from _common import write_readme_table
