@@ -27,10 +27,11 @@
  * rn_bwd_apply / rn_dwdb.
  *
  * Threads own whole rows (forward, dx), so each row is reduced in one kernel call whatever the
- * thread count. The weight gradients are summed in a fixed order: LayerNorm's (and GroupNorm's
- * with S = 1) by threads that own ranges of columns and walk every row in order; GroupNorm's
- * from per-(n, c) partial sums added over n in order. Results are bit-identical across thread
- * counts.
+ * thread count. The weight gradients are summed in a fixed order: LayerNorm's from partial sums
+ * of fixed blocks of rows (accumulated in the dx pass, while the row is in L1) added in block
+ * order; GroupNorm's with S = 1 by threads that own ranges of columns and walk every row in
+ * order; GroupNorm's from per-(n, c) partial sums added over n in order. Results are
+ * bit-identical across thread counts.
  */
 #include <algorithm>
 #include <cmath>
@@ -288,20 +289,46 @@ void layer_norm_backward(const LayerNormParams& p, const float* diff_dst, const 
   const NormKernels& kt = kernels().norm;
   const index_t rows = p.rows, L = p.L;
   if (L == 0) return;
-  parallel_ranges(rows, min_rows(L), [&](index_t b, index_t e) {
-    for (index_t r = b; r < e; ++r) {
-      const index_t off = r * L;
-      const RowStats st = split(save_mean[r], save_invstd[r]);
-      double sum_g = 0, sum_gx = 0;
-      kt.rn_bwd_reduce(diff_dst + off, src + off, weight, L, st.mean_hi, &sum_g, &sum_gx);
-      const RowCoef k = row_coef(st, sum_g, sum_gx, L);
-      kt.rn_bwd_apply(diff_dst + off, src + off, weight, diff_src + off, L, st.mean_hi, k.a, k.b,
-                      k.c);
+  // Rows go in blocks of a fixed size (not one per thread): each block adds its rows' dy xhat
+  // and dy into its own partial sums while the row is still in L1 from the dx pass, and the
+  // partials are added in block order at the end, the same order for any thread count.
+  const bool grads = diff_weight != nullptr;
+  const index_t block = grads ? std::max<index_t>(8, (index_t(1) << 14) / L) : rows;
+  const index_t blocks = rows == 0 ? 0 : (rows + block - 1) / block;
+  std::vector<double> dwp(grads ? blocks * L : 0, 0.0), dbp(grads ? blocks * L : 0, 0.0);
+  const index_t min_blocks = std::max<index_t>(1, min_rows(L) / std::max<index_t>(1, block));
+  parallel_ranges(blocks, min_blocks, [&](index_t b, index_t e) {
+    for (index_t k = b; k < e; ++k) {
+      for (index_t r = k * block; r < std::min(rows, (k + 1) * block); ++r) {
+        const index_t off = r * L;
+        const RowStats st = split(save_mean[r], save_invstd[r]);
+        double sum_g = 0, sum_gx = 0;
+        kt.rn_bwd_reduce(diff_dst + off, src + off, weight, L, st.mean_hi, &sum_g, &sum_gx);
+        const RowCoef c = row_coef(st, sum_g, sum_gx, L);
+        kt.rn_bwd_apply(diff_dst + off, src + off, weight, diff_src + off, L, st.mean_hi, c.a, c.b,
+                        c.c);
+        if (grads) {
+          kt.rn_dwdb(diff_dst + off, src + off, L, st.mean_hi, st.mean_lo, st.inv_std, &dwp[k * L],
+                     &dbp[k * L]);
+        }
+      }
     }
   });
-  if (diff_weight != nullptr) {
-    column_grads(kt, diff_dst, src, rows, L, L, save_mean, save_invstd, diff_weight, diff_bias);
-  }
+  if (!grads) return;
+  parallel_ranges(L, std::max<index_t>(64, (index_t(1) << 14) / std::max<index_t>(1, blocks)),
+                  [&](index_t b, index_t e) {
+                    std::vector<double> dw(e - b, 0.0), db(e - b, 0.0);
+                    for (index_t k = 0; k < blocks; ++k) {
+                      for (index_t i = b; i < e; ++i) {
+                        dw[i - b] += dwp[k * L + i];
+                        db[i - b] += dbp[k * L + i];
+                      }
+                    }
+                    for (index_t i = b; i < e; ++i) {
+                      diff_weight[i] = float(dw[i - b]);
+                      if (diff_bias) diff_bias[i] = float(db[i - b]);
+                    }
+                  });
 }
 
 }  // namespace cnnkit
