@@ -1264,6 +1264,11 @@ CORE_CALLS = {
     "sgd_update": lambda r: dict(param=_f(r, 3, 4), grad=_f(r, 3, 4), buf=_f(r, 3, 4), lr=0.1,
                                  momentum=0.9, dampening=0.0, weight_decay=1e-4, nesterov=True,
                                  maximize=False, first=False),
+    "resize_boxes": lambda r: dict(x=_f(r, 2, 3, 6, 7),
+                                   boxes=np.array([[0.0, 1.0, 4.0, 5.0], [2.0, 0.0, 3.0, 7.0]]),
+                                   size=(5, 4)),
+    "color_jitter": lambda r: dict(x=_f(r, 2, 3, 4, 5), factors=r.uniform(0.5, 1.5, (2, 3)),
+                                   order=np.array([[2, 0, 1], [-1, 1, 0]])),
 }
 
 

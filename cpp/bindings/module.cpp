@@ -12,6 +12,7 @@ void bind_norm(pybind11::module_& m);
 void bind_dropout(pybind11::module_& m);
 void bind_linear(pybind11::module_& m);
 void bind_loss(pybind11::module_& m);
+void bind_augment(pybind11::module_& m);
 }  // namespace cnnkit::bind
 
 PYBIND11_MODULE(_core, m) {
@@ -26,4 +27,5 @@ PYBIND11_MODULE(_core, m) {
   cnnkit::bind::bind_dropout(m);
   cnnkit::bind::bind_linear(m);
   cnnkit::bind::bind_loss(m);
+  cnnkit::bind::bind_augment(m);
 }

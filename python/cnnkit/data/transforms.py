@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import math
 import numbers
+import threading
 
 import numpy as np
+
+from .. import _core
 
 __all__ = ["RandomCrop", "RandomHorizontalFlip", "CenterCrop", "Compose", "resize",
            "RandomResizedCrop", "ColorJitter", "PCALighting", "five_crop", "ten_crop"]
@@ -44,6 +47,14 @@ def _as_batch(x):
         raise ValueError(f"expected an image [C, H, W] or a batch [N, C, H, W], "
                          f"got {list(x.shape)}")
     return x, False
+
+
+def _threads() -> int:
+    """Threads for the core's pixel work: cnnkit's count on the main thread, one on any other
+    (the DataLoader's prefetching thread), where the work runs beside the training step instead
+    of holding up its thread pool (bench/augment.py's last line, 2 cores: +1 to +5 % per
+    training step with one thread, +9 to +13 % with both)."""
+    return 0 if threading.current_thread() is threading.main_thread() else 1
 
 
 class _Random:
@@ -140,38 +151,14 @@ class Compose:
 
 
 # --------------------------------------------------------------------------- resizing
-def _interp_weights(out_len: int, in_len: int, starts, lengths) -> np.ndarray:
-    """Per-image interpolation matrices [n, out_len, in_len] (float32) that resample the window
-    ``[start, start + length)`` of an axis of ``in_len`` pixels to ``out_len`` pixels.
-
-    PIL's bilinear resampling (what torchvision's ``antialias=True`` reproduces): output pixel
-    i samples at ``start + (i + 0.5) * scale`` (``scale = length / out_len``) with the triangle
-    filter ``max(0, 1 - |d|)``, stretched by ``scale`` when shrinking (the antialiasing),
-    restricted to the window and normalised to sum 1 (which clamps at the window's edges)."""
-    starts = np.asarray(starts, dtype=np.float64).reshape(-1, 1, 1)
-    lengths = np.asarray(lengths, dtype=np.float64).reshape(-1, 1, 1)
-    scale = lengths / out_len
-    support = np.maximum(scale, 1.0)
-    center = starts + (np.arange(out_len, dtype=np.float64).reshape(1, -1, 1) + 0.5) * scale
-    j = np.arange(in_len, dtype=np.float64).reshape(1, 1, -1)
-    w = (j + 0.5) - center                    # [n, out, in]; in place from here on
-    np.abs(w, out=w)
-    w /= support
-    np.subtract(1.0, w, out=w)
-    np.maximum(w, 0.0, out=w)
-    w *= (j >= starts) & (j < starts + lengths)
-    w /= w.sum(axis=2, keepdims=True)   # >= 0.5 at the pixel holding the sample point
-    return w.astype(np.float32)
-
-
-def _apply_weights(x: np.ndarray, ry: np.ndarray, rx: np.ndarray) -> np.ndarray:
-    """``ry @ x @ rx^T`` per image: x [n, C, H, W], ry [n, h, H] or [h, H], rx likewise."""
-    n, c, hh, ww = x.shape
-    if ry.ndim == 2:   # one resize for the whole batch: two large matrix products
-        tmp = (x.reshape(n * c * hh, ww) @ rx.T).reshape(n, c, hh, -1)
-        return np.ascontiguousarray(np.matmul(ry, tmp), dtype=np.float32)
-    tmp = np.matmul(x, rx.transpose(0, 2, 1)[:, None])   # [n, C, H, w]
-    return np.ascontiguousarray(np.matmul(ry[:, None], tmp), dtype=np.float32)
+# The resampling is _core.resize_boxes (cpp/src/augment/augment.cpp): PIL's bilinear filter,
+# output pixel i of a window [start, start + length) of an axis samples at
+# ``start + (i + 0.5) * scale`` (``scale = length / out_len``) with the triangle filter
+# ``max(0, 1 - |d|)``, stretched by ``scale`` when shrinking (the antialiasing), restricted to
+# the window and normalised to sum 1 (which clamps at the window's edges).
+def _boxes(tops, lefts, heights, widths) -> np.ndarray:
+    return np.stack([np.asarray(a, dtype=np.float64).reshape(-1)
+                     for a in (tops, lefts, heights, widths)], axis=1)
 
 
 def resize(images, size) -> np.ndarray:
@@ -182,22 +169,19 @@ def resize(images, size) -> np.ndarray:
     int here means a square, not the shorter edge.)"""
     x, single = _as_batch(images)
     h, w = _size(size, "resize")
-    hh, ww = x.shape[2:]
+    n, _, hh, ww = x.shape
     if (h, w) == (hh, ww):
         out = x.copy()
     else:
-        ry = _interp_weights(h, hh, [0], [hh])[0]
-        rx = _interp_weights(w, ww, [0], [ww])[0]
-        out = _apply_weights(x, ry, rx)
+        boxes = np.tile(np.array([0.0, 0.0, hh, ww]), (n, 1))
+        out = _core.resize_boxes(np.ascontiguousarray(x), boxes, (h, w), _threads())
     return out[0] if single else out
 
 
 def _resize_boxes(x, tops, lefts, heights, widths, size) -> np.ndarray:
     """Cut box i (tops[i], lefts[i], heights[i], widths[i]) of image i and resize it to size."""
-    h, w = size
-    ry = _interp_weights(h, x.shape[2], tops, heights)
-    rx = _interp_weights(w, x.shape[3], lefts, widths)
-    return _apply_weights(x, ry, rx)
+    return _core.resize_boxes(np.ascontiguousarray(x, dtype=np.float32),
+                              _boxes(tops, lefts, heights, widths), tuple(size), _threads())
 
 
 def _pair(v, name, what) -> tuple:
@@ -268,41 +252,6 @@ class RandomResizedCrop(_Random):
 
 
 # --------------------------------------------------------------------------- colour
-_GRAY = (0.299, 0.587, 0.114)   # ITU-R 601-2 luma, PIL's "L" (torchvision: 0.2989 for red)
-
-
-def _grayscale(x: np.ndarray) -> np.ndarray:
-    """[n, 3, H, W] -> [n, H, W] luma."""
-    return _GRAY[0] * x[:, 0] + _GRAY[1] * x[:, 1] + _GRAY[2] * x[:, 2]
-
-
-def _clamp01(y):
-    np.maximum(y, 0.0, out=y)
-    return np.minimum(y, 1.0, out=y)
-
-
-def _blend(x, other, f) -> np.ndarray:
-    """clamp(f * x + (1 - f) * other, 0, 1) with one factor per image."""
-    f = f.astype(np.float32).reshape(-1, 1, 1, 1)
-    y = f * x
-    y += (1.0 - f) * other
-    return _clamp01(y)
-
-
-def _adjust_brightness(x, f):
-    return _clamp01(x * f.astype(np.float32).reshape(-1, 1, 1, 1))
-
-
-def _adjust_contrast(x, f):
-    gray = _grayscale(x) if x.shape[1] == 3 else x[:, 0]
-    return _blend(x, gray.mean(axis=(1, 2), dtype=np.float64).astype(np.float32)
-                  .reshape(-1, 1, 1, 1), f)
-
-
-def _adjust_saturation(x, f):
-    return _blend(x, _grayscale(x)[:, None], f)
-
-
 def _rgb_to_hsv(x):
     r, g, b = x[:, 0], x[:, 1], x[:, 2]
     maxc, minc = x.max(axis=1), x.min(axis=1)
@@ -370,7 +319,6 @@ class ColorJitter(_Random):
     take brightness and contrast (the mean of the image); saturation and hue need RGB."""
 
     OPS = ("brightness", "contrast", "saturation", "hue")
-    _FNS = (_adjust_brightness, _adjust_contrast, _adjust_saturation, _adjust_hue)
 
     def __init__(self, brightness=0, contrast=0, saturation=0, hue=0, seed=None):
         super().__init__(seed)
@@ -403,14 +351,20 @@ class ColorJitter(_Random):
                 raise ValueError(f"ColorJitter: contrast needs 1- or 3-channel images, "
                                  f"got {c} channels")
         factors, order = self.get_params(x.shape[0], self._gen(rng))
-        out = x.copy()
-        for step in range(4):
-            for k in active:
-                sel = order[:, step] == k
-                if sel.all():
-                    out = self._FNS[k](out, factors[k])
-                elif sel.any():
-                    out[sel] = self._FNS[k](out[sel], factors[k][sel])
+        # brightness, contrast and saturation run in _core.color_jitter, which takes each
+        # image's ops in order (-1: skip; here the inactive ops and hue). Hue (numpy) applies
+        # to every image when active: the steps before it, hue, then the steps after it.
+        on = np.array([getattr(self, name) is not None for name in self.OPS])
+        steps = np.where(on[order] & (order != 3), order, -1)
+        f3 = np.ascontiguousarray(factors[:3].T)
+        out, nt = np.ascontiguousarray(x), _threads()
+        if not on[3]:
+            out = _core.color_jitter(out, f3, steps, nt)
+        else:
+            before = np.arange(4) < (order == 3).argmax(axis=1)[:, None]
+            out = _core.color_jitter(out, f3, np.where(before, steps, -1), nt)
+            out = np.ascontiguousarray(_adjust_hue(out, factors[3]))
+            out = _core.color_jitter(out, f3, np.where(before, -1, steps), nt)
         return out[0] if single else out
 
     def __repr__(self):
