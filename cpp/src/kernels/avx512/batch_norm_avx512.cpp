@@ -11,14 +11,6 @@
 
 namespace cnnkit {
 namespace avx512 {
-namespace {
-
-inline __m512d lo_pd(__m512 v) { return _mm512_cvtps_pd(_mm512_castps512_ps256(v)); }
-inline __m512d hi_pd(__m512 v) {
-  return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-}
-
-}  // namespace
 
 void bn_stats_f32_avx512(const float* src, std::int64_t n, float shift, double* sum,
                          double* sumsq) {

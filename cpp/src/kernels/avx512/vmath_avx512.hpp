@@ -22,6 +22,12 @@ namespace {
 
 inline __m512 set1(float v) { return _mm512_set1_ps(v); }
 
+// The low and high 8 floats of v widened to double (the norm kernels' double sums).
+inline __m512d lo_pd(__m512 v) { return _mm512_cvtps_pd(_mm512_castps512_ps256(v)); }
+inline __m512d hi_pd(__m512 v) {
+  return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+}
+
 // Clamp keeping NaN: min/max return their second operand when either is NaN.
 inline __m512 clamp_keep_nan(__m512 x, float lo, float hi) {
   return _mm512_max_ps(set1(lo), _mm512_min_ps(set1(hi), x));
