@@ -11,6 +11,16 @@ from ..tensor import Tensor
 __all__ = ["Optimizer"]
 
 
+def check_nonnegative(**values) -> None:
+    """PyTorch's checks of the hyper-parameters, in the order given: a negative ``lr`` is an
+    "Invalid learning rate", any other negative NAME an "Invalid NAME value" (eps: epsilon)."""
+    for name, value in values.items():
+        if value < 0.0:
+            if name == "lr":
+                raise ValueError(f"Invalid learning rate: {value}")
+            raise ValueError(f"Invalid {'epsilon' if name == 'eps' else name} value: {value}")
+
+
 class Optimizer:
     """Holds ``param_groups`` (dicts with "params" and hyper-parameters, defaults filled in) and
     ``state`` (per-parameter dicts such as momentum buffers).
