@@ -7,6 +7,14 @@
 
 #include "cnnkit/common.hpp"
 
+// CNNKIT_X86: the x86 kernel folders are built (x86-64 only; CMakeLists.txt); elsewhere the
+// kernel tables hold the reference kernels.
+#if defined(__x86_64__)
+#define CNNKIT_X86 1
+#else
+#define CNNKIT_X86 0
+#endif
+
 namespace cnnkit {
 
 // The kernel paths, in order: each level's kernel table is the one below it plus the kernels

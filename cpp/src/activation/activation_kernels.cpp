@@ -16,6 +16,7 @@ void register_activation_kernels(ActivationKernels& k, Isa isa) {
   k.elu_bwd = ref::elu_bwd_f32_ref;
   k.sigmoid_bwd = ref::sigmoid_bwd_f32_ref;
   k.tanh_bwd = ref::tanh_bwd_f32_ref;
+#if CNNKIT_X86  // the x86 kernels: built on x86-64 only (CMakeLists.txt)
   if (isa >= Isa::avx512) {
     k.relu_fwd = avx512::relu_fwd_f32_avx512;
     k.leaky_relu_fwd = avx512::leaky_relu_fwd_f32_avx512;
@@ -28,6 +29,9 @@ void register_activation_kernels(ActivationKernels& k, Isa isa) {
     k.sigmoid_bwd = avx512::sigmoid_bwd_f32_avx512;
     k.tanh_bwd = avx512::tanh_bwd_f32_avx512;
   }
+#else
+  (void)isa;
+#endif
 }
 
 }  // namespace cnnkit

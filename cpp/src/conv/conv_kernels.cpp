@@ -14,6 +14,7 @@ void register_conv_kernels(ConvKernels& k, Isa isa) {
   k.wino_input = wino_input_ref;
   k.wino_output = wino_output_ref;
   k.wino_grad_output = wino_grad_output_ref;
+#if CNNKIT_X86  // the x86 kernels: built on x86-64 only (CMakeLists.txt)
   if (isa >= Isa::avx2) {
     k.pack_patch_panel = avx2::pack_patch_panel_avx2;
     k.wino_input = avx2::wino_input_avx2;
@@ -29,6 +30,9 @@ void register_conv_kernels(ConvKernels& k, Isa isa) {
     k.wino_grad_output = avx512::wino_grad_output_avx512;
   }
   if (isa >= Isa::amx) k.bf16_direct_blocks = amx::bf16_direct_blocks_amx;
+#else
+  (void)isa;
+#endif
 }
 
 }  // namespace cnnkit

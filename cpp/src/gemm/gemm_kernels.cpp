@@ -26,6 +26,7 @@ void register_gemm_kernels(GemmKernels& k, Isa isa) {
   k.pack_bf16_a = pack_bf16_a_ref;
   k.pack_bf16_b = pack_bf16_b_ref;
   k.interleave_bf16 = interleave_bf16_ref;
+#if CNNKIT_X86  // the x86 kernels: built on x86-64 only (CMakeLists.txt)
   if (isa >= Isa::avx2) {
     k.sgemm_mr = avx2::kSgemmMr;
     k.sgemm_nr = avx2::kSgemmNr;
@@ -66,6 +67,9 @@ void register_gemm_kernels(GemmKernels& k, Isa isa) {
     k.bf16_end = amx::tiles_end;
     k.bf16_accumulate_block = amx::bf16_accumulate_block;
   }
+#else
+  (void)isa;
+#endif
 }
 
 }  // namespace cnnkit

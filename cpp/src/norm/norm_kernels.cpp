@@ -16,6 +16,7 @@ void register_norm_kernels(NormKernels& k, Isa isa) {
   k.rn_bwd_reduce = ref::rn_bwd_reduce_f32_ref;
   k.rn_bwd_apply = ref::rn_bwd_apply_f32_ref;
   k.rn_dwdb = ref::rn_dwdb_f32_ref;
+#if CNNKIT_X86  // the x86 kernels: built on x86-64 only (CMakeLists.txt)
   if (isa >= Isa::avx512) {
     k.bn_stats = avx512::bn_stats_f32_avx512;
     k.bn_apply = avx512::bn_apply_f32_avx512;
@@ -28,6 +29,9 @@ void register_norm_kernels(NormKernels& k, Isa isa) {
     k.rn_bwd_apply = avx512::rn_bwd_apply_f32_avx512;
     k.rn_dwdb = avx512::rn_dwdb_f32_avx512;
   }
+#else
+  (void)isa;
+#endif
 }
 
 }  // namespace cnnkit

@@ -7,7 +7,11 @@ namespace cnnkit {
 
 void register_pool_kernels(PoolKernels& k, Isa isa) {
   k.max_pool2d_fwd = maxpool2d_fwd_f32_ref;
+#if CNNKIT_X86  // the x86 kernels: built on x86-64 only (CMakeLists.txt)
   if (isa >= Isa::avx512) k.max_pool2d_fwd = avx512::maxpool2d_fwd_f32_avx512;
+#else
+  (void)isa;
+#endif
 }
 
 }  // namespace cnnkit

@@ -1,4 +1,5 @@
-// CPU feature detection with CPUID and XGETBV.
+// CPU feature detection with CPUID and XGETBV (x86-64; elsewhere only the cache sizes, from
+// Linux's sysfs, and every x86 feature false: the reference kernels).
 //
 // A CPUID bit only says the core has an instruction set; the OS must also save the wider
 // register state on context switches, which XGETBV(0) reports in XCR0: bits 1-2 (SSE/AVX
@@ -8,23 +9,26 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "cnnkit/runtime.hpp"
 
-#if defined(__x86_64__) || defined(__i386__)
+#if CNNKIT_X86
 #include <cpuid.h>
-#define CNNKIT_X86 1
-#endif
-#if defined(CNNKIT_X86) && defined(__linux__)
+#if defined(__linux__)
 #include <sys/syscall.h>
 #include <unistd.h>
+#endif
+#else
+#include <fstream>
 #endif
 
 namespace cnnkit {
 namespace {
 
-#ifdef CNNKIT_X86
+#if CNNKIT_X86
 struct Regs {
   unsigned a = 0, b = 0, c = 0, d = 0;
 };
@@ -62,7 +66,6 @@ std::string request_amx_permission() {
   return "AMX tile data is only requested on Linux";
 #endif
 }
-#endif
 
 // Data and unified cache sizes from the deterministic cache parameters: leaf 4 (Intel) or
 // 0x8000001D (AMD, with topology extensions), one sub-leaf per cache until type 0; the size is
@@ -83,10 +86,35 @@ bool detect_caches(unsigned leaf, CpuFeatures* f) {
   }
   return any;
 }
+#else
+// Elsewhere (aarch64): the data and unified caches Linux lists in
+// /sys/devices/system/cpu/cpu0/cache/index*/{level,type,size} (size as "48K" or "2M").
+bool detect_caches(CpuFeatures* f) {
+  bool any = false;
+  for (int i = 0; i < 16; ++i) {
+    const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(i) + "/";
+    std::ifstream level_file(dir + "level"), type_file(dir + "type"), size_file(dir + "size");
+    int level = 0;
+    std::string type, size;
+    if (!(level_file >> level) || !(type_file >> type) || !(size_file >> size)) break;
+    if (type == "Instruction" || size.empty()) continue;
+    std::size_t bytes = std::size_t(std::strtoull(size.c_str(), nullptr, 10));
+    if (size.back() == 'K') bytes <<= 10;
+    if (size.back() == 'M') bytes <<= 20;
+    if (level == 1) f->l1d_bytes = bytes;
+    if (level == 2) f->l2_bytes = bytes;
+    if (level == 3) f->l3_bytes = bytes;
+    any = true;
+  }
+  return any;
+}
+#endif
 
 CpuFeatures detect() {
   CpuFeatures f;
-#ifdef CNNKIT_X86
+#if !CNNKIT_X86
+  f.caches_from_cpuid = detect_caches(&f);  // not CPUID here: the kernel's cache list
+#else
   const unsigned max_leaf = cpuid(0).a;
   {
     Regs v = cpuid(0);

@@ -8,6 +8,7 @@ namespace cnnkit {
 void register_peak_kernels(PeakKernels& k, Isa isa) {
   k.fma_chains = fma_chains_ref;
   k.fma_chain_flops = 8.0 * 2;
+#if CNNKIT_X86  // the x86 kernels: built on x86-64 only (CMakeLists.txt)
   if (isa >= Isa::avx2) {
     k.fma_chains = avx2::fma_chains_avx2;
     k.fma_chain_flops = 12.0 * 8 * 2;
@@ -26,6 +27,9 @@ void register_peak_kernels(PeakKernels& k, Isa isa) {
     k.bf16_chains = amx::tdp_chains;
     k.bf16_chain_flops = 4.0 * 16 * 16 * 32 * 2;
   }
+#else
+  (void)isa;
+#endif
 }
 
 }  // namespace cnnkit
