@@ -271,8 +271,7 @@ def fit(model, train_loader, val_loader=None, *, epochs: int, optimizer, loss=No
     if not strategy.is_main:
         show, verbose, checkpoint_dir, log_dir = False, False, None, None
     board = None if log_dir is None else TensorBoardLogger(log_dir)
-    global_step = sum(len(train_loader) for _ in range(start)) \
-        if hasattr(train_loader, "__len__") else 0
+    global_step = start * len(train_loader) if hasattr(train_loader, "__len__") else 0
 
     def save_checkpoint(name, epoch):
         path = os.path.join(os.fspath(checkpoint_dir), name)
