@@ -22,6 +22,13 @@ def test_cpu_info_reports_detection_and_choice():
     if "avx2" in info["supported_isas"]:
         assert f["avx2"] and f["fma"] and f["os_saves_avx_state"]
     assert info["best_isa"] == info["supported_isas"][-1]
+    # the build's target, as the platform reports the machine; x86 kernels only on x86_64
+    import platform
+
+    assert info["arch"] == {"AMD64": "x86_64", "arm64": "aarch64"}.get(platform.machine(),
+                                                                       platform.machine())
+    if info["arch"] != "x86_64":
+        assert info["supported_isas"] == ["ref"]
 
 
 def test_set_isa_switches_and_rejects_bad_names():

@@ -36,6 +36,13 @@ void bind_runtime(py::module_& m) {
       if (isa_supported(isa)) supported.append(isa_name(isa));
     }
     py::dict d;
+#if defined(__x86_64__)
+    d["arch"] = "x86_64";
+#elif defined(__aarch64__)
+    d["arch"] = "aarch64";
+#else
+    d["arch"] = "other";
+#endif
     d["vendor"] = f.vendor;
     d["brand"] = f.brand;
     d["features"] = features;

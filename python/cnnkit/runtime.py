@@ -14,7 +14,9 @@ __all__ = ["cpu_info", "get_isa", "set_isa", "get_conv_algorithm", "set_conv_alg
 def cpu_info() -> dict:
     """What the CPU offers and what cnnkit uses.
 
-    Returns a dict with ``vendor``, ``brand``, ``features`` (CPUID bits confirmed by the OS
+    Returns a dict with ``arch`` (``"x86_64"`` or ``"aarch64"``: the build's target; the x86
+    kernel folders exist only in x86_64 builds, elsewhere the reference kernels run),
+    ``vendor``, ``brand``, ``features`` (CPUID bits confirmed by the OS
     through XGETBV; for AMX also whether Linux granted the tile data), ``supported_isas``,
     ``best_isa``, ``isa`` (in use), ``num_threads``, ``thread_binding`` (how cnnkit's worker
     threads are bound to CPUs, in words), ``sgemm_tile`` (the
