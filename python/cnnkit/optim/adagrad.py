@@ -56,12 +56,7 @@ class Adagrad(Optimizer):
         for group in self.param_groups:
             lr, lr_decay, eps = group["lr"], group["lr_decay"], group["eps"]
             wd = group["weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = np.asarray(p.grad, dtype=p.data.dtype)
-                if group["maximize"]:
-                    g = -g
+            for p, g in self._gradients(group):
                 # a loaded state_dict may lack a parameter's state; PyTorch's stores the step
                 # as a 0-d float tensor
                 state = self._init_state(p, group)

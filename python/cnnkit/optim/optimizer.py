@@ -76,6 +76,14 @@ class Optimizer:
     def _state(self, p) -> dict:
         return self.state.setdefault(id(p), {})
 
+    @staticmethod
+    def _gradients(group):
+        """``(p, g)`` for each parameter of ``group`` that has a gradient, ``g`` negated when
+        the group maximizes."""
+        for p in group["params"]:
+            if p.grad is not None:
+                yield p, (-p.grad if group.get("maximize") else p.grad)
+
     # ----------------------------------------------------------------- state_dict
     def state_dict(self) -> dict:
         """``{"state": {index: {...}}, "param_groups": [{..., "params": [indices]}]}`` with

@@ -46,12 +46,7 @@ class RMSprop(Optimizer):
         for group in self.param_groups:
             lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
             wd, momentum, centered = group["weight_decay"], group["momentum"], group["centered"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = np.asarray(p.grad, dtype=p.data.dtype)
-                if group["maximize"]:
-                    g = -g
+            for p, g in self._gradients(group):
                 state = self._state(p)
                 if not state:
                     state["step"] = 0
