@@ -3,7 +3,9 @@
 # the _core extension for aarch64 with Debian's cross toolchain, puts them in a Debian arm64
 # root file system (debootstrap; its Python 3.11, numpy and pytest) and runs there, emulated by
 # qemu-user through binfmt_misc:
-#   - the op-level test files (float64 references; torch parity tests skip: no arm64 torch),
+#   - the op-level test files (float64 references; torch parity tests skip: no arm64 torch)
+#     with the default kernels (neon; the tests with the `isa` fixture run on ref and neon),
+#     then again with CNNKIT_ISA=ref (AARCH64_ISAS="neon" skips that second pass),
 #   - `cnnkit train` on the bundled digits (needs scikit-learn in the root: installed there).
 # Correctness only: emulated time says nothing about an ARM CPU's speed.
 #
@@ -11,18 +13,26 @@
 #   AARCH64_TESTS="tests/test_pool.py" scripts/aarch64-check.sh
 #
 # Needs root (apt-get, debootstrap, chroot, binfmt_misc). The root file system is kept in
-# build/aarch64/root (AARCH64_ROOT) and reused; the build in build/aarch64/build.
+# build/aarch64/root (AARCH64_ROOT) and reused; the build in build/aarch64/build
+# (AARCH64_BUILD: two checks at once need two build folders).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
 ROOT=${AARCH64_ROOT:-$REPO/build/aarch64/root}
-BUILD=$REPO/build/aarch64/build
+BUILD=${AARCH64_BUILD:-$REPO/build/aarch64/build}
+CHECK=/cnnkit-check-$(basename "$BUILD")  # the package and tests inside the root
+ISAS=${AARCH64_ISAS:-"neon ref"}
 TESTS=${AARCH64_TESTS:-"tests/test_pool.py tests/test_activation.py tests/test_conv.py \
 tests/test_norm.py tests/test_group_layer_norm.py tests/test_gemm.py tests/test_linear.py \
 tests/test_loss.py tests/test_dropout.py tests/test_winograd.py tests/test_conv_algorithms.py \
 tests/test_augment_core.py tests/test_tensor.py tests/test_autograd.py"}
 SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo "sudo")
 t0=$(date +%s)
+# Exit status 3: this machine cannot emulate aarch64 (no root, no binfmt_misc): nothing was
+# checked, said on stderr. Any other failure (build, tests, training) exits 1.
+cannot() { echo "aarch64 check NOT RUN: $*" >&2; exit 3; }
+if [ -n "$SUDO" ] && ! sudo -n true 2>/dev/null; then cannot "needs root or passwordless sudo"; fi
+[ "$(uname -m)" = x86_64 ] || cannot "written for an x86-64 host (this is $(uname -m))"
 
 # 1. the host's tools: cross compiler, qemu-user, debootstrap
 need=()
@@ -35,10 +45,12 @@ fi
 
 # 2. aarch64 binaries run through qemu (binfmt_misc; the F flag: no qemu inside the root)
 if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
-  $SUDO mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+  $SUDO mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc ||
+    cannot "cannot mount binfmt_misc (a container without the privilege?)"
 fi
 if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
-  $SUDO sh -c 'cat /usr/lib/binfmt.d/qemu-aarch64.conf > /proc/sys/fs/binfmt_misc/register'
+  $SUDO sh -c 'cat /usr/lib/binfmt.d/qemu-aarch64.conf > /proc/sys/fs/binfmt_misc/register' ||
+    cannot "cannot register qemu-aarch64 with binfmt_misc"
 fi
 
 # 3. the arm64 root file system (Debian bookworm: Python 3.11, numpy, pytest, scikit-learn)
@@ -78,6 +90,7 @@ EOF
 cmake -S . -B "$BUILD/core" -DCMAKE_BUILD_TYPE=Release -DCMAKE_TOOLCHAIN_FILE="$BUILD/toolchain.cmake" \
   -DPython_EXECUTABLE=/nonexistent >/dev/null
 cmake --build "$BUILD/core" --target cnnkit_core -j"$(nproc)"
+python3 -c "import pybind11" 2>/dev/null || python3 -m pip install -q pybind11
 PYBIND11_INCLUDE=$(python3 -c "import pybind11; print(pybind11.get_include())")
 mkdir -p "$BUILD/pyinc/aarch64-linux-gnu"
 ln -sfn "$ROOT/usr/include/aarch64-linux-gnu/python3.11" "$BUILD/pyinc/aarch64-linux-gnu/python3.11"
@@ -91,19 +104,21 @@ aarch64-linux-gnu-g++ -shared "$BUILD"/bindings/*.o "$BUILD/core/libcnnkit_core.
 echo "cross-built ($(( $(date +%s) - t0 )) s)"
 
 # 5. the package and the tests in the root, then run them there
-$SUDO rm -rf "$ROOT/cnnkit-check"
-$SUDO mkdir -p "$ROOT/cnnkit-check"
-$SUDO cp -r python/cnnkit tests pyproject.toml "$ROOT/cnnkit-check/"
-$SUDO rm -f "$ROOT"/cnnkit-check/cnnkit/_core.*.so
-$SUDO cp "$BUILD/_core.cpython-311-aarch64-linux-gnu.so" "$ROOT/cnnkit-check/cnnkit/"
-run() { $SUDO chroot "$ROOT" /bin/sh -c "cd /cnnkit-check && PYTHONPATH=/cnnkit-check $*"; }
-run "python3 -c 'import cnnkit, platform; print(\"cnnkit on\", platform.machine(), cnnkit.get_isa())'"
+$SUDO rm -rf "$ROOT$CHECK"
+$SUDO mkdir -p "$ROOT$CHECK"
+$SUDO cp -r python/cnnkit tests pyproject.toml "$ROOT$CHECK/"
+$SUDO rm -f "$ROOT$CHECK"/cnnkit/_core.*.so
+$SUDO cp "$BUILD/_core.cpython-311-aarch64-linux-gnu.so" "$ROOT$CHECK/cnnkit/"
+run() { $SUDO chroot "$ROOT" /bin/sh -c "cd $CHECK && PYTHONPATH=$CHECK $*"; }
+run "python3 -c 'import cnnkit, platform; i = cnnkit.cpu_info(); print(\"cnnkit on\", platform.machine(), i[\"isa\"], i[\"supported_isas\"], {k: v for k, v in i[\"features\"].items() if v})'"
 status=0
-for isa in ref; do
+for isa in $ISAS; do
   echo "== op tests, CNNKIT_ISA=$isa: $TESTS"
+  t1=$(date +%s)
   run CNNKIT_ISA=$isa python3 -m pytest -q -p no:cacheprovider $TESTS || status=1
+  echo "(CNNKIT_ISA=$isa: $(( $(date +%s) - t1 )) s)"
 done
 echo "== cnnkit train (digits, the README's main job)"
-run python3 -m cnnkit train --quiet --out /tmp/aarch64-run --overwrite | tail -4 || status=1
+run python3 -m cnnkit train --quiet --out /tmp/aarch64-run-$(basename "$BUILD") --overwrite | tail -4 || status=1
 echo "aarch64 check: $([ $status = 0 ] && echo passed || echo FAILED) in $(( $(date +%s) - t0 )) s"
 exit $status

@@ -135,6 +135,40 @@ def test_relu_nan_propagates(isa):
     assert np.isnan(_core.relu_forward(x)[0]) and np.isnan(_core.sigmoid_forward(x)[0])
 
 
+SPECIALS = [np.nan, -np.inf, np.inf, 0.0, -0.0, 1e-40, -1e-40, 1e-30, -1e-30, 88.5, -88.5, 89.0,
+            -87.3, -104.0, -150.0, 3.0]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_activation_tails_and_special_values(isa, name):
+    """A value's result does not depend on n or on where its chunk starts (the vector kernels'
+    last n % 4 / n % 16 values take the same arithmetic as full vectors); NaN, infinities,
+    signed zeros and subnormals in every lane position give what the float64 formulas give."""
+    rng = np.random.default_rng(15)
+    a = PARAM[name] if name != "elu" else 0.7
+    x = sample(rng, (41,))
+    x[rng.permutation(41)[:len(SPECIALS)]] = SPECIALS
+    y = fwd(name, x, a)
+    dy = rand(rng, 41)
+    dx = bwd(name, dy, x, y, a)
+    with np.errstate(invalid="ignore", over="ignore"):
+        want = REF[name](x.astype(np.float64), a)
+        want_dx = dy * ref_grad(name, x, y, a)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
+    np.testing.assert_allclose(y, want, rtol=2e-6, atol=1e-44)
+    np.testing.assert_allclose(dx, want_dx, rtol=1e-5, atol=1e-7)
+    if name in ("relu", "leaky_relu"):  # the reference's selections: relu(-0) = -0
+        sel = np.where(x < 0, 0.0, x) if name == "relu" else np.where(x > 0, x, x * a)
+        finite = ~np.isnan(x)
+        np.testing.assert_array_equal(np.signbit(y[finite]), np.signbit(sel[finite]))
+    for lo in range(5):
+        for hi in range(lo + 1, 42):
+            np.testing.assert_array_equal(fwd(name, x[lo:hi], a).view(np.uint32),
+                                          y[lo:hi].view(np.uint32))
+            got = bwd(name, dy[lo:hi], x[lo:hi], y[lo:hi], a)
+            np.testing.assert_array_equal(got.view(np.uint32), dx[lo:hi].view(np.uint32))
+
+
 def ref_maxout(x, pieces):
     N, C = x.shape[:2]
     g = x.reshape(N, C // pieces, pieces, *x.shape[2:])

@@ -32,11 +32,13 @@ def check(got, want, k):
 
 
 SIZES_1_300 = [1, 2, 3, 5, 7, 13, 17, 31, 37, 61, 64, 97, 127, 128, 131, 199, 211, 256, 293, 300]
-# Around micro-tiles (ref 4x16, avx2 6x16, avx512 14x32) and block sizes (KC=384).
+# Around micro-tiles (ref 4x16, avx2 6x16, avx512 14x32, neon 8x12) and block sizes (KC=384 on
+# Zen 4, 576 on the Intel Xeon).
 EDGE_MNK = [
     (13, 31, 383), (14, 32, 384), (15, 33, 385), (27, 63, 769), (28, 64, 768), (29, 65, 1153),
     (5, 15, 17), (6, 16, 16), (7, 17, 15), (3, 47, 4), (4, 48, 1), (1, 1, 1), (1, 300, 7),
     (300, 1, 7), (2, 3, 1), (41, 1000, 3), (1000, 41, 3), (12, 700, 2),
+    (7, 11, 575), (8, 12, 576), (9, 13, 577), (16, 24, 5), (17, 25, 3),
 ]
 
 
@@ -46,6 +48,17 @@ def test_all_transposes_edge_shapes(isa, rng, trans_a, trans_b):
     for m, n, k in EDGE_MNK:
         a, b = operands(rng, m, n, k, trans_a, trans_b)
         check(sgemm(a, b, trans_a=trans_a, trans_b=trans_b), reference(a, b, trans_a, trans_b), k)
+
+
+def test_every_partial_tile(isa, rng):
+    # every row count of every ISA's micro-tile (up to 16) against column counts on both
+    # sides of each tile width, with beta = 1 so C is read and written at the edges
+    for m in range(1, 17):
+        for n in (*range(1, 14), 15, 16, 17, 24, 31, 32, 33):
+            a, b = operands(rng, m, n, 5)
+            c = rng.standard_normal((m, n)).astype(np.float32)
+            want = reference(a, b, alpha=0.5, beta=1.0, c=c)
+            check(sgemm(a, b, c=c, alpha=0.5, beta=1.0), want, 5)
 
 
 def test_sizes_1_to_300(isa, rng):

@@ -191,6 +191,36 @@ def test_batch_norm_bitwise_across_thread_counts(isa, threads_restored):  # noqa
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("S", [2, 3, 4, 5, 7, 8, 11, 15, 16, 17, 19, 31, 32, 33, 37])
+def test_fused_batch_norm_relu_ragged_planes(isa, S):
+    """Planes whose size is not a multiple of the vector width or of the mask word (16): the
+    mask holds bit s % 16 of word s // 16 of each plane set exactly where the output is > 0
+    (bits past S clear); forward and backward match the float64 formulas."""
+    rng = np.random.default_rng(S)
+    N, C = 3, 2
+    x = rand(rng, N, C, 1, S, scale=2.0) + 0.3
+    w, b = rand(rng, C), rand(rng, C)
+    y, mean, invstd, mask = _core.batch_norm_forward_train(x, w, b, None, None, 0.1, 1e-5, True)
+    words = (S + 15) // 16
+    assert mask.dtype == np.uint16 and mask.shape == (N * C * words,)
+    bits = (mask.reshape(N * C, words, 1) >> np.arange(16, dtype=np.uint16)) & 1
+    bits = bits.reshape(N * C, words * 16)
+    assert not bits[:, S:].any()
+    np.testing.assert_array_equal(bits[:, :S].astype(bool), (y > 0).reshape(N * C, S))
+    ry, mu, var = ref_bn(x, w, b, 1e-5)
+    np.testing.assert_allclose(y, np.maximum(ry, 0), rtol=1e-5, atol=2e-5)
+    dy = rand(rng, *x.shape)
+    dx, dw, db = _core.batch_norm_backward(dy, x, w, mean, invstd, mask)
+    gy = np.where(y > 0, dy, 0.0)
+    r = 1 / np.sqrt(var.reshape(cshape(x)) + 1e-5)
+    xhat = (x - mu.reshape(cshape(x))) * r
+    np.testing.assert_allclose(db, gy.sum(axis=axes(x)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dw, (gy * xhat).sum(axis=axes(x)), rtol=1e-4, atol=1e-5)
+    gx = w.reshape(cshape(x)) * r * (gy - gy.mean(axis=axes(x), keepdims=True)
+                                     - xhat * (gy * xhat).mean(axis=axes(x), keepdims=True))
+    np.testing.assert_allclose(dx, gx, rtol=1e-4, atol=1e-5)
+
+
 def test_batch_norm_bad_arguments():
     x = np.zeros((4, 3, 2, 2), np.float32)
     with pytest.raises(ValueError, match=r"batch_norm_forward_train: weight must have shape "

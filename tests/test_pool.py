@@ -143,6 +143,31 @@ def test_max_pool_2x2_matches_the_reference_kernel_bit_for_bit(isa, W):
     np.testing.assert_array_equal(idx, ridx)
 
 
+@pytest.mark.parametrize("k,s,p", [((3, 3), (1, 1), (1, 1)), ((3, 3), (2, 2), (0, 0)),
+                                   ((3, 3), (2, 2), (1, 1)), ((2, 2), (1, 1), (0, 0)),
+                                   ((5, 5), (2, 2), (2, 2)), ((1, 1), (2, 2), (0, 0)),
+                                   ((2, 3), (2, 2), (1, 1)), ((3, 4), (1, 2), (1, 2)),
+                                   ((3, 1), (1, 1), (1, 0)), ((3, 3), (3, 3), (1, 1))])
+@pytest.mark.parametrize("W", [5, 12, 21, 38])
+def test_max_pool_matches_the_reference_kernel_bit_for_bit(isa, k, s, p, W):
+    """Every window shape (odd and even widths, strides 1 to 3, padding): NaNs, infinities,
+    signed zeros and ties give the reference kernel's maxima (bits) and argmax."""
+    rng = np.random.default_rng(W)
+    x = rng.integers(-3, 4, size=(2, 2, 9, W)).astype(np.float32)  # many ties
+    specials = np.array([np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0], np.float32)
+    mask = rng.random(x.shape) < 0.1
+    x[mask] = rng.choice(specials, size=int(mask.sum()))
+    for ceil in (False, True):
+        y, idx = _core.max_pool2d_forward(x, k, s, p, ceil)
+        y_only, _ = _core.max_pool2d_forward(x, k, s, p, ceil, indices=False)
+        cnnkit.set_isa("ref")
+        ry, ridx = _core.max_pool2d_forward(x, k, s, p, ceil)
+        cnnkit.set_isa(isa)
+        np.testing.assert_array_equal(y.view(np.uint32), ry.view(np.uint32))
+        np.testing.assert_array_equal(y_only.view(np.uint32), ry.view(np.uint32))
+        np.testing.assert_array_equal(idx, ridx)
+
+
 def test_max_pool_ties_pick_first_maximum(isa):
     x = np.full((1, 1, 7, 37), 2.5, dtype=np.float32)
     y, idx = _core.max_pool2d_forward(x, (3, 3), (2, 2), (1, 1), True)

@@ -27,7 +27,14 @@ def test_cpu_info_reports_detection_and_choice():
 
     assert info["arch"] == {"AMD64": "x86_64", "arm64": "aarch64"}.get(platform.machine(),
                                                                        platform.machine())
-    if info["arch"] != "x86_64":
+    # x86 kernel paths only on x86_64; on aarch64 Advanced SIMD (every ARMv8-A CPU) adds neon
+    if info["arch"] == "aarch64":
+        assert info["supported_isas"] == ["ref", "neon"] and f["neon"]
+        assert info["bf16_path"] == "ref" and "x86-64 only" in info["bf16_path_reason"]
+    elif info["arch"] == "x86_64":
+        assert "neon" not in info["supported_isas"] and not f["neon"]
+        assert not (f["sve"] or f["asimd_dot"] or f["arm_bf16"] or f["i8mm"])
+    else:
         assert info["supported_isas"] == ["ref"]
 
 
@@ -50,7 +57,7 @@ def test_sgemm_tile_follows_isa():
     before = cnnkit.get_isa()
     # the bf16 levels add bf16 kernels only: fp32 runs the AVX-512 kernels there
     tiles = {"ref": (4, 16), "avx2": (6, 16), "avx512": (14, 32), "avx512_bf16": (14, 32),
-             "amx": (14, 32)}
+             "amx": (14, 32), "neon": (8, 12)}
     try:
         for name in cnnkit.cpu_info()["supported_isas"]:
             cnnkit.set_isa(name)
@@ -73,9 +80,19 @@ def test_env_override_of_isa():
 
 
 def test_env_override_rejects_unknown_isa():
-    r = _run("import cnnkit", CNNKIT_ISA="neon")
+    r = _run("import cnnkit", CNNKIT_ISA="sve9")
     assert r.returncode != 0
-    assert "ValueError" in r.stderr and "CNNKIT_ISA='neon'" in r.stderr
+    assert "ValueError" in r.stderr and "CNNKIT_ISA='sve9'" in r.stderr
+    assert "'neon'" in r.stderr  # the message lists the choices
+
+
+def test_env_override_rejects_an_isa_of_another_architecture():
+    other = "avx2" if cnnkit.cpu_info()["arch"] == "aarch64" else "neon"
+    r = _run("import cnnkit", CNNKIT_ISA=other)
+    assert r.returncode != 0
+    assert f"CNNKIT_ISA='{other}' but this CPU cannot run it" in r.stderr
+    with pytest.raises(ValueError, match=f"this CPU cannot run '{other}'"):
+        cnnkit.set_isa(other)
 
 
 def test_threads_default_honours_omp_num_threads_and_setter_validates():

@@ -31,18 +31,17 @@ void bind_runtime(py::module_& m) {
     features["amx_int8"] = f.amx_int8;
     features["os_saves_amx_state"] = f.os_amx;
     features["os_grants_amx_tiles"] = f.amx_permitted;
+    features["neon"] = f.neon;
+    features["asimd_dot"] = f.asimd_dot;
+    features["sve"] = f.sve;
+    features["arm_bf16"] = f.arm_bf16;
+    features["i8mm"] = f.i8mm;
     py::list supported;
-    for (Isa isa : {Isa::ref, Isa::avx2, Isa::avx512, Isa::avx512_bf16, Isa::amx}) {
+    for (Isa isa : {Isa::ref, Isa::neon, Isa::avx2, Isa::avx512, Isa::avx512_bf16, Isa::amx}) {
       if (isa_supported(isa)) supported.append(isa_name(isa));
     }
     py::dict d;
-#if defined(__x86_64__)
-    d["arch"] = "x86_64";
-#elif defined(__aarch64__)
-    d["arch"] = "aarch64";
-#else
-    d["arch"] = "other";
-#endif
+    d["arch"] = CNNKIT_ARCH_NAME;
     d["vendor"] = f.vendor;
     d["brand"] = f.brand;
     d["features"] = features;

@@ -15,9 +15,10 @@ def cpu_info() -> dict:
     """What the CPU offers and what cnnkit uses.
 
     Returns a dict with ``arch`` (``"x86_64"`` or ``"aarch64"``: the build's target; the x86
-    kernel folders exist only in x86_64 builds, elsewhere the reference kernels run),
-    ``vendor``, ``brand``, ``features`` (CPUID bits confirmed by the OS
-    through XGETBV; for AMX also whether Linux granted the tile data), ``supported_isas``,
+    kernel folders exist only in x86_64 builds, the neon folder only in aarch64 ones),
+    ``vendor``, ``brand``, ``features`` (x86: CPUID bits confirmed by the OS
+    through XGETBV, for AMX also whether Linux granted the tile data; aarch64: Advanced SIMD
+    and the HWCAP bits of SVE, the dot products, BF16 and I8MM), ``supported_isas``,
     ``best_isa``, ``isa`` (in use), ``num_threads``, ``thread_binding`` (how cnnkit's worker
     threads are bound to CPUs, in words), ``sgemm_tile`` (the
     micro-kernel's MR x NR), ``caches`` (L1D / L2 per core and L3 in bytes, from CPUID leaf 4
@@ -34,14 +35,16 @@ def cpu_info() -> dict:
 
 def get_isa() -> str:
     """The instruction set whose kernels are in use: ``"ref"``, ``"avx2"``, ``"avx512"``,
-    ``"avx512_bf16"`` or ``"amx"`` (the last two add bf16 kernels; fp32 runs AVX-512 there)."""
+    ``"avx512_bf16"`` or ``"amx"`` (the last two add bf16 kernels; fp32 runs AVX-512 there) on
+    x86-64; ``"ref"`` or ``"neon"`` on aarch64."""
     return _core.get_isa()
 
 
 def set_isa(name: str) -> None:
     """Force the kernels of one instruction set (``"ref"``, ``"avx2"``, ``"avx512"``,
     ``"avx512_bf16"`` or ``"amx"``; each level is the one below plus its own kernels, so
-    ``"avx512"`` on an AMX machine runs bf16 on the reference emulation).
+    ``"avx512"`` on an AMX machine runs bf16 on the reference emulation); on aarch64 ``"ref"``
+    or ``"neon"``.
 
     The environment variable ``CNNKIT_ISA`` does the same at import. Raises ValueError for an
     unknown name or one this CPU cannot run.

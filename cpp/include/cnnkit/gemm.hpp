@@ -194,4 +194,22 @@ void sgemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, float al
            index_t lda, const float* B, index_t ldb, float beta, float* C, index_t ldc,
            Precision precision = Precision::fp32);
 
+// ---- int8 GEMM (quantized inference; gemm/driver_int8.cpp) ----
+// C[M x N] (int32, row stride ldc) = A[M x K] @ B[K x N]: A int8 row-major (row stride lda),
+// B either uint8 row-major or fp32 row-major quantized while it is packed (asymmetric, per
+// tensor: q = clamp(nearbyint(x * inv_scale) + zero_point, 0, 255), ties to even). The sums
+// are exact integers, so every kernel path (ref, avx512_vnni, amx) gives the same bits; zero
+// points and scales are the caller's epilogue. K <= 65536 (no int32 overflow).
+struct I8OperandB {
+  const std::uint8_t* u8 = nullptr;  // one of u8 / f32
+  const float* f32 = nullptr;
+  index_t ld = 0;
+  float inv_scale = 1.0f;  // f32 only
+  int zero_point = 0;      // f32 only, in [0, 255]
+};
+void gemm_s8u8(index_t M, index_t N, index_t K, const std::int8_t* a, index_t lda,
+               const I8OperandB& b, std::int32_t* c, index_t ldc, int threads);
+// The int8 micro-kernel of the active table: "amx", "avx512_vnni" or "ref".
+const char* i8_path();
+
 }  // namespace cnnkit

@@ -7,21 +7,37 @@
 
 #include "cnnkit/common.hpp"
 
-// CNNKIT_X86: the x86 kernel folders are built (x86-64 only; CMakeLists.txt); elsewhere the
-// kernel tables hold the reference kernels.
+// CNNKIT_X86: the x86 kernel folders are built (x86-64 only; CMakeLists.txt). CNNKIT_NEON: the
+// kernels/neon/ folder is built (aarch64, where Advanced SIMD is part of every ARMv8-A CPU).
+// Elsewhere the kernel tables hold the reference kernels only.
 #if defined(__x86_64__)
 #define CNNKIT_X86 1
 #else
 #define CNNKIT_X86 0
 #endif
+#if defined(__aarch64__)
+#define CNNKIT_NEON 1
+#else
+#define CNNKIT_NEON 0
+#endif
+// The build's target, as cpu_info()["arch"] reports it.
+#if defined(__x86_64__)
+#define CNNKIT_ARCH_NAME "x86_64"
+#elif defined(__aarch64__)
+#define CNNKIT_ARCH_NAME "aarch64"
+#else
+#define CNNKIT_ARCH_NAME "other"
+#endif
 
 namespace cnnkit {
 
-// The kernel paths, in order: each level's kernel table is the one below it plus the kernels
-// that level adds (so `isa >= Isa::avx2` holds for every table with AVX2 kernels). The two
-// top levels add only bf16 kernels (fp32 runs the AVX-512 kernels there): avx512_bf16 the
-// VDPBF16PS micro-kernel and conversions, amx the AMX tile micro-kernel.
-enum class Isa { ref = 0, avx2 = 1, avx512 = 2, avx512_bf16 = 3, amx = 4 };
+// The kernel paths. On x86-64 they are levels, in order: each level's kernel table is the one
+// below it plus the kernels that level adds (so `isa >= Isa::avx2` holds for every table with
+// AVX2 kernels; such comparisons appear only inside `#if CNNKIT_X86`). The two top levels add
+// only bf16 kernels (fp32 runs the AVX-512 kernels there): avx512_bf16 the VDPBF16PS
+// micro-kernel and conversions, amx the AMX tile micro-kernel. On aarch64 there is one level
+// above ref: neon (the reference table plus the kernels/neon/ overrides).
+enum class Isa { ref = 0, avx2 = 1, avx512 = 2, avx512_bf16 = 3, amx = 4, neon = 5 };
 
 const char* isa_name(Isa isa);
 
@@ -43,6 +59,14 @@ struct CpuFeatures {
   bool os_avx = false;       // XCR0 bits 1-2
   bool os_avx512 = false;    // XCR0 bits 5-7
   bool os_amx = false;       // XCR0 bits 17-18 (XTILECFG, XTILEDATA)
+  // aarch64, from Linux's getauxval(AT_HWCAP / AT_HWCAP2): Advanced SIMD (every ARMv8-A CPU
+  // has it; the neon kernels need nothing more) and the extensions beyond it, reported only
+  // (cnnkit has no kernels for them yet: none could be tested here).
+  bool neon = false;       // HWCAP_ASIMD
+  bool asimd_dot = false;  // HWCAP_ASIMDDP (SDOT/UDOT)
+  bool sve = false;        // HWCAP_SVE
+  bool arm_bf16 = false;   // HWCAP2_BF16 (BFDOT, BFMMLA)
+  bool i8mm = false;       // HWCAP2_I8MM (SMMLA)
   // Linux hands out the (8 KB) tile data state only on request: arch_prctl(ARCH_REQ_XCOMP_PERM,
   // XFEATURE_XTILEDATA), asked once at detection when the CPU has AMX. A tile instruction
   // without it kills the process (SIGILL), so AMX runs only when this is true.
@@ -73,8 +97,8 @@ bool isa_supported(Isa isa);
 // Best ISA this machine supports.
 Isa best_isa();
 
-// Parses "ref" / "avx2" / "avx512" / "avx512_bf16" / "amx"; throws std::invalid_argument
-// naming the choices.
+// Parses "ref" / "avx2" / "avx512" / "avx512_bf16" / "amx" / "neon"; throws
+// std::invalid_argument naming the choices.
 Isa parse_isa(const std::string& name);
 
 // The ISA whose kernels run. Starts as best_isa(), or CNNKIT_ISA when set (see

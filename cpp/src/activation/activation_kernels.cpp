@@ -29,6 +29,19 @@ void register_activation_kernels(ActivationKernels& k, Isa isa) {
     k.sigmoid_bwd = avx512::sigmoid_bwd_f32_avx512;
     k.tanh_bwd = avx512::tanh_bwd_f32_avx512;
   }
+#elif CNNKIT_NEON  // kernels/neon/: built on aarch64 only
+  if (isa == Isa::neon) {
+    k.relu_fwd = neon::relu_fwd_f32_neon;
+    k.leaky_relu_fwd = neon::leaky_relu_fwd_f32_neon;
+    k.elu_fwd = neon::elu_fwd_f32_neon;
+    k.sigmoid_fwd = neon::sigmoid_fwd_f32_neon;
+    k.tanh_fwd = neon::tanh_fwd_f32_neon;
+    k.relu_bwd = neon::relu_bwd_f32_neon;
+    k.leaky_relu_bwd = neon::leaky_relu_bwd_f32_neon;
+    k.elu_bwd = neon::elu_bwd_f32_neon;
+    k.sigmoid_bwd = neon::sigmoid_bwd_f32_neon;
+    k.tanh_bwd = neon::tanh_bwd_f32_neon;
+  }
 #else
   (void)isa;
 #endif

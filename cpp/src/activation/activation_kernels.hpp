@@ -28,7 +28,7 @@ void register_activation_kernels(ActivationKernels& k, Isa isa);
 
 }  // namespace cnnkit
 
-// Every ISA's kernels: ref (activation.cpp), avx512.
+// Every ISA's kernels: ref (activation.cpp), avx512, neon.
 
 #define CNNKIT_DECLARE_ELTWISE(ns, isa)                                                     \
   namespace ns {                                                                            \
@@ -52,6 +52,7 @@ void register_activation_kernels(ActivationKernels& k, Isa isa);
 namespace cnnkit {
 CNNKIT_DECLARE_ELTWISE(ref, ref)
 CNNKIT_DECLARE_ELTWISE(avx512, avx512)
+CNNKIT_DECLARE_ELTWISE(neon, neon)
 }  // namespace cnnkit
 
 #undef CNNKIT_DECLARE_ELTWISE

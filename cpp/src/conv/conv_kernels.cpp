@@ -30,6 +30,11 @@ void register_conv_kernels(ConvKernels& k, Isa isa) {
     k.wino_grad_output = avx512::wino_grad_output_avx512;
   }
   if (isa >= Isa::amx) k.bf16_direct_blocks = amx::bf16_direct_blocks_amx;
+#elif CNNKIT_NEON  // kernels/neon/: built on aarch64 only
+  if (isa == Isa::neon) {
+    k.pack_patch_panel = neon::pack_patch_panel_neon;
+    k.add_f32 = neon::add_f32_neon;
+  }
 #else
   (void)isa;
 #endif

@@ -114,6 +114,11 @@ void wino_grad_output_avx2(const float* dy, std::int64_t plane, std::int64_t ld,
                            const WinoLanes& lanes, float* m, std::int64_t m_xi, std::int64_t m_k);
 }  // namespace avx2
 
+namespace neon {
+void pack_patch_panel_neon(const PatchPanel& pp, std::int64_t p0, int kc, int nr, float* dst);
+void add_f32_neon(const float* src, float* dst, std::int64_t n);
+}  // namespace neon
+
 namespace amx {
 void bf16_direct_blocks_amx(const std::uint16_t* a, int slices, const std::uint16_t* x,
                             const std::int64_t* runs, int blocks, const std::int64_t* off,

@@ -26,6 +26,13 @@ void register_gemm_kernels(GemmKernels& k, Isa isa) {
   k.pack_bf16_a = pack_bf16_a_ref;
   k.pack_bf16_b = pack_bf16_b_ref;
   k.interleave_bf16 = interleave_bf16_ref;
+  k.i8_path = "ref";
+  k.i8_mr = kI8MrRef;
+  k.i8_kc = kI8KcRef;
+  k.i8_ukr = i8_ukr_ref;
+  k.pack_i8_a = pack_i8_a_ref;
+  k.pack_u8_b = pack_u8_b_ref;
+  k.quantize_pack_b = quantize_pack_b_ref;
 #if CNNKIT_X86  // the x86 kernels: built on x86-64 only (CMakeLists.txt)
   if (isa >= Isa::avx2) {
     k.sgemm_mr = avx2::kSgemmMr;
@@ -66,6 +73,16 @@ void register_gemm_kernels(GemmKernels& k, Isa isa) {
     k.bf16_begin = amx::tiles_begin;
     k.bf16_end = amx::tiles_end;
     k.bf16_accumulate_block = amx::bf16_accumulate_block;
+  }
+#elif CNNKIT_NEON  // kernels/neon/: built on aarch64 only
+  if (isa == Isa::neon) {
+    k.sgemm_mr = neon::kSgemmMr;
+    k.sgemm_nr = neon::kSgemmNr;
+    k.sgemm_ukr = neon::sgemm_ukr_8x12_neon;
+    k.transpose = neon::transpose_f32_neon;
+    k.dot_mr = neon::kDotMr;
+    k.dot_nr = neon::kDotNr;
+    k.dot_nt_tile = neon::dot_nt_tile_neon;
   }
 #else
   (void)isa;

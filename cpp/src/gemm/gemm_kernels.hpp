@@ -92,6 +92,38 @@ using Bf16AccumulateBlock = void (*)(const bf16_t* a, std::int64_t lda, const bf
 // (AMX: load / release the tile configuration); null when the kernel needs neither.
 using Bf16Hook = void (*)();
 
+// ---- int8 (quantized inference): s8 weights x u8 activations, exact int32 sums ----
+//
+// A (the weights: M rows, e.g. output channels) is int8, B (the activations: N columns, e.g.
+// output pixels) uint8; each C element is the exact sum_k a[i][k] * b[k][j] in int32 (no
+// rounding anywhere, so every path gives the same bits; |a b| <= 128 * 255, so K up to
+// kI8MaxK cannot overflow). Zero points and scales are applied by the caller's epilogue.
+// Packed panels; K is zero-padded to kp, a multiple of kI8KStep (one AMX tile row of bytes):
+//   A panel of mr rows (rows past m are zeros):  (i, p) at a[(p / 64) * mr * 64 + i * 64 + p % 64]
+//   B panel of 32 columns (zeros past n):        (p, j) at b[(p / 4) * 128 + j * 4 + p % 4]
+// so each 64-deep slice of an A panel is mr rows of 64 bytes (an AMX A tile per 16 rows) and B
+// holds quads of consecutive k side by side (the layout of VPDPBUSD's 32-bit lanes and of an
+// AMX B tile: a 16-column tile is every other 64 bytes of a quad row, row stride 128).
+constexpr int kI8KStep = 64, kI8Nr = 32;
+constexpr std::int64_t kI8MaxK = 65536;  // 65536 * 128 * 255 < 2^31
+// One A panel of mr rows from int8 rows: row i (i < m) at src + i * ld, k in [0, kc).
+using PackI8A = void (*)(const std::int8_t* src, std::int64_t ld, int m, int kc, int mr,
+                         std::int8_t* dst);
+// One B panel from uint8 rows: row p (p < kc) at src + p * ld, columns [0, n), n <= 32;
+// writes round_up(kc, 64) / 4 quad rows of 128 bytes.
+using PackU8B = void (*)(const std::uint8_t* src, std::int64_t ld, int kc, int n,
+                         std::uint8_t* dst);
+// The same from fp32 rows, quantizing on the way (asymmetric, per tensor):
+//   q = min(max(nearbyint(x * inv_scale) + zero_point, 0), 255)
+// with nearbyint rounding to nearest, ties to even; NaN -> zero_point (as 0.0 would be).
+using QuantizePackB = void (*)(const float* src, std::int64_t ld, int kc, int n, float inv_scale,
+                               int zero_point, std::uint8_t* dst);
+// C[m x n] (int32, row stride ldc) = (accumulate ? C : 0) + A panel @ B panel; kp a multiple
+// of 64, m <= i8_mr, n <= 32. Needs the bf16_begin() hook's tile configuration where the ISA
+// has one (AMX: the same tile shapes serve both).
+using I8Ukr = void (*)(int m, int n, std::int64_t kp, const std::int8_t* a, const std::uint8_t* b,
+                       std::int32_t* c, std::int64_t ldc, bool accumulate);
+
 struct GemmKernels {
   int sgemm_mr = 0, sgemm_nr = 0;  // the micro-kernel's tile
   SgemmUkr sgemm_ukr = nullptr;
@@ -112,6 +144,14 @@ struct GemmKernels {
   PackBf16B pack_bf16_b = nullptr;
   InterleaveBf16 interleave_bf16 = nullptr;
   Bf16AccumulateBlock bf16_accumulate_block = nullptr;
+  // int8
+  const char* i8_path = "ref";  // "ref", "avx512_vnni" or "amx"
+  int i8_mr = 0;                // rows of the int8 micro-kernel (columns: kI8Nr)
+  int i8_kc = 0;                // K block of the int8 engine (a multiple of kI8KStep)
+  I8Ukr i8_ukr = nullptr;
+  PackI8A pack_i8_a = nullptr;
+  PackU8B pack_u8_b = nullptr;
+  QuantizePackB quantize_pack_b = nullptr;
 };
 
 void register_gemm_kernels(GemmKernels& k, Isa isa);
@@ -139,6 +179,18 @@ void pack_bf16_a_ref(const float* src, std::int64_t ld, int m, int kc, int mr, b
 void pack_bf16_b_ref(const float* src, std::int64_t ld, int kc, int n, bf16_t* dst);
 void interleave_bf16_ref(const float* r0, const float* r1, std::int64_t n, bf16_t* dst);
 
+// int8 reference (gemm/int8_ref.cpp): plain integer loops, the exact result every path gives.
+constexpr int kI8MrRef = 8, kI8KcRef = 1024;
+void i8_ukr_ref(int m, int n, std::int64_t kp, const std::int8_t* a, const std::uint8_t* b,
+                std::int32_t* c, std::int64_t ldc, bool accumulate);
+void pack_i8_a_ref(const std::int8_t* src, std::int64_t ld, int m, int kc, int mr,
+                   std::int8_t* dst);
+void pack_u8_b_ref(const std::uint8_t* src, std::int64_t ld, int kc, int n, std::uint8_t* dst);
+void quantize_pack_b_ref(const float* src, std::int64_t ld, int kc, int n, float inv_scale,
+                         int zero_point, std::uint8_t* dst);
+// One value, quantized as QuantizePackB says.
+std::uint8_t quantize_u8_ref(float x, float inv_scale, int zero_point);
+
 namespace avx2 {
 // 6 x 16: 12 ymm accumulators + 2 B vectors + 1 broadcast of the 16 ymm registers.
 constexpr int kSgemmMr = 6, kSgemmNr = 16;
@@ -164,6 +216,21 @@ constexpr int kDotMr = 4, kDotNr = 6;
 void dot_nt_tile_avx512(int m, int n, std::int64_t k, const float* a, std::int64_t lda,
                         const float* b, std::int64_t ldb, float* c, std::int64_t ldc);
 }  // namespace avx512
+
+namespace neon {
+// 8 x 12: 24 accumulators + 3 B vectors + 2 A vectors of the 32 128-bit registers, FMLA by
+// element (kernels/neon/).
+constexpr int kSgemmMr = 8, kSgemmNr = 12;
+void sgemm_ukr_8x12_neon(int m, int n, std::int64_t k, const float* a, const float* b,
+                         std::int64_t ldb, float* c, std::int64_t ldc, const UkrEpilogue& ep);
+// Packing transpose in 4 x 4 register blocks.
+void transpose_f32_neon(const float* src, std::int64_t lds, std::int64_t rows, std::int64_t cols,
+                        float* dst, std::int64_t ldd, std::int64_t rows_out);
+// 4 x 6 dot-product tile: 24 accumulators + 4 A vectors + 1 B vector.
+constexpr int kDotMr = 4, kDotNr = 6;
+void dot_nt_tile_neon(int m, int n, std::int64_t k, const float* a, std::int64_t lda,
+                      const float* b, std::int64_t ldb, float* c, std::int64_t ldc);
+}  // namespace neon
 
 namespace avx512_bf16 {
 // 14 x 32 with VDPBF16PS: 28 zmm accumulators of 16 fp32 lanes, each instruction one k pair;

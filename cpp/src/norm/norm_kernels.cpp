@@ -29,6 +29,13 @@ void register_norm_kernels(NormKernels& k, Isa isa) {
     k.rn_bwd_apply = avx512::rn_bwd_apply_f32_avx512;
     k.rn_dwdb = avx512::rn_dwdb_f32_avx512;
   }
+#elif CNNKIT_NEON  // kernels/neon/: built on aarch64 only; LRN and row norms stay on ref
+  if (isa == Isa::neon) {
+    k.bn_stats = neon::bn_stats_f32_neon;
+    k.bn_apply = neon::bn_apply_f32_neon;
+    k.bn_bwd_reduce = neon::bn_bwd_reduce_f32_neon;
+    k.bn_bwd_apply = neon::bn_bwd_apply_f32_neon;
+  }
 #else
   (void)isa;
 #endif

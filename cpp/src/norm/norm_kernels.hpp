@@ -75,7 +75,8 @@ void register_norm_kernels(NormKernels& k, Isa isa);
 
 }  // namespace cnnkit
 
-// Every ISA's kernels: ref (batch_norm.cpp, lrn.cpp, row_norm.cpp), avx512.
+// Every ISA's kernels: ref (batch_norm.cpp, lrn.cpp, row_norm.cpp), avx512, neon (the four
+// batch-norm kernels only: LRN and the row norms run the reference there).
 
 #define CNNKIT_DECLARE_NORM(ns, isa)                                                             \
   namespace ns {                                                                                 \
@@ -106,6 +107,7 @@ void register_norm_kernels(NormKernels& k, Isa isa);
 namespace cnnkit {
 CNNKIT_DECLARE_NORM(ref, ref)
 CNNKIT_DECLARE_NORM(avx512, avx512)
+CNNKIT_DECLARE_NORM(neon, neon)  // only the bn_* four are defined (kernels/neon/)
 }  // namespace cnnkit
 
 #undef CNNKIT_DECLARE_NORM

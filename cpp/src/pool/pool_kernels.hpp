@@ -37,4 +37,8 @@ namespace avx512 {
 void maxpool2d_fwd_f32_avx512(const float* src, float* dst, std::int64_t* indices,
                               const Pool2dPlane& p, std::int64_t planes);
 }
+namespace neon {
+void maxpool2d_fwd_f32_neon(const float* src, float* dst, std::int64_t* indices,
+                            const Pool2dPlane& p, std::int64_t planes);
+}
 }  // namespace cnnkit

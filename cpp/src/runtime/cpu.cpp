@@ -1,5 +1,6 @@
-// CPU feature detection with CPUID and XGETBV (x86-64; elsewhere only the cache sizes, from
-// Linux's sysfs, and every x86 feature false: the reference kernels).
+// CPU feature detection with CPUID and XGETBV (x86-64), or with Linux's getauxval HWCAP bits
+// (aarch64); elsewhere every feature is false (the reference kernels). Off x86-64 the cache
+// sizes come from Linux's sysfs.
 //
 // A CPUID bit only says the core has an instruction set; the OS must also save the wider
 // register state on context switches, which XGETBV(0) reports in XCR0: bits 1-2 (SSE/AVX
@@ -23,6 +24,9 @@
 #endif
 #else
 #include <fstream>
+#endif
+#if CNNKIT_NEON && defined(__linux__)
+#include <sys/auxv.h>
 #endif
 
 namespace cnnkit {
@@ -110,10 +114,54 @@ bool detect_caches(CpuFeatures* f) {
 }
 #endif
 
+#if CNNKIT_NEON
+// The CPU's designer from MIDR_EL1's implementer byte (Linux exports the register in sysfs).
+std::string arm_implementer() {
+  std::ifstream midr_file("/sys/devices/system/cpu/cpu0/regs/identification/midr_el1");
+  std::string text;
+  if (!(midr_file >> text)) return "";
+  const unsigned long long midr = std::strtoull(text.c_str(), nullptr, 16);
+  switch ((midr >> 24) & 0xff) {
+    case 0x41:
+      return "ARM";
+    case 0x42:
+      return "Broadcom";
+    case 0x46:
+      return "Fujitsu";
+    case 0x48:
+      return "HiSilicon";
+    case 0x4e:
+      return "NVIDIA";
+    case 0x51:
+      return "Qualcomm";
+    case 0x61:
+      return "Apple";
+    case 0xc0:
+      return "Ampere";
+    default:
+      return "implementer " + std::to_string((midr >> 24) & 0xff);
+  }
+}
+#endif
+
 CpuFeatures detect() {
   CpuFeatures f;
 #if !CNNKIT_X86
   f.caches_from_cpuid = detect_caches(&f);  // not CPUID here: the kernel's cache list
+#if CNNKIT_NEON
+  // Advanced SIMD is mandatory in ARMv8-A (the compiler's baseline uses it); Linux still says
+  // so in HWCAP, and the extensions beyond it only there. Bit numbers: the kernel's
+  // arch/arm64/include/uapi/asm/hwcap.h.
+  f.vendor = arm_implementer();
+  f.neon = true;
+#if defined(__linux__)
+  const unsigned long hwcap = getauxval(AT_HWCAP), hwcap2 = getauxval(AT_HWCAP2);
+  f.asimd_dot = (hwcap >> 20) & 1;  // HWCAP_ASIMDDP
+  f.sve = (hwcap >> 22) & 1;        // HWCAP_SVE
+  f.i8mm = (hwcap2 >> 13) & 1;      // HWCAP2_I8MM
+  f.arm_bf16 = (hwcap2 >> 14) & 1;  // HWCAP2_BF16
+#endif
+#endif
 #else
   const unsigned max_leaf = cpuid(0).a;
   {
@@ -201,11 +249,14 @@ bool isa_supported(Isa isa) {
       return isa_supported(Isa::avx512) && f.avx512_bf16;
     case Isa::amx:
       return isa_supported(Isa::avx512_bf16) && f.amx_bf16 && f.amx_permitted;
+    case Isa::neon:
+      return f.neon;
   }
   return false;
 }
 
 Isa best_isa() {
+  if (isa_supported(Isa::neon)) return Isa::neon;
   if (isa_supported(Isa::amx)) return Isa::amx;
   if (isa_supported(Isa::avx512_bf16)) return Isa::avx512_bf16;
   if (isa_supported(Isa::avx512)) return Isa::avx512;

@@ -1,10 +1,11 @@
 // The kernel tables (one per ISA) and the switch between them.
 //
 // Every family fills its own sub-table for a given ISA: the reference kernels first, then the
-// overrides of each level up to that ISA (ref -> avx2 -> avx512 -> avx512_bf16 -> amx). So an op
-// without an AVX-512 kernel still gets its AVX2 (or reference) kernel on an AVX-512 machine, and
-// forcing CNNKIT_ISA=ref exercises the portable code. The fill functions are baseline code:
-// building all three tables on any CPU only takes addresses, it never runs an ISA instruction.
+// overrides of each level up to that ISA (x86-64: ref -> avx2 -> avx512 -> avx512_bf16 -> amx;
+// aarch64: ref -> neon). So an op without an AVX-512 kernel still gets its AVX2 (or reference)
+// kernel on an AVX-512 machine, and forcing CNNKIT_ISA=ref exercises the portable code. The fill
+// functions are baseline code: building every table on any CPU only takes addresses, it never
+// runs an ISA instruction.
 #include <atomic>
 #include <cstdlib>
 #include <string>
@@ -34,8 +35,11 @@ struct Tables {
   KernelTable avx512 = make_table(Isa::avx512);
   KernelTable avx512_bf16 = make_table(Isa::avx512_bf16);
   KernelTable amx = make_table(Isa::amx);
+  KernelTable neon = make_table(Isa::neon);
   const KernelTable& of(Isa isa) const {
     switch (isa) {
+      case Isa::neon:
+        return neon;
       case Isa::amx:
         return amx;
       case Isa::avx512_bf16:
@@ -71,6 +75,8 @@ const char* isa_name(Isa isa) {
       return "avx512_bf16";
     case Isa::amx:
       return "amx";
+    case Isa::neon:
+      return "neon";
   }
   return "?";
 }
@@ -81,8 +87,9 @@ Isa parse_isa(const std::string& name) {
   if (name == "avx512") return Isa::avx512;
   if (name == "avx512_bf16") return Isa::avx512_bf16;
   if (name == "amx") return Isa::amx;
+  if (name == "neon") return Isa::neon;
   throw_invalid("set_isa: unknown ISA '", name,
-                "'; expected one of 'ref', 'avx2', 'avx512', 'avx512_bf16', 'amx'");
+                "'; expected one of 'ref', 'avx2', 'avx512', 'avx512_bf16', 'amx', 'neon'");
 }
 
 void set_isa(Isa isa) {
@@ -109,6 +116,12 @@ const char* bf16_path() { return kernels().gemm.bf16_path; }
 std::string bf16_path_reason() {
   const CpuFeatures& f = cpu_features();
   const Isa active = active_isa();
+#if !CNNKIT_X86
+  (void)f;
+  (void)active;
+  return "amx, avx512_bf16: x86-64 only (this build is for " CNNKIT_ARCH_NAME
+         "); cnnkit has no bf16 kernels for it yet";
+#else
   if (active >= Isa::amx) return "";
   std::string why;
   if (!f.amx_bf16) {
@@ -126,6 +139,7 @@ std::string bf16_path_reason() {
            "')";
   }
   return why;
+#endif
 }
 
 void init_runtime() {
@@ -136,8 +150,8 @@ void init_runtime() {
       isa = parse_isa(env);
     } catch (const std::invalid_argument&) {
       throw_invalid("CNNKIT_ISA='", env,
-                    "' is not a known ISA; expected 'ref', 'avx2', 'avx512', 'avx512_bf16' or "
-                    "'amx'");
+                    "' is not a known ISA; expected 'ref', 'avx2', 'avx512', 'avx512_bf16', "
+                    "'amx' or 'neon'");
     }
     if (!isa_supported(isa)) {
       throw_invalid("CNNKIT_ISA='", env, "' but this CPU cannot run it (best available: '",

@@ -8,6 +8,8 @@ namespace cnnkit {
 void register_peak_kernels(PeakKernels& k, Isa isa) {
   k.fma_chains = fma_chains_ref;
   k.fma_chain_flops = 8.0 * 2;
+  k.bf16_chains = fma_chains_ref;  // no bf16 instructions of its own: the fp32 chains
+  k.bf16_chain_flops = k.fma_chain_flops;
 #if CNNKIT_X86  // the x86 kernels: built on x86-64 only (CMakeLists.txt)
   if (isa >= Isa::avx2) {
     k.fma_chains = avx2::fma_chains_avx2;
@@ -26,6 +28,11 @@ void register_peak_kernels(PeakKernels& k, Isa isa) {
   if (isa >= Isa::amx) {
     k.bf16_chains = amx::tdp_chains;
     k.bf16_chain_flops = 4.0 * 16 * 16 * 32 * 2;
+  }
+#elif CNNKIT_NEON
+  if (isa == Isa::neon) {
+    k.fma_chains = k.bf16_chains = neon::fma_chains_neon;
+    k.fma_chain_flops = k.bf16_chain_flops = 16.0 * 4 * 2;
   }
 #else
   (void)isa;

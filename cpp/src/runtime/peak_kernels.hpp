@@ -33,6 +33,9 @@ float fma_chains_avx512(std::int64_t iters);  // 24 chains of 16 lanes
 namespace avx512_bf16 {
 float dpbf16_chains(std::int64_t iters);  // 24 VDPBF16PS chains of 16 lanes x 2 products
 }
+namespace neon {
+float fma_chains_neon(std::int64_t iters);  // 16 FMLA chains of 4 lanes
+}
 namespace amx {
 float tdp_chains(std::int64_t iters);  // 4 TDPBF16PS tile accumulators (16 x 16 x 32 each)
 }
