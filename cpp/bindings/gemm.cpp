@@ -2,10 +2,13 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "arrays.hpp"
 #include "cnnkit/gemm.hpp"
+#include "cnnkit/runtime.hpp"
 
 namespace cnnkit::bind {
 
@@ -82,9 +85,145 @@ py::array sgemm_py(const py::object& a_obj, const py::object& b_obj, bool trans_
   return result;
 }
 
+// The int8 GEMM's operands from Python: int8 A [M, K]; uint8 B [K, N], or float32 B quantized
+// with inv_scale and zero_point while it is packed.
+struct I8Args {
+  py::array a, b;
+  index_t M = 0, N = 0, K = 0;
+  bool b_float = false;
+};
+
+I8Args i8_args(const char* op, const py::object& a_obj, const py::object& b_obj, float inv_scale,
+               int zero_point) {
+  I8Args r;
+  r.a = typed_c<std::int8_t>(a_obj, op, "a", "int8", 2);
+  if (!py::isinstance<py::array>(b_obj)) {
+    throw py::type_error(std::string(op) + ": b must be a numpy.ndarray of uint8 or float32, got " +
+                         type_name(b_obj));
+  }
+  r.b_float = py::reinterpret_borrow<py::array>(b_obj).dtype().is(py::dtype::of<float>());
+  r.b = r.b_float ? typed_c<float>(b_obj, op, "b", "float32", 2)
+                  : typed_c<std::uint8_t>(b_obj, op, "b", "uint8", 2);
+  r.M = r.a.shape(0);
+  r.K = r.a.shape(1);
+  r.N = r.b.shape(1);
+  if (r.b.shape(0) != r.K) {
+    throw_invalid(op, ": inner dimensions differ: a is ", shape_of(r.a), " and b is ",
+                  shape_of(r.b));
+  }
+  if (r.K > 65536) throw_invalid(op, ": K must be <= 65536 (int32 sums), got ", r.K);
+  if (zero_point < 0 || zero_point > 255) {
+    throw_invalid(op, ": zero_point must be in [0, 255], got ", zero_point);
+  }
+  if (!(inv_scale > 0.0f) || !std::isfinite(inv_scale)) {
+    throw_invalid(op, ": inv_scale must be positive and finite, got ", inv_scale);
+  }
+  return r;
+}
+
+// Raw int32 sums.
+py::array gemm_s8u8_py(const py::object& a_obj, const py::object& b_obj, float inv_scale,
+                       int zero_point) {
+  const I8Args r = i8_args("gemm_s8u8", a_obj, b_obj, inv_scale, zero_point);
+  py::array_t<std::int32_t> c({r.M, r.N});
+  const MatrixOperandB bf(static_cast<const float*>(r.b.data()), r.N, false);
+  I8OperandB ob;
+  if (r.b_float) {
+    ob.f32 = &bf;
+    ob.inv_scale = inv_scale;
+    ob.zero_point = zero_point;
+  } else {
+    ob.u8 = static_cast<const std::uint8_t*>(r.b.data());
+    ob.ld = r.N;
+  }
+  I8Output out;
+  out.c = c.mutable_data();
+  out.ldc = r.N;
+  const auto* ap = static_cast<const std::int8_t*>(r.a.data());
+  {
+    py::gil_scoped_release release;
+    gemm_s8u8(r.M, r.N, r.K, ap, r.K, ob, out, get_num_threads());
+  }
+  return c;
+}
+
+// Dequantized: y = (sum - zero_point * rowsum(a)) * scale[i] + bias[i], then ReLU (fp32).
+py::array qgemm_py(const py::object& a_obj, const py::object& b_obj, const py::object& scale_obj,
+                   const py::object& bias_obj, bool relu, float inv_scale, int zero_point) {
+  const char* op = "qgemm";
+  const I8Args r = i8_args(op, a_obj, b_obj, inv_scale, zero_point);
+  py::array scale = float32_c(scale_obj, op, "scale");
+  if (scale.ndim() != 1 || scale.shape(0) != r.M) {
+    throw_invalid(op, ": scale must have shape [", r.M, "] (one per row of a), got ",
+                  shape_of(scale));
+  }
+  py::array bias;
+  if (!bias_obj.is_none()) {
+    bias = float32_c(bias_obj, op, "bias");
+    if (bias.ndim() != 1 || bias.shape(0) != r.M) {
+      throw_invalid(op, ": bias must have shape [", r.M, "], got ", shape_of(bias));
+    }
+  }
+  std::vector<std::int32_t> row_sums(std::size_t(r.M), 0);
+  const auto* ap = static_cast<const std::int8_t*>(r.a.data());
+  for (index_t i = 0; i < r.M; ++i) {
+    for (index_t k = 0; k < r.K; ++k) row_sums[i] += ap[i * r.K + k];
+  }
+  py::array_t<float> y({r.M, r.N});
+  const MatrixOperandB bf(static_cast<const float*>(r.b.data()), r.N, false);
+  I8OperandB ob;
+  int zp = 0;
+  if (r.b_float) {
+    ob.f32 = &bf;
+    ob.inv_scale = inv_scale;
+    ob.zero_point = zp = zero_point;
+  } else {
+    ob.u8 = static_cast<const std::uint8_t*>(r.b.data());
+    ob.ld = r.N;
+  }
+  I8Output out;
+  out.y = y.mutable_data();
+  out.ldy = r.N;
+  out.row_sums = zp ? row_sums.data() : nullptr;
+  out.scale = static_cast<const float*>(scale.data());
+  out.bias = bias_obj.is_none() ? nullptr : static_cast<const float*>(bias.data());
+  out.relu = relu;
+  {
+    py::gil_scoped_release release;
+    gemm_s8u8(r.M, r.N, r.K, ap, r.K, ob, out, get_num_threads());
+  }
+  return y;
+}
+
 }  // namespace
 
 void bind_gemm(py::module_& m) {
+  m.def("gemm_s8u8", &gemm_s8u8_py, py::arg("a"), py::arg("b"), py::arg("inv_scale") = 1.0f,
+        py::arg("zero_point") = 0);
+  m.def("qgemm", &qgemm_py, py::arg("a"), py::arg("b"), py::arg("scale"),
+        py::arg("bias") = py::none(), py::arg("relu") = false, py::arg("inv_scale") = 1.0f,
+        py::arg("zero_point") = 0);
+  m.def(
+      "quantize_u8",
+      [](const py::object& x_obj, float inv_scale, int zero_point) {
+        py::array x = float32_c(x_obj, "quantize_u8", "x");
+        if (zero_point < 0 || zero_point > 255) {
+          throw_invalid("quantize_u8: zero_point must be in [0, 255], got ", zero_point);
+        }
+        if (!(inv_scale > 0.0f) || !std::isfinite(inv_scale)) {
+          throw_invalid("quantize_u8: inv_scale must be positive and finite, got ", inv_scale);
+        }
+        py::array_t<std::uint8_t> out(dims_of(x));
+        const float* src = static_cast<const float*>(x.data());
+        std::uint8_t* dst = out.mutable_data();
+        const index_t n = index_t(x.size());
+        {
+          py::gil_scoped_release release;
+          quantize_u8(src, n, inv_scale, zero_point, dst);
+        }
+        return out;
+      },
+      py::arg("x"), py::arg("inv_scale"), py::arg("zero_point"));
   m.def("sgemm", &sgemm_py, py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
         py::arg("trans_b") = false, py::arg("alpha") = 1.0f, py::arg("beta") = 0.0f,
         py::arg("c") = py::none(), py::arg("overwrite_c") = false, py::arg("precision") = "fp32");

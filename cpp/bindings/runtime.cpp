@@ -25,6 +25,7 @@ void bind_runtime(py::module_& m) {
     features["avx512vl"] = f.avx512vl;
     features["os_saves_avx_state"] = f.os_avx;
     features["os_saves_avx512_state"] = f.os_avx512;
+    features["avx512_vnni"] = f.avx512_vnni;
     features["avx512_bf16"] = f.avx512_bf16;
     features["amx_tile"] = f.amx_tile;
     features["amx_bf16"] = f.amx_bf16;
@@ -63,6 +64,7 @@ void bind_runtime(py::module_& m) {
         py::dict(py::arg("kc") = blk.kc, py::arg("b_chunk_floats") = blk.b_chunk_floats);
     d["bf16_path"] = bf16_path();
     d["bf16_path_reason"] = bf16_path_reason();
+    d["int8_path"] = i8_path();
     return d;
   });
   m.def("get_isa", []() { return std::string(isa_name(active_isa())); });

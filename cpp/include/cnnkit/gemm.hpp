@@ -195,21 +195,39 @@ void sgemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, float al
            Precision precision = Precision::fp32);
 
 // ---- int8 GEMM (quantized inference; gemm/driver_int8.cpp) ----
-// C[M x N] (int32, row stride ldc) = A[M x K] @ B[K x N]: A int8 row-major (row stride lda),
-// B either uint8 row-major or fp32 row-major quantized while it is packed (asymmetric, per
-// tensor: q = clamp(nearbyint(x * inv_scale) + zero_point, 0, 255), ties to even). The sums
-// are exact integers, so every kernel path (ref, avx512_vnni, amx) gives the same bits; zero
-// points and scales are the caller's epilogue. K <= 65536 (no int32 overflow).
+// sum[i][j] = sum_k A[i][k] * B[k][j]: A int8 row-major (row stride lda: the weights), B uint8
+// (the activations): a uint8 matrix, or any fp32 operand (a matrix, a convolution's image
+// patches) quantized while it is packed (asymmetric, per tensor: q = clamp(nearbyint(x *
+// inv_scale) + zero_point, 0, 255), ties to even). The sums are exact integers, so every
+// kernel path (ref, avx512_vnni, amx) gives the same bits. K <= 65536 (no int32 overflow).
 struct I8OperandB {
-  const std::uint8_t* u8 = nullptr;  // one of u8 / f32
-  const float* f32 = nullptr;
+  const std::uint8_t* u8 = nullptr;  // row p at u8 + p * ld, or
   index_t ld = 0;
-  float inv_scale = 1.0f;  // f32 only
-  int zero_point = 0;      // f32 only, in [0, 255]
+  const GemmOperandB* f32 = nullptr;  // quantized with:
+  float inv_scale = 1.0f;
+  int zero_point = 0;  // in [0, 255]
+};
+// Where the sums go: raw into c (int32, row stride ldc), or through the dequantizing epilogue
+//   y[i][j] = (sum[i][j] - zero_point_b * row_sums[i]) * scale[i] + bias[i], then ReLU
+// into fp32 y (row stride ldy); row_sums[i] = sum_k A[i][k] (needed when B's zero point is
+// not 0), scale[i] = A row i's scale * B's scale, bias may be null. The difference is exact
+// (int64), converted to fp32 once, then one rounding for the product and one for the sum.
+struct I8Output {
+  std::int32_t* c = nullptr;
+  index_t ldc = 0;
+  float* y = nullptr;
+  index_t ldy = 0;
+  const std::int32_t* row_sums = nullptr;
+  const float* scale = nullptr;
+  const float* bias = nullptr;
+  bool relu = false;
 };
 void gemm_s8u8(index_t M, index_t N, index_t K, const std::int8_t* a, index_t lda,
-               const I8OperandB& b, std::int32_t* c, index_t ldc, int threads);
+               const I8OperandB& b, const I8Output& out, int threads);
 // The int8 micro-kernel of the active table: "amx", "avx512_vnni" or "ref".
 const char* i8_path();
+// dst[i] = clamp(nearbyint(src[i] * inv_scale) + zero_point, 0, 255) (ties to even; NaN ->
+// zero_point): the activations' quantization, exactly as the int8 packing does it.
+void quantize_u8(const float* src, index_t n, float inv_scale, int zero_point, std::uint8_t* dst);
 
 }  // namespace cnnkit

@@ -35,7 +35,8 @@ namespace cnnkit {
 // below it plus the kernels that level adds (so `isa >= Isa::avx2` holds for every table with
 // AVX2 kernels; such comparisons appear only inside `#if CNNKIT_X86`). The two top levels add
 // only bf16 kernels (fp32 runs the AVX-512 kernels there): avx512_bf16 the VDPBF16PS
-// micro-kernel and conversions, amx the AMX tile micro-kernel. On aarch64 there is one level
+// micro-kernel and conversions (and the VPDPBUSD int8 kernels: it needs AVX512-VNNI too), amx
+// the AMX tile micro-kernels (bf16 and int8: it needs AMX-BF16 and AMX-INT8). On aarch64 there is one level
 // above ref: neon (the reference table plus the kernels/neon/ overrides).
 enum class Isa { ref = 0, avx2 = 1, avx512 = 2, avx512_bf16 = 3, amx = 4, neon = 5 };
 
@@ -52,6 +53,7 @@ struct CpuFeatures {
   bool avx512dq = false;
   bool avx512bw = false;
   bool avx512vl = false;
+  bool avx512_vnni = false;  // CPUID.(7,0):ECX[11] (VPDPBUSD), AVX-512 state saved
   bool avx512_bf16 = false;  // CPUID.(7,1):EAX[5] (VDPBF16PS, VCVTNE2PS2BF16), AVX-512 state saved
   bool amx_tile = false;     // CPUID.(7,0):EDX[24], and the OS saves tile state (XCR0 17-18)
   bool amx_bf16 = false;     // CPUID.(7,0):EDX[22] (TDPBF16PS), with amx_tile

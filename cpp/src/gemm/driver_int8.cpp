@@ -1,13 +1,16 @@
-// The int8 GEMM engine: C (int32) = A (int8) @ B (uint8, or fp32 quantized while packing).
+// The int8 GEMM engine: int32 sums of int8 A (weights) x uint8 B (activations, or fp32 ones
+// quantized while packing), raw or through the dequantizing epilogue.
 //
-//   C[i][j] = sum_k A[i][k] * B[k][j]   exact in int32 for K <= kI8MaxK
+//   sum[i][j] = sum_k A[i][k] * B[k][j]                 exact in int32 for K <= kI8MaxK
+//   y[i][j]   = float(sum[i][j] - zp_b * row_sums[i]) * scale[i] + bias[i], ReLU
 //
-// A (the weights: few rows) is packed once for all threads, in K blocks of kc values
-// (a multiple of 64) and panels of mr rows; the N columns are split over the threads in
-// panels of 32, and each thread packs one 32-column B panel of one K block at a time (its own
-// workspace: kc x 32 bytes, L1-sized) and runs it against every A panel, so B is read once.
-// Integer sums are exact: the result does not depend on the split, the thread count or
-// the kernel path.
+// A (few rows) is packed once for all threads, in K blocks of kc values (a multiple of 64) and
+// panels of mr rows; the N columns are split over the threads in panels of 32. Each thread
+// packs one 32-column B panel of one K block at a time (its own workspace, L1/L2-sized;
+// fp32 operands are packed in fp32 first unless they can be read in place, then quantized)
+// and runs it against every A panel, so B is read once. With the epilogue the sums of a
+// 32-column strip (all M rows) stay in the thread's workspace until K is done. Integer sums
+// are exact: the result does not depend on the split, the thread count or the kernel path.
 #include <algorithm>
 #include <cstring>
 
@@ -18,73 +21,122 @@
 #include "runtime/parallel.hpp"
 
 namespace cnnkit {
+namespace {
+
+// The epilogue over rows [0, m) x columns [0, n) of a strip of sums (row stride lds).
+void dequantize_rows(const std::int32_t* sums, index_t lds, index_t i0, int m, int n,
+                     const I8Output& out, int zp_b, float* y) {
+  for (int i = 0; i < m; ++i) {
+    const index_t row = i0 + i;
+    const std::int64_t comp = out.row_sums ? std::int64_t(zp_b) * out.row_sums[row] : 0;
+    const float s = out.scale[row], bias = out.bias ? out.bias[row] : 0.0f;
+    const std::int32_t* src = sums + i * lds;
+    float* dst = y + row * out.ldy;
+    for (int j = 0; j < n; ++j) {
+      float v = float(std::int64_t(src[j]) - comp) * s + bias;
+      if (out.relu) v = v > 0.0f ? v : 0.0f;
+      dst[j] = v;
+    }
+  }
+}
+
+}  // namespace
 
 const char* i8_path() { return kernels().gemm.i8_path; }
 
+void quantize_u8(const float* src, index_t n, float inv_scale, int zero_point, std::uint8_t* dst) {
+  parallel_ranges(n, 1 << 16, [&](index_t begin, index_t end) {
+    for (index_t i = begin; i < end; ++i) dst[i] = quantize_u8_ref(src[i], inv_scale, zero_point);
+  });
+}
+
 void gemm_s8u8(index_t M, index_t N, index_t K, const std::int8_t* a, index_t lda,
-               const I8OperandB& b, std::int32_t* c, index_t ldc, int threads) {
+               const I8OperandB& b, const I8Output& out, int threads) {
   if (M <= 0 || N <= 0) return;
-  if (K > kI8MaxK) throw_invalid("gemm_s8u8: K ", K, " > ", kI8MaxK, " (int32 sums could overflow)");
-  if (K <= 0) {
-    for (index_t i = 0; i < M; ++i) std::memset(c + i * ldc, 0, sizeof(std::int32_t) * N);
-    return;
-  }
+  if (K > kI8MaxK)
+    throw_invalid("gemm_s8u8: K ", K, " > ", kI8MaxK, " (int32 sums could overflow)");
+  if ((b.u8 == nullptr) == (b.f32 == nullptr)) throw_invalid("gemm_s8u8: B must be u8 or f32");
+  if ((out.c == nullptr) == (out.y == nullptr)) throw_invalid("gemm_s8u8: one output: c or y");
+  if (out.y && !out.scale) throw_invalid("gemm_s8u8: the epilogue needs the row scales");
+  const int zp_b = b.f32 ? b.zero_point : 0;
   const GemmKernels& kt = kernels().gemm;
   const int mr = kt.i8_mr;
-  const index_t kc = std::min<index_t>(kt.i8_kc, ceil_div(K, kI8KStep) * kI8KStep);
-  const index_t nkb = ceil_div(K, kc);
-  const index_t kp_all = (nkb - 1) * kc + ceil_div(K - (nkb - 1) * kc, kI8KStep) * kI8KStep;
+  const index_t kc =
+      std::max<index_t>(kI8KStep, std::min<index_t>(kt.i8_kc, ceil_div(K, kI8KStep) * kI8KStep));
+  const index_t nkb = std::max<index_t>(1, ceil_div(K, kc));
+  const index_t kp_all =
+      K <= 0 ? 0 : (nkb - 1) * kc + ceil_div(K - (nkb - 1) * kc, kI8KStep) * kI8KStep;
   const index_t row_panels = ceil_div(M, mr);
+  auto block_of = [&](index_t kb, index_t* k0, index_t* klen, index_t* kp) {
+    *k0 = kb * kc;
+    *klen = std::max<index_t>(0, std::min(kc, K - *k0));
+    *kp = ceil_div(*klen, kI8KStep) * kI8KStep;
+  };
   // Packed A: for each K block, every row panel (mr x kp_block bytes), blocks one after another.
   const std::size_t a_bytes = std::size_t(row_panels) * mr * std::size_t(kp_all);
   std::int8_t* apack =
       reinterpret_cast<std::int8_t*>(align_to_line(thread_workspace(0, a_bytes / 4 + 32)));
-  auto block_of = [&](index_t kb, index_t* k0, index_t* klen, index_t* kp) {
-    *k0 = kb * kc;
-    *klen = std::min(kc, K - *k0);
-    *kp = ceil_div(*klen, kI8KStep) * kI8KStep;
-  };
   auto a_panel = [&](index_t kb, index_t pi) {  // block kb starts after kb full blocks
     return apack + std::size_t(row_panels) * mr * std::size_t(kb * kc) +
            std::size_t(pi) * mr * std::size_t(std::min(kc, kp_all - kb * kc));
   };
-  parallel_ranges(row_panels * nkb, 1, [&](index_t begin, index_t end) {
-    for (index_t it = begin; it < end; ++it) {
-      const index_t kb = it / row_panels, pi = it % row_panels;
-      index_t k0, klen, kp;
-      block_of(kb, &k0, &klen, &kp);
-      const index_t i0 = pi * mr;
-      kt.pack_i8_a(a + i0 * lda + k0, lda, int(std::min<index_t>(mr, M - i0)), int(klen), mr,
-                   a_panel(kb, pi));
-    }
-  });
+  if (K > 0) {
+    parallel_ranges(row_panels * nkb, 1, [&](index_t begin, index_t end) {
+      for (index_t it = begin; it < end; ++it) {
+        const index_t kb = it / row_panels, pi = it % row_panels;
+        index_t k0, klen, kp;
+        block_of(kb, &k0, &klen, &kp);
+        const index_t i0 = pi * mr;
+        kt.pack_i8_a(a + i0 * lda + k0, lda, int(std::min<index_t>(mr, M - i0)), int(klen), mr,
+                     a_panel(kb, pi));
+      }
+    });
+  }
   const index_t col_panels = ceil_div(N, kI8Nr);
   const int nt = std::max(1, std::min<int>(threads, int(col_panels)));
   parallel_team(nt, [&](int t, int n) {
     index_t p_begin, p_end;
     balanced_range(col_panels, n, t, &p_begin, &p_end);
     if (p_begin >= p_end) return;
-    std::uint8_t* bpack = reinterpret_cast<std::uint8_t*>(
-        align_to_line(thread_workspace(1, std::size_t(kc) * kI8Nr / 4 + 32)));
+    // this thread's B panel (bytes), fp32 staging panel and, with the epilogue, its strip
+    const std::size_t b_floats = std::size_t(kc) * kI8Nr / 4 + 16;
+    const std::size_t f_floats = b.f32 ? std::size_t(kc) * kI8Nr + 16 : 0;
+    const std::size_t s_floats = out.y ? std::size_t(row_panels) * mr * kI8Nr + 16 : 0;
+    float* ws = thread_workspace(1, b_floats + f_floats + s_floats + 48);
+    std::uint8_t* bpack = reinterpret_cast<std::uint8_t*>(align_to_line(ws));
+    float* fpanel = align_to_line(ws + b_floats + 16);
+    std::int32_t* strip = reinterpret_cast<std::int32_t*>(align_to_line(fpanel + f_floats + 16));
     if (kt.bf16_begin) kt.bf16_begin();  // AMX: the tile configuration (int8 uses its shapes)
     for (index_t cp = p_begin; cp < p_end; ++cp) {
       const index_t j0 = cp * kI8Nr;
       const int nn = int(std::min<index_t>(kI8Nr, N - j0));
-      for (index_t kb = 0; kb < nkb; ++kb) {
+      std::int32_t* c = out.y ? strip : out.c + j0;
+      const index_t ldc = out.y ? kI8Nr : out.ldc;
+      if (K <= 0) {
+        for (index_t i = 0; i < M; ++i) std::memset(c + i * ldc, 0, sizeof(std::int32_t) * nn);
+      }
+      for (index_t kb = 0; K > 0 && kb < nkb; ++kb) {
         index_t k0, klen, kp;
         block_of(kb, &k0, &klen, &kp);
         if (b.u8) {
           kt.pack_u8_b(b.u8 + k0 * b.ld + j0, b.ld, int(klen), nn, bpack);
         } else {
-          kt.quantize_pack_b(b.f32 + k0 * b.ld + j0, b.ld, int(klen), nn, b.inv_scale,
-                             b.zero_point, bpack);
+          index_t ld = 0;
+          const float* src = b.f32->direct(k0, j0, &ld);
+          if (!src) {
+            b.f32->pack(k0, int(klen), j0, nn, kI8Nr, fpanel);
+            src = fpanel;
+            ld = kI8Nr;
+          }
+          kt.quantize_pack_b(src, ld, int(klen), nn, b.inv_scale, b.zero_point, bpack);
         }
         for (index_t pi = 0; pi < row_panels; ++pi) {
           const index_t i0 = pi * mr;
           kt.i8_ukr(int(std::min<index_t>(mr, M - i0)), nn, kp, a_panel(kb, pi), bpack,
-                    c + i0 * ldc + j0, ldc, kb > 0);
+                    c + i0 * ldc, ldc, kb > 0);
         }
       }
+      if (out.y) dequantize_rows(strip, kI8Nr, 0, int(M), nn, out, zp_b, out.y + j0);
     }
     if (kt.bf16_end) kt.bf16_end();
   });

@@ -210,6 +210,7 @@ CpuFeatures detect() {
     f.amx_tile = f.os_amx && ((l7.d >> 24) & 1);
     f.amx_bf16 = f.amx_tile && ((l7.d >> 22) & 1);
     f.amx_int8 = f.amx_tile && ((l7.d >> 25) & 1);
+    f.avx512_vnni = f.os_avx512 && ((l7.c >> 11) & 1);
     if (l7.a >= 1) f.avx512_bf16 = f.os_avx512 && ((cpuid(7, 1).a >> 5) & 1);
     if (f.amx_tile) {
       f.amx_refusal = request_amx_permission();
@@ -245,10 +246,10 @@ bool isa_supported(Isa isa) {
       return f.avx2 && f.fma;
     case Isa::avx512:
       return f.avx512f && f.avx512dq && f.avx512bw && f.avx512vl && f.fma;
-    case Isa::avx512_bf16:
-      return isa_supported(Isa::avx512) && f.avx512_bf16;
-    case Isa::amx:
-      return isa_supported(Isa::avx512_bf16) && f.amx_bf16 && f.amx_permitted;
+    case Isa::avx512_bf16:  // every CPU with AVX512-BF16 also has AVX512-VNNI (int8 kernels)
+      return isa_supported(Isa::avx512) && f.avx512_bf16 && f.avx512_vnni;
+    case Isa::amx:  // AMX-BF16 and AMX-INT8 come together (Sapphire Rapids and later)
+      return isa_supported(Isa::avx512_bf16) && f.amx_bf16 && f.amx_int8 && f.amx_permitted;
     case Isa::neon:
       return f.neon;
   }
