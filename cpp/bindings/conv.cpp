@@ -3,7 +3,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <utility>
+#include <vector>
 
 #include "arrays.hpp"
 #include "cnnkit/conv.hpp"
@@ -248,7 +250,55 @@ py::tuple tiled_backward_py(const char* op, bool local, const py::object& dy_obj
 
 }  // namespace
 
+// int8 inference: x float32 NCHW (quantized while packed), wq int8 [K, C / g, Fh, Fw],
+// scale float32 [K] (w_scale * x_scale), bias float32 [K] or None -> y float32 [N, K, Ho, Wo].
+py::array_t<float> conv2d_forward_int8_py(const py::object& x_obj, const py::object& wq_obj,
+                                          const py::object& scale_obj, const py::object& b_obj,
+                                          Pair stride, Pair padding, Pair dilation, index_t groups,
+                                          bool relu, float x_inv_scale, int x_zero_point) {
+  const char* op = "conv2d_int8";
+  py::array x = float32_contiguous(x_obj, op, "x", 4);
+  py::array wq = typed_c<std::int8_t>(wq_obj, op, "weight", "int8", 4);
+  Conv2dParams p =
+      conv2d_params(x.shape(0), x.shape(1), x.shape(2), x.shape(3), wq.shape(0), wq.shape(1),
+                    wq.shape(2), wq.shape(3), stride.first, stride.second, padding.first,
+                    padding.second, dilation.first, dilation.second, groups);
+  py::array scale = float32_contiguous(scale_obj, op, "scale", 1);
+  expect_shape(scale, op, "scale", {p.K});
+  py::array keep;
+  const float* bias = optional_bias(b_obj, op, {p.K}, &keep);
+  if (x_zero_point < 0 || x_zero_point > 255) {
+    throw_invalid(op, ": x_zero_point must be in [0, 255], got ", x_zero_point);
+  }
+  if (!(x_inv_scale > 0.0f) || !std::isfinite(x_inv_scale)) {
+    throw_invalid(op, ": x_inv_scale must be positive and finite, got ", x_inv_scale);
+  }
+  const index_t rows = wq.shape(1) * p.Fh * p.Fw;
+  if (rows > 65536) throw_invalid(op, ": C / groups * Fh * Fw must be <= 65536, got ", rows);
+  const auto* wp = static_cast<const std::int8_t*>(wq.data());
+  std::vector<std::int32_t> row_sums(std::size_t(p.K), 0);
+  for (index_t k = 0; k < p.K; ++k) {
+    for (index_t r = 0; r < rows; ++r) row_sums[k] += wp[k * rows + r];
+  }
+  Conv2dInt8Weights w;
+  w.wq = wp;
+  w.scale = ptr(scale);
+  w.row_sums = row_sums.data();
+  auto y = new_array(op, {p.N, p.K, p.Ho, p.Wo});
+  float* yp = mut(y);
+  const float* xp = ptr(x);
+  {
+    py::gil_scoped_release release;
+    conv2d_forward_int8(p, xp, w, x_inv_scale, x_zero_point, bias, yp, relu);
+  }
+  return y;
+}
+
 void bind_conv(py::module_& m) {
+  m.def("conv2d_forward_int8", &conv2d_forward_int8_py, py::arg("x"), py::arg("weight"),
+        py::arg("scale"), py::arg("bias") = py::none(), py::arg("stride") = Pair{1, 1},
+        py::arg("padding") = Pair{0, 0}, py::arg("dilation") = Pair{1, 1}, py::arg("groups") = 1,
+        py::arg("relu") = false, py::arg("x_inv_scale") = 1.0f, py::arg("x_zero_point") = 0);
   m.def(
       "_conv2d_algorithms",
       [](const std::vector<index_t>& x_shape, const std::vector<index_t>& w_shape, Pair s, Pair pad,

@@ -81,6 +81,21 @@ Conv2dParams conv2d_params(index_t N, index_t C, index_t H, index_t W, index_t K
 void conv2d_forward(const Conv2dParams& p, const float* src, const float* weights,
                     const float* bias, float* dst, bool relu = false);
 
+// int8 inference (conv/conv2d_int8.cpp): weights quantized ahead of time, symmetric per
+// output channel (wq[K, C / groups, Fh, Fw] int8, w_scale[K]); the fp32 input quantized while
+// the patches are packed (asymmetric per tensor: q = clamp(nearbyint(x * x_inv_scale) + x_zp,
+// 0, 255)), exact int32 sums through the int8 GEMM engine, then
+//   dst[n][k] = float(sum - x_zp * rowsum(wq[k])) * (w_scale[k] * x_scale) + bias[k], ReLU.
+// x_scale = 1 / x_inv_scale is what the caller calibrated; every ISA gives the same bits.
+struct Conv2dInt8Weights {
+  const std::int8_t* wq = nullptr;
+  const float* scale = nullptr;            // per output channel: w_scale[k] * x_scale
+  const std::int32_t* row_sums = nullptr;  // per output channel: sum of wq[k] (C / groups Fh Fw)
+};
+void conv2d_forward_int8(const Conv2dParams& p, const float* src, const Conv2dInt8Weights& w,
+                         float x_inv_scale, int x_zero_point, const float* bias, float* dst,
+                         bool relu);
+
 // Inference: dst[N, K, Hq, Wq] = max_pool(conv2d_forward's output), the max pooling `pool`
 // (planes = N K, H = Ho, W = Wo; validated, ValueError otherwise) of each output plane: the
 // values of max_pool2d_forward on conv2d_forward's output, bit for bit, without the argmax.

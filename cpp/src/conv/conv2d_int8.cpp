@@ -1,0 +1,45 @@
+// int8 convolution forward (inference): implicit GEMM through the int8 engine.
+//
+//   sum[k][j] = sum_{c, fy, fx} wq[k][c][fy][fx] * q(x[c][oy S - P + fy D][ox S - P + fx D])
+//   y[k][j]   = float(sum - x_zp * rowsum(wq[k])) * scale[k] + bias[k], ReLU   (j = oy Wo + ox)
+//
+// Per image and group, the weights (already int8) are A and the image's patches are B: the
+// engine packs each 32-column panel of patches from the NCHW image in fp32 (the same packer as
+// the fp32 path, zeros for the padding, which quantize to the zero point as a real 0 would),
+// quantizes it into uint8 quads and sums exactly; the epilogue dequantizes straight into y.
+// No column matrix; the threads split the output pixels of each image.
+#include "cnnkit/conv.hpp"
+#include "cnnkit/gemm.hpp"
+#include "cnnkit/runtime.hpp"
+#include "conv/image_operands.hpp"
+
+namespace cnnkit {
+
+void conv2d_forward_int8(const Conv2dParams& p, const float* src, const Conv2dInt8Weights& w,
+                         float x_inv_scale, int x_zero_point, const float* bias, float* dst,
+                         bool relu) {
+  const index_t G = p.groups, Cg = p.C / G, Kg = p.K / G;
+  const PatchGeom g{Cg,      p.H,     p.W,     p.Fh,    p.Fw, p.stride_h, p.stride_w,
+                    p.pad_h, p.pad_w, p.dil_h, p.dil_w, p.Ho, p.Wo};
+  const index_t rows = g.rows(), cols = g.cols();
+  const int threads = get_num_threads();
+  for (index_t n = 0; n < p.N; ++n) {
+    for (index_t gi = 0; gi < G; ++gi) {
+      const ImagePatchesB patches(src + (n * p.C + gi * Cg) * p.H * p.W, g);
+      I8OperandB b;
+      b.f32 = &patches;
+      b.inv_scale = x_inv_scale;
+      b.zero_point = x_zero_point;
+      I8Output out;
+      out.y = dst + (n * p.K + gi * Kg) * cols;
+      out.ldy = cols;
+      out.row_sums = w.row_sums + gi * Kg;
+      out.scale = w.scale + gi * Kg;
+      out.bias = bias ? bias + gi * Kg : nullptr;
+      out.relu = relu;
+      gemm_s8u8(Kg, cols, rows, w.wq + gi * Kg * rows, rows, b, out, threads);
+    }
+  }
+}
+
+}  // namespace cnnkit
