@@ -94,7 +94,7 @@ struct I8Args {
 };
 
 I8Args i8_args(const char* op, const py::object& a_obj, const py::object& b_obj, float inv_scale,
-               int zero_point) {
+               int zero_point, bool trans_b = false) {
   I8Args r;
   r.a = typed_c<std::int8_t>(a_obj, op, "a", "int8", 2);
   if (!py::isinstance<py::array>(b_obj)) {
@@ -104,10 +104,11 @@ I8Args i8_args(const char* op, const py::object& a_obj, const py::object& b_obj,
   r.b_float = py::reinterpret_borrow<py::array>(b_obj).dtype().is(py::dtype::of<float>());
   r.b = r.b_float ? typed_c<float>(b_obj, op, "b", "float32", 2)
                   : typed_c<std::uint8_t>(b_obj, op, "b", "uint8", 2);
+  if (trans_b && !r.b_float) throw_invalid(op, ": trans_b is for a float32 b");
   r.M = r.a.shape(0);
   r.K = r.a.shape(1);
-  r.N = r.b.shape(1);
-  if (r.b.shape(0) != r.K) {
+  r.N = r.b.shape(trans_b ? 0 : 1);
+  if (r.b.shape(trans_b ? 1 : 0) != r.K) {
     throw_invalid(op, ": inner dimensions differ: a is ", shape_of(r.a), " and b is ",
                   shape_of(r.b));
   }
@@ -149,9 +150,10 @@ py::array gemm_s8u8_py(const py::object& a_obj, const py::object& b_obj, float i
 
 // Dequantized: y = (sum - zero_point * rowsum(a)) * scale[i] + bias[i], then ReLU (fp32).
 py::array qgemm_py(const py::object& a_obj, const py::object& b_obj, const py::object& scale_obj,
-                   const py::object& bias_obj, bool relu, float inv_scale, int zero_point) {
+                   const py::object& bias_obj, bool relu, float inv_scale, int zero_point,
+                   bool trans_b) {
   const char* op = "qgemm";
-  const I8Args r = i8_args(op, a_obj, b_obj, inv_scale, zero_point);
+  const I8Args r = i8_args(op, a_obj, b_obj, inv_scale, zero_point, trans_b);
   py::array scale = float32_c(scale_obj, op, "scale");
   if (scale.ndim() != 1 || scale.shape(0) != r.M) {
     throw_invalid(op, ": scale must have shape [", r.M, "] (one per row of a), got ",
@@ -170,7 +172,7 @@ py::array qgemm_py(const py::object& a_obj, const py::object& b_obj, const py::o
     for (index_t k = 0; k < r.K; ++k) row_sums[i] += ap[i * r.K + k];
   }
   py::array_t<float> y({r.M, r.N});
-  const MatrixOperandB bf(static_cast<const float*>(r.b.data()), r.N, false);
+  const MatrixOperandB bf(static_cast<const float*>(r.b.data()), trans_b ? r.K : r.N, trans_b);
   I8OperandB ob;
   int zp = 0;
   if (r.b_float) {
@@ -202,7 +204,7 @@ void bind_gemm(py::module_& m) {
         py::arg("zero_point") = 0);
   m.def("qgemm", &qgemm_py, py::arg("a"), py::arg("b"), py::arg("scale"),
         py::arg("bias") = py::none(), py::arg("relu") = false, py::arg("inv_scale") = 1.0f,
-        py::arg("zero_point") = 0);
+        py::arg("zero_point") = 0, py::arg("trans_b") = false);
   m.def(
       "quantize_u8",
       [](const py::object& x_obj, float inv_scale, int zero_point) {

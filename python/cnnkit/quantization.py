@@ -1,0 +1,253 @@
+"""Post-training static quantization to int8 (issue 19, first part).
+
+``qmodel = quantize(model, calibration)`` returns an inference copy of a trained model in
+which every Conv2d and Linear computes in int8 on the int8 GEMM engine (AMX-INT8 / AVX512-VNNI
+/ an exact integer reference):
+
+- weights: int8, symmetric, per output channel (``per_channel=True``) or per tensor:
+  ``s_w = max|w| / 127``, ``wq = clip(rint(w / s_w), -127, 127)``;
+- inputs: uint8, asymmetric per tensor, from the calibration batches: the range [lo, hi]
+  (``method="minmax"``: the extremes seen, widened to contain 0; ``"percentile"``: the
+  ``percentile`` and ``100 - percentile`` percentiles of the values seen, which ignores
+  outliers), ``s_x = (hi - lo) / 255``, ``zp = clip(round(-lo / s_x), 0, 255)``; the input is
+  quantized while the layer packs it (``q = clamp(nearbyint(x / s_x) + zp, 0, 255)``, ties to
+  even), so layers take and give float32 and whatever has no int8 kernel runs unchanged in
+  between;
+- batch norm folded into the layer before it, a ReLU after a convolution (or a Linear) and a
+  max pooling after a convolution applied in its epilogue (:func:`cnnkit.nn.fuse` first);
+- the sums are exact integers; the epilogue is ``float(sum - zp * rowsum(wq)) * (s_w s_x) + b``.
+
+A quantized layer's output is within a few quantization steps of the float one; see the tests
+for the measured accuracy.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from . import _core
+from .autograd import no_grad
+from .nn import Conv2d, Identity, Linear, Module
+from .nn.activation import ReLU
+from .nn.fusion import fuse
+from .tensor import Tensor
+
+__all__ = ["quantize", "QuantizedConv2d", "QuantizedLinear", "input_range"]
+
+_METHODS = ("minmax", "percentile")
+_SAMPLES = 1 << 20  # values kept per layer for the percentile method
+
+
+def _weights_int8(w: np.ndarray, per_channel: bool):
+    """(wq int8, scale float32 [out]) for weights [out, ...]: symmetric, 127 steps."""
+    w64 = w.astype(np.float64).reshape(w.shape[0], -1)
+    amax = np.abs(w64).max(axis=1) if per_channel else np.full(w.shape[0], np.abs(w64).max())
+    scale = np.where(amax > 0, amax / 127.0, 1.0)
+    wq = np.clip(np.rint(w64 / scale[:, None]), -127, 127).astype(np.int8).reshape(w.shape)
+    return wq, scale.astype(np.float32)
+
+
+def input_range(lo: float, hi: float):
+    """(scale, zero_point) of the uint8 grid for values in [lo, hi] (widened to contain 0, so
+    a 0 -- the padding -- is exact)."""
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    scale = (hi - lo) / 255.0 if hi > lo else 1.0
+    zp = int(np.clip(round(-lo / scale), 0, 255))
+    return np.float32(scale), zp
+
+
+class _Observer:
+    """What the calibration saw at one layer's input."""
+
+    def __init__(self, method, percentile, rng):
+        self.method, self.percentile, self.rng = method, percentile, rng
+        self.lo, self.hi, self.samples, self.count = np.inf, -np.inf, [], 0
+
+    def see(self, x: np.ndarray):
+        finite = x[np.isfinite(x)]
+        if finite.size == 0:
+            return
+        self.lo = min(self.lo, float(finite.min()))
+        self.hi = max(self.hi, float(finite.max()))
+        self.count += 1
+        if self.method == "percentile":
+            flat = finite.ravel()
+            if flat.size > _SAMPLES // 8:
+                flat = self.rng.choice(flat, _SAMPLES // 8, replace=False)
+            self.samples.append(flat)
+
+    def range(self):
+        if self.method == "percentile":
+            v = np.concatenate(self.samples)
+            return (np.percentile(v, 100.0 - self.percentile), np.percentile(v, self.percentile))
+        return self.lo, self.hi
+
+
+class _QuantizedLayer(Module):
+    def _set_input(self, lo, hi):
+        self.input_scale, self.input_zero_point = input_range(lo, hi)
+        self.scale = (self.weight_scale * self.input_scale).astype(np.float32)
+
+    def _as_array(self, x):
+        if isinstance(x, Tensor):
+            return x.data
+        if isinstance(x, np.ndarray):
+            return x
+        raise TypeError(f"{type(self).__name__}: input must be a Tensor or numpy.ndarray, got "
+                        f"{type(x).__name__}")
+
+    def _inv_scale(self):
+        return float(1.0 / np.float64(self.input_scale))
+
+
+class QuantizedConv2d(_QuantizedLayer):
+    """A Conv2d computing in int8 (float32 in and out): see the module docstring.
+
+    weight_int8: [K, C / groups, kh, kw] int8; weight_scale: [K]; bias: [K] float32 or None.
+    """
+
+    def __init__(self, conv: Conv2d, per_channel: bool = True):
+        super().__init__()
+        self.stride, self.padding = conv.stride, conv.padding
+        self.dilation, self.groups = conv.dilation, conv.groups
+        self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
+        self.kernel_size = conv.kernel_size
+        self.relu = bool(conv.fused_relu)
+        self.pool = conv.fused_pool
+        self.weight_int8, self.weight_scale = _weights_int8(conv.weight.data, per_channel)
+        self.bias_f32 = None if conv.bias is None else conv.bias.data.astype(np.float32)
+        self._set_input(0.0, 1.0)
+
+    def forward(self, x):
+        xa = np.ascontiguousarray(self._as_array(x), dtype=np.float32)
+        y = _core.conv2d_forward_int8(xa, self.weight_int8, self.scale, self.bias_f32,
+                                      self.stride, self.padding, self.dilation, self.groups,
+                                      self.relu, self._inv_scale(), self.input_zero_point)
+        if self.pool is not None:
+            k, s, p, ceil = self.pool
+            y = _core.max_pool2d_forward(y, k, s, p, ceil, False)[0]
+        return Tensor._wrap(y)
+
+    def extra_repr(self):
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}, int8, input scale={float(self.input_scale):.4g} "
+             f"zero_point={self.input_zero_point}")
+        if self.relu:
+            s += ", relu=True"
+        if self.pool is not None:
+            s += f", pool={self.pool[0]}"
+        return s
+
+
+class QuantizedLinear(_QuantizedLayer):
+    """A Linear computing in int8 (float32 in and out): see the module docstring.
+
+    weight_int8: [out, in] int8; weight_scale: [out]; bias: [out] float32 or None.
+    """
+
+    def __init__(self, linear: Linear, per_channel: bool = True, relu: bool = False):
+        super().__init__()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.relu = relu
+        self.weight_int8, self.weight_scale = _weights_int8(linear.weight.data, per_channel)
+        self.bias_f32 = None if linear.bias is None else linear.bias.data.astype(np.float32)
+        self._set_input(0.0, 1.0)
+
+    def forward(self, x):
+        xa = np.ascontiguousarray(self._as_array(x), dtype=np.float32)
+        if xa.ndim != 2 or xa.shape[1] != self.in_features:
+            raise ValueError(f"QuantizedLinear: expected input [N, {self.in_features}], got "
+                             f"{list(xa.shape)}")
+        yt = _core.qgemm(self.weight_int8, xa, self.scale, self.bias_f32, self.relu,
+                         self._inv_scale(), self.input_zero_point, True)
+        return Tensor._wrap(np.ascontiguousarray(yt.T))
+
+    def extra_repr(self):
+        s = (f"in_features={self.in_features}, out_features={self.out_features}, int8, "
+             f"input scale={float(self.input_scale):.4g} zero_point={self.input_zero_point}")
+        return s + (", relu=True" if self.relu else "")
+
+
+def _batches(calibration):
+    for item in calibration:
+        x = item[0] if isinstance(item, (tuple, list)) else item
+        if isinstance(x, Tensor):
+            x = x.data
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"quantize: calibration batches must be arrays or Tensors (or "
+                            f"(x, y) pairs of them), got {type(x).__name__}")
+        yield np.ascontiguousarray(x, dtype=np.float32)
+
+
+def quantize(model: Module, calibration, per_channel: bool = True, method: str = "minmax",
+             percentile: float = 99.99, seed: int = 0) -> Module:
+    """An int8 inference copy of ``model`` (eval mode; the original is untouched).
+
+    ``calibration``: an iterable of input batches (arrays, Tensors, or ``(x, y)`` pairs such as
+    a DataLoader gives) run through the float model to choose each layer's input range.
+    ``method``: ``"minmax"`` or ``"percentile"`` (with ``percentile``, e.g. 99.99). Every Conv2d
+    and Linear (exactly those types) becomes a QuantizedConv2d / QuantizedLinear; other layers
+    run as they did.
+    """
+    if not isinstance(model, Module):
+        raise TypeError(f"quantize: model must be a cnnkit.nn.Module, got {type(model).__name__}")
+    if model.training:
+        raise ValueError("quantize: the model is in training mode; call model.eval() first "
+                         "(quantization uses the batch norms' running statistics)")
+    if method not in _METHODS:
+        raise ValueError(f"quantize: method must be one of {_METHODS}, got {method!r}")
+    if not isinstance(percentile, numbers.Real) or not 50.0 < percentile <= 100.0:
+        raise ValueError(f"quantize: percentile must be in (50, 100], got {percentile!r}")
+    fused = fuse(model)
+    layers = [(name, m) for name, m in fused.named_modules() if type(m) in (Conv2d, Linear)]
+    if not layers:
+        raise ValueError("quantize: the model has no Conv2d or Linear layer to quantize")
+    rng = np.random.default_rng(seed)
+    observers = {id(m): _Observer(method, percentile, rng) for _, m in layers}
+
+    def watch(m):
+        original = m.forward
+
+        def forward(x):
+            observers[id(m)].see(x.data if isinstance(x, Tensor) else np.asarray(x))
+            return original(x)
+        m.forward = forward
+
+    for _, m in layers:
+        watch(m)
+    seen = 0
+    try:
+        with no_grad():
+            for x in _batches(calibration):
+                fused(Tensor(x))
+                seen += 1
+    finally:
+        for _, m in layers:
+            del m.forward  # the class's forward again
+    if seen == 0:
+        raise ValueError("quantize: the calibration data gave no batch")
+    parents = {name: m for name, m in fused.named_modules()}
+    for name, m in layers:
+        if type(m) is Conv2d:
+            q = QuantizedConv2d(m, per_channel)
+        else:
+            q = QuantizedLinear(m, per_channel)
+        obs = observers[id(m)]
+        if obs.count == 0:
+            raise ValueError(f"quantize: layer {name!r} saw no calibration input (is it used "
+                             f"in forward?)")
+        q._set_input(*obs.range())
+        parent_name, _, attr = name.rpartition(".")
+        parent = parents[parent_name] if parent_name else fused
+        parent._modules[attr] = q
+    # a ReLU right after a Linear: applied in the QuantizedLinear's epilogue
+    for m in fused.modules():
+        mods = list(m._modules.items())
+        for (_, a), (n2, b) in zip(mods, mods[1:]):
+            if type(a) is QuantizedLinear and type(b) is ReLU and not b._forward_hooks:
+                a.relu = True
+                m._modules[n2] = Identity()
+    fused.eval()
+    return fused

@@ -1,0 +1,105 @@
+"""cnnkit.quantization.quantize (issue 19): post-training static int8 quantization of trained
+models; accuracy kept, layers replaced, clear errors."""
+
+import numpy as np
+import pytest
+
+import cnnkit as ck
+from cnnkit import nn, optim
+from cnnkit.data import DataLoader, load_digits
+from cnnkit.quantization import QuantizedConv2d, QuantizedLinear, input_range, quantize
+
+
+@pytest.fixture(scope="module")
+def digits_model():
+    tr, te = load_digits()
+    ck.random.manual_seed(0)
+    model = ck.models.digits_cnn()
+    opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    ck.train.fit(model, DataLoader(tr, batch_size=64, shuffle=True), epochs=6, optimizer=opt)
+    model.eval()
+    return model, tr, te
+
+
+def accuracy(model, ds):
+    x, y = ds[:len(ds)]
+    with ck.no_grad():
+        return float((model(ck.Tensor(x)).data.argmax(1) == y).mean())
+
+
+def calibration(ds, batches=4, size=128):
+    x, _ = ds[:batches * size]
+    return [x[i:i + size] for i in range(0, len(x), size)]
+
+
+@pytest.mark.parametrize("method", ["minmax", "percentile"])
+def test_digits_accuracy_is_kept(digits_model, method):
+    model, tr, te = digits_model
+    before = accuracy(model, te)
+    q = quantize(model, calibration(tr), method=method)
+    after = accuracy(q, te)
+    assert before > 0.9
+    assert after >= before - 0.005, (before, after)
+    assert accuracy(model, te) == before  # the float model is untouched
+
+
+def test_layers_are_replaced_and_logits_stay_close(digits_model):
+    model, tr, te = digits_model
+    q = quantize(model, calibration(tr))
+    kinds = [type(m) for m in q.modules()]
+    assert kinds.count(QuantizedConv2d) == 3 and kinds.count(QuantizedLinear) == 2
+    assert nn.Conv2d not in kinds and nn.Linear not in kinds
+    assert "int8" in repr(q)
+    x, _ = te[:64]
+    with ck.no_grad():
+        ref = model(ck.Tensor(x)).data
+    got = q(ck.Tensor(x)).data
+    assert got.dtype == np.float32 and got.shape == ref.shape
+    assert np.abs(got - ref).max() < 0.1 * np.abs(ref).max()
+    # a DataLoader's (x, y) batches calibrate too, per tensor as well as per channel
+    q2 = quantize(model, DataLoader(tr, batch_size=128), per_channel=False)
+    assert np.abs(q2(ck.Tensor(x)).data - ref).max() < 0.15 * np.abs(ref).max()
+
+
+def test_input_range_contains_zero_exactly():
+    scale, zp = input_range(-1.0, 3.0)
+    assert np.isclose(scale, 4.0 / 255) and zp == round(1.0 / (4.0 / 255))
+    assert input_range(0.5, 2.0) == (np.float32(2.0 / 255), 0)      # widened down to 0
+    assert input_range(-2.0, -0.5) == (np.float32(2.0 / 255), 255)  # and up to 0
+    assert input_range(0.0, 0.0) == (np.float32(1.0), 0)
+
+
+def test_quantized_conv_matches_float_conv_within_steps(rng):
+    conv = nn.Conv2d(8, 16, 3, padding=1)
+    conv.eval()
+    x = np.abs(rng.standard_normal((2, 8, 9, 9)).astype(np.float32))
+    q = QuantizedConv2d(conv)
+    q._set_input(0.0, float(x.max()))
+    with ck.no_grad():
+        ref = conv(ck.Tensor(x)).data
+    got = q(ck.Tensor(x)).data
+    assert np.abs(got - ref).max() < 0.03 * np.abs(ref).max()
+
+
+def test_errors_are_clear(digits_model):
+    model, tr, _ = digits_model
+    model.train()
+    try:
+        with pytest.raises(ValueError, match="quantize: the model is in training mode"):
+            quantize(model, calibration(tr))
+    finally:
+        model.eval()
+    with pytest.raises(ValueError, match="quantize: method must be one of"):
+        quantize(model, calibration(tr), method="kl")
+    with pytest.raises(ValueError, match=r"quantize: percentile must be in \(50, 100\]"):
+        quantize(model, calibration(tr), method="percentile", percentile=20)
+    with pytest.raises(ValueError, match="quantize: the calibration data gave no batch"):
+        quantize(model, [])
+    with pytest.raises(TypeError, match="calibration batches must be arrays or Tensors"):
+        quantize(model, ["not an array"])
+    with pytest.raises(TypeError, match="quantize: model must be a cnnkit.nn.Module"):
+        quantize("model", calibration(tr))
+    with pytest.raises(ValueError, match="no Conv2d or Linear layer"):
+        quantize(nn.Sequential(nn.ReLU()).eval(), calibration(tr))
+    with pytest.raises(ValueError):  # calibration images of the wrong shape: the model says so
+        quantize(model, [np.zeros((4, 3, 8, 8), np.float32)])
