@@ -103,3 +103,20 @@ def test_errors_are_clear(digits_model):
         quantize(nn.Sequential(nn.ReLU()).eval(), calibration(tr))
     with pytest.raises(ValueError):  # calibration images of the wrong shape: the model says so
         quantize(model, [np.zeros((4, 3, 8, 8), np.float32)])
+
+
+def test_save_and_load_keep_the_int8_model_bit_for_bit(digits_model, tmp_path):
+    model, tr, te = digits_model
+    q = quantize(model, calibration(tr), method="percentile")
+    path = tmp_path / "q.safetensors"
+    ck.save(q, path)
+    back = ck.load(path)
+    x, _ = te[:100]
+    np.testing.assert_array_equal(back(ck.Tensor(x)).data, q(ck.Tensor(x)).data)
+    assert back.quantized == q.quantized and not back.training
+    from safetensors.numpy import load_file
+
+    stored = load_file(str(path))
+    assert stored["0.weight_int8"].dtype == np.int8
+    assert stored["0.input_zero_point"].dtype == np.int32 and stored["0.input_scale"].shape == ()
+    np.testing.assert_array_equal(stored["0.weight_int8"], q.state_dict()["0.weight_int8"])

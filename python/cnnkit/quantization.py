@@ -34,7 +34,7 @@ from .nn.activation import ReLU
 from .nn.fusion import fuse
 from .tensor import Tensor
 
-__all__ = ["quantize", "QuantizedConv2d", "QuantizedLinear", "input_range"]
+__all__ = ["quantize", "rebuild", "QuantizedConv2d", "QuantizedLinear", "input_range"]
 
 _METHODS = ("minmax", "percentile")
 _SAMPLES = 1 << 20  # values kept per layer for the percentile method
@@ -85,21 +85,46 @@ class _Observer:
         return self.lo, self.hi
 
 
+def _held(array: np.ndarray) -> Tensor:
+    """A Tensor holding ``array`` as it is (int8 / int32 included: Tensor() would widen them),
+    so the quantized state is in ``state_dict`` (and in checkpoints) in its own dtype."""
+    t = object.__new__(Tensor)
+    t.data, t.grad, t.requires_grad, t.grad_fn, t._grad_accumulator = array, None, False, None, None
+    return t
+
+
 class _QuantizedLayer(Module):
+    """State (all in state_dict): weight_int8, weight_scale [out], bias [out] (if any),
+    input_scale and input_zero_point (0-d float32 / int32)."""
+
+    def _init_state(self, weight, bias, per_channel):
+        wq, w_scale = _weights_int8(weight, per_channel)
+        self.register_buffer("weight_int8", _held(wq))
+        self.register_buffer("weight_scale", _held(w_scale))
+        self.register_buffer("bias", None if bias is None else _held(bias.astype(np.float32)))
+        self.register_buffer("input_scale", _held(np.array(1.0 / 255, np.float32)))
+        self.register_buffer("input_zero_point", _held(np.array(0, np.int32)))
+
     def _set_input(self, lo, hi):
-        self.input_scale, self.input_zero_point = input_range(lo, hi)
-        self.scale = (self.weight_scale * self.input_scale).astype(np.float32)
+        scale, zp = input_range(lo, hi)
+        self.input_scale.data[...] = scale
+        self.input_zero_point.data[...] = zp
 
-    def _as_array(self, x):
+    def _operands(self, x):
         if isinstance(x, Tensor):
-            return x.data
-        if isinstance(x, np.ndarray):
-            return x
-        raise TypeError(f"{type(self).__name__}: input must be a Tensor or numpy.ndarray, got "
-                        f"{type(x).__name__}")
+            x = x.data
+        elif not isinstance(x, np.ndarray):
+            raise TypeError(f"{type(self).__name__}: input must be a Tensor or numpy.ndarray, "
+                            f"got {type(x).__name__}")
+        s_x = np.float32(self.input_scale.data)
+        scale = (self.weight_scale.data * s_x).astype(np.float32)
+        bias = None if self.bias is None else self.bias.data
+        return (np.ascontiguousarray(x, dtype=np.float32), scale, bias,
+                float(1.0 / np.float64(s_x)), int(self.input_zero_point.data))
 
-    def _inv_scale(self):
-        return float(1.0 / np.float64(self.input_scale))
+    def _input_repr(self):
+        return (f"int8, input scale={float(self.input_scale.data):.4g} "
+                f"zero_point={int(self.input_zero_point.data)}")
 
 
 class QuantizedConv2d(_QuantizedLayer):
@@ -116,15 +141,14 @@ class QuantizedConv2d(_QuantizedLayer):
         self.kernel_size = conv.kernel_size
         self.relu = bool(conv.fused_relu)
         self.pool = conv.fused_pool
-        self.weight_int8, self.weight_scale = _weights_int8(conv.weight.data, per_channel)
-        self.bias_f32 = None if conv.bias is None else conv.bias.data.astype(np.float32)
-        self._set_input(0.0, 1.0)
+        self._init_state(conv.weight.data, None if conv.bias is None else conv.bias.data,
+                         per_channel)
 
     def forward(self, x):
-        xa = np.ascontiguousarray(self._as_array(x), dtype=np.float32)
-        y = _core.conv2d_forward_int8(xa, self.weight_int8, self.scale, self.bias_f32,
-                                      self.stride, self.padding, self.dilation, self.groups,
-                                      self.relu, self._inv_scale(), self.input_zero_point)
+        xa, scale, bias, inv, zp = self._operands(x)
+        y = _core.conv2d_forward_int8(xa, self.weight_int8.data, scale, bias, self.stride,
+                                      self.padding, self.dilation, self.groups, self.relu, inv,
+                                      zp)
         if self.pool is not None:
             k, s, p, ceil = self.pool
             y = _core.max_pool2d_forward(y, k, s, p, ceil, False)[0]
@@ -132,8 +156,7 @@ class QuantizedConv2d(_QuantizedLayer):
 
     def extra_repr(self):
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}, int8, input scale={float(self.input_scale):.4g} "
-             f"zero_point={self.input_zero_point}")
+             f"stride={self.stride}, {self._input_repr()}")
         if self.relu:
             s += ", relu=True"
         if self.pool is not None:
@@ -151,23 +174,51 @@ class QuantizedLinear(_QuantizedLayer):
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.relu = relu
-        self.weight_int8, self.weight_scale = _weights_int8(linear.weight.data, per_channel)
-        self.bias_f32 = None if linear.bias is None else linear.bias.data.astype(np.float32)
-        self._set_input(0.0, 1.0)
+        self._init_state(linear.weight.data, None if linear.bias is None else linear.bias.data,
+                         per_channel)
 
     def forward(self, x):
-        xa = np.ascontiguousarray(self._as_array(x), dtype=np.float32)
+        xa, scale, bias, inv, zp = self._operands(x)
         if xa.ndim != 2 or xa.shape[1] != self.in_features:
             raise ValueError(f"QuantizedLinear: expected input [N, {self.in_features}], got "
                              f"{list(xa.shape)}")
-        yt = _core.qgemm(self.weight_int8, xa, self.scale, self.bias_f32, self.relu,
-                         self._inv_scale(), self.input_zero_point, True)
+        yt = _core.qgemm(self.weight_int8.data, xa, scale, bias, self.relu, inv, zp, True)
         return Tensor._wrap(np.ascontiguousarray(yt.T))
 
     def extra_repr(self):
-        s = (f"in_features={self.in_features}, out_features={self.out_features}, int8, "
-             f"input scale={float(self.input_scale):.4g} zero_point={self.input_zero_point}")
-        return s + (", relu=True" if self.relu else "")
+        s = f"in_features={self.in_features}, out_features={self.out_features}, "
+        return s + self._input_repr() + (", relu=True" if self.relu else "")
+
+
+def _convert(fused: Module, per_channel: bool):
+    """Replace, in place, every Conv2d / Linear of an already fused model by its quantized
+    form (weights quantized, input range still to set); a ReLU right after a Linear moves into
+    its epilogue. Returns [(name, quantized layer)]."""
+    layers = [(name, m) for name, m in fused.named_modules() if type(m) in (Conv2d, Linear)]
+    parents = dict(fused.named_modules())
+    out = []
+    for name, m in layers:
+        kind = QuantizedConv2d if type(m) is Conv2d else QuantizedLinear
+        q = kind(m, per_channel)
+        parent_name, _, attr = name.rpartition(".")
+        (parents[parent_name] if parent_name else fused)._modules[attr] = q
+        out.append((name, q))
+    for m in fused.modules():
+        mods = list(m._modules.items())
+        for (_, a), (n2, b) in zip(mods, mods[1:]):
+            if type(a) is QuantizedLinear and type(b) is ReLU and not b._forward_hooks:
+                a.relu = True
+                m._modules[n2] = Identity()
+    return out
+
+
+def rebuild(model: Module, settings: dict) -> Module:
+    """The quantized structure of a float ``model`` (its weights still to be loaded from a
+    quantized state_dict): what :func:`cnnkit.load` does with a saved quantized model."""
+    fused = fuse(model)
+    _convert(fused, bool(settings.get("per_channel", True)))
+    fused.quantized = dict(settings)
+    return fused
 
 
 def _batches(calibration):
@@ -205,18 +256,18 @@ def quantize(model: Module, calibration, per_channel: bool = True, method: str =
     if not layers:
         raise ValueError("quantize: the model has no Conv2d or Linear layer to quantize")
     rng = np.random.default_rng(seed)
-    observers = {id(m): _Observer(method, percentile, rng) for _, m in layers}
+    observers = {name: _Observer(method, percentile, rng) for name, _ in layers}
 
-    def watch(m):
+    def watch(name, m):
         original = m.forward
 
         def forward(x):
-            observers[id(m)].see(x.data if isinstance(x, Tensor) else np.asarray(x))
+            observers[name].see(x.data if isinstance(x, Tensor) else np.asarray(x))
             return original(x)
         m.forward = forward
 
-    for _, m in layers:
-        watch(m)
+    for name, m in layers:
+        watch(name, m)
     seen = 0
     try:
         with no_grad():
@@ -228,26 +279,13 @@ def quantize(model: Module, calibration, per_channel: bool = True, method: str =
             del m.forward  # the class's forward again
     if seen == 0:
         raise ValueError("quantize: the calibration data gave no batch")
-    parents = {name: m for name, m in fused.named_modules()}
-    for name, m in layers:
-        if type(m) is Conv2d:
-            q = QuantizedConv2d(m, per_channel)
-        else:
-            q = QuantizedLinear(m, per_channel)
-        obs = observers[id(m)]
+    for name, q in _convert(fused, per_channel):
+        obs = observers[name]
         if obs.count == 0:
             raise ValueError(f"quantize: layer {name!r} saw no calibration input (is it used "
                              f"in forward?)")
         q._set_input(*obs.range())
-        parent_name, _, attr = name.rpartition(".")
-        parent = parents[parent_name] if parent_name else fused
-        parent._modules[attr] = q
-    # a ReLU right after a Linear: applied in the QuantizedLinear's epilogue
-    for m in fused.modules():
-        mods = list(m._modules.items())
-        for (_, a), (n2, b) in zip(mods, mods[1:]):
-            if type(a) is QuantizedLinear and type(b) is ReLU and not b._forward_hooks:
-                a.relu = True
-                m._modules[n2] = Identity()
+    fused.quantized = {"per_channel": bool(per_channel), "method": method,
+                       "percentile": float(percentile)}
     fused.eval()
     return fused

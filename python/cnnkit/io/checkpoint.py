@@ -23,7 +23,9 @@ power cut); a process killed at any moment leaves the previous checkpoint intact
 
 A model (any ``nn.Module`` that carries a ``config``, as every ``cnnkit.models`` builder's
 does) is stored as its config, its training flag and its state_dict
-(``{"__module__": {...}}``); :func:`load` rebuilds it with ``cnnkit.models.build(config)`` and
+(``{"__module__": {...}}``; a model made by ``cnnkit.quantization.quantize`` also records its
+settings, and its state_dict holds the int8 weights, their scales and the inputs' scales and
+zero points in their own dtypes); :func:`load` rebuilds it with ``cnnkit.models.build(config)`` and
 loads the weights, so ``ck.save(model, path)`` then ``ck.load(path)`` gives the model back
 without the caller repeating its architecture. Saved alone, its tensors keep their PyTorch key
 names at the top level of the file.
@@ -46,6 +48,7 @@ import numpy as np
 from .._version import __version__
 from ..models import build
 from ..nn.module import Module
+from ..quantization import rebuild as rebuild_quantized
 from ..tensor import Tensor
 
 __all__ = ["FORMAT", "atomic_write", "load", "save"]
@@ -116,14 +119,21 @@ def _encode_module(model, path: list, arrays: dict) -> dict:
     # at the root (path [""]) the tensors keep their own (PyTorch) names: the file is also a
     # plain state dict for any safetensors reader
     entries = {k: _encode(v, path + [k], arrays) for k, v in state.items()}
-    return {"config": _encode(config, path + ["config"], arrays),
-            "training": bool(model.training), "state": {"__ordered__": entries}}
+    out = {"config": _encode(config, path + ["config"], arrays),
+           "training": bool(model.training), "state": {"__ordered__": entries}}
+    quantized = getattr(model, "quantized", None)  # cnnkit.quantization.quantize's settings
+    if isinstance(quantized, dict):
+        out["quantized"] = _encode(quantized, path + ["quantized"], arrays)
+    return out
 
 
 def _decode_module(value, arrays: dict):
 
     config = _decode(value["config"], arrays)
     model = build(config)
+    if value.get("quantized") is not None:  # the int8 structure, then its int8 state
+        model.eval()
+        model = rebuild_quantized(model, _decode(value["quantized"], arrays))
     model.load_state_dict(_decode(value["state"], arrays))
     model.train(bool(value.get("training", False)))
     return model
