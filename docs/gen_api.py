@@ -36,6 +36,7 @@ PAGES = [
     ("cnnkit.ensemble", "cnnkit.ensemble: model ensembles"),
     ("cnnkit.io", "cnnkit.io: saving, loading, PyTorch weights"),
     ("cnnkit.onnx", "cnnkit.onnx: ONNX export"),
+    ("cnnkit.quantization", "cnnkit.quantization: int8 post-training quantization"),
     ("cnnkit.plot", "cnnkit.plot: plots"),
     ("cnnkit.summary", "cnnkit.summary: layer tables"),
     ("cnnkit.gradcheck", "cnnkit.gradcheck: gradient checking"),

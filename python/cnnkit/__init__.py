@@ -27,6 +27,7 @@ from . import (
     onnx,
     ops,
     optim,
+    quantization,
     train,
 )
 from ._version import __version__
@@ -82,5 +83,6 @@ __all__ = [
     "ensemble",
     "distributed",
     "onnx",
+    "quantization",
     "__version__",
 ]

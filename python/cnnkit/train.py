@@ -148,8 +148,9 @@ def checkpoint_dict(model, optimizer=None, scheduler=None, *, epoch=0, history=N
 
 
 def load_model(path_or_checkpoint):
-    """``(model, preprocessing, checkpoint)`` from a checkpoint written by :func:`fit`: the
-    model is rebuilt from its config, loaded and put in eval mode."""
+    """``(model, preprocessing, checkpoint)`` from a checkpoint written by :func:`fit` (or by
+    ``cnnkit quantize``: the int8 model): the model is rebuilt from its config, loaded and put
+    in eval mode."""
     ckpt = load(path_or_checkpoint) if not isinstance(path_or_checkpoint, dict) \
         else path_or_checkpoint
     if not isinstance(ckpt, dict) or "model" not in ckpt:
@@ -158,6 +159,11 @@ def load_model(path_or_checkpoint):
         raise ValueError(f"load_model: {path_or_checkpoint} has no model config; build the "
                          "model yourself and load_state_dict(checkpoint['model'])")
     model = build(ckpt["config"])
+    if ckpt.get("quantized"):  # written by `cnnkit quantize`: the int8 structure, its state
+        from .quantization import rebuild
+
+        model.eval()
+        model = rebuild(model, ckpt["quantized"])
     model.load_state_dict(ckpt["model"])
     model.eval()
     return model, preprocessing_from_state(ckpt.get("preprocessing")), ckpt

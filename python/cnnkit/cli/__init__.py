@@ -1,4 +1,4 @@
-"""The ``cnnkit`` command: train, eval, predict, summary, plot, export, bench.
+"""The ``cnnkit`` command: train, eval, predict, summary, plot, export, quantize, bench.
 
     cnnkit train                          # digits_cnn on the bundled digits, about 10 s
     cnnkit train --dataset cifar10:~/data/cifar-10-python.tar.gz --augment
@@ -8,6 +8,7 @@
     cnnkit summary alexnet --input 3x227x227
     cnnkit plot runs/digits_cnn/best.safetensors
     cnnkit export runs/digits_cnn/best.safetensors --onnx digits_cnn.onnx
+    cnnkit quantize runs/digits_cnn/best.safetensors --out digits_int8.safetensors
     cnnkit bench
 """
 
@@ -23,6 +24,7 @@ from .commands import (
     cmd_export,
     cmd_plot,
     cmd_predict,
+    cmd_quantize,
     cmd_summary,
     cmd_train,
 )
@@ -172,6 +174,25 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--opset", type=integer(13, 17), default=17,
                    help="ONNX opset, 13..17 (default 17)")
     x.set_defaults(func=cmd_export)
+
+    q = sub.add_parser("quantize", help="post-training int8 quantization of a checkpoint",
+                       description="Quantize a training checkpoint's model to int8 "
+                       "(cnnkit.quantization.quantize: per-channel int8 weights, uint8 inputs "
+                       "calibrated on training images), print the test accuracy before and "
+                       "after, and write a checkpoint that eval and predict accept.")
+    q.add_argument("checkpoint")
+    q.add_argument("--out", required=True, help="the int8 checkpoint to write")
+    q.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    q.add_argument("--dataset", help="default: the one the checkpoint was trained on")
+    q.add_argument("--calibration-batches", type=integer(1, 1 << 16), default=8,
+                   dest="calibration_batches", help="training batches to calibrate on (8)")
+    q.add_argument("--batch-size", type=integer(1, 1 << 16), default=128, dest="batch_size")
+    q.add_argument("--method", choices=["minmax", "percentile"], default="minmax",
+                   help="input ranges: the extremes seen (default) or the 99.99th percentiles")
+    q.add_argument("--per-tensor", action="store_true", dest="per_tensor",
+                   help="one weight scale per layer instead of one per output channel")
+    q.add_argument("--threads", type=integer(1, 512))
+    q.set_defaults(func=cmd_quantize)
 
     b = sub.add_parser("bench", help="a short speed report (training and inference images/s)",
                        description="Images per second of a training step and of inference "

@@ -352,7 +352,7 @@ def _evaluate_checkpoints(args, evaluate, load_model, Ensemble) -> int:  # noqa:
         model, _, ckpt = loaded[0]
         r = evaluate(model, loader, tta=tta)
         print(f"{args.checkpoints[0]} ({ckpt['config']['name']}, epoch {ckpt['epoch']}) "
-              f"on {spec} test set ({args.precision}"
+              f"on {spec} test set ({'int8' if ckpt.get('quantized') else args.precision}"
               f"{f', test-time augmentation {tta}' if tta else ''}):")
         print(f"accuracy: {100 * r.accuracy:.2f}% ({r.count} images)")
         if r.top5 is not None:
@@ -376,6 +376,53 @@ def _evaluate_checkpoints(args, evaluate, load_model, Ensemble) -> int:  # noqa:
     for path, acc in zip(args.checkpoints, report["members"]):
         print(f"  {path}: {100 * acc:.2f}%")
     print(f"ensemble (mean softmax): {100 * report['ensemble']:.2f}%")
+    return 0
+
+
+def cmd_quantize(args) -> int:
+    import copy
+
+    import cnnkit as ck
+
+    from .. import data
+    from ..io import save
+    from ..quantization import quantize
+    from ..train import evaluate, load_model
+
+    if args.threads:
+        ck.set_num_threads(args.threads)
+    if os.path.exists(args.out) and not args.overwrite:
+        raise ValueError(f"--out {args.out} exists; pass --overwrite to replace it")
+    folder = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(folder):
+        raise ValueError(f"--out {args.out}: the folder {folder} does not exist")
+    model, prep, ckpt = load_model(args.checkpoint)
+    if ckpt.get("quantized"):
+        raise ValueError(f"{args.checkpoint} is already quantized")
+    spec, test_set, test_loader = _loader_for_checkpoint(ckpt, args.dataset, args.batch_size)
+    train_set, _ = data.load_dataset(spec)
+    # calibration: the first batches of the (seeded) shuffled training split, preprocessed
+    # exactly as in training (augmentation aside)
+    order = np.random.default_rng(0).permutation(len(train_set))[
+        :args.calibration_batches * args.batch_size]
+    cal_loader = data.DataLoader(data.ArrayDataset(*train_set[order]), args.batch_size,
+                                 transform=prep)
+    t0 = time.perf_counter()
+    qmodel = quantize(model, cal_loader, per_channel=not args.per_tensor, method=args.method)
+    seconds = time.perf_counter() - t0
+    before, after = evaluate(model, test_loader), evaluate(qmodel, test_loader)
+    out = copy.copy(ckpt)
+    out["model"] = qmodel.state_dict()
+    out["quantized"] = qmodel.quantized
+    out["quantized_from"] = os.path.abspath(args.checkpoint)
+    save(out, args.out)
+    print(f"quantized {ckpt['config']['name']} to int8 in {seconds:.1f} s "
+          f"({len(order)} calibration images, {args.method}, "
+          f"{'per tensor' if args.per_tensor else 'per channel'} weights, int8 path "
+          f"{ck.cpu_info()['int8_path']})")
+    print(f"{spec} test accuracy: fp32 {100 * before.accuracy:.2f}%, int8 "
+          f"{100 * after.accuracy:.2f}% ({after.count} images)")
+    print(f"int8 checkpoint: {args.out}")
     return 0
 
 
