@@ -67,3 +67,27 @@ def test_epilogue_bad_arguments():
         _core.qgemm(a, x, [1.0, 2.0, 3.0])
     with pytest.raises(ValueError, match=r"qgemm: zero_point must be in \[0, 255\]"):
         _core.qgemm(a, x, np.ones(3, np.float32), None, False, 1.0, -1)
+
+
+def test_few_columns_split_rows_over_threads_with_the_same_bits(isa, rng):
+    """Batch-1 linear layers (one column panel): the rows are split over the threads instead;
+    every thread count gives the model's bits."""
+    import cnnkit
+
+    a = rng.integers(-128, 128, (300, 700)).astype(np.int8)
+    before = cnnkit.get_num_threads()
+    try:
+        for n in (1, 5, 33):
+            x = rng.standard_normal((700, n)).astype(np.float32)
+            scale = (rng.random(300) * 1e-3).astype(np.float32)
+            bias = rng.standard_normal(300).astype(np.float32)
+            q = _core.quantize_u8(x, 30.0, 120)
+            want = model(a, q, scale, bias, True, 120)
+            for t in (1, 2, 3, 7):
+                cnnkit.set_num_threads(t)
+                np.testing.assert_array_equal(_core.qgemm(a, x, scale, bias, True, 30.0, 120),
+                                              want, err_msg=f"N={n}, {t} threads")
+                np.testing.assert_array_equal(
+                    _core.gemm_s8u8(a, q), (a.astype(np.int64) @ q.astype(np.int64)))
+    finally:
+        cnnkit.set_num_threads(before)

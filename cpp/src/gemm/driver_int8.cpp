@@ -5,7 +5,8 @@
 //   y[i][j]   = float(sum[i][j] - zp_b * row_sums[i]) * scale[i] + bias[i], ReLU
 //
 // A (few rows) is packed once for all threads, in K blocks of kc values (a multiple of 64) and
-// panels of mr rows; the N columns are split over the threads in panels of 32. Each thread
+// panels of mr rows; the N columns are split over the threads in panels of 32 (and the rows
+// too when there are fewer column panels than threads). Each thread
 // packs one 32-column B panel of one K block at a time (its own workspace, L1/L2-sized;
 // fp32 operands are packed in fp32 first unless they can be read in place, then quantized)
 // and runs it against every A panel, so B is read once. With the epilogue the sums of a
@@ -92,12 +93,18 @@ void gemm_s8u8(index_t M, index_t N, index_t K, const std::int8_t* a, index_t ld
       }
     });
   }
+  // Threads: over the column panels, and over the row panels as well when there are fewer
+  // column panels than threads (batch-1 linear layers, small images): tm x tn.
   const index_t col_panels = ceil_div(N, kI8Nr);
-  const int nt = std::max(1, std::min<int>(threads, int(col_panels)));
-  parallel_team(nt, [&](int t, int n) {
-    index_t p_begin, p_end;
-    balanced_range(col_panels, n, t, &p_begin, &p_end);
-    if (p_begin >= p_end) return;
+  const int tn = int(std::max<index_t>(1, std::min<index_t>(std::max(threads, 1), col_panels)));
+  const int tm = int(
+      std::max<index_t>(1, std::min<index_t>(std::max(threads, 1) / tn, ceil_div(row_panels, 2))));
+  parallel_team(tm * tn, [&](int t, int) {
+    index_t p_begin, p_end, r_begin, r_end;
+    balanced_range(col_panels, tn, t % tn, &p_begin, &p_end);
+    balanced_range(row_panels, tm, t / tn, &r_begin, &r_end);
+    if (p_begin >= p_end || r_begin >= r_end) return;
+    const index_t row0 = r_begin * mr, rows = std::min<index_t>(M, r_end * mr) - row0;
     // this thread's B panel (bytes), fp32 staging panel and, with the epilogue, its strip
     const std::size_t b_floats = std::size_t(kc) * kI8Nr / 4 + 16;
     const std::size_t f_floats = b.f32 ? std::size_t(kc) * kI8Nr + 16 : 0;
@@ -113,7 +120,9 @@ void gemm_s8u8(index_t M, index_t N, index_t K, const std::int8_t* a, index_t ld
       std::int32_t* c = out.y ? strip : out.c + j0;
       const index_t ldc = out.y ? kI8Nr : out.ldc;
       if (K <= 0) {
-        for (index_t i = 0; i < M; ++i) std::memset(c + i * ldc, 0, sizeof(std::int32_t) * nn);
+        for (index_t i = row0; i < row0 + rows; ++i) {
+          std::memset(c + i * ldc, 0, sizeof(std::int32_t) * nn);
+        }
       }
       for (index_t kb = 0; K > 0 && kb < nkb; ++kb) {
         index_t k0, klen, kp;
@@ -130,13 +139,15 @@ void gemm_s8u8(index_t M, index_t N, index_t K, const std::int8_t* a, index_t ld
           }
           kt.quantize_pack_b(src, ld, int(klen), nn, b.inv_scale, b.zero_point, bpack);
         }
-        for (index_t pi = 0; pi < row_panels; ++pi) {
+        for (index_t pi = r_begin; pi < r_end; ++pi) {
           const index_t i0 = pi * mr;
           kt.i8_ukr(int(std::min<index_t>(mr, M - i0)), nn, kp, a_panel(kb, pi), bpack,
                     c + i0 * ldc, ldc, kb > 0);
         }
       }
-      if (out.y) dequantize_rows(strip, kI8Nr, 0, int(M), nn, out, zp_b, out.y + j0);
+      if (out.y) {
+        dequantize_rows(strip + row0 * kI8Nr, kI8Nr, row0, int(rows), nn, out, zp_b, out.y + j0);
+      }
     }
     if (kt.bf16_end) kt.bf16_end();
   });
