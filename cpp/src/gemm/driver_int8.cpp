@@ -62,9 +62,10 @@ void gemm_s8u8(index_t M, index_t N, index_t K, const std::int8_t* a, index_t ld
   const int zp_b = b.f32 ? b.zero_point : 0;
   const GemmKernels& kt = kernels().gemm;
   const int mr = kt.i8_mr;
-  const index_t kc =
-      std::max<index_t>(kI8KStep, std::min<index_t>(kt.i8_kc, ceil_div(K, kI8KStep) * kI8KStep));
-  const index_t nkb = std::max<index_t>(1, ceil_div(K, kc));
+  // K blocks of near-equal length (K = 2304 with i8_kc 1024: 3 x 768, not 1024 + 1024 + 256;
+  // measured +5-10 % on the VNNI path), each a multiple of 64 but the last.
+  const index_t nkb = std::max<index_t>(1, ceil_div(K, kt.i8_kc));
+  const index_t kc = std::max<index_t>(kI8KStep, ceil_div(ceil_div(K, nkb), kI8KStep) * kI8KStep);
   const index_t kp_all =
       K <= 0 ? 0 : (nkb - 1) * kc + ceil_div(K - (nkb - 1) * kc, kI8KStep) * kI8KStep;
   const index_t row_panels = ceil_div(M, mr);
