@@ -1149,6 +1149,10 @@ def _f(rng, *shape):
     return normal(rng, shape)
 
 
+def _i8(rng, *shape):
+    return rng.integers(-128, 128, shape).astype(np.int8)
+
+
 # name -> builder(rng) of a dict of valid keyword arguments
 CORE_CALLS = {
     "conv2d_forward": lambda r: dict(x=_f(r, 2, 4, 5, 5), weight=_f(r, 6, 2, 3, 3), bias=_f(r, 6),
@@ -1269,6 +1273,17 @@ CORE_CALLS = {
                                    size=(5, 4)),
     "color_jitter": lambda r: dict(x=_f(r, 2, 3, 4, 5), factors=r.uniform(0.5, 1.5, (2, 3)),
                                    order=np.array([[2, 0, 1], [-1, 1, 0]])),
+    # int8 (issue 19)
+    "gemm_s8u8": lambda r: dict(a=_i8(r, 3, 70), b=_f(r, 70, 5), inv_scale=10.0, zero_point=7),
+    "qgemm": lambda r: dict(a=_i8(r, 3, 70), b=_f(r, 5, 70), scale=_f(r, 3), bias=_f(r, 3),
+                            relu=True, inv_scale=10.0, zero_point=7, trans_b=True),
+    "quantize_u8": lambda r: dict(x=_f(r, 3, 4), inv_scale=3.0, zero_point=128),
+    "int8_pack": lambda r: dict(a=_i8(r, 5, 40)),
+    "conv2d_forward_int8": lambda r: dict(x=_f(r, 2, 4, 5, 5), weight=_i8(r, 6, 2, 3, 3),
+                                          scale=_f(r, 6), bias=_f(r, 6), stride=(1, 2),
+                                          padding=(1, 0), dilation=(1, 1), groups=2, relu=True,
+                                          x_inv_scale=20.0, x_zero_point=100),
+    "conv2d_int8_pack": lambda r: dict(weight=_i8(r, 6, 2, 3, 3), groups=2),
 }
 
 

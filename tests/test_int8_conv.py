@@ -102,3 +102,26 @@ def test_int8_conv_bad_arguments(rng):
         _core.conv2d_forward_int8(x, wq, scale, None, (1, 1), (0, 0), (1, 1), 1, False, 0.0, 0)
     with pytest.raises(ValueError, match="conv2d"):
         _core.conv2d_forward_int8(np.zeros((1, 3, 5, 5), np.float32), wq, scale)
+
+
+def test_packed_weights_give_the_same_bits_and_are_checked(isa, rng):
+    for case in (CASES[2], CASES[5], CASES[8]):
+        N, C, H, W, K, F, s, p, d, g = case
+        x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+        _, wq, w_scale = quantized_weights(rng, K, C // g, F)
+        scale = (w_scale * np.float32(0.02)).astype(np.float32)
+        args = (x, wq, scale, None, (s, s), (p, p), (d, d), g, True, 50.0, 100)
+        packed = _core.conv2d_int8_pack(wq, g)
+        assert packed.dtype == np.int8 and packed.ndim == 1
+        np.testing.assert_array_equal(_core.conv2d_forward_int8(*args, packed),
+                                      _core.conv2d_forward_int8(*args))
+    with pytest.raises(ValueError, match="packed has 3 bytes, expected"):
+        _core.conv2d_forward_int8(*args, np.zeros(3, np.int8))
+    a = rng.integers(-128, 128, (50, 300)).astype(np.int8)
+    xb = rng.standard_normal((7, 300)).astype(np.float32)
+    sc = np.full(50, 0.01, np.float32)
+    np.testing.assert_array_equal(
+        _core.qgemm(a, xb, sc, None, False, 20.0, 3, True, _core.int8_pack(a)),
+        _core.qgemm(a, xb, sc, None, False, 20.0, 3, True))
+    with pytest.raises(ValueError, match="qgemm: packed has"):
+        _core.qgemm(a, xb, sc, None, False, 20.0, 3, True, _core.int8_pack(a[:10]))

@@ -126,7 +126,8 @@ def test_bad_arguments_are_clear_errors():
         _core.gemm_s8u8(a, a.T.copy())
     with pytest.raises(TypeError, match="b must be a numpy.ndarray of uint8 or float32, got list"):
         _core.gemm_s8u8(a, [[1]])
-    with pytest.raises(ValueError, match=r"inner dimensions differ: a is \[2, 3\] and b is \[4, 4\]"):
+    with pytest.raises(ValueError,
+                       match=r"inner dimensions differ: a is \[2, 3\] and b is \[4, 4\]"):
         _core.gemm_s8u8(a, np.zeros((4, 4), np.uint8))
     with pytest.raises(ValueError, match="a must be 2-D"):
         _core.gemm_s8u8(np.zeros(3, np.int8), b)
@@ -139,3 +140,38 @@ def test_bad_arguments_are_clear_errors():
     for bad in (0.0, -1.0, float("inf"), float("nan")):
         with pytest.raises(ValueError, match="inv_scale must be positive and finite"):
             _core.quantize_u8(np.zeros(3, np.float32), bad, 0)
+
+
+def test_float_b_pack_tails_of_every_width_and_k_quad(isa, rng):
+    # The quantizing pack's tails: every column count of a 32-wide panel (one or two 16-lane
+    # halves, masked) against K that ends inside a k quad, a 64-deep slice and a K block.
+    for n in range(1, 34):
+        k = [1, 2, 3, 5, 62, 65, 1023, 1026, 1027][n % 9]
+        a = rng.integers(-128, 128, (3, k)).astype(np.int8)
+        x = (rng.standard_normal((k, n)) * 50).astype(np.float32)
+        x.flat[::7] = np.nan
+        x.flat[3::11] = np.inf
+        x.flat[5::13] = -np.inf
+        q = _core.quantize_u8(x, 1.7, 100)
+        np.testing.assert_array_equal(_core.gemm_s8u8(a, x, 1.7, 100), exact(a, q),
+                                      err_msg=f"{isa}: N={n} K={k}")
+
+
+def test_tile_blocks_accumulate_across_k_blocks(isa, rng):
+    # The AMX kernel's four block kinds (16 or 32 live rows x 16 or 32 live columns go through C
+    # itself, the rest through its local buffer) on K past the engine's largest K block (4096),
+    # so every kind both starts C and adds to it; extreme operands catch a sum started twice.
+    for m, n, k in [(16, 16, 4160), (32, 16, 4097), (16, 48, 4200), (48, 64, 8193),
+                    (31, 17, 4161), (17, 31, 4100), (1, 33, 4097), (33, 1, 4097)]:
+        a, b = operands(rng, m, n, k)
+        np.testing.assert_array_equal(_core.gemm_s8u8(a, b), exact(a, b),
+                                      err_msg=f"{isa}: M={m} N={n} K={k}")
+        a, b = operands(rng, m, n, k, extreme=True)
+        np.testing.assert_array_equal(_core.gemm_s8u8(a, b), exact(a, b),
+                                      err_msg=f"{isa}: extreme M={m} N={n} K={k}")
+
+
+def test_c_row_stride_of_4_kib(isa, rng):
+    # N = 1024: C rows 4 KiB apart, every row of a tile store on the same L1 set.
+    a, b = operands(rng, 40, 1024, 300)
+    np.testing.assert_array_equal(_core.gemm_s8u8(a, b), exact(a, b), err_msg=isa)

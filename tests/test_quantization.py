@@ -120,3 +120,25 @@ def test_save_and_load_keep_the_int8_model_bit_for_bit(digits_model, tmp_path):
     assert stored["0.weight_int8"].dtype == np.int8
     assert stored["0.input_zero_point"].dtype == np.int32 and stored["0.input_scale"].shape == ()
     np.testing.assert_array_equal(stored["0.weight_int8"], q.state_dict()["0.weight_int8"])
+
+
+def test_every_isa_gives_the_same_bits_and_the_weight_cache_follows(digits_model):
+    model, tr, te = digits_model
+    q = quantize(model, calibration(tr))
+    x, _ = te[:50]
+    before = ck.get_isa()
+    outs = {}
+    try:
+        for isa in ck.cpu_info()["supported_isas"]:
+            ck.set_isa(isa)
+            outs[isa] = q(ck.Tensor(x)).data  # packs its weights for this ISA's kernels
+            np.testing.assert_array_equal(q(ck.Tensor(x)).data, outs[isa])  # from the cache
+    finally:
+        ck.set_isa(before)
+    first = next(iter(outs.values()))
+    for isa, y in outs.items():
+        np.testing.assert_array_equal(y, first, err_msg=isa)
+    # new weights through load_state_dict: the packed panels are not reused
+    other = quantize(model, calibration(tr, batches=1), per_channel=False)
+    q.load_state_dict(other.state_dict())
+    np.testing.assert_array_equal(q(ck.Tensor(x)).data, other(ck.Tensor(x)).data)

@@ -142,6 +142,14 @@ inline py::array float32_c(const py::handle& obj, const char* op, const char* na
   return arr;
 }
 
+// p rounded up to the next 64-byte boundary (packed weights held in numpy arrays with 64 bytes
+// of slack: the same array always gives the same aligned start).
+template <class T>
+T* line_aligned(T* p) {
+  const auto at = reinterpret_cast<std::uintptr_t>(p);
+  return reinterpret_cast<T*>((at + 63) / 64 * 64);
+}
+
 // A C-contiguous array of dtype T (int64 labels/indices, uint8 masks); ndim < 0: any rank.
 template <typename T>
 py::array typed_c(const py::handle& obj, const char* op, const char* name, const char* dtype,

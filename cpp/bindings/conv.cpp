@@ -255,7 +255,8 @@ py::tuple tiled_backward_py(const char* op, bool local, const py::object& dy_obj
 py::array_t<float> conv2d_forward_int8_py(const py::object& x_obj, const py::object& wq_obj,
                                           const py::object& scale_obj, const py::object& b_obj,
                                           Pair stride, Pair padding, Pair dilation, index_t groups,
-                                          bool relu, float x_inv_scale, int x_zero_point) {
+                                          bool relu, float x_inv_scale, int x_zero_point,
+                                          const py::object& packed_obj) {
   const char* op = "conv2d_int8";
   py::array x = float32_contiguous(x_obj, op, "x", 4);
   py::array wq = typed_c<std::int8_t>(wq_obj, op, "weight", "int8", 4);
@@ -284,6 +285,16 @@ py::array_t<float> conv2d_forward_int8_py(const py::object& x_obj, const py::obj
   w.wq = wp;
   w.scale = ptr(scale);
   w.row_sums = row_sums.data();
+  py::array keep_packed;
+  if (!packed_obj.is_none()) {
+    keep_packed = typed_c<std::int8_t>(packed_obj, op, "packed", "int8", 1);
+    if (std::size_t(keep_packed.size()) != conv2d_int8_packed_bytes(p) + 64) {
+      throw_invalid(op, ": packed has ", keep_packed.size(), " bytes, expected ",
+                    conv2d_int8_packed_bytes(p) + 64,
+                    " (packed for another shape or ISA? repack with conv2d_int8_pack)");
+    }
+    w.packed = line_aligned(static_cast<const std::int8_t*>(keep_packed.data()));
+  }
   auto y = new_array(op, {p.N, p.K, p.Ho, p.Wo});
   float* yp = mut(y);
   const float* xp = ptr(x);
@@ -298,7 +309,35 @@ void bind_conv(py::module_& m) {
   m.def("conv2d_forward_int8", &conv2d_forward_int8_py, py::arg("x"), py::arg("weight"),
         py::arg("scale"), py::arg("bias") = py::none(), py::arg("stride") = Pair{1, 1},
         py::arg("padding") = Pair{0, 0}, py::arg("dilation") = Pair{1, 1}, py::arg("groups") = 1,
-        py::arg("relu") = false, py::arg("x_inv_scale") = 1.0f, py::arg("x_zero_point") = 0);
+        py::arg("relu") = false, py::arg("x_inv_scale") = 1.0f, py::arg("x_zero_point") = 0,
+        py::arg("packed") = py::none());
+  // int8 weights [K, C / groups, Fh, Fw] packed for the active ISA's int8 kernels, for
+  // conv2d_forward_int8(packed=...): 1-D int8 (64 bytes of slack for line alignment).
+  m.def(
+      "conv2d_int8_pack",
+      [](const py::object& wq_obj, index_t groups) {
+        const char* op = "conv2d_int8_pack";
+        py::array wq = typed_c<std::int8_t>(wq_obj, op, "weight", "int8", 4);
+        if (groups < 1 || wq.shape(0) % groups != 0) {
+          throw_invalid(op, ": groups must be >= 1 and divide the ", wq.shape(0),
+                        " output channels, got ", groups);
+        }
+        Conv2dParams p;
+        p.K = wq.shape(0);
+        p.C = wq.shape(1) * groups;
+        p.Fh = wq.shape(2);
+        p.Fw = wq.shape(3);
+        p.groups = groups;
+        py::array_t<std::int8_t> out(py::ssize_t(conv2d_int8_packed_bytes(p) + 64));
+        const auto* src = static_cast<const std::int8_t*>(wq.data());
+        std::int8_t* dst = line_aligned(out.mutable_data());
+        {
+          py::gil_scoped_release release;
+          conv2d_int8_pack(p, src, dst);
+        }
+        return out;
+      },
+      py::arg("weight"), py::arg("groups") = 1);
   m.def(
       "_conv2d_algorithms",
       [](const std::vector<index_t>& x_shape, const std::vector<index_t>& w_shape, Pair s, Pair pad,

@@ -151,7 +151,7 @@ py::array gemm_s8u8_py(const py::object& a_obj, const py::object& b_obj, float i
 // Dequantized: y = (sum - zero_point * rowsum(a)) * scale[i] + bias[i], then ReLU (fp32).
 py::array qgemm_py(const py::object& a_obj, const py::object& b_obj, const py::object& scale_obj,
                    const py::object& bias_obj, bool relu, float inv_scale, int zero_point,
-                   bool trans_b) {
+                   bool trans_b, const py::object& packed_obj) {
   const char* op = "qgemm";
   const I8Args r = i8_args(op, a_obj, b_obj, inv_scale, zero_point, trans_b);
   py::array scale = float32_c(scale_obj, op, "scale");
@@ -170,6 +170,17 @@ py::array qgemm_py(const py::object& a_obj, const py::object& b_obj, const py::o
   const auto* ap = static_cast<const std::int8_t*>(r.a.data());
   for (index_t i = 0; i < r.M; ++i) {
     for (index_t k = 0; k < r.K; ++k) row_sums[i] += ap[i * r.K + k];
+  }
+  py::array keep_packed;
+  const std::int8_t* packed = nullptr;
+  if (!packed_obj.is_none()) {
+    keep_packed = typed_c<std::int8_t>(packed_obj, op, "packed", "int8", 1);
+    if (std::size_t(keep_packed.size()) != gemm_s8u8_packed_bytes(r.M, r.K) + 64) {
+      throw_invalid(op, ": packed has ", keep_packed.size(), " bytes, expected ",
+                    gemm_s8u8_packed_bytes(r.M, r.K) + 64,
+                    " (packed for another shape or ISA? repack with int8_pack)");
+    }
+    packed = line_aligned(static_cast<const std::int8_t*>(keep_packed.data()));
   }
   py::array_t<float> y({r.M, r.N});
   const MatrixOperandB bf(static_cast<const float*>(r.b.data()), trans_b ? r.K : r.N, trans_b);
@@ -192,7 +203,7 @@ py::array qgemm_py(const py::object& a_obj, const py::object& b_obj, const py::o
   out.relu = relu;
   {
     py::gil_scoped_release release;
-    gemm_s8u8(r.M, r.N, r.K, ap, r.K, ob, out, get_num_threads());
+    gemm_s8u8(r.M, r.N, r.K, ap, r.K, ob, out, get_num_threads(), packed);
   }
   return y;
 }
@@ -204,7 +215,25 @@ void bind_gemm(py::module_& m) {
         py::arg("zero_point") = 0);
   m.def("qgemm", &qgemm_py, py::arg("a"), py::arg("b"), py::arg("scale"),
         py::arg("bias") = py::none(), py::arg("relu") = false, py::arg("inv_scale") = 1.0f,
-        py::arg("zero_point") = 0, py::arg("trans_b") = false);
+        py::arg("zero_point") = 0, py::arg("trans_b") = false, py::arg("packed") = py::none());
+  // int8 A [M, K] packed for the active ISA's int8 kernels, for qgemm(packed=...): 1-D int8
+  // (64 bytes of slack for line alignment).
+  m.def(
+      "int8_pack",
+      [](const py::object& a_obj) {
+        py::array a = typed_c<std::int8_t>(a_obj, "int8_pack", "a", "int8", 2);
+        const index_t M = a.shape(0), K = a.shape(1);
+        if (K > 65536) throw_invalid("int8_pack: K must be <= 65536 (int32 sums), got ", K);
+        py::array_t<std::int8_t> out(py::ssize_t(gemm_s8u8_packed_bytes(M, K) + 64));
+        const auto* src = static_cast<const std::int8_t*>(a.data());
+        std::int8_t* dst = line_aligned(out.mutable_data());
+        {
+          py::gil_scoped_release release;
+          gemm_s8u8_pack_a(M, K, src, K, dst);
+        }
+        return out;
+      },
+      py::arg("a"));
   m.def(
       "quantize_u8",
       [](const py::object& x_obj, float inv_scale, int zero_point) {

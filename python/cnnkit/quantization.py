@@ -27,7 +27,7 @@ import numbers
 
 import numpy as np
 
-from . import _core
+from . import _core, amp
 from .autograd import no_grad
 from .nn import Conv2d, Identity, Linear, Module
 from .nn.activation import ReLU
@@ -122,6 +122,17 @@ class _QuantizedLayer(Module):
         return (np.ascontiguousarray(x, dtype=np.float32), scale, bias,
                 float(1.0 / np.float64(s_x)), int(self.input_zero_point.data))
 
+    def _packed(self, pack):
+        """The int8 weights in the active ISA's GEMM panels, packed on first use and kept
+        while the ISA, the weight array and cnnkit.amp's weight version stay the same
+        (load_state_dict bumps it)."""
+        key = (_core.get_isa(), id(self.weight_int8.data), amp.weights_version())
+        held = self.__dict__.get("_packed_weights")
+        if held is None or held[0] != key:
+            held = (key, pack(self.weight_int8.data))
+            object.__setattr__(self, "_packed_weights", held)
+        return held[1]
+
     def _input_repr(self):
         return (f"int8, input scale={float(self.input_scale.data):.4g} "
                 f"zero_point={int(self.input_zero_point.data)}")
@@ -146,9 +157,10 @@ class QuantizedConv2d(_QuantizedLayer):
 
     def forward(self, x):
         xa, scale, bias, inv, zp = self._operands(x)
+        packed = self._packed(lambda w: _core.conv2d_int8_pack(w, self.groups))
         y = _core.conv2d_forward_int8(xa, self.weight_int8.data, scale, bias, self.stride,
                                       self.padding, self.dilation, self.groups, self.relu, inv,
-                                      zp)
+                                      zp, packed)
         if self.pool is not None:
             k, s, p, ceil = self.pool
             y = _core.max_pool2d_forward(y, k, s, p, ceil, False)[0]
@@ -182,7 +194,8 @@ class QuantizedLinear(_QuantizedLayer):
         if xa.ndim != 2 or xa.shape[1] != self.in_features:
             raise ValueError(f"QuantizedLinear: expected input [N, {self.in_features}], got "
                              f"{list(xa.shape)}")
-        yt = _core.qgemm(self.weight_int8.data, xa, scale, bias, self.relu, inv, zp, True)
+        yt = _core.qgemm(self.weight_int8.data, xa, scale, bias, self.relu, inv, zp, True,
+                         self._packed(_core.int8_pack))
         return Tensor._wrap(np.ascontiguousarray(yt.T))
 
     def extra_repr(self):

@@ -91,7 +91,13 @@ struct Conv2dInt8Weights {
   const std::int8_t* wq = nullptr;
   const float* scale = nullptr;            // per output channel: w_scale[k] * x_scale
   const std::int32_t* row_sums = nullptr;  // per output channel: sum of wq[k] (C / groups Fh Fw)
+  // wq packed by conv2d_int8_pack for the ISA active then (an inference cache), or null: the
+  // weights are packed once per call
+  const std::int8_t* packed = nullptr;
 };
+// Bytes of conv2d_int8_pack's output for p (every group's panels, one after another).
+std::size_t conv2d_int8_packed_bytes(const Conv2dParams& p);
+void conv2d_int8_pack(const Conv2dParams& p, const std::int8_t* wq, std::int8_t* packed);
 void conv2d_forward_int8(const Conv2dParams& p, const float* src, const Conv2dInt8Weights& w,
                          float x_inv_scale, int x_zero_point, const float* bias, float* dst,
                          bool relu);

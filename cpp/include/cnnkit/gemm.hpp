@@ -222,8 +222,15 @@ struct I8Output {
   const float* bias = nullptr;
   bool relu = false;
 };
+// packed_a: A as gemm_s8u8_pack_a packed it (for the ISA active then), or null (a is packed
+// per call; a is not read when packed_a is given).
 void gemm_s8u8(index_t M, index_t N, index_t K, const std::int8_t* a, index_t lda,
-               const I8OperandB& b, const I8Output& out, int threads);
+               const I8OperandB& b, const I8Output& out, int threads,
+               const std::int8_t* packed_a = nullptr);
+// A (M x K int8, row stride lda) packed once for many products (weights at inference), in
+// the active ISA's panels: gemm_s8u8_packed_bytes(M, K) bytes, owned by the caller.
+std::size_t gemm_s8u8_packed_bytes(index_t M, index_t K);
+void gemm_s8u8_pack_a(index_t M, index_t K, const std::int8_t* a, index_t lda, std::int8_t* packed);
 // The int8 micro-kernel of the active table: "amx", "avx512_vnni" or "ref".
 const char* i8_path();
 // dst[i] = clamp(nearbyint(src[i] * inv_scale) + zero_point, 0, 255) (ties to even; NaN ->

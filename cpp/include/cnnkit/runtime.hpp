@@ -36,8 +36,8 @@ namespace cnnkit {
 // AVX2 kernels; such comparisons appear only inside `#if CNNKIT_X86`). The two top levels add
 // only bf16 kernels (fp32 runs the AVX-512 kernels there): avx512_bf16 the VDPBF16PS
 // micro-kernel and conversions (and the VPDPBUSD int8 kernels: it needs AVX512-VNNI too), amx
-// the AMX tile micro-kernels (bf16 and int8: it needs AMX-BF16 and AMX-INT8). On aarch64 there is one level
-// above ref: neon (the reference table plus the kernels/neon/ overrides).
+// the AMX tile micro-kernels (bf16 and int8: it needs AMX-BF16 and AMX-INT8). On aarch64
+// there is one level above ref: neon (the reference table plus the kernels/neon/ overrides).
 enum class Isa { ref = 0, avx2 = 1, avx512 = 2, avx512_bf16 = 3, amx = 4, neon = 5 };
 
 const char* isa_name(Isa isa);

@@ -3,7 +3,8 @@
 //   sum[k][j] = sum_{c, fy, fx} wq[k][c][fy][fx] * q(x[c][oy S - P + fy D][ox S - P + fx D])
 //   y[k][j]   = float(sum - x_zp * rowsum(wq[k])) * scale[k] + bias[k], ReLU   (j = oy Wo + ox)
 //
-// Per image and group, the weights (already int8) are A and the image's patches are B: the
+// Per image and group, the weights (already int8, packed once per call or by the caller's
+// cache) are A and the image's patches are B: the
 // engine packs each 32-column panel of patches from the NCHW image in fp32 (the same packer as
 // the fp32 path, zeros for the padding, which quantize to the zero point as a real 0 would),
 // quantizes it into uint8 quads and sums exactly; the epilogue dequantizes straight into y.
@@ -15,6 +16,19 @@
 
 namespace cnnkit {
 
+std::size_t conv2d_int8_packed_bytes(const Conv2dParams& p) {
+  const index_t G = p.groups;
+  return std::size_t(G) * gemm_s8u8_packed_bytes(p.K / G, p.C / G * p.Fh * p.Fw);
+}
+
+void conv2d_int8_pack(const Conv2dParams& p, const std::int8_t* wq, std::int8_t* packed) {
+  const index_t G = p.groups, Kg = p.K / G, rows = p.C / G * p.Fh * p.Fw;
+  const std::size_t per = gemm_s8u8_packed_bytes(Kg, rows);
+  for (index_t gi = 0; gi < G; ++gi) {
+    gemm_s8u8_pack_a(Kg, rows, wq + gi * Kg * rows, rows, packed + gi * per);
+  }
+}
+
 void conv2d_forward_int8(const Conv2dParams& p, const float* src, const Conv2dInt8Weights& w,
                          float x_inv_scale, int x_zero_point, const float* bias, float* dst,
                          bool relu) {
@@ -23,6 +37,16 @@ void conv2d_forward_int8(const Conv2dParams& p, const float* src, const Conv2dIn
                     p.pad_h, p.pad_w, p.dil_h, p.dil_w, p.Ho, p.Wo};
   const index_t rows = g.rows(), cols = g.cols();
   const int threads = get_num_threads();
+  // the weights' panels: the caller's cache, else packed here once for the whole batch (slot 2:
+  // the engine uses slots 0 and 1)
+  const std::int8_t* packed = w.packed;
+  if (!packed) {
+    std::int8_t* dst = reinterpret_cast<std::int8_t*>(
+        thread_workspace(2, conv2d_int8_packed_bytes(p) / sizeof(float) + 16));
+    conv2d_int8_pack(p, w.wq, dst);
+    packed = dst;
+  }
+  const std::size_t per = gemm_s8u8_packed_bytes(Kg, rows);
   for (index_t n = 0; n < p.N; ++n) {
     for (index_t gi = 0; gi < G; ++gi) {
       const ImagePatchesB patches(src + (n * p.C + gi * Cg) * p.H * p.W, g);
@@ -37,7 +61,7 @@ void conv2d_forward_int8(const Conv2dParams& p, const float* src, const Conv2dIn
       out.scale = w.scale + gi * Kg;
       out.bias = bias ? bias + gi * Kg : nullptr;
       out.relu = relu;
-      gemm_s8u8(Kg, cols, rows, w.wq + gi * Kg * rows, rows, b, out, threads);
+      gemm_s8u8(Kg, cols, rows, w.wq + gi * Kg * rows, rows, b, out, threads, packed + gi * per);
     }
   }
 }

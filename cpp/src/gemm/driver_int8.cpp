@@ -51,8 +51,61 @@ void quantize_u8(const float* src, index_t n, float inv_scale, int zero_point, s
   });
 }
 
+namespace {
+
+// The K blocks and A panels of an M x K int8 GEMM for the active table: near-equal K blocks
+// (K = 2304 with i8_kc 1024: 3 x 768, not 1024 + 1024 + 256; measured +5-10 % on the VNNI
+// path), each a multiple of 64 but the last; A packed as, for each K block, every row panel
+// (mr x kp_block bytes), the blocks one after another.
+struct I8Blocking {
+  index_t M, K, mr, nkb, kc, kp_all, row_panels;
+  I8Blocking(index_t M_, index_t K_, const GemmKernels& kt) : M(M_), K(K_), mr(kt.i8_mr) {
+    nkb = std::max<index_t>(1, ceil_div(K, kt.i8_kc));
+    kc = std::max<index_t>(kI8KStep, ceil_div(ceil_div(K, nkb), kI8KStep) * kI8KStep);
+    kp_all = K <= 0 ? 0 : (nkb - 1) * kc + ceil_div(K - (nkb - 1) * kc, kI8KStep) * kI8KStep;
+    row_panels = ceil_div(M, mr);
+  }
+  void block(index_t kb, index_t* k0, index_t* klen, index_t* kp) const {
+    *k0 = kb * kc;
+    *klen = std::max<index_t>(0, std::min(kc, K - *k0));
+    *kp = ceil_div(*klen, kI8KStep) * kI8KStep;
+  }
+  std::size_t bytes() const { return std::size_t(row_panels) * mr * std::size_t(kp_all); }
+  std::size_t panel(index_t kb, index_t pi) const {  // block kb starts after kb full blocks
+    return std::size_t(row_panels) * mr * std::size_t(kb * kc) +
+           std::size_t(pi) * mr * std::size_t(std::min(kc, kp_all - kb * kc));
+  }
+};
+
+void pack_a(const I8Blocking& g, const GemmKernels& kt, const std::int8_t* a, index_t lda,
+            std::int8_t* dst) {
+  if (g.K <= 0) return;
+  parallel_ranges(g.row_panels * g.nkb, 1, [&](index_t begin, index_t end) {
+    for (index_t it = begin; it < end; ++it) {
+      const index_t kb = it / g.row_panels, pi = it % g.row_panels;
+      index_t k0, klen, kp;
+      g.block(kb, &k0, &klen, &kp);
+      const index_t i0 = pi * g.mr;
+      kt.pack_i8_a(a + i0 * lda + k0, lda, int(std::min<index_t>(g.mr, g.M - i0)), int(klen),
+                   int(g.mr), dst + g.panel(kb, pi));
+    }
+  });
+}
+
+}  // namespace
+
+std::size_t gemm_s8u8_packed_bytes(index_t M, index_t K) {
+  return I8Blocking(M, K, kernels().gemm).bytes();
+}
+
+void gemm_s8u8_pack_a(index_t M, index_t K, const std::int8_t* a, index_t lda,
+                      std::int8_t* packed) {
+  const GemmKernels& kt = kernels().gemm;
+  pack_a(I8Blocking(M, K, kt), kt, a, lda, packed);
+}
+
 void gemm_s8u8(index_t M, index_t N, index_t K, const std::int8_t* a, index_t lda,
-               const I8OperandB& b, const I8Output& out, int threads) {
+               const I8OperandB& b, const I8Output& out, int threads, const std::int8_t* packed_a) {
   if (M <= 0 || N <= 0) return;
   if (K > kI8MaxK)
     throw_invalid("gemm_s8u8: K ", K, " > ", kI8MaxK, " (int32 sums could overflow)");
@@ -61,39 +114,19 @@ void gemm_s8u8(index_t M, index_t N, index_t K, const std::int8_t* a, index_t ld
   if (out.y && !out.scale) throw_invalid("gemm_s8u8: the epilogue needs the row scales");
   const int zp_b = b.f32 ? b.zero_point : 0;
   const GemmKernels& kt = kernels().gemm;
-  const int mr = kt.i8_mr;
-  // K blocks of near-equal length (K = 2304 with i8_kc 1024: 3 x 768, not 1024 + 1024 + 256;
-  // measured +5-10 % on the VNNI path), each a multiple of 64 but the last.
-  const index_t nkb = std::max<index_t>(1, ceil_div(K, kt.i8_kc));
-  const index_t kc = std::max<index_t>(kI8KStep, ceil_div(ceil_div(K, nkb), kI8KStep) * kI8KStep);
-  const index_t kp_all =
-      K <= 0 ? 0 : (nkb - 1) * kc + ceil_div(K - (nkb - 1) * kc, kI8KStep) * kI8KStep;
-  const index_t row_panels = ceil_div(M, mr);
-  auto block_of = [&](index_t kb, index_t* k0, index_t* klen, index_t* kp) {
-    *k0 = kb * kc;
-    *klen = std::max<index_t>(0, std::min(kc, K - *k0));
-    *kp = ceil_div(*klen, kI8KStep) * kI8KStep;
-  };
-  // Packed A: for each K block, every row panel (mr x kp_block bytes), blocks one after another.
-  const std::size_t a_bytes = std::size_t(row_panels) * mr * std::size_t(kp_all);
-  std::int8_t* apack =
-      reinterpret_cast<std::int8_t*>(align_to_line(thread_workspace(0, a_bytes / 4 + 32)));
-  auto a_panel = [&](index_t kb, index_t pi) {  // block kb starts after kb full blocks
-    return apack + std::size_t(row_panels) * mr * std::size_t(kb * kc) +
-           std::size_t(pi) * mr * std::size_t(std::min(kc, kp_all - kb * kc));
-  };
-  if (K > 0) {
-    parallel_ranges(row_panels * nkb, 1, [&](index_t begin, index_t end) {
-      for (index_t it = begin; it < end; ++it) {
-        const index_t kb = it / row_panels, pi = it % row_panels;
-        index_t k0, klen, kp;
-        block_of(kb, &k0, &klen, &kp);
-        const index_t i0 = pi * mr;
-        kt.pack_i8_a(a + i0 * lda + k0, lda, int(std::min<index_t>(mr, M - i0)), int(klen), mr,
-                     a_panel(kb, pi));
-      }
-    });
+  const I8Blocking g(M, K, kt);
+  const index_t mr = g.mr, nkb = g.nkb, kc = g.kc, row_panels = g.row_panels;
+  const std::int8_t* apack = packed_a;
+  if (!apack) {
+    std::int8_t* dst =
+        reinterpret_cast<std::int8_t*>(align_to_line(thread_workspace(0, g.bytes() / 4 + 32)));
+    pack_a(g, kt, a, lda, dst);
+    apack = dst;
   }
+  auto a_panel = [&](index_t kb, index_t pi) { return apack + g.panel(kb, pi); };
+  auto block_of = [&](index_t kb, index_t* k0, index_t* klen, index_t* kp) {
+    g.block(kb, k0, klen, kp);
+  };
   // Threads: over the column panels, and over the row panels as well when there are fewer
   // column panels than threads (batch-1 linear layers, small images): tm x tn.
   const index_t col_panels = ceil_div(N, kI8Nr);

@@ -62,6 +62,13 @@ void register_gemm_kernels(GemmKernels& k, Isa isa) {
     k.pack_bf16_a = avx512_bf16::pack_bf16_a;
     k.pack_bf16_b = avx512_bf16::pack_bf16_b;
     k.interleave_bf16 = avx512_bf16::interleave_bf16;
+    k.i8_path = "avx512_vnni";
+    k.i8_mr = avx512_vnni::kI8Mr;
+    k.i8_kc = avx512_vnni::kI8Kc;
+    k.i8_ukr = avx512_vnni::i8_ukr_14x32;
+    k.pack_i8_a = avx512_vnni::pack_i8_a;
+    k.pack_u8_b = avx512_vnni::pack_u8_b;
+    k.quantize_pack_b = avx512_vnni::quantize_pack_b;
   }
   if (isa >= Isa::amx) {
     k.bf16_path = "amx";
@@ -73,6 +80,10 @@ void register_gemm_kernels(GemmKernels& k, Isa isa) {
     k.bf16_begin = amx::tiles_begin;
     k.bf16_end = amx::tiles_end;
     k.bf16_accumulate_block = amx::bf16_accumulate_block;
+    k.i8_path = "amx";
+    k.i8_mr = amx::kI8Mr;
+    k.i8_kc = amx::kI8Kc;
+    k.i8_ukr = amx::i8_ukr_32x32;
   }
 #elif CNNKIT_NEON  // kernels/neon/: built on aarch64 only
   if (isa == Isa::neon) {

@@ -245,6 +245,18 @@ void pack_bf16_b(const float* src, std::int64_t ld, int kc, int n, bf16_t* dst);
 void interleave_bf16(const float* r0, const float* r1, std::int64_t n, bf16_t* dst);
 }  // namespace avx512_bf16
 
+namespace avx512_vnni {
+// 14 x 32 with VPDPBUSD: 28 zmm accumulators of 16 int32 lanes, each instruction one k quad
+// (u8 B x s8 A, exact); packing and quantization with AVX-512 (kernels/avx512_vnni/).
+constexpr int kI8Mr = 14, kI8Kc = 1024;
+void i8_ukr_14x32(int m, int n, std::int64_t kp, const std::int8_t* a, const std::uint8_t* b,
+                  std::int32_t* c, std::int64_t ldc, bool accumulate);
+void pack_i8_a(const std::int8_t* src, std::int64_t ld, int m, int kc, int mr, std::int8_t* dst);
+void pack_u8_b(const std::uint8_t* src, std::int64_t ld, int kc, int n, std::uint8_t* dst);
+void quantize_pack_b(const float* src, std::int64_t ld, int kc, int n, float inv_scale,
+                     int zero_point, std::uint8_t* dst);
+}  // namespace avx512_vnni
+
 namespace amx {
 // 32 x 32 with TDPBF16PS: a 2 x 2 block of 16 x 16 fp32 tile accumulators, 2 A and 2 B tiles
 // per 32-deep step (kernels/amx/). begin() loads the tile configuration on the calling thread,
@@ -260,6 +272,13 @@ void tiles_begin();
 void tiles_end();
 void bf16_accumulate_block(const bf16_t* a, std::int64_t lda, const bf16_t* b, std::int64_t ldb,
                            int slices, float* c, std::int64_t ldc);
+// int8: 32 x 32 with TDPBSUD (s8 A tiles x u8 B tiles, exact int32 tile sums), 2 x 2 tile
+// accumulators as bf16's; needs tiles_begin()'s configuration. kI8Kc 4096 (B panel 128 KiB,
+// in L2): each K block costs a round trip of C through memory, which measured dearer than
+// streaming both panels from L2 (gemm_i8_amx.cpp).
+constexpr int kI8Mr = 32, kI8Kc = 4096;
+void i8_ukr_32x32(int m, int n, std::int64_t kp, const std::int8_t* a, const std::uint8_t* b,
+                  std::int32_t* c, std::int64_t ldc, bool accumulate);
 }  // namespace amx
 
 }  // namespace cnnkit
