@@ -216,12 +216,17 @@ def _convert(fused: Module, per_channel: bool):
         parent_name, _, attr = name.rpartition(".")
         (parents[parent_name] if parent_name else fused)._modules[attr] = q
         out.append((name, q))
-    for m in fused.modules():
+    for m in fused.modules():  # (past the Identity a folded batch norm left)
         mods = list(m._modules.items())
-        for (_, a), (n2, b) in zip(mods, mods[1:]):
-            if type(a) is QuantizedLinear and type(b) is ReLU and not b._forward_hooks:
+        for i, (_, a) in enumerate(mods):
+            if type(a) is not QuantizedLinear:
+                continue
+            j = i + 1
+            while j < len(mods) and type(mods[j][1]) is Identity:
+                j += 1
+            if j < len(mods) and type(mods[j][1]) is ReLU and not mods[j][1]._forward_hooks:
                 a.relu = True
-                m._modules[n2] = Identity()
+                m._modules[mods[j][0]] = Identity()
     return out
 
 

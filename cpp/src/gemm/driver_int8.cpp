@@ -179,7 +179,12 @@ void gemm_s8u8(index_t M, index_t N, index_t K, const std::int8_t* a, index_t ld
                     c + i0 * ldc, ldc, kb > 0);
         }
       }
-      if (out.y) {
+      if (out.y && K <= kI8DequantMaxK) {  // the table's kernel (int32 difference)
+        kt.i8_dequantize(strip + row0 * kI8Nr, kI8Nr, int(rows), nn,
+                         out.row_sums ? out.row_sums + row0 : nullptr, zp_b, out.scale + row0,
+                         out.bias ? out.bias + row0 : nullptr, out.relu,
+                         out.y + row0 * out.ldy + j0, out.ldy);
+      } else if (out.y) {  // longer K: the difference in int64
         dequantize_rows(strip + row0 * kI8Nr, kI8Nr, row0, int(rows), nn, out, zp_b, out.y + j0);
       }
     }

@@ -33,6 +33,7 @@ void register_gemm_kernels(GemmKernels& k, Isa isa) {
   k.pack_i8_a = pack_i8_a_ref;
   k.pack_u8_b = pack_u8_b_ref;
   k.quantize_pack_b = quantize_pack_b_ref;
+  k.i8_dequantize = i8_dequantize_ref;
 #if CNNKIT_X86  // the x86 kernels: built on x86-64 only (CMakeLists.txt)
   if (isa >= Isa::avx2) {
     k.sgemm_mr = avx2::kSgemmMr;
@@ -51,6 +52,7 @@ void register_gemm_kernels(GemmKernels& k, Isa isa) {
     k.dot_mr = avx512::kDotMr;
     k.dot_nr = avx512::kDotNr;
     k.dot_nt_tile = avx512::dot_nt_tile_avx512;
+    k.i8_dequantize = avx512::i8_dequantize_avx512;
   }
   if (isa >= Isa::avx512_bf16) {
     k.bf16_path = "avx512_bf16";

@@ -124,6 +124,16 @@ using QuantizePackB = void (*)(const float* src, std::int64_t ld, int kc, int n,
 using I8Ukr = void (*)(int m, int n, std::int64_t kp, const std::int8_t* a, const std::uint8_t* b,
                        std::int32_t* c, std::int64_t ldc, bool accumulate);
 
+// The int8 engine's dequantizing epilogue over m rows of n int32 sums (row stride lds):
+//   y[i][j] = float(sums[i][j] - zp * row_sums[i]) * scale[i] + bias[i], then ReLU (v > 0 ? v :
+//   0), with row_sums and bias possibly null; one rounding per operation in that order. The
+//   difference is formed in int32: callers use it for K <= kI8DequantMaxK only, where it cannot
+//   overflow (|sums|, |zp row_sums| <= 255 * 128 * K).
+constexpr std::int64_t kI8DequantMaxK = 32768;
+using I8Dequantize = void (*)(const std::int32_t* sums, std::int64_t lds, int m, int n,
+                              const std::int32_t* row_sums, int zp, const float* scale,
+                              const float* bias, bool relu, float* y, std::int64_t ldy);
+
 struct GemmKernels {
   int sgemm_mr = 0, sgemm_nr = 0;  // the micro-kernel's tile
   SgemmUkr sgemm_ukr = nullptr;
@@ -152,6 +162,7 @@ struct GemmKernels {
   PackI8A pack_i8_a = nullptr;
   PackU8B pack_u8_b = nullptr;
   QuantizePackB quantize_pack_b = nullptr;
+  I8Dequantize i8_dequantize = nullptr;
 };
 
 void register_gemm_kernels(GemmKernels& k, Isa isa);
@@ -188,6 +199,9 @@ void pack_i8_a_ref(const std::int8_t* src, std::int64_t ld, int m, int kc, int m
 void pack_u8_b_ref(const std::uint8_t* src, std::int64_t ld, int kc, int n, std::uint8_t* dst);
 void quantize_pack_b_ref(const float* src, std::int64_t ld, int kc, int n, float inv_scale,
                          int zero_point, std::uint8_t* dst);
+void i8_dequantize_ref(const std::int32_t* sums, std::int64_t lds, int m, int n,
+                       const std::int32_t* row_sums, int zp, const float* scale, const float* bias,
+                       bool relu, float* y, std::int64_t ldy);
 // One value, quantized as QuantizePackB says.
 std::uint8_t quantize_u8_ref(float x, float inv_scale, int zero_point);
 
@@ -204,6 +218,9 @@ void dot_nt_tile_avx2(int m, int n, std::int64_t k, const float* a, std::int64_t
 }  // namespace avx2
 
 namespace avx512 {
+void i8_dequantize_avx512(const std::int32_t* sums, std::int64_t lds, int m, int n,
+                          const std::int32_t* row_sums, int zp, const float* scale,
+                          const float* bias, bool relu, float* y, std::int64_t ldy);
 // 14 x 32: 28 zmm accumulators + 2 B vectors + 1 broadcast of the 32 zmm registers.
 constexpr int kSgemmMr = 14, kSgemmNr = 32;
 void sgemm_ukr_14x32_avx512(int m, int n, std::int64_t k, const float* a, const float* b,

@@ -26,6 +26,20 @@ std::uint8_t quantize_u8_ref(float x, float inv_scale, int zero_point) {
   return std::uint8_t(q < 0 ? 0 : q > 255 ? 255 : q);
 }
 
+void i8_dequantize_ref(const std::int32_t* sums, std::int64_t lds, int m, int n,
+                       const std::int32_t* row_sums, int zp, const float* scale, const float* bias,
+                       bool relu, float* y, std::int64_t ldy) {
+  for (int i = 0; i < m; ++i) {
+    const std::int32_t comp = row_sums ? zp * row_sums[i] : 0;
+    const float s = scale[i], b = bias ? bias[i] : 0.0f;
+    for (int j = 0; j < n; ++j) {
+      float v = float(sums[i * lds + j] - comp) * s + b;
+      if (relu) v = v > 0.0f ? v : 0.0f;
+      y[i * ldy + j] = v;
+    }
+  }
+}
+
 void i8_ukr_ref(int m, int n, std::int64_t kp, const std::int8_t* a, const std::uint8_t* b,
                 std::int32_t* c, std::int64_t ldc, bool accumulate) {
   for (int i = 0; i < m; ++i) {

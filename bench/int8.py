@@ -1,0 +1,176 @@
+"""int8 inference, cnnkit against PyTorch's int8 (FX static quantization, ``x86`` backend).
+
+For cifar_cnn (3x32x32) and AlexNet (3x227x227), built with ``cnnkit.models.build(name)``
+after ``cnnkit.manual_seed(0)`` in eval mode, each of these runs in its own subprocess with
+``OMP_NUM_THREADS=n``:
+
+- ``cnnkit fp32``: ``nn.utils.fuse(model)``, calls inside ``cnnkit.no_grad()``;
+- ``cnnkit int8``: ``cnnkit.quantization.quantize(model, calibration)`` (min/max);
+- ``PyTorch int8``: the model's torch.nn twin (bench/train.py's ``_to_torch``, loaded with its
+  state_dict), ``prepare_fx`` with ``get_default_qconfig_mapping("x86")``, the same
+  calibration batches, ``convert_fx``; calls inside ``torch.no_grad()``.
+
+Calibration: 4 batches of 32 images, inputs: standard normal (``numpy.random.default_rng``,
+seed 1 for calibration, 0 for the timed inputs). Timed: the large batch (cifar_cnn 128,
+AlexNet 16) as images/s from the median of ``--calls`` calls after 3 warm-up calls, and batch 1
+as the p50 of its calls in ms. Fidelity: each int8 model's logits on 256 other images
+against cnnkit fp32's: max |difference| / max |fp32 logit| and the share of equal top-1
+classes (random images, so this measures closeness to fp32, not accuracy).
+
+    PYTHONPATH=python python3 bench/int8.py                 # both models, 2 threads
+    PYTHONPATH=python python3 bench/int8.py --models cifar_cnn --threads 1,2 --calls 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+MODELS = {"cifar_cnn": ((3, 32, 32), 128), "alexnet": ((3, 227, 227), 16)}
+MODES = {"cnnkit_fp32": "cnnkit fp32", "cnnkit_int8": "cnnkit int8", "torch_int8": "PyTorch int8"}
+
+
+def _data(name):
+    import numpy as np
+
+    shape, big = MODELS[name]
+    cal_rng, rng = np.random.default_rng(1), np.random.default_rng(0)
+    cal = [cal_rng.standard_normal((32,) + shape).astype(np.float32) for _ in range(4)]
+    check = cal_rng.standard_normal((256,) + shape).astype(np.float32)
+    return cal, check, {b: rng.standard_normal((b,) + shape).astype(np.float32) for b in (1, big)}
+
+
+def _time(fn, calls):
+    for _ in range(3):
+        fn()
+    ts = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+def worker(mode, name, threads, calls):
+    import numpy as np
+
+    import cnnkit as ck
+
+    ck.set_num_threads(threads)
+    ck.manual_seed(0)
+    model = ck.models.build(name).eval()
+    cal, check, xs = _data(name)
+    fused = ck.nn.utils.fuse(model)
+
+    def run_ck(m, x):
+        with ck.no_grad():
+            return m(ck.tensor(x)).data
+
+    ref = np.concatenate([run_ck(fused, check[i:i + 32]) for i in range(0, len(check), 32)])
+    if mode.startswith("cnnkit"):
+        m = fused if mode == "cnnkit_fp32" else ck.quantization.quantize(model, cal)
+        out = np.concatenate([run_ck(m, check[i:i + 32]) for i in range(0, len(check), 32)])
+        f = {b: (lambda x=x: run_ck(m, x)) for b, x in xs.items()}
+        note = ck.cpu_info()["int8_path"] if mode == "cnnkit_int8" else ck.cpu_info()["isa"]
+    else:
+        import torch
+        from torch.ao.quantization import get_default_qconfig_mapping
+        from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+        from train import _to_torch
+
+        torch.set_num_threads(threads)
+        twin = _to_torch(model)
+        twin.load_state_dict({k: torch.from_numpy(np.array(v))
+                              for k, v in model.state_dict().items()}, strict=True)
+        twin.eval()
+        with torch.no_grad():
+            prepared = prepare_fx(twin, get_default_qconfig_mapping("x86"),
+                                  example_inputs=(torch.from_numpy(cal[0]),))
+            for xb in cal:
+                prepared(torch.from_numpy(xb))
+            qt = convert_fx(prepared)
+            out = np.concatenate([qt(torch.from_numpy(check[i:i + 32])).numpy()
+                                  for i in range(0, len(check), 32)])
+
+        def call(x, qt=qt):
+            with torch.no_grad():
+                return qt(x)
+        txs = {b: torch.from_numpy(x) for b, x in xs.items()}
+        f = {b: (lambda x=x: call(x)) for b, x in txs.items()}
+        note = f"torch {torch.__version__}, engine {torch.backends.quantized.engine}"
+    big = MODELS[name][1]
+    res = {"note": note,
+           "big_img_s": big / _time(f[big], calls),
+           "b1_ms": 1e3 * _time(f[1], calls * 3),
+           "rel_err": float(np.abs(out - ref).max() / np.abs(ref).max()),
+           "top1_agree": float((out.argmax(1) == ref.argmax(1)).mean())}
+    return res
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--worker", nargs=2, metavar=("MODE", "MODEL"), help=argparse.SUPPRESS)
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--threads", default="2")
+    ap.add_argument("--calls", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=2, help="processes per case (best is kept)")
+    args = ap.parse_args(argv)
+    if args.worker:
+        mode, name = args.worker
+        print(json.dumps(worker(mode, name, int(args.threads), args.calls)))
+        return 0
+    models = args.models.split(",")
+    threads = [int(t) for t in args.threads.split(",")]
+    print(f"{_cpu_name()}; each mode, model and thread count in its own process; best of "
+          f"{args.rounds} processes")
+    print("| model | threads | mode | img/s (large batch) | batch 1 p50 ms | rel. logit error "
+          "vs fp32 | top-1 = fp32 | path |")
+    print("|---|---:|---|---:|---:|---:|---:|---|")
+    for name in models:
+        for t in threads:
+            for mode in MODES:
+                best = None
+                for _ in range(args.rounds):
+                    env = dict(os.environ, OMP_NUM_THREADS=str(t))
+                    cmd = [sys.executable, __file__, "--worker", mode, name, "--threads", str(t),
+                           "--calls", str(args.calls)]
+                    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+                    if r.returncode != 0:
+                        print(f"{mode} {name} failed:\n{r.stderr[-2000:]}", file=sys.stderr)
+                        break
+                    res = json.loads(r.stdout.strip().splitlines()[-1])
+                    if best is None:
+                        best = res
+                    else:
+                        best["big_img_s"] = max(best["big_img_s"], res["big_img_s"])
+                        best["b1_ms"] = min(best["b1_ms"], res["b1_ms"])
+                if best is None:
+                    continue
+                print(f"| {name} (batch {MODELS[name][1]}) | {t} | {MODES[mode]} | "
+                      f"{best['big_img_s']:,.0f} | {best['b1_ms']:.2f} | {best['rel_err']:.3g} | "
+                      f"{100 * best['top1_agree']:.1f} % | {best['note']} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
