@@ -250,6 +250,12 @@ py::tuple tiled_backward_py(const char* op, bool local, const py::object& dy_obj
 
 }  // namespace
 
+// conv2d_int8_pack's array: 64 bytes of slack (line alignment), every group's panels, then
+// the K row sums (the zero-point compensation).
+std::size_t conv_int8_packed_size(const Conv2dParams& p) {
+  return 64 + conv2d_int8_packed_bytes(p) + 4 * std::size_t(p.K);
+}
+
 // int8 inference: x float32 NCHW (quantized while packed), wq int8 [K, C / g, Fh, Fw],
 // scale float32 [K] (w_scale * x_scale), bias float32 [K] or None -> y float32 [N, K, Ho, Wo].
 py::array_t<float> conv2d_forward_int8_py(const py::object& x_obj, const py::object& wq_obj,
@@ -277,23 +283,24 @@ py::array_t<float> conv2d_forward_int8_py(const py::object& x_obj, const py::obj
   const index_t rows = wq.shape(1) * p.Fh * p.Fw;
   if (rows > 65536) throw_invalid(op, ": C / groups * Fh * Fw must be <= 65536, got ", rows);
   const auto* wp = static_cast<const std::int8_t*>(wq.data());
-  std::vector<std::int32_t> row_sums(std::size_t(p.K), 0);
-  for (index_t k = 0; k < p.K; ++k) {
-    for (index_t r = 0; r < rows; ++r) row_sums[k] += wp[k * rows + r];
-  }
   Conv2dInt8Weights w;
   w.wq = wp;
   w.scale = ptr(scale);
-  w.row_sums = row_sums.data();
   py::array keep_packed;
-  if (!packed_obj.is_none()) {
+  std::vector<std::int32_t> own_sums;
+  if (!packed_obj.is_none()) {  // the panels, then the row sums
     keep_packed = typed_c<std::int8_t>(packed_obj, op, "packed", "int8", 1);
-    if (std::size_t(keep_packed.size()) != conv2d_int8_packed_bytes(p) + 64) {
-      throw_invalid(op, ": packed has ", keep_packed.size(), " bytes, expected ",
-                    conv2d_int8_packed_bytes(p) + 64,
+    const std::size_t want = conv_int8_packed_size(p);
+    if (std::size_t(keep_packed.size()) != want) {
+      throw_invalid(op, ": packed has ", keep_packed.size(), " bytes, expected ", want,
                     " (packed for another shape or ISA? repack with conv2d_int8_pack)");
     }
     w.packed = line_aligned(static_cast<const std::int8_t*>(keep_packed.data()));
+    w.row_sums = reinterpret_cast<const std::int32_t*>(w.packed + conv2d_int8_packed_bytes(p));
+  } else {
+    own_sums.resize(std::size_t(p.K));
+    int8_row_sums(wp, p.K, rows, own_sums.data());
+    w.row_sums = own_sums.data();
   }
   auto y = new_array(op, {p.N, p.K, p.Ho, p.Wo});
   float* yp = mut(y);
@@ -312,7 +319,8 @@ void bind_conv(py::module_& m) {
         py::arg("relu") = false, py::arg("x_inv_scale") = 1.0f, py::arg("x_zero_point") = 0,
         py::arg("packed") = py::none());
   // int8 weights [K, C / groups, Fh, Fw] packed for the active ISA's int8 kernels, for
-  // conv2d_forward_int8(packed=...): 1-D int8 (64 bytes of slack for line alignment).
+  // conv2d_forward_int8(packed=...): 1-D int8 (64 bytes of slack for line alignment, the
+  // panels, then the row sums as int32).
   m.def(
       "conv2d_int8_pack",
       [](const py::object& wq_obj, index_t groups) {
@@ -328,12 +336,14 @@ void bind_conv(py::module_& m) {
         p.Fh = wq.shape(2);
         p.Fw = wq.shape(3);
         p.groups = groups;
-        py::array_t<std::int8_t> out(py::ssize_t(conv2d_int8_packed_bytes(p) + 64));
+        py::array_t<std::int8_t> out(py::ssize_t(conv_int8_packed_size(p)));
         const auto* src = static_cast<const std::int8_t*>(wq.data());
         std::int8_t* dst = line_aligned(out.mutable_data());
         {
           py::gil_scoped_release release;
           conv2d_int8_pack(p, src, dst);
+          int8_row_sums(src, p.K, wq.shape(1) * p.Fh * p.Fw,
+                        reinterpret_cast<std::int32_t*>(dst + conv2d_int8_packed_bytes(p)));
         }
         return out;
       },

@@ -85,6 +85,11 @@ py::array sgemm_py(const py::object& a_obj, const py::object& b_obj, bool trans_
   return result;
 }
 
+// int8_pack's array: 64 bytes of slack (line alignment), the panels, then the M row sums.
+std::size_t int8_packed_size(index_t M, index_t K) {
+  return 64 + gemm_s8u8_packed_bytes(M, K) + 4 * std::size_t(M);
+}
+
 // The int8 GEMM's operands from Python: int8 A [M, K]; uint8 B [K, N], or float32 B quantized
 // with inv_scale and zero_point while it is packed.
 struct I8Args {
@@ -166,21 +171,24 @@ py::array qgemm_py(const py::object& a_obj, const py::object& b_obj, const py::o
       throw_invalid(op, ": bias must have shape [", r.M, "], got ", shape_of(bias));
     }
   }
-  std::vector<std::int32_t> row_sums(std::size_t(r.M), 0);
   const auto* ap = static_cast<const std::int8_t*>(r.a.data());
-  for (index_t i = 0; i < r.M; ++i) {
-    for (index_t k = 0; k < r.K; ++k) row_sums[i] += ap[i * r.K + k];
-  }
   py::array keep_packed;
   const std::int8_t* packed = nullptr;
+  std::vector<std::int32_t> own_sums;
+  const std::int32_t* row_sums = nullptr;  // from the packed weights, else computed
   if (!packed_obj.is_none()) {
     keep_packed = typed_c<std::int8_t>(packed_obj, op, "packed", "int8", 1);
-    if (std::size_t(keep_packed.size()) != gemm_s8u8_packed_bytes(r.M, r.K) + 64) {
-      throw_invalid(op, ": packed has ", keep_packed.size(), " bytes, expected ",
-                    gemm_s8u8_packed_bytes(r.M, r.K) + 64,
+    const std::size_t want = int8_packed_size(r.M, r.K);
+    if (std::size_t(keep_packed.size()) != want) {
+      throw_invalid(op, ": packed has ", keep_packed.size(), " bytes, expected ", want,
                     " (packed for another shape or ISA? repack with int8_pack)");
     }
     packed = line_aligned(static_cast<const std::int8_t*>(keep_packed.data()));
+    row_sums = reinterpret_cast<const std::int32_t*>(packed + gemm_s8u8_packed_bytes(r.M, r.K));
+  } else if (r.b_float && zero_point != 0) {
+    own_sums.resize(std::size_t(r.M));
+    int8_row_sums(ap, r.M, r.K, own_sums.data());
+    row_sums = own_sums.data();
   }
   py::array_t<float> y({r.M, r.N});
   const MatrixOperandB bf(static_cast<const float*>(r.b.data()), trans_b ? r.K : r.N, trans_b);
@@ -197,7 +205,7 @@ py::array qgemm_py(const py::object& a_obj, const py::object& b_obj, const py::o
   I8Output out;
   out.y = y.mutable_data();
   out.ldy = r.N;
-  out.row_sums = zp ? row_sums.data() : nullptr;
+  out.row_sums = zp ? row_sums : nullptr;
   out.scale = static_cast<const float*>(scale.data());
   out.bias = bias_obj.is_none() ? nullptr : static_cast<const float*>(bias.data());
   out.relu = relu;
@@ -217,19 +225,21 @@ void bind_gemm(py::module_& m) {
         py::arg("bias") = py::none(), py::arg("relu") = false, py::arg("inv_scale") = 1.0f,
         py::arg("zero_point") = 0, py::arg("trans_b") = false, py::arg("packed") = py::none());
   // int8 A [M, K] packed for the active ISA's int8 kernels, for qgemm(packed=...): 1-D int8
-  // (64 bytes of slack for line alignment).
+  // (64 bytes of slack for line alignment, the panels, then A's row sums as int32).
   m.def(
       "int8_pack",
       [](const py::object& a_obj) {
         py::array a = typed_c<std::int8_t>(a_obj, "int8_pack", "a", "int8", 2);
         const index_t M = a.shape(0), K = a.shape(1);
         if (K > 65536) throw_invalid("int8_pack: K must be <= 65536 (int32 sums), got ", K);
-        py::array_t<std::int8_t> out(py::ssize_t(gemm_s8u8_packed_bytes(M, K) + 64));
+        py::array_t<std::int8_t> out(py::ssize_t(int8_packed_size(M, K)));
         const auto* src = static_cast<const std::int8_t*>(a.data());
         std::int8_t* dst = line_aligned(out.mutable_data());
         {
           py::gil_scoped_release release;
           gemm_s8u8_pack_a(M, K, src, K, dst);
+          int8_row_sums(src, M, K,
+                        reinterpret_cast<std::int32_t*>(dst + gemm_s8u8_packed_bytes(M, K)));
         }
         return out;
       },
