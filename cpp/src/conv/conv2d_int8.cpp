@@ -13,6 +13,7 @@
 #include "cnnkit/gemm.hpp"
 #include "cnnkit/runtime.hpp"
 #include "conv/image_operands.hpp"
+#include "runtime/parallel.hpp"
 
 namespace cnnkit {
 
@@ -47,7 +48,7 @@ void conv2d_forward_int8(const Conv2dParams& p, const float* src, const Conv2dIn
     packed = dst;
   }
   const std::size_t per = gemm_s8u8_packed_bytes(Kg, rows);
-  for (index_t n = 0; n < p.N; ++n) {
+  auto image = [&](index_t n, int gemm_threads) {
     for (index_t gi = 0; gi < G; ++gi) {
       const ImagePatchesB patches(src + (n * p.C + gi * Cg) * p.H * p.W, g);
       I8OperandB b;
@@ -61,8 +62,17 @@ void conv2d_forward_int8(const Conv2dParams& p, const float* src, const Conv2dIn
       out.scale = w.scale + gi * Kg;
       out.bias = bias ? bias + gi * Kg : nullptr;
       out.relu = relu;
-      gemm_s8u8(Kg, cols, rows, w.wq + gi * Kg * rows, rows, b, out, threads, packed + gi * per);
+      gemm_s8u8(Kg, cols, rows, w.wq + gi * Kg * rows, rows, b, out, gemm_threads,
+                packed + gi * per);
     }
+  };
+  // At least as many images as threads: one image per thread at a time (no team start-up and
+  // barrier per image; the result does not depend on the split: exact sums). Else the threads
+  // share each image's columns (and rows).
+  if (p.N >= threads && threads > 1) {
+    parallel_for(threads, p.N, [&](index_t n) { image(n, 1); });
+  } else {
+    for (index_t n = 0; n < p.N; ++n) image(n, threads);
   }
 }
 
