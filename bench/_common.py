@@ -52,3 +52,17 @@ def write_readme_table(marker: str, markdown: str) -> None:
     if not pattern.search(text):
         raise SystemExit(f"README.md has no {start} ... {end} section")
     README.write_text(pattern.sub(lambda _: f"{start}\n{markdown.rstrip()}\n{end}", text))
+
+
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo), for the tables' headers."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import cpu_name  # noqa: E402
 
 MODELS = {"cifar_cnn": ((3, 32, 32), 128), "alexnet": ((3, 227, 227), 16)}
 MODES = {"cnnkit_fp32": "cnnkit fp32", "cnnkit_int8": "cnnkit int8", "torch_int8": "PyTorch int8"}
@@ -116,17 +116,6 @@ def worker(mode, name, threads, calls):
     return res
 
 
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--worker", nargs=2, metavar=("MODE", "MODEL"), help=argparse.SUPPRESS)
@@ -141,7 +130,7 @@ def main(argv=None) -> int:
         return 0
     models = args.models.split(",")
     threads = [int(t) for t in args.threads.split(",")]
-    print(f"{_cpu_name()}; each mode, model and thread count in its own process; best of "
+    print(f"{cpu_name()}; each mode, model and thread count in its own process; best of "
           f"{args.rounds} processes")
     print("| model | threads | mode | img/s (large batch) | batch 1 p50 ms | rel. logit error "
           "vs fp32 | top-1 = fp32 | path |")

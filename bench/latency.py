@@ -46,7 +46,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_readme_table  # noqa: E402
+from _common import cpu_name, write_readme_table  # noqa: E402
 
 MODELS = {  # name: (input shape, default timed calls)
     "cifar_cnn": ((3, 32, 32), 60),
@@ -260,17 +260,6 @@ def _ms(v):
     return f"{v:.3f}" if v < 1 else f"{v:.2f}" if v < 10 else f"{v:.1f}" if v < 100 else f"{v:.0f}"
 
 
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _version(module):
     from importlib.metadata import PackageNotFoundError, version
 
@@ -359,7 +348,7 @@ def main(argv=None) -> int:
              "60 timed calls (AlexNet 20)")
     cmd = " ".join(["PYTHONPATH=python python3 bench/latency.py", *(argv or sys.argv[1:])])
     table = "\n".join([
-        f"`{cmd}` — {_cpu_name()} ({platform.machine()}), cnnkit {ck.__version__} (isa "
+        f"`{cmd}` — {cpu_name()} ({platform.machine()}), cnnkit {ck.__version__} (isa "
         f"{info['isa']}, fp32, fused), {versions}. Each framework/mode, model and thread count "
         f"in its own process; {WARMUP} warm-up calls, then {calls}; latency of one forward call "
         "in ms. Ratios: the other framework's p50 / cnnkit's p50 (PyTorch: its faster mode); "
