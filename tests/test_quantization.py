@@ -190,3 +190,18 @@ def test_cifar_net_logits_stay_within_the_stated_tolerance(rng):
     got = q(ck.Tensor(x)).data
     assert np.abs(got - ref).max() / np.abs(ref).max() < 0.06
     assert (got.argmax(1) == ref.argmax(1)).mean() >= 0.97
+
+
+def test_summary_says_what_runs_in_int8(digits_model):
+    model, tr, _ = digits_model
+    q = quantize(model, calibration(tr))
+    fp, qs = ck.summary(model, (1, 8, 8)), ck.summary(q, (1, 8, 8))
+    assert {r.precision for r in fp.rows if r.kind in ("Conv2d", "Linear")} == {"fp32"}
+    kinds = {r.kind: r.precision for r in qs.rows}
+    assert kinds["QuantizedConv2d"] == "int8" and kinds["QuantizedLinear"] == "int8"
+    assert kinds["Flatten"] == ""
+    assert qs.total_mult_adds == fp.total_mult_adds  # the same products, in int8
+    # the folded batch norms are gone from the count: weights + biases of the int8 layers
+    assert qs.total_params == sum(m.weight_count() for m in q.modules()
+                                  if hasattr(m, "weight_count")) and qs.trainable_params == 0
+    assert "Precision" in str(qs) and "int8" in str(qs)

@@ -98,7 +98,8 @@ def test_tiling_note_arithmetic():
 
 
 def test_table_formatting_totals_and_notes():
-    rows = [SummaryRow("features.0", "Conv2d", (1, 3, 8, 8), (1, 4, 6, 6), 112, 3888),
+    rows = [SummaryRow("features.0", "Conv2d", (1, 3, 8, 8), (1, 4, 6, 6), 112, 3888,
+                       precision="fp32"),
             SummaryRow("pool", "MaxPool2d", (1, 4, 6, 6), (1, 4, 2, 2), 0, 0, "bad tiling"),
             SummaryRow("fc", "Linear", (1, 16), (1, 10), 170, 160)]
     s = Summary(rows, (3, 8, 8), total_params=282, trainable_params=170)
@@ -106,8 +107,8 @@ def test_table_formatting_totals_and_notes():
     assert lines[0] == "Input: [8x8x3]"
     assert "Layer (type)" in lines[2] and "Output volume" in lines[2]
     body = [ln for ln in lines if ln.startswith(("features.0", "pool", "fc"))]
-    assert body[0].split() == ["features.0", "(Conv2d)", "[6x6x4]", "112", "3,888"]
-    assert body[1].split() == ["pool", "(MaxPool2d)", "*", "[2x2x4]", "0", "-"]
+    assert body[0].split() == ["features.0", "(Conv2d)", "[6x6x4]", "112", "3,888", "fp32"]
+    assert body[1].split() == ["pool", "(MaxPool2d)", "*", "[2x2x4]", "0", "-", "-"]
     assert "Total params: 282" in lines and "Non-trainable params: 112" in lines
     assert "Total mult-adds (per sample): 4,048" in lines
     assert lines[-1] == "* pool (MaxPool2d): bad tiling"

@@ -133,6 +133,18 @@ class _QuantizedLayer(Module):
             object.__setattr__(self, "_packed_weights", held)
         return held[1]
 
+    def weight_count(self) -> int:
+        """Weights and biases (int8 and float32 buffers): cnnkit.summary's parameters."""
+        return int(self.weight_int8.data.size) + (0 if self.bias is None else
+                                                  int(self.bias.data.size))
+
+    def summary_info(self, output_shape):
+        """(weights, multiply-adds per sample, "int8") for cnnkit.summary."""
+        per_output = int(np.prod(self.weight_int8.data.shape[1:]))
+        # before a fused pooling: the outputs the GEMM computed (recorded by the last call)
+        outputs = self.__dict__.get("_gemm_outputs") or int(np.prod(output_shape[1:]))
+        return self.weight_count(), outputs * per_output, "int8"
+
     def _input_repr(self):
         return (f"int8, input scale={float(self.input_scale.data):.4g} "
                 f"zero_point={int(self.input_zero_point.data)}")
@@ -161,6 +173,7 @@ class QuantizedConv2d(_QuantizedLayer):
         y = _core.conv2d_forward_int8(xa, self.weight_int8.data, scale, bias, self.stride,
                                       self.padding, self.dilation, self.groups, self.relu, inv,
                                       zp, packed)
+        object.__setattr__(self, "_gemm_outputs", int(np.prod(y.shape[1:])))
         if self.pool is not None:
             k, s, p, ceil = self.pool
             y = _core.max_pool2d_forward(y, k, s, p, ceil, False)[0]

@@ -23,6 +23,7 @@ class SummaryRow:
     params: int
     mult_adds: int
     note: str = ""
+    precision: str = ""  # "fp32", "int8" (cnnkit.quantization's layers), "" (no weights)
 
 
 def _pairs(m, *names):
@@ -93,14 +94,15 @@ class Summary:
         return [f"{r.name} ({r.kind}): {r.note}" for r in self.rows if r.note]
 
     def __str__(self) -> str:
-        head = ("Layer (type)", "Output volume", "Params", "Mult-adds")
+        head = ("Layer (type)", "Output volume", "Params", "Mult-adds", "Precision")
         body = [(f"{r.name} ({r.kind})" + (" *" if r.note else ""), f"[{_volume(r.output_shape)}]",
-                 f"{r.params:,}", f"{r.mult_adds:,}" if r.mult_adds else "-") for r in self.rows]
-        widths = [max(len(x[i]) for x in [head] + body) for i in range(4)]
+                 f"{r.params:,}", f"{r.mult_adds:,}" if r.mult_adds else "-", r.precision or "-")
+                for r in self.rows]
+        widths = [max(len(x[i]) for x in [head] + body) for i in range(5)]
 
         def fmt(row):
             return (f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}  "
-                    f"{row[3]:>{widths[3]}}")
+                    f"{row[3]:>{widths[3]}}  {row[4]:>{widths[4]}}")
 
         rule = "-" * len(fmt(head))
         lines = [f"Input: [{_volume((1,) + tuple(self.input_shape))}]", rule, fmt(head), rule]
@@ -123,8 +125,9 @@ class Summary:
 def summary(model, input_shape) -> Summary:
     """Run ``model`` once on zeros of shape ``[1, *input_shape]`` (under no_grad, in eval mode,
     restoring the modes afterwards) and tabulate every leaf layer it called: output volume,
-    parameter count and multiply-adds, with totals; conv/pool layers whose filter does not tile
-    their input are marked with ``*`` and explained below the table.
+    parameter count, multiply-adds and the precision its weights compute in (``fp32``, or
+    ``int8`` for :mod:`cnnkit.quantization`'s layers), with totals; conv/pool layers whose
+    filter does not tile their input are marked with ``*`` and explained below the table.
 
     Returns a :class:`Summary`; ``print()`` it (its repr is the table).
     """
@@ -136,11 +139,16 @@ def summary(model, input_shape) -> Summary:
         in_shape = tuple(inputs[0].shape) if inputs and isinstance(inputs[0], Tensor) else ()
         out_shape = tuple(output.shape) if isinstance(output, Tensor) else ()
         params = sum(p.numel() for p in module.parameters(recurse=False))
+        mult_adds = layer_mult_adds(module, in_shape, out_shape)
+        precision = "fp32" if params else ""
+        info = getattr(module, "summary_info", None)  # a layer that says it (int8 layers)
+        if callable(info):
+            params, mult_adds, precision = info(out_shape)
         rows.append(SummaryRow(
             name=names.get(id(module), "") or type(module).__name__,
             kind=type(module).__name__, input_shape=in_shape, output_shape=out_shape,
-            params=params, mult_adds=layer_mult_adds(module, in_shape, out_shape),
-            note=tiling_note(module, in_shape),
+            params=params, mult_adds=mult_adds, note=tiling_note(module, in_shape),
+            precision=precision,
         ))
 
     for m in model.modules():
@@ -153,5 +161,8 @@ def summary(model, input_shape) -> Summary:
         for h in handles:
             h.remove()
     total = sum(p.numel() for p in model.parameters())
+    # int8 layers hold their (fixed) weights as buffers: counted as non-trainable parameters
+    total += sum(m.weight_count() for m in model.modules() if callable(getattr(m, "weight_count",
+                                                                               None)))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return Summary(rows, input_shape, total, trainable)
