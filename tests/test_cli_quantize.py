@@ -47,3 +47,14 @@ def test_quantize_refusals(quantized):
     r = run("quantize", "run/best.safetensors", "--out", "q.safetensors",
             "--calibration-batches", "0", cwd=cwd)
     assert r.returncode == 2 and "--calibration-batches" in r.stderr
+
+
+def test_an_int8_checkpoint_exports_to_onnx(quantized):
+    pytest.importorskip("onnx")
+    cwd, _ = quantized
+    r = run("export", "int8.safetensors", "--onnx", "int8.onnx", cwd=cwd)
+    assert r.returncode == 0, r.stderr
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(cwd / "int8.onnx")).graph.node}
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops

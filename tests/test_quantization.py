@@ -205,3 +205,29 @@ def test_summary_says_what_runs_in_int8(digits_model):
     assert qs.total_params == sum(m.weight_count() for m in q.modules()
                                   if hasattr(m, "weight_count")) and qs.trainable_params == 0
     assert "Precision" in str(qs) and "int8" in str(qs)
+
+
+def test_onnx_export_in_qdq_form_runs_in_onnxruntime(rng):
+    """QuantizeLinear/DequantizeLinear around each int8 layer's input, its int8 weights
+    through DequantizeLinear (per channel): onnxruntime gives the int8 model's outputs."""
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    ck.random.manual_seed(0)
+    model = ck.models.cifar_cnn().eval()
+    q = quantize(model, [rng.standard_normal((32, 3, 32, 32)).astype(np.float32)
+                         for _ in range(2)])
+    proto = ck.onnx.export(q, (3, 32, 32))
+    ops = {n.op_type for n in proto.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv", "Gemm"} <= ops
+    dtypes = {i.name: i.data_type for i in proto.graph.initializer}
+    assert dtypes["0.weight_int8"] == onnx.TensorProto.INT8
+    assert dtypes["0.input_zero_point.u8"] == onnx.TensorProto.UINT8
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = rng.standard_normal((16, 3, 32, 32)).astype(np.float32)
+    got = sess.run(None, {"input": x})[0]
+    want = q(ck.Tensor(x)).data
+    # the same quantized values but for the float sums' order, which now and then moves an
+    # activation across a rounding boundary of the next layer's quantization (one step)
+    err = np.abs(got - want) / np.abs(want).max()
+    assert np.median(err) <= 1e-5 and err.max() <= 2e-2, (np.median(err), err.max())
+    assert (got.argmax(1) == want.argmax(1)).mean() >= 0.9

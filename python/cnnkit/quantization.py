@@ -18,7 +18,9 @@ which every Conv2d and Linear computes in int8 on the int8 GEMM engine (AMX-INT8
 - the sums are exact integers; the epilogue is ``float(sum - zp * rowsum(wq)) * (s_w s_x) + b``.
 
 A quantized layer's output is within a few quantization steps of the float one; see the tests
-for the measured accuracy.
+for the measured accuracy. The layers compute through :class:`Int8Conv2dFunction` /
+:class:`Int8LinearFunction` (inference only), so ``cnnkit.onnx.export`` sees them and writes
+QDQ form; ``cnnkit.summary`` reports them as int8.
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ import numbers
 import numpy as np
 
 from . import _core, amp
-from .autograd import no_grad
+from .autograd import Function, no_grad
 from .nn import Conv2d, Identity, Linear, Module
 from .nn.activation import ReLU
 from .nn.fusion import fuse
+from .shapes import conv_output_size
 from .tensor import Tensor
 
 __all__ = ["quantize", "rebuild", "QuantizedConv2d", "QuantizedLinear", "input_range"]
@@ -85,6 +88,42 @@ class _Observer:
         return self.lo, self.hi
 
 
+def _operands(x, w_scale, input_scale, input_zero_point):
+    s_x = np.float32(input_scale)
+    return (np.ascontiguousarray(x, dtype=np.float32), (w_scale * s_x).astype(np.float32),
+            float(1.0 / np.float64(s_x)), int(input_zero_point))
+
+
+class Int8Conv2dFunction(Function):
+    """QuantizedConv2d's computation (inference only): inputs x, weight_int8, weight_scale,
+    bias, input_scale, input_zero_point."""
+
+    def forward(self, x, wq, w_scale, bias, input_scale, input_zero_point, *, stride, padding,
+                dilation, groups, relu, pool, packed):
+        xa, scale, inv, zp = _operands(x, w_scale, input_scale, input_zero_point)
+        y = _core.conv2d_forward_int8(xa, wq, scale, bias, stride, padding, dilation, groups,
+                                      relu, inv, zp, packed)
+        if pool is not None:
+            k, s, p, ceil = pool
+            y = _core.max_pool2d_forward(y, k, s, p, ceil, False)[0]
+        return y
+
+    def backward(self, grad):
+        raise RuntimeError("int8 layers are for inference: no gradient flows through them")
+
+
+class Int8LinearFunction(Function):
+    """QuantizedLinear's computation (inference only): inputs as Int8Conv2dFunction's."""
+
+    def forward(self, x, wq, w_scale, bias, input_scale, input_zero_point, *, relu, packed):
+        xa, scale, inv, zp = _operands(x, w_scale, input_scale, input_zero_point)
+        yt = _core.qgemm(wq, xa, scale, bias, relu, inv, zp, True, packed)
+        return np.ascontiguousarray(yt.T)
+
+    def backward(self, grad):
+        raise RuntimeError("int8 layers are for inference: no gradient flows through them")
+
+
 def _held(array: np.ndarray) -> Tensor:
     """A Tensor holding ``array`` as it is (int8 / int32 included: Tensor() would widen them),
     so the quantized state is in ``state_dict`` (and in checkpoints) in its own dtype."""
@@ -110,17 +149,14 @@ class _QuantizedLayer(Module):
         self.input_scale.data[...] = scale
         self.input_zero_point.data[...] = zp
 
-    def _operands(self, x):
-        if isinstance(x, Tensor):
-            x = x.data
-        elif not isinstance(x, np.ndarray):
+    def _inputs(self, x):
+        """The Function's inputs: x, then the state (so a trace, e.g. the ONNX export's,
+        sees every value the layer computes with)."""
+        if not isinstance(x, (Tensor, np.ndarray)):
             raise TypeError(f"{type(self).__name__}: input must be a Tensor or numpy.ndarray, "
                             f"got {type(x).__name__}")
-        s_x = np.float32(self.input_scale.data)
-        scale = (self.weight_scale.data * s_x).astype(np.float32)
-        bias = None if self.bias is None else self.bias.data
-        return (np.ascontiguousarray(x, dtype=np.float32), scale, bias,
-                float(1.0 / np.float64(s_x)), int(self.input_zero_point.data))
+        return (x, self.weight_int8, self.weight_scale, self.bias, self.input_scale,
+                self.input_zero_point)
 
     def _packed(self, pack):
         """The int8 weights in the active ISA's GEMM panels, packed on first use and kept
@@ -138,11 +174,14 @@ class _QuantizedLayer(Module):
         return int(self.weight_int8.data.size) + (0 if self.bias is None else
                                                   int(self.bias.data.size))
 
-    def summary_info(self, output_shape):
+    def summary_info(self, input_shape, output_shape):
         """(weights, multiply-adds per sample, "int8") for cnnkit.summary."""
         per_output = int(np.prod(self.weight_int8.data.shape[1:]))
-        # before a fused pooling: the outputs the GEMM computed (recorded by the last call)
-        outputs = self.__dict__.get("_gemm_outputs") or int(np.prod(output_shape[1:]))
+        outputs = int(np.prod(output_shape[1:]))
+        if getattr(self, "pool", None) is not None:  # the products are before the pooling
+            hw = conv_output_size(tuple(input_shape[2:]), tuple(self.kernel_size),
+                                  tuple(self.stride), tuple(self.padding), tuple(self.dilation))
+            outputs = self.out_channels * int(np.prod(hw))
         return self.weight_count(), outputs * per_output, "int8"
 
     def _input_repr(self):
@@ -168,16 +207,11 @@ class QuantizedConv2d(_QuantizedLayer):
                          per_channel)
 
     def forward(self, x):
-        xa, scale, bias, inv, zp = self._operands(x)
         packed = self._packed(lambda w: _core.conv2d_int8_pack(w, self.groups))
-        y = _core.conv2d_forward_int8(xa, self.weight_int8.data, scale, bias, self.stride,
-                                      self.padding, self.dilation, self.groups, self.relu, inv,
-                                      zp, packed)
-        object.__setattr__(self, "_gemm_outputs", int(np.prod(y.shape[1:])))
-        if self.pool is not None:
-            k, s, p, ceil = self.pool
-            y = _core.max_pool2d_forward(y, k, s, p, ceil, False)[0]
-        return Tensor._wrap(y)
+        y = Int8Conv2dFunction.apply(*self._inputs(x), stride=self.stride, padding=self.padding,
+                                     dilation=self.dilation, groups=self.groups, relu=self.relu,
+                                     pool=self.pool, packed=packed)
+        return y
 
     def extra_repr(self):
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -203,13 +237,12 @@ class QuantizedLinear(_QuantizedLayer):
                          per_channel)
 
     def forward(self, x):
-        xa, scale, bias, inv, zp = self._operands(x)
-        if xa.ndim != 2 or xa.shape[1] != self.in_features:
+        shape = tuple(x.shape) if isinstance(x, (Tensor, np.ndarray)) else None
+        if shape is not None and (len(shape) != 2 or shape[1] != self.in_features):
             raise ValueError(f"QuantizedLinear: expected input [N, {self.in_features}], got "
-                             f"{list(xa.shape)}")
-        yt = _core.qgemm(self.weight_int8.data, xa, scale, bias, self.relu, inv, zp, True,
-                         self._packed(_core.int8_pack))
-        return Tensor._wrap(np.ascontiguousarray(yt.T))
+                             f"{list(shape)}")
+        return Int8LinearFunction.apply(*self._inputs(x), relu=self.relu,
+                                        packed=self._packed(_core.int8_pack))
 
     def extra_repr(self):
         s = f"in_features={self.in_features}, out_features={self.out_features}, "

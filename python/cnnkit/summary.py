@@ -143,7 +143,7 @@ def summary(model, input_shape) -> Summary:
         precision = "fp32" if params else ""
         info = getattr(module, "summary_info", None)  # a layer that says it (int8 layers)
         if callable(info):
-            params, mult_adds, precision = info(out_shape)
+            params, mult_adds, precision = info(in_shape, out_shape)
         rows.append(SummaryRow(
             name=names.get(id(module), "") or type(module).__name__,
             kind=type(module).__name__, input_shape=in_shape, output_shape=out_shape,

@@ -111,6 +111,15 @@ class _Graph:
             self.initializers[name] = self.numpy_helper.from_array(np.ascontiguousarray(a), name)
         return name
 
+    def raw(self, array, hint="const", name=None) -> str:
+        """An initializer in the array's own dtype (int8 weights, uint8 zero points)."""
+        if name is None:
+            name = self.fresh(hint)
+        if name not in self.initializers:
+            self.initializers[name] = self.numpy_helper.from_array(
+                np.ascontiguousarray(np.asarray(array)), name)
+        return name
+
     def ints(self, values, hint="shape") -> str:
         return self.const(np.asarray(values, dtype=np.int64), hint)
 
@@ -376,6 +385,52 @@ def _linear(g, rec, x):
     return g.node("Add", [y, g.value(b)]) if b is not None else y
 
 
+def _qdq_operands(g, rec, x):
+    """cnnkit.quantization's layers in QDQ form: the input through QuantizeLinear and
+    DequantizeLinear (uint8, the layer's scale and zero point), the int8 weights through
+    DequantizeLinear (per output channel, axis 0, zero points 0); returns (x', w', bias)."""
+    _, wq, w_scale, bias, in_scale, in_zp = rec.inputs
+    base = g.param_names.get(id(wq), "").rsplit(".", 1)[0]
+    pre = f"{base}." if base else ""
+    s_x = g.raw(np.asarray(in_scale.data, np.float32).reshape(()), name=pre + "input_scale")
+    z_x = g.raw(np.asarray(in_zp.data).astype(np.uint8).reshape(()),
+                name=pre + "input_zero_point.u8")
+    xq = g.node("QuantizeLinear", [x, s_x, z_x])
+    xd = g.node("DequantizeLinear", [xq, s_x, z_x])
+    w = g.raw(np.asarray(wq.data, np.int8), name=pre + "weight_int8")
+    ws = g.raw(np.asarray(w_scale.data, np.float32), name=pre + "weight_scale")
+    wz = g.raw(np.zeros(wq.shape[0], np.int8), name=pre + "weight_zero_point")
+    wd = g.node("DequantizeLinear", [w, ws, wz], axis=0)
+    b = g.value(bias) if bias is not None else None
+    return xd, wd, b
+
+
+def _int8_conv(g, rec, x):
+    o = rec.options
+    xd, wd, b = _qdq_operands(g, rec, x)
+    wq = rec.inputs[1]
+    (ph, pw) = o["padding"]
+    y = g.node("Conv", [xd, wd] + ([b] if b else []), kernel_shape=list(wq.shape[2:]),
+               strides=list(o["stride"]), pads=[ph, pw, ph, pw],
+               dilations=list(o["dilation"]), group=int(o["groups"]))
+    if o["relu"]:
+        y = g.node("Relu", [y])
+    if o["pool"] is not None:
+        kernel, stride, padding, _ceil = o["pool"]
+        conv_hw = conv_output_size(tuple(rec.inputs[0].shape[2:]), tuple(wq.shape[2:]),
+                                   tuple(o["stride"]), tuple(o["padding"]),
+                                   tuple(o["dilation"]))
+        y = _max_pool_node(g, y, _pool_pads(kernel, stride, padding, conv_hw,
+                                            rec.output.shape[2:]))
+    return y
+
+
+def _int8_linear(g, rec, x):
+    xd, wd, b = _qdq_operands(g, rec, x)
+    y = g.node("Gemm", [xd, wd] + ([b] if b else []), transB=1)
+    return g.node("Relu", [y]) if rec.options["relu"] else y
+
+
 def _reshape(g, rec, x):
     target = list(rec.options["shape"])
     if len(target) == 1 and isinstance(target[0], (tuple, list)):
@@ -427,6 +482,10 @@ def _translate(g, rec):
         return _group_norm(g, rec, x)
     if op == "LinearFunction":
         return _linear(g, rec, x)
+    if op == "Int8Conv2dFunction":
+        return _int8_conv(g, rec, x)
+    if op == "Int8LinearFunction":
+        return _int8_linear(g, rec, x)
     if op in ("SoftmaxFunction", "LogSoftmaxFunction"):
         return g.node(op[: -len("Function")], [x], axis=int(o["dim"]))
     if op == "Reshape":
