@@ -1309,6 +1309,8 @@ CORE_CALLS["conv2d_forward@s2d"] = lambda r: dict(
 CORE_CALLS["conv2d_forward@cache"] = lambda r: dict(
     x=_f(r, 1, 20, 9, 9), weight=_f(r, 24, 20, 3, 3), bias=_f(r, 24), stride=(1, 1),
     padding=(1, 1), dilation=(1, 1), groups=1, relu=True, cache=_core.ConvWeightCache())
+CORE_CALLS["conv2d_forward_int8@pool"] = lambda r: dict(
+    CORE_CALLS["conv2d_forward_int8"](r), pool=((2, 2), (1, 1), (0, 0), True))
 CORE_CALLS["max_pool2d_forward@no_indices"] = lambda r: dict(
     CORE_CALLS["max_pool2d_forward"](r), indices=False)
 

@@ -125,3 +125,20 @@ def test_packed_weights_give_the_same_bits_and_are_checked(isa, rng):
         _core.qgemm(a, xb, sc, None, False, 20.0, 3, True))
     with pytest.raises(ValueError, match="qgemm: packed has"):
         _core.qgemm(a, xb, sc, None, False, 20.0, 3, True, _core.int8_pack(a[:10]))
+
+
+@pytest.mark.parametrize("pool", [((2, 2), (2, 2), (0, 0), False), ((3, 3), (2, 2), (1, 1), True)])
+def test_fused_max_pool_is_the_pooled_output(isa, rng, pool):
+    for case in (CASES[0], CASES[5]):
+        N, C, H, W, K, F, s, p, d, g = case
+        x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+        _, wq, w_scale = quantized_weights(rng, K, C // g, F)
+        scale = (w_scale * np.float32(0.02)).astype(np.float32)
+        args = (x, wq, scale, None, (s, s), (p, p), (d, d), g, True, 50.0, 100)
+        full = _core.conv2d_forward_int8(*args)
+        want = _core.max_pool2d_forward(full, *pool, False)[0]
+        np.testing.assert_array_equal(_core.conv2d_forward_int8(*args, None, pool), want)
+        np.testing.assert_array_equal(
+            _core.conv2d_forward_int8(*args, _core.conv2d_int8_pack(wq, g), pool), want)
+    with pytest.raises(TypeError, match="conv2d_int8: pool must be"):
+        _core.conv2d_forward_int8(*args, None, (2, 2))

@@ -51,6 +51,29 @@ Conv2dParams params_from(const char* op, const py::array& x, const py::array& w,
                        padding.second, dilation.first, dilation.second, groups);
 }
 
+// A fused max pooling ((kh, kw), (sh, sw), (ph, pw), ceil_mode) of the K output planes of one
+// image of p, validated.
+Pool2dParams pool_of(const py::object& pool_obj, const char* op, const Conv2dParams& p) {
+  std::tuple<Pair, Pair, Pair, bool> w4;
+  try {
+    w4 = pool_obj.cast<std::tuple<Pair, Pair, Pair, bool>>();
+  } catch (const py::cast_error&) {
+    throw py::type_error(std::string(op) +
+                         ": pool must be ((kh, kw), (sh, sw), (ph, pw), ceil_mode), got " +
+                         py::str(pool_obj).cast<std::string>());
+  }
+  Pool2dParams q;
+  q.planes = p.K;
+  q.H = p.Ho;
+  q.W = p.Wo;
+  std::tie(q.kh, q.kw) = std::get<0>(w4);
+  std::tie(q.sh, q.sw) = std::get<1>(w4);
+  std::tie(q.ph, q.pw) = std::get<2>(w4);
+  q.ceil_mode = std::get<3>(w4);
+  validate(q, (std::string(op) + " max_pool").c_str());
+  return q;
+}
+
 py::array_t<float> conv2d_forward_py(const py::object& x_obj, const py::object& w_obj,
                                      const py::object& b_obj, Pair stride, Pair padding,
                                      Pair dilation, index_t groups, bool relu, bool reference,
@@ -84,23 +107,8 @@ py::array_t<float> conv2d_forward_py(const py::object& x_obj, const py::object& 
   const float* bias = optional_bias(b_obj, op, {p.K}, &keep);
   if (!pool_obj.is_none()) {
     // inference: max pooling (kernel, stride, padding, ceil_mode) of the output planes
-    std::tuple<Pair, Pair, Pair, bool> w4;
-    try {
-      w4 = pool_obj.cast<std::tuple<Pair, Pair, Pair, bool>>();
-    } catch (const py::cast_error&) {
-      throw py::type_error(std::string(op) +
-                           ": pool must be ((kh, kw), (sh, sw), (ph, pw), ceil_mode), got " +
-                           py::str(pool_obj).cast<std::string>());
-    }
-    Pool2dParams q;
+    Pool2dParams q = pool_of(pool_obj, op, p);
     q.planes = p.N * p.K;
-    q.H = p.Ho;
-    q.W = p.Wo;
-    std::tie(q.kh, q.kw) = std::get<0>(w4);
-    std::tie(q.sh, q.sw) = std::get<1>(w4);
-    std::tie(q.ph, q.pw) = std::get<2>(w4);
-    q.ceil_mode = std::get<3>(w4);
-    validate(q, "conv2d max_pool");
     auto y = new_array(op, {p.N, p.K, pool_out_h(q), pool_out_w(q)});
     float* yp = mut(y);
     py::array_t<float> full;  // the reference: the unpooled output, then the pooling
@@ -262,7 +270,8 @@ py::array_t<float> conv2d_forward_int8_py(const py::object& x_obj, const py::obj
                                           const py::object& scale_obj, const py::object& b_obj,
                                           Pair stride, Pair padding, Pair dilation, index_t groups,
                                           bool relu, float x_inv_scale, int x_zero_point,
-                                          const py::object& packed_obj) {
+                                          const py::object& packed_obj,
+                                          const py::object& pool_obj) {
   const char* op = "conv2d_int8";
   py::array x = float32_contiguous(x_obj, op, "x", 4);
   py::array wq = typed_c<std::int8_t>(wq_obj, op, "weight", "int8", 4);
@@ -302,12 +311,16 @@ py::array_t<float> conv2d_forward_int8_py(const py::object& x_obj, const py::obj
     int8_row_sums(wp, p.K, rows, own_sums.data());
     w.row_sums = own_sums.data();
   }
-  auto y = new_array(op, {p.N, p.K, p.Ho, p.Wo});
+  Pool2dParams q;
+  const bool pooled = !pool_obj.is_none();
+  if (pooled) q = pool_of(pool_obj, op, p);
+  auto y = pooled ? new_array(op, {p.N, p.K, pool_out_h(q), pool_out_w(q)})
+                  : new_array(op, {p.N, p.K, p.Ho, p.Wo});
   float* yp = mut(y);
   const float* xp = ptr(x);
   {
     py::gil_scoped_release release;
-    conv2d_forward_int8(p, xp, w, x_inv_scale, x_zero_point, bias, yp, relu);
+    conv2d_forward_int8(p, xp, w, x_inv_scale, x_zero_point, bias, yp, relu, pooled ? &q : nullptr);
   }
   return y;
 }
@@ -317,7 +330,7 @@ void bind_conv(py::module_& m) {
         py::arg("scale"), py::arg("bias") = py::none(), py::arg("stride") = Pair{1, 1},
         py::arg("padding") = Pair{0, 0}, py::arg("dilation") = Pair{1, 1}, py::arg("groups") = 1,
         py::arg("relu") = false, py::arg("x_inv_scale") = 1.0f, py::arg("x_zero_point") = 0,
-        py::arg("packed") = py::none());
+        py::arg("packed") = py::none(), py::arg("pool") = py::none());
   // int8 weights [K, C / groups, Fh, Fw] packed for the active ISA's int8 kernels, for
   // conv2d_forward_int8(packed=...): 1-D int8 (64 bytes of slack for line alignment, the
   // panels, then the row sums as int32).

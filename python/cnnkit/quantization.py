@@ -101,12 +101,9 @@ class Int8Conv2dFunction(Function):
     def forward(self, x, wq, w_scale, bias, input_scale, input_zero_point, *, stride, padding,
                 dilation, groups, relu, pool, packed):
         xa, scale, inv, zp = _operands(x, w_scale, input_scale, input_zero_point)
-        y = _core.conv2d_forward_int8(xa, wq, scale, bias, stride, padding, dilation, groups,
-                                      relu, inv, zp, packed)
-        if pool is not None:
-            k, s, p, ceil = pool
-            y = _core.max_pool2d_forward(y, k, s, p, ceil, False)[0]
-        return y
+        # (a fused max pooling runs on each image's planes while they are in cache)
+        return _core.conv2d_forward_int8(xa, wq, scale, bias, stride, padding, dilation, groups,
+                                         relu, inv, zp, packed, pool)
 
     def backward(self, grad):
         raise RuntimeError("int8 layers are for inference: no gradient flows through them")

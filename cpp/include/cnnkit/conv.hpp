@@ -98,9 +98,12 @@ struct Conv2dInt8Weights {
 // Bytes of conv2d_int8_pack's output for p (every group's panels, one after another).
 std::size_t conv2d_int8_packed_bytes(const Conv2dParams& p);
 void conv2d_int8_pack(const Conv2dParams& p, const std::int8_t* wq, std::int8_t* packed);
+// pool (may be null): a max pooling of the output planes (planes = K, H = Ho, W = Wo,
+// validated), applied to each image's planes while they are in cache; dst is then the pooled
+// [N, K, Hq, Wq]. The same values as max_pool2d_forward on the unpooled output.
 void conv2d_forward_int8(const Conv2dParams& p, const float* src, const Conv2dInt8Weights& w,
                          float x_inv_scale, int x_zero_point, const float* bias, float* dst,
-                         bool relu);
+                         bool relu, const Pool2dParams* pool = nullptr);
 
 // Inference: dst[N, K, Hq, Wq] = max_pool(conv2d_forward's output), the max pooling `pool`
 // (planes = N K, H = Ho, W = Wo; validated, ValueError otherwise) of each output plane: the

@@ -7,7 +7,8 @@
 // cache) are A and the image's patches are B: the
 // engine packs each 32-column panel of patches from the NCHW image in fp32 (the same packer as
 // the fp32 path, zeros for the padding, which quantize to the zero point as a real 0 would),
-// quantizes it into uint8 quads and sums exactly; the epilogue dequantizes straight into y.
+// quantizes it into uint8 quads and sums exactly; the epilogue dequantizes straight into y
+// (or, with a fused max pooling, into the thread's workspace, pooled from there while in cache).
 // No column matrix; the threads split the output pixels of each image.
 #include "cnnkit/conv.hpp"
 #include "cnnkit/gemm.hpp"
@@ -32,7 +33,7 @@ void conv2d_int8_pack(const Conv2dParams& p, const std::int8_t* wq, std::int8_t*
 
 void conv2d_forward_int8(const Conv2dParams& p, const float* src, const Conv2dInt8Weights& w,
                          float x_inv_scale, int x_zero_point, const float* bias, float* dst,
-                         bool relu) {
+                         bool relu, const Pool2dParams* pool) {
   const index_t G = p.groups, Cg = p.C / G, Kg = p.K / G;
   const PatchGeom g{Cg,      p.H,     p.W,     p.Fh,    p.Fw, p.stride_h, p.stride_w,
                     p.pad_h, p.pad_w, p.dil_h, p.dil_w, p.Ho, p.Wo};
@@ -48,7 +49,11 @@ void conv2d_forward_int8(const Conv2dParams& p, const float* src, const Conv2dIn
     packed = dst;
   }
   const std::size_t per = gemm_s8u8_packed_bytes(Kg, rows);
+  const index_t pooled = pool ? pool_out_h(*pool) * pool_out_w(*pool) : 0;
   auto image = [&](index_t n, int gemm_threads) {
+    // with a pooling: this image's unpooled planes in the thread's workspace (slot 3), then
+    // pooled from there into dst
+    float* planes = pool ? thread_workspace(3, std::size_t(p.K) * cols) : nullptr;
     for (index_t gi = 0; gi < G; ++gi) {
       const ImagePatchesB patches(src + (n * p.C + gi * Cg) * p.H * p.W, g);
       I8OperandB b;
@@ -56,7 +61,7 @@ void conv2d_forward_int8(const Conv2dParams& p, const float* src, const Conv2dIn
       b.inv_scale = x_inv_scale;
       b.zero_point = x_zero_point;
       I8Output out;
-      out.y = dst + (n * p.K + gi * Kg) * cols;
+      out.y = pool ? planes + gi * Kg * cols : dst + (n * p.K + gi * Kg) * cols;
       out.ldy = cols;
       out.row_sums = w.row_sums + gi * Kg;
       out.scale = w.scale + gi * Kg;
@@ -65,6 +70,7 @@ void conv2d_forward_int8(const Conv2dParams& p, const float* src, const Conv2dIn
       gemm_s8u8(Kg, cols, rows, w.wq + gi * Kg * rows, rows, b, out, gemm_threads,
                 packed + gi * per);
     }
+    if (pool) max_pool2d_forward(*pool, planes, dst + n * p.K * pooled, nullptr);
   };
   // At least as many images as threads: one image per thread at a time (no team start-up and
   // barrier per image; the result does not depend on the split: exact sums). Else the threads
