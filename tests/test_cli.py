@@ -109,10 +109,11 @@ def test_bench_prints_a_table(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "1 threads" in r.stdout
     assert ("| model | batch | train img/s fp32 | train img/s bf16 | inference img/s fp32 | "
-            "inference img/s bf16 |") in r.stdout
-    assert re.search(r"\| digits_cnn \| 64 \| [\d,]+ \| [\d,]+ \| [\d,]+ \| [\d,]+ \|",
+            "inference img/s bf16 | inference img/s int8 |") in r.stdout
+    assert re.search(r"\| digits_cnn \| 64 \| [\d,]+ \| [\d,]+ \| [\d,]+ \| [\d,]+ \| [\d,]+ \|",
                      r.stdout)
     assert "bf16 path " + cnnkit.cpu_info()["bf16_path"] in r.stdout
+    assert "int8 path " + cnnkit.cpu_info()["int8_path"] in r.stdout
 
 
 @pytest.mark.parametrize("command, option", [

@@ -591,14 +591,15 @@ def cmd_bench(args) -> int:
         ck.set_num_threads(args.threads)
     info = ck.cpu_info()
     print(f"cnnkit {ck.__version__} on {info.get('brand', '?').strip()}: isa {ck.get_isa()}, "
-          f"bf16 path {info['bf16_path']}, {ck.get_num_threads()} threads")
+          f"bf16 path {info['bf16_path']}, int8 path {info['int8_path']}, "
+          f"{ck.get_num_threads()} threads")
     cases = [("digits_cnn", (1, 8, 8), 64), ("lenet5", (1, 28, 28), 64),
              ("cifar_cnn", (3, 32, 32), 32)]
     if not args.quick:
         cases.append(("resnet20", (3, 32, 32), 32))
     print("| model | batch | train img/s fp32 | train img/s bf16 | inference img/s fp32 | "
-          "inference img/s bf16 |")
-    print("|---|---:|---:|---:|---:|---:|")
+          "inference img/s bf16 | inference img/s int8 |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name, shape, batch in cases:
         ck.manual_seed(0)
         model = nn.utils.fuse_batch_norm_relu(models.build(name))  # as fit() trains it
@@ -629,6 +630,20 @@ def cmd_bench(args) -> int:
                         fn()
                         best = min(best, time.perf_counter() - t)
                 rates.append(batch / best)
+        # int8: cnnkit.quantization of the eval model, calibrated on the same random batch
+        model.eval()
+        qmodel = ck.quantization.quantize(model, [x.data])
+
+        def infer_int8():
+            qmodel(x)
+
+        infer_int8()
+        best, budget = float("inf"), time.perf_counter() + args.seconds
+        while time.perf_counter() < budget:
+            t = time.perf_counter()
+            infer_int8()
+            best = min(best, time.perf_counter() - t)
+        rates.append(batch / best)
         print(f"| {name} | {batch} | " + " | ".join(f"{r:,.0f}" for r in rates) + " |",
               flush=True)
     return 0
