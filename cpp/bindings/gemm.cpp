@@ -127,12 +127,8 @@ I8Args i8_args(const char* op, const py::object& a_obj, const py::object& b_obj,
   return r;
 }
 
-// Raw int32 sums.
-py::array gemm_s8u8_py(const py::object& a_obj, const py::object& b_obj, float inv_scale,
-                       int zero_point) {
-  const I8Args r = i8_args("gemm_s8u8", a_obj, b_obj, inv_scale, zero_point);
-  py::array_t<std::int32_t> c({r.M, r.N});
-  const MatrixOperandB bf(static_cast<const float*>(r.b.data()), r.N, false);
+// B for the engine: the uint8 matrix, or the float32 one (bf) quantized while packed.
+I8OperandB operand_b(const I8Args& r, const MatrixOperandB& bf, float inv_scale, int zero_point) {
   I8OperandB ob;
   if (r.b_float) {
     ob.f32 = &bf;
@@ -142,6 +138,16 @@ py::array gemm_s8u8_py(const py::object& a_obj, const py::object& b_obj, float i
     ob.u8 = static_cast<const std::uint8_t*>(r.b.data());
     ob.ld = r.N;
   }
+  return ob;
+}
+
+// Raw int32 sums.
+py::array gemm_s8u8_py(const py::object& a_obj, const py::object& b_obj, float inv_scale,
+                       int zero_point) {
+  const I8Args r = i8_args("gemm_s8u8", a_obj, b_obj, inv_scale, zero_point);
+  py::array_t<std::int32_t> c({r.M, r.N});
+  const MatrixOperandB bf(static_cast<const float*>(r.b.data()), r.N, false);
+  const I8OperandB ob = operand_b(r, bf, inv_scale, zero_point);
   I8Output out;
   out.c = c.mutable_data();
   out.ldc = r.N;
@@ -192,16 +198,8 @@ py::array qgemm_py(const py::object& a_obj, const py::object& b_obj, const py::o
   }
   py::array_t<float> y({r.M, r.N});
   const MatrixOperandB bf(static_cast<const float*>(r.b.data()), trans_b ? r.K : r.N, trans_b);
-  I8OperandB ob;
-  int zp = 0;
-  if (r.b_float) {
-    ob.f32 = &bf;
-    ob.inv_scale = inv_scale;
-    ob.zero_point = zp = zero_point;
-  } else {
-    ob.u8 = static_cast<const std::uint8_t*>(r.b.data());
-    ob.ld = r.N;
-  }
+  const I8OperandB ob = operand_b(r, bf, inv_scale, zero_point);
+  const int zp = ob.f32 ? zero_point : 0;  // a uint8 b has no zero point
   I8Output out;
   out.y = y.mutable_data();
   out.ldy = r.N;
