@@ -12,7 +12,9 @@ from cnnkit.quantization import QuantizedConv2d, QuantizedLinear, input_range, q
 
 @pytest.fixture(scope="module")
 def digits_model():
-    tr, te = load_digits()
+    # half of the digits held out (899 images): 0.5 points of accuracy are 4 images, so the
+    # bound tests the quantization, not the luck of one image on a 360-image split
+    tr, te = load_digits(test_fraction=0.5)
     ck.random.manual_seed(0)
     model = ck.models.digits_cnn()
     opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
@@ -173,7 +175,9 @@ def test_lenet5_on_mnist_format_files_keeps_its_accuracy(digits_model, tmp_path)
     before = accuracy(model, test)
     q = quantize(model, calibration(train))
     after = accuracy(q, test)
-    assert before > 0.85, before  # (94.4 % here; seeds 1-5: 89.4-96.4 %, int8 -0.3 to +0.3)
+    # 92.6 % here; seeds 1-5 gave 71-95 % (the bound below is about int8, not training), int8
+    # -0.2 to +0.2 points
+    assert before > 0.6, before
     assert after >= before - 0.005, (before, after)
 
 
