@@ -91,3 +91,19 @@ def test_few_columns_split_rows_over_threads_with_the_same_bits(isa, rng):
                     _core.gemm_s8u8(a, q), (a.astype(np.int64) @ q.astype(np.int64)))
     finally:
         cnnkit.set_num_threads(before)
+
+
+def test_long_k_dequantizes_without_int32_overflow(isa):
+    """K = 40000 and 65536, extreme weights, the largest zero point: zp * rowsum and the sums
+    up to 2.1e9, their difference formed in (wrapping) int32 by the SIMD epilogues: still the
+    model's bits."""
+    for k in (40000, 65536):  # 65536: |sum - zp * rowsum| = 128 * 255 * K, the largest
+        a = np.full((3, k), -128, np.int8)
+        a[1] = 127
+        q = np.full((k, 4), 255, np.uint8)
+        q[:, 1] = 0
+        x = q.astype(np.float32) - 255.0  # quantizes back to q with zero point 255
+        scale = np.full(3, 1e-6, np.float32)
+        np.testing.assert_array_equal(_core.quantize_u8(x, 1.0, 255), q)
+        np.testing.assert_array_equal(_core.qgemm(a, x, scale, None, False, 1.0, 255),
+                                      model(a, q, scale, None, False, 255), err_msg=f"K={k}")

@@ -22,26 +22,7 @@
 #include "runtime/parallel.hpp"
 
 namespace cnnkit {
-namespace {
-
-// The epilogue over rows [0, m) x columns [0, n) of a strip of sums (row stride lds).
-void dequantize_rows(const std::int32_t* sums, index_t lds, index_t i0, int m, int n,
-                     const I8Output& out, int zp_b, float* y) {
-  for (int i = 0; i < m; ++i) {
-    const index_t row = i0 + i;
-    const std::int64_t comp = out.row_sums ? std::int64_t(zp_b) * out.row_sums[row] : 0;
-    const float s = out.scale[row], bias = out.bias ? out.bias[row] : 0.0f;
-    const std::int32_t* src = sums + i * lds;
-    float* dst = y + row * out.ldy;
-    for (int j = 0; j < n; ++j) {
-      float v = float(std::int64_t(src[j]) - comp) * s + bias;
-      if (out.relu) v = v > 0.0f ? v : 0.0f;
-      dst[j] = v;
-    }
-  }
-}
-
-}  // namespace
+namespace {}  // namespace
 
 const char* i8_path() { return kernels().gemm.i8_path; }
 
@@ -179,13 +160,11 @@ void gemm_s8u8(index_t M, index_t N, index_t K, const std::int8_t* a, index_t ld
                     c + i0 * ldc, ldc, kb > 0);
         }
       }
-      if (out.y && K <= kI8DequantMaxK) {  // the table's kernel (int32 difference)
+      if (out.y) {
         kt.i8_dequantize(strip + row0 * kI8Nr, kI8Nr, int(rows), nn,
                          out.row_sums ? out.row_sums + row0 : nullptr, zp_b, out.scale + row0,
                          out.bias ? out.bias + row0 : nullptr, out.relu,
                          out.y + row0 * out.ldy + j0, out.ldy);
-      } else if (out.y) {  // longer K: the difference in int64
-        dequantize_rows(strip + row0 * kI8Nr, kI8Nr, row0, int(rows), nn, out, zp_b, out.y + j0);
       }
     }
     if (kt.bf16_end) kt.bf16_end();

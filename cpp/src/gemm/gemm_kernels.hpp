@@ -126,10 +126,10 @@ using I8Ukr = void (*)(int m, int n, std::int64_t kp, const std::int8_t* a, cons
 
 // The int8 engine's dequantizing epilogue over m rows of n int32 sums (row stride lds):
 //   y[i][j] = float(sums[i][j] - zp * row_sums[i]) * scale[i] + bias[i], then ReLU (v > 0 ? v :
-//   0), with row_sums and bias possibly null; one rounding per operation in that order. The
-//   difference is formed in int32: callers use it for K <= kI8DequantMaxK only, where it cannot
-//   overflow (|sums|, |zp row_sums| <= 255 * 128 * K).
-constexpr std::int64_t kI8DequantMaxK = 32768;
+//   0), with row_sums and bias possibly null; one rounding per operation in that order. For
+//   K <= kI8MaxK the difference sum_k a (q - zp) lies within 128 * 255 * K < 2^31, and so do
+//   sums and zp * row_sums: SIMD kernels may form it with wrapping int32 arithmetic (the
+//   reference uses int64: no signed overflow in C++).
 using I8Dequantize = void (*)(const std::int32_t* sums, std::int64_t lds, int m, int n,
                               const std::int32_t* row_sums, int zp, const float* scale,
                               const float* bias, bool relu, float* y, std::int64_t ldy);

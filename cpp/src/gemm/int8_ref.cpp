@@ -30,10 +30,10 @@ void i8_dequantize_ref(const std::int32_t* sums, std::int64_t lds, int m, int n,
                        const std::int32_t* row_sums, int zp, const float* scale, const float* bias,
                        bool relu, float* y, std::int64_t ldy) {
   for (int i = 0; i < m; ++i) {
-    const std::int32_t comp = row_sums ? zp * row_sums[i] : 0;
+    const std::int64_t comp = row_sums ? std::int64_t(zp) * row_sums[i] : 0;
     const float s = scale[i], b = bias ? bias[i] : 0.0f;
     for (int j = 0; j < n; ++j) {
-      float v = float(sums[i * lds + j] - comp) * s + b;
+      float v = float(std::int64_t(sums[i * lds + j]) - comp) * s + b;
       if (relu) v = v > 0.0f ? v : 0.0f;
       y[i * ldy + j] = v;
     }

@@ -27,8 +27,9 @@ void bias_relu_rows_avx512(const float* c, std::int64_t ldc, int m, std::int64_t
 }
 
 // The int8 engine's dequantizing epilogue (contract: I8Dequantize in gemm/gemm_kernels.hpp):
-// 16 sums per step, int32 difference, VCVTDQ2PS (round to nearest, as the reference's
-// conversion), one multiply and one add (not fused: the reference rounds twice).
+// 16 sums per step, int32 difference (wrapping, exact: see I8Dequantize), VCVTDQ2PS (round to
+// nearest, as the reference's conversion), one multiply and one add (not fused: the reference
+// rounds twice).
 void i8_dequantize_avx512(const std::int32_t* sums, std::int64_t lds, int m, int n,
                           const std::int32_t* row_sums, int zp, const float* scale,
                           const float* bias, bool relu, float* y, std::int64_t ldy) {
