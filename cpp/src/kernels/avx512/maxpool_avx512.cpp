@@ -12,32 +12,12 @@
 
 #include <cstdint>
 
+#include "pool/maxpool_edges.hpp"
 #include "pool/pool_kernels.hpp"
 
 namespace cnnkit {
 namespace avx512 {
 namespace {
-
-inline std::int64_t imax(std::int64_t a, std::int64_t b) { return a > b ? a : b; }
-inline std::int64_t imin(std::int64_t a, std::int64_t b) { return a < b ? a : b; }
-
-void scalar_output(const float* x, const Pool2dPlane& p, std::int64_t h0, std::int64_t h1,
-                   std::int64_t j, float* y, std::int64_t* id) {
-  const std::int64_t w0 = imax(j * p.sw - p.pw, 0), w1 = imin(j * p.sw - p.pw + p.kw, p.W);
-  float best = -__builtin_inff();
-  std::int64_t arg = h0 * p.W + w0;
-  for (std::int64_t h = h0; h < h1; ++h) {
-    for (std::int64_t w = w0; w < w1; ++w) {
-      const float v = x[h * p.W + w];
-      if (v > best || __builtin_isnan(v)) {
-        best = v;
-        arg = h * p.W + w;
-      }
-    }
-  }
-  *y = best;
-  if (id) *id = arg;
-}
 
 inline __mmask16 first(std::int64_t k) {
   return k >= 16 ? __mmask16(0xFFFF) : k <= 0 ? __mmask16(0) : __mmask16((1u << k) - 1);
@@ -145,10 +125,8 @@ void planes_fwd(const float* src, float* dst, std::int64_t* indices, const Pool2
                 std::int64_t planes) {
   const std::int64_t HW = p.H * p.W, HWo = p.Ho * p.Wo;
   const bool vec = (p.sw == 1 || p.sw == 2) && HW < (std::int64_t(1) << 31) - 64;
-  // Interior output columns: window [j sw - pw, j sw - pw + kw) inside [0, W).
-  const std::int64_t j_lo = imin(p.Wo, (p.pw + p.sw - 1) / p.sw);
-  const std::int64_t j_hi =
-      p.W + p.pw - p.kw < 0 ? j_lo : imax(j_lo, imin(p.Wo, (p.W + p.pw - p.kw) / p.sw + 1));
+  std::int64_t j_lo, j_hi;  // the interior output columns
+  maxpool_interior_columns(p, &j_lo, &j_hi);
   for (std::int64_t c = 0; c < planes; ++c) {
     const float* x = src + c * HW;
     float* y = dst + c * HWo;
@@ -158,10 +136,11 @@ void planes_fwd(const float* src, float* dst, std::int64_t* indices, const Pool2
       std::int64_t* ir = kIndices ? indices + c * HWo + i * p.Wo : nullptr;
       auto at = [&](std::int64_t j) { return kIndices ? ir + j : nullptr; };
       if (!vec) {
-        for (std::int64_t j = 0; j < p.Wo; ++j) scalar_output(x, p, h0, h1, j, yr + j, at(j));
+        for (std::int64_t j = 0; j < p.Wo; ++j)
+          maxpool_scalar_output(x, p, h0, h1, j, yr + j, at(j));
         continue;
       }
-      for (std::int64_t j = 0; j < j_lo; ++j) scalar_output(x, p, h0, h1, j, yr + j, at(j));
+      for (std::int64_t j = 0; j < j_lo; ++j) maxpool_scalar_output(x, p, h0, h1, j, yr + j, at(j));
       for (std::int64_t j = j_lo; j < j_hi; j += 16) {
         const int m = int(imin(16, j_hi - j));
         if (p.sw == 2) {
@@ -170,7 +149,8 @@ void planes_fwd(const float* src, float* dst, std::int64_t* indices, const Pool2
           vector_outputs<1, kIndices>(x, p, h0, h1, j, m, yr + j, at(j));
         }
       }
-      for (std::int64_t j = j_hi; j < p.Wo; ++j) scalar_output(x, p, h0, h1, j, yr + j, at(j));
+      for (std::int64_t j = j_hi; j < p.Wo; ++j)
+        maxpool_scalar_output(x, p, h0, h1, j, yr + j, at(j));
     }
   }
 }

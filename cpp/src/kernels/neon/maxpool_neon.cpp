@@ -19,33 +19,12 @@
 
 #include <cstdint>
 
+#include "pool/maxpool_edges.hpp"
 #include "pool/pool_kernels.hpp"
 
 namespace cnnkit {
 namespace neon {
 namespace {
-
-inline std::int64_t imax(std::int64_t a, std::int64_t b) { return a > b ? a : b; }
-inline std::int64_t imin(std::int64_t a, std::int64_t b) { return a < b ? a : b; }
-
-// Output column j of output row [h0, h1), as the reference.
-void scalar_output(const float* x, const Pool2dPlane& p, std::int64_t h0, std::int64_t h1,
-                   std::int64_t j, float* y, std::int64_t* id) {
-  const std::int64_t w0 = imax(j * p.sw - p.pw, 0), w1 = imin(j * p.sw - p.pw + p.kw, p.W);
-  float best = -__builtin_inff();
-  std::int64_t arg = h0 * p.W + w0;
-  for (std::int64_t h = h0; h < h1; ++h) {
-    for (std::int64_t w = w0; w < w1; ++w) {
-      const float v = x[h * p.W + w];
-      if (v > best || __builtin_isnan(v)) {
-        best = v;
-        arg = h * p.W + w;
-      }
-    }
-  }
-  *y = best;
-  if (id) *id = arg;
-}
 
 // The reference's update rule, lane-wise: v > best, or v is NaN (v != v).
 template <bool kIndices>
@@ -129,8 +108,8 @@ void planes_2x2(const float* src, float* dst, std::int64_t* indices, const Pool2
         if (kIndices) store_indices(ic + i * p.Wo + j, bidx);
       }
       for (; j < p.Wo; ++j) {
-        scalar_output(x, p, 2 * i, 2 * i + 2, j, y + i * p.Wo + j,
-                      kIndices ? ic + i * p.Wo + j : nullptr);
+        maxpool_scalar_output(x, p, 2 * i, 2 * i + 2, j, y + i * p.Wo + j,
+                              kIndices ? ic + i * p.Wo + j : nullptr);
       }
     }
   }
@@ -141,10 +120,8 @@ void planes_fwd(const float* src, float* dst, std::int64_t* indices, const Pool2
                 std::int64_t planes) {
   const std::int64_t HW = p.H * p.W, HWo = p.Ho * p.Wo;
   const bool vec = (p.sw == 1 || p.sw == 2) && HW < (std::int64_t(1) << 31) - 64;
-  // Interior output columns: window [j sw - pw, j sw - pw + kw) inside [0, W).
-  const std::int64_t j_lo = imin(p.Wo, (p.pw + p.sw - 1) / p.sw);
-  const std::int64_t j_hi =
-      p.W + p.pw - p.kw < 0 ? j_lo : imax(j_lo, imin(p.Wo, (p.W + p.pw - p.kw) / p.sw + 1));
+  std::int64_t j_lo, j_hi;  // the interior output columns
+  maxpool_interior_columns(p, &j_lo, &j_hi);
   for (std::int64_t c = 0; c < planes; ++c) {
     const float* x = src + c * HW;
     float* y = dst + c * HWo;
@@ -155,7 +132,7 @@ void planes_fwd(const float* src, float* dst, std::int64_t* indices, const Pool2
       auto at = [&](std::int64_t j) { return kIndices ? ir + j : nullptr; };
       std::int64_t j = 0;
       if (vec) {
-        for (; j < j_lo; ++j) scalar_output(x, p, h0, h1, j, yr + j, at(j));
+        for (; j < j_lo; ++j) maxpool_scalar_output(x, p, h0, h1, j, yr + j, at(j));
         for (; j + 4 <= j_hi; j += 4) {
           if (p.sw == 2) {
             vector_outputs<2, kIndices>(x, p, h0, h1, j, yr + j, at(j));
@@ -164,7 +141,7 @@ void planes_fwd(const float* src, float* dst, std::int64_t* indices, const Pool2
           }
         }
       }
-      for (; j < p.Wo; ++j) scalar_output(x, p, h0, h1, j, yr + j, at(j));
+      for (; j < p.Wo; ++j) maxpool_scalar_output(x, p, h0, h1, j, yr + j, at(j));
     }
   }
 }
