@@ -274,8 +274,9 @@ def _convert(fused: Module, per_channel: bool):
 
 
 def rebuild(model: Module, settings: dict) -> Module:
-    """The quantized structure of a float ``model`` (its weights still to be loaded from a
-    quantized state_dict): what :func:`cnnkit.load` does with a saved quantized model."""
+    """The quantized structure of a float ``model``, as an eval-mode copy (its weights still to
+    be loaded from a quantized state_dict): what :func:`cnnkit.load` does with a saved
+    quantized model."""
     fused = fuse(model)
     _convert(fused, bool(settings.get("per_channel", True)))
     fused.quantized = dict(settings)

@@ -162,7 +162,6 @@ def load_model(path_or_checkpoint):
     if ckpt.get("quantized"):  # written by `cnnkit quantize`: the int8 structure, its state
         from .quantization import rebuild
 
-        model.eval()
         model = rebuild(model, ckpt["quantized"])
     model.load_state_dict(ckpt["model"])
     model.eval()

@@ -131,8 +131,7 @@ def _decode_module(value, arrays: dict):
 
     config = _decode(value["config"], arrays)
     model = build(config)
-    if value.get("quantized") is not None:  # the int8 structure, then its int8 state
-        model.eval()
+    if value.get("quantized") is not None:  # the int8 structure (an eval copy), its state
         model = rebuild_quantized(model, _decode(value["quantized"], arrays))
     model.load_state_dict(_decode(value["state"], arrays))
     model.train(bool(value.get("training", False)))
