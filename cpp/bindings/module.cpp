@@ -13,6 +13,7 @@ void bind_dropout(pybind11::module_& m);
 void bind_linear(pybind11::module_& m);
 void bind_loss(pybind11::module_& m);
 void bind_augment(pybind11::module_& m);
+void bind_int8_rows(pybind11::module_& m);
 }  // namespace cnnkit::bind
 
 PYBIND11_MODULE(_core, m) {
@@ -28,4 +29,5 @@ PYBIND11_MODULE(_core, m) {
   cnnkit::bind::bind_linear(m);
   cnnkit::bind::bind_loss(m);
   cnnkit::bind::bind_augment(m);
+  cnnkit::bind::bind_int8_rows(m);
 }

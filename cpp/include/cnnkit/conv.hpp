@@ -6,8 +6,10 @@
 #include <cstdint>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "cnnkit/common.hpp"
+#include "cnnkit/gemm.hpp"
 #include "cnnkit/pool.hpp"
 
 namespace cnnkit {
@@ -104,6 +106,19 @@ void conv2d_int8_pack(const Conv2dParams& p, const std::int8_t* wq, std::int8_t*
 void conv2d_forward_int8(const Conv2dParams& p, const float* src, const Conv2dInt8Weights& w,
                          float x_inv_scale, int x_zero_point, const float* bias, float* dst,
                          bool relu, const Pool2dParams* pool = nullptr);
+
+// int8 on the row engine (conv/conv2d_int8_rows.cpp): src uint8 NHWC [N, H, W, C] (zero
+// point x_zp), weights wq [K, C / groups, Fh, Fw] packed by conv2d_int8_rows_pack, output
+// uint8 NHWC [N, Ho, Wo, K] (yq; q.to_u8) or fp32 NCHW [N, K, Ho, Wo] (yf), through q's
+// epilogue (built from conv2d_int8_rows_col_sums). pool (may be null): a max pooling of each
+// image's output (planes = K), the output then pooled ([N, Hq, Wq, K] or [N, K, Hq, Wq]).
+std::size_t conv2d_int8_rows_packed_bytes(const Conv2dParams& p);
+void conv2d_int8_rows_pack(const Conv2dParams& p, const std::int8_t* wq, std::int8_t* packed);
+std::vector<std::int32_t> conv2d_int8_rows_col_sums(const Conv2dParams& p,
+                                                    const std::int8_t* packed);
+void conv2d_forward_int8_rows(const Conv2dParams& p, const std::uint8_t* src, int x_zp,
+                              const std::int8_t* packed, const I8RowsQuant& q, std::uint8_t* yq,
+                              float* yf, const Pool2dParams* pool = nullptr);
 
 // Inference: dst[N, K, Hq, Wq] = max_pool(conv2d_forward's output), the max pooling `pool`
 // (planes = N K, H = Ho, W = Wo; validated, ValueError otherwise) of each output plane: the

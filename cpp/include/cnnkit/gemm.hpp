@@ -237,4 +237,62 @@ const char* i8_path();
 // zero_point): the activations' quantization, exactly as the int8 packing does it.
 void quantize_u8(const float* src, index_t n, float inv_scale, int zero_point, std::uint8_t* dst);
 
+// ---- int8 row engine (the activations as rows, NHWC; gemm/driver_int8_rows.cpp) ----
+// y[i][j] = epilogue(sum_p x[i][p] * w[j][p]): x uint8 rows (pixels or samples) read in place,
+// w int8 (N output channels) packed once; the sums are exact (every kernel path gives the
+// same bits) and the epilogue requantizes to uint8 or dequantizes to fp32:
+//   v = fma(float(sum - x_zp * colsum[j]), mult[j], add[j]),  mult = x_scale * w_scale[j] / s,
+//   add = bias[j] / s with s = y_scale for uint8 output, s = 1 for fp32;
+//   uint8: y = clamp(nearbyint(v) + y_zp, relu ? y_zp : 0, 255); fp32: y = v, then ReLU.
+// Packed weights: i8_rows_packed_bytes(N, kp) bytes: ceil(N / 32) panels of kp x 32 int8 (kp a
+// multiple of 64, the GEMM's padded depth), then the N int32 column sums.
+std::size_t i8_rows_packed_bytes(index_t N, index_t kp);
+// Packed depth p of output j is w[j * ldw + kmap[p]], or 0 where kmap[p] < 0 (p < kp).
+void i8_rows_pack(const std::int8_t* w, index_t ldw, index_t N, const std::int32_t* kmap,
+                  index_t kp, std::int8_t* packed);
+const std::int32_t* i8_rows_col_sums(const std::int8_t* packed, index_t N, index_t kp);
+// The epilogue's per-channel constants as a block reads them (channel 0 of the block first).
+struct I8RowsEpi {
+  const std::int32_t* comp = nullptr;
+  const float *mult = nullptr, *add = nullptr;
+  int y_zp = 0;
+  bool relu = false, to_u8 = false;
+};
+// The epilogue's per-channel constants for one call. y_scale <= 0: fp32 output.
+struct I8RowsQuant {
+  std::vector<std::int32_t> comp;
+  std::vector<float> mult, add;
+  int y_zp = 0;
+  bool relu = false, to_u8 = false;
+  I8RowsQuant(index_t N, const std::int32_t* col_sums, float x_scale, int x_zp,
+              const float* w_scale, const float* bias, float y_scale, int y_zp, bool relu);
+  I8RowsEpi at(index_t j0) const {  // channels j0, j0 + 1, ...
+    return {comp.data() + j0, mult.data() + j0, add.data() + j0, y_zp, relu, to_u8};
+  }
+};
+// A block's outputs: row i, channel j at q[i * ldy + j] (uint8) or f[i * ldy + j * col_stride].
+struct I8RowsOut {
+  std::uint8_t* q = nullptr;
+  float* f = nullptr;
+  index_t ldy = 0, col_stride = 1;
+};
+// Rows per block of the active kernel (i8_rows_block's m <= this).
+int i8_rows_mr();
+// One block of m rows, all N channels: A as U8S8Ukr reads it (row i's 64-deep slice t at
+// a + i * lda + a_off[t]; rows up to 32 readable), `slices` = kp / 64. strip: m x
+// round_up(N, 32) int32 of the caller's (the raw sums). Needs the tile hook (i8_rows_begin).
+void i8_rows_block(int m, index_t N, index_t slices, const std::uint8_t* a, index_t lda,
+                   const std::int64_t* a_off, const std::int8_t* packed, const I8RowsEpi& q,
+                   const I8RowsOut& out, std::int32_t* strip);
+void i8_rows_begin();  // per thread, around its blocks (AMX: the tile configuration)
+void i8_rows_end();
+// A fully connected layer on the row engine: y[M, N] from x[M, K] uint8 (row-major),
+// weights packed by i8_rows_pack with kmap[p] = p < K ? p : -1; yq (uint8) or yf (fp32).
+void linear_int8_rows(index_t M, index_t N, index_t K, const std::uint8_t* x,
+                      const std::int8_t* packed, const I8RowsQuant& q, std::uint8_t* yq, float* yf,
+                      int threads);
+// dst[n][i][c] = quantize_u8(src[n][c][i]) for i < HW (NCHW fp32 -> NHWC uint8).
+void quantize_nchw_to_nhwc_u8(const float* src, index_t N, index_t C, index_t HW, float inv_scale,
+                              int zero_point, std::uint8_t* dst);
+
 }  // namespace cnnkit

@@ -27,6 +27,11 @@ index_t pool_out_w(const Pool2dParams& p);
 // dst, indices: [planes, Ho, Wo]; indices hold h * W + w of the first maximum of each window
 // (nullptr: none are written, for inference).
 void max_pool2d_forward(const Pool2dParams& p, const float* src, float* dst, index_t* indices);
+// uint8 NHWC max pooling (int8 inference): src [N, H, W, planes] -> dst [N, Ho, Wo, planes],
+// the maximum byte of each window (padding never wins: it is not read). Threads over the
+// images (N = 1: the calling thread only).
+void max_pool2d_nhwc_u8(const Pool2dParams& p, index_t N, const std::uint8_t* src,
+                        std::uint8_t* dst);
 // diff_src[planes, H, W] = sum of diff_dst routed to indices. Throws std::invalid_argument if
 // an index is outside [0, H * W) (diff_src is then partly written).
 void max_pool2d_backward(index_t planes, index_t H, index_t W, index_t Ho, index_t Wo,

@@ -144,7 +144,7 @@ double bf16_peak_gflops(int threads, double seconds, int repeats);
 // (no allocation in hot loops; safe when several Python threads call in at once because
 // every worker thread and every caller has its own). `slot` separates buffers that are
 // alive at the same time. Throws std::bad_alloc (-> MemoryError) when memory runs out.
-constexpr int kWorkspaceSlots = 4;
+constexpr int kWorkspaceSlots = 6;
 float* thread_workspace(int slot, std::size_t floats);
 
 }  // namespace cnnkit

@@ -34,6 +34,11 @@ void register_gemm_kernels(GemmKernels& k, Isa isa) {
   k.pack_u8_b = pack_u8_b_ref;
   k.quantize_pack_b = quantize_pack_b_ref;
   k.i8_dequantize = i8_dequantize_ref;
+  k.i8r_mr = kI8RowsMrRef;
+  k.u8s8_ukr = u8s8_ukr_ref;
+  k.i8_requantize = i8_requantize_ref;
+  k.i8_dequantize_cols = i8_dequantize_cols_ref;
+  k.quantize_u8_nhwc = quantize_u8_nhwc_ref;
 #if CNNKIT_X86  // the x86 kernels: built on x86-64 only (CMakeLists.txt)
   if (isa >= Isa::avx2) {
     k.sgemm_mr = avx2::kSgemmMr;
@@ -53,6 +58,8 @@ void register_gemm_kernels(GemmKernels& k, Isa isa) {
     k.dot_nr = avx512::kDotNr;
     k.dot_nt_tile = avx512::dot_nt_tile_avx512;
     k.i8_dequantize = avx512::i8_dequantize_avx512;
+    k.i8_requantize = avx512::i8_requantize_avx512;
+    k.i8_dequantize_cols = avx512::i8_dequantize_cols_avx512;
   }
   if (isa >= Isa::avx512_bf16) {
     k.bf16_path = "avx512_bf16";
@@ -71,6 +78,9 @@ void register_gemm_kernels(GemmKernels& k, Isa isa) {
     k.pack_i8_a = avx512_vnni::pack_i8_a;
     k.pack_u8_b = avx512_vnni::pack_u8_b;
     k.quantize_pack_b = avx512_vnni::quantize_pack_b;
+    k.i8r_mr = avx512_vnni::kI8RowsMr;
+    k.u8s8_ukr = avx512_vnni::u8s8_ukr_14x32;
+    k.quantize_u8_nhwc = avx512_vnni::quantize_u8_nhwc;
   }
   if (isa >= Isa::amx) {
     k.bf16_path = "amx";
@@ -86,6 +96,8 @@ void register_gemm_kernels(GemmKernels& k, Isa isa) {
     k.i8_mr = amx::kI8Mr;
     k.i8_kc = amx::kI8Kc;
     k.i8_ukr = amx::i8_ukr_32x32;
+    k.i8r_mr = amx::kI8RowsMr;
+    k.u8s8_ukr = amx::u8s8_ukr_32x32;
   }
 #elif CNNKIT_NEON  // kernels/neon/: built on aarch64 only
   if (isa == Isa::neon) {

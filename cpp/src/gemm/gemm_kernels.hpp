@@ -134,6 +134,37 @@ using I8Dequantize = void (*)(const std::int32_t* sums, std::int64_t lds, int m,
                               const std::int32_t* row_sums, int zp, const float* scale,
                               const float* bias, bool relu, float* y, std::int64_t ldy);
 
+// ---- int8 with the activations as rows (the row engine: gemm/driver_int8_rows.cpp) ----
+//
+// C[i][j] = sum_{t < slices} sum_{kk < 64} A[i][64 t + kk] * B[64 t + kk][j], exact, with A
+// uint8 read in place: (i, 64 t + kk) at a[i * lda + a_off[t] + kk] (each 64-deep slice of a
+// row is 64 contiguous bytes: the pixels of an output row in a padded NHWC image, the rows
+// lda = stride * C apart and a_off the filter taps, or plain rows with a_off[t] = 64 t), and B
+// an int8 panel of 32 columns (output channels) in the B layout above, slices * 64 deep.
+// C[m x n] (row stride ldc) is written, m <= i8r_mr, n <= 32. The kernel may read A rows
+// i < 32 whatever m is (AMX loads whole tiles; those rows' sums are dropped): the caller keeps
+// them readable. Zero rows of B (padding) make the bytes they meet irrelevant.
+using U8S8Ukr = void (*)(int m, int n, std::int64_t slices, const std::uint8_t* a, std::int64_t lda,
+                         const std::int64_t* a_off, const std::int8_t* b, std::int32_t* c,
+                         std::int64_t ldc);
+// The row engine's epilogue over m rows of n sums (row stride lds), per column j:
+//   v = fma(float(sums[i][j] + comp[j]), mult[j], add[j])      (comp = -x_zp * column sum)
+//   uint8 out: y = min(max(nearbyint(min(max(v, -1024), 1024)) + y_zp, relu ? y_zp : 0), 255)
+//              at yq[i * ldy + j] (ties to even);
+//   fp32 out:  y = relu ? (v > 0 ? v : 0) : v at yf[i * ldy + j * col_stride].
+// The int32 sum wraps as in I8Dequantize (exact for K <= kI8MaxK).
+using I8Requantize = void (*)(const std::int32_t* sums, std::int64_t lds, int m, int n,
+                              const std::int32_t* comp, const float* mult, const float* add,
+                              int y_zp, bool relu, std::uint8_t* yq, std::int64_t ldy);
+using I8DequantizeCols = void (*)(const std::int32_t* sums, std::int64_t lds, int m, int n,
+                                  const std::int32_t* comp, const float* mult, const float* add,
+                                  bool relu, float* yf, std::int64_t ldy, std::int64_t col_stride);
+
+// n pixels of C planes (plane stride ld) quantized as QuantizePackB says, interleaved:
+//   dst[i * C + c] = q(src[c * ld + i])   (NCHW fp32 -> NHWC uint8)
+using QuantizeU8Nhwc = void (*)(const float* src, std::int64_t ld, std::int64_t C, std::int64_t n,
+                                float inv_scale, int zero_point, std::uint8_t* dst);
+
 struct GemmKernels {
   int sgemm_mr = 0, sgemm_nr = 0;  // the micro-kernel's tile
   SgemmUkr sgemm_ukr = nullptr;
@@ -163,6 +194,11 @@ struct GemmKernels {
   PackU8B pack_u8_b = nullptr;
   QuantizePackB quantize_pack_b = nullptr;
   I8Dequantize i8_dequantize = nullptr;
+  int i8r_mr = 0;  // rows (pixels) per call of the row engine's micro-kernel
+  U8S8Ukr u8s8_ukr = nullptr;
+  I8Requantize i8_requantize = nullptr;
+  I8DequantizeCols i8_dequantize_cols = nullptr;
+  QuantizeU8Nhwc quantize_u8_nhwc = nullptr;
 };
 
 void register_gemm_kernels(GemmKernels& k, Isa isa);
@@ -202,6 +238,18 @@ void quantize_pack_b_ref(const float* src, std::int64_t ld, int kc, int n, float
 void i8_dequantize_ref(const std::int32_t* sums, std::int64_t lds, int m, int n,
                        const std::int32_t* row_sums, int zp, const float* scale, const float* bias,
                        bool relu, float* y, std::int64_t ldy);
+constexpr int kI8RowsMrRef = 8;
+void u8s8_ukr_ref(int m, int n, std::int64_t slices, const std::uint8_t* a, std::int64_t lda,
+                  const std::int64_t* a_off, const std::int8_t* b, std::int32_t* c,
+                  std::int64_t ldc);
+void i8_requantize_ref(const std::int32_t* sums, std::int64_t lds, int m, int n,
+                       const std::int32_t* comp, const float* mult, const float* add, int y_zp,
+                       bool relu, std::uint8_t* yq, std::int64_t ldy);
+void i8_dequantize_cols_ref(const std::int32_t* sums, std::int64_t lds, int m, int n,
+                            const std::int32_t* comp, const float* mult, const float* add,
+                            bool relu, float* yf, std::int64_t ldy, std::int64_t col_stride);
+void quantize_u8_nhwc_ref(const float* src, std::int64_t ld, std::int64_t C, std::int64_t n,
+                          float inv_scale, int zero_point, std::uint8_t* dst);
 // One value, quantized as QuantizePackB says.
 std::uint8_t quantize_u8_ref(float x, float inv_scale, int zero_point);
 
@@ -221,6 +269,12 @@ namespace avx512 {
 void i8_dequantize_avx512(const std::int32_t* sums, std::int64_t lds, int m, int n,
                           const std::int32_t* row_sums, int zp, const float* scale,
                           const float* bias, bool relu, float* y, std::int64_t ldy);
+void i8_requantize_avx512(const std::int32_t* sums, std::int64_t lds, int m, int n,
+                          const std::int32_t* comp, const float* mult, const float* add, int y_zp,
+                          bool relu, std::uint8_t* yq, std::int64_t ldy);
+void i8_dequantize_cols_avx512(const std::int32_t* sums, std::int64_t lds, int m, int n,
+                               const std::int32_t* comp, const float* mult, const float* add,
+                               bool relu, float* yf, std::int64_t ldy, std::int64_t col_stride);
 // 14 x 32: 28 zmm accumulators + 2 B vectors + 1 broadcast of the 32 zmm registers.
 constexpr int kSgemmMr = 14, kSgemmNr = 32;
 void sgemm_ukr_14x32_avx512(int m, int n, std::int64_t k, const float* a, const float* b,
@@ -272,6 +326,14 @@ void pack_i8_a(const std::int8_t* src, std::int64_t ld, int m, int kc, int mr, s
 void pack_u8_b(const std::uint8_t* src, std::int64_t ld, int kc, int n, std::uint8_t* dst);
 void quantize_pack_b(const float* src, std::int64_t ld, int kc, int n, float inv_scale,
                      int zero_point, std::uint8_t* dst);
+// The row engine's 14 x 32 (U8S8Ukr): VPDPBUSD of 14 broadcast uint8 quads of A (pixels) by
+// two int8 vectors of B (32 output channels).
+constexpr int kI8RowsMr = 14;
+void quantize_u8_nhwc(const float* src, std::int64_t ld, std::int64_t C, std::int64_t n,
+                      float inv_scale, int zero_point, std::uint8_t* dst);
+void u8s8_ukr_14x32(int m, int n, std::int64_t slices, const std::uint8_t* a, std::int64_t lda,
+                    const std::int64_t* a_off, const std::int8_t* b, std::int32_t* c,
+                    std::int64_t ldc);
 }  // namespace avx512_vnni
 
 namespace amx {
@@ -296,6 +358,12 @@ void bf16_accumulate_block(const bf16_t* a, std::int64_t lda, const bf16_t* b, s
 constexpr int kI8Mr = 32, kI8Kc = 4096;
 void i8_ukr_32x32(int m, int n, std::int64_t kp, const std::int8_t* a, const std::uint8_t* b,
                   std::int32_t* c, std::int64_t ldc, bool accumulate);
+// The row engine's 32 x 32 (U8S8Ukr): TDPBUSD of uint8 A tiles loaded in place (row stride
+// lda) by int8 B tiles.
+constexpr int kI8RowsMr = 32;
+void u8s8_ukr_32x32(int m, int n, std::int64_t slices, const std::uint8_t* a, std::int64_t lda,
+                    const std::int64_t* a_off, const std::int8_t* b, std::int32_t* c,
+                    std::int64_t ldc);
 }  // namespace amx
 
 }  // namespace cnnkit

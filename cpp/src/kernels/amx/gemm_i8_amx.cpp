@@ -24,6 +24,10 @@
 // round trip of the 32 x 32 C block per block, and C (M x N int32) lives in L2 / L3: end to
 // end, the engine was fastest with one K block up to K = 4096 (kI8Kc). Software prefetch (of A,
 // B or the next C block) and adding C with vector code instead of tile loads measured no gain.
+// The row engine's 32 x 32 (u8s8_ukr_32x32: the activations as rows) uses the same tiles with
+// the roles swapped: A tiles of 16 uint8 rows loaded in place (row stride lda, each slice at its
+// own offset: the filter taps of a padded NHWC image), B tiles of the int8 weights' panel,
+// TDPBUSD, the whole K in one call (the sums leave the tiles once).
 // Only intrinsics and functions with internal linkage here (see sgemm_ukr_avx512.cpp).
 #include <immintrin.h>
 
@@ -143,7 +147,60 @@ inline void block(int m, int n, std::int64_t kp, const std::int8_t* a, const std
   }
 }
 
+// The row engine: tiles 0-3 = the A rows (in place) @ the B panel over all slices.
+template <bool kTwoRows, bool kTwoCols>
+inline void accumulate_rows(std::int64_t slices, const std::uint8_t* a, std::int64_t lda,
+                            const std::int64_t* a_off, const std::int8_t* b) {
+  const std::uint8_t* a_half = a + 16 * lda;
+  for (std::int64_t t = 0; t < slices; ++t) {
+    const std::int8_t* bt = b + t * kSliceB;
+    _tile_loadd(4, a + a_off[t], lda);
+    _tile_loadd(6, bt, 128);
+    if (kTwoCols) _tile_loadd(7, bt + kHalfB, 128);
+    if (kTwoRows) _tile_loadd(5, a_half + a_off[t], lda);
+    _tile_dpbusd(0, 4, 6);
+    if (kTwoCols) _tile_dpbusd(1, 4, 7);
+    if (kTwoRows) _tile_dpbusd(2, 5, 6);
+    if (kTwoRows && kTwoCols) _tile_dpbusd(3, 5, 7);
+  }
+}
+
+template <bool kTwoRows, bool kTwoCols>
+inline void block_rows(int m, int n, std::int64_t slices, const std::uint8_t* a, std::int64_t lda,
+                       const std::int64_t* a_off, const std::int8_t* b, std::int32_t* c,
+                       std::int64_t ldc) {
+  start_sums<kTwoRows, kTwoCols>(nullptr, 0, false);
+  accumulate_rows<kTwoRows, kTwoCols>(slices, a, lda, a_off, b);
+  if (m == (kTwoRows ? 32 : 16) && n == (kTwoCols ? 32 : 16)) {
+    store_sums<kTwoRows, kTwoCols>(c, ldc);
+    return;
+  }
+  alignas(64) std::int32_t buf[32 * 32];
+  store_sums<kTwoRows, kTwoCols>(buf, 32);
+  const __mmask16 m0 = lane_mask(n), m1 = lane_mask(n - 16);
+  for (int i = 0; i < m; ++i) {
+    _mm512_mask_storeu_epi32(c + i * ldc, m0, _mm512_load_si512(buf + i * 32));
+    if (m1) _mm512_mask_storeu_epi32(c + i * ldc + 16, m1, _mm512_load_si512(buf + i * 32 + 16));
+  }
+}
+
 }  // namespace
+
+void u8s8_ukr_32x32(int m, int n, std::int64_t slices, const std::uint8_t* a, std::int64_t lda,
+                    const std::int64_t* a_off, const std::int8_t* b, std::int32_t* c,
+                    std::int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  const bool two_rows = m > 16, two_cols = n > 16;
+  if (two_rows && two_cols) {
+    block_rows<true, true>(m, n, slices, a, lda, a_off, b, c, ldc);
+  } else if (two_rows) {
+    block_rows<true, false>(m, n, slices, a, lda, a_off, b, c, ldc);
+  } else if (two_cols) {
+    block_rows<false, true>(m, n, slices, a, lda, a_off, b, c, ldc);
+  } else {
+    block_rows<false, false>(m, n, slices, a, lda, a_off, b, c, ldc);
+  }
+}
 
 void i8_ukr_32x32(int m, int n, std::int64_t kp, const std::int8_t* a, const std::uint8_t* b,
                   std::int32_t* c, std::int64_t ldc, bool accumulate) {

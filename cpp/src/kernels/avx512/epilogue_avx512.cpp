@@ -1,6 +1,6 @@
 // Output epilogues with AVX-512 (compiled with the AVX-512 flags only here): bias and ReLU over
 // rows of a block of partial sums, stored into the output (the bf16_direct convolution's), and
-// the int8 engine's dequantization.
+// the int8 engines' dequantization and requantization.
 #include <immintrin.h>
 
 #include "conv/conv_kernels.hpp"
@@ -49,6 +49,64 @@ void i8_dequantize_avx512(const std::int32_t* sums, std::int64_t lds, int m, int
           _mm512_add_round_ps(_mm512_mul_round_ps(_mm512_cvtepi32_ps(d), s, kNearest), b, kNearest);
       if (relu) v = _mm512_max_ps(v, zero);  // -0 -> +0, as v > 0 ? v : 0
       _mm512_mask_storeu_ps(dst + j, mk, v);
+    }
+  }
+}
+
+namespace {
+
+inline __mmask16 cols_mask(int left) {
+  return left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+}
+
+// 16 columns of the row engine's v = fma(float(sum + comp), mult, add) (I8Requantize).
+inline __m512 requant_value(const std::int32_t* sums, const std::int32_t* comp, const float* mult,
+                            const float* add, __mmask16 mk) {
+  const __m512i d =
+      _mm512_add_epi32(_mm512_maskz_loadu_epi32(mk, sums), _mm512_maskz_loadu_epi32(mk, comp));
+  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_maskz_loadu_ps(mk, mult),
+                         _mm512_maskz_loadu_ps(mk, add));
+}
+
+}  // namespace
+
+// The row engine's epilogues (contracts: I8Requantize / I8DequantizeCols): 16 channels per
+// step; VCVTPS2DQ rounds to nearest even (the MXCSR mode) after the clamp to +-1024, so the
+// saturation is the reference's.
+void i8_requantize_avx512(const std::int32_t* sums, std::int64_t lds, int m, int n,
+                          const std::int32_t* comp, const float* mult, const float* add, int y_zp,
+                          bool relu, std::uint8_t* yq, std::int64_t ldy) {
+  const __m512 lo_f = _mm512_set1_ps(-1024.0f), hi_f = _mm512_set1_ps(1024.0f);
+  const __m512i zp = _mm512_set1_epi32(y_zp), lo = _mm512_set1_epi32(relu ? y_zp : 0);
+  const __m512i hi = _mm512_set1_epi32(255);
+  for (int i = 0; i < m; ++i) {
+    for (int j = 0; j < n; j += 16) {
+      const __mmask16 mk = cols_mask(n - j);
+      const __m512 v = requant_value(sums + i * lds + j, comp + j, mult + j, add + j, mk);
+      __m512i q = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(v, lo_f), hi_f));
+      q = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(q, zp), lo), hi);
+      _mm_mask_storeu_epi8(yq + i * ldy + j, mk, _mm512_cvtepi32_epi8(q));
+    }
+  }
+}
+
+void i8_dequantize_cols_avx512(const std::int32_t* sums, std::int64_t lds, int m, int n,
+                               const std::int32_t* comp, const float* mult, const float* add,
+                               bool relu, float* yf, std::int64_t ldy, std::int64_t col_stride) {
+  const __m512 zero = _mm512_setzero_ps();
+  const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i index = _mm512_mullo_epi32(lanes, _mm512_set1_epi32(int(col_stride)));
+  for (int i = 0; i < m; ++i) {
+    for (int j = 0; j < n; j += 16) {
+      const __mmask16 mk = cols_mask(n - j);
+      __m512 v = requant_value(sums + i * lds + j, comp + j, mult + j, add + j, mk);
+      if (relu) v = _mm512_max_ps(v, zero);  // -0 -> +0, as v > 0 ? v : 0
+      float* dst = yf + i * ldy + j * col_stride;
+      if (col_stride == 1) {
+        _mm512_mask_storeu_ps(dst, mk, v);
+      } else {  // channel planes (NCHW): one element per plane
+        _mm512_mask_i32scatter_ps(dst, mk, index, v, 4);
+      }
     }
   }
 }

@@ -11,6 +11,10 @@
 // panels stream from L2 (2048 measured no faster once K blocks are even; its fp32 staging
 // panel would be 256 KiB).
 //
+// The row engine's 14 x 32 (activations as rows): the same loop with the roles swapped, 14
+// broadcast uint8 quads of A (pixels, read in place lda apart) against two int8 vectors of B
+// (the weights' panel): VPDPBUSD takes its unsigned bytes from the broadcast operand.
+//
 // Packing: B rows are interleaved into quads of consecutive k (byte unpacks, then word
 // unpacks, then 128-bit lane moves); the quantizing pack rounds x * inv_scale with VCVTPS2DQ
 // (the MXCSR mode: nearest even, as nearbyint in the reference) after clamping to +-1024, so
@@ -98,6 +102,50 @@ void rows(int m, int n, std::int64_t kp, const std::int8_t* a, const std::uint8_
   if constexpr (M > 1) rows<M - 1>(m, n, kp, a, b, c, ldc, accumulate);
 }
 
+// The row engine: M rows of A (in place) x NV vectors of 16 columns of B.
+template <int M, int NV>
+void ukr_rows(int n, std::int64_t slices, const std::uint8_t* a, std::int64_t lda,
+              const std::int64_t* a_off, const std::int8_t* b, std::int32_t* c, std::int64_t ldc) {
+  __m512i acc0[M], acc1[M];
+#pragma GCC unroll 14
+  for (int i = 0; i < M; ++i) {
+    acc0[i] = _mm512_setzero_si512();
+    acc1[i] = _mm512_setzero_si512();
+  }
+  for (std::int64_t t = 0; t < slices; ++t) {
+    const std::uint8_t* at = a + a_off[t];
+#pragma GCC unroll 4
+    for (int qq = 0; qq < kI8KStep; qq += 4, b += 4 * kI8Nr) {
+      const __m512i b0 = _mm512_loadu_si512(b);
+      const __m512i b1 = NV == 2 ? _mm512_loadu_si512(b + 64) : _mm512_setzero_si512();
+#pragma GCC unroll 14
+      for (int i = 0; i < M; ++i) {
+        int quad;
+        __builtin_memcpy(&quad, at + i * lda + qq, 4);
+        const __m512i ai = _mm512_set1_epi32(quad);
+        acc0[i] = _mm512_dpbusd_epi32(acc0[i], ai, b0);  // u8 (A) x s8 (B), exact
+        if (NV == 2) acc1[i] = _mm512_dpbusd_epi32(acc1[i], ai, b1);
+      }
+    }
+  }
+  const __mmask16 mask0 = lane_mask(n), mask1 = lane_mask(n - 16);
+#pragma GCC unroll 14
+  for (int i = 0; i < M; ++i) {
+    _mm512_mask_storeu_epi32(c + i * ldc, mask0, acc0[i]);
+    if (NV == 2) _mm512_mask_storeu_epi32(c + i * ldc + 16, mask1, acc1[i]);
+  }
+}
+
+template <int M>
+void rows_rows(int m, int n, std::int64_t slices, const std::uint8_t* a, std::int64_t lda,
+               const std::int64_t* a_off, const std::int8_t* b, std::int32_t* c, std::int64_t ldc) {
+  if (m == M) {
+    if (n > 16) return ukr_rows<M, 2>(n, slices, a, lda, a_off, b, c, ldc);
+    return ukr_rows<M, 1>(n, slices, a, lda, a_off, b, c, ldc);
+  }
+  if constexpr (M > 1) rows_rows<M - 1>(m, n, slices, a, lda, a_off, b, c, ldc);
+}
+
 // 16 fp32 -> 16 int32 lanes in [0, 255]: the quantization rule of quantize_u8_ref.
 inline __m512i quantize16(__m512 x, __m512 inv_scale, __m512i zero_point, __m512i nan_value) {
   const __m512 r = _mm512_mul_ps(x, inv_scale);
@@ -115,6 +163,13 @@ void i8_ukr_14x32(int m, int n, std::int64_t kp, const std::int8_t* a, const std
                   std::int32_t* c, std::int64_t ldc, bool accumulate) {
   if (m < 1 || m > kI8Mr || n < 1) return;
   rows<kI8Mr>(m, n, kp, a, b, c, ldc, accumulate);
+}
+
+void u8s8_ukr_14x32(int m, int n, std::int64_t slices, const std::uint8_t* a, std::int64_t lda,
+                    const std::int64_t* a_off, const std::int8_t* b, std::int32_t* c,
+                    std::int64_t ldc) {
+  if (m < 1 || m > kI8RowsMr || n < 1) return;
+  rows_rows<kI8RowsMr>(m, n, slices, a, lda, a_off, b, c, ldc);
 }
 
 void pack_i8_a(const std::int8_t* src, std::int64_t ld, int m, int kc, int mr, std::int8_t* dst) {
@@ -184,6 +239,34 @@ void quantize_pack_b(const float* src, std::int64_t ld, int kc, int n, float inv
         quads = _mm512_or_si512(quads, _mm512_maskz_slli_epi32(mask[h], q, 8 * t));
       }
       _mm512_storeu_si512(dst + 64 * h, quads);
+    }
+  }
+}
+
+// 16 pixels at a time: each plane's 16 values quantized into a column of a 16 x C byte block
+// (C <= 64 per pass), then the block's rows stored as the pixels' channel vectors.
+void quantize_u8_nhwc(const float* src, std::int64_t ld, std::int64_t C, std::int64_t n,
+                      float inv_scale, int zero_point, std::uint8_t* dst) {
+  const __m512 inv = _mm512_set1_ps(inv_scale);
+  const __m512i zp = _mm512_set1_epi32(zero_point);
+  const __m512i nan_value = _mm512_set1_epi32(zero_point < 0     ? 0
+                                              : zero_point > 255 ? 255
+                                                                 : zero_point);
+  alignas(64) std::uint8_t planes[64][16];
+  for (std::int64_t i0 = 0; i0 < n; i0 += 16) {
+    const int m = int(n - i0 < 16 ? n - i0 : 16);
+    const __mmask16 mk = lane_mask(m);
+    for (std::int64_t c0 = 0; c0 < C; c0 += 64) {
+      const int cc = int(C - c0 < 64 ? C - c0 : 64);
+      for (int c = 0; c < cc; ++c) {
+        const __m512 x = _mm512_maskz_loadu_ps(mk, src + (c0 + c) * ld + i0);
+        _mm_store_si128(reinterpret_cast<__m128i*>(planes[c]),
+                        _mm512_cvtepi32_epi8(quantize16(x, inv, zp, nan_value)));
+      }
+      for (int i = 0; i < m; ++i) {
+        std::uint8_t* d = dst + (i0 + i) * C + c0;
+        for (int c = 0; c < cc; ++c) d[c] = planes[c][i];
+      }
     }
   }
 }

@@ -1,0 +1,274 @@
+// int8 convolution on the row engine (gemm/driver_int8_rows.cpp): uint8 NHWC in, uint8 NHWC
+// or fp32 NCHW out.
+//
+//   sum[n][oy][ox][k] = sum_{fy, fx, c} x[n][oy S - P + fy D][ox S - P + fx D][c] *
+//   wq[k][c][fy][fx] then the row engine's epilogue (requantize to the next layer's uint8, or
+//   dequantize)
+//
+// Each image is copied once into a padded NHWC buffer (border = the input's zero point: a real
+// 0), so every filter tap of every output pixel is in bounds. Then, for one output row, the
+// pixels' patches need no copying at all ("direct"): with unit dilation a filter row fy is the
+// Fw C contiguous bytes at ((oy S + fy D) Wp + ox S) C, and consecutive pixels are S C bytes
+// apart, so an AMX tile of 16 pixels x 64 bytes is one strided load. Each filter row is padded
+// to a multiple of 64 bytes in the packed weights (zeros: whatever bytes the padding meets
+// count 0), so K grows from Fh Fw C to Fh round_up(Fw C, 64) -- cheap where Fw C is large
+// (C = 32, 3x3: 288 -> 384), wasteful for the 3-channel first layer (27 -> 192): there, and
+// where the padding would cost more than a quarter, each block of pixels gathers its patches
+// into rows of round_up(Fh Fw C, 64) bytes first ("gather"). Groups and dilation use one
+// segment per filter tap (Cg bytes, padded to 64) or the gather.
+//
+// Threads: one image each at a time when there are at least as many images (the fused
+// pooling then reads the image's output while it is in cache), else the blocks of one image.
+#include <algorithm>
+#include <cstring>
+
+#include "cnnkit/conv.hpp"
+#include "cnnkit/gemm.hpp"
+#include "cnnkit/pool.hpp"
+#include "cnnkit/runtime.hpp"
+#include "gemm/engine.hpp"
+#include "runtime/parallel.hpp"
+
+namespace cnnkit {
+namespace {
+
+constexpr index_t kStep = 64;  // the engine's depth step (kI8KStep)
+
+inline index_t round_up(index_t v, index_t m) { return (v + m - 1) / m * m; }
+
+struct RowsPlan {
+  bool direct = false;
+  index_t Cg = 0, Hp = 0, Wp = 0;  // the padded image (all C channels)
+  index_t kp = 0, slices = 0, lda = 0;
+  std::vector<std::int64_t> a_off;  // per slice: from a pixel's origin (direct) or 64 t
+  std::vector<std::int32_t> kmap;   // per packed depth: c Fh Fw + fy Fw + fx, or -1
+  std::size_t image_bytes = 0;      // the padded image and the slack its reads may pass
+};
+
+RowsPlan make_plan(const Conv2dParams& p) {
+  RowsPlan r;
+  const index_t G = p.groups, Cg = p.C / G, taps = p.Fh * p.Fw;
+  r.Cg = Cg;
+  r.Hp = p.H + 2 * p.pad_h;
+  r.Wp = p.W + 2 * p.pad_w;
+  const bool row_segments = p.dil_w == 1 && G == 1;  // one segment per filter row
+  const index_t seg_len = row_segments ? p.Fw * p.C : Cg;
+  const index_t segs = row_segments ? p.Fh : taps;
+  const index_t direct_kp = segs * round_up(seg_len, kStep);
+  const index_t gather_kp = round_up(taps * Cg, kStep);
+  r.direct = direct_kp * 4 <= gather_kp * 5;
+  if (r.direct) {
+    r.kp = direct_kp;
+    r.lda = p.stride_w * p.C;
+    for (index_t s = 0; s < segs; ++s) {
+      const index_t fy = row_segments ? s : s / p.Fw, fx = row_segments ? 0 : s % p.Fw;
+      const index_t off = (fy * p.dil_h * r.Wp + fx * p.dil_w) * p.C;
+      for (index_t u = 0; u < round_up(seg_len, kStep); ++u) {
+        if (u % kStep == 0) r.a_off.push_back(off + u);
+        std::int32_t k = -1;
+        if (u < seg_len) {
+          const index_t c = row_segments ? u % p.C : u, x = row_segments ? u / p.C : fx;
+          k = std::int32_t(c * taps + fy * p.Fw + x);
+        }
+        r.kmap.push_back(k);
+      }
+    }
+  } else {
+    r.kp = gather_kp;
+    r.lda = r.kp;
+    for (index_t t = 0; t < r.kp / kStep; ++t) r.a_off.push_back(t * kStep);
+    for (index_t u = 0; u < r.kp; ++u) {  // gathered rows: (fy, fx, c)
+      std::int32_t k = -1;
+      if (u < taps * Cg) {
+        const index_t tap = u / Cg, c = u % Cg;
+        k = std::int32_t(c * taps + tap);
+      }
+      r.kmap.push_back(k);
+    }
+  }
+  r.slices = r.kp / kStep;
+  r.image_bytes = std::size_t(r.Hp * r.Wp * p.C + 32 * r.lda + 4 * kStep);
+  return r;
+}
+
+// The padded copy of one NHWC image: border bytes = zp.
+void pad_image(const Conv2dParams& p, const RowsPlan& r, const std::uint8_t* src, int zp,
+               std::uint8_t* dst) {
+  const index_t row = r.Wp * p.C, left = p.pad_w * p.C, width = p.W * p.C;
+  for (index_t y = 0; y < r.Hp; ++y) {
+    std::uint8_t* d = dst + y * row;
+    const index_t iy = y - p.pad_h;
+    if (iy < 0 || iy >= p.H) {
+      std::memset(d, zp, std::size_t(row));
+      continue;
+    }
+    std::memset(d, zp, std::size_t(left));
+    std::memcpy(d + left, src + iy * width, std::size_t(width));
+    std::memset(d + left + width, zp, std::size_t(row - left - width));
+  }
+  // the slack: read by the tiles' rows past the last pixel (their sums are dropped)
+  std::memset(dst + r.Hp * row, zp, r.image_bytes - std::size_t(r.Hp * row));
+}
+
+// Gathered patch rows of m pixels j0 .. j0 + m - 1 (group g) from the padded image.
+void gather_rows(const Conv2dParams& p, const RowsPlan& r, const std::uint8_t* img, index_t g,
+                 index_t j0, int m, std::uint8_t* rows) {
+  const index_t taps = p.Fh * p.Fw, used = taps * r.Cg;
+  for (int i = 0; i < 32; ++i) {
+    std::uint8_t* row = rows + std::size_t(i) * r.kp;
+    if (i >= m) {
+      std::memset(row, 0, std::size_t(r.kp));
+      continue;
+    }
+    const index_t j = j0 + i, oy = j / p.Wo, ox = j % p.Wo;
+    const std::uint8_t* origin =
+        img + ((oy * p.stride_h) * r.Wp + ox * p.stride_w) * p.C + g * r.Cg;
+    for (index_t fy = 0; fy < p.Fh; ++fy) {
+      for (index_t fx = 0; fx < p.Fw; ++fx) {
+        std::memcpy(row + (fy * p.Fw + fx) * r.Cg,
+                    origin + (fy * p.dil_h * r.Wp + fx * p.dil_w) * p.C, std::size_t(r.Cg));
+      }
+    }
+    std::memset(row + used, 0, std::size_t(r.kp - used));
+  }
+}
+
+}  // namespace
+
+std::size_t conv2d_int8_rows_packed_bytes(const Conv2dParams& p) {
+  return std::size_t(p.groups) * i8_rows_packed_bytes(p.K / p.groups, make_plan(p).kp);
+}
+
+void conv2d_int8_rows_pack(const Conv2dParams& p, const std::int8_t* wq, std::int8_t* packed) {
+  const RowsPlan r = make_plan(p);
+  const index_t G = p.groups, Kg = p.K / G, per_k = r.Cg * p.Fh * p.Fw;
+  const std::size_t per = i8_rows_packed_bytes(Kg, r.kp);
+  for (index_t g = 0; g < G; ++g) {
+    i8_rows_pack(wq + g * Kg * per_k, per_k, Kg, r.kmap.data(), r.kp, packed + g * per);
+  }
+}
+
+std::vector<std::int32_t> conv2d_int8_rows_col_sums(const Conv2dParams& p,
+                                                    const std::int8_t* packed) {
+  const RowsPlan r = make_plan(p);
+  const index_t G = p.groups, Kg = p.K / G;
+  const std::size_t per = i8_rows_packed_bytes(Kg, r.kp);
+  std::vector<std::int32_t> sums(std::size_t(p.K));
+  for (index_t g = 0; g < G; ++g) {
+    const std::int32_t* s = i8_rows_col_sums(packed + g * per, Kg, r.kp);
+    std::copy(s, s + Kg, sums.begin() + g * Kg);
+  }
+  return sums;
+}
+
+void conv2d_forward_int8_rows(const Conv2dParams& p, const std::uint8_t* src, int x_zp,
+                              const std::int8_t* packed, const I8RowsQuant& q, std::uint8_t* yq,
+                              float* yf, const Pool2dParams* pool) {
+  if ((yq == nullptr) == (yf == nullptr) || (yq != nullptr) != q.to_u8) {
+    throw_invalid("conv2d_forward_int8_rows: one output, uint8 (requantized) or fp32");
+  }
+  if (p.C / p.groups * p.Fh * p.Fw > kI8MaxK) {
+    throw_invalid("conv2d_forward_int8_rows: C / groups * Fh * Fw > ", kI8MaxK);
+  }
+  const RowsPlan r = make_plan(p);
+  const index_t G = p.groups, Kg = p.K / G, HWo = p.Ho * p.Wo, mr = i8_rows_mr();
+  const std::size_t per = i8_rows_packed_bytes(Kg, r.kp);
+  const index_t in_image = p.H * p.W * p.C;
+  const index_t pooled = pool ? pool_out_h(*pool) * pool_out_w(*pool) : 0;
+  const index_t out_image = pool ? pooled * p.K : HWo * p.K;
+  const int threads = get_num_threads();
+  // blocks of an image: direct, per output row in pieces of mr pixels; gather, mr pixels of
+  // the flattened output
+  const index_t row_pieces = ceil_div(p.Wo, mr);
+  const index_t blocks = r.direct ? p.Ho * row_pieces : ceil_div(HWo, mr);
+  const index_t lds = ceil_div(Kg, kI8Nr) * kI8Nr;
+  // one block of image n (its padded copy img) into y (the image's unpooled output)
+  auto block = [&](const std::uint8_t* img, index_t b, std::uint8_t* oq, float* of) {
+    float* ws = thread_workspace(5, std::size_t(32) * lds + std::size_t(8) * r.kp + 64);
+    std::int32_t* strip = reinterpret_cast<std::int32_t*>(align_to_line(ws));
+    std::uint8_t* rows = reinterpret_cast<std::uint8_t*>(strip + 32 * lds);
+    index_t j0;
+    int m;
+    if (r.direct) {
+      const index_t oy = b / row_pieces, ox0 = (b % row_pieces) * mr;
+      j0 = oy * p.Wo + ox0;
+      m = int(std::min<index_t>(mr, p.Wo - ox0));
+    } else {
+      j0 = b * mr;
+      m = int(std::min<index_t>(mr, HWo - j0));
+    }
+    for (index_t g = 0; g < G; ++g) {
+      const std::uint8_t* a;
+      if (r.direct) {
+        const index_t oy = j0 / p.Wo, ox = j0 % p.Wo;
+        a = img + ((oy * p.stride_h) * r.Wp + ox * p.stride_w) * p.C + g * r.Cg;
+      } else {
+        gather_rows(p, r, img, g, j0, m, rows);
+        a = rows;
+      }
+      I8RowsOut out;
+      if (oq) {
+        out.q = oq + j0 * p.K + g * Kg;
+        out.ldy = p.K;
+      } else {
+        out.f = of + g * Kg * HWo + j0;
+        out.ldy = 1;
+        out.col_stride = HWo;
+      }
+      i8_rows_block(m, Kg, r.slices, a, r.lda, r.a_off.data(), packed + g * per, q.at(g * Kg), out,
+                    strip);
+    }
+  };
+  // the image's unpooled output: in place, or in the thread's buffer (slot 3) for the pooling
+  auto outputs = [&](index_t n, std::uint8_t** oq, float** of) {
+    *oq = nullptr;
+    *of = nullptr;
+    if (!pool) {
+      if (yq) *oq = yq + n * out_image;
+      if (yf) *of = yf + n * out_image;
+      return;
+    }
+    float* ws = thread_workspace(3, std::size_t(HWo * p.K) * (yq ? 1 : 4) / 4 + 16);
+    if (yq) *oq = reinterpret_cast<std::uint8_t*>(ws);
+    if (yf) *of = ws;
+  };
+  auto finish = [&](index_t n, const std::uint8_t* oq, const float* of) {
+    if (!pool) return;
+    if (yq) {
+      max_pool2d_nhwc_u8(*pool, 1, oq, yq + n * out_image);
+    } else {
+      max_pool2d_forward(*pool, of, yf + n * out_image, nullptr);
+    }
+  };
+  if (p.N >= threads && threads > 1) {
+    parallel_for(threads, p.N, [&](index_t n) {
+      std::uint8_t* img =
+          reinterpret_cast<std::uint8_t*>(thread_workspace(4, r.image_bytes / 4 + 16));
+      pad_image(p, r, src + n * in_image, x_zp, img);
+      std::uint8_t* oq;
+      float* of;
+      outputs(n, &oq, &of);
+      i8_rows_begin();
+      for (index_t b = 0; b < blocks; ++b) block(img, b, oq, of);
+      i8_rows_end();
+      finish(n, oq, of);
+    });
+    return;
+  }
+  for (index_t n = 0; n < p.N; ++n) {
+    std::uint8_t* img =
+        reinterpret_cast<std::uint8_t*>(thread_workspace(4, r.image_bytes / 4 + 16));
+    pad_image(p, r, src + n * in_image, x_zp, img);
+    std::uint8_t* oq;
+    float* of;
+    outputs(n, &oq, &of);
+    parallel_ranges(blocks, 1, [&](index_t begin, index_t end) {
+      i8_rows_begin();
+      for (index_t b = begin; b < end; ++b) block(img, b, oq, of);
+      i8_rows_end();
+    });
+    finish(n, oq, of);
+  }
+}
+
+}  // namespace cnnkit

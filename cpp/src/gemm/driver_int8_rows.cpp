@@ -1,0 +1,168 @@
+// The int8 row engine: the activations are the rows (pixels of an NHWC image, samples of a
+// batch), uint8, read where they lie; the weights are int8 panels packed once.
+//
+//   sum[i][j] = sum_p x[i][p] * w[j][p]                            exact in int32
+//   v[i][j]   = fma(float(sum - x_zp * colsum[j]), mult[j], add[j])
+//   y[i][j]   = clamp(nearbyint(v) + y_zp, relu ? y_zp : 0, 255)   (uint8 out)  or v, ReLU (fp32)
+//
+// A block is at most i8r_mr rows (an AMX block of 32 pixels, 14 on VNNI) against every
+// 32-column panel of the weights, the whole depth in one micro-kernel call, so the sums leave
+// the accumulators once, into the block's int32 strip, and the epilogue writes the outputs
+// straight from there: the next layer's uint8 input (NHWC: a row per pixel, every channel
+// contiguous) or fp32. No packing of the activations at all: this is what makes int8 layers
+// chain at the matrix engine's speed, where the s8 x u8 engine (driver_int8.cpp) packs and
+// quantizes fp32 patches per call.
+#include <algorithm>
+#include <cstring>
+
+#include "cnnkit/gemm.hpp"
+#include "cnnkit/runtime.hpp"
+#include "gemm/engine.hpp"
+#include "runtime/kernel_table.hpp"
+#include "runtime/parallel.hpp"
+
+namespace cnnkit {
+
+namespace {
+constexpr index_t panel_bytes(index_t kp) { return kp * kI8Nr; }
+}  // namespace
+
+std::size_t i8_rows_packed_bytes(index_t N, index_t kp) {
+  return std::size_t(ceil_div(N, kI8Nr)) * std::size_t(panel_bytes(kp)) +
+         std::size_t(N) * sizeof(std::int32_t);
+}
+
+const std::int32_t* i8_rows_col_sums(const std::int8_t* packed, index_t N, index_t kp) {
+  return reinterpret_cast<const std::int32_t*>(packed + ceil_div(N, kI8Nr) * panel_bytes(kp));
+}
+
+void i8_rows_pack(const std::int8_t* w, index_t ldw, index_t N, const std::int32_t* kmap,
+                  index_t kp, std::int8_t* packed) {
+  if (kp % kI8KStep != 0) throw_invalid("i8_rows_pack: kp ", kp, " is not a multiple of 64");
+  std::int32_t* sums = const_cast<std::int32_t*>(i8_rows_col_sums(packed, N, kp));
+  for (index_t j0 = 0; j0 < N; j0 += kI8Nr) {
+    std::int8_t* panel = packed + (j0 / kI8Nr) * panel_bytes(kp);
+    for (index_t j = 0; j < kI8Nr; ++j) {
+      const bool live = j0 + j < N;
+      std::int32_t s = 0;
+      for (index_t p = 0; p < kp; ++p) {
+        const std::int8_t v = live && kmap[p] >= 0 ? w[(j0 + j) * ldw + kmap[p]] : 0;
+        panel[(p / 4) * 4 * kI8Nr + j * 4 + p % 4] = v;
+        s += v;
+      }
+      if (live) sums[j0 + j] = s;
+    }
+  }
+}
+
+I8RowsQuant::I8RowsQuant(index_t N, const std::int32_t* col_sums, float x_scale, int x_zp,
+                         const float* w_scale, const float* bias, float y_scale, int y_zp_,
+                         bool relu_)
+    : comp(std::size_t(N)),
+      mult(std::size_t(N)),
+      add(std::size_t(N)),
+      y_zp(y_zp_),
+      relu(relu_),
+      to_u8(y_scale > 0.0f) {
+  const double out = to_u8 ? double(y_scale) : 1.0;
+  for (index_t j = 0; j < N; ++j) {
+    comp[j] = -x_zp * col_sums[j];  // |x_zp * colsum| <= 255 * 127 * 65536 < 2^31
+    mult[j] = float(double(x_scale) * double(w_scale[j]) / out);
+    add[j] = bias ? float(double(bias[j]) / out) : 0.0f;
+  }
+}
+
+int i8_rows_mr() { return kernels().gemm.i8r_mr; }
+
+void i8_rows_begin() {
+  if (kernels().gemm.bf16_begin) kernels().gemm.bf16_begin();
+}
+
+void i8_rows_end() {
+  if (kernels().gemm.bf16_end) kernels().gemm.bf16_end();
+}
+
+void i8_rows_block(int m, index_t N, index_t slices, const std::uint8_t* a, index_t lda,
+                   const std::int64_t* a_off, const std::int8_t* packed, const I8RowsEpi& q,
+                   const I8RowsOut& out, std::int32_t* strip) {
+  const GemmKernels& kt = kernels().gemm;
+  const index_t kp = slices * kI8KStep, lds = ceil_div(N, kI8Nr) * kI8Nr;
+  for (index_t j0 = 0; j0 < N; j0 += kI8Nr) {
+    kt.u8s8_ukr(m, int(std::min<index_t>(kI8Nr, N - j0)), slices, a, lda, a_off,
+                packed + (j0 / kI8Nr) * panel_bytes(kp), strip + j0, lds);
+  }
+  if (q.to_u8) {
+    kt.i8_requantize(strip, lds, m, int(N), q.comp, q.mult, q.add, q.y_zp, q.relu, out.q, out.ldy);
+  } else {
+    kt.i8_dequantize_cols(strip, lds, m, int(N), q.comp, q.mult, q.add, q.relu, out.f, out.ldy,
+                          out.col_stride);
+  }
+}
+
+void linear_int8_rows(index_t M, index_t N, index_t K, const std::uint8_t* x,
+                      const std::int8_t* packed, const I8RowsQuant& q, std::uint8_t* yq, float* yf,
+                      int threads) {
+  if (M <= 0 || N <= 0) return;
+  if (K > kI8MaxK) throw_invalid("linear_int8_rows: K ", K, " > ", kI8MaxK);
+  const index_t kp = std::max<index_t>(kI8KStep, ceil_div(K, kI8KStep) * kI8KStep);
+  const index_t slices = kp / kI8KStep, mr = i8_rows_mr(), lds = ceil_div(N, kI8Nr) * kI8Nr;
+  std::vector<std::int64_t> a_off(static_cast<std::size_t>(slices));
+  for (index_t t = 0; t < slices; ++t) a_off[t] = t * kI8KStep;
+  // Threads: over the row blocks and, when there are fewer blocks than threads (small batches:
+  // the weights dominate), over the 32-column panels too (each thread its own panels).
+  const index_t row_blocks = ceil_div(M, mr), col_panels = ceil_div(N, kI8Nr);
+  const int tm = int(std::max<index_t>(1, std::min<index_t>(threads, row_blocks)));
+  const int tn = int(std::max<index_t>(1, std::min<index_t>(threads / tm, col_panels)));
+  parallel_team(tm * tn, [&](int t, int) {
+    index_t b_begin, b_end, p_begin, p_end;
+    balanced_range(row_blocks, tm, t % tm, &b_begin, &b_end);
+    balanced_range(col_panels, tn, t / tm, &p_begin, &p_end);
+    if (b_begin >= b_end || p_begin >= p_end) return;
+    const index_t n0 = p_begin * kI8Nr, nn = std::min<index_t>(N, p_end * kI8Nr) - n0;
+    // the strip, and a staging block for rows whose reads would pass the end of x (the last
+    // block; AMX reads 32 rows) or whose depth is not a multiple of 64
+    float* ws = thread_workspace(5, std::size_t(32) * lds + std::size_t(32) * kp / 4 + 64);
+    std::int32_t* strip = reinterpret_cast<std::int32_t*>(align_to_line(ws));
+    std::uint8_t* stage = reinterpret_cast<std::uint8_t*>(strip + 32 * lds);
+    // this thread's channels: their epilogue constants and packed panels
+    const I8RowsEpi part = q.at(n0);
+    const std::int8_t* panels = packed + p_begin * panel_bytes(kp);
+    i8_rows_begin();
+    for (index_t b = b_begin; b < b_end; ++b) {
+      const index_t r0 = b * mr;
+      const int m = int(std::min<index_t>(mr, M - r0));
+      const std::uint8_t* a = x + r0 * K;
+      index_t lda = K;
+      if (K % kI8KStep != 0 || (r0 + 32) * K > M * K) {
+        for (int i = 0; i < 32; ++i) {
+          std::uint8_t* row = stage + std::size_t(i) * kp;
+          if (i < m) std::memcpy(row, a + i * K, std::size_t(K));
+          std::memset(row + (i < m ? K : 0), 0, std::size_t(i < m ? kp - K : kp));
+        }
+        a = stage;
+        lda = kp;
+      }
+      I8RowsOut out;
+      out.ldy = N;
+      if (yq) out.q = yq + r0 * N + n0;
+      if (yf) out.f = yf + r0 * N + n0;
+      i8_rows_block(m, nn, slices, a, lda, a_off.data(), panels, part, out, strip);
+    }
+    i8_rows_end();
+  });
+}
+
+void quantize_nchw_to_nhwc_u8(const float* src, index_t N, index_t C, index_t HW, float inv_scale,
+                              int zero_point, std::uint8_t* dst) {
+  const GemmKernels& kt = kernels().gemm;
+  const index_t chunk = 256, per_image = ceil_div(HW, chunk);
+  parallel_ranges(N * per_image, 4, [&](index_t begin, index_t end) {
+    for (index_t it = begin; it < end; ++it) {
+      const index_t n = it / per_image, i0 = (it % per_image) * chunk;
+      kt.quantize_u8_nhwc(src + n * C * HW + i0, HW, C, std::min(chunk, HW - i0), inv_scale,
+                          zero_point, dst + (n * HW + i0) * C);
+    }
+  });
+}
+
+}  // namespace cnnkit
