@@ -10,6 +10,7 @@ rounding (ties can differ only where float64 and fp32 fused arithmetic disagree)
 import numpy as np
 import pytest
 
+import cnnkit
 from cnnkit import _core
 
 CASES = [
@@ -59,11 +60,10 @@ def requant_model(sums, x_scale, w_scale, bias, y_scale, y_zp, relu):
     """The epilogue in float64 (mult and add rounded to fp32 as the engine's are)."""
     mult = (np.float64(x_scale) * w_scale.astype(np.float64) / np.float64(y_scale))
     mult = mult.astype(np.float32).astype(np.float64)
-    add = np.zeros_like(mult) if bias is None else (bias.astype(np.float64) / y_scale).astype(
-        np.float32).astype(np.float64)
+    add = 0.0 if bias is None else bias.astype(np.float64) / y_scale
+    add = (add + y_zp).astype(np.float32).astype(np.float64)  # the zero point folded in
     v = sums.astype(np.float32).astype(np.float64) * mult + add
-    q = np.rint(np.clip(v, -1024, 1024)) + y_zp
-    return np.clip(q, y_zp if relu else 0, 255).astype(np.uint8)
+    return np.rint(np.clip(v, y_zp if relu else 0, 255)).astype(np.uint8)
 
 
 def setup_conv(rng, case):
@@ -109,8 +109,8 @@ def test_conv_requantized_matches_the_model_and_the_reference(isa, rng, case):
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
     before = _core.get_isa()
     _core.set_isa("ref")
-    try:
-        ref = run_conv(xq, wq, packed, case, **kw)
+    try:  # (packed again: the layout depends on the ISA, AMX reads more patches in place)
+        ref = run_conv(xq, wq, _core.conv2d_int8_rows_pack(wq, g, (d, d)), case, **kw)
     finally:
         _core.set_isa(before)
     np.testing.assert_array_equal(y, ref)
@@ -193,7 +193,7 @@ def test_bad_arguments_are_refused(rng):
         _core.conv2d_int8_rows(xq.astype(np.float32), wq, packed, ones)
     with pytest.raises(ValueError, match="packed has"):
         _core.conv2d_int8_rows(xq, wq, packed[:-1].copy(), ones)
-    with pytest.raises(ValueError, match="packed was made for groups=1"):
+    with pytest.raises(ValueError, match="packed (has|was made for groups=1)"):
         _core.conv2d_int8_rows(xq, wq, packed, ones, dilation=(2, 2))
     with pytest.raises(ValueError, match="weight_scale must have shape"):
         _core.conv2d_int8_rows(xq, wq, packed, ones[:3])
@@ -211,3 +211,19 @@ def test_bad_arguments_are_refused(rng):
         _core.linear_int8_rows_pack(lw, (2, 2, 2))
     with pytest.raises(ValueError, match="must be 4-D NCHW or 2-D"):
         _core.quantize_nhwc(np.zeros(3, np.float32), 1.0, 0)
+
+
+def test_packed_for_another_isa_layout_is_refused(rng):
+    if "amx" not in cnnkit.cpu_info()["supported_isas"]:
+        pytest.skip("the layouts differ between AMX and the other paths only")
+    case = CASES[0]  # the 3-channel layer: read in place on AMX, gathered elsewhere
+    xq, wq = setup_conv(rng, case)
+    before = _core.get_isa()
+    _core.set_isa("amx")
+    try:
+        packed = _core.conv2d_int8_rows_pack(wq)
+        _core.set_isa("ref")
+        with pytest.raises(ValueError, match="another ISA's layout"):
+            run_conv(xq, wq, packed, case, w_scale=np.ones(8, np.float32))
+    finally:
+        _core.set_isa(before)

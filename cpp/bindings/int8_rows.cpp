@@ -25,8 +25,9 @@ using Pair = std::pair<index_t, index_t>;
 namespace {
 
 // Packed weights: 64 bytes of slack (line alignment), the engine's bytes, then a trailer of
-// two int32 (groups, horizontal dilation) that, with the weight's shape, fixes the layout.
-constexpr std::size_t kTrailer = 2 * sizeof(std::int32_t);
+// three int32 (groups, horizontal dilation, patches read in place) that, with the weight's
+// shape, fixes the layout.
+constexpr std::size_t kTrailer = 3 * sizeof(std::int32_t);
 
 void check_zero_point(int zp, const char* op, const char* name) {
   if (zp < 0 || zp > 255) throw_invalid(op, ": ", name, " must be in [0, 255], got ", zp);
@@ -50,7 +51,7 @@ const float* vector_arg(const py::object& obj, index_t n, const char* op, const 
 
 // The packed array's engine bytes, checked against what this call expects.
 const std::int8_t* packed_arg(const py::object& obj, std::size_t bytes, index_t groups,
-                              index_t dil_w, const char* op, py::array* keep) {
+                              index_t dil_w, bool direct, const char* op, py::array* keep) {
   *keep = typed_c<std::int8_t>(obj, op, "packed", "int8", 1);
   const std::size_t want = 64 + bytes + kTrailer;
   if (std::size_t(keep->size()) != want) {
@@ -58,20 +59,23 @@ const std::int8_t* packed_arg(const py::object& obj, std::size_t bytes, index_t 
                   " (packed for another weight shape? repack it)");
   }
   const auto* base = static_cast<const std::int8_t*>(keep->data());
-  std::int32_t trailer[2];
+  std::int32_t trailer[3];
   std::memcpy(trailer, base + 64 + bytes, kTrailer);
   if (trailer[0] != groups || trailer[1] != dil_w) {
     throw_invalid(op, ": packed was made for groups=", trailer[0], ", dilation (.., ", trailer[1],
                   "), this call has groups=", groups, ", dilation (.., ", dil_w, ")");
   }
+  if (trailer[2] != int(direct)) {
+    throw_invalid(op, ": packed was made for another ISA's layout (repack it after set_isa)");
+  }
   return line_aligned(base);
 }
 
 py::array_t<std::int8_t> packed_array(std::size_t bytes, index_t groups, index_t dil_w,
-                                      std::int8_t** engine) {
+                                      bool direct, std::int8_t** engine) {
   py::array_t<std::int8_t> out(py::ssize_t(64 + bytes + kTrailer));
   std::int8_t* base = out.mutable_data();
-  const std::int32_t trailer[2] = {std::int32_t(groups), std::int32_t(dil_w)};
+  const std::int32_t trailer[3] = {std::int32_t(groups), std::int32_t(dil_w), int(direct)};
   std::memcpy(base + 64 + bytes, trailer, kTrailer);
   *engine = line_aligned(base);
   return out;
@@ -123,7 +127,8 @@ py::object conv2d_int8_rows_py(const py::object& x_obj, const py::object& wq_obj
   if (!w_scale) throw py::type_error(std::string(op) + ": weight_scale must be an array");
   const float* bias = vector_arg(b_obj, p.K, op, "bias", &keep_bias);
   const std::int8_t* packed =
-      packed_arg(packed_obj, conv2d_int8_rows_packed_bytes(p), groups, p.dil_w, op, &keep_packed);
+      packed_arg(packed_obj, conv2d_int8_rows_packed_bytes(p), groups, p.dil_w,
+                 conv2d_int8_rows_direct(p), op, &keep_packed);
   Pool2dParams q;
   const bool pooled = !pool_obj.is_none();
   index_t Hq = p.Ho, Wq = p.Wo;
@@ -215,7 +220,7 @@ py::object linear_int8_rows_py(const py::object& x_obj, const py::object& wq_obj
   const float* bias = vector_arg(b_obj, N, op, "bias", &keep_bias);
   const index_t kp = linear_kp(K);
   const std::int8_t* packed =
-      packed_arg(packed_obj, i8_rows_packed_bytes(N, kp), 1, 1, op, &keep_packed);
+      packed_arg(packed_obj, i8_rows_packed_bytes(N, kp), 1, 1, true, op, &keep_packed);
   const I8RowsQuant quant(N, i8_rows_col_sums(packed, N, kp), x_scale, x_zp, w_scale, bias,
                           y_scale ? *y_scale : 0.0f, y_zp, relu);
   const auto* xp = static_cast<const std::uint8_t*>(x.data());
@@ -252,7 +257,7 @@ void bind_int8_rows(py::module_& m) {
         const Conv2dParams p = weight_params(wq, groups, dilation, op);
         const std::size_t bytes = conv2d_int8_rows_packed_bytes(p);
         std::int8_t* dst;
-        auto out = packed_array(bytes, groups, p.dil_w, &dst);
+        auto out = packed_array(bytes, groups, p.dil_w, conv2d_int8_rows_direct(p), &dst);
         const auto* src = static_cast<const std::int8_t*>(wq.data());
         py::gil_scoped_release release;
         conv2d_int8_rows_pack(p, src, dst);
@@ -273,7 +278,7 @@ void bind_int8_rows(py::module_& m) {
         const index_t kp = linear_kp(K);
         const std::vector<std::int32_t> kmap = linear_kmap(K, kp, chw, op);
         std::int8_t* dst;
-        auto out = packed_array(i8_rows_packed_bytes(N, kp), 1, 1, &dst);
+        auto out = packed_array(i8_rows_packed_bytes(N, kp), 1, 1, true, &dst);
         const auto* src = static_cast<const std::int8_t*>(wq.data());
         py::gil_scoped_release release;
         i8_rows_pack(src, K, N, kmap.data(), kp, dst);

@@ -113,6 +113,9 @@ void conv2d_forward_int8(const Conv2dParams& p, const float* src, const Conv2dIn
 // epilogue (built from conv2d_int8_rows_col_sums). pool (may be null): a max pooling of each
 // image's output (planes = K), the output then pooled ([N, Hq, Wq, K] or [N, K, Hq, Wq]).
 std::size_t conv2d_int8_rows_packed_bytes(const Conv2dParams& p);
+// Whether p's patches are read in place (else gathered): the packed layout depends on it (and,
+// through it, on the ISA: AMX reads in place more often).
+bool conv2d_int8_rows_direct(const Conv2dParams& p);
 void conv2d_int8_rows_pack(const Conv2dParams& p, const std::int8_t* wq, std::int8_t* packed);
 std::vector<std::int32_t> conv2d_int8_rows_col_sums(const Conv2dParams& p,
                                                     const std::int8_t* packed);

@@ -242,8 +242,8 @@ void quantize_u8(const float* src, index_t n, float inv_scale, int zero_point, s
 // w int8 (N output channels) packed once; the sums are exact (every kernel path gives the
 // same bits) and the epilogue requantizes to uint8 or dequantizes to fp32:
 //   v = fma(float(sum - x_zp * colsum[j]), mult[j], add[j]),  mult = x_scale * w_scale[j] / s,
-//   add = bias[j] / s with s = y_scale for uint8 output, s = 1 for fp32;
-//   uint8: y = clamp(nearbyint(v) + y_zp, relu ? y_zp : 0, 255); fp32: y = v, then ReLU.
+//   add = bias[j] / s (+ y_zp for uint8 output) with s = y_scale for uint8 output, 1 for fp32;
+//   uint8: y = nearbyint(clamp(v, relu ? y_zp : 0, 255)); fp32: y = v, then ReLU.
 // Packed weights: i8_rows_packed_bytes(N, kp) bytes: ceil(N / 32) panels of kp x 32 int8 (kp a
 // multiple of 64, the GEMM's padded depth), then the N int32 column sums.
 std::size_t i8_rows_packed_bytes(index_t N, index_t kp);

@@ -12,9 +12,11 @@
 // apart, so an AMX tile of 16 pixels x 64 bytes is one strided load. Each filter row is padded
 // to a multiple of 64 bytes in the packed weights (zeros: whatever bytes the padding meets
 // count 0), so K grows from Fh Fw C to Fh round_up(Fw C, 64) -- cheap where Fw C is large
-// (C = 32, 3x3: 288 -> 384), wasteful for the 3-channel first layer (27 -> 192): there, and
-// where the padding would cost more than a quarter, each block of pixels gathers its patches
-// into rows of round_up(Fh Fw C, 64) bytes first ("gather"). Groups and dilation use one
+// (C = 32, 3x3: 288 -> 384), wasteful for the 3-channel first layer (27 -> 192) -- yet on AMX
+// the products cost less than gathering the patches (measured: cifar_cnn's first layer 0.54
+// ms direct against 0.9 gathered, batch 128). Where the padding would cost more (4x the
+// depth on AMX, 1.25x on VNNI), each block of pixels gathers its patches into rows of
+// round_up(Fh Fw C, 64) bytes first ("gather"); the packed weights follow the choice. Groups and dilation use one
 // segment per filter tap (Cg bytes, padded to 64) or the gather.
 //
 // Threads: one image each at a time when there are at least as many images (the fused
@@ -56,7 +58,10 @@ RowsPlan make_plan(const Conv2dParams& p) {
   const index_t segs = row_segments ? p.Fh : taps;
   const index_t direct_kp = segs * round_up(seg_len, kStep);
   const index_t gather_kp = round_up(taps * Cg, kStep);
-  r.direct = direct_kp * 4 <= gather_kp * 5;
+  // AMX's products are cheap next to a gather (a few cycles a byte): direct up to 4x the
+  // depth; VNNI's cost 8x more, so only up to 1.25x.
+  const bool amx = std::strcmp(i8_path(), "amx") == 0;
+  r.direct = direct_kp <= gather_kp * (amx ? 4 : 1.25);
   if (r.direct) {
     r.kp = direct_kp;
     r.lda = p.stride_w * p.C;
@@ -110,10 +115,15 @@ void pad_image(const Conv2dParams& p, const RowsPlan& r, const std::uint8_t* src
   std::memset(dst + r.Hp * row, zp, r.image_bytes - std::size_t(r.Hp * row));
 }
 
-// Gathered patch rows of m pixels j0 .. j0 + m - 1 (group g) from the padded image.
+// Gathered patch rows of m pixels j0 .. j0 + m - 1 (group g) from the padded image. Runs of
+// contiguous bytes (a filter row Fw C with unit dilation and one group, else a tap's Cg) are
+// copied in 16-byte pieces: a piece may run past its run, into bytes the next run (or the
+// zeroed tail) writes afterwards, and may read past it, inside the image's slack.
 void gather_rows(const Conv2dParams& p, const RowsPlan& r, const std::uint8_t* img, index_t g,
                  index_t j0, int m, std::uint8_t* rows) {
   const index_t taps = p.Fh * p.Fw, used = taps * r.Cg;
+  const bool row_runs = p.dil_w == 1 && p.groups == 1;
+  const index_t run = row_runs ? p.Fw * p.C : r.Cg, runs = row_runs ? p.Fh : taps;
   for (int i = 0; i < 32; ++i) {
     std::uint8_t* row = rows + std::size_t(i) * r.kp;
     if (i >= m) {
@@ -123,17 +133,19 @@ void gather_rows(const Conv2dParams& p, const RowsPlan& r, const std::uint8_t* i
     const index_t j = j0 + i, oy = j / p.Wo, ox = j % p.Wo;
     const std::uint8_t* origin =
         img + ((oy * p.stride_h) * r.Wp + ox * p.stride_w) * p.C + g * r.Cg;
-    for (index_t fy = 0; fy < p.Fh; ++fy) {
-      for (index_t fx = 0; fx < p.Fw; ++fx) {
-        std::memcpy(row + (fy * p.Fw + fx) * r.Cg,
-                    origin + (fy * p.dil_h * r.Wp + fx * p.dil_w) * p.C, std::size_t(r.Cg));
-      }
+    for (index_t s = 0; s < runs; ++s) {
+      const index_t fy = row_runs ? s : s / p.Fw, fx = row_runs ? 0 : s % p.Fw;
+      const std::uint8_t* from = origin + (fy * p.dil_h * r.Wp + fx * p.dil_w) * p.C;
+      std::uint8_t* to = row + s * run;
+      for (index_t u = 0; u < run; u += 16) std::memcpy(to + u, from + u, 16);
     }
     std::memset(row + used, 0, std::size_t(r.kp - used));
   }
 }
 
 }  // namespace
+
+bool conv2d_int8_rows_direct(const Conv2dParams& p) { return make_plan(p).direct; }
 
 std::size_t conv2d_int8_rows_packed_bytes(const Conv2dParams& p) {
   return std::size_t(p.groups) * i8_rows_packed_bytes(p.K / p.groups, make_plan(p).kp);
@@ -184,7 +196,7 @@ void conv2d_forward_int8_rows(const Conv2dParams& p, const std::uint8_t* src, in
   const index_t lds = ceil_div(Kg, kI8Nr) * kI8Nr;
   // one block of image n (its padded copy img) into y (the image's unpooled output)
   auto block = [&](const std::uint8_t* img, index_t b, std::uint8_t* oq, float* of) {
-    float* ws = thread_workspace(5, std::size_t(32) * lds + std::size_t(8) * r.kp + 64);
+    float* ws = thread_workspace(5, std::size_t(32) * lds + std::size_t(8) * r.kp + 80);
     std::int32_t* strip = reinterpret_cast<std::int32_t*>(align_to_line(ws));
     std::uint8_t* rows = reinterpret_cast<std::uint8_t*>(strip + 32 * lds);
     index_t j0;

@@ -2,8 +2,8 @@
 // batch), uint8, read where they lie; the weights are int8 panels packed once.
 //
 //   sum[i][j] = sum_p x[i][p] * w[j][p]                            exact in int32
-//   v[i][j]   = fma(float(sum - x_zp * colsum[j]), mult[j], add[j])
-//   y[i][j]   = clamp(nearbyint(v) + y_zp, relu ? y_zp : 0, 255)   (uint8 out)  or v, ReLU (fp32)
+//   v[i][j]   = fma(float(sum - x_zp * colsum[j]), mult[j], add[j])   (add: bias, + y_zp)
+//   y[i][j]   = nearbyint(clamp(v, relu ? y_zp : 0, 255))   (uint8 out)  or v, ReLU (fp32)
 //
 // A block is at most i8r_mr rows (an AMX block of 32 pixels, 14 on VNNI) against every
 // 32-column panel of the weights, the whole depth in one micro-kernel call, so the sums leave
@@ -68,7 +68,7 @@ I8RowsQuant::I8RowsQuant(index_t N, const std::int32_t* col_sums, float x_scale,
   for (index_t j = 0; j < N; ++j) {
     comp[j] = -x_zp * col_sums[j];  // |x_zp * colsum| <= 255 * 127 * 65536 < 2^31
     mult[j] = float(double(x_scale) * double(w_scale[j]) / out);
-    add[j] = bias ? float(double(bias[j]) / out) : 0.0f;
+    add[j] = float((bias ? double(bias[j]) / out : 0.0) + (to_u8 ? y_zp : 0));
   }
 }
 

@@ -149,8 +149,9 @@ using U8S8Ukr = void (*)(int m, int n, std::int64_t slices, const std::uint8_t* 
                          std::int64_t ldc);
 // The row engine's epilogue over m rows of n sums (row stride lds), per column j:
 //   v = fma(float(sums[i][j] + comp[j]), mult[j], add[j])      (comp = -x_zp * column sum)
-//   uint8 out: y = min(max(nearbyint(min(max(v, -1024), 1024)) + y_zp, relu ? y_zp : 0), 255)
-//              at yq[i * ldy + j] (ties to even);
+//   uint8 out: y = nearbyint(min(max(v, relu ? y_zp : 0), 255)) at yq[i * ldy + j] (ties to
+//              even; add already holds the output zero point, so one rounding before the
+//              clamp; NaN -> relu ? y_zp : 0);
 //   fp32 out:  y = relu ? (v > 0 ? v : 0) : v at yf[i * ldy + j * col_stride].
 // The int32 sum wraps as in I8Dequantize (exact for K <= kI8MaxK).
 using I8Requantize = void (*)(const std::int32_t* sums, std::int64_t lds, int m, int n,

@@ -122,13 +122,13 @@ inline float requant_value(std::int32_t sum, std::int32_t comp, float mult, floa
 void i8_requantize_ref(const std::int32_t* sums, std::int64_t lds, int m, int n,
                        const std::int32_t* comp, const float* mult, const float* add, int y_zp,
                        bool relu, std::uint8_t* yq, std::int64_t ldy) {
-  const int lo = relu ? y_zp : 0;
+  const float lo = relu ? float(y_zp) : 0.0f;
   for (int i = 0; i < m; ++i) {
     for (int j = 0; j < n; ++j) {
-      float v = requant_value(sums[i * lds + j], comp[j], mult[j], add[j]);
-      v = std::nearbyint(v < -1024.0f ? -1024.0f : v > 1024.0f ? 1024.0f : v);
-      const int q = int(v) + y_zp;
-      yq[i * ldy + j] = std::uint8_t(q < lo ? lo : q > 255 ? 255 : q);
+      const float v = requant_value(sums[i * lds + j], comp[j], mult[j], add[j]);
+      // (as VMAXPS / VMINPS: the second operand, the bound, when v is NaN)
+      const float c = v < 255.0f ? (v > lo ? v : lo) : 255.0f;
+      yq[i * ldy + j] = std::uint8_t(std::nearbyint(std::isnan(v) ? lo : c));
     }
   }
 }

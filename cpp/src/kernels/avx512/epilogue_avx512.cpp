@@ -59,33 +59,42 @@ inline __mmask16 cols_mask(int left) {
   return left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
 }
 
-// 16 columns of the row engine's v = fma(float(sum + comp), mult, add) (I8Requantize).
-inline __m512 requant_value(const std::int32_t* sums, const std::int32_t* comp, const float* mult,
-                            const float* add, __mmask16 mk) {
-  const __m512i d =
-      _mm512_add_epi32(_mm512_maskz_loadu_epi32(mk, sums), _mm512_maskz_loadu_epi32(mk, comp));
-  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_maskz_loadu_ps(mk, mult),
-                         _mm512_maskz_loadu_ps(mk, add));
-}
+// 16 channels' constants of the row engine's v = fma(float(sum + comp), mult, add).
+struct Cols16 {
+  __mmask16 mk;
+  __m512i comp;
+  __m512 mult, add;
+  Cols16(const std::int32_t* c, const float* m, const float* a, int left)
+      : mk(cols_mask(left)),
+        comp(_mm512_maskz_loadu_epi32(mk, c)),
+        mult(_mm512_maskz_loadu_ps(mk, m)),
+        add(_mm512_maskz_loadu_ps(mk, a)) {}
+  __m512 value(const std::int32_t* sums) const {
+    const __m512i d = _mm512_add_epi32(_mm512_maskz_loadu_epi32(mk, sums), comp);
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), mult, add);
+  }
+};
 
 }  // namespace
 
 // The row engine's epilogues (contracts: I8Requantize / I8DequantizeCols): 16 channels per
-// step; VCVTPS2DQ rounds to nearest even (the MXCSR mode) after the clamp to +-1024, so the
-// saturation is the reference's.
+// step, their constants loaded once for all rows. The clamp to [lo, 255] in fp32 then VCVTPS2DQ
+// (round to nearest even, the MXCSR mode) and VPMOVDB: 8 vector operations a vector, on the two
+// ports that run 512-bit code.
 void i8_requantize_avx512(const std::int32_t* sums, std::int64_t lds, int m, int n,
                           const std::int32_t* comp, const float* mult, const float* add, int y_zp,
                           bool relu, std::uint8_t* yq, std::int64_t ldy) {
-  const __m512 lo_f = _mm512_set1_ps(-1024.0f), hi_f = _mm512_set1_ps(1024.0f);
-  const __m512i zp = _mm512_set1_epi32(y_zp), lo = _mm512_set1_epi32(relu ? y_zp : 0);
-  const __m512i hi = _mm512_set1_epi32(255);
-  for (int i = 0; i < m; ++i) {
-    for (int j = 0; j < n; j += 16) {
-      const __mmask16 mk = cols_mask(n - j);
-      const __m512 v = requant_value(sums + i * lds + j, comp + j, mult + j, add + j, mk);
-      __m512i q = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(v, lo_f), hi_f));
-      q = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(q, zp), lo), hi);
-      _mm_mask_storeu_epi8(yq + i * ldy + j, mk, _mm512_cvtepi32_epi8(q));
+  const __m512 lo = _mm512_set1_ps(relu ? float(y_zp) : 0.0f), hi = _mm512_set1_ps(255.0f);
+  for (int j = 0; j < n; j += 16) {
+    const Cols16 cols(comp + j, mult + j, add + j, n - j);
+    for (int i = 0; i < m; ++i) {
+      // max(v, lo): lo when v is NaN (the second operand), as the reference
+      const __m512 v = _mm512_min_ps(_mm512_max_ps(cols.value(sums + i * lds + j), lo), hi);
+      // The register form of VPMOVDB, then one store: GCC would fold the two into VPMOVDB's
+      // masked memory form, which is several micro-ops more.
+      __m128i bytes = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v));
+      __asm__("" : "+v"(bytes));
+      _mm_mask_storeu_epi8(yq + i * ldy + j, cols.mk, bytes);
     }
   }
 }
@@ -96,16 +105,16 @@ void i8_dequantize_cols_avx512(const std::int32_t* sums, std::int64_t lds, int m
   const __m512 zero = _mm512_setzero_ps();
   const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   const __m512i index = _mm512_mullo_epi32(lanes, _mm512_set1_epi32(int(col_stride)));
-  for (int i = 0; i < m; ++i) {
-    for (int j = 0; j < n; j += 16) {
-      const __mmask16 mk = cols_mask(n - j);
-      __m512 v = requant_value(sums + i * lds + j, comp + j, mult + j, add + j, mk);
+  for (int j = 0; j < n; j += 16) {
+    const Cols16 cols(comp + j, mult + j, add + j, n - j);
+    for (int i = 0; i < m; ++i) {
+      __m512 v = cols.value(sums + i * lds + j);
       if (relu) v = _mm512_max_ps(v, zero);  // -0 -> +0, as v > 0 ? v : 0
       float* dst = yf + i * ldy + j * col_stride;
       if (col_stride == 1) {
-        _mm512_mask_storeu_ps(dst, mk, v);
+        _mm512_mask_storeu_ps(dst, cols.mk, v);
       } else {  // channel planes (NCHW): one element per plane
-        _mm512_mask_i32scatter_ps(dst, mk, index, v, 4);
+        _mm512_mask_i32scatter_ps(dst, cols.mk, index, v, 4);
       }
     }
   }
