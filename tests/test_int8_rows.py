@@ -223,7 +223,7 @@ def test_packed_for_another_isa_layout_is_refused(rng):
     try:
         packed = _core.conv2d_int8_rows_pack(wq)
         _core.set_isa("ref")
-        with pytest.raises(ValueError, match="another ISA's layout"):
+        with pytest.raises(ValueError, match="another.* ISA"):
             run_conv(xq, wq, packed, case, w_scale=np.ones(8, np.float32))
     finally:
         _core.set_isa(before)

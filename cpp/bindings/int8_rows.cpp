@@ -53,10 +53,10 @@ const float* vector_arg(const py::object& obj, index_t n, const char* op, const 
 const std::int8_t* packed_arg(const py::object& obj, std::size_t bytes, index_t groups,
                               index_t dil_w, bool direct, const char* op, py::array* keep) {
   *keep = typed_c<std::int8_t>(obj, op, "packed", "int8", 1);
-  const std::size_t want = 64 + bytes + kTrailer;
-  if (std::size_t(keep->size()) != want) {
-    throw_invalid(op, ": packed has ", keep->size(), " bytes, expected ", want,
-                  " (packed for another weight shape? repack it)");
+  const std::size_t have = std::size_t(keep->size()), want = 64 + bytes + kTrailer;
+  if (have != want) {
+    throw_invalid(op, ": packed has ", have, " bytes, expected ", want,
+                  " (packed for another weight shape, groups, dilation or ISA? repack it)");
   }
   const auto* base = static_cast<const std::int8_t*>(keep->data());
   std::int32_t trailer[3];
