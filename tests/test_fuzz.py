@@ -1284,7 +1284,35 @@ CORE_CALLS = {
                                           padding=(1, 0), dilation=(1, 1), groups=2, relu=True,
                                           x_inv_scale=20.0, x_zero_point=100),
     "conv2d_int8_pack": lambda r: dict(weight=_i8(r, 6, 2, 3, 3), groups=2),
+    # the int8 row engine (uint8 NHWC activations)
+    "conv2d_int8_rows": lambda r: _conv_rows_args(r),
+    "conv2d_int8_rows_pack": lambda r: dict(weight=_i8(r, 6, 2, 3, 3), groups=2,
+                                            dilation=(1, 2)),
+    "linear_int8_rows": lambda r: _linear_rows_args(r),
+    "linear_int8_rows_pack": lambda r: dict(weight=_i8(r, 5, 12), chw=(3, 2, 2)),
+    "quantize_nhwc": lambda r: dict(x=_f(r, 2, 3, 4, 5), inv_scale=10.0, zero_point=128),
+    "max_pool2d_nhwc_u8": lambda r: dict(x=_u8(r, 2, 5, 6, 3), kernel=(2, 2), stride=(2, 2),
+                                         padding=(1, 1), ceil_mode=True),
 }
+
+
+def _u8(r, *shape):
+    return r.integers(0, 256, shape, dtype=np.uint8)
+
+
+def _conv_rows_args(r):
+    w = _i8(r, 6, 2, 3, 3)
+    return dict(x=_u8(r, 2, 5, 5, 4), weight=w, packed=_core.conv2d_int8_rows_pack(w, 2),
+                weight_scale=np.abs(_f(r, 6)) + 0.01, bias=_f(r, 6), stride=(1, 2),
+                padding=(1, 0), groups=2, relu=True, x_scale=0.1, x_zero_point=100,
+                y_scale=0.5, y_zero_point=3)
+
+
+def _linear_rows_args(r):
+    w = _i8(r, 5, 12)
+    return dict(x=_u8(r, 3, 12), weight=w, packed=_core.linear_int8_rows_pack(w),
+                weight_scale=np.abs(_f(r, 5)) + 0.01, bias=_f(r, 5), relu=True, x_scale=0.1,
+                x_zero_point=7)
 
 
 # The bf16 entry points (autocast): the same calls with precision="bf16".

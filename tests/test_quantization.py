@@ -203,7 +203,7 @@ def test_summary_says_what_runs_in_int8(digits_model):
     assert {r.precision for r in fp.rows if r.kind in ("Conv2d", "Linear")} == {"fp32"}
     kinds = {r.kind: r.precision for r in qs.rows}
     assert kinds["QuantizedConv2d"] == "int8" and kinds["QuantizedLinear"] == "int8"
-    assert kinds["Flatten"] == ""
+    assert kinds["QuantizedFlatten"] == ""  # (uint8 rows between the int8 layers)
     assert qs.total_mult_adds == fp.total_mult_adds  # the same products, in int8
     # the folded batch norms are gone from the count: weights + biases of the int8 layers
     assert qs.total_params == sum(m.weight_count() for m in q.modules()
@@ -235,3 +235,32 @@ def test_onnx_export_in_qdq_form_runs_in_onnxruntime(rng):
     err = np.abs(got - want) / np.abs(want).max()
     assert np.median(err) <= 1e-5 and err.max() <= 2e-2, (np.median(err), err.max())
     assert (got.argmax(1) == want.argmax(1)).mean() >= 0.9
+
+
+def test_int8_layers_hand_uint8_to_each_other_as_the_float32_hand_off_would():
+    # cifar_cnn: conv -> conv+pool -> conv -> conv+pool -> flatten -> linear -> linear, every
+    # hand-off uint8 NHWC (the flatten in (h, w, c) order, which the Linear's packing undoes);
+    # inside a trace the same layers hand float32 over (what the ONNX export sees)
+    from cnnkit.autograd import record_applications
+    from cnnkit.quantization import QTensor
+    ck.random.manual_seed(0)
+    model = ck.models.build("cifar_cnn").eval()
+    rng = np.random.default_rng(3)
+    q = quantize(model, [rng.standard_normal((16, 3, 32, 32)).astype(np.float32)])
+    x = ck.Tensor(rng.standard_normal((24, 3, 32, 32)).astype(np.float32))
+    with ck.no_grad():
+        first = q[0](x)
+        chained = q(x).data
+        with record_applications():
+            handed = q(x).data
+        ref = ck.nn.utils.fuse(model)(x).data
+    assert isinstance(first, QTensor) and first.q.dtype == np.uint8
+    assert first.q.shape == (24, 32, 32, 32) and first.shape == (24, 32, 32, 32)
+    assert np.abs(chained - handed).max() / np.abs(handed).max() < 0.02
+    assert np.abs(chained - ref).max() / np.abs(ref).max() < 0.06
+    assert (chained.argmax(1) == handed.argmax(1)).mean() >= 0.9
+    # a uint8 tensor's float view: the first layer's output, NCHW, on the next one's grid
+    back = first.dequantize()
+    with ck.no_grad():
+        want = np.maximum(ck.nn.utils.fuse(model)[0](x).data, 0)
+    assert back.shape == want.shape and np.abs(back - want).max() / want.max() < 0.1

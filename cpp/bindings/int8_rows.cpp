@@ -71,8 +71,8 @@ const std::int8_t* packed_arg(const py::object& obj, std::size_t bytes, index_t 
   return line_aligned(base);
 }
 
-py::array_t<std::int8_t> packed_array(std::size_t bytes, index_t groups, index_t dil_w,
-                                      bool direct, std::int8_t** engine) {
+py::array_t<std::int8_t> packed_array(std::size_t bytes, index_t groups, index_t dil_w, bool direct,
+                                      std::int8_t** engine) {
   py::array_t<std::int8_t> out(py::ssize_t(64 + bytes + kTrailer));
   std::int8_t* base = out.mutable_data();
   const std::int32_t trailer[3] = {std::int32_t(groups), std::int32_t(dil_w), int(direct)};
@@ -126,9 +126,8 @@ py::object conv2d_int8_rows_py(const py::object& x_obj, const py::object& wq_obj
   const float* w_scale = vector_arg(w_scale_obj, p.K, op, "weight_scale", &keep_scale);
   if (!w_scale) throw py::type_error(std::string(op) + ": weight_scale must be an array");
   const float* bias = vector_arg(b_obj, p.K, op, "bias", &keep_bias);
-  const std::int8_t* packed =
-      packed_arg(packed_obj, conv2d_int8_rows_packed_bytes(p), groups, p.dil_w,
-                 conv2d_int8_rows_direct(p), op, &keep_packed);
+  const std::int8_t* packed = packed_arg(packed_obj, conv2d_int8_rows_packed_bytes(p), groups,
+                                         p.dil_w, conv2d_int8_rows_direct(p), op, &keep_packed);
   Pool2dParams q;
   const bool pooled = !pool_obj.is_none();
   index_t Hq = p.Ho, Wq = p.Wo;
@@ -179,7 +178,13 @@ std::vector<std::int32_t> linear_kmap(index_t K, index_t kp, const py::object& c
     for (index_t k = 0; k < K; ++k) kmap[k] = std::int32_t(k);
     return kmap;
   }
-  const auto chw = chw_obj.cast<std::tuple<index_t, index_t, index_t>>();
+  std::tuple<index_t, index_t, index_t> chw;
+  try {
+    chw = chw_obj.cast<std::tuple<index_t, index_t, index_t>>();
+  } catch (const py::cast_error&) {
+    throw py::type_error(std::string(op) + ": chw must be None or (C, H, W) ints, got " +
+                         py::str(chw_obj).cast<std::string>());
+  }
   const index_t C = std::get<0>(chw), H = std::get<1>(chw), W = std::get<2>(chw);
   if (C < 1 || H < 1 || W < 1 || C * H * W != K) {
     throw_invalid(op, ": chw (", C, ", ", H, ", ", W, ") must multiply to the ", K,

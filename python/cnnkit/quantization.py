@@ -9,13 +9,19 @@ which every Conv2d and Linear computes in int8 on the int8 GEMM engine (AMX-INT8
 - inputs: uint8, asymmetric per tensor, from the calibration batches: the range [lo, hi]
   (``method="minmax"``: the extremes seen, widened to contain 0; ``"percentile"``: the
   ``percentile`` and ``100 - percentile`` percentiles of the values seen, which ignores
-  outliers), ``s_x = (hi - lo) / 255``, ``zp = clip(round(-lo / s_x), 0, 255)``; the input is
-  quantized while the layer packs it (``q = clamp(nearbyint(x / s_x) + zp, 0, 255)``, ties to
-  even), so layers take and give float32 and whatever has no int8 kernel runs unchanged in
-  between;
+  outliers), ``s_x = (hi - lo) / 255``, ``zp = clip(round(-lo / s_x), 0, 255)``; a float32
+  input is quantized (``q = clamp(nearbyint(x / s_x) + zp, 0, 255)``, ties to even) into NHWC
+  bytes;
+- between int8 layers (through Identity, Dropout, MaxPool2d and Flatten only, inside runs of
+  Sequentials) the activations stay uint8 (:class:`QTensor`, NHWC): the producer's epilogue
+  requantizes onto the consumer's input grid, ``q = nearbyint(clamp(fma(float(sum - zp *
+  colsum), s_x s_w / s_y, b / s_y + zp_y), relu ? zp_y : 0, 255))``; max pooling picks bytes;
+  Flatten is a reshape in (h, w, c) order that the next Linear's weight packing follows.
+  Elsewhere layers give float32 (``float(sum - zp * colsum) * s_x s_w + b``, fused), so
+  whatever has no int8 kernel runs unchanged in between;
 - batch norm folded into the layer before it, a ReLU after a convolution (or a Linear) and a
   max pooling after a convolution applied in its epilogue (:func:`cnnkit.nn.fuse` first);
-- the sums are exact integers; the epilogue is ``float(sum - zp * rowsum(wq)) * (s_w s_x) + b``.
+- the sums are exact integers on the row engine (uint8 activations as rows, read in place).
 
 A quantized layer's output is within a few quantization steps of the float one; see the tests
 for the measured accuracy. The layers compute through :class:`Int8Conv2dFunction` /
@@ -31,13 +37,18 @@ import numpy as np
 
 from . import _core, amp
 from .autograd import Function, no_grad
-from .nn import Conv2d, Identity, Linear, Module
+from .autograd.function import recording
+from .nn import Conv2d, Identity, Linear, Module, Sequential
 from .nn.activation import ReLU
+from .nn.dropout import Dropout
 from .nn.fusion import fuse
+from .nn.module import Flatten
+from .nn.pooling import MaxPool2d
 from .shapes import conv_output_size
 from .tensor import Tensor
 
-__all__ = ["quantize", "rebuild", "QuantizedConv2d", "QuantizedLinear", "input_range"]
+__all__ = ["quantize", "rebuild", "QuantizedConv2d", "QuantizedLinear", "QTensor",
+           "input_range"]
 
 _METHODS = ("minmax", "percentile")
 _SAMPLES = 1 << 20  # values kept per layer for the percentile method
@@ -88,22 +99,64 @@ class _Observer:
         return self.lo, self.hi
 
 
-def _operands(x, w_scale, input_scale, input_zero_point):
-    s_x = np.float32(input_scale)
-    return (np.ascontiguousarray(x, dtype=np.float32), (w_scale * s_x).astype(np.float32),
-            float(1.0 / np.float64(s_x)), int(input_zero_point))
+class QTensor:
+    """uint8 activations between int8 layers: ``q`` holds ``round(x / scale) + zero_point``
+    NHWC ([N, H, W, C], for an NCHW tensor of ``shape`` [N, C, H, W]) or as rows ([N, F]);
+    ``chw`` = (C, H, W) when the rows are an NHWC image flattened (features in (h, w, c)
+    order: the next Linear packs its weights in that order). Inference only (no gradient)."""
+
+    __slots__ = ("q", "scale", "zero_point", "chw")
+
+    def __init__(self, q, scale, zero_point, chw=None):
+        self.q, self.scale, self.zero_point, self.chw = q, float(scale), int(zero_point), chw
+
+    @property
+    def shape(self):
+        """The shape of the float tensor this stands for (NCHW for images)."""
+        if self.q.ndim == 4:
+            n, h, w, c = self.q.shape
+            return (n, c, h, w)
+        return tuple(self.q.shape)
+
+    @property
+    def ndim(self):
+        return self.q.ndim
+
+    def dequantize(self) -> np.ndarray:
+        """float32 (q - zero_point) * scale in the float tensor's layout (NCHW / (c, h, w))."""
+        x = (self.q.astype(np.float32) - np.float32(self.zero_point)) * np.float32(self.scale)
+        if x.ndim == 4:
+            return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        if self.chw is not None:
+            c, h, w = self.chw
+            return np.ascontiguousarray(
+                x.reshape(-1, h, w, c).transpose(0, 3, 1, 2).reshape(x.shape[0], -1))
+        return x
+
+
+def _inv(scale) -> float:
+    return float(1.0 / np.float64(np.float32(scale)))
+
+
+def _u8_input(x, input_scale, input_zero_point):
+    """(uint8 NHWC / rows, scale, zero point, chw) of a layer's input."""
+    if isinstance(x, QTensor):
+        return x.q, x.scale, x.zero_point, x.chw
+    a = np.ascontiguousarray(x.data if isinstance(x, Tensor) else x, dtype=np.float32)
+    s, zp = float(np.float32(input_scale)), int(input_zero_point)
+    return _core.quantize_nhwc(a, _inv(s), zp), s, zp, None
 
 
 class Int8Conv2dFunction(Function):
     """QuantizedConv2d's computation (inference only): inputs x, weight_int8, weight_scale,
-    bias, input_scale, input_zero_point."""
+    bias, input_scale, input_zero_point; float32 NCHW out."""
 
     def forward(self, x, wq, w_scale, bias, input_scale, input_zero_point, *, stride, padding,
                 dilation, groups, relu, pool, packed):
-        xa, scale, inv, zp = _operands(x, w_scale, input_scale, input_zero_point)
+        xq, s, zp, _ = _u8_input(x, input_scale, input_zero_point)
         # (a fused max pooling runs on each image's planes while they are in cache)
-        return _core.conv2d_forward_int8(xa, wq, scale, bias, stride, padding, dilation, groups,
-                                         relu, inv, zp, packed, pool)
+        return _core.conv2d_int8_rows(xq, wq, packed, w_scale, bias, stride, padding, dilation,
+                                      groups, relu, s, zp, None, 0, pool)
 
     def backward(self, grad):
         raise RuntimeError("int8 layers are for inference: no gradient flows through them")
@@ -113,9 +166,8 @@ class Int8LinearFunction(Function):
     """QuantizedLinear's computation (inference only): inputs as Int8Conv2dFunction's."""
 
     def forward(self, x, wq, w_scale, bias, input_scale, input_zero_point, *, relu, packed):
-        xa, scale, inv, zp = _operands(x, w_scale, input_scale, input_zero_point)
-        yt = _core.qgemm(wq, xa, scale, bias, relu, inv, zp, True, packed)
-        return np.ascontiguousarray(yt.T)
+        xq, s, zp, _ = _u8_input(x, input_scale, input_zero_point)
+        return _core.linear_int8_rows(xq, wq, packed, w_scale, bias, relu, s, zp)
 
     def backward(self, grad):
         raise RuntimeError("int8 layers are for inference: no gradient flows through them")
@@ -141,6 +193,19 @@ class _QuantizedLayer(Module):
         self.register_buffer("input_scale", _held(np.array(1.0 / 255, np.float32)))
         self.register_buffer("input_zero_point", _held(np.array(0, np.int32)))
 
+    def _emit_u8(self):
+        """Give uint8 (a QTensor on the next int8 layer's grid) instead of float32: set when
+        the next layer is an int8 one (see _chain)."""
+        self.register_buffer("output_scale", _held(np.array(1.0 / 255, np.float32)))
+        self.register_buffer("output_zero_point", _held(np.array(0, np.int32)))
+
+    def _u8_out(self):
+        """(scale, zero point) of the uint8 output, or None: float32 (also while a trace
+        records the ops: it sees the float32 layer)."""
+        if getattr(self, "output_scale", None) is None or recording():
+            return None
+        return float(self.output_scale.data), int(self.output_zero_point.data)
+
     def _set_input(self, lo, hi):
         scale, zp = input_range(lo, hi)
         self.input_scale.data[...] = scale
@@ -155,11 +220,11 @@ class _QuantizedLayer(Module):
         return (x, self.weight_int8, self.weight_scale, self.bias, self.input_scale,
                 self.input_zero_point)
 
-    def _packed(self, pack):
-        """The int8 weights in the active ISA's GEMM panels, packed on first use and kept
-        while the ISA, the weight array and cnnkit.amp's weight version stay the same
-        (load_state_dict bumps it)."""
-        key = (_core.get_isa(), id(self.weight_int8.data), amp.weights_version())
+    def _packed(self, pack, layout=None):
+        """The int8 weights in the row engine's panels, packed on first use and kept while the
+        ISA, the weight array, cnnkit.amp's weight version (load_state_dict bumps it) and the
+        input's feature order stay the same."""
+        key = (_core.get_isa(), id(self.weight_int8.data), amp.weights_version(), layout)
         held = self.__dict__.get("_packed_weights")
         if held is None or held[0] != key:
             held = (key, pack(self.weight_int8.data))
@@ -182,8 +247,11 @@ class _QuantizedLayer(Module):
         return self.weight_count(), outputs * per_output, "int8"
 
     def _input_repr(self):
-        return (f"int8, input scale={float(self.input_scale.data):.4g} "
-                f"zero_point={int(self.input_zero_point.data)}")
+        s = (f"int8, input scale={float(self.input_scale.data):.4g} "
+             f"zero_point={int(self.input_zero_point.data)}")
+        if getattr(self, "output_scale", None) is not None:
+            s += f", uint8 out scale={float(self.output_scale.data):.4g}"
+        return s
 
 
 class QuantizedConv2d(_QuantizedLayer):
@@ -204,11 +272,21 @@ class QuantizedConv2d(_QuantizedLayer):
                          per_channel)
 
     def forward(self, x):
-        packed = self._packed(lambda w: _core.conv2d_int8_pack(w, self.groups))
-        y = Int8Conv2dFunction.apply(*self._inputs(x), stride=self.stride, padding=self.padding,
-                                     dilation=self.dilation, groups=self.groups, relu=self.relu,
-                                     pool=self.pool, packed=packed)
-        return y
+        packed = self._packed(lambda w: _core.conv2d_int8_rows_pack(w, self.groups,
+                                                                   self.dilation))
+        out = self._u8_out()
+        if out is not None or isinstance(x, QTensor):  # uint8 NHWC in or out: no trace
+            xq, s, zp, _ = _u8_input(x, self.input_scale.data, self.input_zero_point.data)
+            bias = None if self.bias is None else self.bias.data
+            y = _core.conv2d_int8_rows(xq, self.weight_int8.data, packed, self.weight_scale.data,
+                                       bias, self.stride, self.padding, self.dilation,
+                                       self.groups, self.relu, s, zp, *(out or (None, 0)),
+                                       self.pool)
+            return QTensor(y, *out) if out is not None else Tensor(y)
+        return Int8Conv2dFunction.apply(*self._inputs(x), stride=self.stride,
+                                        padding=self.padding, dilation=self.dilation,
+                                        groups=self.groups, relu=self.relu, pool=self.pool,
+                                        packed=packed)
 
     def extra_repr(self):
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -234,22 +312,122 @@ class QuantizedLinear(_QuantizedLayer):
                          per_channel)
 
     def forward(self, x):
-        shape = tuple(x.shape) if isinstance(x, (Tensor, np.ndarray)) else None
+        shape = tuple(x.shape) if isinstance(x, (Tensor, np.ndarray, QTensor)) else None
         if shape is not None and (len(shape) != 2 or shape[1] != self.in_features):
             raise ValueError(f"QuantizedLinear: expected input [N, {self.in_features}], got "
                              f"{list(shape)}")
-        return Int8LinearFunction.apply(*self._inputs(x), relu=self.relu,
-                                        packed=self._packed(_core.int8_pack))
+        chw = x.chw if isinstance(x, QTensor) else None
+        packed = self._packed(lambda w: _core.linear_int8_rows_pack(w, chw), chw)
+        out = self._u8_out()
+        if out is not None or isinstance(x, QTensor):
+            xq, s, zp, _ = _u8_input(x, self.input_scale.data, self.input_zero_point.data)
+            bias = None if self.bias is None else self.bias.data
+            y = _core.linear_int8_rows(xq, self.weight_int8.data, packed,
+                                       self.weight_scale.data, bias, self.relu, s, zp,
+                                       *(out or (None, 0)))
+            return QTensor(y, *out) if out is not None else Tensor(y)
+        return Int8LinearFunction.apply(*self._inputs(x), relu=self.relu, packed=packed)
 
     def extra_repr(self):
         s = f"in_features={self.in_features}, out_features={self.out_features}, "
         return s + self._input_repr() + (", relu=True" if self.relu else "")
 
 
+class QuantizedMaxPool2d(Module):
+    """A MaxPool2d between int8 layers: uint8 NHWC in and out (the maximum of the quantized
+    values is the quantized maximum); float32 passes to the float pooling."""
+
+    def __init__(self, pool: MaxPool2d):
+        super().__init__()
+        object.__setattr__(self, "pool", pool)  # (not a child: this is one layer)
+
+    def forward(self, x):
+        if not isinstance(x, QTensor):
+            return self.pool(x)
+        pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)  # noqa: E731
+        p = self.pool
+        q = _core.max_pool2d_nhwc_u8(x.q, pair(p.kernel_size), pair(p.stride), pair(p.padding),
+                                     bool(p.ceil_mode))
+        return QTensor(q, x.scale, x.zero_point)
+
+    def extra_repr(self):
+        return self.pool.extra_repr() + ", uint8 NHWC"
+
+
+class QuantizedFlatten(Module):
+    """A Flatten between int8 layers: an NHWC uint8 image becomes rows in (h, w, c) order
+    (no copy; the next QuantizedLinear packs its weights in that order); float32 passes to the
+    float flatten."""
+
+    def __init__(self, flatten: Flatten):
+        super().__init__()
+        object.__setattr__(self, "flatten", flatten)  # (not a child: this is one layer)
+
+    def extra_repr(self):
+        return self.flatten.extra_repr() + ", uint8 rows in (h, w, c) order"
+
+    def forward(self, x):
+        if not isinstance(x, QTensor):
+            return self.flatten(x)
+        if x.q.ndim != 4 or (self.flatten.start_dim, self.flatten.end_dim) != (1, -1):
+            return self.flatten(Tensor(x.dequantize()))
+        n, h, w, c = x.q.shape
+        return QTensor(x.q.reshape(n, h * w * c), x.scale, x.zero_point, (c, h, w))
+
+
+_PASS = (Identity, Dropout, MaxPool2d, Flatten)
+
+
+def _leaves(seq: Sequential):
+    """(parent, name, module) of a Sequential's modules in the order they run, nested
+    Sequentials expanded."""
+    for name, m in seq._modules.items():
+        if type(m) is Sequential:
+            yield from _leaves(m)
+        else:
+            yield seq, name, m
+
+
+def _chain(fused: Module):
+    """Mark every int8 layer whose output goes, through modules that only move or pick values
+    (Identity, Dropout, MaxPool2d, Flatten), straight into another int8 layer of the same run
+    of Sequentials, to give uint8; those modules become their uint8-aware forms. Returns
+    [(producer, consumer)]."""
+    tops = [fused] if type(fused) is Sequential else []
+    for m in fused.modules():
+        for child in m._modules.values():
+            if type(child) is Sequential and type(m) is not Sequential:
+                tops.append(child)
+    pairs = []
+    for top in tops:
+        run = list(_leaves(top))
+        for i, (_, _, m) in enumerate(run):
+            if not isinstance(m, _QuantizedLayer):
+                continue
+            j = i + 1
+            while j < len(run) and type(run[j][2]) in _PASS and not run[j][2]._forward_hooks:
+                j += 1
+            if j == len(run) or not isinstance(run[j][2], _QuantizedLayer):
+                continue
+            if isinstance(m, QuantizedLinear) and isinstance(run[j][2], QuantizedConv2d):
+                continue
+            m._emit_u8()
+            pairs.append((m, run[j][2]))
+            for parent, name, between in run[i + 1:j]:
+                if type(between) is MaxPool2d:
+                    parent._modules[name] = QuantizedMaxPool2d(between)
+                elif type(between) is Flatten:
+                    parent._modules[name] = QuantizedFlatten(between)
+                elif type(between) is Dropout:
+                    parent._modules[name] = Identity()  # (eval: the identity)
+    return pairs
+
+
 def _convert(fused: Module, per_channel: bool):
     """Replace, in place, every Conv2d / Linear of an already fused model by its quantized
     form (weights quantized, input range still to set); a ReLU right after a Linear moves into
-    its epilogue. Returns [(name, quantized layer)]."""
+    its epilogue; int8 layers feeding int8 layers give uint8 (_chain). Returns ([(name,
+    quantized layer)], [(producer, consumer)])."""
     layers = [(name, m) for name, m in fused.named_modules() if type(m) in (Conv2d, Linear)]
     parents = dict(fused.named_modules())
     out = []
@@ -270,7 +448,7 @@ def _convert(fused: Module, per_channel: bool):
             if j < len(mods) and type(mods[j][1]) is ReLU and not mods[j][1]._forward_hooks:
                 a.relu = True
                 m._modules[mods[j][0]] = Identity()
-    return out
+    return out, _chain(fused)
 
 
 def rebuild(model: Module, settings: dict) -> Module:
@@ -280,6 +458,7 @@ def rebuild(model: Module, settings: dict) -> Module:
     fused = fuse(model)
     _convert(fused, bool(settings.get("per_channel", True)))
     fused.quantized = dict(settings)
+    fused.eval()
     return fused
 
 
@@ -341,12 +520,16 @@ def quantize(model: Module, calibration, per_channel: bool = True, method: str =
             del m.forward  # the class's forward again
     if seen == 0:
         raise ValueError("quantize: the calibration data gave no batch")
-    for name, q in _convert(fused, per_channel):
+    layers, pairs = _convert(fused, per_channel)
+    for name, q in layers:
         obs = observers[name]
         if obs.count == 0:
             raise ValueError(f"quantize: layer {name!r} saw no calibration input (is it used "
                              f"in forward?)")
         q._set_input(*obs.range())
+    for producer, consumer in pairs:  # uint8 straight onto the consumer's input grid
+        producer.output_scale.data[...] = consumer.input_scale.data
+        producer.output_zero_point.data[...] = consumer.input_zero_point.data
     fused.quantized = {"per_channel": bool(per_channel), "method": method,
                        "percentile": float(percentile)}
     fused.eval()

@@ -122,6 +122,10 @@ class Summary:
     __repr__ = __str__
 
 
+def _shaped(x) -> bool:
+    return isinstance(x, Tensor) or type(x).__name__ == "QTensor"
+
+
 def summary(model, input_shape) -> Summary:
     """Run ``model`` once on zeros of shape ``[1, *input_shape]`` (under no_grad, in eval mode,
     restoring the modes afterwards) and tabulate every leaf layer it called: output volume,
@@ -136,8 +140,9 @@ def summary(model, input_shape) -> Summary:
     rows, handles = [], []
 
     def hook(module, inputs, output):
-        in_shape = tuple(inputs[0].shape) if inputs and isinstance(inputs[0], Tensor) else ()
-        out_shape = tuple(output.shape) if isinstance(output, Tensor) else ()
+        # (shape: a Tensor's, or a quantized model's uint8 QTensor's float shape)
+        in_shape = tuple(inputs[0].shape) if inputs and _shaped(inputs[0]) else ()
+        out_shape = tuple(output.shape) if _shaped(output) else ()
         params = sum(p.numel() for p in module.parameters(recurse=False))
         mult_adds = layer_mult_adds(module, in_shape, out_shape)
         precision = "fp32" if params else ""

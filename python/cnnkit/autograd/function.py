@@ -34,6 +34,12 @@ def register_tensor_type(cls) -> None:
     _tensor_type = cls
 
 
+def recording() -> bool:
+    """True inside a :func:`record_applications` block on this thread (a trace, e.g. the ONNX
+    export's, wants every op as a Function application)."""
+    return getattr(_local, "records", None) is not None
+
+
 def untracked() -> bool:
     """True when an op's result needs no graph link and no record: gradients are off
     (``no_grad``) and no :func:`record_applications` block is open on this thread, so a layer
