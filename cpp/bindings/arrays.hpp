@@ -10,10 +10,12 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 #include "cnnkit/common.hpp"
+#include "cnnkit/pool.hpp"
 
 namespace cnnkit::bind {
 
@@ -298,6 +300,31 @@ T* mut(const py::array& a) {
 template <typename T>
 const T* cptr(const py::array& a) {
   return static_cast<const T*>(a.data());
+}
+
+// A max pooling fused into a convolution, ((kh, kw), (sh, sw), (ph, pw), ceil_mode), over the
+// output's planes x H x W, validated (ValueError naming `op`; TypeError for another form).
+inline Pool2dParams fused_pool_arg(const py::object& pool_obj, const char* op, index_t planes,
+                                   index_t H, index_t W) {
+  using Pair = std::pair<index_t, index_t>;
+  std::tuple<Pair, Pair, Pair, bool> w4;
+  try {
+    w4 = pool_obj.cast<std::tuple<Pair, Pair, Pair, bool>>();
+  } catch (const py::cast_error&) {
+    throw py::type_error(std::string(op) +
+                         ": pool must be ((kh, kw), (sh, sw), (ph, pw), ceil_mode), got " +
+                         py::str(pool_obj).cast<std::string>());
+  }
+  Pool2dParams q;
+  q.planes = planes;
+  q.H = H;
+  q.W = W;
+  std::tie(q.kh, q.kw) = std::get<0>(w4);
+  std::tie(q.sh, q.sw) = std::get<1>(w4);
+  std::tie(q.ph, q.pw) = std::get<2>(w4);
+  q.ceil_mode = std::get<3>(w4);
+  validate(q, (std::string(op) + " max_pool").c_str());
+  return q;
 }
 
 }  // namespace cnnkit::bind

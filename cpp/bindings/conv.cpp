@@ -54,24 +54,7 @@ Conv2dParams params_from(const char* op, const py::array& x, const py::array& w,
 // A fused max pooling ((kh, kw), (sh, sw), (ph, pw), ceil_mode) of the K output planes of one
 // image of p, validated.
 Pool2dParams pool_of(const py::object& pool_obj, const char* op, const Conv2dParams& p) {
-  std::tuple<Pair, Pair, Pair, bool> w4;
-  try {
-    w4 = pool_obj.cast<std::tuple<Pair, Pair, Pair, bool>>();
-  } catch (const py::cast_error&) {
-    throw py::type_error(std::string(op) +
-                         ": pool must be ((kh, kw), (sh, sw), (ph, pw), ceil_mode), got " +
-                         py::str(pool_obj).cast<std::string>());
-  }
-  Pool2dParams q;
-  q.planes = p.K;
-  q.H = p.Ho;
-  q.W = p.Wo;
-  std::tie(q.kh, q.kw) = std::get<0>(w4);
-  std::tie(q.sh, q.sw) = std::get<1>(w4);
-  std::tie(q.ph, q.pw) = std::get<2>(w4);
-  q.ceil_mode = std::get<3>(w4);
-  validate(q, (std::string(op) + " max_pool").c_str());
-  return q;
+  return fused_pool_arg(pool_obj, op, p.K, p.Ho, p.Wo);
 }
 
 py::array_t<float> conv2d_forward_py(const py::object& x_obj, const py::object& w_obj,

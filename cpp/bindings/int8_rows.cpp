@@ -49,6 +49,19 @@ const float* vector_arg(const py::object& obj, index_t n, const char* op, const 
   return static_cast<const float*>(keep->data());
 }
 
+I8RowsScales scales_of(float x_scale, int x_zp, const float* w_scale, const float* bias,
+                       const std::optional<float>& y_scale, int y_zp, bool relu) {
+  I8RowsScales s;
+  s.x_scale = x_scale;
+  s.x_zp = x_zp;
+  s.w_scale = w_scale;
+  s.bias = bias;
+  s.y_scale = y_scale ? *y_scale : 0.0f;
+  s.y_zp = y_zp;
+  s.relu = relu;
+  return s;
+}
+
 // The packed array's engine bytes, checked against what this call expects.
 const std::int8_t* packed_arg(const py::object& obj, std::size_t bytes, index_t groups,
                               index_t dil_w, bool direct, const char* op, py::array* keep) {
@@ -126,46 +139,30 @@ py::object conv2d_int8_rows_py(const py::object& x_obj, const py::object& wq_obj
   const float* w_scale = vector_arg(w_scale_obj, p.K, op, "weight_scale", &keep_scale);
   if (!w_scale) throw py::type_error(std::string(op) + ": weight_scale must be an array");
   const float* bias = vector_arg(b_obj, p.K, op, "bias", &keep_bias);
-  const std::int8_t* packed = packed_arg(packed_obj, conv2d_int8_rows_packed_bytes(p), groups,
-                                         p.dil_w, conv2d_int8_rows_direct(p), op, &keep_packed);
+  const Int8RowsLayout layout = conv2d_int8_rows_layout(p);
+  const std::int8_t* packed =
+      packed_arg(packed_obj, layout.bytes, groups, p.dil_w, layout.direct, op, &keep_packed);
   Pool2dParams q;
   const bool pooled = !pool_obj.is_none();
   index_t Hq = p.Ho, Wq = p.Wo;
   if (pooled) {
-    std::tuple<Pair, Pair, Pair, bool> w4;
-    try {
-      w4 = pool_obj.cast<std::tuple<Pair, Pair, Pair, bool>>();
-    } catch (const py::cast_error&) {
-      throw py::type_error(std::string(op) +
-                           ": pool must be ((kh, kw), (sh, sw), (ph, pw), ceil_mode), got " +
-                           py::str(pool_obj).cast<std::string>());
-    }
-    q.planes = p.K;
-    q.H = p.Ho;
-    q.W = p.Wo;
-    std::tie(q.kh, q.kw) = std::get<0>(w4);
-    std::tie(q.sh, q.sw) = std::get<1>(w4);
-    std::tie(q.ph, q.pw) = std::get<2>(w4);
-    q.ceil_mode = std::get<3>(w4);
-    validate(q, "conv2d_int8_rows max_pool");
+    q = fused_pool_arg(pool_obj, op, p.K, p.Ho, p.Wo);
     Hq = pool_out_h(q);
     Wq = pool_out_w(q);
   }
-  const std::vector<std::int32_t> sums = conv2d_int8_rows_col_sums(p, packed);
-  const I8RowsQuant quant(p.K, sums.data(), x_scale, x_zp, w_scale, bias, y_scale ? *y_scale : 0.0f,
-                          y_zp, relu);
+  const I8RowsScales scales = scales_of(x_scale, x_zp, w_scale, bias, y_scale, y_zp, relu);
   const auto* xp = static_cast<const std::uint8_t*>(x.data());
   if (y_scale) {
     auto y = output_array<std::uint8_t>(op, {p.N, Hq, Wq, p.K});
     std::uint8_t* yp = y.mutable_data();
     py::gil_scoped_release release;
-    conv2d_forward_int8_rows(p, xp, x_zp, packed, quant, yp, nullptr, pooled ? &q : nullptr);
+    conv2d_forward_int8_rows(p, xp, packed, scales, yp, nullptr, pooled ? &q : nullptr);
     return std::move(y);
   }
   auto y = output_array<float>(op, {p.N, p.K, Hq, Wq});
   float* yp = y.mutable_data();
   py::gil_scoped_release release;
-  conv2d_forward_int8_rows(p, xp, x_zp, packed, quant, nullptr, yp, pooled ? &q : nullptr);
+  conv2d_forward_int8_rows(p, xp, packed, scales, nullptr, yp, pooled ? &q : nullptr);
   return std::move(y);
 }
 
@@ -198,8 +195,6 @@ std::vector<std::int32_t> linear_kmap(index_t K, index_t kp, const py::object& c
   return kmap;
 }
 
-index_t linear_kp(index_t K) { return std::max<index_t>(64, (K + 63) / 64 * 64); }
-
 py::object linear_int8_rows_py(const py::object& x_obj, const py::object& wq_obj,
                                const py::object& packed_obj, const py::object& w_scale_obj,
                                const py::object& b_obj, bool relu, float x_scale, int x_zp,
@@ -223,24 +218,23 @@ py::object linear_int8_rows_py(const py::object& x_obj, const py::object& wq_obj
   const float* w_scale = vector_arg(w_scale_obj, N, op, "weight_scale", &keep_scale);
   if (!w_scale) throw py::type_error(std::string(op) + ": weight_scale must be an array");
   const float* bias = vector_arg(b_obj, N, op, "bias", &keep_bias);
-  const index_t kp = linear_kp(K);
+  const index_t kp = linear_int8_rows_depth(K);
   const std::int8_t* packed =
       packed_arg(packed_obj, i8_rows_packed_bytes(N, kp), 1, 1, true, op, &keep_packed);
-  const I8RowsQuant quant(N, i8_rows_col_sums(packed, N, kp), x_scale, x_zp, w_scale, bias,
-                          y_scale ? *y_scale : 0.0f, y_zp, relu);
+  const I8RowsScales scales = scales_of(x_scale, x_zp, w_scale, bias, y_scale, y_zp, relu);
   const auto* xp = static_cast<const std::uint8_t*>(x.data());
   const int threads = get_num_threads();
   if (y_scale) {
     auto y = output_array<std::uint8_t>(op, {M, N});
     std::uint8_t* yp = y.mutable_data();
     py::gil_scoped_release release;
-    linear_int8_rows(M, N, K, xp, packed, quant, yp, nullptr, threads);
+    linear_int8_rows(M, N, K, xp, packed, scales, yp, nullptr, threads);
     return std::move(y);
   }
   auto y = output_array<float>(op, {M, N});
   float* yp = y.mutable_data();
   py::gil_scoped_release release;
-  linear_int8_rows(M, N, K, xp, packed, quant, nullptr, yp, threads);
+  linear_int8_rows(M, N, K, xp, packed, scales, nullptr, yp, threads);
   return std::move(y);
 }
 
@@ -260,9 +254,9 @@ void bind_int8_rows(py::module_& m) {
         const char* op = "conv2d_int8_rows_pack";
         py::array wq = typed_c<std::int8_t>(wq_obj, op, "weight", "int8", 4);
         const Conv2dParams p = weight_params(wq, groups, dilation, op);
-        const std::size_t bytes = conv2d_int8_rows_packed_bytes(p);
+        const Int8RowsLayout layout = conv2d_int8_rows_layout(p);
         std::int8_t* dst;
-        auto out = packed_array(bytes, groups, p.dil_w, conv2d_int8_rows_direct(p), &dst);
+        auto out = packed_array(layout.bytes, groups, p.dil_w, layout.direct, &dst);
         const auto* src = static_cast<const std::int8_t*>(wq.data());
         py::gil_scoped_release release;
         conv2d_int8_rows_pack(p, src, dst);
@@ -280,7 +274,7 @@ void bind_int8_rows(py::module_& m) {
         py::array wq = typed_c<std::int8_t>(wq_obj, op, "weight", "int8", 2);
         const index_t N = wq.shape(0), K = wq.shape(1);
         if (K > 65536) throw_invalid(op, ": in_features must be <= 65536, got ", K);
-        const index_t kp = linear_kp(K);
+        const index_t kp = linear_int8_rows_depth(K);
         const std::vector<std::int32_t> kmap = linear_kmap(K, kp, chw, op);
         std::int8_t* dst;
         auto out = packed_array(i8_rows_packed_bytes(N, kp), 1, 1, true, &dst);

@@ -107,20 +107,19 @@ void conv2d_forward_int8(const Conv2dParams& p, const float* src, const Conv2dIn
                          float x_inv_scale, int x_zero_point, const float* bias, float* dst,
                          bool relu, const Pool2dParams* pool = nullptr);
 
-// int8 on the row engine (conv/conv2d_int8_rows.cpp): src uint8 NHWC [N, H, W, C] (zero
-// point x_zp), weights wq [K, C / groups, Fh, Fw] packed by conv2d_int8_rows_pack, output
-// uint8 NHWC [N, Ho, Wo, K] (yq; q.to_u8) or fp32 NCHW [N, K, Ho, Wo] (yf), through q's
-// epilogue (built from conv2d_int8_rows_col_sums). pool (may be null): a max pooling of each
-// image's output (planes = K), the output then pooled ([N, Hq, Wq, K] or [N, K, Hq, Wq]).
-std::size_t conv2d_int8_rows_packed_bytes(const Conv2dParams& p);
-// Whether p's patches are read in place (else gathered): the packed layout depends on it (and,
-// through it, on the ISA: AMX reads in place more often).
-bool conv2d_int8_rows_direct(const Conv2dParams& p);
+// int8 on the row engine (conv/conv2d_int8_rows.cpp): src uint8 NHWC [N, H, W, C] (on the
+// grid s.x_scale, s.x_zp), weights wq [K, C / groups, Fh, Fw] packed by conv2d_int8_rows_pack,
+// output uint8 NHWC [N, Ho, Wo, K] (yq, s.y_scale > 0) or fp32 NCHW [N, K, Ho, Wo] (yf). pool
+// (may be null): a max pooling of each image's output (planes = K), the output then pooled
+// ([N, Hq, Wq, K] or [N, K, Hq, Wq]).
+struct Int8RowsLayout {
+  std::size_t bytes = 0;  // conv2d_int8_rows_pack's output
+  bool direct = false;    // the patches read in place (else gathered): the packed layout
+};  // depends on it, and through it on the ISA (AMX reads in place more)
+Int8RowsLayout conv2d_int8_rows_layout(const Conv2dParams& p);
 void conv2d_int8_rows_pack(const Conv2dParams& p, const std::int8_t* wq, std::int8_t* packed);
-std::vector<std::int32_t> conv2d_int8_rows_col_sums(const Conv2dParams& p,
-                                                    const std::int8_t* packed);
-void conv2d_forward_int8_rows(const Conv2dParams& p, const std::uint8_t* src, int x_zp,
-                              const std::int8_t* packed, const I8RowsQuant& q, std::uint8_t* yq,
+void conv2d_forward_int8_rows(const Conv2dParams& p, const std::uint8_t* src,
+                              const std::int8_t* packed, const I8RowsScales& s, std::uint8_t* yq,
                               float* yf, const Pool2dParams* pool = nullptr);
 
 // Inference: dst[N, K, Hq, Wq] = max_pool(conv2d_forward's output), the max pooling `pool`

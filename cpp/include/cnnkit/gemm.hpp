@@ -251,6 +251,8 @@ std::size_t i8_rows_packed_bytes(index_t N, index_t kp);
 void i8_rows_pack(const std::int8_t* w, index_t ldw, index_t N, const std::int32_t* kmap,
                   index_t kp, std::int8_t* packed);
 const std::int32_t* i8_rows_col_sums(const std::int8_t* packed, index_t N, index_t kp);
+// The packed depth of a fully connected layer of K inputs (K rounded up to 64).
+index_t linear_int8_rows_depth(index_t K);
 // The epilogue's per-channel constants as a block reads them (channel 0 of the block first).
 struct I8RowsEpi {
   const std::int32_t* comp = nullptr;
@@ -258,14 +260,25 @@ struct I8RowsEpi {
   int y_zp = 0;
   bool relu = false, to_u8 = false;
 };
-// The epilogue's per-channel constants for one call. y_scale <= 0: fp32 output.
+// One call's quantization: the input's grid, the weights' per-channel scales, the bias and
+// the output's grid (y_scale > 0: uint8 out; else fp32), as the layer holds them.
+struct I8RowsScales {
+  float x_scale = 1.0f;
+  int x_zp = 0;
+  const float* w_scale = nullptr;  // [N]
+  const float* bias = nullptr;     // [N] or null
+  float y_scale = 0.0f;
+  int y_zp = 0;
+  bool relu = false;
+};
+// The epilogue's per-channel constants for one call, from the scales and the packed weights'
+// column sums.
 struct I8RowsQuant {
   std::vector<std::int32_t> comp;
   std::vector<float> mult, add;
   int y_zp = 0;
   bool relu = false, to_u8 = false;
-  I8RowsQuant(index_t N, const std::int32_t* col_sums, float x_scale, int x_zp,
-              const float* w_scale, const float* bias, float y_scale, int y_zp, bool relu);
+  I8RowsQuant(index_t N, const std::int32_t* col_sums, const I8RowsScales& s);
   I8RowsEpi at(index_t j0) const {  // channels j0, j0 + 1, ...
     return {comp.data() + j0, mult.data() + j0, add.data() + j0, y_zp, relu, to_u8};
   }
@@ -287,9 +300,10 @@ void i8_rows_block(int m, index_t N, index_t slices, const std::uint8_t* a, inde
 void i8_rows_begin();  // per thread, around its blocks (AMX: the tile configuration)
 void i8_rows_end();
 // A fully connected layer on the row engine: y[M, N] from x[M, K] uint8 (row-major),
-// weights packed by i8_rows_pack with kmap[p] = p < K ? p : -1; yq (uint8) or yf (fp32).
+// weights packed by i8_rows_pack to depth linear_int8_rows_depth(K) (kmap: the input's
+// feature order); yq (uint8, s.y_scale > 0) or yf (fp32).
 void linear_int8_rows(index_t M, index_t N, index_t K, const std::uint8_t* x,
-                      const std::int8_t* packed, const I8RowsQuant& q, std::uint8_t* yq, float* yf,
+                      const std::int8_t* packed, const I8RowsScales& s, std::uint8_t* yq, float* yf,
                       int threads);
 // dst[n][i][c] = quantize_u8(src[n][c][i]) for i < HW (NCHW fp32 -> NHWC uint8).
 void quantize_nchw_to_nhwc_u8(const float* src, index_t N, index_t C, index_t HW, float inv_scale,

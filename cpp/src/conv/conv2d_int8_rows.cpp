@@ -43,11 +43,12 @@ struct RowsPlan {
   index_t Cg = 0, Hp = 0, Wp = 0;  // the padded image (all C channels)
   index_t kp = 0, slices = 0, lda = 0;
   std::vector<std::int64_t> a_off;  // per slice: from a pixel's origin (direct) or 64 t
-  std::vector<std::int32_t> kmap;   // per packed depth: c Fh Fw + fy Fw + fx, or -1
+  std::vector<std::int32_t> kmap;   // per packed depth: c Fh Fw + fy Fw + fx, or -1 (with_kmap)
   std::size_t image_bytes = 0;      // the padded image and the slack its reads may pass
 };
 
-RowsPlan make_plan(const Conv2dParams& p) {
+// with_kmap: also the packed depths' weight indices (for the packing only).
+RowsPlan make_plan(const Conv2dParams& p, bool with_kmap = false) {
   RowsPlan r;
   const index_t G = p.groups, Cg = p.C / G, taps = p.Fh * p.Fw;
   r.Cg = Cg;
@@ -70,6 +71,7 @@ RowsPlan make_plan(const Conv2dParams& p) {
       const index_t off = (fy * p.dil_h * r.Wp + fx * p.dil_w) * p.C;
       for (index_t u = 0; u < round_up(seg_len, kStep); ++u) {
         if (u % kStep == 0) r.a_off.push_back(off + u);
+        if (!with_kmap) continue;
         std::int32_t k = -1;
         if (u < seg_len) {
           const index_t c = row_segments ? u % p.C : u, x = row_segments ? u / p.C : fx;
@@ -82,7 +84,7 @@ RowsPlan make_plan(const Conv2dParams& p) {
     r.kp = gather_kp;
     r.lda = r.kp;
     for (index_t t = 0; t < r.kp / kStep; ++t) r.a_off.push_back(t * kStep);
-    for (index_t u = 0; u < r.kp; ++u) {  // gathered rows: (fy, fx, c)
+    for (index_t u = 0; with_kmap && u < r.kp; ++u) {  // gathered rows: (fy, fx, c)
       std::int32_t k = -1;
       if (u < taps * Cg) {
         const index_t tap = u / Cg, c = u % Cg;
@@ -145,14 +147,13 @@ void gather_rows(const Conv2dParams& p, const RowsPlan& r, const std::uint8_t* i
 
 }  // namespace
 
-bool conv2d_int8_rows_direct(const Conv2dParams& p) { return make_plan(p).direct; }
-
-std::size_t conv2d_int8_rows_packed_bytes(const Conv2dParams& p) {
-  return std::size_t(p.groups) * i8_rows_packed_bytes(p.K / p.groups, make_plan(p).kp);
+Int8RowsLayout conv2d_int8_rows_layout(const Conv2dParams& p) {
+  const RowsPlan r = make_plan(p);
+  return {std::size_t(p.groups) * i8_rows_packed_bytes(p.K / p.groups, r.kp), r.direct};
 }
 
 void conv2d_int8_rows_pack(const Conv2dParams& p, const std::int8_t* wq, std::int8_t* packed) {
-  const RowsPlan r = make_plan(p);
+  const RowsPlan r = make_plan(p, true);
   const index_t G = p.groups, Kg = p.K / G, per_k = r.Cg * p.Fh * p.Fw;
   const std::size_t per = i8_rows_packed_bytes(Kg, r.kp);
   for (index_t g = 0; g < G; ++g) {
@@ -160,23 +161,10 @@ void conv2d_int8_rows_pack(const Conv2dParams& p, const std::int8_t* wq, std::in
   }
 }
 
-std::vector<std::int32_t> conv2d_int8_rows_col_sums(const Conv2dParams& p,
-                                                    const std::int8_t* packed) {
-  const RowsPlan r = make_plan(p);
-  const index_t G = p.groups, Kg = p.K / G;
-  const std::size_t per = i8_rows_packed_bytes(Kg, r.kp);
-  std::vector<std::int32_t> sums(std::size_t(p.K));
-  for (index_t g = 0; g < G; ++g) {
-    const std::int32_t* s = i8_rows_col_sums(packed + g * per, Kg, r.kp);
-    std::copy(s, s + Kg, sums.begin() + g * Kg);
-  }
-  return sums;
-}
-
-void conv2d_forward_int8_rows(const Conv2dParams& p, const std::uint8_t* src, int x_zp,
-                              const std::int8_t* packed, const I8RowsQuant& q, std::uint8_t* yq,
+void conv2d_forward_int8_rows(const Conv2dParams& p, const std::uint8_t* src,
+                              const std::int8_t* packed, const I8RowsScales& s, std::uint8_t* yq,
                               float* yf, const Pool2dParams* pool) {
-  if ((yq == nullptr) == (yf == nullptr) || (yq != nullptr) != q.to_u8) {
+  if ((yq == nullptr) == (yf == nullptr) || (yq != nullptr) != (s.y_scale > 0.0f)) {
     throw_invalid("conv2d_forward_int8_rows: one output, uint8 (requantized) or fp32");
   }
   if (p.C / p.groups * p.Fh * p.Fw > kI8MaxK) {
@@ -185,6 +173,13 @@ void conv2d_forward_int8_rows(const Conv2dParams& p, const std::uint8_t* src, in
   const RowsPlan r = make_plan(p);
   const index_t G = p.groups, Kg = p.K / G, HWo = p.Ho * p.Wo, mr = i8_rows_mr();
   const std::size_t per = i8_rows_packed_bytes(Kg, r.kp);
+  // the epilogue's constants, from every group's column sums
+  std::vector<std::int32_t> sums(std::size_t(p.K));
+  for (index_t g = 0; g < G; ++g) {
+    const std::int32_t* from = i8_rows_col_sums(packed + g * per, Kg, r.kp);
+    std::copy(from, from + Kg, sums.begin() + g * Kg);
+  }
+  const I8RowsQuant q(p.K, sums.data(), s);
   const index_t in_image = p.H * p.W * p.C;
   const index_t pooled = pool ? pool_out_h(*pool) * pool_out_w(*pool) : 0;
   const index_t out_image = pool ? pooled * p.K : HWo * p.K;
@@ -194,7 +189,7 @@ void conv2d_forward_int8_rows(const Conv2dParams& p, const std::uint8_t* src, in
   const index_t row_pieces = ceil_div(p.Wo, mr);
   const index_t blocks = r.direct ? p.Ho * row_pieces : ceil_div(HWo, mr);
   const index_t lds = ceil_div(Kg, kI8Nr) * kI8Nr;
-  // one block of image n (its padded copy img) into y (the image's unpooled output)
+  // one block of an image (its padded copy img) into the image's unpooled output oq / of
   auto block = [&](const std::uint8_t* img, index_t b, std::uint8_t* oq, float* of) {
     float* ws = thread_workspace(5, std::size_t(32) * lds + std::size_t(8) * r.kp + 80);
     std::int32_t* strip = reinterpret_cast<std::int32_t*>(align_to_line(ws));
@@ -231,55 +226,39 @@ void conv2d_forward_int8_rows(const Conv2dParams& p, const std::uint8_t* src, in
                     strip);
     }
   };
-  // the image's unpooled output: in place, or in the thread's buffer (slot 3) for the pooling
-  auto outputs = [&](index_t n, std::uint8_t** oq, float** of) {
-    *oq = nullptr;
-    *of = nullptr;
-    if (!pool) {
-      if (yq) *oq = yq + n * out_image;
-      if (yf) *of = yf + n * out_image;
-      return;
-    }
-    float* ws = thread_workspace(3, std::size_t(HWo * p.K) * (yq ? 1 : 4) / 4 + 16);
-    if (yq) *oq = reinterpret_cast<std::uint8_t*>(ws);
-    if (yf) *of = ws;
-  };
-  auto finish = [&](index_t n, const std::uint8_t* oq, const float* of) {
-    if (!pool) return;
-    if (yq) {
-      max_pool2d_nhwc_u8(*pool, 1, oq, yq + n * out_image);
-    } else {
-      max_pool2d_forward(*pool, of, yf + n * out_image, nullptr);
-    }
-  };
-  if (p.N >= threads && threads > 1) {
-    parallel_for(threads, p.N, [&](index_t n) {
-      std::uint8_t* img =
-          reinterpret_cast<std::uint8_t*>(thread_workspace(4, r.image_bytes / 4 + 16));
-      pad_image(p, r, src + n * in_image, x_zp, img);
-      std::uint8_t* oq;
-      float* of;
-      outputs(n, &oq, &of);
-      i8_rows_begin();
-      for (index_t b = 0; b < blocks; ++b) block(img, b, oq, of);
-      i8_rows_end();
-      finish(n, oq, of);
-    });
-    return;
-  }
-  for (index_t n = 0; n < p.N; ++n) {
+  // Image n: its padded copy (the calling thread's slot 4), its blocks on this thread or
+  // shared by all, into its output in place or, for the pooling, into the calling thread's
+  // slot 3 and pooled from there while in cache.
+  auto image = [&](index_t n, bool share) {
     std::uint8_t* img =
         reinterpret_cast<std::uint8_t*>(thread_workspace(4, r.image_bytes / 4 + 16));
-    pad_image(p, r, src + n * in_image, x_zp, img);
-    std::uint8_t* oq;
-    float* of;
-    outputs(n, &oq, &of);
-    parallel_ranges(blocks, 1, [&](index_t begin, index_t end) {
+    pad_image(p, r, src + n * in_image, s.x_zp, img);
+    std::uint8_t* oq = yq ? yq + n * out_image : nullptr;
+    float* of = yf ? yf + n * out_image : nullptr;
+    if (pool) {
+      float* ws = thread_workspace(3, std::size_t(HWo * p.K) * (yq ? 1 : 4) / 4 + 16);
+      oq = yq ? reinterpret_cast<std::uint8_t*>(ws) : nullptr;
+      of = yf ? ws : nullptr;
+    }
+    auto span = [&](index_t begin, index_t end) {
       i8_rows_begin();
       for (index_t b = begin; b < end; ++b) block(img, b, oq, of);
       i8_rows_end();
-    });
-    finish(n, oq, of);
+    };
+    if (share) {
+      parallel_ranges(blocks, 1, span);
+    } else {
+      span(0, blocks);
+    }
+    if (pool && yq) max_pool2d_nhwc_u8(*pool, 1, oq, yq + n * out_image);
+    if (pool && yf) max_pool2d_forward(*pool, of, yf + n * out_image, nullptr);
+  };
+  // At least as many images as threads: one image per thread at a time; else the threads
+  // share each image's blocks.
+  if (p.N >= threads && threads > 1) {
+    parallel_for(threads, p.N, [&](index_t n) { image(n, false); });
+  } else {
+    for (index_t n = 0; n < p.N; ++n) image(n, true);
   }
 }
 

@@ -55,21 +55,23 @@ void i8_rows_pack(const std::int8_t* w, index_t ldw, index_t N, const std::int32
   }
 }
 
-I8RowsQuant::I8RowsQuant(index_t N, const std::int32_t* col_sums, float x_scale, int x_zp,
-                         const float* w_scale, const float* bias, float y_scale, int y_zp_,
-                         bool relu_)
+I8RowsQuant::I8RowsQuant(index_t N, const std::int32_t* col_sums, const I8RowsScales& s)
     : comp(std::size_t(N)),
       mult(std::size_t(N)),
       add(std::size_t(N)),
-      y_zp(y_zp_),
-      relu(relu_),
-      to_u8(y_scale > 0.0f) {
-  const double out = to_u8 ? double(y_scale) : 1.0;
+      y_zp(s.y_zp),
+      relu(s.relu),
+      to_u8(s.y_scale > 0.0f) {
+  const double out = to_u8 ? double(s.y_scale) : 1.0;
   for (index_t j = 0; j < N; ++j) {
-    comp[j] = -x_zp * col_sums[j];  // |x_zp * colsum| <= 255 * 127 * 65536 < 2^31
-    mult[j] = float(double(x_scale) * double(w_scale[j]) / out);
-    add[j] = float((bias ? double(bias[j]) / out : 0.0) + (to_u8 ? y_zp : 0));
+    comp[j] = -s.x_zp * col_sums[j];  // |x_zp * colsum| <= 255 * 127 * 65536 < 2^31
+    mult[j] = float(double(s.x_scale) * double(s.w_scale[j]) / out);
+    add[j] = float((s.bias ? double(s.bias[j]) / out : 0.0) + (to_u8 ? s.y_zp : 0));
   }
+}
+
+index_t linear_int8_rows_depth(index_t K) {
+  return std::max<index_t>(kI8KStep, ceil_div(K, kI8KStep) * kI8KStep);
 }
 
 int i8_rows_mr() { return kernels().gemm.i8r_mr; }
@@ -100,11 +102,12 @@ void i8_rows_block(int m, index_t N, index_t slices, const std::uint8_t* a, inde
 }
 
 void linear_int8_rows(index_t M, index_t N, index_t K, const std::uint8_t* x,
-                      const std::int8_t* packed, const I8RowsQuant& q, std::uint8_t* yq, float* yf,
+                      const std::int8_t* packed, const I8RowsScales& s, std::uint8_t* yq, float* yf,
                       int threads) {
   if (M <= 0 || N <= 0) return;
   if (K > kI8MaxK) throw_invalid("linear_int8_rows: K ", K, " > ", kI8MaxK);
-  const index_t kp = std::max<index_t>(kI8KStep, ceil_div(K, kI8KStep) * kI8KStep);
+  const index_t kp = linear_int8_rows_depth(K);
+  const I8RowsQuant q(N, i8_rows_col_sums(packed, N, kp), s);
   const index_t slices = kp / kI8KStep, mr = i8_rows_mr(), lds = ceil_div(N, kI8Nr) * kI8Nr;
   std::vector<std::int64_t> a_off(static_cast<std::size_t>(slices));
   for (index_t t = 0; t < slices; ++t) a_off[t] = t * kI8KStep;
