@@ -26,7 +26,7 @@ TESTS=${AARCH64_TESTS:-"tests/test_pool.py tests/test_activation.py tests/test_c
 tests/test_norm.py tests/test_group_layer_norm.py tests/test_gemm.py tests/test_linear.py \
 tests/test_loss.py tests/test_dropout.py tests/test_winograd.py tests/test_conv_algorithms.py \
 tests/test_augment_core.py tests/test_tensor.py tests/test_autograd.py tests/test_int8_gemm.py \
-tests/test_int8_epilogue.py tests/test_int8_conv.py"}
+tests/test_int8_rows.py"}
 SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo "sudo")
 t0=$(date +%s)
 # Exit status 3: this machine cannot emulate aarch64 (no root, no binfmt_misc): nothing was

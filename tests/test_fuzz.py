@@ -1273,18 +1273,8 @@ CORE_CALLS = {
                                    size=(5, 4)),
     "color_jitter": lambda r: dict(x=_f(r, 2, 3, 4, 5), factors=r.uniform(0.5, 1.5, (2, 3)),
                                    order=np.array([[2, 0, 1], [-1, 1, 0]])),
-    # int8 (issue 19)
-    "gemm_s8u8": lambda r: dict(a=_i8(r, 3, 70), b=_f(r, 70, 5), inv_scale=10.0, zero_point=7),
-    "qgemm": lambda r: dict(a=_i8(r, 3, 70), b=_f(r, 5, 70), scale=_f(r, 3), bias=_f(r, 3),
-                            relu=True, inv_scale=10.0, zero_point=7, trans_b=True),
+    # int8 (issue 19): the row engine (uint8 NHWC activations)
     "quantize_u8": lambda r: dict(x=_f(r, 3, 4), inv_scale=3.0, zero_point=128),
-    "int8_pack": lambda r: dict(a=_i8(r, 5, 40)),
-    "conv2d_forward_int8": lambda r: dict(x=_f(r, 2, 4, 5, 5), weight=_i8(r, 6, 2, 3, 3),
-                                          scale=_f(r, 6), bias=_f(r, 6), stride=(1, 2),
-                                          padding=(1, 0), dilation=(1, 1), groups=2, relu=True,
-                                          x_inv_scale=20.0, x_zero_point=100),
-    "conv2d_int8_pack": lambda r: dict(weight=_i8(r, 6, 2, 3, 3), groups=2),
-    # the int8 row engine (uint8 NHWC activations)
     "conv2d_int8_rows": lambda r: _conv_rows_args(r),
     "conv2d_int8_rows_pack": lambda r: dict(weight=_i8(r, 6, 2, 3, 3), groups=2,
                                             dilation=(1, 2)),
@@ -1327,6 +1317,9 @@ CORE_CALLS["conv2d_forward@pool"] = lambda r: dict(
     x=_f(r, 3, 32, 9, 9), weight=_f(r, 24, 32, 3, 3), bias=_f(r, 24), stride=(1, 1),
     padding=(1, 1), dilation=(1, 1), groups=1, relu=True, precision="bf16",
     pool=((2, 2), (2, 2), (0, 0), False))
+# the int8 convolution with a fused max pooling, float32 out
+CORE_CALLS["conv2d_int8_rows@pool"] = lambda r: dict(
+    _conv_rows_args(r), y_scale=None, pool=((2, 2), (1, 1), (0, 0), True))
 CORE_CALLS["conv2d_forward@pool_fp32"] = lambda r: dict(
     x=_f(r, 2, 4, 7, 7), weight=_f(r, 6, 4, 3, 3), bias=_f(r, 6), stride=(1, 1), padding=(1, 1),
     dilation=(1, 1), groups=1, pool=((3, 3), (2, 2), (1, 1), True))
@@ -1337,8 +1330,6 @@ CORE_CALLS["conv2d_forward@s2d"] = lambda r: dict(
 CORE_CALLS["conv2d_forward@cache"] = lambda r: dict(
     x=_f(r, 1, 20, 9, 9), weight=_f(r, 24, 20, 3, 3), bias=_f(r, 24), stride=(1, 1),
     padding=(1, 1), dilation=(1, 1), groups=1, relu=True, cache=_core.ConvWeightCache())
-CORE_CALLS["conv2d_forward_int8@pool"] = lambda r: dict(
-    CORE_CALLS["conv2d_forward_int8"](r), pool=((2, 2), (1, 1), (0, 0), True))
 CORE_CALLS["max_pool2d_forward@no_indices"] = lambda r: dict(
     CORE_CALLS["max_pool2d_forward"](r), indices=False)
 

@@ -1,6 +1,7 @@
-"""The int8 GEMM (issue 19): int8 A x uint8 B -> exact int32 sums, on every ISA path, bit for
-bit against numpy's int64 product; the activations' quantization rule against a float64 model
-of it."""
+"""The int8 row engine's GEMM (issue 19): uint8 activation rows x int8 weights -> exact int32
+sums, on every ISA path, bit for bit against numpy's int64 product (through linear_int8_rows
+with unit scales, whose float32 output is float32(sum) itself); the activations' quantization
+rule against a float64 model of it."""
 
 import numpy as np
 import pytest
@@ -8,22 +9,27 @@ import pytest
 import cnnkit
 from cnnkit import _core
 
-# Around every int8 micro-tile (ref 8 x 32, avx512_vnni 14 x 32, amx 32 x 32), the 64-deep K
-# step and the engine's K blocks (1024 and less).
+# Around every row block (ref 8, avx512_vnni 14, amx 16 / 32 rows), the 32-column weight
+# panels and the 64-deep slices.
 M_EDGES = [1, 2, 7, 8, 9, 13, 14, 15, 16, 17, 28, 31, 32, 33, 47, 64, 65]
 N_EDGES = [1, 3, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100]
 K_EDGES = [1, 2, 3, 4, 5, 63, 64, 65, 127, 128, 255, 256, 257, 511, 513, 1023, 1024, 1025, 2049]
 
 
-def operands(rng, m, n, k, extreme=False):
-    if extreme:  # every product at its largest magnitude: -128 * 255, the worst case for overflow
-        return np.full((m, k), -128, np.int8), np.full((k, n), 255, np.uint8)
-    return (rng.integers(-128, 128, (m, k)).astype(np.int8),
-            rng.integers(0, 256, (k, n)).astype(np.uint8))
+def operands(rng, m, n, k):
+    return (rng.integers(0, 256, (m, k)).astype(np.uint8),
+            rng.integers(-128, 128, (n, k)).astype(np.int8))
 
 
-def exact(a, b):
-    return (a.astype(np.int64) @ b.astype(np.int64)).astype(np.int32)
+def sums(x, w, zp=0):
+    """linear_int8_rows's output with unit scales: float32 of the exact sum_p (x - zp) w."""
+    packed = _core.linear_int8_rows_pack(w)
+    return _core.linear_int8_rows(x, w, packed, np.ones(w.shape[0], np.float32),
+                                  x_zero_point=zp)
+
+
+def exact(x, w, zp=0):
+    return ((x.astype(np.int64) - zp) @ w.astype(np.int64).T).astype(np.float32)
 
 
 def test_int8_path_is_reported():
@@ -37,36 +43,45 @@ def test_every_edge_shape_bit_exact(isa, rng):
     for i, m in enumerate(M_EDGES):
         for j, n in enumerate(N_EDGES):
             k = K_EDGES[(i * 5 + j * 3) % len(K_EDGES)]
-            a, b = operands(rng, m, n, k)
-            np.testing.assert_array_equal(_core.gemm_s8u8(a, b), exact(a, b),
+            x, w = operands(rng, m, n, k)
+            zp = int(rng.integers(0, 256))
+            np.testing.assert_array_equal(sums(x, w, zp), exact(x, w, zp),
                                           err_msg=f"{isa}: M={m} N={n} K={k}")
 
 
 def test_every_k_tail_bit_exact(isa, rng):
     for k in K_EDGES:
-        a, b = operands(rng, 17, 33, k)
-        np.testing.assert_array_equal(_core.gemm_s8u8(a, b), exact(a, b), err_msg=f"K={k}")
+        x, w = operands(rng, 17, 33, k)
+        np.testing.assert_array_equal(sums(x, w, 9), exact(x, w, 9), err_msg=f"K={k}")
 
 
-def test_extreme_values_and_longest_k_do_not_overflow(isa, rng):
-    for m, n, k in [(3, 5, 1), (33, 40, 4099), (2, 2, 65536)]:
-        a, b = operands(rng, m, n, k, extreme=True)
-        got = _core.gemm_s8u8(a, b)
-        assert got.dtype == np.int32
-        np.testing.assert_array_equal(got, exact(a, b))
-    a = np.full((4, 64), 127, np.int8)
-    b = np.full((64, 4), 255, np.uint8)
-    np.testing.assert_array_equal(_core.gemm_s8u8(a, b), np.full((4, 4), 127 * 255 * 64))
+def test_extreme_values_and_longest_k_do_not_overflow(isa):
+    """K = 40000 and 65536 with every product at its largest magnitude: the sums reach
+    -255 * 128 * 65536 = -2.14e9 (x = 255 by w = -128), as does the zero-point term 255 *
+    colsum, added in (wrapping) int32 by the SIMD kernels: still the exact values."""
+    for k in (40000, 65536):
+        w = np.full((3, k), -128, np.int8)
+        w[1] = 127
+        x = np.full((4, k), 255, np.uint8)
+        x[1] = 0
+        for zp in (0, 255):
+            got = sums(x, w, zp)
+            np.testing.assert_array_equal(got, exact(x, w, zp), err_msg=f"K={k} zp={zp}")
+    assert sums(np.full((1, 65536), 255, np.uint8), np.full((1, 65536), -128, np.int8))[0, 0] \
+        == -255.0 * 128 * 65536
+    np.testing.assert_array_equal(sums(np.full((4, 64), 255, np.uint8),
+                                       np.full((4, 64), 127, np.int8)),
+                                  np.full((4, 4), 127 * 255 * 64, np.float32))
 
 
 def test_large_and_threaded_results_are_identical(rng):
-    a, b = operands(rng, 130, 1000, 700)
-    want = exact(a, b)
+    x, w = operands(rng, 130, 1000, 700)
+    want = exact(x, w, 3)
     before = cnnkit.get_num_threads()
     try:
         for t in (1, 2, 3, 5):
             cnnkit.set_num_threads(t)
-            np.testing.assert_array_equal(_core.gemm_s8u8(a, b), want, err_msg=f"{t} threads")
+            np.testing.assert_array_equal(sums(x, w, 3), want, err_msg=f"{t} threads")
     finally:
         cnnkit.set_num_threads(before)
 
@@ -96,82 +111,52 @@ def test_quantize_matches_the_model_on_random_values(rng):
                                       quantize_model(x, inv_scale, zp))
 
 
-def test_float_b_is_quantized_while_packing_exactly_as_quantize_u8(isa, rng):
-    for m, n, k in [(1, 1, 1), (14, 33, 65), (33, 100, 300), (5, 17, 1025)]:
-        a = rng.integers(-128, 128, (m, k)).astype(np.int8)
-        x = (rng.standard_normal((k, n)) * 3).astype(np.float32)
-        x.flat[::97] = np.nan
-        x.flat[::89] = 1e9
-        x.flat[5::89] = -1e9
-        for inv_scale, zp in [(17.0, 128), (0.5, 0), (100.0, 255)]:
-            q = _core.quantize_u8(x, inv_scale, zp)
-            np.testing.assert_array_equal(q, quantize_model(x, inv_scale, zp))
-            np.testing.assert_array_equal(_core.gemm_s8u8(a, x, inv_scale, zp), exact(a, q),
-                                          err_msg=f"{isa}: {m}x{n}x{k} inv_scale {inv_scale}")
+def test_empty_batch(isa):
+    w = np.ones((3, 5), np.int8)
+    y = _core.linear_int8_rows(np.zeros((0, 5), np.uint8), w, _core.linear_int8_rows_pack(w),
+                               np.ones(3, np.float32))
+    assert y.shape == (0, 3) and y.dtype == np.float32
 
 
-def test_empty_dimensions(isa):
-    assert _core.gemm_s8u8(np.zeros((0, 5), np.int8), np.zeros((5, 3), np.uint8)).shape == (0, 3)
-    assert _core.gemm_s8u8(np.zeros((2, 5), np.int8), np.zeros((5, 0), np.uint8)).shape == (2, 0)
-    np.testing.assert_array_equal(
-        _core.gemm_s8u8(np.zeros((2, 0), np.int8), np.zeros((0, 3), np.uint8)), np.zeros((2, 3)))
+def test_quantized_linear_approximates_the_float_product(rng):
+    """The point of it all: int8 weights (per row, symmetric) and uint8 activations give the
+    fp32 product to within the quantization steps."""
+    m, n, k = 96, 64, 576
+    w = rng.standard_normal((n, k)).astype(np.float32) * 0.05
+    x = np.abs(rng.standard_normal((m, k)).astype(np.float32))  # post-ReLU activations
+    w_scale = (np.abs(w).max(axis=1) / 127).astype(np.float32)
+    wq = np.clip(np.rint(w / w_scale[:, None]), -127, 127).astype(np.int8)
+    x_scale = float(x.max() / 255)
+    xq = _core.quantize_u8(x, 1 / x_scale, 0)
+    y = _core.linear_int8_rows(xq, wq, _core.linear_int8_rows_pack(wq), w_scale, None, False,
+                               x_scale, 0)
+    want = x.astype(np.float64) @ w.astype(np.float64).T
+    rel = np.abs(y - want).max() / np.abs(want).max()
+    assert rel < 0.02, rel
 
 
 def test_bad_arguments_are_clear_errors():
-    a = np.zeros((2, 3), np.int8)
-    b = np.zeros((3, 4), np.uint8)
-    with pytest.raises(TypeError, match="gemm_s8u8: a must have dtype int8, got uint8"):
-        _core.gemm_s8u8(b, b)
-    with pytest.raises(TypeError, match="gemm_s8u8: b must have dtype uint8, got int8"):
-        _core.gemm_s8u8(a, a.T.copy())
-    with pytest.raises(TypeError, match="b must be a numpy.ndarray of uint8 or float32, got list"):
-        _core.gemm_s8u8(a, [[1]])
-    with pytest.raises(ValueError,
-                       match=r"inner dimensions differ: a is \[2, 3\] and b is \[4, 4\]"):
-        _core.gemm_s8u8(a, np.zeros((4, 4), np.uint8))
-    with pytest.raises(ValueError, match="a must be 2-D"):
-        _core.gemm_s8u8(np.zeros(3, np.int8), b)
+    w = np.zeros((4, 3), np.int8)
+    packed = _core.linear_int8_rows_pack(w)
+    ones = np.ones(4, np.float32)
+    with pytest.raises(TypeError, match="linear_int8_rows: x must have dtype uint8, got int8"):
+        _core.linear_int8_rows(np.zeros((2, 3), np.int8), w, packed, ones)
+    with pytest.raises(TypeError, match="weight must have dtype int8, got uint8"):
+        _core.linear_int8_rows(np.zeros((2, 3), np.uint8), w.view(np.uint8), packed, ones)
+    with pytest.raises(TypeError, match="x must be a numpy.ndarray of uint8, got list"):
+        _core.linear_int8_rows([[1]], w, packed, ones)
+    with pytest.raises(ValueError, match="x must be 2-D"):
+        _core.linear_int8_rows(np.zeros(3, np.uint8), w, packed, ones)
     with pytest.raises(TypeError, match="C-contiguous"):
-        _core.gemm_s8u8(np.zeros((3, 2), np.int8).T, b)
-    with pytest.raises(ValueError, match=r"K must be <= 65536"):
-        _core.gemm_s8u8(np.zeros((1, 65537), np.int8), np.zeros((65537, 1), np.uint8))
-    with pytest.raises(ValueError, match=r"zero_point must be in \[0, 255\], got 256"):
-        _core.gemm_s8u8(a, np.zeros((3, 4), np.float32), 1.0, 256)
+        _core.linear_int8_rows(np.zeros((3, 2), np.uint8).T, w, packed, ones)
+    with pytest.raises(ValueError, match=r"in_features must be <= 65536"):
+        _core.linear_int8_rows_pack(np.zeros((1, 65537), np.int8))
+    with pytest.raises(ValueError, match=r"x_zero_point must be in \[0, 255\], got 256"):
+        _core.linear_int8_rows(np.zeros((2, 3), np.uint8), w, packed, ones, x_zero_point=256)
+    with pytest.raises(ValueError, match=r"packed has \d+ bytes, expected"):
+        _core.linear_int8_rows(np.zeros((2, 3), np.uint8), w, packed[:-2].copy(), ones)
     for bad in (0.0, -1.0, float("inf"), float("nan")):
         with pytest.raises(ValueError, match="inv_scale must be positive and finite"):
             _core.quantize_u8(np.zeros(3, np.float32), bad, 0)
-
-
-def test_float_b_pack_tails_of_every_width_and_k_quad(isa, rng):
-    # The quantizing pack's tails: every column count of a 32-wide panel (one or two 16-lane
-    # halves, masked) against K that ends inside a k quad, a 64-deep slice and a K block.
-    for n in range(1, 34):
-        k = [1, 2, 3, 5, 62, 65, 1023, 1026, 1027][n % 9]
-        a = rng.integers(-128, 128, (3, k)).astype(np.int8)
-        x = (rng.standard_normal((k, n)) * 50).astype(np.float32)
-        x.flat[::7] = np.nan
-        x.flat[3::11] = np.inf
-        x.flat[5::13] = -np.inf
-        q = _core.quantize_u8(x, 1.7, 100)
-        np.testing.assert_array_equal(_core.gemm_s8u8(a, x, 1.7, 100), exact(a, q),
-                                      err_msg=f"{isa}: N={n} K={k}")
-
-
-def test_tile_blocks_accumulate_across_k_blocks(isa, rng):
-    # The AMX kernel's four block kinds (16 or 32 live rows x 16 or 32 live columns go through C
-    # itself, the rest through its local buffer) on K past the engine's largest K block (4096),
-    # so every kind both starts C and adds to it; extreme operands catch a sum started twice.
-    for m, n, k in [(16, 16, 4160), (32, 16, 4097), (16, 48, 4200), (48, 64, 8193),
-                    (31, 17, 4161), (17, 31, 4100), (1, 33, 4097), (33, 1, 4097)]:
-        a, b = operands(rng, m, n, k)
-        np.testing.assert_array_equal(_core.gemm_s8u8(a, b), exact(a, b),
-                                      err_msg=f"{isa}: M={m} N={n} K={k}")
-        a, b = operands(rng, m, n, k, extreme=True)
-        np.testing.assert_array_equal(_core.gemm_s8u8(a, b), exact(a, b),
-                                      err_msg=f"{isa}: extreme M={m} N={n} K={k}")
-
-
-def test_c_row_stride_of_4_kib(isa, rng):
-    # N = 1024: C rows 4 KiB apart, every row of a tile store on the same L1 set.
-    a, b = operands(rng, 40, 1024, 300)
-    np.testing.assert_array_equal(_core.gemm_s8u8(a, b), exact(a, b), err_msg=isa)
+        with pytest.raises(ValueError, match="x_scale must be positive and finite"):
+            _core.linear_int8_rows(np.zeros((2, 3), np.uint8), w, packed, ones, x_scale=bad)

@@ -227,3 +227,39 @@ def test_packed_for_another_isa_layout_is_refused(rng):
             run_conv(xq, wq, packed, case, w_scale=np.ones(8, np.float32))
     finally:
         _core.set_isa(before)
+
+
+def test_conv_approximates_the_float_conv(rng):
+    x = np.abs(rng.standard_normal((2, 16, 12, 12)).astype(np.float32))  # post-ReLU inputs
+    w = (rng.standard_normal((32, 16, 3, 3)) * 0.1).astype(np.float32)
+    w_scale = (np.abs(w).reshape(32, -1).max(axis=1) / 127).astype(np.float32)
+    wq = np.clip(np.rint(w / w_scale[:, None, None, None]), -127, 127).astype(np.int8)
+    x_scale = float(x.max() / 255)
+    xq = _core.quantize_nhwc(x, 1 / x_scale, 0)
+    y = _core.conv2d_int8_rows(xq, wq, _core.conv2d_int8_rows_pack(wq), w_scale, None, (1, 1),
+                               (1, 1), x_scale=x_scale)
+    want = _core.conv2d_forward(x, w, None, (1, 1), (1, 1), (1, 1), 1)
+    assert np.abs(y - want).max() / np.abs(want).max() < 0.02
+
+
+@pytest.mark.parametrize("n", [1, 5])  # one image shared by the threads; images per thread
+def test_conv_thread_counts_give_the_same_bits(rng, n):
+    case = (n, 32, 13, 13, 40, 3, 1, 1, 1, 1)
+    xq, wq = setup_conv(rng, case)
+    packed = _core.conv2d_int8_rows_pack(wq)
+    kw = dict(w_scale=np.full(40, 0.002, np.float32), x_scale=0.1, x_zero_point=5,
+              y_scale=0.7, y_zero_point=2, relu=True)
+    want = conv_sums(xq, 5, wq, case)
+    before = cnnkit.get_num_threads()
+    try:
+        outs = []
+        for t in (1, 2, 3):
+            cnnkit.set_num_threads(t)
+            outs.append(run_conv(xq, wq, packed, case, **kw))
+            sums = run_conv(xq, wq, packed, case, w_scale=np.ones(40, np.float32),
+                            x_zero_point=5)
+            np.testing.assert_array_equal(sums, want.astype(np.float32).transpose(0, 3, 1, 2))
+    finally:
+        cnnkit.set_num_threads(before)
+    for other in outs[1:]:
+        np.testing.assert_array_equal(other, outs[0])

@@ -152,16 +152,6 @@ T* line_aligned(T* p) {
   return reinterpret_cast<T*>((at + 63) / 64 * 64);
 }
 
-// Row sums of an int8 matrix [rows x cols] (the int8 GEMM's zero-point compensation).
-inline void int8_row_sums(const std::int8_t* a, std::int64_t rows, std::int64_t cols,
-                          std::int32_t* sums) {
-  for (std::int64_t i = 0; i < rows; ++i) {
-    std::int32_t s = 0;
-    for (std::int64_t k = 0; k < cols; ++k) s += a[i * cols + k];
-    sums[i] = s;
-  }
-}
-
 // A C-contiguous array of dtype T (int64 labels/indices, uint8 masks); ndim < 0: any rank.
 template <typename T>
 py::array typed_c(const py::handle& obj, const char* op, const char* name, const char* dtype,

@@ -3,7 +3,6 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <cmath>
 #include <utility>
 #include <vector>
 
@@ -241,109 +240,7 @@ py::tuple tiled_backward_py(const char* op, bool local, const py::object& dy_obj
 
 }  // namespace
 
-// conv2d_int8_pack's array: 64 bytes of slack (line alignment), every group's panels, then
-// the K row sums (the zero-point compensation).
-std::size_t conv_int8_packed_size(const Conv2dParams& p) {
-  return 64 + conv2d_int8_packed_bytes(p) + 4 * std::size_t(p.K);
-}
-
-// int8 inference: x float32 NCHW (quantized while packed), wq int8 [K, C / g, Fh, Fw],
-// scale float32 [K] (w_scale * x_scale), bias float32 [K] or None -> y float32 [N, K, Ho, Wo].
-py::array_t<float> conv2d_forward_int8_py(const py::object& x_obj, const py::object& wq_obj,
-                                          const py::object& scale_obj, const py::object& b_obj,
-                                          Pair stride, Pair padding, Pair dilation, index_t groups,
-                                          bool relu, float x_inv_scale, int x_zero_point,
-                                          const py::object& packed_obj,
-                                          const py::object& pool_obj) {
-  const char* op = "conv2d_int8";
-  py::array x = float32_contiguous(x_obj, op, "x", 4);
-  py::array wq = typed_c<std::int8_t>(wq_obj, op, "weight", "int8", 4);
-  Conv2dParams p =
-      conv2d_params(x.shape(0), x.shape(1), x.shape(2), x.shape(3), wq.shape(0), wq.shape(1),
-                    wq.shape(2), wq.shape(3), stride.first, stride.second, padding.first,
-                    padding.second, dilation.first, dilation.second, groups);
-  py::array scale = float32_contiguous(scale_obj, op, "scale", 1);
-  expect_shape(scale, op, "scale", {p.K});
-  py::array keep;
-  const float* bias = optional_bias(b_obj, op, {p.K}, &keep);
-  if (x_zero_point < 0 || x_zero_point > 255) {
-    throw_invalid(op, ": x_zero_point must be in [0, 255], got ", x_zero_point);
-  }
-  if (!(x_inv_scale > 0.0f) || !std::isfinite(x_inv_scale)) {
-    throw_invalid(op, ": x_inv_scale must be positive and finite, got ", x_inv_scale);
-  }
-  const index_t rows = wq.shape(1) * p.Fh * p.Fw;
-  if (rows > 65536) throw_invalid(op, ": C / groups * Fh * Fw must be <= 65536, got ", rows);
-  const auto* wp = static_cast<const std::int8_t*>(wq.data());
-  Conv2dInt8Weights w;
-  w.wq = wp;
-  w.scale = ptr(scale);
-  py::array keep_packed;
-  std::vector<std::int32_t> own_sums;
-  if (!packed_obj.is_none()) {  // the panels, then the row sums
-    keep_packed = typed_c<std::int8_t>(packed_obj, op, "packed", "int8", 1);
-    const std::size_t want = conv_int8_packed_size(p);
-    if (std::size_t(keep_packed.size()) != want) {
-      throw_invalid(op, ": packed has ", keep_packed.size(), " bytes, expected ", want,
-                    " (packed for another shape or ISA? repack with conv2d_int8_pack)");
-    }
-    w.packed = line_aligned(static_cast<const std::int8_t*>(keep_packed.data()));
-    w.row_sums = reinterpret_cast<const std::int32_t*>(w.packed + conv2d_int8_packed_bytes(p));
-  } else {
-    own_sums.resize(std::size_t(p.K));
-    int8_row_sums(wp, p.K, rows, own_sums.data());
-    w.row_sums = own_sums.data();
-  }
-  Pool2dParams q;
-  const bool pooled = !pool_obj.is_none();
-  if (pooled) q = pool_of(pool_obj, op, p);
-  auto y = pooled ? new_array(op, {p.N, p.K, pool_out_h(q), pool_out_w(q)})
-                  : new_array(op, {p.N, p.K, p.Ho, p.Wo});
-  float* yp = mut(y);
-  const float* xp = ptr(x);
-  {
-    py::gil_scoped_release release;
-    conv2d_forward_int8(p, xp, w, x_inv_scale, x_zero_point, bias, yp, relu, pooled ? &q : nullptr);
-  }
-  return y;
-}
-
 void bind_conv(py::module_& m) {
-  m.def("conv2d_forward_int8", &conv2d_forward_int8_py, py::arg("x"), py::arg("weight"),
-        py::arg("scale"), py::arg("bias") = py::none(), py::arg("stride") = Pair{1, 1},
-        py::arg("padding") = Pair{0, 0}, py::arg("dilation") = Pair{1, 1}, py::arg("groups") = 1,
-        py::arg("relu") = false, py::arg("x_inv_scale") = 1.0f, py::arg("x_zero_point") = 0,
-        py::arg("packed") = py::none(), py::arg("pool") = py::none());
-  // int8 weights [K, C / groups, Fh, Fw] packed for the active ISA's int8 kernels, for
-  // conv2d_forward_int8(packed=...): 1-D int8 (64 bytes of slack for line alignment, the
-  // panels, then the row sums as int32).
-  m.def(
-      "conv2d_int8_pack",
-      [](const py::object& wq_obj, index_t groups) {
-        const char* op = "conv2d_int8_pack";
-        py::array wq = typed_c<std::int8_t>(wq_obj, op, "weight", "int8", 4);
-        if (groups < 1 || wq.shape(0) % groups != 0) {
-          throw_invalid(op, ": groups must be >= 1 and divide the ", wq.shape(0),
-                        " output channels, got ", groups);
-        }
-        Conv2dParams p;
-        p.K = wq.shape(0);
-        p.C = wq.shape(1) * groups;
-        p.Fh = wq.shape(2);
-        p.Fw = wq.shape(3);
-        p.groups = groups;
-        py::array_t<std::int8_t> out(py::ssize_t(conv_int8_packed_size(p)));
-        const auto* src = static_cast<const std::int8_t*>(wq.data());
-        std::int8_t* dst = line_aligned(out.mutable_data());
-        {
-          py::gil_scoped_release release;
-          conv2d_int8_pack(p, src, dst);
-          int8_row_sums(src, p.K, wq.shape(1) * p.Fh * p.Fw,
-                        reinterpret_cast<std::int32_t*>(dst + conv2d_int8_packed_bytes(p)));
-        }
-        return out;
-      },
-      py::arg("weight"), py::arg("groups") = 1);
   m.def(
       "_conv2d_algorithms",
       [](const std::vector<index_t>& x_shape, const std::vector<index_t>& w_shape, Pair s, Pair pad,

@@ -1,6 +1,7 @@
-// Bindings: the int8 row engine (uint8 NHWC activations between int8 layers): convolution and
-// linear layers with requantizing / dequantizing epilogues, their weight packing, the NCHW
-// fp32 -> NHWC uint8 quantization and uint8 max pooling.
+// Bindings: int8 inference on the row engine (uint8 NHWC activations between int8 layers):
+// convolution and linear layers with requantizing / dequantizing epilogues, their weight
+// packing, the activations' quantization (elementwise, and NCHW fp32 -> NHWC uint8) and uint8
+// max pooling.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -49,17 +50,30 @@ const float* vector_arg(const py::object& obj, index_t n, const char* op, const 
   return static_cast<const float*>(keep->data());
 }
 
-I8RowsScales scales_of(float x_scale, int x_zp, const float* w_scale, const float* bias,
-                       const std::optional<float>& y_scale, int y_zp, bool relu) {
+// A call's quantization arguments, checked; the arrays kept alive with it.
+struct ScalesArg {
+  py::array keep_scale, keep_bias;
   I8RowsScales s;
+};
+
+void scales_arg(ScalesArg* out, const char* op, index_t N, float x_scale, int x_zp,
+                const py::object& w_scale_obj, const py::object& b_obj,
+                const std::optional<float>& y_scale, int y_zp, bool relu) {
+  check_scale(x_scale, op, "x_scale");
+  check_zero_point(x_zp, op, "x_zero_point");
+  if (y_scale) {
+    check_scale(*y_scale, op, "y_scale");
+    check_zero_point(y_zp, op, "y_zero_point");
+  }
+  I8RowsScales& s = out->s;
+  s.w_scale = vector_arg(w_scale_obj, N, op, "weight_scale", &out->keep_scale);
+  if (!s.w_scale) throw py::type_error(std::string(op) + ": weight_scale must be an array");
+  s.bias = vector_arg(b_obj, N, op, "bias", &out->keep_bias);
   s.x_scale = x_scale;
   s.x_zp = x_zp;
-  s.w_scale = w_scale;
-  s.bias = bias;
   s.y_scale = y_scale ? *y_scale : 0.0f;
   s.y_zp = y_zp;
   s.relu = relu;
-  return s;
 }
 
 // The packed array's engine bytes, checked against what this call expects.
@@ -129,16 +143,9 @@ py::object conv2d_int8_rows_py(const py::object& x_obj, const py::object& wq_obj
       conv2d_params(x.shape(0), x.shape(3), x.shape(1), x.shape(2), wq.shape(0), wq.shape(1),
                     wq.shape(2), wq.shape(3), stride.first, stride.second, padding.first,
                     padding.second, dilation.first, dilation.second, groups);
-  check_scale(x_scale, op, "x_scale");
-  check_zero_point(x_zp, op, "x_zero_point");
-  if (y_scale) {
-    check_scale(*y_scale, op, "y_scale");
-    check_zero_point(y_zp, op, "y_zero_point");
-  }
-  py::array keep_scale, keep_bias, keep_packed;
-  const float* w_scale = vector_arg(w_scale_obj, p.K, op, "weight_scale", &keep_scale);
-  if (!w_scale) throw py::type_error(std::string(op) + ": weight_scale must be an array");
-  const float* bias = vector_arg(b_obj, p.K, op, "bias", &keep_bias);
+  ScalesArg scales;
+  scales_arg(&scales, op, p.K, x_scale, x_zp, w_scale_obj, b_obj, y_scale, y_zp, relu);
+  py::array keep_packed;
   const Int8RowsLayout layout = conv2d_int8_rows_layout(p);
   const std::int8_t* packed =
       packed_arg(packed_obj, layout.bytes, groups, p.dil_w, layout.direct, op, &keep_packed);
@@ -150,19 +157,18 @@ py::object conv2d_int8_rows_py(const py::object& x_obj, const py::object& wq_obj
     Hq = pool_out_h(q);
     Wq = pool_out_w(q);
   }
-  const I8RowsScales scales = scales_of(x_scale, x_zp, w_scale, bias, y_scale, y_zp, relu);
   const auto* xp = static_cast<const std::uint8_t*>(x.data());
   if (y_scale) {
     auto y = output_array<std::uint8_t>(op, {p.N, Hq, Wq, p.K});
     std::uint8_t* yp = y.mutable_data();
     py::gil_scoped_release release;
-    conv2d_forward_int8_rows(p, xp, packed, scales, yp, nullptr, pooled ? &q : nullptr);
+    conv2d_forward_int8_rows(p, xp, packed, scales.s, yp, nullptr, pooled ? &q : nullptr);
     return std::move(y);
   }
   auto y = output_array<float>(op, {p.N, p.K, Hq, Wq});
   float* yp = y.mutable_data();
   py::gil_scoped_release release;
-  conv2d_forward_int8_rows(p, xp, packed, scales, nullptr, yp, pooled ? &q : nullptr);
+  conv2d_forward_int8_rows(p, xp, packed, scales.s, nullptr, yp, pooled ? &q : nullptr);
   return std::move(y);
 }
 
@@ -208,39 +214,52 @@ py::object linear_int8_rows_py(const py::object& x_obj, const py::object& wq_obj
                   shape_of(wq), ")");
   }
   if (K > 65536) throw_invalid(op, ": in_features must be <= 65536, got ", K);
-  check_scale(x_scale, op, "x_scale");
-  check_zero_point(x_zp, op, "x_zero_point");
-  if (y_scale) {
-    check_scale(*y_scale, op, "y_scale");
-    check_zero_point(y_zp, op, "y_zero_point");
-  }
-  py::array keep_scale, keep_bias, keep_packed;
-  const float* w_scale = vector_arg(w_scale_obj, N, op, "weight_scale", &keep_scale);
-  if (!w_scale) throw py::type_error(std::string(op) + ": weight_scale must be an array");
-  const float* bias = vector_arg(b_obj, N, op, "bias", &keep_bias);
+  ScalesArg scales;
+  scales_arg(&scales, op, N, x_scale, x_zp, w_scale_obj, b_obj, y_scale, y_zp, relu);
+  py::array keep_packed;
   const index_t kp = linear_int8_rows_depth(K);
   const std::int8_t* packed =
       packed_arg(packed_obj, i8_rows_packed_bytes(N, kp), 1, 1, true, op, &keep_packed);
-  const I8RowsScales scales = scales_of(x_scale, x_zp, w_scale, bias, y_scale, y_zp, relu);
   const auto* xp = static_cast<const std::uint8_t*>(x.data());
   const int threads = get_num_threads();
   if (y_scale) {
     auto y = output_array<std::uint8_t>(op, {M, N});
     std::uint8_t* yp = y.mutable_data();
     py::gil_scoped_release release;
-    linear_int8_rows(M, N, K, xp, packed, scales, yp, nullptr, threads);
+    linear_int8_rows(M, N, K, xp, packed, scales.s, yp, nullptr, threads);
     return std::move(y);
   }
   auto y = output_array<float>(op, {M, N});
   float* yp = y.mutable_data();
   py::gil_scoped_release release;
-  linear_int8_rows(M, N, K, xp, packed, scales, nullptr, yp, threads);
+  linear_int8_rows(M, N, K, xp, packed, scales.s, nullptr, yp, threads);
   return std::move(y);
 }
 
 }  // namespace
 
 void bind_int8_rows(py::module_& m) {
+  m.def(
+      "quantize_u8",
+      [](const py::object& x_obj, float inv_scale, int zero_point) {
+        py::array x = float32_c(x_obj, "quantize_u8", "x");
+        if (zero_point < 0 || zero_point > 255) {
+          throw_invalid("quantize_u8: zero_point must be in [0, 255], got ", zero_point);
+        }
+        if (!(inv_scale > 0.0f) || !std::isfinite(inv_scale)) {
+          throw_invalid("quantize_u8: inv_scale must be positive and finite, got ", inv_scale);
+        }
+        py::array_t<std::uint8_t> out(dims_of(x));
+        const float* src = static_cast<const float*>(x.data());
+        std::uint8_t* dst = out.mutable_data();
+        const index_t n = index_t(x.size());
+        {
+          py::gil_scoped_release release;
+          quantize_u8(src, n, inv_scale, zero_point, dst);
+        }
+        return out;
+      },
+      py::arg("x"), py::arg("inv_scale"), py::arg("zero_point"));
   m.def("conv2d_int8_rows", &conv2d_int8_rows_py, py::arg("x"), py::arg("weight"),
         py::arg("packed"), py::arg("weight_scale"), py::arg("bias") = py::none(),
         py::arg("stride") = Pair{1, 1}, py::arg("padding") = Pair{0, 0},

@@ -83,30 +83,6 @@ Conv2dParams conv2d_params(index_t N, index_t C, index_t H, index_t W, index_t K
 void conv2d_forward(const Conv2dParams& p, const float* src, const float* weights,
                     const float* bias, float* dst, bool relu = false);
 
-// int8 inference (conv/conv2d_int8.cpp): weights quantized ahead of time, symmetric per
-// output channel (wq[K, C / groups, Fh, Fw] int8, w_scale[K]); the fp32 input quantized while
-// the patches are packed (asymmetric per tensor: q = clamp(nearbyint(x * x_inv_scale) + x_zp,
-// 0, 255)), exact int32 sums through the int8 GEMM engine, then
-//   dst[n][k] = float(sum - x_zp * rowsum(wq[k])) * (w_scale[k] * x_scale) + bias[k], ReLU.
-// x_scale = 1 / x_inv_scale is what the caller calibrated; every ISA gives the same bits.
-struct Conv2dInt8Weights {
-  const std::int8_t* wq = nullptr;
-  const float* scale = nullptr;            // per output channel: w_scale[k] * x_scale
-  const std::int32_t* row_sums = nullptr;  // per output channel: sum of wq[k] (C / groups Fh Fw)
-  // wq packed by conv2d_int8_pack for the ISA active then (an inference cache), or null: the
-  // weights are packed once per call
-  const std::int8_t* packed = nullptr;
-};
-// Bytes of conv2d_int8_pack's output for p (every group's panels, one after another).
-std::size_t conv2d_int8_packed_bytes(const Conv2dParams& p);
-void conv2d_int8_pack(const Conv2dParams& p, const std::int8_t* wq, std::int8_t* packed);
-// pool (may be null): a max pooling of the output planes (planes = K, H = Ho, W = Wo,
-// validated), applied to each image's planes while they are in cache; dst is then the pooled
-// [N, K, Hq, Wq]. The same values as max_pool2d_forward on the unpooled output.
-void conv2d_forward_int8(const Conv2dParams& p, const float* src, const Conv2dInt8Weights& w,
-                         float x_inv_scale, int x_zero_point, const float* bias, float* dst,
-                         bool relu, const Pool2dParams* pool = nullptr);
-
 // int8 on the row engine (conv/conv2d_int8_rows.cpp): src uint8 NHWC [N, H, W, C] (on the
 // grid s.x_scale, s.x_zp), weights wq [K, C / groups, Fh, Fw] packed by conv2d_int8_rows_pack,
 // output uint8 NHWC [N, Ho, Wo, K] (yq, s.y_scale > 0) or fp32 NCHW [N, K, Ho, Wo] (yf). pool

@@ -194,47 +194,11 @@ void sgemm(bool trans_a, bool trans_b, index_t M, index_t N, index_t K, float al
            index_t lda, const float* B, index_t ldb, float beta, float* C, index_t ldc,
            Precision precision = Precision::fp32);
 
-// ---- int8 GEMM (quantized inference; gemm/driver_int8.cpp) ----
-// sum[i][j] = sum_k A[i][k] * B[k][j]: A int8 row-major (row stride lda: the weights), B uint8
-// (the activations): a uint8 matrix, or any fp32 operand (a matrix, a convolution's image
-// patches) quantized while it is packed (asymmetric, per tensor: q = clamp(nearbyint(x *
-// inv_scale) + zero_point, 0, 255), ties to even). The sums are exact integers, so every
-// kernel path (ref, avx512_vnni, amx) gives the same bits. K <= 65536 (no int32 overflow).
-struct I8OperandB {
-  const std::uint8_t* u8 = nullptr;  // row p at u8 + p * ld, or
-  index_t ld = 0;
-  const GemmOperandB* f32 = nullptr;  // quantized with:
-  float inv_scale = 1.0f;
-  int zero_point = 0;  // in [0, 255]
-};
-// Where the sums go: raw into c (int32, row stride ldc), or through the dequantizing epilogue
-//   y[i][j] = (sum[i][j] - zero_point_b * row_sums[i]) * scale[i] + bias[i], then ReLU
-// into fp32 y (row stride ldy); row_sums[i] = sum_k A[i][k] (needed when B's zero point is
-// not 0), scale[i] = A row i's scale * B's scale, bias may be null. The difference is exact
-// (int64), converted to fp32 once, then one rounding for the product and one for the sum.
-struct I8Output {
-  std::int32_t* c = nullptr;
-  index_t ldc = 0;
-  float* y = nullptr;
-  index_t ldy = 0;
-  const std::int32_t* row_sums = nullptr;
-  const float* scale = nullptr;
-  const float* bias = nullptr;
-  bool relu = false;
-};
-// packed_a: A as gemm_s8u8_pack_a packed it (for the ISA active then), or null (a is packed
-// per call; a is not read when packed_a is given).
-void gemm_s8u8(index_t M, index_t N, index_t K, const std::int8_t* a, index_t lda,
-               const I8OperandB& b, const I8Output& out, int threads,
-               const std::int8_t* packed_a = nullptr);
-// A (M x K int8, row stride lda) packed once for many products (weights at inference), in
-// the active ISA's panels: gemm_s8u8_packed_bytes(M, K) bytes, owned by the caller.
-std::size_t gemm_s8u8_packed_bytes(index_t M, index_t K);
-void gemm_s8u8_pack_a(index_t M, index_t K, const std::int8_t* a, index_t lda, std::int8_t* packed);
+// ---- int8 (quantized inference) ----
 // The int8 micro-kernel of the active table: "amx", "avx512_vnni" or "ref".
 const char* i8_path();
 // dst[i] = clamp(nearbyint(src[i] * inv_scale) + zero_point, 0, 255) (ties to even; NaN ->
-// zero_point): the activations' quantization, exactly as the int8 packing does it.
+// zero_point): the activations' quantization, exactly as quantize_nchw_to_nhwc_u8 does it.
 void quantize_u8(const float* src, index_t n, float inv_scale, int zero_point, std::uint8_t* dst);
 
 // ---- int8 row engine (the activations as rows, NHWC; gemm/driver_int8_rows.cpp) ----

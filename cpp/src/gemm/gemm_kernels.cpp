@@ -27,13 +27,6 @@ void register_gemm_kernels(GemmKernels& k, Isa isa) {
   k.pack_bf16_b = pack_bf16_b_ref;
   k.interleave_bf16 = interleave_bf16_ref;
   k.i8_path = "ref";
-  k.i8_mr = kI8MrRef;
-  k.i8_kc = kI8KcRef;
-  k.i8_ukr = i8_ukr_ref;
-  k.pack_i8_a = pack_i8_a_ref;
-  k.pack_u8_b = pack_u8_b_ref;
-  k.quantize_pack_b = quantize_pack_b_ref;
-  k.i8_dequantize = i8_dequantize_ref;
   k.i8r_mr = kI8RowsMrRef;
   k.u8s8_ukr = u8s8_ukr_ref;
   k.i8_requantize = i8_requantize_ref;
@@ -57,7 +50,6 @@ void register_gemm_kernels(GemmKernels& k, Isa isa) {
     k.dot_mr = avx512::kDotMr;
     k.dot_nr = avx512::kDotNr;
     k.dot_nt_tile = avx512::dot_nt_tile_avx512;
-    k.i8_dequantize = avx512::i8_dequantize_avx512;
     k.i8_requantize = avx512::i8_requantize_avx512;
     k.i8_dequantize_cols = avx512::i8_dequantize_cols_avx512;
   }
@@ -72,12 +64,6 @@ void register_gemm_kernels(GemmKernels& k, Isa isa) {
     k.pack_bf16_b = avx512_bf16::pack_bf16_b;
     k.interleave_bf16 = avx512_bf16::interleave_bf16;
     k.i8_path = "avx512_vnni";
-    k.i8_mr = avx512_vnni::kI8Mr;
-    k.i8_kc = avx512_vnni::kI8Kc;
-    k.i8_ukr = avx512_vnni::i8_ukr_14x32;
-    k.pack_i8_a = avx512_vnni::pack_i8_a;
-    k.pack_u8_b = avx512_vnni::pack_u8_b;
-    k.quantize_pack_b = avx512_vnni::quantize_pack_b;
     k.i8r_mr = avx512_vnni::kI8RowsMr;
     k.u8s8_ukr = avx512_vnni::u8s8_ukr_14x32;
     k.quantize_u8_nhwc = avx512_vnni::quantize_u8_nhwc;
@@ -93,9 +79,6 @@ void register_gemm_kernels(GemmKernels& k, Isa isa) {
     k.bf16_end = amx::tiles_end;
     k.bf16_accumulate_block = amx::bf16_accumulate_block;
     k.i8_path = "amx";
-    k.i8_mr = amx::kI8Mr;
-    k.i8_kc = amx::kI8Kc;
-    k.i8_ukr = amx::i8_ukr_32x32;
     k.i8r_mr = amx::kI8RowsMr;
     k.u8s8_ukr = amx::u8s8_ukr_32x32;
   }

@@ -92,58 +92,29 @@ using Bf16AccumulateBlock = void (*)(const bf16_t* a, std::int64_t lda, const bf
 // (AMX: load / release the tile configuration); null when the kernel needs neither.
 using Bf16Hook = void (*)();
 
-// ---- int8 (quantized inference): s8 weights x u8 activations, exact int32 sums ----
+// ---- int8 (quantized inference): the row engine (gemm/driver_int8_rows.cpp) ----
 //
-// A (the weights: M rows, e.g. output channels) is int8, B (the activations: N columns, e.g.
-// output pixels) uint8; each C element is the exact sum_k a[i][k] * b[k][j] in int32 (no
-// rounding anywhere, so every path gives the same bits; |a b| <= 128 * 255, so K up to
-// kI8MaxK cannot overflow). Zero points and scales are applied by the caller's epilogue.
-// Packed panels; K is zero-padded to kp, a multiple of kI8KStep (one AMX tile row of bytes):
-//   A panel of mr rows (rows past m are zeros):  (i, p) at a[(p / 64) * mr * 64 + i * 64 + p % 64]
-//   B panel of 32 columns (zeros past n):        (p, j) at b[(p / 4) * 128 + j * 4 + p % 4]
-// so each 64-deep slice of an A panel is mr rows of 64 bytes (an AMX A tile per 16 rows) and B
-// holds quads of consecutive k side by side (the layout of VPDPBUSD's 32-bit lanes and of an
-// AMX B tile: a 16-column tile is every other 64 bytes of a quad row, row stride 128).
+// The activations are the rows (uint8: pixels or samples), the weights the columns (int8:
+// output channels); each C element is the exact sum_p a[i][p] * b[p][j] in int32 (no rounding
+// anywhere, so every path gives the same bits; |a b| <= 255 * 128, so a depth up to kI8MaxK
+// cannot overflow). The depth is zero-padded to kp, a multiple of kI8KStep (one AMX tile row of
+// bytes). A weight panel of 32 columns (zeros past the last channel) holds quads of
+// consecutive depths side by side:
+//   (p, j) at b[(p / 4) * 128 + j * 4 + p % 4]
+// the layout of VPDPBUSD's 32-bit lanes and of an AMX B tile (a 16-column tile is every other
+// 64 bytes of a quad row, row stride 128).
+//
+// C[i][j] = sum_{t < slices} sum_{kk < 64} A[i][64 t + kk] * B[64 t + kk][j], with A read in
+// place: (i, 64 t + kk) at a[i * lda + a_off[t] + kk] (each 64-deep slice of a row is 64
+// contiguous bytes: the pixels of an output row in a padded NHWC image, the rows lda = stride
+// * C apart and a_off the filter taps, or plain rows with a_off[t] = 64 t), B a weight panel
+// slices * 64 deep. C[m x n] (row stride ldc) is written, m <= i8r_mr, n <= 32. The kernel may
+// read A rows i < 32 whatever m is (AMX loads whole tiles; those rows' sums are dropped): the
+// caller keeps them readable. Zero rows of B (padding) make the bytes they meet irrelevant.
+// Needs the bf16_begin() hook's tile configuration where the ISA has one (AMX: the same tile
+// shapes serve both).
 constexpr int kI8KStep = 64, kI8Nr = 32;
 constexpr std::int64_t kI8MaxK = 65536;  // 65536 * 128 * 255 < 2^31
-// One A panel of mr rows from int8 rows: row i (i < m) at src + i * ld, k in [0, kc).
-using PackI8A = void (*)(const std::int8_t* src, std::int64_t ld, int m, int kc, int mr,
-                         std::int8_t* dst);
-// One B panel from uint8 rows: row p (p < kc) at src + p * ld, columns [0, n), n <= 32;
-// writes round_up(kc, 64) / 4 quad rows of 128 bytes.
-using PackU8B = void (*)(const std::uint8_t* src, std::int64_t ld, int kc, int n,
-                         std::uint8_t* dst);
-// The same from fp32 rows, quantizing on the way (asymmetric, per tensor):
-//   q = min(max(nearbyint(x * inv_scale) + zero_point, 0), 255)
-// with nearbyint rounding to nearest, ties to even; NaN -> zero_point (as 0.0 would be).
-using QuantizePackB = void (*)(const float* src, std::int64_t ld, int kc, int n, float inv_scale,
-                               int zero_point, std::uint8_t* dst);
-// C[m x n] (int32, row stride ldc) = (accumulate ? C : 0) + A panel @ B panel; kp a multiple
-// of 64, m <= i8_mr, n <= 32. Needs the bf16_begin() hook's tile configuration where the ISA
-// has one (AMX: the same tile shapes serve both).
-using I8Ukr = void (*)(int m, int n, std::int64_t kp, const std::int8_t* a, const std::uint8_t* b,
-                       std::int32_t* c, std::int64_t ldc, bool accumulate);
-
-// The int8 engine's dequantizing epilogue over m rows of n int32 sums (row stride lds):
-//   y[i][j] = float(sums[i][j] - zp * row_sums[i]) * scale[i] + bias[i], then ReLU (v > 0 ? v :
-//   0), with row_sums and bias possibly null; one rounding per operation in that order. For
-//   K <= kI8MaxK the difference sum_k a (q - zp) lies within 128 * 255 * K < 2^31, and so do
-//   sums and zp * row_sums: SIMD kernels may form it with wrapping int32 arithmetic (the
-//   reference uses int64: no signed overflow in C++).
-using I8Dequantize = void (*)(const std::int32_t* sums, std::int64_t lds, int m, int n,
-                              const std::int32_t* row_sums, int zp, const float* scale,
-                              const float* bias, bool relu, float* y, std::int64_t ldy);
-
-// ---- int8 with the activations as rows (the row engine: gemm/driver_int8_rows.cpp) ----
-//
-// C[i][j] = sum_{t < slices} sum_{kk < 64} A[i][64 t + kk] * B[64 t + kk][j], exact, with A
-// uint8 read in place: (i, 64 t + kk) at a[i * lda + a_off[t] + kk] (each 64-deep slice of a
-// row is 64 contiguous bytes: the pixels of an output row in a padded NHWC image, the rows
-// lda = stride * C apart and a_off the filter taps, or plain rows with a_off[t] = 64 t), and B
-// an int8 panel of 32 columns (output channels) in the B layout above, slices * 64 deep.
-// C[m x n] (row stride ldc) is written, m <= i8r_mr, n <= 32. The kernel may read A rows
-// i < 32 whatever m is (AMX loads whole tiles; those rows' sums are dropped): the caller keeps
-// them readable. Zero rows of B (padding) make the bytes they meet irrelevant.
 using U8S8Ukr = void (*)(int m, int n, std::int64_t slices, const std::uint8_t* a, std::int64_t lda,
                          const std::int64_t* a_off, const std::int8_t* b, std::int32_t* c,
                          std::int64_t ldc);
@@ -153,7 +124,9 @@ using U8S8Ukr = void (*)(int m, int n, std::int64_t slices, const std::uint8_t* 
 //              even; add already holds the output zero point, so one rounding before the
 //              clamp; NaN -> relu ? y_zp : 0);
 //   fp32 out:  y = relu ? (v > 0 ? v : 0) : v at yf[i * ldy + j * col_stride].
-// The int32 sum wraps as in I8Dequantize (exact for K <= kI8MaxK).
+// For a depth <= kI8MaxK, sum + comp = sum_p (a - x_zp) b lies within 255 * 128 * K < 2^31,
+// and so do both terms: SIMD kernels may add them with wrapping int32 arithmetic (the
+// reference uses int64: no signed overflow in C++).
 using I8Requantize = void (*)(const std::int32_t* sums, std::int64_t lds, int m, int n,
                               const std::int32_t* comp, const float* mult, const float* add,
                               int y_zp, bool relu, std::uint8_t* yq, std::int64_t ldy);
@@ -161,7 +134,10 @@ using I8DequantizeCols = void (*)(const std::int32_t* sums, std::int64_t lds, in
                                   const std::int32_t* comp, const float* mult, const float* add,
                                   bool relu, float* yf, std::int64_t ldy, std::int64_t col_stride);
 
-// n pixels of C planes (plane stride ld) quantized as QuantizePackB says, interleaved:
+// The activations' quantization (asymmetric, per tensor):
+//   q = min(max(nearbyint(x * inv_scale) + zero_point, 0), 255)
+// with x * inv_scale one fp32 product, nearbyint rounding to nearest, ties to even; NaN ->
+// zero_point (as 0.0 would be). n pixels of C planes (plane stride ld), interleaved:
 //   dst[i * C + c] = q(src[c * ld + i])   (NCHW fp32 -> NHWC uint8)
 using QuantizeU8Nhwc = void (*)(const float* src, std::int64_t ld, std::int64_t C, std::int64_t n,
                                 float inv_scale, int zero_point, std::uint8_t* dst);
@@ -188,14 +164,7 @@ struct GemmKernels {
   Bf16AccumulateBlock bf16_accumulate_block = nullptr;
   // int8
   const char* i8_path = "ref";  // "ref", "avx512_vnni" or "amx"
-  int i8_mr = 0;                // rows of the int8 micro-kernel (columns: kI8Nr)
-  int i8_kc = 0;                // K block of the int8 engine (a multiple of kI8KStep)
-  I8Ukr i8_ukr = nullptr;
-  PackI8A pack_i8_a = nullptr;
-  PackU8B pack_u8_b = nullptr;
-  QuantizePackB quantize_pack_b = nullptr;
-  I8Dequantize i8_dequantize = nullptr;
-  int i8r_mr = 0;  // rows (pixels) per call of the row engine's micro-kernel
+  int i8r_mr = 0;               // rows (pixels) per call of the row engine's micro-kernel
   U8S8Ukr u8s8_ukr = nullptr;
   I8Requantize i8_requantize = nullptr;
   I8DequantizeCols i8_dequantize_cols = nullptr;
@@ -228,17 +197,6 @@ void pack_bf16_b_ref(const float* src, std::int64_t ld, int kc, int n, bf16_t* d
 void interleave_bf16_ref(const float* r0, const float* r1, std::int64_t n, bf16_t* dst);
 
 // int8 reference (gemm/int8_ref.cpp): plain integer loops, the exact result every path gives.
-constexpr int kI8MrRef = 8, kI8KcRef = 1024;
-void i8_ukr_ref(int m, int n, std::int64_t kp, const std::int8_t* a, const std::uint8_t* b,
-                std::int32_t* c, std::int64_t ldc, bool accumulate);
-void pack_i8_a_ref(const std::int8_t* src, std::int64_t ld, int m, int kc, int mr,
-                   std::int8_t* dst);
-void pack_u8_b_ref(const std::uint8_t* src, std::int64_t ld, int kc, int n, std::uint8_t* dst);
-void quantize_pack_b_ref(const float* src, std::int64_t ld, int kc, int n, float inv_scale,
-                         int zero_point, std::uint8_t* dst);
-void i8_dequantize_ref(const std::int32_t* sums, std::int64_t lds, int m, int n,
-                       const std::int32_t* row_sums, int zp, const float* scale, const float* bias,
-                       bool relu, float* y, std::int64_t ldy);
 constexpr int kI8RowsMrRef = 8;
 void u8s8_ukr_ref(int m, int n, std::int64_t slices, const std::uint8_t* a, std::int64_t lda,
                   const std::int64_t* a_off, const std::int8_t* b, std::int32_t* c,
@@ -251,7 +209,7 @@ void i8_dequantize_cols_ref(const std::int32_t* sums, std::int64_t lds, int m, i
                             bool relu, float* yf, std::int64_t ldy, std::int64_t col_stride);
 void quantize_u8_nhwc_ref(const float* src, std::int64_t ld, std::int64_t C, std::int64_t n,
                           float inv_scale, int zero_point, std::uint8_t* dst);
-// One value, quantized as QuantizePackB says.
+// One value, quantized as QuantizeU8Nhwc says.
 std::uint8_t quantize_u8_ref(float x, float inv_scale, int zero_point);
 
 namespace avx2 {
@@ -267,9 +225,6 @@ void dot_nt_tile_avx2(int m, int n, std::int64_t k, const float* a, std::int64_t
 }  // namespace avx2
 
 namespace avx512 {
-void i8_dequantize_avx512(const std::int32_t* sums, std::int64_t lds, int m, int n,
-                          const std::int32_t* row_sums, int zp, const float* scale,
-                          const float* bias, bool relu, float* y, std::int64_t ldy);
 void i8_requantize_avx512(const std::int32_t* sums, std::int64_t lds, int m, int n,
                           const std::int32_t* comp, const float* mult, const float* add, int y_zp,
                           bool relu, std::uint8_t* yq, std::int64_t ldy);
@@ -318,17 +273,9 @@ void interleave_bf16(const float* r0, const float* r1, std::int64_t n, bf16_t* d
 }  // namespace avx512_bf16
 
 namespace avx512_vnni {
-// 14 x 32 with VPDPBUSD: 28 zmm accumulators of 16 int32 lanes, each instruction one k quad
-// (u8 B x s8 A, exact); packing and quantization with AVX-512 (kernels/avx512_vnni/).
-constexpr int kI8Mr = 14, kI8Kc = 1024;
-void i8_ukr_14x32(int m, int n, std::int64_t kp, const std::int8_t* a, const std::uint8_t* b,
-                  std::int32_t* c, std::int64_t ldc, bool accumulate);
-void pack_i8_a(const std::int8_t* src, std::int64_t ld, int m, int kc, int mr, std::int8_t* dst);
-void pack_u8_b(const std::uint8_t* src, std::int64_t ld, int kc, int n, std::uint8_t* dst);
-void quantize_pack_b(const float* src, std::int64_t ld, int kc, int n, float inv_scale,
-                     int zero_point, std::uint8_t* dst);
 // The row engine's 14 x 32 (U8S8Ukr): VPDPBUSD of 14 broadcast uint8 quads of A (pixels) by
-// two int8 vectors of B (32 output channels).
+// two int8 vectors of B (32 output channels), 28 zmm accumulators; the activations'
+// quantization with AVX-512 (kernels/avx512_vnni/).
 constexpr int kI8RowsMr = 14;
 void quantize_u8_nhwc(const float* src, std::int64_t ld, std::int64_t C, std::int64_t n,
                       float inv_scale, int zero_point, std::uint8_t* dst);
@@ -352,15 +299,9 @@ void tiles_begin();
 void tiles_end();
 void bf16_accumulate_block(const bf16_t* a, std::int64_t lda, const bf16_t* b, std::int64_t ldb,
                            int slices, float* c, std::int64_t ldc);
-// int8: 32 x 32 with TDPBSUD (s8 A tiles x u8 B tiles, exact int32 tile sums), 2 x 2 tile
-// accumulators as bf16's; needs tiles_begin()'s configuration. kI8Kc 4096 (B panel 128 KiB,
-// in L2): each K block costs a round trip of C through memory, which measured dearer than
-// streaming both panels from L2 (gemm_i8_amx.cpp).
-constexpr int kI8Mr = 32, kI8Kc = 4096;
-void i8_ukr_32x32(int m, int n, std::int64_t kp, const std::int8_t* a, const std::uint8_t* b,
-                  std::int32_t* c, std::int64_t ldc, bool accumulate);
-// The row engine's 32 x 32 (U8S8Ukr): TDPBUSD of uint8 A tiles loaded in place (row stride
-// lda) by int8 B tiles.
+// int8, the row engine's 32 x 32 (U8S8Ukr): TDPBUSD of uint8 A tiles loaded in place (row
+// stride lda) by int8 B tiles, 2 x 2 int32 tile accumulators; needs tiles_begin()'s
+// configuration.
 constexpr int kI8RowsMr = 32;
 void u8s8_ukr_32x32(int m, int n, std::int64_t slices, const std::uint8_t* a, std::int64_t lda,
                     const std::int64_t* a_off, const std::int8_t* b, std::int32_t* c,

@@ -1,17 +1,15 @@
 // int8 reference kernels: the exact results every int8 path must give bit for bit.
 //
-//   C[i][j] (+)= sum_{k < kp} int32(a[i][k]) * int32(b[k][j])   (exact: no rounding at all)
+//   C[i][j] = sum_p int32(a[i][p]) * int32(b[p][j])   (exact: no rounding at all)
 //   quantize:  q = min(max(nearbyint(x * inv_scale) + zero_point, 0), 255), x * inv_scale one
 //              fp32 product, nearbyint to nearest with ties to even; NaN -> zero_point
-// Panel layouts: gemm_kernels.hpp (A: 64-deep slices of mr rows; B: k quads of 32 columns).
+// The weight panel layout: gemm_kernels.hpp (quads of consecutive depths of 32 columns).
 #include <cmath>
 
 #include "gemm/gemm_kernels.hpp"
 
 namespace cnnkit {
 namespace {
-
-inline int round_up_64(int kc) { return (kc + kI8KStep - 1) / kI8KStep * kI8KStep; }
 
 // B element (p, j) of a 32-column panel.
 inline std::int64_t b_at(int p, int j) { return (p / 4) * 4 * kI8Nr + j * 4 + p % 4; }
@@ -24,62 +22,6 @@ std::uint8_t quantize_u8_ref(float x, float inv_scale, int zero_point) {
   r = std::nearbyint(r < -1024.0f ? -1024.0f : r > 1024.0f ? 1024.0f : r);  // ties to even
   const int q = int(r) + zero_point;
   return std::uint8_t(q < 0 ? 0 : q > 255 ? 255 : q);
-}
-
-void i8_dequantize_ref(const std::int32_t* sums, std::int64_t lds, int m, int n,
-                       const std::int32_t* row_sums, int zp, const float* scale, const float* bias,
-                       bool relu, float* y, std::int64_t ldy) {
-  for (int i = 0; i < m; ++i) {
-    const std::int64_t comp = row_sums ? std::int64_t(zp) * row_sums[i] : 0;
-    const float s = scale[i], b = bias ? bias[i] : 0.0f;
-    for (int j = 0; j < n; ++j) {
-      float v = float(std::int64_t(sums[i * lds + j]) - comp) * s + b;
-      if (relu) v = v > 0.0f ? v : 0.0f;
-      y[i * ldy + j] = v;
-    }
-  }
-}
-
-void i8_ukr_ref(int m, int n, std::int64_t kp, const std::int8_t* a, const std::uint8_t* b,
-                std::int32_t* c, std::int64_t ldc, bool accumulate) {
-  for (int i = 0; i < m; ++i) {
-    for (int j = 0; j < n; ++j) {
-      std::int32_t s = accumulate ? c[i * ldc + j] : 0;
-      for (std::int64_t p = 0; p < kp; ++p) {
-        const std::int8_t av =
-            a[(p / kI8KStep) * kI8MrRef * kI8KStep + i * kI8KStep + p % kI8KStep];
-        s += std::int32_t(av) * std::int32_t(b[b_at(int(p), j)]);
-      }
-      c[i * ldc + j] = s;
-    }
-  }
-}
-
-void pack_i8_a_ref(const std::int8_t* src, std::int64_t ld, int m, int kc, int mr,
-                   std::int8_t* dst) {
-  const int kp = round_up_64(kc);
-  for (int p = 0; p < kp; ++p) {
-    std::int8_t* d = dst + (p / kI8KStep) * mr * kI8KStep + p % kI8KStep;
-    for (int i = 0; i < mr; ++i) d[i * kI8KStep] = i < m && p < kc ? src[i * ld + p] : 0;
-  }
-}
-
-void pack_u8_b_ref(const std::uint8_t* src, std::int64_t ld, int kc, int n, std::uint8_t* dst) {
-  const int kp = round_up_64(kc);
-  for (int p = 0; p < kp; ++p) {
-    for (int j = 0; j < kI8Nr; ++j) dst[b_at(p, j)] = p < kc && j < n ? src[p * ld + j] : 0;
-  }
-}
-
-void quantize_pack_b_ref(const float* src, std::int64_t ld, int kc, int n, float inv_scale,
-                         int zero_point, std::uint8_t* dst) {
-  const int kp = round_up_64(kc);
-  for (int p = 0; p < kp; ++p) {
-    for (int j = 0; j < kI8Nr; ++j) {
-      dst[b_at(p, j)] = p < kc && j < n ? quantize_u8_ref(src[p * ld + j], inv_scale, zero_point)
-                                        : std::uint8_t(0);
-    }
-  }
 }
 
 // The row engine (U8S8Ukr, I8Requantize, I8DequantizeCols in gemm_kernels.hpp).

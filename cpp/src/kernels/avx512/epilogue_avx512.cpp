@@ -1,6 +1,6 @@
 // Output epilogues with AVX-512 (compiled with the AVX-512 flags only here): bias and ReLU over
 // rows of a block of partial sums, stored into the output (the bf16_direct convolution's), and
-// the int8 engines' dequantization and requantization.
+// the int8 row engine's requantization and dequantization.
 #include <immintrin.h>
 
 #include "conv/conv_kernels.hpp"
@@ -21,33 +21,6 @@ void bias_relu_rows_avx512(const float* c, std::int64_t ldc, int m, std::int64_t
       const __mmask16 mk = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
       __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, src + j), b);
       if (relu) v = _mm512_max_ps(v, zero);  // NaN -> 0 (the second operand)
-      _mm512_mask_storeu_ps(dst + j, mk, v);
-    }
-  }
-}
-
-// The int8 engine's dequantizing epilogue (contract: I8Dequantize in gemm/gemm_kernels.hpp):
-// 16 sums per step, int32 difference (wrapping, exact: see I8Dequantize), VCVTDQ2PS (round to
-// nearest, as the reference's conversion), one multiply and one add (not fused: the reference
-// rounds twice).
-void i8_dequantize_avx512(const std::int32_t* sums, std::int64_t lds, int m, int n,
-                          const std::int32_t* row_sums, int zp, const float* scale,
-                          const float* bias, bool relu, float* y, std::int64_t ldy) {
-  const __m512 zero = _mm512_setzero_ps();
-  for (int i = 0; i < m; ++i) {
-    const __m512i comp = _mm512_set1_epi32(row_sums ? zp * row_sums[i] : 0);
-    const __m512 s = _mm512_set1_ps(scale[i]), b = _mm512_set1_ps(bias ? bias[i] : 0.0f);
-    const std::int32_t* src = sums + i * lds;
-    float* dst = y + i * ldy;
-    for (int j = 0; j < n; j += 16) {
-      const int left = n - j;
-      const __mmask16 mk = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
-      const __m512i d = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(mk, src + j), comp);
-      // the _round forms: GCC would contract a plain multiply and add into one FMA
-      constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-      __m512 v =
-          _mm512_add_round_ps(_mm512_mul_round_ps(_mm512_cvtepi32_ps(d), s, kNearest), b, kNearest);
-      if (relu) v = _mm512_max_ps(v, zero);  // -0 -> +0, as v > 0 ? v : 0
       _mm512_mask_storeu_ps(dst + j, mk, v);
     }
   }
