@@ -8,6 +8,7 @@ import numpy as np
 
 from .nn import AvgPool2d, Conv2d, Linear, LocallyConnected2d, MaxPool2d, TiledConv2d
 from .nn.module import eval_mode
+from .quantization import QTensor
 from .shapes import window_remainder
 from .tensor import Tensor, no_grad
 
@@ -123,7 +124,7 @@ class Summary:
 
 
 def _shaped(x) -> bool:
-    return isinstance(x, Tensor) or type(x).__name__ == "QTensor"
+    return isinstance(x, (Tensor, QTensor))
 
 
 def summary(model, input_shape) -> Summary:
