@@ -40,6 +40,10 @@ inline index_t round_up(index_t v, index_t m) { return (v + m - 1) / m * m; }
 
 struct RowsPlan {
   bool direct = false;
+  // A patch is `runs` runs of `run` contiguous bytes: a filter row's Fw C (unit dilation, one
+  // group: row_runs) or a tap's Cg.
+  bool row_runs = false;
+  index_t run = 0, runs = 0;
   index_t Cg = 0, Hp = 0, Wp = 0;  // the padded image (all C channels)
   index_t kp = 0, slices = 0, lda = 0;
   std::vector<std::int64_t> a_off;  // per slice: from a pixel's origin (direct) or 64 t
@@ -54,9 +58,9 @@ RowsPlan make_plan(const Conv2dParams& p, bool with_kmap = false) {
   r.Cg = Cg;
   r.Hp = p.H + 2 * p.pad_h;
   r.Wp = p.W + 2 * p.pad_w;
-  const bool row_segments = p.dil_w == 1 && G == 1;  // one segment per filter row
-  const index_t seg_len = row_segments ? p.Fw * p.C : Cg;
-  const index_t segs = row_segments ? p.Fh : taps;
+  const bool row_segments = r.row_runs = p.dil_w == 1 && G == 1;
+  const index_t seg_len = r.run = row_segments ? p.Fw * p.C : Cg;
+  const index_t segs = r.runs = row_segments ? p.Fh : taps;
   const index_t direct_kp = segs * round_up(seg_len, kStep);
   const index_t gather_kp = round_up(taps * Cg, kStep);
   // AMX's products are cheap next to a gather (a few cycles a byte): direct up to 4x the
@@ -124,8 +128,8 @@ void pad_image(const Conv2dParams& p, const RowsPlan& r, const std::uint8_t* src
 void gather_rows(const Conv2dParams& p, const RowsPlan& r, const std::uint8_t* img, index_t g,
                  index_t j0, int m, std::uint8_t* rows) {
   const index_t taps = p.Fh * p.Fw, used = taps * r.Cg;
-  const bool row_runs = p.dil_w == 1 && p.groups == 1;
-  const index_t run = row_runs ? p.Fw * p.C : r.Cg, runs = row_runs ? p.Fh : taps;
+  const bool row_runs = r.row_runs;
+  const index_t run = r.run, runs = r.runs;
   for (int i = 0; i < 32; ++i) {
     std::uint8_t* row = rows + std::size_t(i) * r.kp;
     if (i >= m) {
