@@ -226,14 +226,25 @@ def test_onnx_export_in_qdq_form_runs_in_onnxruntime(rng):
     dtypes = {i.name: i.data_type for i in proto.graph.initializer}
     assert dtypes["0.weight_int8"] == onnx.TensorProto.INT8
     assert dtypes["0.input_zero_point.u8"] == onnx.TensorProto.UINT8
-    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     x = rng.standard_normal((16, 3, 32, 32)).astype(np.float32)
-    got = sess.run(None, {"input": x})[0]
     want = q(ck.Tensor(x)).data
-    # the same quantized values but for the float sums' order, which now and then moves an
-    # activation across a rounding boundary of the next layer's quantization (one step)
+    # The graph as written (no fusion: each DequantizeLinear, then a float Conv / Gemm): the
+    # same quantized values but for the float sums' order, which now and then moves an
+    # activation across a rounding boundary of the next layer's quantization (one step).
+    plain = ort.SessionOptions()
+    plain.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(proto.SerializeToString(), plain,
+                                providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"input": x})[0]
     err = np.abs(got - want) / np.abs(want).max()
     assert np.median(err) <= 1e-5 and err.max() <= 2e-2, (np.median(err), err.max())
+    assert (got.argmax(1) == want.argmax(1)).mean() >= 0.9
+    # Its default optimisations fuse the QDQ pairs into int8 kernels; on a CPU without VNNI
+    # they use VPMADDUBSW, whose int16 pair sums saturate (onnxruntime documents this), so
+    # only a looser agreement holds there.
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"input": x})[0]
+    assert np.abs(got - want).max() / np.abs(want).max() <= 5e-2
     assert (got.argmax(1) == want.argmax(1)).mean() >= 0.9
 
 

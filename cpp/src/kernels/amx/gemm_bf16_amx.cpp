@@ -19,7 +19,6 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <cstring>
 
 #include "gemm/gemm_kernels.hpp"
 #include "kernels/amx/sums_amx.hpp"
@@ -107,20 +106,13 @@ void finish(const float* acc, std::int64_t lda, int m, int n, float beta, const 
 
 }  // namespace
 
-TileConfig make_config() {
-  TileConfig cfg;
-  std::memset(&cfg, 0, sizeof(cfg));
-  cfg.palette_id = 1;
-  for (int t = 0; t < 8; ++t) {
-    cfg.rows[t] = 16;
-    cfg.colsb[t] = 64;
-  }
-  return cfg;
-}
-
 // In static storage: GCC's _tile_loadconfig tells the compiler it reads only the first 8
-// bytes, so the stores into a local configuration could be dropped as dead.
-const TileConfig kConfig = make_config();
+// bytes, so the stores into a local configuration could be dropped as dead. Constant
+// initialised (an aggregate, no constructor): this file is compiled with -mamx and
+// -mavx512f, and a dynamic initialiser here would run AVX-512 stores when the library is
+// loaded, on every CPU (an illegal instruction on one without AVX-512).
+constexpr TileConfig kConfig = {
+    1, 0, {}, {64, 64, 64, 64, 64, 64, 64, 64}, {16, 16, 16, 16, 16, 16, 16, 16}};
 
 void tiles_begin() { _tile_loadconfig(&kConfig); }
 
