@@ -41,6 +41,11 @@ void register_gemm_kernels(GemmKernels& k, Isa isa) {
     k.dot_mr = avx2::kDotMr;
     k.dot_nr = avx2::kDotNr;
     k.dot_nt_tile = avx2::dot_nt_tile_avx2;
+    k.i8_path = "avx2";
+    k.i8r_mr = avx2::kI8RowsMr;
+    k.u8s8_ukr = avx2::u8s8_ukr_avx2;
+    k.i8_requantize = avx2::i8_requantize_avx2;
+    k.i8_dequantize_cols = avx2::i8_dequantize_cols_avx2;
   }
   if (isa >= Isa::avx512) {
     k.sgemm_mr = avx512::kSgemmMr;

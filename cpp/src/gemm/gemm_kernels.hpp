@@ -163,7 +163,7 @@ struct GemmKernels {
   InterleaveBf16 interleave_bf16 = nullptr;
   Bf16AccumulateBlock bf16_accumulate_block = nullptr;
   // int8
-  const char* i8_path = "ref";  // "ref", "avx512_vnni" or "amx"
+  const char* i8_path = "ref";  // "ref", "avx2", "avx512_vnni" or "amx"
   int i8r_mr = 0;               // rows (pixels) per call of the row engine's micro-kernel
   U8S8Ukr u8s8_ukr = nullptr;
   I8Requantize i8_requantize = nullptr;
@@ -220,6 +220,19 @@ void sgemm_ukr_6x16_avx2(int m, int n, std::int64_t k, const float* a, const flo
 void transpose_f32_avx2(const float* src, std::int64_t lds, std::int64_t rows, std::int64_t cols,
                         float* dst, std::int64_t ldd, std::int64_t rows_out);
 constexpr int kDotMr = 3, kDotNr = 4;
+// The int8 row engine's U8S8Ukr without VNNI: both operands widened to int16, VPMADDWD into
+// int32 (exact), blocks of 3 rows x 16 channels; up to 16 rows a call.
+constexpr int kI8RowsMr = 16;
+void u8s8_ukr_avx2(int m, int n, std::int64_t slices, const std::uint8_t* a, std::int64_t lda,
+                   const std::int64_t* a_off, const std::int8_t* b, std::int32_t* c,
+                   std::int64_t ldc);
+// Its epilogues, 8 channels a step (kernels/avx2/epilogue_i8_avx2.cpp).
+void i8_requantize_avx2(const std::int32_t* sums, std::int64_t lds, int m, int n,
+                        const std::int32_t* comp, const float* mult, const float* add, int y_zp,
+                        bool relu, std::uint8_t* yq, std::int64_t ldy);
+void i8_dequantize_cols_avx2(const std::int32_t* sums, std::int64_t lds, int m, int n,
+                             const std::int32_t* comp, const float* mult, const float* add,
+                             bool relu, float* yf, std::int64_t ldy, std::int64_t col_stride);
 void dot_nt_tile_avx2(int m, int n, std::int64_t k, const float* a, std::int64_t lda,
                       const float* b, std::int64_t ldb, float* c, std::int64_t ldc);
 }  // namespace avx2
