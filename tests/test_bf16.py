@@ -44,8 +44,10 @@ def _fp32_level():
     return "ref"
 
 
-# bf16 path -> the ISA level that selects it
-PATHS = {"ref": _fp32_level(), "avx512_bf16": "avx512_bf16", "amx": "amx"}
+# bf16 path -> the ISA level that selects it (the widening FMA kernel: AVX2 and AVX-512
+# without AVX512-BF16; the reference: only when everything is forced to it)
+PATHS = {"ref": "ref", "avx2": "avx512" if "avx512" in INFO["supported_isas"] else "avx2",
+         "avx512_bf16": "avx512_bf16", "amx": "amx"}
 
 
 @pytest.fixture(params=list(PATHS))
@@ -87,6 +89,30 @@ def test_round_bf16_refuses_bad_input():
 GEMM_SHAPES = [(1, 1, 1), (1, 33, 2), (7, 5, 3), (13, 31, 31), (14, 32, 32), (15, 33, 33),
                (16, 16, 64), (17, 47, 95), (31, 64, 1), (32, 32, 511), (33, 65, 512),
                (64, 96, 513), (100, 7, 1025)]
+
+
+def test_widening_fma_kernel_gives_the_reference_bits(rng):
+    """The AVX2 path widens the bf16 operands and sums with FMA in the reference's order: within
+    one K block (<= 256 deep) every element has the reference's bits, epilogue included."""
+    level = PATHS["avx2"]
+    if level not in INFO["supported_isas"]:
+        pytest.skip("no AVX2")
+    before = cnnkit.get_isa()
+    try:
+        for M, N, K in ((1, 1, 1), (7, 5, 3), (13, 31, 31), (17, 47, 95), (33, 65, 256)):
+            a = rng.standard_normal((M, K)).astype(np.float32)
+            b = rng.standard_normal((K, N)).astype(np.float32)
+            c0 = rng.standard_normal((M, N)).astype(np.float32)
+            got = {}
+            for isa in ("ref", level):
+                cnnkit.set_isa(isa)
+                assert cnnkit.cpu_info()["bf16_path"] == ("ref" if isa == "ref" else "avx2")
+                got[isa] = (core.sgemm(a, b, precision="bf16"),
+                            core.sgemm(a, b, alpha=0.5, beta=1.0, c=c0, precision="bf16"))
+            for x, y in zip(got["ref"], got[level]):
+                np.testing.assert_array_equal(x, y)
+    finally:
+        cnnkit.set_isa(before)
 
 
 @pytest.mark.parametrize("M,N,K", GEMM_SHAPES)
@@ -660,7 +686,7 @@ def test_digits_cnn_trains_to_97_percent_in_bf16():
 
 def test_cpu_info_names_the_bf16_path_and_why_not_a_faster_one():
     info = cnnkit.cpu_info()
-    assert info["bf16_path"] in ("amx", "avx512_bf16", "ref")
+    assert info["bf16_path"] in ("amx", "avx512_bf16", "avx2", "ref")
     feats = info["features"]
     if info["bf16_path"] == "amx":
         assert info["bf16_path_reason"] == ""

@@ -41,6 +41,10 @@ void register_gemm_kernels(GemmKernels& k, Isa isa) {
     k.dot_mr = avx2::kDotMr;
     k.dot_nr = avx2::kDotNr;
     k.dot_nt_tile = avx2::dot_nt_tile_avx2;
+    k.bf16_path = "avx2";
+    k.bf16_mr = avx2::kBf16MrAvx2;
+    k.bf16_kc = avx2::kBf16KcAvx2;
+    k.bf16_ukr = avx2::bf16_ukr_avx2;
     k.i8_path = "avx2";
     k.i8r_mr = avx2::kI8RowsMr;
     k.u8s8_ukr = avx2::u8s8_ukr_avx2;

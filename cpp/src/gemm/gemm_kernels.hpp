@@ -149,7 +149,7 @@ struct GemmKernels {
   int dot_mr = 0, dot_nr = 0;  // the dot-product tile
   DotNtTile dot_nt_tile = nullptr;
   // bf16
-  const char* bf16_path = "ref";  // "ref", "avx512_bf16" or "amx"
+  const char* bf16_path = "ref";  // "ref", "avx2", "avx512_bf16" or "amx"
   int bf16_mr = 0;                // rows of the bf16 micro-kernel (columns: kBf16Nr)
   int bf16_kc = 0;                // K block of the bf16 engine (a multiple of kBf16KStep)
   Bf16Ukr bf16_ukr = nullptr;
@@ -220,6 +220,11 @@ void sgemm_ukr_6x16_avx2(int m, int n, std::int64_t k, const float* a, const flo
 void transpose_f32_avx2(const float* src, std::int64_t lds, std::int64_t rows, std::int64_t cols,
                         float* dst, std::int64_t ldd, std::int64_t rows_out);
 constexpr int kDotMr = 3, kDotNr = 4;
+// The bf16 Bf16Ukr without bf16 dot products: operands widened to fp32, FMA in the reference's
+// order (its bits); 8-row panels computed as blocks of 4 rows x 16 columns.
+constexpr int kBf16MrAvx2 = 8, kBf16KcAvx2 = 256;
+void bf16_ukr_avx2(int m, int n, std::int64_t kp, const bf16_t* a, const bf16_t* b, float* c,
+                   std::int64_t ldc, const UkrEpilogue& ep);
 // The int8 row engine's U8S8Ukr without VNNI: both operands widened to int16, VPMADDWD into
 // int32 (exact), blocks of 3 rows x 16 channels; up to 16 rows a call.
 constexpr int kI8RowsMr = 16;
