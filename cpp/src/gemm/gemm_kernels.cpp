@@ -45,6 +45,11 @@ void register_gemm_kernels(GemmKernels& k, Isa isa) {
     k.bf16_mr = avx2::kBf16MrAvx2;
     k.bf16_kc = avx2::kBf16KcAvx2;
     k.bf16_ukr = avx2::bf16_ukr_avx2;
+    k.round_bf16 = avx2::round_bf16_avx2;
+    k.round_bf16_f32 = avx2::round_bf16_f32_avx2;
+    k.pack_bf16_a = avx2::pack_bf16_a_avx2;
+    k.pack_bf16_b = avx2::pack_bf16_b_avx2;
+    k.interleave_bf16 = avx2::interleave_bf16_avx2;
     k.i8_path = "avx2";
     k.i8r_mr = avx2::kI8RowsMr;
     k.u8s8_ukr = avx2::u8s8_ukr_avx2;

@@ -225,6 +225,12 @@ constexpr int kDotMr = 3, kDotNr = 4;
 constexpr int kBf16MrAvx2 = 8, kBf16KcAvx2 = 256;
 void bf16_ukr_avx2(int m, int n, std::int64_t kp, const bf16_t* a, const bf16_t* b, float* c,
                    std::int64_t ldc, const UkrEpilogue& ep);
+// The reference's rounding and packing, 8 lanes at a time (kernels/avx2/bf16_convert_avx2.cpp).
+void round_bf16_avx2(const float* src, std::int64_t n, bf16_t* dst);
+void round_bf16_f32_avx2(const float* src, std::int64_t n, float* dst);
+void pack_bf16_a_avx2(const float* src, std::int64_t ld, int m, int kc, int mr, bf16_t* dst);
+void pack_bf16_b_avx2(const float* src, std::int64_t ld, int kc, int n, bf16_t* dst);
+void interleave_bf16_avx2(const float* r0, const float* r1, std::int64_t n, bf16_t* dst);
 // The int8 row engine's U8S8Ukr without VNNI: both operands widened to int16, VPMADDWD into
 // int32 (exact), blocks of 3 rows x 16 channels; up to 16 rows a call.
 constexpr int kI8RowsMr = 16;
