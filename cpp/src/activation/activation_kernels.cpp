@@ -17,6 +17,18 @@ void register_activation_kernels(ActivationKernels& k, Isa isa) {
   k.sigmoid_bwd = ref::sigmoid_bwd_f32_ref;
   k.tanh_bwd = ref::tanh_bwd_f32_ref;
 #if CNNKIT_X86  // the x86 kernels: built on x86-64 only (CMakeLists.txt)
+  if (isa >= Isa::avx2) {
+    k.relu_fwd = avx2::relu_fwd_f32_avx2;
+    k.leaky_relu_fwd = avx2::leaky_relu_fwd_f32_avx2;
+    k.elu_fwd = avx2::elu_fwd_f32_avx2;
+    k.sigmoid_fwd = avx2::sigmoid_fwd_f32_avx2;
+    k.tanh_fwd = avx2::tanh_fwd_f32_avx2;
+    k.relu_bwd = avx2::relu_bwd_f32_avx2;
+    k.leaky_relu_bwd = avx2::leaky_relu_bwd_f32_avx2;
+    k.elu_bwd = avx2::elu_bwd_f32_avx2;
+    k.sigmoid_bwd = avx2::sigmoid_bwd_f32_avx2;
+    k.tanh_bwd = avx2::tanh_bwd_f32_avx2;
+  }
   if (isa >= Isa::avx512) {
     k.relu_fwd = avx512::relu_fwd_f32_avx512;
     k.leaky_relu_fwd = avx512::leaky_relu_fwd_f32_avx512;

@@ -28,7 +28,7 @@ void register_activation_kernels(ActivationKernels& k, Isa isa);
 
 }  // namespace cnnkit
 
-// Every ISA's kernels: ref (activation.cpp), avx512, neon.
+// Every ISA's kernels: ref (activation.cpp), avx2, avx512, neon.
 
 #define CNNKIT_DECLARE_ELTWISE(ns, isa)                                                     \
   namespace ns {                                                                            \
@@ -51,6 +51,7 @@ void register_activation_kernels(ActivationKernels& k, Isa isa);
 
 namespace cnnkit {
 CNNKIT_DECLARE_ELTWISE(ref, ref)
+CNNKIT_DECLARE_ELTWISE(avx2, avx2)
 CNNKIT_DECLARE_ELTWISE(avx512, avx512)
 CNNKIT_DECLARE_ELTWISE(neon, neon)
 }  // namespace cnnkit

@@ -26,6 +26,11 @@ void dropout_fwd_f32_ref(const float* src, float* dst, std::uint8_t* mask, std::
                          std::int64_t first, std::uint64_t seed, std::uint32_t threshold,
                          float scale);
 }
+namespace avx2 {
+void dropout_fwd_f32_avx2(const float* src, float* dst, std::uint8_t* mask, std::int64_t n,
+                          std::int64_t first, std::uint64_t seed, std::uint32_t threshold,
+                          float scale);
+}
 namespace avx512 {
 void dropout_fwd_f32_avx512(const float* src, float* dst, std::uint8_t* mask, std::int64_t n,
                             std::int64_t first, std::uint64_t seed, std::uint32_t threshold,

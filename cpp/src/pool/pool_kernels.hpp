@@ -33,6 +33,10 @@ void register_pool_kernels(PoolKernels& k, Isa isa);
 // pool.cpp
 void maxpool2d_fwd_f32_ref(const float* src, float* dst, std::int64_t* indices,
                            const Pool2dPlane& p, std::int64_t planes);
+namespace avx2 {
+void maxpool2d_fwd_f32_avx2(const float* src, float* dst, std::int64_t* indices,
+                            const Pool2dPlane& p, std::int64_t planes);
+}
 namespace avx512 {
 void maxpool2d_fwd_f32_avx512(const float* src, float* dst, std::int64_t* indices,
                               const Pool2dPlane& p, std::int64_t planes);
