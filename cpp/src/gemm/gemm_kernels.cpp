@@ -55,6 +55,7 @@ void register_gemm_kernels(GemmKernels& k, Isa isa) {
     k.u8s8_ukr = avx2::u8s8_ukr_avx2;
     k.i8_requantize = avx2::i8_requantize_avx2;
     k.i8_dequantize_cols = avx2::i8_dequantize_cols_avx2;
+    k.quantize_u8_nhwc = avx2::quantize_u8_nhwc_avx2;
   }
   if (isa >= Isa::avx512) {
     k.sgemm_mr = avx512::kSgemmMr;

@@ -237,7 +237,10 @@ constexpr int kI8RowsMr = 16;
 void u8s8_ukr_avx2(int m, int n, std::int64_t slices, const std::uint8_t* a, std::int64_t lda,
                    const std::int64_t* a_off, const std::int8_t* b, std::int32_t* c,
                    std::int64_t ldc);
-// Its epilogues, 8 channels a step (kernels/avx2/epilogue_i8_avx2.cpp).
+// Its epilogues, 8 channels a step, and the activations' quantization, 8 pixels a step
+// (kernels/avx2/epilogue_i8_avx2.cpp).
+void quantize_u8_nhwc_avx2(const float* src, std::int64_t ld, std::int64_t C, std::int64_t n,
+                           float inv_scale, int zero_point, std::uint8_t* dst);
 void i8_requantize_avx2(const std::int32_t* sums, std::int64_t lds, int m, int n,
                         const std::int32_t* comp, const float* mult, const float* add, int y_zp,
                         bool relu, std::uint8_t* yq, std::int64_t ldy);

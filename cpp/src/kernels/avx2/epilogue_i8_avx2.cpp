@@ -5,6 +5,9 @@
 //          VCVTPS2DQ (round to nearest even, the MXCSR mode), then two saturating packs (the
 //          values are already in range) and the two 128-bit halves' first 4 bytes;
 //   fp32:  ReLU as max(v, 0), stored contiguously or one element per channel plane (NCHW).
+// And the activations' quantization, NCHW fp32 planes -> NHWC uint8 (QuantizeU8Nhwc): 8 pixels
+// a step, the reference's rule (x * inv_scale clamped to +-1024, VCVTPS2DQ: nearest even, plus
+// the zero point, clamped to [0, 255]; NaN -> the clamped zero point).
 //
 // Only intrinsics and functions with internal linkage here (see sgemm_ukr_avx512.cpp).
 #include <immintrin.h>
@@ -33,7 +36,39 @@ struct Cols8 {
   }
 };
 
+// 8 fp32 -> 8 int32 lanes in [0, 255] (quantize_u8_ref's rule).
+inline __m256i quantize8(__m256 x, __m256 inv_scale, __m256i zero_point, __m256i nan_value) {
+  const __m256 r = _mm256_mul_ps(x, inv_scale);
+  const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(r, r, _CMP_UNORD_Q));
+  const __m256 clamped =
+      _mm256_min_ps(_mm256_max_ps(r, _mm256_set1_ps(-1024.0f)), _mm256_set1_ps(1024.0f));
+  __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(clamped), zero_point);
+  q = _mm256_min_epi32(_mm256_max_epi32(q, _mm256_setzero_si256()), _mm256_set1_epi32(255));
+  return _mm256_blendv_epi8(q, nan_value, nan);
+}
+
 }  // namespace
+
+void quantize_u8_nhwc_avx2(const float* src, std::int64_t ld, std::int64_t C, std::int64_t n,
+                           float inv_scale, int zero_point, std::uint8_t* dst) {
+  const __m256 inv = _mm256_set1_ps(inv_scale);
+  const __m256i zp = _mm256_set1_epi32(zero_point);
+  const __m256i nan_value = _mm256_set1_epi32(zero_point < 0     ? 0
+                                              : zero_point > 255 ? 255
+                                                                 : zero_point);
+  alignas(32) std::int32_t lanes[8];
+  for (std::int64_t i0 = 0; i0 < n; i0 += 8) {
+    const int m = int(n - i0 < 8 ? n - i0 : 8);
+    const __m256i mk =
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(m), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    std::uint8_t* d = dst + i0 * C;
+    for (std::int64_t c = 0; c < C; ++c) {
+      const __m256 x = _mm256_maskload_ps(src + c * ld + i0, mk);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), quantize8(x, inv, zp, nan_value));
+      for (int i = 0; i < m; ++i) d[i * C + c] = std::uint8_t(lanes[i]);
+    }
+  }
+}
 
 void i8_requantize_avx2(const std::int32_t* sums, std::int64_t lds, int m, int n,
                         const std::int32_t* comp, const float* mult, const float* add, int y_zp,
