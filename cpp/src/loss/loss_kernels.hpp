@@ -20,6 +20,10 @@ void register_loss_kernels(LossKernels& k, Isa isa);
 
 double exp_shift_sum_ref(const float* x, float* y, std::int64_t n, float shift);  // loss.cpp
 
+namespace avx2 {
+double exp_shift_sum_avx2(const float* x, float* y, std::int64_t n, float shift);
+}
+
 namespace avx512 {
 double exp_shift_sum_avx512(const float* x, float* y, std::int64_t n, float shift);
 }

@@ -17,12 +17,17 @@ void register_norm_kernels(NormKernels& k, Isa isa) {
   k.rn_bwd_apply = ref::rn_bwd_apply_f32_ref;
   k.rn_dwdb = ref::rn_dwdb_f32_ref;
 #if CNNKIT_X86  // the x86 kernels: built on x86-64 only (CMakeLists.txt)
-  // AVX2: the four batch-norm kernels (LRN and the row norms stay on ref)
   if (isa >= Isa::avx2) {
     k.bn_stats = avx2::bn_stats_f32_avx2;
     k.bn_apply = avx2::bn_apply_f32_avx2;
     k.bn_bwd_reduce = avx2::bn_bwd_reduce_f32_avx2;
     k.bn_bwd_apply = avx2::bn_bwd_apply_f32_avx2;
+    k.lrn_fwd = avx2::lrn_fwd_f32_avx2;
+    k.lrn_bwd = avx2::lrn_bwd_f32_avx2;
+    k.rn_apply = avx2::rn_apply_f32_avx2;
+    k.rn_bwd_reduce = avx2::rn_bwd_reduce_f32_avx2;
+    k.rn_bwd_apply = avx2::rn_bwd_apply_f32_avx2;
+    k.rn_dwdb = avx2::rn_dwdb_f32_avx2;
   }
   if (isa >= Isa::avx512) {
     k.bn_stats = avx512::bn_stats_f32_avx512;

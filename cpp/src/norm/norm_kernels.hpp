@@ -75,8 +75,9 @@ void register_norm_kernels(NormKernels& k, Isa isa);
 
 }  // namespace cnnkit
 
-// Every ISA's kernels: ref (batch_norm.cpp, lrn.cpp, row_norm.cpp), avx512, avx2 and neon (the
-// four batch-norm kernels only: LRN and the row norms run the reference there).
+// Every ISA's kernels: ref (batch_norm.cpp, lrn.cpp, row_norm.cpp), avx512, avx2 (kernels/avx2/:
+// batch_norm_avx2.cpp, lrn_avx2.cpp, row_norm_avx2.cpp) and neon (the four batch-norm kernels
+// only: LRN and the row norms run the reference there).
 
 #define CNNKIT_DECLARE_NORM(ns, isa)                                                             \
   namespace ns {                                                                                 \
@@ -107,17 +108,8 @@ void register_norm_kernels(NormKernels& k, Isa isa);
 namespace cnnkit {
 CNNKIT_DECLARE_NORM(ref, ref)
 CNNKIT_DECLARE_NORM(avx512, avx512)
+CNNKIT_DECLARE_NORM(avx2, avx2)
 CNNKIT_DECLARE_NORM(neon, neon)  // only the bn_* four are defined (kernels/neon/)
-
-namespace avx2 {  // kernels/avx2/batch_norm_avx2.cpp: the bn_* four only
-void bn_stats_f32_avx2(const float* src, std::int64_t n, float shift, double* sum, double* sumsq);
-void bn_apply_f32_avx2(const float* src, float* dst, std::int64_t n, float mean_hi, float mean_lo,
-                       float scale, float shift, std::uint16_t* relu_mask);
-void bn_bwd_reduce_f32_avx2(const float* diff_dst, const float* src, std::int64_t n, float mean,
-                            const std::uint16_t* relu_mask, double* sum_dy, double* sum_dy_xmu);
-void bn_bwd_apply_f32_avx2(const float* diff_dst, const float* src, float* diff_src, std::int64_t n,
-                           float mean, float a, float b, float c, const std::uint16_t* relu_mask);
-}  // namespace avx2
 }  // namespace cnnkit
 
 #undef CNNKIT_DECLARE_NORM
