@@ -18,7 +18,6 @@ void register_conv_kernels(ConvKernels& k, Isa isa) {
   if (isa >= Isa::avx2) {
     k.pack_patch_panel = avx2::pack_patch_panel_avx2;
     k.add_f32 = avx2::add_f32_avx2;
-    k.bias_relu_rows = avx2::bias_relu_rows_avx2;
     k.wino_input = avx2::wino_input_avx2;
     k.wino_output = avx2::wino_output_avx2;
     k.wino_grad_output = avx2::wino_grad_output_avx2;

@@ -105,8 +105,6 @@ void wino_grad_output_ref(const float* dy, std::int64_t plane, std::int64_t ld, 
 
 namespace avx2 {
 void add_f32_avx2(const float* src, float* dst, std::int64_t n);  // epilogue_avx2.cpp
-void bias_relu_rows_avx2(const float* c, std::int64_t ldc, int m, std::int64_t n, const float* bias,
-                         bool relu, float* y, std::int64_t ldy);
 void pack_patch_panel_avx2(const PatchPanel& pp, std::int64_t p0, int kc, int nr, float* dst);
 void wino_input_avx2(const float* x, std::int64_t plane, std::int64_t ld, int channels,
                      const WinoLanes& lanes, float* v, std::int64_t v_xi, std::int64_t v_c);

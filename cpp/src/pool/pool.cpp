@@ -33,7 +33,10 @@ namespace cnnkit {
 
 namespace {
 
-index_t floor_div(index_t a, index_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+// In 128 bits: validate() sizes the output from whatever the caller passed (sizes, kernels and
+// padding near the int64 limits included) before it rejects them.
+using wide_t = __int128;
+wide_t floor_div(wide_t a, wide_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
 // Planes per thread below which threading costs more than it saves (~64K elements).
 index_t min_planes(index_t plane_elems) {
@@ -58,9 +61,11 @@ Pool2dPlane pool2d_plane(const Pool2dParams& p) {
 }
 
 index_t pool_output_size(index_t in, index_t k, index_t s, index_t p, bool ceil_mode) {
-  index_t out = floor_div(in + 2 * p - k + (ceil_mode ? s - 1 : 0), s) + 1;
-  if (ceil_mode && (out - 1) * s >= in + p) --out;
-  return out;
+  const wide_t num = wide_t(in) + 2 * wide_t(p) - k + (ceil_mode ? wide_t(s) - 1 : 0);
+  wide_t out = floor_div(num, s) + 1;
+  if (ceil_mode && (out - 1) * s >= wide_t(in) + p) --out;
+  const wide_t lo = std::numeric_limits<index_t>::min(), hi = std::numeric_limits<index_t>::max();
+  return index_t(out < lo ? lo : out > hi ? hi : out);
 }
 
 index_t pool_out_h(const Pool2dParams& p) {
