@@ -1,5 +1,5 @@
-// Vector maths for the AVX2 kernels: exp, expm1 and the 8-float block loop with masked tails.
-// Include ONLY from cpp/src/kernels/avx2/*.cpp. Everything here is in an anonymous namespace on
+// Vector maths for the AVX2 kernels: exp, expm1, log, pow and the 8-float block loop with masked
+// tails. Include ONLY from cpp/src/kernels/avx2/*.cpp. Everything here is in an anonymous namespace on
 // purpose, as in vmath_avx512.hpp: each ISA translation unit gets its own internal copy, so no
 // AVX2 instance of an inline function can be picked by the linker for baseline code.
 //
@@ -76,6 +76,49 @@ inline __m256 expm1_ps(__m256 x) {
 }
 
 inline __m256 abs_ps(__m256 x) { return _mm256_andnot_ps(set1(-0.0f), x); }
+
+// log(x) for x > 0 (+-0 -> -inf, negative or NaN -> NaN, inf -> inf). AVX2 has no vgetexpps /
+// vgetmantps: the exponent field comes off by integer operations (subnormals first scaled by
+// 2^23) and the mantissa is brought into [0.75, 1.5) as getmant does, then the same atanh
+// series as vmath_avx512.hpp.
+inline __m256 log_ps(__m256 x) {
+  const __m256 tiny = _mm256_cmp_ps(x, set1(1.17549435e-38f), _CMP_LT_OQ);  // subnormal (or <= 0)
+  const __m256 xs = _mm256_blendv_ps(x, _mm256_mul_ps(x, set1(8388608.0f)), tiny);
+  const __m256i bits = _mm256_castps_si256(xs);
+  const __m256i e = _mm256_sub_epi32(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(127));
+  __m256 m =
+      _mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi32(0x007FFFFF)),
+                                          _mm256_set1_epi32(0x3F800000)));  // [1, 2)
+  const __m256 big = _mm256_cmp_ps(m, set1(1.5f), _CMP_GE_OQ);              // to [0.75, 1.5): halve
+  m = _mm256_blendv_ps(m, _mm256_mul_ps(m, set1(0.5f)), big);
+  __m256 ex = _mm256_add_ps(_mm256_cvtepi32_ps(e), _mm256_and_ps(big, set1(1.0f)));
+  ex = _mm256_sub_ps(ex, _mm256_and_ps(tiny, set1(23.0f)));
+  // log(m) = 2 atanh(s), s = (m - 1) / (m + 1), |s| <= 0.2
+  const __m256 s = _mm256_div_ps(_mm256_sub_ps(m, set1(1.0f)), _mm256_add_ps(m, set1(1.0f)));
+  const __m256 s2 = _mm256_mul_ps(s, s);
+  __m256 q = _mm256_fmadd_ps(set1(2.0f / 11), s2, set1(2.0f / 9));
+  q = _mm256_fmadd_ps(q, s2, set1(2.0f / 7));
+  q = _mm256_fmadd_ps(q, s2, set1(2.0f / 5));
+  q = _mm256_fmadd_ps(q, s2, set1(2.0f / 3));
+  const __m256 lm = _mm256_fmadd_ps(_mm256_mul_ps(s, s2), q, _mm256_add_ps(s, s));
+  __m256 r =
+      _mm256_fmadd_ps(ex, set1(0.693359375f), _mm256_fmadd_ps(ex, set1(-2.12194440e-4f), lm));
+  // Limits the polynomial cannot give.
+  const __m256 zero = _mm256_setzero_ps(), inf = set1(__builtin_inff());
+  r = _mm256_blendv_ps(r, _mm256_sub_ps(zero, inf), _mm256_cmp_ps(x, zero, _CMP_EQ_OQ));
+  r = _mm256_blendv_ps(r, inf, _mm256_cmp_ps(x, inf, _CMP_EQ_OQ));
+  r = _mm256_blendv_ps(r, set1(__builtin_nanf("")), _mm256_cmp_ps(x, zero, _CMP_NGE_UQ));
+  return r;
+}
+
+// x^y for x >= 0 (y a scalar), as vmath_avx512.hpp's pow_ps.
+inline __m256 pow_ps(__m256 x, float y) {
+  if (y == -0.75f) {
+    const __m256 t = _mm256_sqrt_ps(x);
+    return _mm256_div_ps(set1(1.0f), _mm256_mul_ps(t, _mm256_sqrt_ps(t)));
+  }
+  return exp_ps(_mm256_mul_ps(set1(y), log_ps(x)));
+}
 
 // Whole 8-float block: plain loads and stores.
 struct Full {
