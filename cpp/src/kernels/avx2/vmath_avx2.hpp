@@ -1,7 +1,7 @@
 // Vector maths for the AVX2 kernels: exp, expm1, log, pow and the 8-float block loop with masked
-// tails. Include ONLY from cpp/src/kernels/avx2/*.cpp. Everything here is in an anonymous namespace on
-// purpose, as in vmath_avx512.hpp: each ISA translation unit gets its own internal copy, so no
-// AVX2 instance of an inline function can be picked by the linker for baseline code.
+// tails. Include ONLY from cpp/src/kernels/avx2/*.cpp. Everything here is in an anonymous
+// namespace on purpose, as in vmath_avx512.hpp: each ISA translation unit gets its own internal
+// copy, so no AVX2 instance of an inline function can be picked by the linker for baseline code.
 //
 // exp and expm1 follow vmath_avx512.hpp: n = round(x / ln 2), r = x - n ln 2 (Cody-Waite split of
 // ln 2, exact for |n| <= 2^15), |r| <= ln 2 / 2, p(r) = expm1(r) by its degree-7 Taylor polynomial
