@@ -26,9 +26,10 @@ using Pair = std::pair<index_t, index_t>;
 namespace {
 
 // Packed weights: 64 bytes of slack (line alignment), the engine's bytes, then a trailer of
-// three int32 (groups, horizontal dilation, patches read in place) that, with the weight's
-// shape, fixes the layout.
-constexpr std::size_t kTrailer = 3 * sizeof(std::int32_t);
+// four int32 (groups, horizontal dilation, patches read in place, the kernel's slice depth)
+// that, with the weight's shape, fixes the layout.
+constexpr int kTrailerInts = 4;
+constexpr std::size_t kTrailer = kTrailerInts * sizeof(std::int32_t);
 
 void check_zero_point(int zp, const char* op, const char* name) {
   if (zp < 0 || zp > 255) throw_invalid(op, ": ", name, " must be in [0, 255], got ", zp);
@@ -78,7 +79,8 @@ void scales_arg(ScalesArg* out, const char* op, index_t N, float x_scale, int x_
 
 // The packed array's engine bytes, checked against what this call expects.
 const std::int8_t* packed_arg(const py::object& obj, std::size_t bytes, index_t groups,
-                              index_t dil_w, bool direct, const char* op, py::array* keep) {
+                              index_t dil_w, bool direct, int kstep, const char* op,
+                              py::array* keep) {
   *keep = typed_c<std::int8_t>(obj, op, "packed", "int8", 1);
   const std::size_t have = std::size_t(keep->size()), want = 64 + bytes + kTrailer;
   if (have != want) {
@@ -86,23 +88,24 @@ const std::int8_t* packed_arg(const py::object& obj, std::size_t bytes, index_t 
                   " (packed for another weight shape, groups, dilation or ISA? repack it)");
   }
   const auto* base = static_cast<const std::int8_t*>(keep->data());
-  std::int32_t trailer[3];
+  std::int32_t trailer[kTrailerInts];
   std::memcpy(trailer, base + 64 + bytes, kTrailer);
   if (trailer[0] != groups || trailer[1] != dil_w) {
     throw_invalid(op, ": packed was made for groups=", trailer[0], ", dilation (.., ", trailer[1],
                   "), this call has groups=", groups, ", dilation (.., ", dil_w, ")");
   }
-  if (trailer[2] != int(direct)) {
+  if (trailer[2] != int(direct) || trailer[3] != kstep) {
     throw_invalid(op, ": packed was made for another ISA's layout (repack it after set_isa)");
   }
   return line_aligned(base);
 }
 
 py::array_t<std::int8_t> packed_array(std::size_t bytes, index_t groups, index_t dil_w, bool direct,
-                                      std::int8_t** engine) {
+                                      int kstep, std::int8_t** engine) {
   py::array_t<std::int8_t> out(py::ssize_t(64 + bytes + kTrailer));
   std::int8_t* base = out.mutable_data();
-  const std::int32_t trailer[3] = {std::int32_t(groups), std::int32_t(dil_w), int(direct)};
+  const std::int32_t trailer[kTrailerInts] = {std::int32_t(groups), std::int32_t(dil_w),
+                                              int(direct), kstep};
   std::memcpy(base + 64 + bytes, trailer, kTrailer);
   *engine = line_aligned(base);
   return out;
@@ -148,7 +151,8 @@ py::object conv2d_int8_rows_py(const py::object& x_obj, const py::object& wq_obj
   py::array keep_packed;
   const Int8RowsLayout layout = conv2d_int8_rows_layout(p);
   const std::int8_t* packed =
-      packed_arg(packed_obj, layout.bytes, groups, p.dil_w, layout.direct, op, &keep_packed);
+      packed_arg(packed_obj, layout.bytes, groups, p.dil_w, layout.direct, layout.kstep, op,
+                 &keep_packed);
   Pool2dParams q;
   const bool pooled = !pool_obj.is_none();
   index_t Hq = p.Ho, Wq = p.Wo;
@@ -219,7 +223,8 @@ py::object linear_int8_rows_py(const py::object& x_obj, const py::object& wq_obj
   py::array keep_packed;
   const index_t kp = linear_int8_rows_depth(K);
   const std::int8_t* packed =
-      packed_arg(packed_obj, i8_rows_packed_bytes(N, kp), 1, 1, true, op, &keep_packed);
+      packed_arg(packed_obj, i8_rows_packed_bytes(N, kp), 1, 1, true, i8_rows_kstep(), op,
+                 &keep_packed);
   const auto* xp = static_cast<const std::uint8_t*>(x.data());
   const int threads = get_num_threads();
   if (y_scale) {
@@ -275,7 +280,7 @@ void bind_int8_rows(py::module_& m) {
         const Conv2dParams p = weight_params(wq, groups, dilation, op);
         const Int8RowsLayout layout = conv2d_int8_rows_layout(p);
         std::int8_t* dst;
-        auto out = packed_array(layout.bytes, groups, p.dil_w, layout.direct, &dst);
+        auto out = packed_array(layout.bytes, groups, p.dil_w, layout.direct, layout.kstep, &dst);
         const auto* src = static_cast<const std::int8_t*>(wq.data());
         py::gil_scoped_release release;
         conv2d_int8_rows_pack(p, src, dst);
@@ -296,7 +301,7 @@ void bind_int8_rows(py::module_& m) {
         const index_t kp = linear_int8_rows_depth(K);
         const std::vector<std::int32_t> kmap = linear_kmap(K, kp, chw, op);
         std::int8_t* dst;
-        auto out = packed_array(i8_rows_packed_bytes(N, kp), 1, 1, true, &dst);
+        auto out = packed_array(i8_rows_packed_bytes(N, kp), 1, 1, true, i8_rows_kstep(), &dst);
         const auto* src = static_cast<const std::int8_t*>(wq.data());
         py::gil_scoped_release release;
         i8_rows_pack(src, K, N, kmap.data(), kp, dst);

@@ -91,7 +91,8 @@ void conv2d_forward(const Conv2dParams& p, const float* src, const float* weight
 struct Int8RowsLayout {
   std::size_t bytes = 0;  // conv2d_int8_rows_pack's output
   bool direct = false;    // the patches read in place (else gathered): the packed layout
-};  // depends on it, and through it on the ISA (AMX reads in place more)
+  int kstep = 0;          // depends on it and on the slice depth, both chosen by the ISA
+};
 Int8RowsLayout conv2d_int8_rows_layout(const Conv2dParams& p);
 void conv2d_int8_rows_pack(const Conv2dParams& p, const std::int8_t* wq, std::int8_t* packed);
 void conv2d_forward_int8_rows(const Conv2dParams& p, const std::uint8_t* src,

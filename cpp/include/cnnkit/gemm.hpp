@@ -209,13 +209,13 @@ void quantize_u8(const float* src, index_t n, float inv_scale, int zero_point, s
 //   add = bias[j] / s (+ y_zp for uint8 output) with s = y_scale for uint8 output, 1 for fp32;
 //   uint8: y = nearbyint(clamp(v, relu ? y_zp : 0, 255)); fp32: y = v, then ReLU.
 // Packed weights: i8_rows_packed_bytes(N, kp) bytes: ceil(N / 32) panels of kp x 32 int8 (kp a
-// multiple of 64, the GEMM's padded depth), then the N int32 column sums.
+// multiple of i8_rows_kstep(), the GEMM's padded depth), then the N int32 column sums.
 std::size_t i8_rows_packed_bytes(index_t N, index_t kp);
 // Packed depth p of output j is w[j * ldw + kmap[p]], or 0 where kmap[p] < 0 (p < kp).
 void i8_rows_pack(const std::int8_t* w, index_t ldw, index_t N, const std::int32_t* kmap,
                   index_t kp, std::int8_t* packed);
 const std::int32_t* i8_rows_col_sums(const std::int8_t* packed, index_t N, index_t kp);
-// The packed depth of a fully connected layer of K inputs (K rounded up to 64).
+// The packed depth of a fully connected layer of K inputs (K rounded up to i8_rows_kstep()).
 index_t linear_int8_rows_depth(index_t K);
 // The epilogue's per-channel constants as a block reads them (channel 0 of the block first).
 struct I8RowsEpi {
@@ -255,8 +255,11 @@ struct I8RowsOut {
 };
 // Rows per block of the active kernel (i8_rows_block's m <= this).
 int i8_rows_mr();
-// One block of m rows, all N channels: A as U8S8Ukr reads it (row i's 64-deep slice t at
-// a + i * lda + a_off[t]; rows up to 32 readable), `slices` = kp / 64. strip: m x
+// The depth of the active kernel's slices: 64 bytes on AMX, 32 elsewhere. Packed depths are
+// multiples of it, so the packed layout depends on the ISA.
+int i8_rows_kstep();
+// One block of m rows, all N channels: A as U8S8Ukr reads it (row i's slice t at
+// a + i * lda + a_off[t]; rows up to 32 readable), `slices` = kp / i8_rows_kstep(). strip: m x
 // round_up(N, 32) int32 of the caller's (the raw sums). Needs the tile hook (i8_rows_begin).
 void i8_rows_block(int m, index_t N, index_t slices, const std::uint8_t* a, index_t lda,
                    const std::int64_t* a_off, const std::int8_t* packed, const I8RowsEpi& q,

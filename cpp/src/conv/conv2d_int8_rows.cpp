@@ -10,14 +10,15 @@
 // pixels' patches need no copying at all ("direct"): with unit dilation a filter row fy is the
 // Fw C contiguous bytes at ((oy S + fy D) Wp + ox S) C, and consecutive pixels are S C bytes
 // apart, so an AMX tile of 16 pixels x 64 bytes is one strided load. Each filter row is padded
-// to a multiple of 64 bytes in the packed weights (zeros: whatever bytes the padding meets
-// count 0), so K grows from Fh Fw C to Fh round_up(Fw C, 64) -- cheap where Fw C is large
-// (C = 32, 3x3: 288 -> 384), wasteful for the 3-channel first layer (27 -> 192) -- yet on AMX
+// to a multiple of the kernel's slice depth L (64 bytes on AMX, 32 on the vector kernels) in
+// the packed weights (zeros: whatever bytes the padding meets count 0), so K grows from
+// Fh Fw C to Fh round_up(Fw C, L) -- nothing where Fw C is a multiple of L (C = 32, 3x3: 288
+// on VNNI, 384 on AMX), much for the 3-channel first layer (27 -> 192 on AMX) -- yet on AMX
 // the products cost less than gathering the patches (measured: cifar_cnn's first layer 0.54
 // ms direct against 0.9 gathered, batch 128). Where the padding would cost more (4x the
 // depth on AMX, 1.25x on VNNI), each block of pixels gathers its patches into rows of
-// round_up(Fh Fw C, 64) bytes first ("gather"); the packed weights follow the choice. Groups
-// and dilation use one segment per filter tap (Cg bytes, padded to 64) or the gather.
+// round_up(Fh Fw C, L) bytes first ("gather"); the packed weights follow the choice. Groups
+// and dilation use one segment per filter tap (Cg bytes, padded to L) or the gather.
 //
 // Threads: one image each at a time when there are at least as many images (the fused
 // pooling then reads the image's output while it is in cache), else the blocks of one image.
@@ -34,8 +35,6 @@
 namespace cnnkit {
 namespace {
 
-constexpr index_t kStep = 64;  // the engine's depth step (kI8KStep)
-
 inline index_t round_up(index_t v, index_t m) { return (v + m - 1) / m * m; }
 
 struct RowsPlan {
@@ -45,8 +44,8 @@ struct RowsPlan {
   bool row_runs = false;
   index_t run = 0, runs = 0;
   index_t Cg = 0, Hp = 0, Wp = 0;  // the padded image (all C channels)
-  index_t kp = 0, slices = 0, lda = 0;
-  std::vector<std::int64_t> a_off;  // per slice: from a pixel's origin (direct) or 64 t
+  index_t step = 0, kp = 0, slices = 0, lda = 0;  // step: the kernel's slice depth
+  std::vector<std::int64_t> a_off;  // per slice: from a pixel's origin (direct) or step t
   std::vector<std::int32_t> kmap;   // per packed depth: c Fh Fw + fy Fw + fx, or -1 (with_kmap)
   std::size_t image_bytes = 0;      // the padded image and the slack its reads may pass
 };
@@ -54,6 +53,7 @@ struct RowsPlan {
 // with_kmap: also the packed depths' weight indices (for the packing only).
 RowsPlan make_plan(const Conv2dParams& p, bool with_kmap = false) {
   RowsPlan r;
+  const index_t step = r.step = i8_rows_kstep();
   const index_t G = p.groups, Cg = p.C / G, taps = p.Fh * p.Fw;
   r.Cg = Cg;
   r.Hp = p.H + 2 * p.pad_h;
@@ -61,8 +61,8 @@ RowsPlan make_plan(const Conv2dParams& p, bool with_kmap = false) {
   const bool row_segments = r.row_runs = p.dil_w == 1 && G == 1;
   const index_t seg_len = r.run = row_segments ? p.Fw * p.C : Cg;
   const index_t segs = r.runs = row_segments ? p.Fh : taps;
-  const index_t direct_kp = segs * round_up(seg_len, kStep);
-  const index_t gather_kp = round_up(taps * Cg, kStep);
+  const index_t direct_kp = segs * round_up(seg_len, step);
+  const index_t gather_kp = round_up(taps * Cg, step);
   // AMX's products are cheap next to a gather (a few cycles a byte): direct up to 4x the
   // depth; VNNI's cost 8x more, so only up to 1.25x.
   const bool amx = std::strcmp(i8_path(), "amx") == 0;
@@ -73,8 +73,8 @@ RowsPlan make_plan(const Conv2dParams& p, bool with_kmap = false) {
     for (index_t s = 0; s < segs; ++s) {
       const index_t fy = row_segments ? s : s / p.Fw, fx = row_segments ? 0 : s % p.Fw;
       const index_t off = (fy * p.dil_h * r.Wp + fx * p.dil_w) * p.C;
-      for (index_t u = 0; u < round_up(seg_len, kStep); ++u) {
-        if (u % kStep == 0) r.a_off.push_back(off + u);
+      for (index_t u = 0; u < round_up(seg_len, step); ++u) {
+        if (u % step == 0) r.a_off.push_back(off + u);
         if (!with_kmap) continue;
         std::int32_t k = -1;
         if (u < seg_len) {
@@ -87,7 +87,7 @@ RowsPlan make_plan(const Conv2dParams& p, bool with_kmap = false) {
   } else {
     r.kp = gather_kp;
     r.lda = r.kp;
-    for (index_t t = 0; t < r.kp / kStep; ++t) r.a_off.push_back(t * kStep);
+    for (index_t t = 0; t < r.kp / step; ++t) r.a_off.push_back(t * step);
     for (index_t u = 0; with_kmap && u < r.kp; ++u) {  // gathered rows: (fy, fx, c)
       std::int32_t k = -1;
       if (u < taps * Cg) {
@@ -97,8 +97,8 @@ RowsPlan make_plan(const Conv2dParams& p, bool with_kmap = false) {
       r.kmap.push_back(k);
     }
   }
-  r.slices = r.kp / kStep;
-  r.image_bytes = std::size_t(r.Hp * r.Wp * p.C + 32 * r.lda + 4 * kStep);
+  r.slices = r.kp / step;
+  r.image_bytes = std::size_t(r.Hp * r.Wp * p.C + 32 * r.lda + 4 * kI8KStepMax);
   return r;
 }
 
@@ -123,37 +123,42 @@ void pad_image(const Conv2dParams& p, const RowsPlan& r, const std::uint8_t* src
 
 // Gathered patch rows of m pixels j0 .. j0 + m - 1 (group g) from the padded image. Runs of
 // contiguous bytes (a filter row Fw C with unit dilation and one group, else a tap's Cg) are
-// copied in 16-byte pieces: a piece may run past its run, into bytes the next run (or the
-// zeroed tail) writes afterwards, and may read past it, inside the image's slack.
+// copied in 16-byte pieces: a piece may run past its run, into bytes the next run writes
+// afterwards (or the next row: the buffer has a piece of slack), and may read past it, inside
+// the image's slack. A row's depths past its patch meet zero weights, so they only need to be
+// defined: where the last piece does not reach the row's end they are zeroed, and so are the
+// rows past m (read by AMX only; their sums are dropped).
 void gather_rows(const Conv2dParams& p, const RowsPlan& r, const std::uint8_t* img, index_t g,
                  index_t j0, int m, std::uint8_t* rows) {
-  const index_t taps = p.Fh * p.Fw, used = taps * r.Cg;
   const bool row_runs = r.row_runs;
-  const index_t run = r.run, runs = r.runs;
-  for (int i = 0; i < 32; ++i) {
+  const index_t run = r.run, runs = r.runs, pieces = ceil_div(run, 16);
+  const index_t written = (runs - 1) * run + 16 * pieces;  // bytes the pieces define
+  index_t oy = j0 / p.Wo, ox = j0 % p.Wo;
+  for (int i = 0; i < m; ++i) {
     std::uint8_t* row = rows + std::size_t(i) * r.kp;
-    if (i >= m) {
-      std::memset(row, 0, std::size_t(r.kp));
-      continue;
-    }
-    const index_t j = j0 + i, oy = j / p.Wo, ox = j % p.Wo;
     const std::uint8_t* origin =
         img + ((oy * p.stride_h) * r.Wp + ox * p.stride_w) * p.C + g * r.Cg;
     for (index_t s = 0; s < runs; ++s) {
       const index_t fy = row_runs ? s : s / p.Fw, fx = row_runs ? 0 : s % p.Fw;
       const std::uint8_t* from = origin + (fy * p.dil_h * r.Wp + fx * p.dil_w) * p.C;
       std::uint8_t* to = row + s * run;
-      for (index_t u = 0; u < run; u += 16) std::memcpy(to + u, from + u, 16);
+      for (index_t u = 0; u < pieces; ++u) std::memcpy(to + 16 * u, from + 16 * u, 16);
     }
-    std::memset(row + used, 0, std::size_t(r.kp - used));
+    if (written < r.kp) std::memset(row + written, 0, std::size_t(r.kp - written));
+    if (++ox == p.Wo) {
+      ox = 0;
+      ++oy;
+    }
   }
+  if (m < 32) std::memset(rows + std::size_t(m) * r.kp, 0, std::size_t(32 - m) * r.kp);
 }
 
 }  // namespace
 
 Int8RowsLayout conv2d_int8_rows_layout(const Conv2dParams& p) {
   const RowsPlan r = make_plan(p);
-  return {std::size_t(p.groups) * i8_rows_packed_bytes(p.K / p.groups, r.kp), r.direct};
+  return {std::size_t(p.groups) * i8_rows_packed_bytes(p.K / p.groups, r.kp), r.direct,
+          int(r.step)};
 }
 
 void conv2d_int8_rows_pack(const Conv2dParams& p, const std::int8_t* wq, std::int8_t* packed) {

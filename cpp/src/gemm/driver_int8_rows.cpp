@@ -46,7 +46,9 @@ const std::int32_t* i8_rows_col_sums(const std::int8_t* packed, index_t N, index
 
 void i8_rows_pack(const std::int8_t* w, index_t ldw, index_t N, const std::int32_t* kmap,
                   index_t kp, std::int8_t* packed) {
-  if (kp % kI8KStep != 0) throw_invalid("i8_rows_pack: kp ", kp, " is not a multiple of 64");
+  if (kp % i8_rows_kstep() != 0) {
+    throw_invalid("i8_rows_pack: kp ", kp, " is not a multiple of ", i8_rows_kstep());
+  }
   std::int32_t* sums = const_cast<std::int32_t*>(i8_rows_col_sums(packed, N, kp));
   for (index_t j0 = 0; j0 < N; j0 += kI8Nr) {
     std::int8_t* panel = packed + (j0 / kI8Nr) * panel_bytes(kp);
@@ -79,10 +81,13 @@ I8RowsQuant::I8RowsQuant(index_t N, const std::int32_t* col_sums, const I8RowsSc
 }
 
 index_t linear_int8_rows_depth(index_t K) {
-  return std::max<index_t>(kI8KStep, ceil_div(K, kI8KStep) * kI8KStep);
+  const index_t step = i8_rows_kstep();
+  return std::max<index_t>(step, ceil_div(K, step) * step);
 }
 
 int i8_rows_mr() { return kernels().gemm.i8r_mr; }
+
+int i8_rows_kstep() { return kernels().gemm.i8_kstep; }
 
 void i8_rows_begin() {
   if (kernels().gemm.bf16_begin) kernels().gemm.bf16_begin();
@@ -96,7 +101,7 @@ void i8_rows_block(int m, index_t N, index_t slices, const std::uint8_t* a, inde
                    const std::int64_t* a_off, const std::int8_t* packed, const I8RowsEpi& q,
                    const I8RowsOut& out, std::int32_t* strip) {
   const GemmKernels& kt = kernels().gemm;
-  const index_t kp = slices * kI8KStep, lds = ceil_div(N, kI8Nr) * kI8Nr;
+  const index_t kp = slices * kt.i8_kstep, lds = ceil_div(N, kI8Nr) * kI8Nr;
   for (index_t j0 = 0; j0 < N; j0 += kI8Nr) {
     kt.u8s8_ukr(m, int(std::min<index_t>(kI8Nr, N - j0)), slices, a, lda, a_off,
                 packed + (j0 / kI8Nr) * panel_bytes(kp), strip + j0, lds);
@@ -116,48 +121,58 @@ void linear_int8_rows(index_t M, index_t N, index_t K, const std::uint8_t* x,
   if (K > kI8MaxK) throw_invalid("linear_int8_rows: K ", K, " > ", kI8MaxK);
   const index_t kp = linear_int8_rows_depth(K);
   const I8RowsQuant q(N, i8_rows_col_sums(packed, N, kp), s);
-  const index_t slices = kp / kI8KStep, mr = i8_rows_mr(), lds = ceil_div(N, kI8Nr) * kI8Nr;
+  const index_t step = i8_rows_kstep(), slices = kp / step, mr = i8_rows_mr();
+  const index_t lds = ceil_div(N, kI8Nr) * kI8Nr;
   std::vector<std::int64_t> a_off(static_cast<std::size_t>(slices));
-  for (index_t t = 0; t < slices; ++t) a_off[t] = t * kI8KStep;
+  for (index_t t = 0; t < slices; ++t) a_off[t] = t * step;
   // Threads: over the row blocks and, when there are fewer blocks than threads (small batches:
   // the weights dominate), over the 32-column panels too (each thread its own panels).
   const index_t row_blocks = ceil_div(M, mr), col_panels = ceil_div(N, kI8Nr);
   const int tm = int(std::max<index_t>(1, std::min<index_t>(threads, row_blocks)));
   const int tn = int(std::max<index_t>(1, std::min<index_t>(threads / tm, col_panels)));
+  // A thread's panels in chunks of about a quarter of a core's L2, each chunk against all the
+  // thread's row blocks in turn: the chunk then comes from memory once per call and from L2
+  // after that. (Block by block over all panels, a 4096-deep layer streamed its whole weight
+  // matrix from L3 for every block of rows: 128 KB per panel.)
+  const index_t chunk = std::max<index_t>(
+      1, index_t(cpu_features().l2_bytes / 4) / std::max<index_t>(1, panel_bytes(kp)));
   parallel_team(tm * tn, [&](int t, int) {
     index_t b_begin, b_end, p_begin, p_end;
     balanced_range(row_blocks, tm, t % tm, &b_begin, &b_end);
     balanced_range(col_panels, tn, t / tm, &p_begin, &p_end);
     if (b_begin >= b_end || p_begin >= p_end) return;
-    const index_t n0 = p_begin * kI8Nr, nn = std::min<index_t>(N, p_end * kI8Nr) - n0;
     // the strip, and a staging block for rows whose reads would pass the end of x (the last
-    // block; AMX reads 32 rows) or whose depth is not a multiple of 64
+    // block; AMX reads 32 rows) or whose depth is not a multiple of the slice
     float* ws = thread_workspace(5, std::size_t(32) * lds + std::size_t(32) * kp / 4 + 64);
     std::int32_t* strip = reinterpret_cast<std::int32_t*>(align_to_line(ws));
     std::uint8_t* stage = reinterpret_cast<std::uint8_t*>(strip + 32 * lds);
-    // this thread's channels: their epilogue constants and packed panels
-    const I8RowsEpi part = q.at(n0);
-    const std::int8_t* panels = packed + p_begin * panel_bytes(kp);
     i8_rows_begin();
-    for (index_t b = b_begin; b < b_end; ++b) {
-      const index_t r0 = b * mr;
-      const int m = int(std::min<index_t>(mr, M - r0));
-      const std::uint8_t* a = x + r0 * K;
-      index_t lda = K;
-      if (K % kI8KStep != 0 || (r0 + 32) * K > M * K) {
-        for (int i = 0; i < 32; ++i) {
-          std::uint8_t* row = stage + std::size_t(i) * kp;
-          if (i < m) std::memcpy(row, a + i * K, std::size_t(K));
-          std::memset(row + (i < m ? K : 0), 0, std::size_t(i < m ? kp - K : kp));
+    for (index_t c0 = p_begin; c0 < p_end; c0 += chunk) {
+      // this chunk's channels: their epilogue constants and packed panels
+      const index_t c1 = std::min(p_end, c0 + chunk);
+      const index_t n0 = c0 * kI8Nr, nn = std::min<index_t>(N, c1 * kI8Nr) - n0;
+      const I8RowsEpi part = q.at(n0);
+      const std::int8_t* panels = packed + c0 * panel_bytes(kp);
+      for (index_t b = b_begin; b < b_end; ++b) {
+        const index_t r0 = b * mr;
+        const int m = int(std::min<index_t>(mr, M - r0));
+        const std::uint8_t* a = x + r0 * K;
+        index_t lda = K;
+        if (K % step != 0 || (r0 + 32) * K > M * K) {
+          for (int i = 0; i < 32; ++i) {
+            std::uint8_t* row = stage + std::size_t(i) * kp;
+            if (i < m) std::memcpy(row, a + i * K, std::size_t(K));
+            std::memset(row + (i < m ? K : 0), 0, std::size_t(i < m ? kp - K : kp));
+          }
+          a = stage;
+          lda = kp;
         }
-        a = stage;
-        lda = kp;
+        I8RowsOut out;
+        out.ldy = N;
+        if (yq) out.q = yq + r0 * N + n0;
+        if (yf) out.f = yf + r0 * N + n0;
+        i8_rows_block(m, nn, slices, a, lda, a_off.data(), panels, part, out, strip);
       }
-      I8RowsOut out;
-      out.ldy = N;
-      if (yq) out.q = yq + r0 * N + n0;
-      if (yf) out.f = yf + r0 * N + n0;
-      i8_rows_block(m, nn, slices, a, lda, a_off.data(), panels, part, out, strip);
     }
     i8_rows_end();
   });

@@ -28,6 +28,7 @@ void register_gemm_kernels(GemmKernels& k, Isa isa) {
   k.interleave_bf16 = interleave_bf16_ref;
   k.i8_path = "ref";
   k.i8r_mr = kI8RowsMrRef;
+  k.i8_kstep = kI8KStepVec;
   k.u8s8_ukr = u8s8_ukr_ref;
   k.i8_requantize = i8_requantize_ref;
   k.i8_dequantize_cols = i8_dequantize_cols_ref;
@@ -95,6 +96,7 @@ void register_gemm_kernels(GemmKernels& k, Isa isa) {
     k.bf16_accumulate_block = amx::bf16_accumulate_block;
     k.i8_path = "amx";
     k.i8r_mr = amx::kI8RowsMr;
+    k.i8_kstep = kI8KStepAmx;
     k.u8s8_ukr = amx::u8s8_ukr_32x32;
   }
 #elif CNNKIT_NEON  // kernels/neon/: built on aarch64 only

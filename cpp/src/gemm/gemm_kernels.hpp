@@ -97,23 +97,26 @@ using Bf16Hook = void (*)();
 // The activations are the rows (uint8: pixels or samples), the weights the columns (int8:
 // output channels); each C element is the exact sum_p a[i][p] * b[p][j] in int32 (no rounding
 // anywhere, so every path gives the same bits; |a b| <= 255 * 128, so a depth up to kI8MaxK
-// cannot overflow). The depth is zero-padded to kp, a multiple of kI8KStep (one AMX tile row of
-// bytes). A weight panel of 32 columns (zeros past the last channel) holds quads of
+// cannot overflow). The depth is zero-padded to kp, a multiple of the table's slice depth i8_kstep
+// (64 bytes on AMX, one tile row; 32 on the reference and the vector kernels, whose step is a
+// quad: a 3x3 filter row over 32 channels is 96 bytes, padded to 128 with 64-byte slices). A weight panel of 32 columns (zeros past the last channel) holds quads of
 // consecutive depths side by side:
 //   (p, j) at b[(p / 4) * 128 + j * 4 + p % 4]
 // the layout of VPDPBUSD's 32-bit lanes and of an AMX B tile (a 16-column tile is every other
 // 64 bytes of a quad row, row stride 128).
 //
-// C[i][j] = sum_{t < slices} sum_{kk < 64} A[i][64 t + kk] * B[64 t + kk][j], with A read in
-// place: (i, 64 t + kk) at a[i * lda + a_off[t] + kk] (each 64-deep slice of a row is 64
+// With L = i8_kstep: C[i][j] = sum_{t < slices} sum_{kk < L} A[i][L t + kk] * B[L t + kk][j],
+// A read in place: (i, L t + kk) at a[i * lda + a_off[t] + kk] (each L-deep slice of a row is L
 // contiguous bytes: the pixels of an output row in a padded NHWC image, the rows lda = stride
-// * C apart and a_off the filter taps, or plain rows with a_off[t] = 64 t), B a weight panel
-// slices * 64 deep. C[m x n] (row stride ldc) is written, m <= i8r_mr, n <= 32. The kernel may
+// * C apart and a_off the filter taps, or plain rows with a_off[t] = L t), B a weight panel
+// slices * L deep. C[m x n] (row stride ldc) is written, m <= i8r_mr, n <= 32. The kernel may
 // read A rows i < 32 whatever m is (AMX loads whole tiles; those rows' sums are dropped): the
 // caller keeps them readable. Zero rows of B (padding) make the bytes they meet irrelevant.
 // Needs the bf16_begin() hook's tile configuration where the ISA has one (AMX: the same tile
 // shapes serve both).
-constexpr int kI8KStep = 64, kI8Nr = 32;
+constexpr int kI8Nr = 32;
+constexpr int kI8KStepAmx = 64, kI8KStepVec = 32;  // i8_kstep of AMX / of every other path
+constexpr int kI8KStepMax = 64;
 constexpr std::int64_t kI8MaxK = 65536;  // 65536 * 128 * 255 < 2^31
 using U8S8Ukr = void (*)(int m, int n, std::int64_t slices, const std::uint8_t* a, std::int64_t lda,
                          const std::int64_t* a_off, const std::int8_t* b, std::int32_t* c,
@@ -165,6 +168,7 @@ struct GemmKernels {
   // int8
   const char* i8_path = "ref";  // "ref", "avx2", "avx512_vnni" or "amx"
   int i8r_mr = 0;               // rows (pixels) per call of the row engine's micro-kernel
+  int i8_kstep = kI8KStepVec;   // the depth of its slices (bytes)
   U8S8Ukr u8s8_ukr = nullptr;
   I8Requantize i8_requantize = nullptr;
   I8DequantizeCols i8_dequantize_cols = nullptr;

@@ -33,8 +33,8 @@ void u8s8_ukr_ref(int m, int n, std::int64_t slices, const std::uint8_t* a, std:
       std::int32_t s = 0;
       for (std::int64_t t = 0; t < slices; ++t) {
         const std::uint8_t* row = a + i * lda + a_off[t];
-        for (int kk = 0; kk < kI8KStep; ++kk) {
-          s += std::int32_t(row[kk]) * std::int32_t(b[b_at(int(t * kI8KStep + kk), j)]);
+        for (int kk = 0; kk < kI8KStepVec; ++kk) {
+          s += std::int32_t(row[kk]) * std::int32_t(b[b_at(int(t * kI8KStepVec + kk), j)]);
         }
       }
       c[i * ldc + j] = s;

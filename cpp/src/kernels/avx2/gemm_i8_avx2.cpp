@@ -41,7 +41,7 @@ void block(int n, std::int64_t slices, const std::uint8_t* a, std::int64_t lda,
   for (std::int64_t t = 0; t < slices; ++t) {
     const std::uint8_t* at = a + a_off[t];
 #pragma GCC unroll 2
-    for (int qq = 0; qq < kI8KStep; qq += 4, b += 4 * kI8Nr) {
+    for (int qq = 0; qq < kI8KStepVec; qq += 4, b += 4 * kI8Nr) {
       __m256i av[M];
       for (int i = 0; i < M; ++i) {
         int quad;
