@@ -47,6 +47,7 @@ struct RowsPlan {
   index_t step = 0, kp = 0, slices = 0, lda = 0;  // step: the kernel's slice depth
   std::vector<std::int64_t> a_off;  // per slice: from a pixel's origin (direct) or step t
   std::vector<std::int32_t> kmap;   // per packed depth: c Fh Fw + fy Fw + fx, or -1 (with_kmap)
+  std::vector<std::int64_t> run_off;  // gather: each run's bytes from a pixel's origin
   std::size_t image_bytes = 0;      // the padded image and the slack its reads may pass
 };
 
@@ -87,6 +88,10 @@ RowsPlan make_plan(const Conv2dParams& p, bool with_kmap = false) {
   } else {
     r.kp = gather_kp;
     r.lda = r.kp;
+    for (index_t s = 0; s < segs; ++s) {
+      const index_t fy = row_segments ? s : s / p.Fw, fx = row_segments ? 0 : s % p.Fw;
+      r.run_off.push_back((fy * p.dil_h * r.Wp + fx * p.dil_w) * p.C);
+    }
     for (index_t t = 0; t < r.kp / step; ++t) r.a_off.push_back(t * step);
     for (index_t u = 0; with_kmap && u < r.kp; ++u) {  // gathered rows: (fy, fx, c)
       std::int32_t k = -1;
@@ -130,19 +135,22 @@ void pad_image(const Conv2dParams& p, const RowsPlan& r, const std::uint8_t* src
 // rows past m (read by AMX only; their sums are dropped).
 void gather_rows(const Conv2dParams& p, const RowsPlan& r, const std::uint8_t* img, index_t g,
                  index_t j0, int m, std::uint8_t* rows) {
-  const bool row_runs = r.row_runs;
   const index_t run = r.run, runs = r.runs, pieces = ceil_div(run, 16);
   const index_t written = (runs - 1) * run + 16 * pieces;  // bytes the pieces define
+  const std::int64_t* off = r.run_off.data();
   index_t oy = j0 / p.Wo, ox = j0 % p.Wo;
   for (int i = 0; i < m; ++i) {
     std::uint8_t* row = rows + std::size_t(i) * r.kp;
     const std::uint8_t* origin =
         img + ((oy * p.stride_h) * r.Wp + ox * p.stride_w) * p.C + g * r.Cg;
-    for (index_t s = 0; s < runs; ++s) {
-      const index_t fy = row_runs ? s : s / p.Fw, fx = row_runs ? 0 : s % p.Fw;
-      const std::uint8_t* from = origin + (fy * p.dil_h * r.Wp + fx * p.dil_w) * p.C;
-      std::uint8_t* to = row + s * run;
-      for (index_t u = 0; u < pieces; ++u) std::memcpy(to + 16 * u, from + 16 * u, 16);
+    if (pieces == 1) {  // short runs (the 3-channel first layer: 3 runs of 9 bytes)
+      for (index_t s = 0; s < runs; ++s) std::memcpy(row + s * run, origin + off[s], 16);
+    } else {
+      for (index_t s = 0; s < runs; ++s) {
+        for (index_t u = 0; u < pieces; ++u) {
+          std::memcpy(row + s * run + 16 * u, origin + off[s] + 16 * u, 16);
+        }
+      }
     }
     if (written < r.kp) std::memset(row + written, 0, std::size_t(r.kp - written));
     if (++ox == p.Wo) {
@@ -193,9 +201,10 @@ void conv2d_forward_int8_rows(const Conv2dParams& p, const std::uint8_t* src,
   const index_t pooled = pool ? pool_out_h(*pool) * pool_out_w(*pool) : 0;
   const index_t out_image = pool ? pooled * p.K : HWo * p.K;
   const int threads = get_num_threads();
-  // blocks of an image: direct, per output row in pieces of mr pixels; gather, mr pixels of
-  // the flattened output
-  const index_t row_pieces = ceil_div(p.Wo, mr);
+  // blocks of an image: direct, per output row in equal pieces of at most mr pixels (16 as
+  // 8 + 8 on VNNI, not 14 + 2: 2 rows are too few accumulator chains to hide VPDPBUSD's
+  // latency); gather, mr pixels of the flattened output
+  const index_t row_pieces = ceil_div(p.Wo, mr), piece = ceil_div(p.Wo, row_pieces);
   const index_t blocks = r.direct ? p.Ho * row_pieces : ceil_div(HWo, mr);
   const index_t lds = ceil_div(Kg, kI8Nr) * kI8Nr;
   // one block of an image (its padded copy img) into the image's unpooled output oq / of
@@ -206,9 +215,9 @@ void conv2d_forward_int8_rows(const Conv2dParams& p, const std::uint8_t* src,
     index_t j0;
     int m;
     if (r.direct) {
-      const index_t oy = b / row_pieces, ox0 = (b % row_pieces) * mr;
+      const index_t oy = b / row_pieces, ox0 = (b % row_pieces) * piece;
       j0 = oy * p.Wo + ox0;
-      m = int(std::min<index_t>(mr, p.Wo - ox0));
+      m = int(std::min<index_t>(piece, p.Wo - ox0));
     } else {
       j0 = b * mr;
       m = int(std::min<index_t>(mr, HWo - j0));
