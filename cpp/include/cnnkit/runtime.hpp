@@ -143,8 +143,9 @@ double bf16_peak_gflops(int threads, double seconds, int repeats);
 // Per-OS-thread scratch memory, 64-byte aligned, grown on demand and kept for reuse
 // (no allocation in hot loops; safe when several Python threads call in at once because
 // every worker thread and every caller has its own). `slot` separates buffers that are
-// alive at the same time. Throws std::bad_alloc (-> MemoryError) when memory runs out.
-constexpr int kWorkspaceSlots = 6;
+// alive at the same time (6 and 7: conv2d.cpp's bf16-rounded operand copies, on the calling
+// thread). Throws std::bad_alloc (-> MemoryError) when memory runs out.
+constexpr int kWorkspaceSlots = 8;
 float* thread_workspace(int slot, std::size_t floats);
 
 }  // namespace cnnkit
