@@ -73,9 +73,6 @@ py::array_t<float> conv2d_forward_py(const py::object& x_obj, const py::object& 
       throw py::type_error(std::string(op) + ": cache must be a ConvWeightCache or None, got " +
                            py::str(py::type::of(cache_obj).attr("__name__")).cast<std::string>());
     }
-    if (p.precision != Precision::fp32) {
-      throw_invalid(op, ": a weight cache is for precision='fp32' (bf16 takes packed=)");
-    }
     p.weight_cache = cache_obj.cast<ConvWeightCache*>();
   }
   py::array keep_packed;

@@ -23,12 +23,13 @@ def conv2d_array(x, weight, bias, stride, padding, dilation, groups, relu=False,
                  cache=None):
     """The forward convolution on arrays, in the precision autocast asks for (no graph): what
     Conv2dFunction computes, and what a layer calls directly when nothing is recorded. bf16
-    inference packs W once per autocast block; ``cache`` is for fp32 only."""
+    inference packs W once per autocast block (for the bf16 GEMM engine); ``cache`` keeps what
+    an fp32-computing algorithm derives from W (Winograd's filters, from the rounded W in
+    bf16) in either precision."""
     x, weight = as_f32(x), as_f32(weight)
     precision = amp.precision()
     packed = None
     if precision == "bf16":
-        cache = None
         if groups == 1 and not is_grad_enabled():  # inference
             packed = amp.packed_weight("conv2d", weight, _core.conv2d_pack_bf16)
     return _core.conv2d_forward(x, weight, as_opt_f32(bias), stride, padding, dilation, groups,
@@ -39,7 +40,7 @@ class Conv2dFunction(Function):
     """y = conv(x, W) + b, optionally followed by ReLU in the GEMM epilogue (``relu=True``) and,
     for inference only (no gradient), by a max pooling of the output planes (``pool`` =
     (kernel, stride, padding, ceil_mode)) done while they are in cache. ``cache`` (a
-    ``_core.ConvWeightCache``, fp32 inference only) keeps what the algorithm derives from W
+    ``_core.ConvWeightCache``, inference only) keeps what the algorithm derives from W
     (Winograd's transformed filters) for the next call; the caller drops it when W changes."""
 
     def forward(self, x, weight, bias, stride, padding, dilation, groups, relu=False, pool=None,
