@@ -150,9 +150,8 @@ py::object conv2d_int8_rows_py(const py::object& x_obj, const py::object& wq_obj
   scales_arg(&scales, op, p.K, x_scale, x_zp, w_scale_obj, b_obj, y_scale, y_zp, relu);
   py::array keep_packed;
   const Int8RowsLayout layout = conv2d_int8_rows_layout(p);
-  const std::int8_t* packed =
-      packed_arg(packed_obj, layout.bytes, groups, p.dil_w, layout.direct, layout.kstep, op,
-                 &keep_packed);
+  const std::int8_t* packed = packed_arg(packed_obj, layout.bytes, groups, p.dil_w, layout.direct,
+                                         layout.kstep, op, &keep_packed);
   Pool2dParams q;
   const bool pooled = !pool_obj.is_none();
   index_t Hq = p.Ho, Wq = p.Wo;
@@ -222,9 +221,8 @@ py::object linear_int8_rows_py(const py::object& x_obj, const py::object& wq_obj
   scales_arg(&scales, op, N, x_scale, x_zp, w_scale_obj, b_obj, y_scale, y_zp, relu);
   py::array keep_packed;
   const index_t kp = linear_int8_rows_depth(K);
-  const std::int8_t* packed =
-      packed_arg(packed_obj, i8_rows_packed_bytes(N, kp), 1, 1, true, i8_rows_kstep(), op,
-                 &keep_packed);
+  const std::int8_t* packed = packed_arg(packed_obj, i8_rows_packed_bytes(N, kp), 1, 1, true,
+                                         i8_rows_kstep(), op, &keep_packed);
   const auto* xp = static_cast<const std::uint8_t*>(x.data());
   const int threads = get_num_threads();
   if (y_scale) {

@@ -43,12 +43,12 @@ struct RowsPlan {
   // group: row_runs) or a tap's Cg.
   bool row_runs = false;
   index_t run = 0, runs = 0;
-  index_t Cg = 0, Hp = 0, Wp = 0;  // the padded image (all C channels)
+  index_t Cg = 0, Hp = 0, Wp = 0;                 // the padded image (all C channels)
   index_t step = 0, kp = 0, slices = 0, lda = 0;  // step: the kernel's slice depth
-  std::vector<std::int64_t> a_off;  // per slice: from a pixel's origin (direct) or step t
-  std::vector<std::int32_t> kmap;   // per packed depth: c Fh Fw + fy Fw + fx, or -1 (with_kmap)
+  std::vector<std::int64_t> a_off;    // per slice: from a pixel's origin (direct) or step t
+  std::vector<std::int32_t> kmap;     // per packed depth: c Fh Fw + fy Fw + fx, or -1 (with_kmap)
   std::vector<std::int64_t> run_off;  // gather: each run's bytes from a pixel's origin
-  std::size_t image_bytes = 0;      // the padded image and the slack its reads may pass
+  std::size_t image_bytes = 0;        // the padded image and the slack its reads may pass
 };
 
 // with_kmap: also the packed depths' weight indices (for the packing only).

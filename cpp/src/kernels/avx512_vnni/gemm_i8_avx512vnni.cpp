@@ -45,8 +45,13 @@ inline const std::uint8_t* row_at(const std::uint8_t* p0, const std::uint8_t* p7
                                   std::int64_t l3, std::int64_t l5) {
   const std::uint8_t* p = I < 7 ? p0 : p7;
   constexpr int r = I % 7;
-  return r == 0 ? p : r == 1 ? p + l : r == 2 ? p + 2 * l : r == 3 ? p + l3 : r == 4 ? p + 4 * l
-         : r == 5 ? p + l5 : p + 2 * l3;
+  return r == 0   ? p
+         : r == 1 ? p + l
+         : r == 2 ? p + 2 * l
+         : r == 3 ? p + l3
+         : r == 4 ? p + 4 * l
+         : r == 5 ? p + l5
+                  : p + 2 * l3;
 }
 
 template <int I, int M, int NV>
