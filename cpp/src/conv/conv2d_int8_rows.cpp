@@ -47,7 +47,7 @@ struct RowsPlan {
   index_t step = 0, kp = 0, slices = 0, lda = 0;  // step: the kernel's slice depth
   std::vector<std::int64_t> a_off;    // per slice: from a pixel's origin (direct) or step t
   std::vector<std::int32_t> kmap;     // per packed depth: c Fh Fw + fy Fw + fx, or -1 (with_kmap)
-  std::vector<std::int64_t> run_off;  // gather: each run's bytes from a pixel's origin
+  std::vector<std::int64_t> run_off;  // each run's bytes from a pixel's origin
   std::size_t image_bytes = 0;        // the padded image and the slack its reads may pass
 };
 
@@ -68,12 +68,16 @@ RowsPlan make_plan(const Conv2dParams& p, bool with_kmap = false) {
   // depth; VNNI's cost 8x more, so only up to 1.25x.
   const bool amx = std::strcmp(i8_path(), "amx") == 0;
   r.direct = direct_kp <= gather_kp * (amx ? 4 : 1.25);
+  for (index_t s = 0; s < segs; ++s) {
+    const index_t fy = row_segments ? s : s / p.Fw, fx = row_segments ? 0 : s % p.Fw;
+    r.run_off.push_back((fy * p.dil_h * r.Wp + fx * p.dil_w) * p.C);
+  }
   if (r.direct) {
     r.kp = direct_kp;
     r.lda = p.stride_w * p.C;
     for (index_t s = 0; s < segs; ++s) {
       const index_t fy = row_segments ? s : s / p.Fw, fx = row_segments ? 0 : s % p.Fw;
-      const index_t off = (fy * p.dil_h * r.Wp + fx * p.dil_w) * p.C;
+      const index_t off = r.run_off[std::size_t(s)];
       for (index_t u = 0; u < round_up(seg_len, step); ++u) {
         if (u % step == 0) r.a_off.push_back(off + u);
         if (!with_kmap) continue;
@@ -88,10 +92,6 @@ RowsPlan make_plan(const Conv2dParams& p, bool with_kmap = false) {
   } else {
     r.kp = gather_kp;
     r.lda = r.kp;
-    for (index_t s = 0; s < segs; ++s) {
-      const index_t fy = row_segments ? s : s / p.Fw, fx = row_segments ? 0 : s % p.Fw;
-      r.run_off.push_back((fy * p.dil_h * r.Wp + fx * p.dil_w) * p.C);
-    }
     for (index_t t = 0; t < r.kp / step; ++t) r.a_off.push_back(t * step);
     for (index_t u = 0; with_kmap && u < r.kp; ++u) {  // gathered rows: (fy, fx, c)
       std::int32_t k = -1;
