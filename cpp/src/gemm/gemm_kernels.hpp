@@ -116,8 +116,8 @@ using Bf16Hook = void (*)();
 // shapes serve both).
 constexpr int kI8Nr = 32;
 constexpr int kI8KStepAmx = 64, kI8KStepVec = 32;  // i8_kstep of AMX / of every other path
-constexpr int kI8KStepMax = 64;
-constexpr std::int64_t kI8MaxK = 65536;  // 65536 * 128 * 255 < 2^31
+constexpr int kI8KStepMax = kI8KStepAmx;           // the deepest slice of any path
+constexpr std::int64_t kI8MaxK = 65536;            // 65536 * 128 * 255 < 2^31
 using U8S8Ukr = void (*)(int m, int n, std::int64_t slices, const std::uint8_t* a, std::int64_t lda,
                          const std::int64_t* a_off, const std::int8_t* b, std::int32_t* c,
                          std::int64_t ldc);
