@@ -100,8 +100,8 @@ using Bf16Hook = void (*)();
 // cannot overflow). The depth is zero-padded to kp, a multiple of the table's slice depth i8_kstep
 // (64 bytes on AMX, one tile row; 32 on the reference and the vector kernels, which step by
 // quads: a 3x3 filter row over 32 channels, 96 bytes, then needs no padding, where 64-byte
-// slices pad it to 128). A weight
-// panel of 32 columns (zeros past the last channel) holds quads of consecutive depths side by side:
+// slices pad it to 128). A weight panel of 32 columns (zeros past the last channel) holds quads
+// of consecutive depths side by side:
 //   (p, j) at b[(p / 4) * 128 + j * 4 + p % 4]
 // the layout of VPDPBUSD's 32-bit lanes and of an AMX B tile (a 16-column tile is every other
 // 64 bytes of a quad row, row stride 128).
