@@ -213,6 +213,29 @@ def test_bad_arguments_are_refused(rng):
         _core.quantize_nhwc(np.zeros(3, np.float32), 1.0, 0)
 
 
+def test_packing_with_a_huge_dilation_needs_no_image_offsets(rng):
+    # The packing knows no image, so its dilation is not bounded by one: no offsets into an
+    # image are computed there (a fuzz run found 2**62 * C overflowing under UBSan), and the
+    # dilation must fit the pack's int32 trailer.
+    xq, wq = setup_conv(rng, CASES[2])
+    big = 2**31 - 1
+    huge = _core.conv2d_int8_rows_pack(wq, 1, (big, big))
+    two = _core.conv2d_int8_rows_pack(wq, 1, (2, 2))
+    def engine(a):  # the panels start at the first 64-byte boundary; then the 16-byte trailer
+        off = -a.ctypes.data % 64
+        return a[off:off + a.size - 64 - 16]
+
+    np.testing.assert_array_equal(engine(huge), engine(two))
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        _core.conv2d_int8_rows(xq, wq, huge, np.ones(wq.shape[0], np.float32),
+                               dilation=(big, big))
+    for op in (lambda d: _core.conv2d_int8_rows_pack(wq, 1, d),
+               lambda d: _core.conv2d_int8_rows(xq, wq, two, np.ones(wq.shape[0], np.float32),
+                                                dilation=d)):
+        with pytest.raises(ValueError, match=r"dilation must be in \[1, 2147483647\]"):
+            op((2**62, 1))
+
+
 def test_packed_for_another_isa_layout_is_refused(rng):
     if "amx" not in cnnkit.cpu_info()["supported_isas"]:
         pytest.skip("the layouts differ between AMX and the other paths only")

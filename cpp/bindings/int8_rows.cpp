@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -104,6 +105,7 @@ py::array_t<std::int8_t> packed_array(std::size_t bytes, index_t groups, index_t
                                       int kstep, std::int8_t** engine) {
   py::array_t<std::int8_t> out(py::ssize_t(64 + bytes + kTrailer));
   std::int8_t* base = out.mutable_data();
+  std::memset(base, 0, 64);  // the alignment slack: a pack's bytes are the same on every call
   const std::int32_t trailer[kTrailerInts] = {std::int32_t(groups), std::int32_t(dil_w),
                                               int(direct), kstep};
   std::memcpy(base + 64 + bytes, trailer, kTrailer);
@@ -116,8 +118,11 @@ Conv2dParams weight_params(const py::array& wq, index_t groups, Pair dilation, c
     throw_invalid(op, ": groups must be >= 1 and divide the ", wq.shape(0),
                   " output channels, got ", groups);
   }
-  if (dilation.first < 1 || dilation.second < 1) {
-    throw_invalid(op, ": dilation must be >= 1, got (", dilation.first, ", ", dilation.second, ")");
+  const index_t max_dil = std::numeric_limits<std::int32_t>::max();  // the trailer's int32
+  if (dilation.first < 1 || dilation.second < 1 || dilation.first > max_dil ||
+      dilation.second > max_dil) {
+    throw_invalid(op, ": dilation must be in [1, ", max_dil, "], got (", dilation.first, ", ",
+                  dilation.second, ")");
   }
   const index_t depth = wq.shape(1) * wq.shape(2) * wq.shape(3);
   if (depth > 65536) throw_invalid(op, ": C / groups * Fh * Fw must be <= 65536, got ", depth);

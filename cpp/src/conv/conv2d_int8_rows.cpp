@@ -51,9 +51,12 @@ struct RowsPlan {
   std::size_t image_bytes = 0;        // the padded image and the slack its reads may pass
 };
 
-// with_kmap: also the packed depths' weight indices (for the packing only).
+// with_kmap: also the packed depths' weight indices (for the packing only). The offsets into
+// the image (run_off, a_off, image_bytes) only where p has one (H > 0): the packing's params
+// have none, and their dilation is not bounded by an image size.
 RowsPlan make_plan(const Conv2dParams& p, bool with_kmap = false) {
   RowsPlan r;
+  const bool image = p.H > 0 && p.W > 0;
   const index_t step = r.step = i8_rows_kstep();
   const index_t G = p.groups, Cg = p.C / G, taps = p.Fh * p.Fw;
   r.Cg = Cg;
@@ -68,7 +71,7 @@ RowsPlan make_plan(const Conv2dParams& p, bool with_kmap = false) {
   // depth; VNNI's cost 8x more, so only up to 1.25x.
   const bool amx = std::strcmp(i8_path(), "amx") == 0;
   r.direct = direct_kp <= gather_kp * (amx ? 4 : 1.25);
-  for (index_t s = 0; s < segs; ++s) {
+  for (index_t s = 0; image && s < segs; ++s) {
     const index_t fy = row_segments ? s : s / p.Fw, fx = row_segments ? 0 : s % p.Fw;
     r.run_off.push_back((fy * p.dil_h * r.Wp + fx * p.dil_w) * p.C);
   }
@@ -77,9 +80,9 @@ RowsPlan make_plan(const Conv2dParams& p, bool with_kmap = false) {
     r.lda = p.stride_w * p.C;
     for (index_t s = 0; s < segs; ++s) {
       const index_t fy = row_segments ? s : s / p.Fw, fx = row_segments ? 0 : s % p.Fw;
-      const index_t off = r.run_off[std::size_t(s)];
+      const index_t off = image ? r.run_off[std::size_t(s)] : 0;
       for (index_t u = 0; u < round_up(seg_len, step); ++u) {
-        if (u % step == 0) r.a_off.push_back(off + u);
+        if (image && u % step == 0) r.a_off.push_back(off + u);
         if (!with_kmap) continue;
         std::int32_t k = -1;
         if (u < seg_len) {
@@ -103,7 +106,7 @@ RowsPlan make_plan(const Conv2dParams& p, bool with_kmap = false) {
     }
   }
   r.slices = r.kp / step;
-  r.image_bytes = std::size_t(r.Hp * r.Wp * p.C + 32 * r.lda + 4 * kI8KStepMax);
+  if (image) r.image_bytes = std::size_t(r.Hp * r.Wp * p.C + 32 * r.lda + 4 * kI8KStepMax);
   return r;
 }
 
