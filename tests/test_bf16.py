@@ -243,6 +243,35 @@ def test_conv_passes_match_the_emulation(bf16_path, rng, case):
     assert rel_err(db, dy.astype(np.float64).sum(axis=(0, 2, 3))) <= 1e-6
 
 
+# (N, C, K, H): the first layer, one image (threads split the patch rows), small images taken
+# several at a time (their dY rows copied side by side), 1x1
+@pytest.mark.parametrize("N,C,K,H,F_", [(4, 3, 32, 32, 3), (1, 3, 16, 40, 3), (16, 8, 16, 8, 3),
+                                        (4, 24, 40, 16, 1)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_dot_weight_grad_rounds_as_it_reads(bf16_path, rng, N, C, K, H, F_, threads):
+    """The dot-product weight gradient rounds the gathered patch rows and the copied dY rows
+    itself (no rounded copy of the tensors): the bits of the fp32 dot products on operands
+    rounded first; the bias gradient sums dY unrounded."""
+    pad = F_ // 2
+    shapes = ([N, C, H, H], [K, C, F_, F_], (1, 1), (pad, pad), (1, 1), 1)
+    if core._conv2d_algorithms(*shapes, precision="bf16")[2] != "dot":
+        pytest.skip("the dot products take no bf16 weight gradient of this layer here")
+    x = rng.standard_normal((N, C, H, H)).astype(np.float32)
+    dy = rng.standard_normal((N, K, H, H)).astype(np.float32)
+    before = cnnkit.get_num_threads()
+    cnnkit.set_num_threads(threads)
+    try:
+        dw, db = core.conv2d_backward_weights(dy, x, (F_, F_), *shapes[2:], True, "bf16")
+        dw_want, db_want = core.conv2d_backward_weights(core.round_bf16(dy), core.round_bf16(x),
+                                                        (F_, F_), *shapes[2:], True)
+        db_fp32 = core.conv2d_backward_weights(dy, x, (F_, F_), *shapes[2:], True)[1]
+    finally:
+        cnnkit.set_num_threads(before)
+    np.testing.assert_array_equal(dw, dw_want)
+    np.testing.assert_array_equal(db, db_fp32)
+    assert not np.array_equal(db_want, db_fp32)
+
+
 @pytest.mark.parametrize("C,K,H", [(8, 16, 10), (32, 32, 18), (32, 48, 9)])
 def test_conv_fused_relu_in_bf16(bf16_path, rng, C, K, H):
     x, w, b, s, p, d, g = _conv_case(rng, (2, C, K, H, H, 3, 1, 1, 1, 1))

@@ -79,6 +79,47 @@ def test_winograd_matches_float64_reference(isa, algorithm, case):
     assert not np.array_equal(y, y2) or C * F * F < 4  # different algorithms, different roundings
 
 
+def _with_rounding_edges(a):
+    """a with bf16 rounding's edge cases planted: ties (low half 0x8000, even and odd kept
+    bit), the largest value that rounds down, denormals (-> signed zero) and -0."""
+    u = a.view(np.uint32).reshape(-1)
+    u[0::11] = (u[0::11] & 0xFFFF0000) | 0x8000
+    u[1::11] = (u[1::11] & 0xFFFE0000) | 0x18000
+    u[2::11] = (u[2::11] & 0xFFFF0000) | 0x7FFF
+    u[3::11] = np.uint32(0x00012345) | (u[3::11] & 0x80000000)
+    u[4::11] = 0x80000000
+    return a
+
+
+@pytest.mark.parametrize("case", [CASES[i] for i in (0, 1, 4, 6, 11, 12, 13)],
+                         ids=lambda c: "N{}C{}K{}_{}x{}_F{}_p{}".format(*c))
+def test_winograd_in_bf16_rounds_as_it_reads(isa, algorithm, case):
+    """bf16 Winograd rounds X, W and dY as its transforms read them (no rounded copies): the
+    bits of fp32 Winograd on copies rounded first, in all three passes; the bias gradient sums
+    dY unrounded."""
+    N, C, K, H, W, F, p = case
+    rng = np.random.default_rng(sum(case))
+    x = _with_rounding_edges(rng.standard_normal((N, C, H, W)).astype(np.float32))
+    w = _with_rounding_edges(rng.standard_normal((K, C, F, F)).astype(np.float32))
+    b = rng.standard_normal(K).astype(np.float32)
+    algorithm("winograd")
+    shapes = ([N, C, H, W], [K, C, F, F], (1, 1), (p, p), (1, 1), 1)
+    if core._conv2d_algorithms(*shapes, precision="bf16") != ("winograd",) * 3:
+        pytest.skip("Winograd takes no bf16 convolution here (AMX: bf16_direct)")
+    y = core.conv2d_forward(x, w, b, (1, 1), (p, p), (1, 1), 1, False, "bf16")
+    dy = _with_rounding_edges(rng.standard_normal(y.shape).astype(np.float32))
+    dx = core.conv2d_backward_data(dy, w, (H, W), (1, 1), (p, p), (1, 1), 1, "bf16")
+    dw, db = core.conv2d_backward_weights(dy, x, (F, F), (1, 1), (p, p), (1, 1), 1, True, "bf16")
+    xr, wr, dyr = core.round_bf16(x), core.round_bf16(w), core.round_bf16(dy)
+    assert not np.array_equal(xr, x) and not np.array_equal(dyr, dy)
+    y_want, dx_want, dw_want, _ = run_all(xr, wr, b, p, dyr)
+    np.testing.assert_array_equal(y, y_want)
+    np.testing.assert_array_equal(dx, dx_want)
+    np.testing.assert_array_equal(dw, dw_want)
+    np.testing.assert_array_equal(db, core.conv2d_backward_weights(dy, x, (F, F), (1, 1),
+                                                                   (p, p), (1, 1), 1, True)[1])
+
+
 def test_winograd_fused_relu_and_bias(algorithm, rng):
     x = rng.standard_normal((3, 16, 10, 7)).astype(np.float32)
     w = rng.standard_normal((20, 16, 3, 3)).astype(np.float32)

@@ -64,7 +64,7 @@ namespace {
 
 constexpr ConvForwardAlgorithm kForwardAlgorithms[] = {
     {"depthwise", false, depthwise_applies, depthwise_forward},
-    {"winograd", false, winograd_forward_applies, winograd_forward},
+    {"winograd", true, winograd_forward_applies, winograd_forward},
     {"bf16_direct", true, bf16_direct_applies, bf16_direct_forward, bf16_direct_forward_pooled},
     {"bf16_s2d", true, bf16_s2d_applies, bf16_s2d_forward, bf16_s2d_forward_pooled},
     {"gemm", true, gemm_1x1_forward_applies, gemm_1x1_forward},
@@ -74,7 +74,7 @@ constexpr ConvForwardAlgorithm kForwardAlgorithms[] = {
 
 constexpr ConvBackwardDataAlgorithm kBackwardDataAlgorithms[] = {
     {"depthwise", false, depthwise_applies, depthwise_backward_data},
-    {"winograd", false, winograd_backward_data_applies, winograd_backward_data},
+    {"winograd", true, winograd_backward_data_applies, winograd_backward_data},
     {"bf16_direct", true, bf16_direct_backward_data_applies, bf16_direct_backward_data},
     {"bf16_s2d", true, bf16_s2d_backward_data_applies, bf16_s2d_backward_data},
     {"implicit_gemm", true, transposed_conv_backward_data_applies, transposed_conv_backward_data},
@@ -84,10 +84,10 @@ constexpr ConvBackwardDataAlgorithm kBackwardDataAlgorithms[] = {
 
 constexpr ConvBackwardWeightsAlgorithm kBackwardWeightsAlgorithms[] = {
     {"depthwise", false, depthwise_applies, depthwise_backward_weights},
-    {"winograd", false, winograd_backward_weights_applies, winograd_backward_weights},
+    {"winograd", true, winograd_backward_weights_applies, winograd_backward_weights},
     {"bf16_direct", true, bf16_direct_backward_weights_applies, bf16_direct_backward_weights},
     {"bf16_s2d", true, bf16_s2d_backward_weights_applies, bf16_s2d_backward_weights},
-    {"dot", false, dot_backward_weights_applies, dot_backward_weights},
+    {"dot", true, dot_backward_weights_applies, dot_backward_weights},
     {"gemm", true, gemm_backward_weights_applies, gemm_backward_weights},
     {"reference", false, reference_applies, conv2d_backward_weights_ref},
 };

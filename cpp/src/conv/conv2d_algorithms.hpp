@@ -21,10 +21,10 @@ struct ConvPolicy {
 
 using ConvApplies = bool (*)(const Conv2dParams& p, const ConvPolicy& policy);
 
-// bf16_native: the algorithm runs the GEMM engine's bf16 path itself when p.precision is bf16.
-// Other algorithms that apply to bf16 (depthwise, the reference) get operands already rounded
-// to bf16 by the list walker and compute in fp32: the same products (exact in fp32) and fp32
-// sums, in another order.
+// bf16_native: the algorithm takes p.precision == bf16 itself: it runs the GEMM engine's bf16
+// path, or (Winograd) rounds its operands to bf16 as it reads them. Other algorithms that apply
+// to bf16 (depthwise, the reference) get operands already rounded to bf16 by the list walker
+// and compute in fp32: the same products (exact in fp32) and fp32 sums, in another order.
 struct ConvForwardAlgorithm {
   const char* name;
   bool bf16_native;

@@ -30,6 +30,10 @@ void register_conv_kernels(ConvKernels& k, Isa isa) {
     k.wino_output = avx512::wino_output_avx512;
     k.wino_grad_output = avx512::wino_grad_output_avx512;
   }
+  if (isa >= Isa::avx512_bf16) {  // the bf16 rounding by VCVTNEPS2BF16
+    k.wino_input = avx512_bf16::wino_input_avx512bf16;
+    k.wino_grad_output = avx512_bf16::wino_grad_output_avx512bf16;
+  }
   if (isa >= Isa::amx) k.bf16_direct_blocks = amx::bf16_direct_blocks_amx;
 #elif CNNKIT_NEON  // kernels/neon/: built on aarch64 only
   if (isa == Isa::neon) {

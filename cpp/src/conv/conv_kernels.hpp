@@ -48,18 +48,21 @@ struct WinoLanes {
 // of element xi of channel c are stored at v + xi * v_xi + c * v_c. A table's three Winograd
 // kernels may store the tiles of a group in any fixed order of their own (the AVX-512 ones
 // interleave them), so callers treat a group as one unit of 16 columns (zero for lanes >= n).
+// round_bf16: each element of d is first rounded to bf16 (util/bf16.hpp's rule), so a bf16
+// convolution computed in fp32 needs no rounded copy of its operand.
 using WinoInput = void (*)(const float* x, std::int64_t plane, std::int64_t ld, int channels,
-                           const WinoLanes& lanes, float* v, std::int64_t v_xi, std::int64_t v_c);
+                           const WinoLanes& lanes, float* v, std::int64_t v_xi, std::int64_t v_c,
+                           bool round_bf16);
 // Y = A^T M A (+ bias[k], then ReLU if relu) for `channels` output planes, M[xi] of plane k
 // read at m + xi * m_xi + k * m_k (16 lanes); the 4 x 4 tiles are stored where the mask says.
 using WinoOutput = void (*)(const float* m, std::int64_t m_xi, std::int64_t m_k, int channels,
                             const WinoLanes& lanes, float* y, std::int64_t plane, std::int64_t ld,
                             const float* bias, bool relu);
 // M[xi] = (A dY A^T)[xi] of 4 x 4 tiles of `channels` planes of dY (the weight gradient's
-// operand), stored like WinoInput's V.
+// operand), stored like WinoInput's V; round_bf16 as there (dY's elements rounded first).
 using WinoGradOutput = void (*)(const float* dy, std::int64_t plane, std::int64_t ld, int channels,
                                 const WinoLanes& lanes, float* m, std::int64_t m_xi,
-                                std::int64_t m_k);
+                                std::int64_t m_k, bool round_bf16);
 
 // Direct bf16 convolution (conv/bf16_direct.cpp), one block of 32 rows x 2 runs of 16 columns
 // of fp32 sums: for h = 0, 1 and j < 16,
@@ -96,23 +99,27 @@ void add_f32_ref(const float* src, float* dst, std::int64_t n);
 void bias_relu_rows_ref(const float* c, std::int64_t ldc, int m, std::int64_t n, const float* bias,
                         bool relu, float* y, std::int64_t ldy);
 void wino_input_ref(const float* x, std::int64_t plane, std::int64_t ld, int channels,
-                    const WinoLanes& lanes, float* v, std::int64_t v_xi, std::int64_t v_c);
+                    const WinoLanes& lanes, float* v, std::int64_t v_xi, std::int64_t v_c,
+                    bool round_bf16);
 void wino_output_ref(const float* m, std::int64_t m_xi, std::int64_t m_k, int channels,
                      const WinoLanes& lanes, float* y, std::int64_t plane, std::int64_t ld,
                      const float* bias, bool relu);
 void wino_grad_output_ref(const float* dy, std::int64_t plane, std::int64_t ld, int channels,
-                          const WinoLanes& lanes, float* m, std::int64_t m_xi, std::int64_t m_k);
+                          const WinoLanes& lanes, float* m, std::int64_t m_xi, std::int64_t m_k,
+                          bool round_bf16);
 
 namespace avx2 {
 void add_f32_avx2(const float* src, float* dst, std::int64_t n);  // epilogue_avx2.cpp
 void pack_patch_panel_avx2(const PatchPanel& pp, std::int64_t p0, int kc, int nr, float* dst);
 void wino_input_avx2(const float* x, std::int64_t plane, std::int64_t ld, int channels,
-                     const WinoLanes& lanes, float* v, std::int64_t v_xi, std::int64_t v_c);
+                     const WinoLanes& lanes, float* v, std::int64_t v_xi, std::int64_t v_c,
+                     bool round_bf16);
 void wino_output_avx2(const float* m, std::int64_t m_xi, std::int64_t m_k, int channels,
                       const WinoLanes& lanes, float* y, std::int64_t plane, std::int64_t ld,
                       const float* bias, bool relu);
 void wino_grad_output_avx2(const float* dy, std::int64_t plane, std::int64_t ld, int channels,
-                           const WinoLanes& lanes, float* m, std::int64_t m_xi, std::int64_t m_k);
+                           const WinoLanes& lanes, float* m, std::int64_t m_xi, std::int64_t m_k,
+                           bool round_bf16);
 }  // namespace avx2
 
 namespace neon {
@@ -132,12 +139,23 @@ void bias_relu_rows_avx512(const float* c, std::int64_t ldc, int m, std::int64_t
 void pack_patch_panel_avx512(const PatchPanel& pp, std::int64_t p0, int kc, int nr, float* dst);
 void add_f32_avx512(const float* src, float* dst, std::int64_t n);
 void wino_input_avx512(const float* x, std::int64_t plane, std::int64_t ld, int channels,
-                       const WinoLanes& lanes, float* v, std::int64_t v_xi, std::int64_t v_c);
+                       const WinoLanes& lanes, float* v, std::int64_t v_xi, std::int64_t v_c,
+                       bool round_bf16);
 void wino_output_avx512(const float* m, std::int64_t m_xi, std::int64_t m_k, int channels,
                         const WinoLanes& lanes, float* y, std::int64_t plane, std::int64_t ld,
                         const float* bias, bool relu);
 void wino_grad_output_avx512(const float* dy, std::int64_t plane, std::int64_t ld, int channels,
-                             const WinoLanes& lanes, float* m, std::int64_t m_xi, std::int64_t m_k);
+                             const WinoLanes& lanes, float* m, std::int64_t m_xi, std::int64_t m_k,
+                             bool round_bf16);
 }  // namespace avx512
+
+namespace avx512_bf16 {
+void wino_input_avx512bf16(const float* x, std::int64_t plane, std::int64_t ld, int channels,
+                           const WinoLanes& lanes, float* v, std::int64_t v_xi, std::int64_t v_c,
+                           bool round_bf16);
+void wino_grad_output_avx512bf16(const float* dy, std::int64_t plane, std::int64_t ld, int channels,
+                                 const WinoLanes& lanes, float* m, std::int64_t m_xi,
+                                 std::int64_t m_k, bool round_bf16);
+}  // namespace avx512_bf16
 
 }  // namespace cnnkit

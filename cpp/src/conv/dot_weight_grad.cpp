@@ -65,7 +65,10 @@ void dot_weight_grad(const Conv2dParams& p, const DotPlan& plan, const float* di
   index_t ld = (chunk + 15) / 16 * 16;
   if (ld % 256 == 0) ld += 16;
   // Several images per dot product: their dY rows are copied side by side (padded stride).
-  const bool copy_dy = plan.imgs > 1;
+  // bf16: dY rows are always copied, rounded to bf16 (and the gathered patch rows rounded in
+  // place), chunk by chunk while they are in cache: no rounded copy of the whole tensor.
+  const bool bf16 = p.precision != Precision::fp32;
+  const bool copy_dy = plan.imgs > 1 || bf16;
   // Patch rows [r0, r1) of images [n0, n0 + count) of one group into dw ([K x rows], leading
   // dimension rows); t holds the gathered patch rows, then the copied dY rows. The bias
   // gradient is summed in the same pass over dY when db is given.
@@ -87,11 +90,17 @@ void dot_weight_grad(const Conv2dParams& p, const DotPlan& plan, const float* di
           } else {
             gather_patch_row(g, x, r, pix, len, dst);
           }
+          if (bf16) kt.round_bf16_f32(dst, len, dst);
         }
         const float* dy = diff_dst + n * p.K * HoWo + grp * Kg * HoWo + pix;
         for (index_t k = 0; k < Kg; ++k) {
-          if (copy_dy) std::memcpy(a_buf + k * ld + (j - j0), dy + k * HoWo, sizeof(float) * len);
-          if (db) db[grp * Kg + k] += sum_floats(dy + k * HoWo, len);
+          float* to = a_buf + k * ld + (j - j0);
+          if (bf16) {
+            kt.round_bf16_f32(dy + k * HoWo, len, to);
+          } else if (copy_dy) {
+            std::memcpy(to, dy + k * HoWo, sizeof(float) * len);
+          }
+          if (db) db[grp * Kg + k] += sum_floats(dy + k * HoWo, len);  // dY unrounded
         }
         j += len;
       }

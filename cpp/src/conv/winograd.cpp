@@ -37,6 +37,7 @@
 #include "conv/winograd_f43.hpp"
 #include "runtime/kernel_table.hpp"
 #include "runtime/parallel.hpp"
+#include "util/bf16.hpp"
 
 namespace cnnkit {
 
@@ -129,7 +130,8 @@ void transform_input(const KernelTable& kt, const Conv2dParams& p, const Tiling&
         const WinoLanes L = make_lanes(tl, t0 + l0, n, p.C * p.H * p.W, p.H, p.W, p.pad_h - kR * a,
                                        p.pad_w - kR * b, kA);
         kt.conv.wino_input(src + c0 * p.H * p.W, p.H * p.W, p.W, int(c1 - c0), L,
-                           v + ((a * tl.sw + b) * p.C + c0) * tb + l0, xi_stride(tl.cv, tb), tb);
+                           v + ((a * tl.sw + b) * p.C + c0) * tb + l0, xi_stride(tl.cv, tb), tb,
+                           p.precision != Precision::fp32);
       }
     }
   }
@@ -157,7 +159,7 @@ void transform_grad_output(const KernelTable& kt, const Conv2dParams& p, const T
     const WinoLanes L = make_lanes(tl, t0 + l0, int(std::min<index_t>(kLanes, nb - l0)),
                                    p.K * p.Ho * p.Wo, p.Ho, p.Wo, 0, 0, kM);
     kt.conv.wino_grad_output(diff_dst, p.Ho * p.Wo, p.Wo, int(p.K), L, m + l0, xi_stride(p.K, ld),
-                             ld);
+                             ld, p.precision != Precision::fp32);
   }
 }
 
@@ -193,11 +195,13 @@ bool whole_pass(index_t cv, index_t K, index_t tiles, bool weight_grad) {
   const double limit = (weight_grad ? 256.0 : 40.0) * (1 << 20);
   return cv * K >= 128 * 256 && bytes <= limit;
 }
-// Filter tap (i, j) of piece (a, b) of filter (k, c): zero beyond the filter.
+// Filter tap (i, j) of piece (a, b) of filter (k, c): zero beyond the filter; rounded to bf16
+// for a bf16 convolution.
 inline float tap(const Conv2dParams& p, const float* w, index_t k, index_t c, index_t a, index_t b,
                  int i, int j) {
   const index_t y = kR * a + i, x = kR * b + j;
-  return (y < p.Fh && x < p.Fw) ? w[((k * p.C + c) * p.Fh + y) * p.Fw + x] : 0.0f;
+  const float t = (y < p.Fh && x < p.Fw) ? w[((k * p.C + c) * p.Fh + y) * p.Fw + x] : 0.0f;
+  return p.precision == Precision::fp32 ? t : bf16_round(t);
 }
 
 }  // namespace
@@ -217,9 +221,9 @@ bool simd_transforms(const ConvKernels& k) {
 // The policy's choice: never (direct), wherever the transforms can run (winograd), or where
 // they pay (automatic).
 bool winograd_applies(const Conv2dParams& p, const ConvPolicy& policy, bool weight_grad) {
-  // bf16: on the operands rounded to bf16 (the list walker rounds them), with its fp32
-  // transforms and sums, but only where the CPU has no AMX: there bf16_direct is faster, and
-  // Winograd's transforms would add fp32 roundings to the bf16 products for no gain.
+  // bf16: on the operands rounded to bf16 (as the transforms read them: no rounded copies),
+  // with its fp32 transforms and sums, but only where the CPU has no AMX: there bf16_direct is
+  // faster, and Winograd's transforms would add fp32 roundings to the bf16 products for no gain.
   if (policy.algorithm == ConvAlgorithm::direct) return false;
   if (p.precision != Precision::fp32 && policy.kernels->bf16_direct_blocks != nullptr) return false;
   const bool fits = p.groups == 1 && p.Fh >= 2 && p.Fw >= 2 && p.Fh <= kMaxFilter &&
@@ -306,7 +310,7 @@ void winograd_forward(const Conv2dParams& p, const float* src, const float* weig
   };
   const float* up = nullptr;
   const std::size_t u_floats = std::size_t(kXi) * K * cv;
-  // (bf16: the filters arrive rounded, the same values on every call, so their transform is
+  // (bf16: tap() rounds the filters, the same values on every call, so their transform is
   // kept too, under its own key; recomputed per call it made AlexNet's bf16 inference on Zen 4
   // 0.64x its fp32 speed)
   if (p.weight_cache) {

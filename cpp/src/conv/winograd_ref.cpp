@@ -4,6 +4,7 @@
 
 #include "conv/conv_kernels.hpp"
 #include "conv/winograd_f43.hpp"
+#include "util/bf16.hpp"
 
 namespace cnnkit {
 
@@ -20,14 +21,16 @@ inline bool lane_in(const WinoLanes& L, int i, int j, int l) {
 }  // namespace
 
 void wino_input_ref(const float* x, std::int64_t plane, std::int64_t ld, int channels,
-                    const WinoLanes& L, float* v, std::int64_t v_xi, std::int64_t v_c) {
+                    const WinoLanes& L, float* v, std::int64_t v_xi, std::int64_t v_c,
+                    bool round_bf16) {
   for (int c = 0; c < channels; ++c) {
     const float* xc = x + c * plane;
     for (int l = 0; l < kLanes; ++l) {
       float d[kA * kA], t[kA * kA], o[kA * kA];
       for (int i = 0; i < kA; ++i) {
         for (int j = 0; j < kA; ++j) {
-          d[i * kA + j] = lane_in(L, i, j, l) ? xc[L.off[l] + i * ld + j] : 0.0f;
+          const float e = lane_in(L, i, j, l) ? xc[L.off[l] + i * ld + j] : 0.0f;
+          d[i * kA + j] = round_bf16 ? bf16_round(e) : e;
         }
       }
       for (int i = 0; i < kA; ++i) wino::input_1d(d + i * kA, 1, t + i * kA, 1);  // d B
@@ -60,14 +63,16 @@ void wino_output_ref(const float* m, std::int64_t m_xi, std::int64_t m_k, int ch
 }
 
 void wino_grad_output_ref(const float* dy, std::int64_t plane, std::int64_t ld, int channels,
-                          const WinoLanes& L, float* m, std::int64_t m_xi, std::int64_t m_k) {
+                          const WinoLanes& L, float* m, std::int64_t m_xi, std::int64_t m_k,
+                          bool round_bf16) {
   for (int k = 0; k < channels; ++k) {
     const float* dk = dy + k * plane;
     for (int l = 0; l < kLanes; ++l) {
       float g[kM * kM], t[kM * kA], o[kA * kA];
       for (int i = 0; i < kM; ++i) {
         for (int j = 0; j < kM; ++j) {
-          g[i * kM + j] = lane_in(L, i, j, l) ? dk[L.off[l] + i * ld + j] : 0.0f;
+          const float e = lane_in(L, i, j, l) ? dk[L.off[l] + i * ld + j] : 0.0f;
+          g[i * kM + j] = round_bf16 ? bf16_round(e) : e;
         }
       }
       for (int i = 0; i < kM; ++i) wino::grad_output_1d(g + i * kM, 1, t + i * kA, 1);

@@ -9,41 +9,16 @@
 #include <cstring>
 
 #include "gemm/gemm_kernels.hpp"
+#include "util/bf16.hpp"
 
 namespace cnnkit {
-namespace {
-
-inline std::uint32_t bits_of(float x) {
-  std::uint32_t u;
-  std::memcpy(&u, &x, 4);
-  return u;
-}
-
-inline float float_of(std::uint32_t u) {
-  float x;
-  std::memcpy(&x, &u, 4);
-  return x;
-}
-
-inline bf16_t round_one(float x) {
-  const std::uint32_t u = bits_of(x);
-  if ((u & 0x7f800000u) == 0x7f800000u) {                         // inf or NaN
-    return bf16_t((u >> 16) | ((u & 0x007fffffu) ? 0x40u : 0u));  // NaN stays NaN (quiet)
-  }
-  if ((u & 0x7f800000u) == 0) return bf16_t((u >> 16) & 0x8000u);  // zero / denormal
-  return bf16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-
-inline float widen(bf16_t h) { return float_of(std::uint32_t(h) << 16); }
-
-}  // namespace
 
 void round_bf16_ref(const float* src, std::int64_t n, bf16_t* dst) {
-  for (std::int64_t i = 0; i < n; ++i) dst[i] = round_one(src[i]);
+  for (std::int64_t i = 0; i < n; ++i) dst[i] = bf16_bits(src[i]);
 }
 
 void round_bf16_f32_ref(const float* src, std::int64_t n, float* dst) {
-  for (std::int64_t i = 0; i < n; ++i) dst[i] = widen(round_one(src[i]));
+  for (std::int64_t i = 0; i < n; ++i) dst[i] = bf16_widen(bf16_bits(src[i]));
 }
 
 void pack_bf16_a_ref(const float* src, std::int64_t ld, int m, int kc, int mr, bf16_t* dst) {
@@ -51,7 +26,7 @@ void pack_bf16_a_ref(const float* src, std::int64_t ld, int m, int kc, int mr, b
   for (int p = 0; p < kp; ++p) {
     bf16_t* d = dst + (p / kBf16KStep) * mr * kBf16KStep + p % kBf16KStep;
     for (int i = 0; i < mr; ++i) {
-      d[i * kBf16KStep] = i < m && p < kc ? round_one(src[i * ld + p]) : bf16_t(0);
+      d[i * kBf16KStep] = i < m && p < kc ? bf16_bits(src[i * ld + p]) : bf16_t(0);
     }
   }
 }
@@ -61,15 +36,15 @@ void pack_bf16_b_ref(const float* src, std::int64_t ld, int kc, int n, bf16_t* d
   for (int p = 0; p < kp; ++p) {
     bf16_t* d = dst + (p / 2) * 2 * kBf16Nr + p % 2;
     for (int j = 0; j < kBf16Nr; ++j) {
-      d[2 * j] = p < kc && j < n ? round_one(src[std::int64_t(p) * ld + j]) : bf16_t(0);
+      d[2 * j] = p < kc && j < n ? bf16_bits(src[std::int64_t(p) * ld + j]) : bf16_t(0);
     }
   }
 }
 
 void interleave_bf16_ref(const float* r0, const float* r1, std::int64_t n, bf16_t* dst) {
   for (std::int64_t i = 0; i < n; ++i) {
-    dst[2 * i] = round_one(r0[i]);
-    dst[2 * i + 1] = r1 ? round_one(r1[i]) : bf16_t(0);
+    dst[2 * i] = bf16_bits(r0[i]);
+    dst[2 * i + 1] = r1 ? bf16_bits(r1[i]) : bf16_t(0);
   }
 }
 
@@ -81,8 +56,8 @@ void bf16_ukr_ref(int m, int n, std::int64_t kp, const bf16_t* a, const bf16_t* 
       float acc = 0.0f;
       for (std::int64_t p = 0; p < kp; ++p) {
         const float av =
-            widen(a[(p / kBf16KStep) * mr * kBf16KStep + i * kBf16KStep + p % kBf16KStep]);
-        const float bv = widen(b[(p / 2) * 2 * kBf16Nr + j * 2 + p % 2]);
+            bf16_widen(a[(p / kBf16KStep) * mr * kBf16KStep + i * kBf16KStep + p % kBf16KStep]);
+        const float bv = bf16_widen(b[(p / 2) * 2 * kBf16Nr + j * 2 + p % 2]);
         acc += av * bv;
       }
       float* cp = c + i * ldc + j;

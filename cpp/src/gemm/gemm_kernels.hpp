@@ -58,7 +58,7 @@ constexpr int kBf16KStep = 32, kBf16Nr = 32;
 
 // dst[i] = bf16(src[i]) for i < n.
 using RoundBf16 = void (*)(const float* src, std::int64_t n, bf16_t* dst);
-// dst[i] = float(bf16(src[i])): the value the bf16 kernels see, kept as fp32.
+// dst[i] = float(bf16(src[i])): the value the bf16 kernels see, kept as fp32 (dst may be src).
 using RoundBf16F32 = void (*)(const float* src, std::int64_t n, float* dst);
 // One B panel from fp32 rows: row p (p < kc) at src + p * ld, columns [0, n), n <= 32;
 // writes round_up(kc, 32) / 2 pair rows of 64 values.

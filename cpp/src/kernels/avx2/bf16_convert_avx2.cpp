@@ -1,17 +1,15 @@
 // fp32 -> bf16 rounding and the bf16 engine's packing with AVX2 (contracts: RoundBf16,
 // RoundBf16F32, PackBf16A, PackBf16B, InterleaveBf16 in gemm/gemm_kernels.hpp), for CPUs
-// without VCVTNEPS2BF16. The reference's rule on 8 lanes at a time, by masks instead of
-// branches:
-//   normal:        (u + 0x7fff + ((u >> 16) & 1)) >> 16     (nearest, ties to even)
-//   zero/denormal: (u >> 16) & 0x8000                       (exponent field 0: signed zero)
-//   inf/NaN:       (u >> 16) | (mantissa != 0 ? 0x40 : 0)   (NaN stays a quiet NaN)
-// The 16-bit results sit in the low halves of 32-bit lanes; two such vectors become 16 bf16
-// by VPACKUSDW (exact: the values are below 2^16) or 8 k pairs by a shift and an OR.
+// without VCVTNEPS2BF16. The reference's rule on 8 lanes at a time (bf16_patterns in
+// vmath_avx2.hpp). The 16-bit results sit in the low halves of 32-bit lanes; two such vectors
+// become 16 bf16 by VPACKUSDW (exact: the values are below 2^16) or 8 k pairs by a shift and
+// an OR.
 //
 // Only intrinsics and functions with internal linkage here (see sgemm_ukr_avx512.cpp).
 #include <immintrin.h>
 
 #include "gemm/gemm_kernels.hpp"
+#include "kernels/avx2/vmath_avx2.hpp"
 
 namespace cnnkit {
 namespace avx2 {
@@ -22,29 +20,9 @@ inline __m256i lane_mask(std::int64_t count) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(c), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-// 8 floats -> their bf16 patterns in the low 16 bits of each lane.
-inline __m256i round8(__m256 x) {
-  const __m256i u = _mm256_castps_si256(x);
-  const __m256i exp = _mm256_and_si256(u, _mm256_set1_epi32(0x7f800000));
-  const __m256i top = _mm256_srli_epi32(u, 16);
-  const __m256i lsb = _mm256_and_si256(top, _mm256_set1_epi32(1));
-  const __m256i normal =
-      _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), lsb), 16);
-  const __m256i nan =
-      _mm256_andnot_si256(_mm256_cmpeq_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x007fffff)),
-                                             _mm256_setzero_si256()),
-                          _mm256_set1_epi32(0x40));
-  const __m256i special = _mm256_or_si256(top, nan);
-  const __m256i zero = _mm256_and_si256(top, _mm256_set1_epi32(0x8000));
-  __m256i r =
-      _mm256_blendv_epi8(normal, special, _mm256_cmpeq_epi32(exp, _mm256_set1_epi32(0x7f800000)));
-  r = _mm256_blendv_epi8(r, zero, _mm256_cmpeq_epi32(exp, _mm256_setzero_si256()));
-  return r;
-}
-
 inline __m256i round_load(const float* src, std::int64_t left) {
-  if (left >= 8) return round8(_mm256_loadu_ps(src));
-  return round8(_mm256_maskload_ps(src, lane_mask(left)));  // masked lanes: 0 -> bf16 0
+  if (left >= 8) return bf16_patterns(_mm256_loadu_ps(src));
+  return bf16_patterns(_mm256_maskload_ps(src, lane_mask(left)));  // masked lanes: 0 -> bf16 0
 }
 
 // 16 bf16 from two vectors of low-half patterns, in order.

@@ -75,6 +75,35 @@ inline __m256 expm1_ps(__m256 x) {
   return _mm256_mul_ps(m, _mm256_cvtepi32_ps(f));
 }
 
+// 8 floats rounded to the nearest bf16 (util/bf16.hpp's rule, bitwise): their bf16 patterns
+// in the low 16 bits of each lane, by masks instead of branches:
+//   normal:        (u + 0x7fff + ((u >> 16) & 1)) >> 16     (nearest, ties to even)
+//   zero/denormal: (u >> 16) & 0x8000                       (exponent field 0: signed zero)
+//   inf/NaN:       (u >> 16) | (mantissa != 0 ? 0x40 : 0)   (NaN stays a quiet NaN)
+inline __m256i bf16_patterns(__m256 x) {
+  const __m256i u = _mm256_castps_si256(x);
+  const __m256i exp = _mm256_and_si256(u, _mm256_set1_epi32(0x7f800000));
+  const __m256i top = _mm256_srli_epi32(u, 16);
+  const __m256i lsb = _mm256_and_si256(top, _mm256_set1_epi32(1));
+  const __m256i normal =
+      _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), lsb), 16);
+  const __m256i nan =
+      _mm256_andnot_si256(_mm256_cmpeq_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x007fffff)),
+                                             _mm256_setzero_si256()),
+                          _mm256_set1_epi32(0x40));
+  const __m256i special = _mm256_or_si256(top, nan);
+  const __m256i zero = _mm256_and_si256(top, _mm256_set1_epi32(0x8000));
+  __m256i r =
+      _mm256_blendv_epi8(normal, special, _mm256_cmpeq_epi32(exp, _mm256_set1_epi32(0x7f800000)));
+  r = _mm256_blendv_epi8(r, zero, _mm256_cmpeq_epi32(exp, _mm256_setzero_si256()));
+  return r;
+}
+
+// x rounded to the nearest bf16, as floats
+inline __m256 bf16_round_ps(__m256 x) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(bf16_patterns(x), 16));
+}
+
 inline __m256 abs_ps(__m256 x) { return _mm256_andnot_ps(set1(-0.0f), x); }
 
 // log(x) for x > 0 (+-0 -> -inf, negative or NaN -> NaN, inf -> inf). AVX2 has no vgetexpps /

@@ -13,6 +13,7 @@
 
 #include "conv/conv_kernels.hpp"
 #include "conv/winograd_f43.hpp"
+#include "kernels/avx2/vmath_avx2.hpp"
 
 namespace cnnkit {
 namespace avx2 {
@@ -71,11 +72,9 @@ inline void store_tiles(float* p, const TileMasks& tm, const __m128i* mask, int 
   }
 }
 
-}  // namespace
-
-void wino_input_avx2(const float* x, std::int64_t plane, std::int64_t ld, int channels,
-                     const WinoLanes& L, float* v, std::int64_t v_xi, std::int64_t v_c) {
-  const TileMasks tm(L, kA);
+template <bool kRound>
+void input_impl(const float* x, std::int64_t plane, std::int64_t ld, int channels,
+                const TileMasks& tm, float* v, std::int64_t v_xi, std::int64_t v_c) {
   for (int c = 0; c < channels; ++c) {
     const float* xc = x + c * plane;
     for (int h8 = 0; h8 < 16; h8 += 8) {
@@ -88,6 +87,7 @@ void wino_input_avx2(const float* x, std::int64_t plane, std::int64_t ld, int ch
         const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t2 = _mm256_unpacklo_ps(r[2], r[3]);
         d[4] = _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(t0), _mm256_castps_pd(t2)));
         d[5] = _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(t0), _mm256_castps_pd(t2)));
+        for (int j = 0; kRound && j < kA; ++j) d[j] = bf16_round_ps(d[j]);
         wino::input_1d(d, 1, t + i * kA, 1);  // row i of d B
       }
       float* vc = v + c * v_c + h8;
@@ -98,6 +98,40 @@ void wino_input_avx2(const float* x, std::int64_t plane, std::int64_t ld, int ch
       }
     }
   }
+}
+
+template <bool kRound>
+void grad_output_impl(const float* dy, std::int64_t plane, std::int64_t ld, int channels,
+                      const TileMasks& tm, float* m, std::int64_t m_xi, std::int64_t m_k) {
+  for (int k = 0; k < channels; ++k) {
+    const float* dk = dy + k * plane;
+    for (int h8 = 0; h8 < 16; h8 += 8) {
+      __m256 t[kM * kA];
+      for (int i = 0; i < kM; ++i) {
+        __m256 r[4], g[kM];
+        load_tiles(dk + i * ld, tm, tm.lo[i], h8, 0, r);
+        transpose4(r, g);
+        for (int j = 0; kRound && j < kM; ++j) g[j] = bf16_round_ps(g[j]);
+        wino::grad_output_1d(g, 1, t + i * kA, 1);  // row i of dY A^T
+      }
+      float* mk = m + k * m_k + h8;
+      for (int j = 0; j < kA; ++j) {
+        __m256 o[kA];
+        wino::grad_output_1d(t + j, kA, o, 1);  // column j of A (dY A^T)
+        for (int i = 0; i < kA; ++i) _mm256_storeu_ps(mk + (i * kA + j) * m_xi, o[i]);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void wino_input_avx2(const float* x, std::int64_t plane, std::int64_t ld, int channels,
+                     const WinoLanes& L, float* v, std::int64_t v_xi, std::int64_t v_c,
+                     bool round_bf16) {
+  const TileMasks tm(L, kA);
+  if (round_bf16) return input_impl<true>(x, plane, ld, channels, tm, v, v_xi, v_c);
+  input_impl<false>(x, plane, ld, channels, tm, v, v_xi, v_c);
 }
 
 void wino_output_avx2(const float* m, std::int64_t m_xi, std::int64_t m_k, int channels,
@@ -131,26 +165,11 @@ void wino_output_avx2(const float* m, std::int64_t m_xi, std::int64_t m_k, int c
 }
 
 void wino_grad_output_avx2(const float* dy, std::int64_t plane, std::int64_t ld, int channels,
-                           const WinoLanes& L, float* m, std::int64_t m_xi, std::int64_t m_k) {
+                           const WinoLanes& L, float* m, std::int64_t m_xi, std::int64_t m_k,
+                           bool round_bf16) {
   const TileMasks tm(L, kM);
-  for (int k = 0; k < channels; ++k) {
-    const float* dk = dy + k * plane;
-    for (int h8 = 0; h8 < 16; h8 += 8) {
-      __m256 t[kM * kA];
-      for (int i = 0; i < kM; ++i) {
-        __m256 r[4], g[kM];
-        load_tiles(dk + i * ld, tm, tm.lo[i], h8, 0, r);
-        transpose4(r, g);
-        wino::grad_output_1d(g, 1, t + i * kA, 1);  // row i of dY A^T
-      }
-      float* mk = m + k * m_k + h8;
-      for (int j = 0; j < kA; ++j) {
-        __m256 o[kA];
-        wino::grad_output_1d(t + j, kA, o, 1);  // column j of A (dY A^T)
-        for (int i = 0; i < kA; ++i) _mm256_storeu_ps(mk + (i * kA + j) * m_xi, o[i]);
-      }
-    }
-  }
+  if (round_bf16) return grad_output_impl<true>(dy, plane, ld, channels, tm, m, m_xi, m_k);
+  grad_output_impl<false>(dy, plane, ld, channels, tm, m, m_xi, m_k);
 }
 
 }  // namespace avx2

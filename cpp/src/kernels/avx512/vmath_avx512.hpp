@@ -61,6 +61,30 @@ inline __m512 expm1_ps(__m512 x) {
   return _mm512_fmadd_ps(s, p, _mm512_sub_ps(s, set1(1.0f)));
 }
 
+// x rounded to the nearest bf16, as floats (util/bf16.hpp's rule, bitwise), AVX-512F only
+// (VCVTNEPS2BF16 needs AVX512-BF16) and without mask registers (the Winograd transforms keep
+// their load masks in them; compares into masks made the input transform 2x slower):
+//   normal (and inf): (u + 0x7fff + ((u >> 16) & 1)) & 0xffff0000
+//   zero / denormal:  u & 0x80000000, where (exponent + 0x7fffffff) >> 31 (arithmetic) is 0
+//   NaN:              (u | 0x00400000) & 0xffff0000, where (0x7f800000 - |u|) >> 31 is -1
+// each case picked by a bitwise select (VPTERNLOGD 0xca: a ? b : c).
+inline __m512 bf16_round_ps(__m512 x) {
+  const __m512i u = _mm512_castps_si512(x);
+  const __m512i hi = _mm512_set1_epi32(int(0xffff0000u));
+  const __m512i abs = _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff));
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb);
+  r = _mm512_and_si512(r, hi);
+  const __m512i normal =
+      _mm512_srai_epi32(_mm512_add_epi32(_mm512_and_si512(u, _mm512_set1_epi32(0x7f800000)),
+                                         _mm512_set1_epi32(0x7fffffff)),
+                        31);
+  r = _mm512_ternarylogic_epi32(normal, r, _mm512_andnot_si512(abs, u), 0xca);
+  const __m512i nan = _mm512_srai_epi32(_mm512_sub_epi32(_mm512_set1_epi32(0x7f800000), abs), 31);
+  const __m512i quiet = _mm512_and_si512(_mm512_or_si512(u, _mm512_set1_epi32(0x00400000)), hi);
+  return _mm512_castsi512_ps(_mm512_ternarylogic_epi32(nan, quiet, r, 0xca));
+}
+
 inline __m512 abs_ps(__m512 x) { return _mm512_andnot_ps(set1(-0.0f), x); }
 
 inline __mmask16 tail_mask(std::int64_t left) {
