@@ -174,6 +174,23 @@ def test_thread_counts_agree(rng):
         cnnkit.set_num_threads(before)
 
 
+@pytest.mark.parametrize("m,n,k", [(2100, 40, 1500), (1500, 16, 5000)])
+def test_row_split_over_many_blocks_agrees_bitwise(rng, m, n, k):
+    # One thread column (B read in place, or one column panel): each thread packs its own A
+    # panels into a region of its own across several M and K blocks, with no barrier.
+    a, b = operands(rng, m, n, k)
+    before = cnnkit.get_num_threads()
+    try:
+        cnnkit.set_num_threads(1)
+        one = sgemm(a, b)
+        check(one, reference(a, b), k)
+        for t in (2, 3, 4):
+            cnnkit.set_num_threads(t)
+            np.testing.assert_array_equal(sgemm(a, b), one)
+    finally:
+        cnnkit.set_num_threads(before)
+
+
 # ---- bad input -------------------------------------------------------------------------------
 
 

@@ -37,7 +37,8 @@ struct Plan {
   index_t nb_max = 0;           // per-thread B chunk width (multiple of nr)
   int tm = 1, tn = 1;           // thread grid
   bool direct_b = false;
-  std::size_t a_floats = 0, b_floats = 0;  // workspace: shared A block, per-thread B chunk
+  std::size_t a_floats = 0, b_floats = 0;  // workspace: A block(s), per-thread B chunk
+  std::size_t a_thread_floats = 0;         // one thread row's own A panels (tn == 1)
 };
 
 Plan make_plan(const GemmKernels& kt, index_t M, index_t N, index_t K, int threads) {
@@ -71,7 +72,15 @@ Plan make_plan(const GemmKernels& kt, index_t M, index_t N, index_t K, int threa
       std::max<index_t>(p.nr, blk.b_chunk_floats / std::max<index_t>(1, p.kc_max));
   const index_t chunks = std::max<index_t>(1, ceil_div(cols_per_thread, nb_cap));
   p.nb_max = ceil_div(ceil_div(cols_per_thread, chunks), p.nr) * p.nr;
-  p.a_floats = std::size_t(p.mc_max + p.mr) * std::size_t(p.kc_max);
+  if (p.tn == 1) {
+    // Each thread row packs the panels it multiplies into a region of its own, so no thread
+    // ever waits for another (a barrier per block made each one wait out the other's stalls).
+    const index_t rows = (ceil_div(row_panels, p.tm) + 1) * p.mr;
+    p.a_thread_floats = std::size_t(rows) * std::size_t(p.kc_max);
+    p.a_floats = p.a_thread_floats * std::size_t(p.tm);
+  } else {
+    p.a_floats = std::size_t(p.mc_max + p.mr) * std::size_t(p.kc_max);
+  }
   // Allocated even when B may be read in place: not every operand can be.
   p.b_floats = std::size_t(p.nb_max) * std::size_t(p.kc_max);
   return p;
@@ -117,7 +126,7 @@ struct Worker {
   const GemmOperandA& a;
   const GemmOperandB& b;
   const GemmOutput& out;
-  float* a_buf;   // shared packed A block
+  float* a_buf;   // packed A: one shared block (tn > 1) or tm private regions (tn == 1)
   float* b_bufs;  // nt private B chunks of p.b_floats each
 
   void run(int tid, int nt) const {
@@ -144,23 +153,30 @@ struct Worker {
         index_t m0, mc;
         balanced_part(M, p.nmb, mb, &m0, &mc);
         const index_t npanels = ceil_div(mc, p.mr);
-        // The A block: packed ahead of time, or packed now by all threads into the shared
-        // buffer; panel q holds rows [r0, r0 + m) and starts at r0 * kc.
-        // With one thread column (tn == 1) each thread packs just the panels it multiplies,
-        // so no thread waits for another (no barrier).
+        // The A block: packed ahead of time (panel q at r0 * kc: it holds rows [r0, r0 + m)),
+        // or packed now. With several thread columns all threads pack the shared block (same
+        // layout) and meet at a barrier; with one (tn == 1) each thread packs just the panels
+        // it multiplies into its own region (from its first row) and never waits.
         const float* a_blk = a.packed_block(kb, mb);
         index_t q_begin, q_count;
         balanced_part(npanels, p.tm, tr, &q_begin, &q_count);
         const bool shared_a = a_blk == nullptr && p.tn > 1;
+        index_t row_base = 0;  // the first row of a_blk
         if (a_blk == nullptr) {
+          float* dst = a_buf;
+          if (!shared_a) {
+            index_t m_unused;
+            balanced_part(mc, npanels, q_begin, &row_base, &m_unused);
+            dst = a_buf + std::size_t(tr) * p.a_thread_floats;
+          }
           const index_t q0 = shared_a ? tid : q_begin, q1 = shared_a ? npanels : q_begin + q_count;
           for (index_t q = q0; q < q1; q += shared_a ? nt : 1) {
             index_t r0, m;
             balanced_part(mc, npanels, q, &r0, &m);
-            a.pack(m0 + r0, int(m), p0, int(kc), a_buf + r0 * kc);
+            a.pack(m0 + r0, int(m), p0, int(kc), dst + (r0 - row_base) * kc);
           }
           if (shared_a) team_barrier();
-          a_blk = a_buf;
+          a_blk = dst;
         }
         for (index_t j0 = j_begin; j0 < j_end; j0 += p.nb_max) {
           const index_t nb = std::min(p.nb_max, j_end - j0);
@@ -174,7 +190,7 @@ struct Worker {
             index_t r0, m;
             balanced_part(mc, npanels, q, &r0, &m);
             const index_t i0 = m0 + r0;
-            const float* ap = a_blk + r0 * kc;
+            const float* ap = a_blk + (r0 - row_base) * kc;
             ep.bias_row = last && out.bias_row ? out.bias_row + i0 : nullptr;
             for (index_t jj = 0; jj < nb; jj += p.nr) {
               const int n = int(std::min<index_t>(p.nr, nb - jj));
@@ -186,11 +202,8 @@ struct Worker {
             }
           }
         }
-        // Before the next block overwrites the A buffer: with shared panels always; with
-        // private ones too when there is a next block (its panels lie at other offsets, which
-        // can overlap another thread's panels of this block).
-        const bool more = kb + 1 < p.nkb || mb + 1 < p.nmb;
-        if (shared_a || (more && a.packed_block(kb, mb) == nullptr && nt > 1)) team_barrier();
+        // Before the next block overwrites the shared A block.
+        if (shared_a) team_barrier();
       }
     }
   }
