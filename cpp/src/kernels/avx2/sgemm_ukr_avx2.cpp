@@ -12,6 +12,8 @@ namespace cnnkit {
 namespace avx2 {
 namespace {
 
+constexpr int kPrefetchCMinK = 128;
+
 inline __m256i lane_mask(int count) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
@@ -31,7 +33,17 @@ inline __m256 finish(__m256 v, const float* cp, __m256i mask, const UkrEpilogue&
 
 template <int M, bool Full>
 void ukr(int n, std::int64_t k, const float* a, const float* b, std::int64_t ldb, float* c,
-         std::int64_t ldc, const UkrEpilogue& ep) {
+         std::int64_t ldc, const UkrEpilogue& epilogue) {
+  const UkrEpilogue ep = epilogue;  // a copy: C's stores could alias the caller's struct
+  // The C tile's lines, asked for before a long k loop so that their misses overlap it (as in
+  // the AVX-512 kernel); c + 15 is the second line when a row straddles two.
+  if (k >= kPrefetchCMinK) {
+#pragma GCC unroll 6
+    for (int i = 0; i < M; ++i) {
+      _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 15), _MM_HINT_T0);
+    }
+  }
   __m256 acc0[M], acc1[M];
 #pragma GCC unroll 6
   for (int i = 0; i < M; ++i) {
