@@ -23,7 +23,10 @@ namespace avx512 {
 namespace {
 
 struct RoundInt {  // bf16 rounding with AVX-512F integer operations (vmath_avx512.hpp)
-  static __m512 apply(__m512 v) { return bf16_round_ps(v); }
+  static void apply2(__m512& a, __m512& b) {
+    a = bf16_round_ps(a);
+    b = bf16_round_ps(b);
+  }
 };
 
 }  // namespace

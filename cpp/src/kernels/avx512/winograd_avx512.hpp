@@ -2,7 +2,7 @@
 // design): included by kernels/avx512/winograd_avx512.cpp and, for the bf16 rounding with
 // VCVTNEPS2BF16, by kernels/avx512_bf16/winograd_avx512bf16.cpp. Include ONLY from those
 // ISA files: everything here is in an anonymous namespace (each translation unit its own
-// copy, compiled with its own flags). Round::apply(v) is applied to every element read from
+// copy, compiled with its own flags). Round::apply2(a, b) is applied to every element read from
 // the image (NoRound: none; the bf16 roundings of the two files).
 #pragma once
 
@@ -21,8 +21,15 @@ using wino::kA;
 using wino::kM;
 
 struct NoRound {
-  static __m512 apply(__m512 v) { return v; }
+  static void apply2(__m512&, __m512&) {}
 };
+
+// Rounds d[0..N) in place, two vectors at a time (a policy may have a cheaper form for a pair).
+template <typename Round, int N>
+inline void round_all(__m512* d) {
+  static_assert(N % 2 == 0, "the transforms read rows of an even count of vectors");
+  for (int j = 0; j < N; j += 2) Round::apply2(d[j], d[j + 1]);
+}
 
 // Lane order. A vector of "one column of 16 tiles" keeps tile l = 4 q + a at position
 // p = 4 a + q: 128-bit lane a of it holds tiles a, 4 + a, 8 + a, 12 + a. With that order a
@@ -126,7 +133,7 @@ void input_impl(const float* x, std::int64_t plane, std::int64_t ld, int channel
     for (int i = 0; i < kA; ++i) {
       __m512 d[kA];
       load_rows6<kSingle>(xc + i * ld, rm, i, d);
-      for (int j = 0; j < kA; ++j) d[j] = Round::apply(d[j]);
+      round_all<Round, kA>(d);
       wino::input_1d(d, 1, t + i * kA, 1);  // row i of d B
     }
     float* vc = v + c * v_c;
@@ -175,7 +182,7 @@ void grad_output_impl(const float* dy, std::int64_t plane, std::int64_t ld, int 
       __m512 g[kM], r[4];
       load_tiles<kSingle>(dk + i * ld, rm, rm.lo[i], 0, r);
       transpose4(r, g);
-      for (int j = 0; j < kM; ++j) g[j] = Round::apply(g[j]);
+      round_all<Round, kM>(g);
       wino::grad_output_1d(g, 1, t + i * kA, 1);  // row i of dY A^T
     }
     float* mk = m + k * m_k;
