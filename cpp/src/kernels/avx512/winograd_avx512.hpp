@@ -1,6 +1,6 @@
 // The AVX-512 Winograd F(4x4, 3x3) transforms as templates (winograd_avx512.cpp has the
 // design): included by kernels/avx512/winograd_avx512.cpp and, for the bf16 rounding with
-// VCVTNEPS2BF16, by kernels/avx512_bf16/winograd_avx512bf16.cpp. Include ONLY from those
+// VCVTNE2PS2BF16, by kernels/avx512_bf16/winograd_avx512bf16.cpp. Include ONLY from those
 // ISA files: everything here is in an anonymous namespace (each translation unit its own
 // copy, compiled with its own flags). Round::apply2(a, b) is applied to every element read from
 // the image (NoRound: none; the bf16 roundings of the two files).

@@ -1,5 +1,5 @@
 // The AVX-512 Winograd input and weight-gradient transforms of a bf16 convolution
-// (kernels/avx512/winograd_avx512.hpp) with the operand rounded by VCVTNEPS2BF16 as it is read:
+// (kernels/avx512/winograd_avx512.hpp) with the operand rounded by VCVTNE2PS2BF16 as it is read:
 // nearest even, denormal inputs as zero, NaN quiet (util/bf16.hpp's rule), then widened back
 // to fp32. The fp32 transforms are the AVX-512 file's.
 //
