@@ -55,14 +55,27 @@ def write_readme_table(marker: str, markdown: str) -> None:
 
 
 def cpu_name() -> str:
-    """The CPU's model name (/proc/cpuinfo), for the tables' headers."""
+    """The CPU's model name (/proc/cpuinfo) with its family / model numbers and the matrix and
+    vector extensions that pick cnnkit's paths, for the tables' headers (a virtual machine may
+    report only "AMD EPYC", which names neither Zen 3, Zen 4 nor Zen 5)."""
     import platform
 
+    info = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "cpu family", "model", "flags") and key not in info:
+                    info[key] = value.strip()
+                if not line.strip() and info:
+                    break
     except OSError:
         pass
+    if "model name" in info:
+        flags = set(info.get("flags", "").split())
+        isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+               if f in flags]
+        return (f"{info['model name']} (family {info.get('cpu family', '?')} model "
+                f"{info.get('model', '?')}; {' '.join(isa) or 'no AVX2'})")
     return platform.processor() or platform.machine()

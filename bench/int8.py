@@ -8,7 +8,13 @@ after ``cnnkit.manual_seed(0)`` in eval mode, each of these runs in its own subp
 - ``cnnkit int8``: ``cnnkit.quantization.quantize(model, calibration)`` (min/max);
 - ``PyTorch int8``: the model's torch.nn twin (bench/train.py's ``_to_torch``, loaded with its
   state_dict), ``prepare_fx`` with ``get_default_qconfig_mapping("x86")``, the same
-  calibration batches, ``convert_fx``; calls inside ``torch.no_grad()``.
+  calibration batches, ``convert_fx``; calls inside ``torch.no_grad()``;
+- ``ONNX Runtime fp32``: the file ``cnnkit.onnx.export`` writes for the unfused eval model
+  (CPUExecutionProvider, ``intra_op_num_threads=n``, graph optimizations ORT_ENABLE_ALL; ORT
+  folds the batch norms itself);
+- ``ONNX Runtime int8``: that file after ``quant_pre_process`` and ORT's own
+  ``quantize_static`` (QDQ, int8 weights per channel, uint8 activations, min/max) with the same
+  calibration batches.
 
 Calibration: 4 batches of 32 images, inputs: standard normal (``numpy.random.default_rng``,
 seed 1 for calibration, 0 for the timed inputs). Timed: the large batch (cifar_cnn 128,
@@ -36,7 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import cpu_name  # noqa: E402
 
 MODELS = {"cifar_cnn": ((3, 32, 32), 128), "alexnet": ((3, 227, 227), 16)}
-MODES = {"cnnkit_fp32": "cnnkit fp32", "cnnkit_int8": "cnnkit int8", "torch_int8": "PyTorch int8"}
+MODES = {"cnnkit_fp32": "cnnkit fp32", "cnnkit_int8": "cnnkit int8", "torch_int8": "PyTorch int8",
+         "ort_fp32": "ONNX Runtime fp32", "ort_int8": "ONNX Runtime int8"}
 
 
 def _data(name):
@@ -60,6 +67,54 @@ def _time(fn, calls):
     return statistics.median(ts)
 
 
+def _ort(mode, name, model, threads, cal, check, xs):
+    """ONNX Runtime on cnnkit's fp32 export; for ort_int8 after ORT's own static quantization."""
+    import tempfile
+
+    import numpy as np
+
+    import onnxruntime as ort
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
+                                          QuantType, quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    import cnnkit as ck
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(cal)
+
+        def get_next(self):
+            x = next(self.it, None)
+            return None if x is None else {"input": x}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, f"{name}.onnx")
+        # The unfused eval model: the exporter cannot write a max pool fused into a
+        # convolution; ORT folds the batch norms and fuses ReLU itself.
+        ck.onnx.export(model, MODELS[name][0], path)
+        if mode == "ort_int8":
+            pre, q = os.path.join(tmp, "pre.onnx"), os.path.join(tmp, "q.onnx")
+            quant_pre_process(path, pre)
+            quantize_static(pre, q, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=CalibrationMethod.MinMax)
+            path = q
+        sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    out = np.concatenate([sess.run(None, {"input": check[i:i + 32]})[0]
+                          for i in range(0, len(check), 32)])
+    f = {b: (lambda x=x: sess.run(None, {"input": x})) for b, x in xs.items()}
+    note = f"onnxruntime {ort.__version__}" + (", QDQ per channel, min/max"
+                                               if mode == "ort_int8" else "")
+    return out, f, note
+
+
 def worker(mode, name, threads, calls):
     import numpy as np
 
@@ -81,6 +136,8 @@ def worker(mode, name, threads, calls):
         out = np.concatenate([run_ck(m, check[i:i + 32]) for i in range(0, len(check), 32)])
         f = {b: (lambda x=x: run_ck(m, x)) for b, x in xs.items()}
         note = ck.cpu_info()["int8_path"] if mode == "cnnkit_int8" else ck.cpu_info()["isa"]
+    elif mode.startswith("ort"):
+        out, f, note = _ort(mode, name, model, threads, cal, check, xs)
     else:
         import torch
         from torch.ao.quantization import get_default_qconfig_mapping
@@ -121,6 +178,7 @@ def main(argv=None) -> int:
     ap.add_argument("--worker", nargs=2, metavar=("MODE", "MODEL"), help=argparse.SUPPRESS)
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--threads", default="2")
+    ap.add_argument("--modes", default=",".join(MODES), help=f"of {','.join(MODES)}")
     ap.add_argument("--calls", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=2, help="processes per case (best is kept)")
     args = ap.parse_args(argv)
@@ -137,7 +195,7 @@ def main(argv=None) -> int:
     print("|---|---:|---|---:|---:|---:|---:|---|")
     for name in models:
         for t in threads:
-            for mode in MODES:
+            for mode in args.modes.split(","):
                 best = None
                 for _ in range(args.rounds):
                     env = dict(os.environ, OMP_NUM_THREADS=str(t))

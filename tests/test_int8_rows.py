@@ -156,8 +156,10 @@ def test_quantize_nhwc_is_quantize_u8_transposed(isa, rng, shape):
     np.testing.assert_array_equal(q, want)
 
 
+# (128, 4096, 40): equal row blocks, staged rows (K a multiple of 2 KiB) per thread;
+# (200, 8192, 40): several staged groups of blocks per thread
 @pytest.mark.parametrize("M,K,N", [(1, 64, 10), (5, 100, 33), (33, 4096, 64), (128, 130, 512),
-                                   (3, 1, 1)])
+                                   (3, 1, 1), (128, 4096, 40), (200, 8192, 40)])
 def test_linear_sums_and_requantization(isa, rng, M, K, N):
     x = rng.integers(0, 256, (M, K), dtype=np.uint8)
     wq = rng.integers(-127, 128, (N, K), dtype=np.int8)

@@ -125,53 +125,69 @@ void linear_int8_rows(index_t M, index_t N, index_t K, const std::uint8_t* x,
   const index_t lds = ceil_div(N, kI8Nr) * kI8Nr;
   std::vector<std::int64_t> a_off(static_cast<std::size_t>(slices));
   for (index_t t = 0; t < slices; ++t) a_off[t] = t * step;
-  // Threads: over the row blocks and, when there are fewer blocks than threads (small batches:
-  // the weights dominate), over the 32-column panels too (each thread its own panels).
-  const index_t row_blocks = ceil_div(M, mr), col_panels = ceil_div(N, kI8Nr);
+  // Row blocks of equal size (128 rows on VNNI: 10 of 12-13, not 9 of 14 and one of 2, which
+  // ran at a fraction of the rate and left one thread 12 rows more). Threads: over the row
+  // blocks and, when there are fewer blocks than threads (small batches: the weights
+  // dominate), over the 32-column panels too (each thread its own panels).
+  const index_t row_blocks = ceil_div(M, mr), piece = ceil_div(M, row_blocks);
+  const index_t col_panels = ceil_div(N, kI8Nr);
   const int tm = int(std::max<index_t>(1, std::min<index_t>(threads, row_blocks)));
   const int tn = int(std::max<index_t>(1, std::min<index_t>(threads / tm, col_panels)));
   // A thread's panels in chunks of about a quarter of a core's L2, each chunk against all the
   // thread's row blocks in turn: the chunk then comes from memory once per call and from L2
   // after that. (Block by block over all panels, a 4096-deep layer streamed its whole weight
   // matrix from L3 for every block of rows: 128 KB per panel.)
-  const index_t chunk = std::max<index_t>(
-      1, index_t(cpu_features().l2_bytes / 4) / std::max<index_t>(1, panel_bytes(kp)));
+  const index_t l2 = index_t(cpu_features().l2_bytes);
+  const index_t chunk = std::max<index_t>(1, l2 / 4 / std::max<index_t>(1, panel_bytes(kp)));
+  // Rows read in place are K bytes apart. Where K is a multiple of 2 KiB, the 14 rows a VNNI
+  // block broadcasts from fall into one or two of L1's sets (8 ways): every quad missed L1
+  // (FC 4096 -> 512, batch 128, 2 Zen 4 threads: 156 GMAC/s at K = 4096 against 222 at 4032).
+  // Those rows, rows whose depth is not a multiple of the slice, and the last rows (whose
+  // 32-row reads would pass the end of x) are copied into a stage, ldst apart: the blocks of
+  // a group (at most a quarter of L2 of rows) once per call, before the group's chunks.
+  const bool alias = K % 2048 == 0, ragged = K % step != 0;
+  const index_t ldst = kp % 2048 == 0 ? kp + 64 : kp;
+  const index_t group = std::max<index_t>(1, l2 / 4 / (piece * ldst));
   parallel_team(tm * tn, [&](int t, int) {
     index_t b_begin, b_end, p_begin, p_end;
     balanced_range(row_blocks, tm, t % tm, &b_begin, &b_end);
     balanced_range(col_panels, tn, t / tm, &p_begin, &p_end);
     if (b_begin >= b_end || p_begin >= p_end) return;
-    // the strip, and a staging block for rows whose reads would pass the end of x (the last
-    // block; AMX reads 32 rows) or whose depth is not a multiple of the slice
-    float* ws = thread_workspace(5, std::size_t(32) * lds + std::size_t(32) * kp / 4 + 64);
+    // the strip, then the stage: a group's rows and 32 rows of zeros after them
+    const index_t stage_rows = std::min<index_t>(group, b_end - b_begin) * piece + 32;
+    float* ws = thread_workspace(5, std::size_t(32) * lds + std::size_t(stage_rows * ldst) / 4 + 64);
     std::int32_t* strip = reinterpret_cast<std::int32_t*>(align_to_line(ws));
     std::uint8_t* stage = reinterpret_cast<std::uint8_t*>(strip + 32 * lds);
     i8_rows_begin();
-    for (index_t c0 = p_begin; c0 < p_end; c0 += chunk) {
-      // this chunk's channels: their epilogue constants and packed panels
-      const index_t c1 = std::min(p_end, c0 + chunk);
-      const index_t n0 = c0 * kI8Nr, nn = std::min<index_t>(N, c1 * kI8Nr) - n0;
-      const I8RowsEpi part = q.at(n0);
-      const std::int8_t* panels = packed + c0 * panel_bytes(kp);
-      for (index_t b = b_begin; b < b_end; ++b) {
-        const index_t r0 = b * mr;
-        const int m = int(std::min<index_t>(mr, M - r0));
-        const std::uint8_t* a = x + r0 * K;
-        index_t lda = K;
-        if (K % step != 0 || (r0 + 32) * K > M * K) {
-          for (int i = 0; i < 32; ++i) {
-            std::uint8_t* row = stage + std::size_t(i) * kp;
-            if (i < m) std::memcpy(row, a + i * K, std::size_t(K));
-            std::memset(row + (i < m ? K : 0), 0, std::size_t(i < m ? kp - K : kp));
-          }
-          a = stage;
-          lda = kp;
+    for (index_t g0 = b_begin; g0 < b_end; g0 += group) {
+      const index_t g1 = std::min(b_end, g0 + group);
+      const index_t r_lo = g0 * piece, r_hi = std::min(M, g1 * piece);
+      const bool staged = alias || ragged || (g1 - 1) * piece + 32 > M;
+      if (staged) {
+        for (index_t r = r_lo; r < r_hi + 32; ++r) {
+          std::uint8_t* row = stage + (r - r_lo) * ldst;
+          const bool live = r < r_hi;
+          if (live) std::memcpy(row, x + r * K, std::size_t(K));
+          std::memset(row + (live ? K : 0), 0, std::size_t(live ? kp - K : kp));
         }
-        I8RowsOut out;
-        out.ldy = N;
-        if (yq) out.q = yq + r0 * N + n0;
-        if (yf) out.f = yf + r0 * N + n0;
-        i8_rows_block(m, nn, slices, a, lda, a_off.data(), panels, part, out, strip);
+      }
+      for (index_t c0 = p_begin; c0 < p_end; c0 += chunk) {
+        // this chunk's channels: their epilogue constants and packed panels
+        const index_t c1 = std::min(p_end, c0 + chunk);
+        const index_t n0 = c0 * kI8Nr, nn = std::min<index_t>(N, c1 * kI8Nr) - n0;
+        const I8RowsEpi part = q.at(n0);
+        const std::int8_t* panels = packed + c0 * panel_bytes(kp);
+        for (index_t b = g0; b < g1; ++b) {
+          const index_t r0 = b * piece;
+          const int m = int(std::min<index_t>(piece, M - r0));
+          const std::uint8_t* a = staged ? stage + (r0 - r_lo) * ldst : x + r0 * K;
+          I8RowsOut out;
+          out.ldy = N;
+          if (yq) out.q = yq + r0 * N + n0;
+          if (yf) out.f = yf + r0 * N + n0;
+          i8_rows_block(m, nn, slices, a, staged ? ldst : K, a_off.data(), panels, part, out,
+                        strip);
+        }
       }
     }
     i8_rows_end();
