@@ -67,15 +67,18 @@ def _time(fn, calls):
     return statistics.median(ts)
 
 
-def _ort(mode, name, model, threads, cal, check, xs):
+def _ort(mode, model, input_shape, threads, cal):
     """ONNX Runtime on cnnkit's fp32 export; for ort_int8 after ORT's own static quantization."""
     import tempfile
 
-    import numpy as np
-
     import onnxruntime as ort
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
-                                          QuantType, quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     import cnnkit as ck
@@ -95,10 +98,10 @@ def _ort(mode, name, model, threads, cal, check, xs):
             return None if x is None else {"input": x}
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, f"{name}.onnx")
+        path = os.path.join(tmp, "model.onnx")
         # The unfused eval model: the exporter cannot write a max pool fused into a
         # convolution; ORT folds the batch norms and fuses ReLU itself.
-        ck.onnx.export(model, MODELS[name][0], path)
+        ck.onnx.export(model, input_shape, path)
         if mode == "ort_int8":
             pre, q = os.path.join(tmp, "pre.onnx"), os.path.join(tmp, "q.onnx")
             quant_pre_process(path, pre)
@@ -107,12 +110,53 @@ def _ort(mode, name, model, threads, cal, check, xs):
                             calibrate_method=CalibrationMethod.MinMax)
             path = q
         sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-    out = np.concatenate([sess.run(None, {"input": check[i:i + 32]})[0]
-                          for i in range(0, len(check), 32)])
-    f = {b: (lambda x=x: sess.run(None, {"input": x})) for b, x in xs.items()}
     note = f"onnxruntime {ort.__version__}" + (", QDQ per channel, min/max"
                                                if mode == "ort_int8" else "")
-    return out, f, note
+    return (lambda x: sess.run(None, {"input": x})[0]), note
+
+
+def runner(mode, model, input_shape, threads, cal, to_torch=None):
+    """``(call, note)``: ``call(x)`` runs the eval-mode cnnkit ``model`` on the float32 batch
+    ``x`` in ``mode`` (one of MODES) and returns the logits as an array; ``cal`` is the list
+    of calibration batches; ``to_torch`` builds the model's torch.nn twin (default: bench/train.py's
+    ``_to_torch``)."""
+    import numpy as np
+
+    import cnnkit as ck
+
+    if mode.startswith("cnnkit"):
+        m = (ck.nn.utils.fuse(model) if mode == "cnnkit_fp32"
+             else ck.quantization.quantize(model, cal))
+
+        def call(x):
+            with ck.no_grad():
+                return m(ck.tensor(x)).data
+        info = ck.cpu_info()
+        return call, info["int8_path"] if mode == "cnnkit_int8" else info["isa"]
+    if mode.startswith("ort"):
+        return _ort(mode, model, input_shape, threads, cal)
+    import torch
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    if to_torch is None:
+        from train import _to_torch as to_torch
+    torch.set_num_threads(threads)
+    twin = to_torch(model)
+    twin.load_state_dict({k: torch.from_numpy(np.array(v))
+                          for k, v in model.state_dict().items()}, strict=True)
+    twin.eval()
+    with torch.no_grad():
+        prepared = prepare_fx(twin, get_default_qconfig_mapping("x86"),
+                              example_inputs=(torch.from_numpy(cal[0]),))
+        for xb in cal:
+            prepared(torch.from_numpy(xb))
+        qt = convert_fx(prepared)
+
+    def call(x):
+        with torch.no_grad():
+            return qt(torch.from_numpy(x)).numpy()
+    return call, f"torch {torch.__version__}, engine {torch.backends.quantized.engine}"
 
 
 def worker(mode, name, threads, calls):
@@ -124,53 +168,16 @@ def worker(mode, name, threads, calls):
     ck.manual_seed(0)
     model = ck.models.build(name).eval()
     cal, check, xs = _data(name)
-    fused = ck.nn.utils.fuse(model)
-
-    def run_ck(m, x):
-        with ck.no_grad():
-            return m(ck.tensor(x)).data
-
-    ref = np.concatenate([run_ck(fused, check[i:i + 32]) for i in range(0, len(check), 32)])
-    if mode.startswith("cnnkit"):
-        m = fused if mode == "cnnkit_fp32" else ck.quantization.quantize(model, cal)
-        out = np.concatenate([run_ck(m, check[i:i + 32]) for i in range(0, len(check), 32)])
-        f = {b: (lambda x=x: run_ck(m, x)) for b, x in xs.items()}
-        note = ck.cpu_info()["int8_path"] if mode == "cnnkit_int8" else ck.cpu_info()["isa"]
-    elif mode.startswith("ort"):
-        out, f, note = _ort(mode, name, model, threads, cal, check, xs)
-    else:
-        import torch
-        from torch.ao.quantization import get_default_qconfig_mapping
-        from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
-        from train import _to_torch
-
-        torch.set_num_threads(threads)
-        twin = _to_torch(model)
-        twin.load_state_dict({k: torch.from_numpy(np.array(v))
-                              for k, v in model.state_dict().items()}, strict=True)
-        twin.eval()
-        with torch.no_grad():
-            prepared = prepare_fx(twin, get_default_qconfig_mapping("x86"),
-                                  example_inputs=(torch.from_numpy(cal[0]),))
-            for xb in cal:
-                prepared(torch.from_numpy(xb))
-            qt = convert_fx(prepared)
-            out = np.concatenate([qt(torch.from_numpy(check[i:i + 32])).numpy()
-                                  for i in range(0, len(check), 32)])
-
-        def call(x, qt=qt):
-            with torch.no_grad():
-                return qt(x)
-        txs = {b: torch.from_numpy(x) for b, x in xs.items()}
-        f = {b: (lambda x=x: call(x)) for b, x in txs.items()}
-        note = f"torch {torch.__version__}, engine {torch.backends.quantized.engine}"
+    ref_call, _ = runner("cnnkit_fp32", model, MODELS[name][0], threads, cal)
+    call, note = runner(mode, model, MODELS[name][0], threads, cal)
+    ref = np.concatenate([ref_call(check[i:i + 32]) for i in range(0, len(check), 32)])
+    out = np.concatenate([call(check[i:i + 32]) for i in range(0, len(check), 32)])
     big = MODELS[name][1]
-    res = {"note": note,
-           "big_img_s": big / _time(f[big], calls),
-           "b1_ms": 1e3 * _time(f[1], calls * 3),
-           "rel_err": float(np.abs(out - ref).max() / np.abs(ref).max()),
-           "top1_agree": float((out.argmax(1) == ref.argmax(1)).mean())}
-    return res
+    return {"note": note,
+            "big_img_s": big / _time(lambda: call(xs[big]), calls),
+            "b1_ms": 1e3 * _time(lambda: call(xs[1]), calls * 3),
+            "rel_err": float(np.abs(out - ref).max() / np.abs(ref).max()),
+            "top1_agree": float((out.argmax(1) == ref.argmax(1)).mean())}
 
 
 def main(argv=None) -> int:

@@ -27,6 +27,12 @@ Every (framework or mode, model, thread count) runs in its own subprocess with
 Ratios are PyTorch's faster mode's p50 / cnnkit's p50 and ONNX Runtime's p50 / cnnkit's p50
 (above 1: cnnkit is faster). A framework that is not installed is left out with a note.
 
+int8 (a second table): ``cnnkit_int8`` (``cnnkit.quantization.quantize``), ``torch_int8``
+(PyTorch FX static quantization, ``x86`` backend) and ``ort_int8`` (ONNX Runtime's
+``quantize_static``, QDQ, per channel, of cnnkit's export), each calibrated on the same 4
+batches of 32 standard normal images (bench/int8.py's ``runner``); ratios against cnnkit int8.
+A model that a path cannot quantize gets a note instead of a column.
+
     PYTHONPATH=python python3 bench/latency.py                  # prints the table
     PYTHONPATH=python python3 bench/latency.py --models cifar_cnn,lenet5 --batches 1 \\
         --threads 2 --calls 30
@@ -59,7 +65,12 @@ FRAMEWORKS = {  # name: (label, modules it needs)
     "torch": ("PyTorch NCHW", ("torch",)),
     "torch_cl": ("PyTorch channels_last", ("torch",)),
     "ort": ("ONNX Runtime", ("onnxruntime", "onnx")),
+    "cnnkit_int8": ("cnnkit int8", ()),
+    "torch_int8": ("PyTorch int8", ("torch",)),
+    "ort_int8": ("ONNX Runtime int8", ("onnxruntime", "onnx")),
 }
+INT8 = ("cnnkit_int8", "torch_int8", "ort_int8")
+FP32 = ("cnnkit", "torch", "torch_cl", "ort")
 WARMUP = 10
 RTOL = 1e-4
 
@@ -179,6 +190,27 @@ def worker(framework, name, threads, batches, calls):
             xt = ck.tensor(xs[b])
             with ck.no_grad():
                 res["batches"][b] = _percentiles(lambda: fused(xt), calls)
+        return res
+
+    if framework in INT8:
+        # bench/int8.py's three int8 paths: cnnkit.quantization.quantize, PyTorch FX static
+        # quantization (x86 backend) and ORT's quantize_static of cnnkit's export, calibrated
+        # on the same 4 batches of 32 standard normal images
+        import numpy as np
+        from int8 import runner
+
+        rng = np.random.default_rng(1)
+        cal = [rng.standard_normal((32,) + MODELS[name][0]).astype(np.float32)
+               for _ in range(4)]
+        try:
+            call, path = runner(framework, model, MODELS[name][0], threads, cal, _to_torch)
+            call(check_x)
+        except Exception as e:  # a layer without an int8 path (resnet's residual add), ...
+            res["note"] = (f"{name}: no {FRAMEWORKS[framework][0]} column "
+                           f"({type(e).__name__}: {str(e).splitlines()[0][:160]})")
+            return res
+        for b in batches:
+            res["batches"][b] = _percentiles(lambda: call(xs[b]), calls)
         return res
 
     if framework in ("torch", "torch_cl"):
@@ -316,7 +348,7 @@ def main(argv=None) -> int:
         else:
             frameworks.append(fw)
 
-    rows = []
+    rows, rows8 = [], []
     for name in args.models:
         calls = args.calls or MODELS[name][1]
         for threads in args.threads:
@@ -329,6 +361,16 @@ def main(argv=None) -> int:
                     r = res.get(fw)
                     return r["batches"][b][q] if r and b in r["batches"] else None
 
+                q8, q890 = get("cnnkit_int8"), get("cnnkit_int8", "p90")
+                if any(fw in res for fw in INT8):
+                    ratio8 = (lambda t: f"{t / q8:.2f}x" if t and q8 else "-")  # noqa: E731
+                    rows8.append(
+                        f"| {name} | {b} | {threads} | {_ms(q8)} / {_ms(q890)} | "
+                        f"{_ms(get('torch_int8'))} | {_ms(get('ort_int8'))} | "
+                        f"{ratio8(get('torch_int8'))} | {ratio8(get('ort_int8'))} |")
+                    print(rows8[-1], flush=True)
+                if not any(fw in res for fw in FP32):
+                    continue
                 ours, ours90 = get("cnnkit"), get("cnnkit", "p90")
                 pt = [v for v in (get("torch"), get("torch_cl")) if v is not None]
                 best_pt = min(pt) if pt else None
@@ -353,12 +395,15 @@ def main(argv=None) -> int:
         f"in its own process; {WARMUP} warm-up calls, then {calls}; latency of one forward call "
         "in ms. Ratios: the other framework's p50 / cnnkit's p50 (PyTorch: its faster mode); "
         "above 1, cnnkit is faster.",
-        "",
-        "| model | batch | threads | cnnkit p50 / p90 | PyTorch NCHW p50 | "
-        "PyTorch channels_last p50 | ONNX Runtime p50 | PyTorch / cnnkit | ORT / cnnkit | "
-        "cnnkit p90/p50 |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-        *rows,
+        *(["", "| model | batch | threads | cnnkit p50 / p90 | PyTorch NCHW p50 | "
+           "PyTorch channels_last p50 | ONNX Runtime p50 | PyTorch / cnnkit | ORT / cnnkit | "
+           "cnnkit p90/p50 |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|", *rows] if rows else []),
+        *(["", "int8 (post-training static quantization, calibrated on the same 4 batches of "
+           "32 images; bench/int8.py's paths):", "",
+           "| model | batch | threads | cnnkit int8 p50 / p90 | PyTorch int8 (x86) p50 | "
+           "ONNX Runtime int8 p50 | PyTorch int8 / cnnkit int8 | ORT int8 / cnnkit int8 |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|", *rows8] if rows8 else []),
         *([""] + [f"- {n}" for n in notes] if notes else []),
     ])
     print()
