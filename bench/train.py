@@ -13,10 +13,12 @@ with ``torch.nn`` and loaded with the cnnkit model's initial weights.
   inference calls inside one no_grad + autocast block, for both frameworks); PyTorch fp32,
   channels_last, bf16 autocast, channels_last + bf16 autocast, and ``torch.compile`` of
   channels_last + bf16 -- the table compares cnnkit's faster precision with PyTorch's fastest
-  mode of each workload;
+  mode of each workload; and int8 inference for both (``cnnkit.quantization.quantize``, PyTorch
+  FX static quantization with the x86 backend: bench/int8.py's ``runner``), compared apart;
 - time to 98 % test accuracy on the bundled digits: digits_cnn, the DataLoader of cnnkit.data in
   both processes (ChannelMean with std, RandomCrop(8, padding=1), batch 32, seed 0), SGD lr 0.05
-  Nesterov momentum 0.9 weight decay 5e-4; test accuracy after each epoch, training time only.
+  Nesterov momentum 0.9 weight decay 5e-4; test accuracy after each epoch, training time only;
+  then each trained model's test accuracy after post-training int8 quantization.
 
     PYTHONPATH=python python3 bench/train.py            # prints the table and writes README.md
     PYTHONPATH=python python3 bench/train.py --no-readme
@@ -27,14 +29,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_readme_table  # noqa: E402
+from _common import cpu_name, write_readme_table  # noqa: E402
 
 THREADS = 2
 CASES = {  # name: (model, input shape, batch, timed steps)
@@ -43,9 +44,9 @@ CASES = {  # name: (model, input shape, batch, timed steps)
     "cifar_cnn": ("cifar_cnn", (3, 32, 32), 128, 8),
     "alexnet": ("alexnet", (3, 227, 227), 16, 4),
 }
-MODES = {"cnnkit": ["fp32", "bf16"],
+MODES = {"cnnkit": ["fp32", "bf16", "int8"],
          "torch": ["fp32", "channels_last", "bf16", "channels_last+bf16",
-                   "compile(channels_last+bf16)"]}
+                   "compile(channels_last+bf16)", "int8"]}
 TARGET = 0.98
 MAX_EPOCHS = 40
 
@@ -208,6 +209,16 @@ def worker_throughput(which, mode, case):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch,) + shape).astype(np.float32)
     y = rng.integers(0, 10, batch).astype(np.int64)
+    if mode == "int8":  # inference only: bench/int8.py's paths, the same calibration batches
+        from int8 import runner
+
+        cal_rng = np.random.default_rng(1)
+        cal = [cal_rng.standard_normal((32,) + shape).astype(np.float32) for _ in range(4)]
+        call, _ = runner(f"{which}_int8", _cnnkit_model(name).eval(), shape, THREADS, cal,
+                         _to_torch)
+        inference = _median_time(lambda: call(x), max(steps, 5))
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        return {"train": None, "infer": batch / inference, "rss_mb": rss}
     model = fw.model(name)
     if which == "cnnkit":
         ck = fw.ck
@@ -280,6 +291,7 @@ def worker_digits(which):
                else fw.ck.nn.CrossEntropyLoss())
     train_time, acc = 0.0, 0.0
     for epoch in range(1, MAX_EPOCHS + 1):
+        epochs = epoch
         model.train()
         t = time.perf_counter()
         for xb, yb in loader:
@@ -293,8 +305,26 @@ def worker_digits(which):
         model.eval()
         acc = float((fw.predict(model, test_x).argmax(axis=1) == te.labels).mean())
         if acc >= TARGET:
-            return {"seconds": train_time, "epochs": epoch, "accuracy": acc}
-    return {"seconds": None, "epochs": MAX_EPOCHS, "accuracy": acc}
+            break
+    # post-training static quantization of the trained model, calibrated on 4 training
+    # batches (cnnkit.quantization.quantize / PyTorch FX with the x86 backend)
+    cal = [xb.data for xb, _ in zip((b for b, _ in loader), range(4))]
+    if which == "torch":
+        from torch.ao.quantization import get_default_qconfig_mapping
+        from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+        torch = fw.torch
+        with torch.no_grad():
+            prepared = prepare_fx(model.eval(), get_default_qconfig_mapping("x86"),
+                                  example_inputs=(torch.from_numpy(cal[0]),))
+            for xb in cal:
+                prepared(torch.from_numpy(xb))
+            q = convert_fx(prepared)
+    else:
+        q = fw.ck.quantization.quantize(model.eval(), cal)
+    acc8 = float((fw.predict(q, test_x).argmax(axis=1) == te.labels).mean())
+    return {"seconds": train_time if acc >= TARGET else None, "epochs": epochs, "accuracy": acc,
+            "int8_accuracy": acc8}
 
 
 def run_worker(which, task, mode="fp32"):
@@ -342,15 +372,21 @@ def main(argv=None) -> int:
                     runs[(which, mode)].append(run_worker(which, case, mode))
                 except RuntimeError as e:  # e.g. torch.compile without a working compiler
                     print(f"skipped: {str(e).splitlines()[0]}", flush=True)
-        med = {m: {k: statistics.median(r[k] for r in rs) for k in ("train", "infer", "rss_mb")}
+        med = {m: {k: (statistics.median(r[k] for r in rs) if rs[0][k] is not None else None)
+                   for k in ("train", "infer", "rss_mb")}
                for m, rs in runs.items() if rs}
         for what in ("train", "infer"):
-            ours = max((m for m in med if m[0] == "cnnkit"), key=lambda m: med[m][what])
-            theirs = max((m for m in med if m[0] == "torch"), key=lambda m: med[m][what])
+            floats = [m for m in med if m[1] != "int8"]
+            ours = max((m for m in floats if m[0] == "cnnkit"), key=lambda m: med[m][what])
+            theirs = max((m for m in floats if m[0] == "torch"), key=lambda m: med[m][what])
             label = "training" if what == "train" else "inference"
-            cells = " | ".join(rate(med[m][what]) if m in med else "-" for m in modes)
-            rows.append(f"| {name} {label}, batch {batch} | {cells} | "
-                        f"{med[ours][what] / med[theirs][what]:.2f}x ({ours[1]} / {theirs[1]}) |")
+            cells = " | ".join(rate(med[m][what]) if m in med and med[m][what] else "-"
+                               for m in modes)
+            ratio = f"{med[ours][what] / med[theirs][what]:.2f}x ({ours[1]} / {theirs[1]})"
+            q8 = [med.get((w, "int8"), {}).get(what) for w in ("cnnkit", "torch")]
+            if all(q8):
+                ratio += f"; int8 {q8[0] / q8[1]:.2f}x"
+            rows.append(f"| {name} {label}, batch {batch} | {cells} | {ratio} |")
             print(rows[-1], flush=True)
         rss = " | ".join(f"{med[m]['rss_mb']:,.0f}" if m in med else "-" for m in modes)
         rows.append(f"| {name} peak RSS (MB) | {rss} | |")
@@ -370,15 +406,20 @@ def main(argv=None) -> int:
         f"`PYTHONPATH=python python3 bench/train.py --rounds {args.rounds}` — {THREADS} threads "
         f"each, every framework/mode in its own process, medians of {args.rounds} rounds; cnnkit "
         f"{ck.__version__} (isa {ck.get_isa()}, bf16 path {info['bf16_path']}) vs PyTorch "
-        f"{torch.__version__}, same initial weights; {info.get('brand', platform.processor())}. "
-        "images/s; ratio: cnnkit's faster precision / PyTorch's fastest mode.",
+        f"{torch.__version__}, same initial weights; {cpu_name()}. "
+        "images/s; ratio: cnnkit's faster precision / PyTorch's fastest mode (fp32 and bf16 "
+        "modes), then cnnkit int8 / PyTorch int8 (inference only: bench/int8.py's paths, "
+        "calibrated on 4 batches of 32 standard normal images).",
         "",
         f"| workload | {header} | ratio (modes) |",
         "|---|" + "---:|" * len(modes) + "---|",
         *rows,
         "",
         f"digits_cnn, training time to {100 * TARGET:.0f} % test accuracy (fp32): cnnkit "
-        f"{fmt(ours)}, PyTorch {fmt(theirs)}: {speed}.",
+        f"{fmt(ours)}, PyTorch {fmt(theirs)}: {speed}. Test accuracy of those trained models "
+        f"after post-training int8 quantization (4 training batches of calibration): cnnkit "
+        f"{100 * ours['accuracy']:.1f} % -> {100 * ours['int8_accuracy']:.1f} %, PyTorch "
+        f"{100 * theirs['accuracy']:.1f} % -> {100 * theirs['int8_accuracy']:.1f} %.",
     ])
     print()
     print(table)
