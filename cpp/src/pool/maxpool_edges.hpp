@@ -1,5 +1,6 @@
-// Max pooling's scalar pieces shared by the ISA kernels (kernels/*/maxpool_*.cpp): one output
-// with the reference's rule, and the interior columns where a window lies inside the row.
+// Max pooling's pieces shared by the ISA kernels (kernels/*/maxpool_*.cpp): one output with the
+// reference's rule, the interior columns where a window lies inside the row, and the plane
+// loop that takes the scalar output at the borders and the ISA's vector code inside.
 // Everything is in an anonymous namespace (as conv/winograd_f43.hpp), so each ISA translation
 // unit compiles its own copy with its own flags and the linker never mixes them.
 #pragma once
@@ -38,6 +39,39 @@ inline void maxpool_scalar_output(const float* x, const Pool2dPlane& p, std::int
 inline void maxpool_interior_columns(const Pool2dPlane& p, std::int64_t* j_lo, std::int64_t* j_hi) {
   *j_lo = imin(p.Wo, (p.pw + p.sw - 1) / p.sw);
   *j_hi = p.W + p.pw - p.kw < 0 ? *j_lo : imax(*j_lo, imin(p.Wo, (p.W + p.pw - p.kw) / p.sw + 1));
+}
+
+// Every output of `planes` planes: the interior columns of each output row through
+// vector(x, h0, h1, j, m, y, id) -- m (1..kLanes) outputs from column j, stride 1 or 2 -- the
+// rest, and strides the vector code does not take, through the scalar output. kPartial: the
+// vector code takes a last piece of fewer than kLanes columns (masked loads); else those
+// columns are scalar too.
+template <int kLanes, bool kPartial, bool kIndices, class Vector>
+inline void maxpool_planes(const float* src, float* dst, std::int64_t* indices,
+                           const Pool2dPlane& p, std::int64_t planes, Vector vector) {
+  const std::int64_t HW = p.H * p.W, HWo = p.Ho * p.Wo;
+  const bool vec = (p.sw == 1 || p.sw == 2) && HW < (std::int64_t(1) << 31) - 64;
+  std::int64_t j_lo, j_hi;
+  maxpool_interior_columns(p, &j_lo, &j_hi);
+  for (std::int64_t c = 0; c < planes; ++c) {
+    const float* x = src + c * HW;
+    float* y = dst + c * HWo;
+    for (std::int64_t i = 0; i < p.Ho; ++i) {
+      const std::int64_t h0 = imax(i * p.sh - p.ph, 0), h1 = imin(i * p.sh - p.ph + p.kh, p.H);
+      float* yr = y + i * p.Wo;
+      std::int64_t* ir = kIndices ? indices + c * HWo + i * p.Wo : nullptr;
+      auto at = [&](std::int64_t j) { return kIndices ? ir + j : nullptr; };
+      std::int64_t j = 0;
+      if (vec) {
+        for (; j < j_lo; ++j) maxpool_scalar_output(x, p, h0, h1, j, yr + j, at(j));
+        for (; j + (kPartial ? 1 : kLanes) <= j_hi; j += kLanes) {
+          vector(x, h0, h1, j, int(imin(kLanes, j_hi - j)), yr + j, at(j));
+        }
+        if (kPartial) j = j_hi;
+      }
+      for (; j < p.Wo; ++j) maxpool_scalar_output(x, p, h0, h1, j, yr + j, at(j));
+    }
+  }
 }
 
 }  // namespace

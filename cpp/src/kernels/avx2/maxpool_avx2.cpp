@@ -165,36 +165,15 @@ void planes_2x2(const float* src, float* dst, std::int64_t* indices, const Pool2
 template <bool kIndices>
 void planes_fwd(const float* src, float* dst, std::int64_t* indices, const Pool2dPlane& p,
                 std::int64_t planes) {
-  const std::int64_t HW = p.H * p.W, HWo = p.Ho * p.Wo;
-  const bool vec = (p.sw == 1 || p.sw == 2) && HW < (std::int64_t(1) << 31) - 64;
-  std::int64_t j_lo, j_hi;  // the interior output columns
-  maxpool_interior_columns(p, &j_lo, &j_hi);
-  for (std::int64_t c = 0; c < planes; ++c) {
-    const float* x = src + c * HW;
-    float* y = dst + c * HWo;
-    for (std::int64_t i = 0; i < p.Ho; ++i) {
-      const std::int64_t h0 = imax(i * p.sh - p.ph, 0), h1 = imin(i * p.sh - p.ph + p.kh, p.H);
-      float* yr = y + i * p.Wo;
-      std::int64_t* ir = kIndices ? indices + c * HWo + i * p.Wo : nullptr;
-      auto at = [&](std::int64_t j) { return kIndices ? ir + j : nullptr; };
-      if (!vec) {
-        for (std::int64_t j = 0; j < p.Wo; ++j)
-          maxpool_scalar_output(x, p, h0, h1, j, yr + j, at(j));
-        continue;
-      }
-      for (std::int64_t j = 0; j < j_lo; ++j) maxpool_scalar_output(x, p, h0, h1, j, yr + j, at(j));
-      for (std::int64_t j = j_lo; j < j_hi; j += 8) {
-        const int m = int(imin(8, j_hi - j));
-        if (p.sw == 2) {
-          vector_outputs<2, kIndices>(x, p, h0, h1, j, m, yr + j, at(j));
-        } else {
-          vector_outputs<1, kIndices>(x, p, h0, h1, j, m, yr + j, at(j));
-        }
-      }
-      for (std::int64_t j = j_hi; j < p.Wo; ++j)
-        maxpool_scalar_output(x, p, h0, h1, j, yr + j, at(j));
+  auto vector = [&p](const float* x, std::int64_t h0, std::int64_t h1, std::int64_t j, int m,
+                     float* y, std::int64_t* id) {
+    if (p.sw == 2) {
+      vector_outputs<2, kIndices>(x, p, h0, h1, j, m, y, id);
+    } else {
+      vector_outputs<1, kIndices>(x, p, h0, h1, j, m, y, id);
     }
-  }
+  };
+  maxpool_planes<8, true, kIndices>(src, dst, indices, p, planes, vector);
 }
 
 }  // namespace
