@@ -155,7 +155,8 @@ void linear_int8_rows(index_t M, index_t N, index_t K, const std::uint8_t* x,
     if (b_begin >= b_end || p_begin >= p_end) return;
     // the strip, then the stage: a group's rows and 32 rows of zeros after them
     const index_t stage_rows = std::min<index_t>(group, b_end - b_begin) * piece + 32;
-    float* ws = thread_workspace(5, std::size_t(32) * lds + std::size_t(stage_rows * ldst) / 4 + 64);
+    float* ws =
+        thread_workspace(5, std::size_t(32) * lds + std::size_t(stage_rows * ldst) / 4 + 64);
     std::int32_t* strip = reinterpret_cast<std::int32_t*>(align_to_line(ws));
     std::uint8_t* stage = reinterpret_cast<std::uint8_t*>(strip + 32 * lds);
     i8_rows_begin();
