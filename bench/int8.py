@@ -115,6 +115,21 @@ def _ort(mode, model, input_shape, threads, cal):
     return (lambda x: sess.run(None, {"input": x})[0]), note
 
 
+def torch_fx_int8(twin, cal):
+    """PyTorch's post-training static quantization of the torch.nn module ``twin`` (FX,
+    ``get_default_qconfig_mapping("x86")``), calibrated on the float32 batches ``cal``."""
+    import torch
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    with torch.no_grad():
+        prepared = prepare_fx(twin.eval(), get_default_qconfig_mapping("x86"),
+                              example_inputs=(torch.from_numpy(cal[0]),))
+        for xb in cal:
+            prepared(torch.from_numpy(xb))
+        return convert_fx(prepared)
+
+
 def runner(mode, model, input_shape, threads, cal, to_torch=None):
     """``(call, note)``: ``call(x)`` runs the eval-mode cnnkit ``model`` on the float32 batch
     ``x`` in ``mode`` (one of MODES) and returns the logits as an array; ``cal`` is the list
@@ -136,8 +151,6 @@ def runner(mode, model, input_shape, threads, cal, to_torch=None):
     if mode.startswith("ort"):
         return _ort(mode, model, input_shape, threads, cal)
     import torch
-    from torch.ao.quantization import get_default_qconfig_mapping
-    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
     if to_torch is None:
         from train import _to_torch as to_torch
@@ -145,13 +158,7 @@ def runner(mode, model, input_shape, threads, cal, to_torch=None):
     twin = to_torch(model)
     twin.load_state_dict({k: torch.from_numpy(np.array(v))
                           for k, v in model.state_dict().items()}, strict=True)
-    twin.eval()
-    with torch.no_grad():
-        prepared = prepare_fx(twin, get_default_qconfig_mapping("x86"),
-                              example_inputs=(torch.from_numpy(cal[0]),))
-        for xb in cal:
-            prepared(torch.from_numpy(xb))
-        qt = convert_fx(prepared)
+    qt = torch_fx_int8(twin, cal)
 
     def call(x):
         with torch.no_grad():

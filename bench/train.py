@@ -310,16 +310,9 @@ def worker_digits(which):
     # batches (cnnkit.quantization.quantize / PyTorch FX with the x86 backend)
     cal = [xb.data for xb, _ in zip((b for b, _ in loader), range(4))]
     if which == "torch":
-        from torch.ao.quantization import get_default_qconfig_mapping
-        from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+        from int8 import torch_fx_int8
 
-        torch = fw.torch
-        with torch.no_grad():
-            prepared = prepare_fx(model.eval(), get_default_qconfig_mapping("x86"),
-                                  example_inputs=(torch.from_numpy(cal[0]),))
-            for xb in cal:
-                prepared(torch.from_numpy(xb))
-            q = convert_fx(prepared)
+        q = torch_fx_int8(model, cal)
     else:
         q = fw.ck.quantization.quantize(model.eval(), cal)
     acc8 = float((fw.predict(q, test_x).argmax(axis=1) == te.labels).mean())
