@@ -46,12 +46,21 @@ MODES = {"cnnkit_fp32": "cnnkit fp32", "cnnkit_int8": "cnnkit int8", "torch_int8
          "ort_fp32": "ONNX Runtime fp32", "ort_int8": "ONNX Runtime int8"}
 
 
+def calibration(shape, rng=None):
+    """The calibration batches every int8 bench uses: 4 of 32 standard normal images of
+    ``shape`` (from ``numpy.random.default_rng(1)`` unless ``rng`` is given)."""
+    import numpy as np
+
+    rng = np.random.default_rng(1) if rng is None else rng
+    return [rng.standard_normal((32,) + tuple(shape)).astype(np.float32) for _ in range(4)]
+
+
 def _data(name):
     import numpy as np
 
     shape, big = MODELS[name]
     cal_rng, rng = np.random.default_rng(1), np.random.default_rng(0)
-    cal = [cal_rng.standard_normal((32,) + shape).astype(np.float32) for _ in range(4)]
+    cal = calibration(shape, cal_rng)
     check = cal_rng.standard_normal((256,) + shape).astype(np.float32)
     return cal, check, {b: rng.standard_normal((b,) + shape).astype(np.float32) for b in (1, big)}
 

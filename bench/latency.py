@@ -196,14 +196,11 @@ def worker(framework, name, threads, batches, calls):
         # bench/int8.py's three int8 paths: cnnkit.quantization.quantize, PyTorch FX static
         # quantization (x86 backend) and ORT's quantize_static of cnnkit's export, calibrated
         # on the same 4 batches of 32 standard normal images
-        import numpy as np
-        from int8 import runner
+        from int8 import calibration, runner
 
-        rng = np.random.default_rng(1)
-        cal = [rng.standard_normal((32,) + MODELS[name][0]).astype(np.float32)
-               for _ in range(4)]
         try:
-            call, path = runner(framework, model, MODELS[name][0], threads, cal, _to_torch)
+            call, _ = runner(framework, model, MODELS[name][0], threads,
+                             calibration(MODELS[name][0]), _to_torch)
             call(check_x)
         except Exception as e:  # a layer without an int8 path (resnet's residual add), ...
             res["note"] = (f"{name}: no {FRAMEWORKS[framework][0]} column "

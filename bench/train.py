@@ -210,12 +210,10 @@ def worker_throughput(which, mode, case):
     x = rng.standard_normal((batch,) + shape).astype(np.float32)
     y = rng.integers(0, 10, batch).astype(np.int64)
     if mode == "int8":  # inference only: bench/int8.py's paths, the same calibration batches
-        from int8 import runner
+        from int8 import calibration, runner
 
-        cal_rng = np.random.default_rng(1)
-        cal = [cal_rng.standard_normal((32,) + shape).astype(np.float32) for _ in range(4)]
-        call, _ = runner(f"{which}_int8", _cnnkit_model(name).eval(), shape, THREADS, cal,
-                         _to_torch)
+        call, _ = runner(f"{which}_int8", _cnnkit_model(name).eval(), shape, THREADS,
+                         calibration(shape), _to_torch)
         inference = _median_time(lambda: call(x), max(steps, 5))
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
         return {"train": None, "infer": batch / inference, "rss_mb": rss}
