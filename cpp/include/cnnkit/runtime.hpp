@@ -83,10 +83,10 @@ struct CpuFeatures {
 
 // The fp32 GEMM's cache blocking for a micro-kernel of mr rows, from the cache sizes above:
 // kc (K block) so that the mr x kc A micro-panel fills about 2/3 of L1D (a multiple of 32,
-// 128..576), and the per-thread packed B chunk (half of L2), in floats. Zen 4 (32 KB L1D, 1 MB
-// L2): kc 384, chunk 128 Ki floats; Intel Xeon (48 KB, 2 MB): 576, 256 Ki.
+// 128..576), and the per-thread packed B chunk (an eighth of L2, at least 128 KB), in floats.
+// Zen 4 (32 KB L1D, 1 MB L2): kc 384, chunk 32 Ki floats; Intel Xeon (48 KB, 2 MB): 576, 64 Ki.
 struct GemmBlocking {
-  index_t kc = 384, b_chunk_floats = 128 * 1024;
+  index_t kc = 384, b_chunk_floats = 32 * 1024;
 };
 GemmBlocking gemm_blocking(int mr);
 
