@@ -112,6 +112,26 @@ def test_train_eval_propagate_and_zero_grad():
     assert all(p.grad is None for p in m.parameters())
 
 
+
+@pytest.mark.parametrize("grad", [True, False])
+def test_forward_hooks_run_on_identity_inside_sequential_and_can_replace_the_output(grad):
+    # Sequential skips calling an Identity that has no hooks; one with hooks must still run
+    seen = []
+    ident = nn.Identity()
+    m = nn.Sequential(nn.Linear(3, 4), ident, nn.ReLU())
+    x = ck.tensor(np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3))
+    with ck.enable_grad() if grad else ck.no_grad():
+        plain = m(x).data.copy()
+        handle = ident.register_forward_hook(lambda mod, inp, out: seen.append(mod) or -out)
+        hooked = m(x).data
+        handle.remove()
+        again = m(x).data
+    assert seen == [ident]
+    # the hook negated the Linear's output before the ReLU
+    lin = m[0](x).data
+    np.testing.assert_allclose(hooked, np.maximum(-lin, 0), rtol=1e-6)
+    np.testing.assert_array_equal(again, plain)
+
 def test_custom_module_registers_nested_children_and_shared_parameters():
     class Block(nn.Module):
         def __init__(self):

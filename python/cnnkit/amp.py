@@ -96,7 +96,7 @@ def weights_changed() -> None:
 
 def precision() -> str:
     """"bf16" inside an enabled autocast block, else "fp32" (the core's precision argument)."""
-    return "bf16" if is_autocast_enabled() else "fp32"
+    return "fp32" if getattr(_state, "dtype", None) is None else "bf16"  # is_autocast_enabled()
 
 
 PRECISIONS = ("fp32", "bf16")

@@ -20,6 +20,7 @@ import functools
 import threading
 from typing import NamedTuple
 
+from .grad_mode import _state as _grad_state
 from .grad_mode import is_grad_enabled
 
 __all__ = ["Function", "Application", "record_applications", "register_tensor_type"]
@@ -44,7 +45,9 @@ def untracked() -> bool:
     """True when an op's result needs no graph link and no record: gradients are off
     (``no_grad``) and no :func:`record_applications` block is open on this thread, so a layer
     may call the core directly (inference) instead of going through ``Function.apply``."""
-    return not is_grad_enabled() and getattr(_local, "records", None) is None
+    # is_grad_enabled() inlined: this runs once per layer call
+    return (not getattr(_grad_state, "grad_enabled", True)
+            and getattr(_local, "records", None) is None)
 
 
 class Application(NamedTuple):
