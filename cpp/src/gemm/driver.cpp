@@ -41,7 +41,9 @@ struct Plan {
   std::size_t a_thread_floats = 0;         // one thread row's own A panels (tn == 1)
 };
 
-Plan make_plan(const GemmKernels& kt, index_t M, index_t N, index_t K, int threads) {
+// b_in_place: whether B can be read in place (GemmOperandB::direct), which small problems do.
+Plan make_plan(const GemmKernels& kt, index_t M, index_t N, index_t K, int threads,
+               bool b_in_place) {
   Plan p;
   p.mr = kt.sgemm_mr;
   p.nr = kt.sgemm_nr;
@@ -58,7 +60,10 @@ Plan make_plan(const GemmKernels& kt, index_t M, index_t N, index_t K, int threa
   nt = std::min<index_t>(nt, std::max<index_t>(1, index_t(flops / kMinFlopsPerThread)));
   nt = std::min<index_t>(nt, std::max<index_t>(1, row_panels * col_panels));
 
-  p.direct_b = K * N <= kDirectBFloats;
+  p.direct_b = b_in_place && K * N <= kDirectBFloats;
+  // Only then do threads split the rows alone: a B that must be packed (a convolution's patch
+  // matrix) would be packed whole by every thread, and 3 row panels would split 2 : 1 (AlexNet
+  // / cifar_cnn conv1 at batch 1, M = 32 or 64: one thread idle for a third of the call).
   if (p.direct_b && row_panels >= nt) {
     // B is read in place: threads split the rows, each packs only its own A panels and none
     // waits for another (sgemm 256^3 on 2 threads: 311-320 -> 350-364 GFLOP/s, 1 thread 207)
@@ -311,9 +316,14 @@ std::size_t gemm_workspace_floats(index_t M, index_t N, index_t K, int threads,
   if (threads <= 0) threads = get_num_threads();
   if (precision == Precision::bf16) return gemm_bf16_workspace_floats(M, N, K, threads);
   const GemmKernels& kt = kernels().gemm;
-  const Plan p = make_plan(kt, M, N, K, threads);
-  const Plan p1 = make_plan(kt, M, N, K, 1);
-  return std::max(p.a_floats + std::size_t(p.tm) * p.tn * p.b_floats, p1.a_floats + p1.b_floats);
+  std::size_t floats = 0;
+  for (const bool b_in_place : {false, true}) {  // enough for either kind of B operand
+    const Plan p = make_plan(kt, M, N, K, threads, b_in_place);
+    const Plan p1 = make_plan(kt, M, N, K, 1, b_in_place);
+    floats = std::max({floats, p.a_floats + std::size_t(p.tm) * p.tn * p.b_floats,
+                       p1.a_floats + p1.b_floats});
+  }
+  return floats;
 }
 
 void gemm(index_t M, index_t N, index_t K, const GemmOperandA& a, const GemmOperandB& b,
@@ -332,11 +342,13 @@ void gemm(index_t M, index_t N, index_t K, const GemmOperandA& a, const GemmOper
     throw_invalid("gemm: a B operand packed in bf16 needs precision bf16");
   }
   const GemmKernels& kt = kernels().gemm;
-  const Plan p = make_plan(kt, M, N, K, threads);
+  index_t ld_probe = 0;
+  const bool b_in_place = b.direct(0, 0, &ld_probe) != nullptr;
+  const Plan p = make_plan(kt, M, N, K, threads, b_in_place);
   const int nt = p.tm * p.tn;
   if (workspace == nullptr) {
     // Enough for the plan and for the one-thread fallback below.
-    const Plan p1 = make_plan(kt, M, N, K, 1);
+    const Plan p1 = make_plan(kt, M, N, K, 1, b_in_place);
     workspace = thread_workspace(
         0, std::max(p.a_floats + std::size_t(nt) * p.b_floats, p1.a_floats + p1.b_floats));
   }
@@ -350,7 +362,7 @@ void gemm(index_t M, index_t N, index_t K, const GemmOperandA& a, const GemmOper
     if (n == nt) {
       w.run(t, nt);
     } else {
-      const Plan p1 = make_plan(kt, M, N, K, 1);
+      const Plan p1 = make_plan(kt, M, N, K, 1, b_in_place);
       const Worker w1{p1, kt, M, N, K, a, b, out, workspace, workspace + p1.a_floats};
       w1.run(0, 1);
     }
