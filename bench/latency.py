@@ -33,6 +33,11 @@ int8 (a second table): ``cnnkit_int8`` (``cnnkit.quantization.quantize``), ``tor
 batches of 32 standard normal images (bench/int8.py's ``runner``); ratios against cnnkit int8.
 A model that a path cannot quantize gets a note instead of a column.
 
+``--rounds R`` runs every worker R times, the frameworks taking turns, and reports per
+framework the median over the rounds of each percentile: on a shared host whose speed changes
+for minutes at a time (the same process can run 1.5-2x slower in one phase than in the next),
+one process per framework compares phases, not frameworks.
+
     PYTHONPATH=python python3 bench/latency.py                  # prints the table
     PYTHONPATH=python python3 bench/latency.py --models cifar_cnn,lenet5 --batches 1 \\
         --threads 2 --calls 30
@@ -46,6 +51,7 @@ import importlib.util
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -282,6 +288,25 @@ def run_worker(framework, name, threads, batches, calls):
     return res
 
 
+def run_rounds(frameworks, name, threads, batches, calls, rounds):
+    """Each framework's worker ``rounds`` times, the frameworks taking turns (a slow phase of a
+    shared host then hits every framework alike); per framework and batch, the median over the
+    rounds of each percentile."""
+    runs = {fw: [] for fw in frameworks}
+    for _ in range(rounds):
+        for fw in frameworks:
+            runs[fw].append(run_worker(fw, name, threads, batches, calls))
+    res = {}
+    for fw, rs in runs.items():
+        merged = dict(rs[0])
+        merged["batches"] = {}
+        for b in rs[0]["batches"]:
+            qs = [r["batches"][b] for r in rs if b in r["batches"]]
+            merged["batches"][b] = {q: statistics.median(v[q] for v in qs) for q in qs[0]}
+        res[fw] = merged
+    return res
+
+
 # --------------------------------------------------------------------------- table
 def _ms(v):
     if v is None:
@@ -323,6 +348,9 @@ def main(argv=None) -> int:
     ap.add_argument("--calls", type=int, default=None,
                     help=f"timed calls per case after {WARMUP} warm-up calls (default: 60, "
                          "AlexNet 20)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="processes per framework, model and thread count, the frameworks "
+                         "taking turns; the table gives the median over them (default 1)")
     readme = ap.add_mutually_exclusive_group()
     readme.add_argument("--write-readme", action="store_true",
                         help="also write the table between README.md's latency-results markers")
@@ -349,7 +377,7 @@ def main(argv=None) -> int:
     for name in args.models:
         calls = args.calls or MODELS[name][1]
         for threads in args.threads:
-            res = {fw: run_worker(fw, name, threads, args.batches, calls) for fw in frameworks}
+            res = run_rounds(frameworks, name, threads, args.batches, calls, args.rounds)
             for r in res.values():
                 if r["note"] and r["note"] not in notes:
                     notes.append(r["note"])
@@ -385,6 +413,9 @@ def main(argv=None) -> int:
                          for label, pkg in (("PyTorch", "torch"), ("onnxruntime", "onnxruntime")))
     calls = (f"{args.calls} timed calls" if args.calls else
              "60 timed calls (AlexNet 20)")
+    if args.rounds > 1:
+        calls += (f"; {args.rounds} rounds of processes, the frameworks taking turns, medians "
+                  "over the rounds")
     cmd = " ".join(["PYTHONPATH=python python3 bench/latency.py", *(argv or sys.argv[1:])])
     table = "\n".join([
         f"`{cmd}` — {cpu_name()} ({platform.machine()}), cnnkit {ck.__version__} (isa "
