@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _core
 from . import random as _random
 from ._args import as_dim, as_int, as_pair, as_real, as_size
+from .autograd.function import untracked
 from .ops.activation import (
     ELUFunction,
     LeakyReLUFunction,
@@ -227,6 +229,8 @@ def adaptive_avg_pool2d(x, output_size):
 # --------------------------------------------------------------------------- activations
 def relu(x):
     """max(0, x), element-wise; any shape, returned unchanged."""
+    if type(x) is Tensor and x.data.dtype == np.float32 and untracked():
+        return Tensor._wrap(_core.relu_forward(x.data))  # inference: the core directly
     return ReLUFunction.apply(_tensor(x, "relu"))
 
 

@@ -15,6 +15,15 @@ from ._registry import he_init, register
 __all__ = ["BasicBlock", "ResNetCIFAR", "resnet_cifar", "resnet20"]
 
 
+def _relu_after(conv, bn, y):
+    """relu(bn(conv(x))) given y = bn(conv(x)): y itself where nn.utils.fuse folded the batch
+    norm into the convolution and moved the ReLU into its epilogue (a second ReLU would be a
+    no-op costing a pass over the output)."""
+    if conv.fused_relu and type(bn) is nn.Identity:
+        return y
+    return F.relu(y)
+
+
 class BasicBlock(nn.Module):
     # for nn.utils.fuse: forward computes bn1(conv1(x)) then a ReLU, and bn2(conv2(.))
     fuse_pairs = (("conv1", "bn1", True), ("conv2", "bn2", False))
@@ -32,7 +41,7 @@ class BasicBlock(nn.Module):
             self.shortcut = nn.Identity()
 
     def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
+        out = _relu_after(self.conv1, self.bn1, self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         return F.relu(out + self.shortcut(x))
 
@@ -57,7 +66,7 @@ class ResNetCIFAR(nn.Module):
         self.fc = nn.Linear(64, num_classes)
 
     def forward(self, x):
-        x = F.relu(self.bn1(self.conv1(x)))
+        x = _relu_after(self.conv1, self.bn1, self.bn1(self.conv1(x)))
         x = self.layer3(self.layer2(self.layer1(x)))
         return self.fc(self.flatten(self.pool(x)))
 
