@@ -144,7 +144,8 @@ double bf16_peak_gflops(int threads, double seconds, int repeats);
 // (no allocation in hot loops; safe when several Python threads call in at once because
 // every worker thread and every caller has its own). `slot` separates buffers that are
 // alive at the same time (6 and 7: conv2d.cpp's bf16-rounded operand copies, on the calling
-// thread). Throws std::bad_alloc (-> MemoryError) when memory runs out.
+// thread; 4: its unpooled output before a fused max pooling, and the int8 convolutions'
+// quantized image). Throws std::bad_alloc (-> MemoryError) when memory runs out.
 constexpr int kWorkspaceSlots = 8;
 float* thread_workspace(int slot, std::size_t floats);
 

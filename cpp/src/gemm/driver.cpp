@@ -320,8 +320,8 @@ std::size_t gemm_workspace_floats(index_t M, index_t N, index_t K, int threads,
   for (const bool b_in_place : {false, true}) {  // enough for either kind of B operand
     const Plan p = make_plan(kt, M, N, K, threads, b_in_place);
     const Plan p1 = make_plan(kt, M, N, K, 1, b_in_place);
-    floats = std::max({floats, p.a_floats + std::size_t(p.tm) * p.tn * p.b_floats,
-                       p1.a_floats + p1.b_floats});
+    floats = std::max(
+        {floats, p.a_floats + std::size_t(p.tm) * p.tn * p.b_floats, p1.a_floats + p1.b_floats});
   }
   return floats;
 }
