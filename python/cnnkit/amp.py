@@ -42,12 +42,21 @@ class dtype:  # noqa: N801 - PyTorch's name
 
 bfloat16 = dtype("bfloat16")
 
-_state = threading.local()
+
+class _State(threading.local):
+    # Per thread: the autocast dtype (None outside an enabled block) and the outermost block's
+    # packed-weight cache (class defaults: a missing attribute of a plain threading.local
+    # costs an AttributeError on every read).
+    dtype = None
+    cache = None
+
+
+_state = _State()
 
 
 def is_autocast_enabled() -> bool:
     """Whether this thread is inside an enabled ``autocast`` block."""
-    return getattr(_state, "dtype", None) is not None
+    return _state.dtype is not None
 
 
 def get_autocast_dtype():
@@ -59,8 +68,8 @@ def packed_weight(kind: str, weight, pack):
     """``pack(weight)`` for the bf16 kernels, cached until the outermost autocast block ends
     (or :func:`weights_changed`); None outside an enabled block. ``weight`` is kept alive with
     its packing, so its id cannot be reused while the entry exists."""
-    cache = getattr(_state, "cache", None)
-    if cache is None or getattr(_state, "dtype", None) is None:
+    cache = _state.cache
+    if cache is None or _state.dtype is None:
         return None
     key = (kind, id(weight), weight.shape, _core.get_isa())
     hit = cache.get(key)
@@ -89,14 +98,14 @@ def weights_changed() -> None:
     autocast block that uses it is alive."""
     global _generation
     _generation += 1
-    cache = getattr(_state, "cache", None)
+    cache = _state.cache
     if cache:
         cache.clear()
 
 
 def precision() -> str:
     """"bf16" inside an enabled autocast block, else "fp32" (the core's precision argument)."""
-    return "fp32" if getattr(_state, "dtype", None) is None else "bf16"  # is_autocast_enabled()
+    return "fp32" if _state.dtype is None else "bf16"  # is_autocast_enabled()
 
 
 PRECISIONS = ("fp32", "bf16")
@@ -129,8 +138,8 @@ class autocast:  # noqa: N801 - PyTorch's name
         self.enabled = enabled
 
     def __enter__(self):
-        self._prev = getattr(_state, "dtype", None)
-        self._outermost = getattr(_state, "cache", None) is None
+        self._prev = _state.dtype
+        self._outermost = _state.cache is None
         if self._outermost:
             _state.cache = {}
         _state.dtype = self.dtype if self.enabled else None

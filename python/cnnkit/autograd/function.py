@@ -26,7 +26,18 @@ from .grad_mode import is_grad_enabled
 __all__ = ["Function", "Application", "record_applications", "register_tensor_type"]
 
 _tensor_type = None  # the Tensor class, registered by cnnkit.tensor
-_local = threading.local()  # .records: list being filled by record_applications, .depth
+
+
+class _Local(threading.local):
+    """Per thread: the list record_applications fills (None outside one) and the nesting
+    depth of Function.apply calls (class defaults: a missing attribute of a plain
+    threading.local costs an AttributeError on every read)."""
+
+    records = None
+    depth = 0
+
+
+_local = _Local()
 
 
 def register_tensor_type(cls) -> None:
@@ -38,7 +49,7 @@ def register_tensor_type(cls) -> None:
 def recording() -> bool:
     """True inside a :func:`record_applications` block on this thread (a trace, e.g. the ONNX
     export's, wants every op as a Function application)."""
-    return getattr(_local, "records", None) is not None
+    return _local.records is not None
 
 
 def untracked() -> bool:
@@ -46,8 +57,7 @@ def untracked() -> bool:
     (``no_grad``) and no :func:`record_applications` block is open on this thread, so a layer
     may call the core directly (inference) instead of going through ``Function.apply``."""
     # is_grad_enabled() inlined: this runs once per layer call
-    return (not getattr(_grad_state, "grad_enabled", True)
-            and getattr(_local, "records", None) is None)
+    return not _grad_state.grad_enabled and _local.records is None
 
 
 class Application(NamedTuple):
@@ -67,7 +77,7 @@ def record_applications():
     Yields the list that fills with :class:`Application` records, in order.
     """
     records = []
-    saved = (getattr(_local, "records", None), getattr(_local, "depth", 0))
+    saved = (_local.records, _local.depth)
     _local.records, _local.depth = records, 0
     try:
         yield records
@@ -95,7 +105,7 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **options):
-        records = getattr(_local, "records", None)
+        records = _local.records
         if records is None:
             return cls._apply(inputs, options)
         _local.depth += 1

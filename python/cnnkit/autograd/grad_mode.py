@@ -10,12 +10,19 @@ import threading
 
 __all__ = ["no_grad", "enable_grad", "is_grad_enabled"]
 
-_state = threading.local()
+
+class _State(threading.local):
+    # The default as a class attribute: a missing attribute of a plain threading.local costs
+    # an AttributeError (its message formatted) on every read, ~0.35 us per op call.
+    grad_enabled = True
+
+
+_state = _State()
 
 
 def is_grad_enabled() -> bool:
     """Whether operations are being recorded for autograd in this thread."""
-    return getattr(_state, "grad_enabled", True)
+    return _state.grad_enabled
 
 
 class _GradMode:
