@@ -42,8 +42,9 @@ struct Plan {
 };
 
 // b_in_place: whether B can be read in place (GemmOperandB::direct), which small problems do.
-Plan make_plan(const GemmKernels& kt, index_t M, index_t N, index_t K, int threads,
-               bool b_in_place) {
+// a_packed: A comes packed ahead of time (PrepackedA), so no thread packs or waits for it.
+Plan make_plan(const GemmKernels& kt, index_t M, index_t N, index_t K, int threads, bool b_in_place,
+               bool a_packed) {
   Plan p;
   p.mr = kt.sgemm_mr;
   p.nr = kt.sgemm_nr;
@@ -70,7 +71,7 @@ Plan make_plan(const GemmKernels& kt, index_t M, index_t N, index_t K, int threa
     p.tm = int(nt);
     p.tn = 1;
   } else {
-    gemm_thread_grid(row_panels, col_panels, nt, p.mr, p.nr, &p.tm, &p.tn);
+    gemm_thread_grid(row_panels, col_panels, nt, p.mr, p.nr, &p.tm, &p.tn, !a_packed);
   }
   const index_t cols_per_thread = ceil_div(col_panels, p.tn) * p.nr + p.nr;  // + a seam panel
   const index_t nb_cap =
@@ -94,13 +95,14 @@ Plan make_plan(const GemmKernels& kt, index_t M, index_t N, index_t K, int threa
 }  // namespace
 
 void gemm_thread_grid(index_t row_panels, index_t col_panels, index_t nt, int mr, int nr, int* tm,
-                      int* tn) {
+                      int* tn, bool shared_a) {
   double best = 0;
   for (index_t n = nt; n >= 1; --n) {
     if (nt % n) continue;
     const index_t m = nt / n;
     const double tiles = double(ceil_div(row_panels, m)) * double(ceil_div(col_panels, n));
-    const double cost = tiles * mr * nr / 16.0 + double(ceil_div(col_panels, n)) * nr / 4.0;
+    const double waits = shared_a && n > 1 ? 1.08 : 1.0;
+    const double cost = tiles * mr * nr / 16.0 * waits + double(ceil_div(col_panels, n)) * nr / 4.0;
     if (n == nt || cost < best) {
       best = cost;
       *tm = int(m);
@@ -317,11 +319,13 @@ std::size_t gemm_workspace_floats(index_t M, index_t N, index_t K, int threads,
   if (precision == Precision::bf16) return gemm_bf16_workspace_floats(M, N, K, threads);
   const GemmKernels& kt = kernels().gemm;
   std::size_t floats = 0;
-  for (const bool b_in_place : {false, true}) {  // enough for either kind of B operand
-    const Plan p = make_plan(kt, M, N, K, threads, b_in_place);
-    const Plan p1 = make_plan(kt, M, N, K, 1, b_in_place);
-    floats = std::max(
-        {floats, p.a_floats + std::size_t(p.tm) * p.tn * p.b_floats, p1.a_floats + p1.b_floats});
+  for (const bool b_in_place : {false, true}) {  // enough for every kind of operand
+    for (const bool a_packed : {false, true}) {
+      const Plan p = make_plan(kt, M, N, K, threads, b_in_place, a_packed);
+      const Plan p1 = make_plan(kt, M, N, K, 1, b_in_place, a_packed);
+      floats = std::max(
+          {floats, p.a_floats + std::size_t(p.tm) * p.tn * p.b_floats, p1.a_floats + p1.b_floats});
+    }
   }
   return floats;
 }
@@ -344,11 +348,12 @@ void gemm(index_t M, index_t N, index_t K, const GemmOperandA& a, const GemmOper
   const GemmKernels& kt = kernels().gemm;
   index_t ld_probe = 0;
   const bool b_in_place = b.direct(0, 0, &ld_probe) != nullptr;
-  const Plan p = make_plan(kt, M, N, K, threads, b_in_place);
+  const bool a_packed = a.packed_block(0, 0) != nullptr;
+  const Plan p = make_plan(kt, M, N, K, threads, b_in_place, a_packed);
   const int nt = p.tm * p.tn;
   if (workspace == nullptr) {
     // Enough for the plan and for the one-thread fallback below.
-    const Plan p1 = make_plan(kt, M, N, K, 1, b_in_place);
+    const Plan p1 = make_plan(kt, M, N, K, 1, b_in_place, a_packed);
     workspace = thread_workspace(
         0, std::max(p.a_floats + std::size_t(nt) * p.b_floats, p1.a_floats + p1.b_floats));
   }
@@ -362,7 +367,7 @@ void gemm(index_t M, index_t N, index_t K, const GemmOperandA& a, const GemmOper
     if (n == nt) {
       w.run(t, nt);
     } else {
-      const Plan p1 = make_plan(kt, M, N, K, 1, b_in_place);
+      const Plan p1 = make_plan(kt, M, N, K, 1, b_in_place, a_packed);
       const Worker w1{p1, kt, M, N, K, a, b, out, workspace, workspace + p1.a_floats};
       w1.run(0, 1);
     }
