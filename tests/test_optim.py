@@ -166,7 +166,9 @@ def test_sgd_fused_update_equals_the_numpy_formulation_bitwise(monkeypatch, mome
     from cnnkit.optim import sgd as sgd_mod
 
     rng = np.random.default_rng(0)
-    init = [rng.standard_normal(s).astype(np.float32) for s in [(7, 5), (13,), (3, 2, 4)]]
+    # (70001,): the vectorized loop, its tail and two threads' ranges (2^15 values each at least)
+    init = [rng.standard_normal(s).astype(np.float32)
+            for s in [(7, 5), (13,), (3, 2, 4), (70001,)]]
     grads = [[rng.standard_normal(a.shape).astype(np.float32) for a in init] for _ in range(4)]
 
     def run(fused):
