@@ -229,7 +229,7 @@ def adaptive_avg_pool2d(x, output_size):
 # --------------------------------------------------------------------------- activations
 def relu(x):
     """max(0, x), element-wise; any shape, returned unchanged."""
-    if type(x) is Tensor and x.data.dtype == np.float32 and untracked():
+    if isinstance(x, Tensor) and x.data.dtype == np.float32 and untracked():
         return Tensor._wrap(_core.relu_forward(x.data))  # inference: the core directly
     return ReLUFunction.apply(_tensor(x, "relu"))
 
