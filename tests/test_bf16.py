@@ -495,6 +495,28 @@ def test_layers_under_autocast_keep_fp32_parameters_and_grads(rng):
     assert rel_err(lin.weight.grad, dw_want) <= 1e-5
 
 
+@pytest.mark.parametrize("n", [1, 4, 5, 16])
+def test_linear_small_batch_rounds_the_weights_as_it_reads(bf16_path, rng, n):
+    """Batches up to 16 stream W in place where the CPU has a bf16 dot-product tile: W rounded
+    as the tile reads it (a denormal weight counts as zero, a 1 + 2^-8 one as 1), x rounded
+    once; K below / at / above a 32-value step, output columns not a multiple of the tile's."""
+    for k, out in ((32, 6), (33, 7), (95, 13), (1000, 1)):
+        x = (rng.standard_normal((n, k)) * np.exp(rng.uniform(-20, 20, (n, k)))).astype(np.float32)
+        w = rng.standard_normal((out, k)).astype(np.float32)
+        b = rng.standard_normal(out).astype(np.float32)
+        y = core.linear_forward(x, w, b, "bf16")
+        want = bf16(x).astype(np.float64) @ bf16(w).T.astype(np.float64) + b
+        assert rel_err(y, want) <= 1e-5, (n, k, out)
+    # rounding of W as read: denormal weights times huge x give exactly 0 (unrounded: 1e-10
+    # per product), 1 + 2^-8 (a tie) gives 1
+    x = np.full((n, 64), 1e30, np.float32)
+    w = np.full((3, 64), 1e-40, np.float32)
+    assert np.array_equal(core.linear_forward(x, w, None, "bf16"), np.zeros((n, 3), np.float32))
+    x = np.ones((n, 64), np.float32)
+    w = np.full((3, 64), 1 + 2**-8, np.float32)
+    assert np.array_equal(core.linear_forward(x, w, None, "bf16"), np.full((n, 3), 64, np.float32))
+
+
 def test_linear_and_matmul_under_autocast(bf16_path, rng):
     for n in (1, 3, 16, 17, 100):  # batch 1, below / at / above the tile rows
         x = rng.standard_normal((n, 70)).astype(np.float32)
@@ -592,13 +614,21 @@ def test_local_and_tiled_conv_under_autocast(rng, kind):
 
 # ------------------------------------------------------------------ packed weights (inference)
 def test_packed_weights_give_the_same_bits(bf16_path, rng):
-    x = rng.standard_normal((3, 70)).astype(np.float32)
+    """Prepacked weights (inference) give the bits of packing on every call, except for linear
+    at batches <= 16 where the CPU has a bf16 dot-product tile: without packed weights those
+    stream W in place, summing the same products in another order."""
     w = rng.standard_normal((33, 70)).astype(np.float32)
     b = rng.standard_normal(33).astype(np.float32)
     packed = core.linear_pack_bf16(w)
     assert packed.dtype == np.uint16 and packed.ndim == 1
-    assert np.array_equal(core.linear_forward(x, w, b, "bf16", packed),
-                          core.linear_forward(x, w, b, "bf16"))
+    for n in (3, 40):
+        x = rng.standard_normal((n, 70)).astype(np.float32)
+        got = core.linear_forward(x, w, b, "bf16", packed)
+        want = core.linear_forward(x, w, b, "bf16")
+        if n > 16 or bf16_path in ("ref", "avx2", "amx"):
+            assert np.array_equal(got, want), n
+        else:
+            assert rel_err(got, want.astype(np.float64)) <= 1e-6, n
     for case in ((2, 32, 40, 18, 18, 3, 1, 1, 1, 1), (1, 20, 8, 7, 9, 3, 1, 1, 2, 1),
                  (2, 3, 8, 9, 9, 3, 1, 1, 1, 1), (2, 8, 16, 11, 10, 3, 2, 1, 1, 1)):
         x, w, b, s, p, d, g = _conv_case(rng, case)

@@ -79,6 +79,7 @@ void register_gemm_kernels(GemmKernels& k, Isa isa) {
     k.pack_bf16_a = avx512_bf16::pack_bf16_a;
     k.pack_bf16_b = avx512_bf16::pack_bf16_b;
     k.interleave_bf16 = avx512_bf16::interleave_bf16;
+    k.bf16_dot_nt_tile = avx512_bf16::bf16_dot_nt_tile;
     k.i8_path = "avx512_vnni";
     k.i8r_mr = avx512_vnni::kI8RowsMr;
     k.u8s8_ukr = avx512_vnni::u8s8_ukr_14x32;
@@ -94,6 +95,7 @@ void register_gemm_kernels(GemmKernels& k, Isa isa) {
     k.bf16_begin = amx::tiles_begin;
     k.bf16_end = amx::tiles_end;
     k.bf16_accumulate_block = amx::bf16_accumulate_block;
+    k.bf16_dot_nt_tile = nullptr;  // measured only without AMX: the tile engine instead
     k.i8_path = "amx";
     k.i8r_mr = amx::kI8RowsMr;
     k.i8_kstep = kI8KStepAmx;

@@ -66,6 +66,12 @@ using PackBf16B = void (*)(const float* src, std::int64_t ld, int kc, int n, bf1
 // One A panel of mr rows from fp32 rows: row i (i < m) at src + i * ld, k in [0, kc); rows
 // m..mr-1 and k in [kc, round_up(kc, 32)) are zeros.
 using PackBf16A = void (*)(const float* src, std::int64_t ld, int m, int kc, int mr, bf16_t* dst);
+// C[m x n] += A[m x k] . bf16(B[n x k])^T, m <= dot_mr, n <= dot_nr: A rounded already (bf16
+// rows lda values apart, zero past k up to a multiple of 32), B fp32 rows rounded to bf16 as
+// they are read; fp32 sums (pairs per lane, then a horizontal tree per call). The linear
+// layer's bf16 streaming path (small batches) where the CPU has a bf16 dot instruction.
+using Bf16DotNtTile = void (*)(int m, int n, std::int64_t k, const bf16_t* a, std::int64_t lda,
+                               const float* b, std::int64_t ldb, float* c, std::int64_t ldc);
 // dst[2 i] = bf16(r0[i]), dst[2 i + 1] = bf16(r1[i]) for i < n (r1 null: zeros): two fp32
 // rows into one row of bf16 pairs.
 using InterleaveBf16 = void (*)(const float* r0, const float* r1, std::int64_t n, bf16_t* dst);
@@ -166,6 +172,7 @@ struct GemmKernels {
   PackBf16B pack_bf16_b = nullptr;
   InterleaveBf16 interleave_bf16 = nullptr;
   Bf16AccumulateBlock bf16_accumulate_block = nullptr;
+  Bf16DotNtTile bf16_dot_nt_tile = nullptr;  // null: the bf16 GEMM engine instead
   // int8
   const char* i8_path = "ref";  // "ref", "avx2", "avx512_vnni" or "amx"
   int i8r_mr = 0;               // rows (pixels) per call of the row engine's micro-kernel
@@ -297,6 +304,9 @@ namespace avx512_bf16 {
 constexpr int kBf16Mr = 14, kBf16Kc = 512;
 void bf16_ukr_14x32(int m, int n, std::int64_t kp, const bf16_t* a, const bf16_t* b, float* c,
                     std::int64_t ldc, const UkrEpilogue& ep);
+// 4 x 6 dot-product tile with VDPBF16PS (the fp32 tile's shape: kDotMr x kDotNr).
+void bf16_dot_nt_tile(int m, int n, std::int64_t k, const bf16_t* a, std::int64_t lda,
+                      const float* b, std::int64_t ldb, float* c, std::int64_t ldc);
 void round_bf16(const float* src, std::int64_t n, bf16_t* dst);
 void round_bf16_f32(const float* src, std::int64_t n, float* dst);
 void pack_bf16_a(const float* src, std::int64_t ld, int m, int kc, int mr, bf16_t* dst);

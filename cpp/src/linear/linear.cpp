@@ -11,6 +11,7 @@
  */
 #include "cnnkit/linear.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "cnnkit/gemm.hpp"
@@ -55,6 +56,39 @@ void linear_forward_stream(const LinearParams& p, const float* src, const float*
   });
 }
 
+// The same in bf16 where the CPU has a bf16 dot-product tile: x rounded once into rows of bf16
+// (the calling thread's workspace slot 6; zero-padded to a multiple of 32), W rounded as the
+// tile reads it (fp32 W streams once, as above; a bf16 GEMM would pack a rounded, transposed
+// copy of all of W on every call: AlexNet's FC6 at batch 16 on Zen 4, 17.5 -> 12.9 ms).
+void linear_forward_stream_bf16(const LinearParams& p, const float* src, const float* weights,
+                                const float* bias, float* dst) {
+  const GemmKernels& kt = kernels().gemm;
+  const index_t mr = kt.dot_mr, nr = kt.dot_nr, K = p.in, lda = (K + 31) / 32 * 32;
+  auto* xr = reinterpret_cast<bf16_t*>(thread_workspace(6, std::size_t(p.N * lda + 1) / 2));
+  for (index_t i = 0; i < p.N; ++i) {
+    kt.round_bf16(src + i * K, K, xr + i * lda);
+    std::fill(xr + i * lda + K, xr + (i + 1) * lda, bf16_t(0));
+  }
+  const index_t blocks = (p.out + nr - 1) / nr;
+  const index_t min_blocks =
+      std::max<index_t>(1, (index_t(1) << 14) / std::max<index_t>(1, nr * K));
+  parallel_ranges(blocks, min_blocks, [&](index_t b0, index_t b1) {
+    const index_t j0 = b0 * nr, j1 = std::min(p.out, b1 * nr);
+    for (index_t i = 0; i < p.N; ++i) {
+      float* y = dst + i * p.out;
+      for (index_t j = j0; j < j1; ++j) y[j] = bias ? bias[j] : 0.0f;
+    }
+    for (index_t j = j0; j < j1; j += nr) {
+      const int nb = int(std::min(nr, j1 - j));
+      for (index_t i = 0; i < p.N; i += mr) {
+        const int mb = int(std::min(mr, p.N - i));
+        kt.bf16_dot_nt_tile(mb, nb, K, xr + i * lda, lda, weights + j * K, K, dst + i * p.out + j,
+                            p.out);
+      }
+    }
+  });
+}
+
 }  // namespace
 
 void linear_forward(const LinearParams& p, const float* src, const float* weights,
@@ -63,6 +97,11 @@ void linear_forward(const LinearParams& p, const float* src, const float* weight
   if (p.N == 0 || p.out == 0) return;
   if (p.precision == Precision::fp32 && p.N <= kStreamRows && p.in >= 32) {
     linear_forward_stream(p, src, weights, bias, dst);
+    return;
+  }
+  if (p.precision == Precision::bf16 && !p.packed_weights && p.N <= kStreamRows && p.in >= 32 &&
+      kernels().gemm.bf16_dot_nt_tile != nullptr) {
+    linear_forward_stream_bf16(p, src, weights, bias, dst);
     return;
   }
   GemmOutput out;
