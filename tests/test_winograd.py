@@ -161,6 +161,26 @@ def test_auto_uses_winograd_where_it_pays(isa, algorithm, rng):
     assert not np.array_equal(results["winograd"][0], results["direct"][0])
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_auto_backward_passes_go_direct_with_few_tiles(isa, algorithm, precision):
+    """The backward passes transform the filters on every call; with few tiles to spread that
+    over (batch 1 at 13x13, 512 channels at 7x7 and batch 8) auto runs them direct, while the
+    forward pass (whose filter transform inference caches) and well-tiled layers keep
+    Winograd."""
+    algorithm("auto")
+    if isa in ("ref", "neon") or (precision == "bf16" and cnnkit.cpu_info()["bf16_path"] == "amx"):
+        pytest.skip(f"no automatic Winograd on {isa} in {precision}")
+
+    def algos(n, c, h, k):
+        return core._conv2d_algorithms([n, c, h, h], [k, c, 3, 3], (1, 1), (1, 1), (1, 1), 1,
+                                       precision)
+
+    for few in (algos(1, 256, 13, 384), algos(8, 512, 7, 512)):
+        assert few[0] == "winograd" and few[1] != "winograd" and few[2] != "winograd", few
+    for many in (algos(128, 32, 32, 32), algos(16, 256, 13, 384), algos(8, 128, 28, 128)):
+        assert many == ("winograd",) * 3, many
+
+
 def test_winograd_deterministic_for_a_thread_count(algorithm, rng):
     x = rng.standard_normal((4, 16, 20, 20)).astype(np.float32)
     dy = rng.standard_normal((4, 24, 20, 20)).astype(np.float32)

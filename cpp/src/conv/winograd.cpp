@@ -218,9 +218,29 @@ bool simd_transforms(const ConvKernels& k) {
          k.wino_grad_output != wino_grad_output_ref;
 }
 
+// How much faster Winograd runs a backward pass than the direct path, estimated: the direct
+// sum's multiplications over Winograd's (per filter pair, Ho Wo Fh Fw per image against 36 per
+// tile and 3x3 piece: 4x for 3x3 on whole tiles, less on a 13x13 output's 16x16 of tiles), of
+// which the transforms keep 0.725, and less with few tiles T, over which the filter transforms
+// of every call are spread: T / (T + 50). Fitted on Zen 4 (2 threads, fp32 direct / Winograd
+// time of 16 layers: N 1-128, C 32-512, 7x7 to 56x56 outputs, 3x3 and 5x5 filters); within
+// 25 % of the measured ratio except at 32 channels (2.9 predicted, 1.9-2.3 measured), far
+// above 1. Below 1 (measured, fp32 direct / Winograd time, data and weight gradient): 512
+// channels at 7x7, batch 8 (0.87 predicted): 0.82 / 0.73; 256 x 384 channels at 13x13, batch
+// 1 (0.46): 0.58 / 0.25; in bf16 (where the direct path computes in bf16) 0.61 / 0.57 and
+// 0.37 / 0.13. The forward pass keeps Winograd: inference caches its filter transform, and a
+// forward pass gives the same bits with or without that cache.
+double winograd_saving(const Conv2dParams& p, const Tiling& tl) {
+  const double T = double(tl.total);
+  const double direct = double(p.N) * double(p.Ho * p.Wo) * double(p.Fh * p.Fw);
+  const double wino = T * double(kXi) * double(tl.sh * tl.sw);
+  return 0.725 * direct / wino * T / (T + 50.0);
+}
+
 // The policy's choice: never (direct), wherever the transforms can run (winograd), or where
 // they pay (automatic).
-bool winograd_applies(const Conv2dParams& p, const ConvPolicy& policy, bool weight_grad) {
+bool winograd_applies(const Conv2dParams& p, const ConvPolicy& policy, bool weight_grad,
+                      bool backward) {
   // bf16: on the operands rounded to bf16 (as the transforms read them: no rounded copies),
   // with its fp32 transforms and sums, but only where the CPU has no AMX: there bf16_direct is
   // faster, and Winograd's transforms would add fp32 roundings to the bf16 products for no gain.
@@ -241,6 +261,9 @@ bool winograd_applies(const Conv2dParams& p, const ConvPolicy& policy, bool weig
       p.K < 16 || p.Ho < 4 || p.Wo < 4) {
     return false;
   }
+  // The backward passes transform the filters (or their gradient) on every call: with few
+  // tiles to spread that over, the direct path is faster.
+  if (backward && winograd_saving(p, tl) < 1.0) return false;
   // The weight gradient's blocked scheme reduces over each thread's tiles: it needs many per
   // channel pair (measured: 256 channels at 14x14, batch 8, slower than the direct path; at
   // 28x28 faster); the whole-pass scheme for wide layers does not.
@@ -251,17 +274,18 @@ bool winograd_applies(const Conv2dParams& p, const ConvPolicy& policy, bool weig
 }  // namespace
 
 bool winograd_forward_applies(const Conv2dParams& p, const ConvPolicy& policy) {
-  return winograd_applies(p, policy, false);
+  return winograd_applies(p, policy, false, false);
 }
 
 // Stride-1 backward data is the forward convolution of dY with the rotated weights
 // (transposed_conv.cpp), so Winograd takes it where it would take that forward convolution.
 bool winograd_backward_data_applies(const Conv2dParams& p, const ConvPolicy& policy) {
-  return backward_data_as_forward(p) && winograd_applies(as_forward_of_diff_dst(p), policy, false);
+  return backward_data_as_forward(p) &&
+         winograd_applies(as_forward_of_diff_dst(p), policy, false, true);
 }
 
 bool winograd_backward_weights_applies(const Conv2dParams& p, const ConvPolicy& policy) {
-  return winograd_applies(p, policy, true);
+  return winograd_applies(p, policy, true, true);
 }
 
 void winograd_forward(const Conv2dParams& p, const float* src, const float* weights,
