@@ -64,9 +64,12 @@ def set_conv_algorithm(name: str) -> None:
 
     - ``"auto"`` (default): Winograd F(4x4, 3x3) for 3x3 and 5x5 filters (a 5x5 one as four
       3x3 pieces) where the CPU has its SIMD transforms (AVX-512 or AVX2) and the layer has
-      at least 16 input and 16 output channels; the direct implicit GEMM elsewhere. Winograd
-      does 4x (5x5: 2.8x) fewer multiplications; its results differ from the direct sum by a
-      few float32 roundings (relative error ~1e-6 to 1e-5).
+      at least 16 input and 16 output channels; the direct implicit GEMM elsewhere, and for
+      the backward passes of layers with few 4x4 output tiles in the batch (batch 1-2 at
+      13x13, 512 channels at 7x7 and batch 8: these transform the filters on every call,
+      which the tiles no longer pay for). Winograd does 4x (5x5: 2.8x) fewer
+      multiplications; its results differ from the direct sum by a few float32 roundings
+      (relative error ~1e-6 to 1e-5).
     - ``"direct"``: always the implicit GEMM (like PyTorch's CPU convolution).
     - ``"winograd"``: Winograd wherever it applies (filters 2x2 to 9x9), on every
       instruction set.
