@@ -179,6 +179,33 @@ def test_thread_counts_agree(rng, m, n, k):
         cnnkit.set_num_threads(before)
 
 
+@pytest.mark.parametrize("m", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("trans_a", [False, True])
+def test_few_rows_times_a_large_b(isa, rng, m, trans_a):
+    """Up to 4 rows times a B too large to pack cheaply, read in place (AVX-512: the rows
+    kernel, 8 rows of B at a time): K not a multiple of 8, N not a multiple of 32, alpha, beta,
+    a B view with ldb > N; the same bits on 1, 2 and 3 threads."""
+    k, n = 203, 1000  # K * N > 64 Ki floats
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(np.float32)
+    wide = rng.standard_normal((k, n + 24)).astype(np.float32)
+    b = wide[:, 3:n + 3]  # rows n + 24 apart
+    c = rng.standard_normal((m, n)).astype(np.float32)
+    before = cnnkit.get_num_threads()
+    try:
+        results = []
+        for t in (1, 2, 3):
+            cnnkit.set_num_threads(t)
+            got = sgemm(a, b, trans_a=trans_a, alpha=0.5, beta=-2.0, c=c)
+            check(got, reference(a, b, trans_a, False, 0.5, -2.0, c), k)
+            results.append(got)
+            plain = sgemm(a, b, trans_a=trans_a)
+            check(plain, reference(a, b, trans_a), k)
+        for r in results[1:]:
+            np.testing.assert_array_equal(r, results[0])
+    finally:
+        cnnkit.set_num_threads(before)
+
+
 # ---- bad input -------------------------------------------------------------------------------
 
 

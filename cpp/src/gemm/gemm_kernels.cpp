@@ -12,6 +12,7 @@ void register_gemm_kernels(GemmKernels& k, Isa isa) {
   k.sgemm_mr = kSgemmMrRef;
   k.sgemm_nr = kSgemmNrRef;
   k.sgemm_ukr = sgemm_ukr_4x16_ref;
+  k.sgemm_rows = nullptr;  // the packed path
   k.transpose = transpose_f32_ref;
   k.dot_mr = kDotMrRef;
   k.dot_nr = kDotNrRef;
@@ -26,6 +27,7 @@ void register_gemm_kernels(GemmKernels& k, Isa isa) {
   k.pack_bf16_a = pack_bf16_a_ref;
   k.pack_bf16_b = pack_bf16_b_ref;
   k.interleave_bf16 = interleave_bf16_ref;
+  k.bf16_dot_nt_tile = nullptr;  // the bf16 GEMM engine
   k.i8_path = "ref";
   k.i8r_mr = kI8RowsMrRef;
   k.i8_kstep = kI8KStepVec;
@@ -62,6 +64,7 @@ void register_gemm_kernels(GemmKernels& k, Isa isa) {
     k.sgemm_mr = avx512::kSgemmMr;
     k.sgemm_nr = avx512::kSgemmNr;
     k.sgemm_ukr = avx512::sgemm_ukr_14x32_avx512;
+    k.sgemm_rows = avx512::sgemm_rows_avx512;
     k.transpose = avx512::transpose_f32_avx512;
     k.dot_mr = avx512::kDotMr;
     k.dot_nr = avx512::kDotNr;

@@ -30,6 +30,14 @@ struct UkrEpilogue {
 using SgemmUkr = void (*)(int m, int n, std::int64_t k, const float* a, const float* b,
                           std::int64_t ldb, float* c, std::int64_t ldc, const UkrEpilogue& ep);
 
+// Few-row GEMMs with B read in place along its rows: C[m x n] <- epilogue(A panel @ B rows),
+// A panel k x m packed as a[p * m + i] (1 <= m <= kSgemmRowsM, 1 <= k <= kSgemmRowsK), B row p
+// at b + p * ldb (n values, any n; bias_col has n values). Null where an ISA has none: the
+// engine's packed path then.
+using SgemmRowsUkr = void (*)(int m, int k, std::int64_t n, const float* a, const float* b,
+                              std::int64_t ldb, float* c, std::int64_t ldc, const UkrEpilogue& ep);
+constexpr int kSgemmRowsM = 4, kSgemmRowsK = 8;
+
 // Transpose for packing: dst[c * ldd + r] = src[r * lds + c] for c < cols, r < rows_out, with
 // zeros for rows <= r < rows_out (zero-padded panel columns). rows_out <= ldd.
 using TransposeF32 = void (*)(const float* src, std::int64_t lds, std::int64_t rows,
@@ -155,6 +163,7 @@ using QuantizeU8Nhwc = void (*)(const float* src, std::int64_t ld, std::int64_t 
 struct GemmKernels {
   int sgemm_mr = 0, sgemm_nr = 0;  // the micro-kernel's tile
   SgemmUkr sgemm_ukr = nullptr;
+  SgemmRowsUkr sgemm_rows = nullptr;  // few-row GEMMs streaming B (null: the packed path)
   TransposeF32 transpose = nullptr;
   int dot_mr = 0, dot_nr = 0;  // the dot-product tile
   DotNtTile dot_nt_tile = nullptr;
@@ -274,6 +283,9 @@ void i8_dequantize_cols_avx512(const std::int32_t* sums, std::int64_t lds, int m
 constexpr int kSgemmMr = 14, kSgemmNr = 32;
 void sgemm_ukr_14x32_avx512(int m, int n, std::int64_t k, const float* a, const float* b,
                             std::int64_t ldb, float* c, std::int64_t ldc, const UkrEpilogue& ep);
+// Few rows, B streamed along its rows: k <= 8 rows of B (2 x 8 zmm) held per 32 columns.
+void sgemm_rows_avx512(int m, int k, std::int64_t n, const float* a, const float* b,
+                       std::int64_t ldb, float* c, std::int64_t ldc, const UkrEpilogue& ep);
 // Packing transpose in 16 x 16 register blocks.
 void transpose_f32_avx512(const float* src, std::int64_t lds, std::int64_t rows, std::int64_t cols,
                           float* dst, std::int64_t ldd, std::int64_t rows_out);

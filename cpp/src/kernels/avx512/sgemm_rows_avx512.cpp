@@ -1,0 +1,125 @@
+// AVX-512 row-streaming kernel for GEMMs with few rows (contract: SgemmRowsUkr in
+// gemm/gemm_kernels.hpp): C[m x n] <- epilogue(A panel @ B rows), k <= 8 rows of B read in
+// place along their length. Per 32 columns the k rows of B (2 x k zmm) stay in registers while
+// the rows of C take their k FMAs per vector, four rows at a time (8 independent chains), so
+// B is read once, row after row (long sequential runs: the whole row of a large weight
+// matrix), where a packed GEMM would gather 128-byte pieces of many rows. Used for dX = dY W
+// of a linear layer at batch <= 4 and vector-matrix products (gemm_rows in gemm/driver.cpp).
+#include <immintrin.h>
+
+#include "gemm/gemm_kernels.hpp"
+
+namespace cnnkit {
+namespace avx512 {
+namespace {
+
+inline __mmask16 lane_mask(std::int64_t count) {
+  return count >= 16 ? __mmask16(0xFFFF) : count <= 0 ? __mmask16(0) : __mmask16((1u << count) - 1);
+}
+
+__attribute__((always_inline)) inline __m512 finish(__m512 v, float* cp, __mmask16 mask,
+                                                    const UkrEpilogue& ep, float bias_r,
+                                                    const float* bias_c) {
+  if (ep.alpha != 1.0f) v = _mm512_mul_ps(v, _mm512_set1_ps(ep.alpha));
+  if (ep.beta != 0.0f) {
+    const __m512 old = _mm512_maskz_loadu_ps(mask, cp);
+    v = ep.beta == 1.0f ? _mm512_add_ps(v, old) : _mm512_fmadd_ps(_mm512_set1_ps(ep.beta), old, v);
+  }
+  if (ep.bias_row) v = _mm512_add_ps(v, _mm512_set1_ps(bias_r));
+  if (bias_c) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, bias_c));
+  if (ep.relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
+  return v;
+}
+
+// R rows of C (8 independent FMA chains for R = 4) over the K rows of B held in b0, b1.
+template <int K, int R>
+__attribute__((always_inline)) inline void row_group(const __m512* b0, const __m512* b1,
+                                                     const float* a, int m, float* c,
+                                                     std::int64_t ldc, __mmask16 m0, __mmask16 m1,
+                                                     const UkrEpilogue& ep, const float* bias_r,
+                                                     const float* bias_c0, const float* bias_c1) {
+  __m512 acc0[R], acc1[R];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
+#pragma GCC unroll 8
+  for (int p = 0; p < K; ++p) {
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const __m512 ai = _mm512_set1_ps(a[p * m + r]);
+      acc0[r] = _mm512_fmadd_ps(ai, b0[p], acc0[r]);
+      acc1[r] = _mm512_fmadd_ps(ai, b1[p], acc1[r]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+    float* cp = c + r * ldc;
+    const float br = bias_r ? bias_r[r] : 0.0f;
+    _mm512_mask_storeu_ps(cp, m0, finish(acc0[r], cp, m0, ep, br, bias_c0));
+    if (m1) _mm512_mask_storeu_ps(cp + 16, m1, finish(acc1[r], cp + 16, m1, ep, br, bias_c1));
+  }
+}
+
+template <int K>
+void rows(int m, std::int64_t n, const float* a, const float* b, std::int64_t ldb, float* c,
+          std::int64_t ldc, const UkrEpilogue& epilogue) {
+  const UkrEpilogue ep = epilogue;  // C's stores could alias the caller's struct
+  for (std::int64_t j = 0; j < n; j += 32) {
+    const __mmask16 m0 = lane_mask(n - j), m1 = lane_mask(n - j - 16);
+    __m512 b0[K], b1[K];
+#pragma GCC unroll 8
+    for (int p = 0; p < K; ++p) {
+      b0[p] = _mm512_maskz_loadu_ps(m0, b + p * ldb + j);
+      b1[p] = _mm512_maskz_loadu_ps(m1, b + p * ldb + j + 16);
+    }
+    const float* bias_c0 = ep.bias_col ? ep.bias_col + j : nullptr;
+    const float* bias_c1 = ep.bias_col ? ep.bias_col + j + 16 : nullptr;
+    int i = 0;
+    for (; i + 4 <= m; i += 4) {
+      row_group<K, 4>(b0, b1, a + i, m, c + i * ldc + j, ldc, m0, m1, ep,
+                      ep.bias_row ? ep.bias_row + i : nullptr, bias_c0, bias_c1);
+    }
+    const float* br = ep.bias_row ? ep.bias_row + i : nullptr;
+    switch (m - i) {
+      case 3:
+        row_group<K, 3>(b0, b1, a + i, m, c + i * ldc + j, ldc, m0, m1, ep, br, bias_c0, bias_c1);
+        break;
+      case 2:
+        row_group<K, 2>(b0, b1, a + i, m, c + i * ldc + j, ldc, m0, m1, ep, br, bias_c0, bias_c1);
+        break;
+      case 1:
+        row_group<K, 1>(b0, b1, a + i, m, c + i * ldc + j, ldc, m0, m1, ep, br, bias_c0, bias_c1);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+}  // namespace
+
+void sgemm_rows_avx512(int m, int k, std::int64_t n, const float* a, const float* b,
+                       std::int64_t ldb, float* c, std::int64_t ldc, const UkrEpilogue& ep) {
+  switch (k) {
+    case 8:
+      return rows<8>(m, n, a, b, ldb, c, ldc, ep);
+    case 7:
+      return rows<7>(m, n, a, b, ldb, c, ldc, ep);
+    case 6:
+      return rows<6>(m, n, a, b, ldb, c, ldc, ep);
+    case 5:
+      return rows<5>(m, n, a, b, ldb, c, ldc, ep);
+    case 4:
+      return rows<4>(m, n, a, b, ldb, c, ldc, ep);
+    case 3:
+      return rows<3>(m, n, a, b, ldb, c, ldc, ep);
+    case 2:
+      return rows<2>(m, n, a, b, ldb, c, ldc, ep);
+    case 1:
+      return rows<1>(m, n, a, b, ldb, c, ldc, ep);
+    default:
+      return;
+  }
+}
+
+}  // namespace avx512
+}  // namespace cnnkit
