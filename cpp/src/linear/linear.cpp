@@ -33,8 +33,9 @@ constexpr index_t kStreamRows = 16;  // batches up to this many rows stream W
 
 // y = bias + x W^T for a small batch: threads over blocks of dot_nr rows of W (whole blocks, at
 // least ~64 KB of W each); per block, dot_mr rows of x at a time (W's block is then in L2).
-void linear_forward_stream(const LinearParams& p, const float* src, const float* weights,
-                           const float* bias, float* dst) {
+// tile(mb, nb, i, j) adds rows i.. of x times rows j.. of W into y (the dot-product tile).
+template <typename Tile>
+void stream_rows(const LinearParams& p, const float* bias, float* dst, const Tile& tile) {
   const GemmKernels& kt = kernels().gemm;
   const index_t mr = kt.dot_mr, nr = kt.dot_nr, K = p.in;
   const index_t blocks = (p.out + nr - 1) / nr;
@@ -48,11 +49,17 @@ void linear_forward_stream(const LinearParams& p, const float* src, const float*
     }
     for (index_t j = j0; j < j1; j += nr) {
       const int nb = int(std::min(nr, j1 - j));
-      for (index_t i = 0; i < p.N; i += mr) {
-        const int mb = int(std::min(mr, p.N - i));
-        kt.dot_nt_tile(mb, nb, K, src + i * K, K, weights + j * K, K, dst + i * p.out + j, p.out);
-      }
+      for (index_t i = 0; i < p.N; i += mr) tile(int(std::min(mr, p.N - i)), nb, i, j);
     }
+  });
+}
+
+void linear_forward_stream(const LinearParams& p, const float* src, const float* weights,
+                           const float* bias, float* dst) {
+  const GemmKernels& kt = kernels().gemm;
+  const index_t K = p.in;
+  stream_rows(p, bias, dst, [&](int mb, int nb, index_t i, index_t j) {
+    kt.dot_nt_tile(mb, nb, K, src + i * K, K, weights + j * K, K, dst + i * p.out + j, p.out);
   });
 }
 
@@ -63,29 +70,15 @@ void linear_forward_stream(const LinearParams& p, const float* src, const float*
 void linear_forward_stream_bf16(const LinearParams& p, const float* src, const float* weights,
                                 const float* bias, float* dst) {
   const GemmKernels& kt = kernels().gemm;
-  const index_t mr = kt.dot_mr, nr = kt.dot_nr, K = p.in, lda = (K + 31) / 32 * 32;
+  const index_t K = p.in, lda = (K + 31) / 32 * 32;
   auto* xr = reinterpret_cast<bf16_t*>(thread_workspace(6, std::size_t(p.N * lda + 1) / 2));
   for (index_t i = 0; i < p.N; ++i) {
     kt.round_bf16(src + i * K, K, xr + i * lda);
     std::fill(xr + i * lda + K, xr + (i + 1) * lda, bf16_t(0));
   }
-  const index_t blocks = (p.out + nr - 1) / nr;
-  const index_t min_blocks =
-      std::max<index_t>(1, (index_t(1) << 14) / std::max<index_t>(1, nr * K));
-  parallel_ranges(blocks, min_blocks, [&](index_t b0, index_t b1) {
-    const index_t j0 = b0 * nr, j1 = std::min(p.out, b1 * nr);
-    for (index_t i = 0; i < p.N; ++i) {
-      float* y = dst + i * p.out;
-      for (index_t j = j0; j < j1; ++j) y[j] = bias ? bias[j] : 0.0f;
-    }
-    for (index_t j = j0; j < j1; j += nr) {
-      const int nb = int(std::min(nr, j1 - j));
-      for (index_t i = 0; i < p.N; i += mr) {
-        const int mb = int(std::min(mr, p.N - i));
-        kt.bf16_dot_nt_tile(mb, nb, K, xr + i * lda, lda, weights + j * K, K, dst + i * p.out + j,
-                            p.out);
-      }
-    }
+  stream_rows(p, bias, dst, [&](int mb, int nb, index_t i, index_t j) {
+    kt.bf16_dot_nt_tile(mb, nb, K, xr + i * lda, lda, weights + j * K, K, dst + i * p.out + j,
+                        p.out);
   });
 }
 

@@ -10,32 +10,19 @@
 #include <immintrin.h>
 
 #include "gemm/gemm_kernels.hpp"
+#include "kernels/avx512/ukr_finish_avx512.hpp"
 #include "runtime/peak_kernels.hpp"
 
 namespace cnnkit {
 namespace avx512_bf16 {
 namespace {
 
-inline __mmask16 lane_mask(int count) {
-  return count >= 16 ? __mmask16(0xFFFF) : count <= 0 ? __mmask16(0) : __mmask16((1u << count) - 1);
-}
+using avx512::finish;
+using avx512::lane_mask;
 
 // 16 fp32 -> 16 bf16 in the low halves of 32-bit lanes.
 inline __m512i to_bf16_lanes(__m512 v) {
   return _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(v));
-}
-
-inline __m512 finish(__m512 v, float* cp, __mmask16 mask, const UkrEpilogue& ep, float bias_r,
-                     const float* bias_c) {
-  if (ep.alpha != 1.0f) v = _mm512_mul_ps(v, _mm512_set1_ps(ep.alpha));
-  if (ep.beta != 0.0f) {
-    const __m512 old = _mm512_maskz_loadu_ps(mask, cp);
-    v = ep.beta == 1.0f ? _mm512_add_ps(v, old) : _mm512_fmadd_ps(_mm512_set1_ps(ep.beta), old, v);
-  }
-  if (ep.bias_row) v = _mm512_add_ps(v, _mm512_set1_ps(bias_r));
-  if (bias_c) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, bias_c));
-  if (ep.relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
-  return v;
 }
 
 template <int M>
