@@ -243,12 +243,10 @@ bool gemm_rows(index_t M, index_t N, index_t K, const GemmOperandA& a, const Gem
   const index_t steps = ceil_div(N, kCols);
   parallel_ranges_on(int(std::min<index_t>(threads, steps)), steps, [&](index_t s0, index_t s1) {
     const index_t j0 = s0 * kCols, j1 = std::min(N, s1 * kCols);
-    UkrEpilogue ep;
     for (index_t p0 = 0; p0 < K; p0 += kSgemmRowsK) {
       const int kk = int(std::min<index_t>(kSgemmRowsK, K - p0));
-      ep.beta = p0 == 0 ? 0.0f : 1.0f;
       kt.sgemm_rows(int(M), kk, j1 - j0, ap + p0 * M, b.direct(p0, j0, &ldb), ldb, sums + j0, lds,
-                    ep);
+                    p0 > 0);
     }
     for (index_t i = 0; i < M; ++i) {
       const float* sp = sums + i * lds;

@@ -30,12 +30,12 @@ struct UkrEpilogue {
 using SgemmUkr = void (*)(int m, int n, std::int64_t k, const float* a, const float* b,
                           std::int64_t ldb, float* c, std::int64_t ldc, const UkrEpilogue& ep);
 
-// Few-row GEMMs with B read in place along its rows: C[m x n] <- epilogue(A panel @ B rows),
-// A panel k x m packed as a[p * m + i] (1 <= m <= kSgemmRowsM, 1 <= k <= kSgemmRowsK), B row p
-// at b + p * ldb (n values, any n; bias_col has n values). Null where an ISA has none: the
-// engine's packed path then.
+// Few-row GEMMs with B read in place along its rows: C[m x n] = A panel @ B rows (accumulate:
+// C +=), A panel k x m packed as a[p * m + i] (1 <= m <= kSgemmRowsM, 1 <= k <= kSgemmRowsK),
+// B row p at b + p * ldb (n values, any n). The caller applies the GEMM's epilogue. Null where
+// an ISA has none: the engine's packed path then.
 using SgemmRowsUkr = void (*)(int m, int k, std::int64_t n, const float* a, const float* b,
-                              std::int64_t ldb, float* c, std::int64_t ldc, const UkrEpilogue& ep);
+                              std::int64_t ldb, float* c, std::int64_t ldc, bool accumulate);
 constexpr int kSgemmRowsM = 4, kSgemmRowsK = 8;
 
 // Transpose for packing: dst[c * ldd + r] = src[r * lds + c] for c < cols, r < rows_out, with
@@ -285,7 +285,7 @@ void sgemm_ukr_14x32_avx512(int m, int n, std::int64_t k, const float* a, const 
                             std::int64_t ldb, float* c, std::int64_t ldc, const UkrEpilogue& ep);
 // Few rows, B streamed along its rows: k <= 8 rows of B (2 x 8 zmm) held per 32 columns.
 void sgemm_rows_avx512(int m, int k, std::int64_t n, const float* a, const float* b,
-                       std::int64_t ldb, float* c, std::int64_t ldc, const UkrEpilogue& ep);
+                       std::int64_t ldb, float* c, std::int64_t ldc, bool accumulate);
 // Packing transpose in 16 x 16 register blocks.
 void transpose_f32_avx512(const float* src, std::int64_t lds, std::int64_t rows, std::int64_t cols,
                           float* dst, std::int64_t ldd, std::int64_t rows_out);

@@ -1,6 +1,6 @@
-// The micro-kernels' epilogue on one vector of C, shared by the AVX-512 GEMM kernels (fp32
-// tile, few-row rows kernel, bf16 tile): C = relu(alpha * acc + beta * C + bias_row +
-// bias_col), beta == 0 never reading C. Include ONLY from AVX-512 translation units
+// The micro-kernels' epilogue on one vector of C, shared by the AVX-512 fp32 and bf16 GEMM
+// tiles: C = relu(alpha * acc + beta * C + bias_row + bias_col), beta == 0 never reading C;
+// and lane_mask (the few-row kernel's too). Include ONLY from AVX-512 translation units
 // (kernels/avx512/, kernels/avx512_bf16/); internal linkage on purpose, as vmath_avx512.hpp.
 #pragma once
 
